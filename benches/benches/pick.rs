@@ -1,0 +1,45 @@
+//! `pool.pick()` per strategy at 10, 100 and 1,000 backends (all up, idle), and the
+//! build of a 1,000-backend table, cold (new registry) and as a reload that keeps every
+//! backend. DESIGN.md §6 asks for < 100 ns per pick and < 50 ms per reload at 1,000.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use weir_balance::BackendRegistry;
+use weir_benches::{config, STRATEGIES};
+use weir_config::StrategyKind;
+
+fn pick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pick");
+    for kind in STRATEGIES {
+        for n in [10, 100, 1_000] {
+            let table = BackendRegistry::new().build(config(kind, n), 1);
+            let Some(pool) = table.pool("app") else {
+                panic!("the fixture has pool app");
+            };
+            group.bench_with_input(BenchmarkId::new(kind.as_str(), n), &n, |b, _| {
+                b.iter(|| black_box(pool.pick()));
+            });
+        }
+    }
+    group.finish();
+}
+
+fn build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("build");
+    for kind in [StrategyKind::RoundRobin, StrategyKind::Weighted] {
+        let cfg = config(kind, 1_000);
+        group.bench_function(BenchmarkId::new("cold", kind.as_str()), |b| {
+            b.iter(|| black_box(BackendRegistry::new().build(cfg.clone(), 1)));
+        });
+        let registry = BackendRegistry::new();
+        registry.build(cfg.clone(), 1);
+        group.bench_function(BenchmarkId::new("reload", kind.as_str()), |b| {
+            b.iter(|| black_box(registry.build(cfg.clone(), 2)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pick, build);
+criterion_main!(benches);

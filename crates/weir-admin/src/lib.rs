@@ -1,0 +1,16 @@
+//! weir's admin server: `/healthz` and `/status`.
+//!
+//! It only reads: the current table snapshot, the backends' atomics and a view of the
+//! running listeners supplied by the binary (this crate cannot depend on the proxy, the
+//! crate graph points the other way). Prometheus `/metrics` will be served here too.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod server;
+mod status;
+
+pub use server::{serve, AdminState, ListenerStatus, ListenerView};
+pub use status::status_json;

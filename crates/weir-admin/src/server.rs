@@ -1,0 +1,148 @@
+//! The admin HTTP server.
+//!
+//! Plain HTTP/1.1 on a loopback address by default: `/status` reveals the topology, so
+//! it is not meant to face clients. Each connection gets its own task; a slow scraper
+//! cannot hold up the data plane, which never waits on this server.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use weir_balance::SharedTable;
+
+/// What `/status` shows about one running listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerStatus {
+    /// The listener's name.
+    pub name: String,
+    /// `http` or `tcp`.
+    pub protocol: &'static str,
+    /// The configured address (may have port 0).
+    pub listen: SocketAddr,
+    /// The address actually bound.
+    pub bound: SocketAddr,
+    /// Client connections open now.
+    pub active_connections: usize,
+}
+
+/// Supplies the running listeners, read on each `/status` request.
+pub type ListenerView = Box<dyn Fn() -> Vec<ListenerStatus> + Send + Sync>;
+
+/// Everything the admin server reads.
+pub struct AdminState {
+    table: SharedTable,
+    draining: AtomicBool,
+    listeners: ListenerView,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl AdminState ===
+
+impl AdminState {
+    /// Admin state over the live table and a listener view.
+    pub fn new(table: SharedTable, listeners: ListenerView) -> Self {
+        AdminState {
+            table,
+            draining: AtomicBool::new(false),
+            listeners,
+        }
+    }
+
+    /// From now on `/healthz` answers 503, so an outer balancer or keepalived moves
+    /// traffic away while weir drains.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether weir is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn table(&self) -> &SharedTable {
+        &self.table
+    }
+
+    pub(crate) fn listeners(&self) -> Vec<ListenerStatus> {
+        (self.listeners)()
+    }
+}
+
+/// Serves the admin endpoints on `listener` until the task is dropped or aborted.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(&state, &req)) }
+            });
+            let result = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(peer = %peer, error = %e, "admin connection ended with error");
+            }
+        });
+    }
+}
+
+fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+    }
+    match req.uri().path() {
+        "/healthz" if state.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/status" => {
+            let body = crate::status::status_json(
+                &state.table().load(),
+                &state.listeners(),
+                state.is_draining(),
+            );
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found: try /healthz or /status\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

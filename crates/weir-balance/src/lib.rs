@@ -1,0 +1,30 @@
+//! weir's routing snapshot: backends, pools, strategies, the table and the registry.
+//!
+//! ```text
+//! Config --BackendRegistry::build--> Table { listeners -> routes -> Arc<Pool> }
+//!                                     Pool { strategy, backends: [Arc<Backend>] }
+//! ```
+//! The proxy loads the table from an `ArcSwap` per request and calls [`Pool::pick`],
+//! which neither allocates nor locks. Health checkers write only through a
+//! [`Backend`]'s atomics and never rebuild the table.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod backend;
+mod pool;
+mod registry;
+pub mod strategy;
+mod table;
+#[cfg(test)]
+mod test_support;
+
+pub use backend::{Backend, InFlight, LastTransition, Transition};
+pub use pool::{Pool, PoolSettings, MAX_ATTEMPTS};
+pub use registry::{BackendRegistry, Changes};
+pub use table::{ListenerTable, Route, Table};
+
+/// The live table, swapped whole on reload; the proxy `load()`s it per request.
+pub type SharedTable = std::sync::Arc<arc_swap::ArcSwap<Table>>;

@@ -1,0 +1,82 @@
+//! Load-balancing strategies.
+//!
+//! Each strategy is built once per pool (when a table is built, off the data path) from
+//! the backends' weights, and then `pick` chooses among the backends that are up. The
+//! contract every strategy keeps:
+//!
+//! - `pick` never returns a backend that is down, and returns `None` exactly when no
+//!   backend in the slice is up;
+//! - `pick` does not allocate, lock or format: it runs once per request;
+//! - `pick` is called with the same slice the strategy was built from (a different slice
+//!   never panics, but the weights then no longer line up).
+//!
+//! Weights are read from the backends when the strategy is built, so a table keeps
+//! picking consistently even after a reload re-weights a backend it shares with a newer
+//! table. They are clamped to `1..=`[`MAX_WEIGHT`], the range the config validates.
+
+use std::sync::Arc;
+
+use weir_config::StrategyKind;
+
+use crate::Backend;
+
+mod least_connections;
+mod random;
+mod round_robin;
+mod sample;
+mod weighted;
+
+#[cfg(test)]
+mod tests;
+
+pub use least_connections::{LeastConn, CHOICES, EXACT_SCAN_MAX, SAMPLE_DRAWS};
+pub use random::{Random, REDRAWS};
+pub use round_robin::RoundRobin;
+pub use weighted::{Weighted, WALK_LIMIT};
+
+/// The largest weight a strategy honours; the config rejects larger ones.
+pub const MAX_WEIGHT: u32 = 256;
+
+/// A backend's weight as the strategies use it: within `1..=MAX_WEIGHT`.
+#[inline]
+fn weight_of(backend: &Backend) -> u32 {
+    backend.weight().clamp(1, MAX_WEIGHT)
+}
+
+/// A pool's strategy, with whatever it precomputed from the weights.
+#[derive(Debug)]
+pub enum Strategy {
+    /// Each backend in turn, weights ignored.
+    RoundRobin(RoundRobin),
+    /// Smooth weighted round robin.
+    Weighted(Weighted),
+    /// Random in proportion to weight.
+    Random(Random),
+    /// Fewest in-flight divided by weight.
+    LeastConn(LeastConn),
+}
+
+// === impl Strategy ===
+
+impl Strategy {
+    /// Builds the strategy `kind` for `backends`, reading their current weights.
+    pub fn new(kind: StrategyKind, backends: &[Arc<Backend>]) -> Self {
+        match kind {
+            StrategyKind::RoundRobin => Strategy::RoundRobin(RoundRobin::new(backends)),
+            StrategyKind::Weighted => Strategy::Weighted(Weighted::new(backends)),
+            StrategyKind::Random => Strategy::Random(Random::new(backends)),
+            StrategyKind::LeastConnections => Strategy::LeastConn(LeastConn::new(backends)),
+        }
+    }
+
+    /// Index of the chosen backend among `backends`, or `None` if no backend is up.
+    #[inline]
+    pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
+        match self {
+            Strategy::RoundRobin(s) => s.pick(backends),
+            Strategy::Weighted(s) => s.pick(backends),
+            Strategy::Random(s) => s.pick(backends),
+            Strategy::LeastConn(s) => s.pick(backends),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Invariants every strategy keeps, checked with proptest, and round robin's sequences.
+
+use std::sync::Arc;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::strategy::Strategy as PropStrategy;
+use weir_config::StrategyKind;
+
+use super::{LeastConn, Random, RoundRobin, Strategy, Weighted};
+use crate::test_support::{backends, names};
+use crate::Backend;
+
+const KINDS: [StrategyKind; 4] = [
+    StrategyKind::RoundRobin,
+    StrategyKind::Weighted,
+    StrategyKind::Random,
+    StrategyKind::LeastConnections,
+];
+
+/// Every strategy, deterministic where it has a seed.
+fn every_strategy(pool: &[Arc<Backend>]) -> [Strategy; 4] {
+    [
+        Strategy::RoundRobin(RoundRobin::new(pool)),
+        Strategy::Weighted(Weighted::new(pool)),
+        Strategy::Random(Random::with_seed(pool, 11)),
+        Strategy::LeastConn(LeastConn::with_seed(pool, 13)),
+    ]
+}
+
+fn counts(s: &Strategy, pool: &[Arc<Backend>], picks: usize) -> Vec<usize> {
+    let mut counts = vec![0; pool.len()];
+    for _ in 0..picks {
+        counts[s.pick(pool).expect("all up")] += 1;
+    }
+    counts
+}
+
+#[test]
+fn round_robin_takes_turns_ignoring_weights() {
+    let pool = backends(&[5, 1, 1]);
+    let s = RoundRobin::new(&pool);
+    assert_eq!(names(&pool, (0..6).map(|_| s.pick(&pool))), "a b c a b c");
+}
+
+#[test]
+fn round_robin_skips_down_backend() {
+    let pool = backends(&[1, 1, 1]);
+    pool[1].force(false, "test");
+    let s = RoundRobin::new(&pool);
+    assert_eq!(names(&pool, (0..6).map(|_| s.pick(&pool))), "a c c a c c");
+}
+
+#[test]
+fn every_strategy_is_none_on_empty_pool() {
+    for kind in KINDS {
+        assert_eq!(Strategy::new(kind, &[]).pick(&[]), None, "{kind:?}");
+    }
+}
+
+#[test]
+fn strategy_new_builds_the_named_kind() {
+    let pool = backends(&[1]);
+    assert!(matches!(
+        Strategy::new(StrategyKind::Weighted, &pool),
+        Strategy::Weighted(_)
+    ));
+    assert!(matches!(
+        Strategy::new(StrategyKind::LeastConnections, &pool),
+        Strategy::LeastConn(_)
+    ));
+}
+
+/// Weights and an up mask of the same length; up to 80 backends so that least
+/// connections' sampling path (above 32) is covered.
+fn pool_with_mask() -> impl PropStrategy<Value = (Vec<u32>, Vec<bool>)> {
+    (0usize..80).prop_flat_map(|n| (vec(1u32..=256, n), vec(any::<bool>(), n)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn never_picks_down_and_none_only_when_all_down((weights, up) in pool_with_mask()) {
+        let pool = backends(&weights);
+        for (b, &up) in pool.iter().zip(&up) {
+            b.force(up, "test");
+        }
+        let any_up = up.iter().any(|&u| u);
+        for s in every_strategy(&pool) {
+            for _ in 0..50 {
+                match s.pick(&pool) {
+                    Some(i) => prop_assert!(up[i], "{s:?} picked down backend {i}"),
+                    None => prop_assert!(!any_up, "{s:?} gave None with a backend up"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn all_up_shares_follow_the_strategy(weights in vec(1u32..=8, 1..40)) {
+        let pool = backends(&weights);
+        let total: u32 = weights.iter().sum();
+        let n = pool.len();
+
+        let rr = Strategy::new(StrategyKind::RoundRobin, &pool);
+        prop_assert!(counts(&rr, &pool, n * 10).iter().all(|&c| c == 10));
+
+        // Weighted is exact over whole cycles.
+        let Strategy::Weighted(w) = Strategy::new(StrategyKind::Weighted, &pool) else {
+            unreachable!()
+        };
+        let len = w.cycle_len();
+        let w = Strategy::Weighted(w);
+        let got = counts(&w, &pool, len * 3);
+        for (c, &wt) in got.iter().zip(&weights) {
+            prop_assert_eq!(*c as u64 * u64::from(total), 3 * len as u64 * u64::from(wt));
+        }
+
+        // Random: within a loose statistical bound.
+        let picks = 20_000usize;
+        let r = Strategy::Random(Random::with_seed(&pool, u64::from(total)));
+        for (c, &wt) in counts(&r, &pool, picks).iter().zip(&weights) {
+            let want = picks as f64 * f64::from(wt) / f64::from(total);
+            prop_assert!((*c as f64 - want).abs() < 6.0 * want.sqrt() + 10.0, "{c} vs {want}");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Smooth weighted round robin, exactly as nginx interleaves it.
+//!
+//! Weights 5,1,1 give `a a b a c a a`: the heavy backend is interleaved with the light
+//! ones, never sent a burst. nginx computes each pick by adding every weight to a running
+//! score and taking the highest (ties: first in config order); the sequence is periodic
+//! with period `sum(weights) / gcd(weights)`, so [`Weighted::new`] runs that algorithm
+//! once over a whole period and stores the result. `pick` is then one `fetch_add` and an
+//! index into the cycle.
+//!
+//! **Size.** Weights are `1..=256` and a pool may have 1,000 backends, so a cycle can hold
+//! ~256k entries. Entries are backend indices stored as `u16` when the pool has at most
+//! 65,536 backends (512 KiB at worst), `u32` beyond.
+//!
+//! **Build cost.** Backends of equal weight are picked in config order, one after the
+//! other (their scores differ only by how often each was picked), so each step compares
+//! one candidate per *distinct* weight instead of every backend: `O(cycle × distinct
+//! weights)`, e.g. 1,000 backends of weight 1 cost 1,000 steps of one comparison.
+//!
+//! **Down backends.** The cycle is built with every backend. A pick whose slot belongs to
+//! a down backend walks forward in the cycle to the next slot whose backend is up. The
+//! consequence: a down backend's turns go to whoever follows it in the cycle, so while a
+//! backend is down the survivors' shares are close to, but not exactly, proportional to
+//! their weights (nginx rescans live scores instead, at `O(n)` per pick). The walk is
+//! bounded by the cycle length and by [`WALK_LIMIT`]: if that many slots in a row are
+//! down (most of the pool's weight is down), the pick falls back to the next up backend
+//! in config order, a round robin among the survivors, so `pick` stays `O(WALK_LIMIT +
+//! n)` even with everything down.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::Backend;
+
+use super::weight_of;
+
+/// Cycle slots a pick inspects before falling back to a scan in config order.
+pub const WALK_LIMIT: usize = 32;
+
+/// Smooth weighted round-robin state of one pool.
+#[derive(Debug, Default)]
+pub struct Weighted {
+    cycle: Cycle,
+    next: AtomicUsize,
+}
+
+/// One period of the smooth weighted sequence, as backend indices.
+#[derive(Debug)]
+enum Cycle {
+    /// Pools of at most 65,536 backends: half the memory (and cache) of `Wide`.
+    Narrow(Box<[u16]>),
+    Wide(Box<[u32]>),
+}
+
+impl Default for Cycle {
+    fn default() -> Self {
+        Cycle::Narrow(Box::default())
+    }
+}
+
+// === impl Cycle ===
+
+impl Cycle {
+    fn from_indices(indices: Vec<u32>) -> Self {
+        let narrow: Result<Box<[u16]>, _> = indices.iter().map(|&i| u16::try_from(i)).collect();
+        match narrow {
+            Ok(narrow) => Cycle::Narrow(narrow),
+            Err(_) => Cycle::Wide(indices.into_boxed_slice()),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Cycle::Narrow(c) => c.len(),
+            Cycle::Wide(c) => c.len(),
+        }
+    }
+
+    /// The backend index in slot `slot` (`slot < len`).
+    #[inline]
+    fn get(&self, slot: usize) -> usize {
+        match self {
+            Cycle::Narrow(c) => usize::from(c[slot]),
+            Cycle::Wide(c) => c[slot] as usize,
+        }
+    }
+}
+
+// === impl Weighted ===
+
+impl Weighted {
+    /// Precomputes one period of the sequence from the backends' current weights.
+    pub fn new(backends: &[Arc<Backend>]) -> Self {
+        let weights: Vec<u32> = backends.iter().map(|b| weight_of(b)).collect();
+        Weighted {
+            cycle: Cycle::from_indices(smooth_cycle(&weights)),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of slots in one period: `sum(weights) / gcd(weights)`.
+    pub fn cycle_len(&self) -> usize {
+        self.cycle.len()
+    }
+
+    /// The backend whose turn it is, up or not; `None` for an empty pool. Least
+    /// connections starts its scan there, so its ties follow the weights too.
+    #[inline]
+    pub(crate) fn turn(&self) -> Option<usize> {
+        let len = self.cycle.len();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        (len > 0).then(|| self.cycle.get(turn % len))
+    }
+
+    /// Index of the backend whose turn it is, or of the next one up after it.
+    #[inline]
+    pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let len = self.cycle.len();
+        if len > 0 {
+            let mut slot = turn % len;
+            for _ in 0..len.min(WALK_LIMIT) {
+                let i = self.cycle.get(slot);
+                if backends.get(i).is_some_and(|b| b.is_up()) {
+                    return Some(i);
+                }
+                slot += 1;
+                if slot == len {
+                    slot = 0;
+                }
+            }
+        }
+        let n = backends.len();
+        if n == 0 {
+            return None;
+        }
+        let first = turn % n;
+        (0..n)
+            .map(|k| (first + k) % n)
+            .find(|&i| backends[i].is_up())
+    }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Runs nginx's smooth weighted round robin for one full period.
+///
+/// At step `t` (from 1) nginx's score of backend `i` is `t·wᵢ − W·kᵢ`, where `W` is the
+/// total weight and `kᵢ` how often `i` was picked so far; the highest score wins, the
+/// first in config order on a tie. Backends of equal weight therefore differ only by
+/// `kᵢ`, and among them the least-picked, first in order wins: they take turns in config
+/// order. So each group of equal weight offers one candidate, `members[picked % m]`
+/// with `kᵢ = picked / m`, and a step compares one candidate per distinct weight.
+fn smooth_cycle(weights: &[u32]) -> Vec<u32> {
+    struct Group {
+        weight: i64,
+        members: Vec<u32>,
+        picked: usize,
+    }
+    let g = weights.iter().copied().fold(0, gcd).max(1);
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, &w) in weights.iter().enumerate() {
+        let w = i64::from(w / g);
+        let Ok(i) = u32::try_from(i) else { break };
+        match groups.iter_mut().find(|grp| grp.weight == w) {
+            Some(grp) => grp.members.push(i),
+            None => groups.push(Group {
+                weight: w,
+                members: vec![i],
+                picked: 0,
+            }),
+        }
+    }
+    let total: i64 = groups
+        .iter()
+        .map(|grp| grp.weight * grp.members.len() as i64)
+        .sum();
+    let mut cycle = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for t in 1..=total {
+        let mut best: Option<(i64, u32, usize)> = None;
+        for (gi, grp) in groups.iter().enumerate() {
+            let m = grp.members.len();
+            let index = grp.members[grp.picked % m];
+            let score = t * grp.weight - total * (grp.picked / m) as i64;
+            let better = match best {
+                None => true,
+                Some((s, idx, _)) => score > s || (score == s && index < idx),
+            };
+            if better {
+                best = Some((score, index, gi));
+            }
+        }
+        if let Some((_, index, gi)) = best {
+            cycle.push(index);
+            groups[gi].picked += 1;
+        }
+    }
+    cycle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{backends, names};
+
+    /// nginx's algorithm verbatim, one step at a time, over every backend.
+    fn nginx(weights: &[u32], steps: usize) -> Vec<usize> {
+        let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+        let mut current = vec![0i64; weights.len()];
+        (0..steps)
+            .map(|_| {
+                let mut best = 0;
+                for (i, c) in current.iter_mut().enumerate() {
+                    *c += i64::from(weights[i]);
+                }
+                for i in 1..weights.len() {
+                    if current[i] > current[best] {
+                        best = i;
+                    }
+                }
+                current[best] -= total;
+                best
+            })
+            .collect()
+    }
+
+    fn sequence(weights: &[u32], picks: usize) -> String {
+        let pool = backends(weights);
+        let s = Weighted::new(&pool);
+        names(&pool, (0..picks).map(|_| s.pick(&pool)))
+    }
+
+    #[test]
+    fn weighted_5_1_1_interleaves_like_nginx() {
+        assert_eq!(sequence(&[5, 1, 1], 7), "a a b a c a a");
+    }
+
+    #[test]
+    fn weighted_cycle_repeats() {
+        assert_eq!(sequence(&[5, 1, 1], 14), "a a b a c a a a a b a c a a");
+    }
+
+    #[test]
+    fn weighted_2_1_and_equal_weights() {
+        assert_eq!(sequence(&[2, 1], 6), "a b a a b a");
+        assert_eq!(sequence(&[1, 1, 1], 6), "a b c a b c");
+        assert_eq!(sequence(&[3, 3, 3], 6), "a b c a b c");
+    }
+
+    #[test]
+    fn weighted_cycle_is_reduced_by_gcd() {
+        let pool = backends(&[10, 20, 30]);
+        assert_eq!(Weighted::new(&pool).cycle_len(), 6);
+        assert_eq!(sequence(&[10, 20, 30], 6), sequence(&[1, 2, 3], 6));
+    }
+
+    #[test]
+    fn weighted_skips_down_backend_to_next_in_cycle() {
+        let pool = backends(&[5, 1, 1]);
+        pool[1].force(false, "test");
+        let s = Weighted::new(&pool);
+        let got = names(&pool, (0..7).map(|_| s.pick(&pool)));
+        assert_eq!(got, "a a a a c a a", "b's slot passes to the a after it");
+    }
+
+    #[test]
+    fn weighted_falls_back_when_long_runs_are_down() {
+        let pool = backends(&[256, 1]);
+        pool[0].force(false, "test");
+        let s = Weighted::new(&pool);
+        for _ in 0..600 {
+            assert_eq!(s.pick(&pool), Some(1));
+        }
+        pool[1].force(false, "test");
+        assert_eq!(s.pick(&pool), None);
+    }
+
+    #[test]
+    fn large_pools_use_wide_indices() {
+        let weights = vec![1; 70_000];
+        let cycle = Cycle::from_indices(smooth_cycle(&weights));
+        assert!(matches!(cycle, Cycle::Wide(_)));
+        assert_eq!(cycle.get(69_999), 69_999);
+        let pool = backends(&[1; 3]);
+        assert!(matches!(Weighted::new(&pool).cycle, Cycle::Narrow(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn grouped_cycle_matches_nginx(weights in proptest::collection::vec(1u32..=12, 1..12)) {
+            let cycle = smooth_cycle(&weights);
+            let want = nginx(&weights, cycle.len());
+            let got: Vec<usize> = cycle.iter().map(|&i| i as usize).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+}

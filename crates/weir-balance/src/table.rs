@@ -1,0 +1,333 @@
+//! The routing table: one immutable snapshot holding everything a request needs.
+//!
+//! The proxy loads the current `Arc<Table>` from an `ArcSwap` once per request (or per
+//! TCP connection) and never sees a half-updated table: listeners, routes, pools and
+//! backends all come from the same snapshot. A request that started on an old table
+//! finishes on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use weir_config::{Config, ListenerTimeouts, Protocol};
+
+use crate::Pool;
+
+/// How a route matches the request host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    /// Lower-case exact host.
+    Exact(Box<str>),
+    /// Lower-case suffix including the dot: `*.example.com` is stored as `.example.com`.
+    Suffix(Box<str>),
+}
+
+/// One HTTP route of a listener.
+#[derive(Debug)]
+pub struct Route {
+    host: HostMatch,
+    path_prefix: Option<Box<str>>,
+    pool: Arc<Pool>,
+}
+
+// === impl Route ===
+
+impl Route {
+    /// A route to `pool` for `host` (exact, or `*.suffix`) and `path_prefix`.
+    pub fn new(host: Option<&str>, path_prefix: Option<&str>, pool: Arc<Pool>) -> Self {
+        let host = match host {
+            None => HostMatch::Any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase().into()),
+                None => HostMatch::Exact(h.to_ascii_lowercase().into()),
+            },
+        };
+        Route {
+            host,
+            path_prefix: path_prefix.map(Into::into),
+            pool,
+        }
+    }
+
+    /// The pool this route sends to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Whether a request for `host` (without port, any case) and `path` matches.
+    #[inline]
+    pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        let host_ok = match (&self.host, host) {
+            (HostMatch::Any, _) => true,
+            (_, None) => false,
+            (HostMatch::Exact(want), Some(h)) => h.eq_ignore_ascii_case(want),
+            (HostMatch::Suffix(suffix), Some(h)) => {
+                h.len() > suffix.len()
+                    && h.get(h.len() - suffix.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+            }
+        };
+        host_ok
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|prefix| path.starts_with(prefix))
+    }
+}
+
+/// Everything a listener needs from the table.
+#[derive(Debug)]
+pub struct ListenerTable {
+    name: Arc<str>,
+    protocol: Protocol,
+    routes: Box<[Route]>,
+    tcp_pool: Option<Arc<Pool>>,
+    timeouts: ListenerTimeouts,
+    max_connections: u32,
+}
+
+// === impl ListenerTable ===
+
+impl ListenerTable {
+    /// The listener's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The listener's name, shared.
+    pub fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// HTTP or TCP.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// HTTP routes in order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The pool of a TCP listener.
+    pub fn tcp_pool(&self) -> Option<&Arc<Pool>> {
+        self.tcp_pool.as_ref()
+    }
+
+    /// Client-side timeouts.
+    pub fn timeouts(&self) -> &ListenerTimeouts {
+        &self.timeouts
+    }
+
+    /// Connection limit.
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// The pool of the first route matching `host` (no port) and `path`.
+    #[inline]
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Pool>> {
+        self.routes
+            .iter()
+            .find(|r| r.matches(host, path))
+            .map(Route::pool)
+    }
+}
+
+/// An immutable routing snapshot.
+#[derive(Debug)]
+pub struct Table {
+    generation: u64,
+    config: Arc<Config>,
+    listeners: HashMap<Arc<str>, Arc<ListenerTable>>,
+    pools: Vec<Arc<Pool>>,
+}
+
+// === impl Table ===
+
+impl Table {
+    /// Assembles a table from built pools; used by the registry.
+    pub(crate) fn assemble(generation: u64, config: Arc<Config>, pools: Vec<Arc<Pool>>) -> Self {
+        let by_name: HashMap<&str, &Arc<Pool>> = pools.iter().map(|p| (p.name(), p)).collect();
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let routes = l
+                    .routes
+                    .iter()
+                    .filter_map(|r| {
+                        let pool = by_name.get(r.pool.as_str())?;
+                        Some(Route::new(
+                            r.host.as_deref(),
+                            r.path_prefix.as_deref(),
+                            Arc::clone(pool),
+                        ))
+                    })
+                    .collect();
+                let tcp_pool = l
+                    .pool
+                    .as_deref()
+                    .and_then(|p| by_name.get(p))
+                    .map(|p| Arc::clone(p));
+                let name: Arc<str> = Arc::from(l.name.as_str());
+                let table = ListenerTable {
+                    name: Arc::clone(&name),
+                    protocol: l.protocol,
+                    routes,
+                    tcp_pool,
+                    timeouts: l.timeouts,
+                    max_connections: l.max_connections,
+                };
+                (name, Arc::new(table))
+            })
+            .collect();
+        Table {
+            generation,
+            config,
+            listeners,
+            pools,
+        }
+    }
+
+    /// Counts reloads: 1 for the configuration weir started with.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The configuration this table was built from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The listener called `name`.
+    #[inline]
+    pub fn listener(&self, name: &str) -> Option<&Arc<ListenerTable>> {
+        self.listeners.get(name)
+    }
+
+    /// Pools in config order.
+    pub fn pools(&self) -> &[Arc<Pool>] {
+        &self.pools
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_config::StrategyKind;
+
+    use super::*;
+    use crate::test_support::{backend_config, config, http_listener, pool_config, route};
+    use crate::BackendRegistry;
+
+    fn pool(name: &str) -> Arc<Pool> {
+        let cfg = pool_config(
+            name,
+            StrategyKind::RoundRobin,
+            vec![backend_config(0, 1, false)],
+        );
+        let backends = vec![Arc::new(crate::Backend::new(name, &cfg.backends[0]))];
+        Arc::new(Pool::new(&cfg, backends))
+    }
+
+    #[test]
+    fn host_matches_exactly_in_any_case() {
+        let r = Route::new(Some("API.example.com"), None, pool("p"));
+        assert!(r.matches(Some("api.example.com"), "/"));
+        assert!(r.matches(Some("Api.Example.COM"), "/x"));
+        assert!(!r.matches(Some("www.example.com"), "/"));
+        assert!(!r.matches(Some("api.example.com.evil"), "/"));
+        assert!(!r.matches(None, "/"), "a host route needs a host");
+    }
+
+    #[test]
+    fn wildcard_host_matches_subdomains_only() {
+        let r = Route::new(Some("*.example.com"), None, pool("p"));
+        assert!(r.matches(Some("a.example.com"), "/"));
+        assert!(r.matches(Some("a.b.EXAMPLE.com"), "/"));
+        assert!(!r.matches(Some("example.com"), "/"));
+        assert!(!r.matches(Some("badexample.com"), "/"));
+        assert!(!r.matches(Some(".example.com"), "/"));
+    }
+
+    #[test]
+    fn path_prefix_and_any_host() {
+        let r = Route::new(None, Some("/v1/"), pool("p"));
+        assert!(r.matches(None, "/v1/users"));
+        assert!(r.matches(Some("anything"), "/v1/"));
+        assert!(!r.matches(None, "/v1"));
+        assert!(!r.matches(None, "/v2/users"));
+        let any = Route::new(None, None, pool("p"));
+        assert!(any.matches(None, "/"));
+    }
+
+    #[test]
+    fn first_matching_route_wins() {
+        let cfg = config(
+            vec![http_listener(
+                "web",
+                vec![
+                    route(Some("api.example.com"), Some("/v1/"), "api"),
+                    route(Some("*.example.com"), None, "sites"),
+                    route(None, None, "web"),
+                    route(Some("api.example.com"), None, "never"),
+                ],
+            )],
+            ["api", "sites", "web", "never"]
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    pool_config(
+                        p,
+                        StrategyKind::RoundRobin,
+                        vec![backend_config(i, 1, false)],
+                    )
+                })
+                .collect(),
+        );
+        let table = BackendRegistry::new().build(Arc::new(cfg), 1);
+        let web = table.listener("web").expect("listener web");
+        let pool_for = |host, path| web.route(host, path).map(|p| p.name().to_owned());
+        assert_eq!(
+            pool_for(Some("api.example.com"), "/v1/x").as_deref(),
+            Some("api")
+        );
+        assert_eq!(
+            pool_for(Some("api.example.com"), "/v2/x").as_deref(),
+            Some("sites")
+        );
+        assert_eq!(
+            pool_for(Some("www.example.com"), "/v1/x").as_deref(),
+            Some("sites")
+        );
+        assert_eq!(pool_for(Some("other.org"), "/").as_deref(), Some("web"));
+        assert_eq!(pool_for(None, "/").as_deref(), Some("web"));
+        assert_eq!(web.protocol(), Protocol::Http);
+        assert!(web.tcp_pool().is_none());
+        assert_eq!(table.generation(), 1);
+        assert_eq!(table.pools().len(), 4);
+        assert_eq!(table.pool("sites").map(|p| p.name()), Some("sites"));
+        assert!(table.listener("missing").is_none());
+    }
+
+    #[test]
+    fn listener_without_matching_route_has_no_pool() {
+        let cfg = config(
+            vec![http_listener("web", vec![route(Some("a.test"), None, "p")])],
+            vec![pool_config(
+                "p",
+                StrategyKind::Weighted,
+                vec![backend_config(0, 1, false)],
+            )],
+        );
+        let table = BackendRegistry::new().build(Arc::new(cfg), 3);
+        let web = table.listener("web").expect("listener web");
+        assert!(web.route(Some("b.test"), "/").is_none());
+        assert!(web.route(None, "/").is_none());
+    }
+}

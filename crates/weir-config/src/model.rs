@@ -1,0 +1,187 @@
+//! The validated configuration model: the only config types other crates see.
+//!
+//! Every invariant already holds when a value of these types exists: addresses are
+//! resolved, durations parsed, every pool a route or listener names exists, weights are
+//! non-zero. The data plane can therefore build from a `Config` without re-checking.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole, valid weir configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the configuration was read from (`<built-in>` for generated configs).
+    pub source: PathBuf,
+    /// The admin server (`/healthz`, `/status`, later `/metrics`).
+    pub admin: AdminConfig,
+    /// How long SIGTERM waits for in-flight work. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Listeners in file order. Names are unique.
+    pub listeners: Vec<ListenerConfig>,
+    /// Pools in file order. Names are unique.
+    pub pools: Vec<PoolConfig>,
+}
+
+impl Config {
+    /// The pool called `name`, if any.
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// The admin server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9901`: loopback, because `/status` reveals the topology.
+    pub listen: SocketAddr,
+}
+
+/// What a listener speaks to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 and HTTP/2 (prior knowledge, h2c) routed by host and path.
+    Http,
+    /// Raw TCP relayed to one pool.
+    Tcp,
+}
+
+/// One listening socket and what to do with its connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    /// Unique name, used in logs, `/status` and metric labels.
+    pub name: String,
+    /// The address to bind; port 0 picks a free port (the bound one is logged).
+    pub listen: SocketAddr,
+    /// `http` (default) or `tcp`.
+    pub protocol: Protocol,
+    /// HTTP only: first match wins; a route without `match` matches everything.
+    /// Empty for TCP listeners.
+    pub routes: Vec<RouteConfig>,
+    /// TCP only: the pool every connection goes to.
+    pub pool: Option<String>,
+    /// Client-side timeouts.
+    pub timeouts: ListenerTimeouts,
+    /// At most this many client connections at once; further clients wait in the
+    /// kernel's accept queue (as HAProxy's `maxconn`). Default 10 000.
+    pub max_connections: u32,
+}
+
+/// Client-side timeouts of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerTimeouts {
+    /// The whole request head must arrive within this (slowloris). Default 10 s.
+    pub header_read: Duration,
+    /// A connection with no traffic for this long is closed. Default 60 s.
+    pub idle: Duration,
+}
+
+/// One HTTP route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Exact host to match (lower-case, without port); `*.example.com` matches any
+    /// subdomain. `None` matches any host.
+    pub host: Option<String>,
+    /// Path prefix to match (starts with `/`). `None` matches any path.
+    pub path_prefix: Option<String>,
+    /// The pool requests matching this route go to.
+    pub pool: String,
+}
+
+/// How a pool chooses among its eligible backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    /// Each backend in turn; weights ignored. The default.
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's interleaving).
+    Weighted,
+    /// Random choice in proportion to weight.
+    Random,
+    /// Fewest in-flight requests (or open connections) divided by weight.
+    LeastConnections,
+}
+
+impl StrategyKind {
+    /// The name as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::RoundRobin => "round_robin",
+            StrategyKind::Weighted => "weighted",
+            StrategyKind::Random => "random",
+            StrategyKind::LeastConnections => "least_connections",
+        }
+    }
+}
+
+/// A named group of interchangeable backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Unique name.
+    pub name: String,
+    /// Default `round_robin`.
+    pub strategy: StrategyKind,
+    /// At least one backend. Addresses are unique within the pool.
+    pub backends: Vec<BackendConfig>,
+    /// Active health checking; `None` sends no probes and keeps every backend up.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Upstream timeouts.
+    pub timeouts: PoolTimeouts,
+    /// Further attempts on other backends after a connect failure. Default 2.
+    pub retries: u32,
+}
+
+/// One backend server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// The address exactly as written in the file (`10.0.0.11:80`, `app1:8080`):
+    /// backends are named by it in logs, `/status` and metrics.
+    pub address: String,
+    /// `address` resolved when the config was loaded.
+    pub addr: SocketAddr,
+    /// 1..=256, default 1. Ignored by `round_robin`.
+    pub weight: NonZeroU32,
+    /// Hot standby: used only when no primary backend is up.
+    pub backup: bool,
+}
+
+/// Upstream timeouts of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolTimeouts {
+    /// TCP connect to a backend. Default 2 s.
+    pub connect: Duration,
+    /// From request sent to response headers received. Default 30 s.
+    pub response: Duration,
+}
+
+/// How an active health check probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// The backend is healthy when a TCP connect succeeds.
+    Tcp,
+    /// The backend is healthy when `GET path` answers a status in `expect_status`.
+    Http {
+        /// Request path, default `/`.
+        path: String,
+        /// `Host` header; default the backend's address as written.
+        host: Option<String>,
+        /// Default `200-399`.
+        expect_status: RangeInclusive<u16>,
+    },
+}
+
+/// Active health checking of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// `tcp` (default) or `http`.
+    pub kind: HealthCheckKind,
+    /// Time between probes. Default 2 s.
+    pub interval: Duration,
+    /// A probe not finished within this fails. Default 1 s.
+    pub timeout: Duration,
+    /// Consecutive successes that mark a down backend up. Default 2.
+    pub rise: u32,
+    /// Consecutive failures that mark an up backend down. Default 3.
+    pub fall: u32,
+}

@@ -1,0 +1,255 @@
+//! The private serde mirror of the file format (DESIGN.md §3), including the fields this
+//! build parses but does not implement yet.
+//!
+//! These types only check the *shape* of the file: unknown fields (`deny_unknown_fields`),
+//! mappings versus lists. Every scalar that has rules of its own (durations, addresses,
+//! enumerations, numbers with ranges) is kept loosely typed here, as [`Text`] or `i64`, so
+//! that validation can report all of its errors in one pass instead of stopping at the
+//! first value serde dislikes. Required fields are `Option` for the same reason.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+/// The whole file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) admin: Option<RawAdmin>,
+    pub(crate) shutdown_timeout: Option<Text>,
+    pub(crate) listeners: Option<Vec<RawListener>>,
+    pub(crate) pools: Option<Ordered<RawPool>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) listen: Option<Text>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    pub(crate) name: Option<Text>,
+    pub(crate) listen: Option<Text>,
+    pub(crate) protocol: Option<Text>,
+    pub(crate) tls: Option<RawListenerTls>,
+    pub(crate) routes: Option<Vec<RawRoute>>,
+    pub(crate) pool: Option<Text>,
+    pub(crate) timeouts: Option<RawListenerTimeouts>,
+    pub(crate) max_connections: Option<Int>,
+    pub(crate) proxy_protocol: Option<Text>,
+    pub(crate) accept_proxy_protocol: Option<RawAcceptProxyProtocol>,
+}
+
+/// Not supported by this build yet; parsed so that its shape is checked.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListenerTls {
+    #[allow(dead_code)] // shape only: the field is rejected as a whole
+    pub(crate) certificates: Option<Vec<RawCertificate>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertificate {
+    #[allow(dead_code)] // shape only
+    pub(crate) cert: Option<Text>,
+    #[allow(dead_code)] // shape only
+    pub(crate) key: Option<Text>,
+}
+
+/// Not supported by this build yet; parsed so that its shape is checked.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcceptProxyProtocol {
+    #[allow(dead_code)] // shape only
+    pub(crate) trusted: Option<Vec<Text>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    #[serde(rename = "match")]
+    pub(crate) matcher: Option<RawMatch>,
+    pub(crate) pool: Option<Text>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    pub(crate) host: Option<Text>,
+    pub(crate) path_prefix: Option<Text>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListenerTimeouts {
+    pub(crate) header_read: Option<Text>,
+    pub(crate) idle: Option<Text>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPool {
+    pub(crate) strategy: Option<Text>,
+    pub(crate) backends: Option<Vec<RawBackend>>,
+    pub(crate) health_check: Option<RawHealthCheck>,
+    pub(crate) passive: Option<RawPassive>,
+    pub(crate) fail_open: Option<bool>,
+    pub(crate) slow_start: Option<Text>,
+    pub(crate) timeouts: Option<RawPoolTimeouts>,
+    pub(crate) retries: Option<Int>,
+    pub(crate) retry_on: Option<Vec<Text>>,
+    pub(crate) retry_budget: Option<RawRetryBudget>,
+    pub(crate) tls: Option<RawUpstreamTls>,
+    pub(crate) upstream_protocol: Option<Text>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackend {
+    pub(crate) address: Option<Text>,
+    pub(crate) weight: Option<Int>,
+    pub(crate) backup: Option<bool>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<Text>,
+    pub(crate) path: Option<Text>,
+    pub(crate) host: Option<Text>,
+    pub(crate) expect_status: Option<Text>,
+    pub(crate) interval: Option<Text>,
+    pub(crate) timeout: Option<Text>,
+    pub(crate) rise: Option<Int>,
+    pub(crate) fall: Option<Int>,
+}
+
+/// Not supported by this build yet; parsed so that its shape is checked.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPassive {
+    #[allow(dead_code)] // shape only
+    pub(crate) consecutive_failures: Option<Int>,
+    #[allow(dead_code)] // shape only
+    pub(crate) max_ejected_percent: Option<Int>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPoolTimeouts {
+    pub(crate) connect: Option<Text>,
+    pub(crate) response: Option<Text>,
+}
+
+/// Not supported by this build yet; parsed so that its shape is checked.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetryBudget {
+    #[allow(dead_code)] // shape only
+    pub(crate) percent: Option<Int>,
+    #[allow(dead_code)] // shape only
+    pub(crate) min_per_second: Option<Int>,
+}
+
+/// Not supported by this build yet; parsed so that its shape is checked.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    #[allow(dead_code)] // shape only
+    pub(crate) server_name: Option<Text>,
+    #[allow(dead_code)] // shape only
+    pub(crate) ca: Option<Text>,
+}
+
+// === impl Text ===
+
+/// Any YAML scalar, kept as the text written in the file.
+///
+/// `listen: 8080` or `timeout: 30` are then reported by validation as an invalid address or
+/// duration with the value quoted, rather than as a serde type error that stops parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Text(pub(crate) String);
+
+impl Text {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a single value (not a list or mapping)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+        }
+        // serde_yaml_ng hands any scalar to `deserialize_string` as the text written.
+        deserializer.deserialize_string(TextVisitor)
+    }
+}
+
+// === impl Int ===
+
+/// A whole number, range-checked by validation (so `weight: 0` and `weight: 300` are
+/// reported together with every other error rather than stopping serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Int(pub(crate) i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                // Far beyond every range validation allows; saturating keeps it so.
+                Ok(Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        deserializer.deserialize_i64(IntVisitor)
+    }
+}
+
+// === impl Ordered ===
+
+/// A YAML mapping kept in file order, duplicates included, so that pools keep the order
+/// the operator wrote and validation can report a duplicate name where it is.
+#[derive(Debug)]
+pub(crate) struct Ordered<T>(pub(crate) Vec<(String, T)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OrderedVisitor<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping from name to value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<T>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((key, value)) = map.next_entry::<Text, T>()? {
+                    entries.push((key.0, value));
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        deserializer.deserialize_map(OrderedVisitor(std::marker::PhantomData))
+    }
+}

@@ -1,0 +1,314 @@
+//! Validation of `listeners`: names, addresses, protocol-specific fields, routes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{field, value, Validator};
+use crate::model::{ListenerConfig, ListenerTimeouts, Protocol, RouteConfig};
+use crate::position::index;
+use crate::raw::{RawListener, RawRoute};
+
+/// Who already holds a listen address, for the uniqueness check.
+struct Bound {
+    addr: SocketAddr,
+    owner: String,
+}
+
+pub(super) fn listeners(
+    v: &mut Validator<'_>,
+    raw: Option<&[RawListener]>,
+    pools: &[&str],
+    admin: SocketAddr,
+) -> Vec<ListenerConfig> {
+    let raw = match raw {
+        None => {
+            v.missing("", "listeners", " (at least one listener is required)");
+            return Vec::new();
+        }
+        Some([]) => {
+            v.error("listeners", "at least one listener is required");
+            return Vec::new();
+        }
+        Some(raw) => raw,
+    };
+    let mut bound = vec![Bound {
+        addr: admin,
+        owner: "the admin server (admin.listen)".to_owned(),
+    }];
+    let mut names: Vec<(String, String)> = Vec::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let path = index("listeners", i);
+            let config = listener(v, l, &path, pools);
+            if let Some(name) = &l.name {
+                let name_path = field(&path, "name");
+                if let Some((_, first)) = names.iter().find(|(n, _)| n == name.as_str()) {
+                    let line = v.line_of(first);
+                    v.error(
+                        &name_path,
+                        format!(
+                            "duplicate listener name {name:?} (first defined at line {line})",
+                            name = name.as_str()
+                        ),
+                    );
+                } else {
+                    names.push((name.as_str().to_owned(), name_path));
+                }
+            }
+            if l.listen.is_some() {
+                check_address_free(v, &mut bound, config.listen, &config.name, &path);
+            }
+            config
+        })
+        .collect()
+}
+
+/// Two sockets cannot bind the same port on the same address, nor on a specific address and
+/// the wildcard; say so now rather than when the listener fails to bind.
+fn check_address_free(
+    v: &mut Validator<'_>,
+    bound: &mut Vec<Bound>,
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+) {
+    if addr.port() == 0 {
+        return;
+    }
+    let clash = bound.iter().find(|b| {
+        b.addr.port() == addr.port()
+            && (b.addr.ip() == addr.ip()
+                || b.addr.ip().is_unspecified()
+                || addr.ip().is_unspecified())
+    });
+    if let Some(b) = clash {
+        v.error(
+            &field(path, "listen"),
+            format!("address {addr} is already used by {}", b.owner),
+        );
+    } else {
+        bound.push(Bound {
+            addr,
+            owner: format!("listener {name:?}"),
+        });
+    }
+}
+
+fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) -> ListenerConfig {
+    let name = match &l.name {
+        None => {
+            v.missing(path, "name", "");
+            String::new()
+        }
+        Some(name) if name.as_str().trim().is_empty() => {
+            v.error(&field(path, "name"), "listener name must not be empty");
+            String::new()
+        }
+        Some(name) => name.as_str().to_owned(),
+    };
+    let listen = match &l.listen {
+        None => {
+            v.missing(
+                path,
+                "listen",
+                " (the address to bind, e.g. 127.0.0.1:8080)",
+            );
+            super::PLACEHOLDER_ADDR
+        }
+        Some(text) => v.socket_addr(text, &field(path, "listen")),
+    };
+    let protocol = match l.protocol.as_ref().map(|p| p.as_str()) {
+        None | Some("http") => Protocol::Http,
+        Some("tcp") => Protocol::Tcp,
+        Some(other) => {
+            v.error(
+                &field(path, "protocol"),
+                format!("unknown protocol {other:?} (expected http or tcp)"),
+            );
+            Protocol::Http
+        }
+    };
+    if l.tls.is_some() {
+        v.unsupported(&field(path, "tls"), "TLS termination (`tls`)");
+    }
+    if l.proxy_protocol.is_some() {
+        v.unsupported(
+            &field(path, "proxy_protocol"),
+            "sending the PROXY protocol (`proxy_protocol`)",
+        );
+    }
+    if l.accept_proxy_protocol.is_some() {
+        v.unsupported(
+            &field(path, "accept_proxy_protocol"),
+            "accepting the PROXY protocol (`accept_proxy_protocol`)",
+        );
+    }
+    let (routes, pool) = match protocol {
+        Protocol::Http => {
+            if l.pool.is_some() {
+                v.error(
+                    &field(path, "pool"),
+                    "an http listener sends requests to pools through `routes`; `pool` is for tcp listeners",
+                );
+            }
+            (http_routes(v, l.routes.as_deref(), path, pools), None)
+        }
+        Protocol::Tcp => {
+            if l.routes.is_some() {
+                v.error(
+                    &field(path, "routes"),
+                    "a tcp listener cannot route (it sees no hosts or paths); give it a `pool`",
+                );
+            }
+            let pool = match &l.pool {
+                None => {
+                    v.missing(
+                        path,
+                        "pool",
+                        " (a tcp listener relays every connection to one pool)",
+                    );
+                    None
+                }
+                Some(p) => {
+                    check_pool_exists(v, p.as_str(), &field(path, "pool"), "listener", pools);
+                    Some(p.as_str().to_owned())
+                }
+            };
+            (Vec::new(), pool)
+        }
+    };
+    let timeouts_path = field(path, "timeouts");
+    let t = l.timeouts.as_ref();
+    let timeouts = ListenerTimeouts {
+        header_read: v.duration(
+            t.and_then(|t| t.header_read.as_ref()),
+            &field(&timeouts_path, "header_read"),
+            Duration::from_secs(10),
+        ),
+        idle: v.duration(
+            t.and_then(|t| t.idle.as_ref()),
+            &field(&timeouts_path, "idle"),
+            Duration::from_secs(60),
+        ),
+    };
+    let max_connections = v.integer(
+        l.max_connections,
+        &field(path, "max_connections"),
+        1..=i64::from(u32::MAX),
+        10_000,
+    );
+    ListenerConfig {
+        name,
+        listen,
+        protocol,
+        routes,
+        pool,
+        timeouts,
+        max_connections,
+    }
+}
+
+fn check_pool_exists(v: &mut Validator<'_>, pool: &str, path: &str, who: &str, pools: &[&str]) {
+    if !pools.contains(&pool) {
+        let known = if pools.is_empty() {
+            "no pools are defined".to_owned()
+        } else {
+            format!("defined pools: {}", pools.join(", "))
+        };
+        v.error(path, format!("{who} names missing pool {pool:?} ({known})"));
+    }
+}
+
+fn http_routes(
+    v: &mut Validator<'_>,
+    raw: Option<&[RawRoute]>,
+    path: &str,
+    pools: &[&str],
+) -> Vec<RouteConfig> {
+    let routes_path = field(path, "routes");
+    let raw = match raw {
+        None => {
+            v.missing(
+                path,
+                "routes",
+                " (an http listener needs at least one route)",
+            );
+            return Vec::new();
+        }
+        Some([]) => {
+            v.error(&routes_path, "at least one route is required");
+            return Vec::new();
+        }
+        Some(raw) => raw,
+    };
+    let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    // Routes whose match is valid, by index: a route with a bad match must not look like a
+    // catch-all and drag every later route into a second, misleading error.
+    let mut matchable: Vec<usize> = Vec::with_capacity(raw.len());
+    for (j, r) in raw.iter().enumerate() {
+        let path = index(&routes_path, j);
+        let errors_before = v.errors.len();
+        let route = route(v, r, &path, pools);
+        let match_ok = !v.errors[errors_before..]
+            .iter()
+            .any(|e| e.path.starts_with(&field(&path, "match")));
+        // First match wins, so a route an earlier one always takes first is dead config,
+        // almost always a mistake in the order.
+        let shadow = matchable.iter().copied().find(|&k| {
+            let earlier = &routes[k];
+            (earlier.host.is_none() && earlier.path_prefix.is_none())
+                || (earlier.host == route.host && earlier.path_prefix == route.path_prefix)
+        });
+        if match_ok {
+            matchable.push(j);
+        }
+        if let (Some(k), true) = (shadow, match_ok) {
+            let why = if routes[k].host.is_none() && routes[k].path_prefix.is_none() {
+                "has no match and takes every request"
+            } else {
+                "has the same match and comes first"
+            };
+            v.error(&path, format!("route is unreachable: routes[{k}] {why}"));
+        }
+        routes.push(route);
+    }
+    routes
+}
+
+fn route(v: &mut Validator<'_>, r: &RawRoute, path: &str, pools: &[&str]) -> RouteConfig {
+    let match_path = field(path, "match");
+    let m = r.matcher.as_ref();
+    let host = m.and_then(|m| m.host.as_ref()).and_then(|h| {
+        value::route_host(h.as_str())
+            .map_err(|message| v.error(&field(&match_path, "host"), message))
+            .ok()
+    });
+    let path_prefix = m.and_then(|m| m.path_prefix.as_ref()).and_then(|p| {
+        if p.as_str().starts_with('/') {
+            Some(p.as_str().to_owned())
+        } else {
+            let message = format!(
+                "invalid path prefix {:?} (must start with \"/\")",
+                p.as_str()
+            );
+            v.error(&field(&match_path, "path_prefix"), message);
+            None
+        }
+    });
+    let pool = match &r.pool {
+        None => {
+            v.missing(path, "pool", "");
+            String::new()
+        }
+        Some(p) => {
+            check_pool_exists(v, p.as_str(), &field(path, "pool"), "route", pools);
+            p.as_str().to_owned()
+        }
+    };
+    RouteConfig {
+        host,
+        path_prefix,
+        pool,
+    }
+}

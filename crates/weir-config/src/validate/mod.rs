@@ -1,0 +1,180 @@
+//! Semantic validation: `RawConfig` -> `Config`, applying defaults and collecting *every*
+//! error, each placed at the offending value through the [`PositionIndex`].
+//!
+//! Validation never stops early: a bad value is reported and replaced by a placeholder so
+//! that the rest of the file is still checked. The `Config` built alongside is only handed
+//! out when no error was found, so a placeholder can never reach the data plane.
+
+mod listener;
+mod pool;
+mod value;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::model::{AdminConfig, Config};
+use crate::position::{join, Pos, PositionIndex};
+use crate::raw::{Int, RawConfig, Text};
+
+/// Default admin address: loopback, because `/status` reveals the topology.
+const DEFAULT_ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
+
+/// Stands in for an address that failed validation; never leaves this module.
+const PLACEHOLDER_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// Validates `raw`, returning the config or every error found (unsorted).
+pub(crate) fn validate(
+    raw: &RawConfig,
+    file: &Path,
+    index: &PositionIndex,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut v = Validator {
+        file,
+        index,
+        errors: Vec::new(),
+    };
+    let admin_listen = match raw.admin.as_ref().and_then(|a| a.listen.as_ref()) {
+        Some(text) => v.socket_addr(text, "admin.listen"),
+        None => DEFAULT_ADMIN,
+    };
+    let shutdown_timeout = v.duration(
+        raw.shutdown_timeout.as_ref(),
+        "shutdown_timeout",
+        Duration::from_secs(30),
+    );
+    let pools = pool::pools(&mut v, raw.pools.as_ref());
+    let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    let listeners =
+        listener::listeners(&mut v, raw.listeners.as_deref(), &pool_names, admin_listen);
+    if v.errors.is_empty() {
+        Ok(Config {
+            source: file.to_path_buf(),
+            admin: AdminConfig {
+                listen: admin_listen,
+            },
+            shutdown_timeout,
+            listeners,
+            pools,
+        })
+    } else {
+        Err(v.errors)
+    }
+}
+
+/// Collects errors and knows where each path is in the file.
+pub(crate) struct Validator<'a> {
+    file: &'a Path,
+    index: &'a PositionIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    /// An error about the field at `path`, placed where its entry starts: at its key for a
+    /// mapping entry (`timeout: fast` is reported at `timeout`, as editors expect), at the
+    /// item for a list item.
+    pub(crate) fn error(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.index.key(path, 0);
+        self.push(pos, path, message.into());
+    }
+
+    /// An error about the key of the `nth` occurrence of `path` (a duplicate name, say).
+    pub(crate) fn error_at_key(&mut self, path: &str, nth: usize, message: impl Into<String>) {
+        let pos = self.index.key(path, nth);
+        self.push(pos, path, message.into());
+    }
+
+    fn push(&mut self, pos: Pos, path: &str, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            path: path.to_owned(),
+            message,
+        });
+    }
+
+    /// A required field missing from the mapping at `parent`: reported at the mapping.
+    pub(crate) fn missing(&mut self, parent: &str, field: &str, why: &str) {
+        self.error(parent, format!("missing field `{field}`{why}"));
+    }
+
+    /// A field this build parses but does not implement: never silently ignored.
+    pub(crate) fn unsupported(&mut self, path: &str, what: &str) {
+        self.error(path, format!("{what} is not supported by this build yet"));
+    }
+
+    /// The line on which `path` is, for "first defined at line N" hints.
+    pub(crate) fn line_of(&self, path: &str) -> usize {
+        self.index.key(path, 0).line
+    }
+
+    /// A resolved socket address, or a placeholder after reporting why not.
+    pub(crate) fn socket_addr(&mut self, text: &Text, path: &str) -> SocketAddr {
+        value::socket_addr(text.as_str()).unwrap_or_else(|message| {
+            self.error(path, message);
+            PLACEHOLDER_ADDR
+        })
+    }
+
+    /// The duration at `path`, which must be positive; `default` when absent.
+    pub(crate) fn duration(
+        &mut self,
+        text: Option<&Text>,
+        path: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(text) = text else {
+            return default;
+        };
+        match value::duration(text.as_str()) {
+            Ok(d) if d.is_zero() => {
+                self.error(path, "must be greater than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(message) => {
+                self.error(path, message);
+                default
+            }
+        }
+    }
+
+    /// An integer within `range`, `default` when absent.
+    pub(crate) fn integer(
+        &mut self,
+        value: Option<Int>,
+        path: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: u32,
+    ) -> u32 {
+        let Some(Int(value)) = value else {
+            return default;
+        };
+        match u32::try_from(value) {
+            Ok(n) if range.contains(&value) => n,
+            _ => {
+                let name = path.rsplit('.').next().unwrap_or(path);
+                let message = if *range.end() >= i64::from(u32::MAX) {
+                    format!("{name} must be at least {}, got {value}", range.start())
+                } else {
+                    format!(
+                        "{name} must be between {} and {}, got {value}",
+                        range.start(),
+                        range.end()
+                    )
+                };
+                self.error(path, message);
+                default
+            }
+        }
+    }
+}
+
+/// `parent.field`.
+pub(crate) fn field(parent: &str, name: &str) -> String {
+    join(parent, name)
+}

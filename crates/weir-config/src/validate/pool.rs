@@ -1,0 +1,279 @@
+//! Validation of `pools`: strategy, backends (resolved now), health checks, timeouts,
+//! retries, and the resilience and security settings this build does not implement yet.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use super::{field, value, Validator};
+use crate::model::{
+    BackendConfig, HealthCheckConfig, HealthCheckKind, PoolConfig, PoolTimeouts, StrategyKind,
+};
+use crate::position::{index, join};
+use crate::raw::{Ordered, RawBackend, RawHealthCheck, RawPool};
+
+/// The retry conditions this build implements, and always applies.
+const RETRY_ON_BUILT_IN: [&str; 2] = ["connect_failure", "reset"];
+
+pub(super) fn pools(v: &mut Validator<'_>, raw: Option<&Ordered<RawPool>>) -> Vec<PoolConfig> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let mut pools: Vec<PoolConfig> = Vec::with_capacity(raw.0.len());
+    for (name, p) in &raw.0 {
+        let path = join("pools", name);
+        let nth = pools.iter().filter(|q| &q.name == name).count();
+        if name.trim().is_empty() {
+            v.error_at_key(&path, nth, "pool name must not be empty");
+        } else if nth > 0 {
+            let line = v.line_of(&path);
+            v.error_at_key(
+                &path,
+                nth,
+                format!("duplicate pool name {name:?} (first defined at line {line})"),
+            );
+            // Its fields share their paths with the first pool's, so any error in them
+            // would point into the wrong pool. The duplicate name is error enough.
+            continue;
+        }
+        pools.push(pool(v, name, p, &path));
+    }
+    pools
+}
+
+fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfig {
+    let strategy = match p.strategy.as_ref().map(|s| s.as_str()) {
+        None | Some("round_robin") => StrategyKind::RoundRobin,
+        Some("weighted") => StrategyKind::Weighted,
+        Some("random") => StrategyKind::Random,
+        Some("least_connections") => StrategyKind::LeastConnections,
+        Some(other) => {
+            v.error(
+                &field(path, "strategy"),
+                format!("unknown strategy {other:?} (expected round_robin, weighted, random or least_connections)"),
+            );
+            StrategyKind::RoundRobin
+        }
+    };
+    let backends = backends(v, p.backends.as_deref(), path);
+    let health_check = p
+        .health_check
+        .as_ref()
+        .map(|h| health_check(v, h, &field(path, "health_check")));
+    let timeouts_path = field(path, "timeouts");
+    let t = p.timeouts.as_ref();
+    let timeouts = PoolTimeouts {
+        connect: v.duration(
+            t.and_then(|t| t.connect.as_ref()),
+            &field(&timeouts_path, "connect"),
+            Duration::from_secs(2),
+        ),
+        response: v.duration(
+            t.and_then(|t| t.response.as_ref()),
+            &field(&timeouts_path, "response"),
+            Duration::from_secs(30),
+        ),
+    };
+    let retries = v.integer(p.retries, &field(path, "retries"), 0..=7, 2);
+    unsupported(v, p, path);
+    PoolConfig {
+        name: name.to_owned(),
+        strategy,
+        backends,
+        health_check,
+        timeouts,
+        retries,
+    }
+}
+
+/// Settings of the format this build does not implement. Each present one is an error:
+/// silently ignoring a security or resilience setting would be worse than refusing it.
+fn unsupported(v: &mut Validator<'_>, p: &RawPool, path: &str) {
+    if p.passive.is_some() {
+        v.unsupported(
+            &field(path, "passive"),
+            "passive health checking (`passive`)",
+        );
+    }
+    if p.fail_open == Some(true) {
+        v.unsupported(&field(path, "fail_open"), "`fail_open: true`");
+    }
+    if p.slow_start.is_some() {
+        v.unsupported(&field(path, "slow_start"), "`slow_start`");
+    }
+    if p.retry_budget.is_some() {
+        v.unsupported(&field(path, "retry_budget"), "`retry_budget`");
+    }
+    if p.tls.is_some() {
+        v.unsupported(&field(path, "tls"), "TLS to backends (`tls`)");
+    }
+    match p.upstream_protocol.as_ref().map(|u| u.as_str()) {
+        None | Some("http1") => {}
+        Some("h2") => v.unsupported(
+            &field(path, "upstream_protocol"),
+            "HTTP/2 to backends (`upstream_protocol: h2`)",
+        ),
+        Some(other) => v.error(
+            &field(path, "upstream_protocol"),
+            format!("unknown upstream protocol {other:?} (expected http1 or h2)"),
+        ),
+    }
+    let Some(retry_on) = &p.retry_on else {
+        return;
+    };
+    let retry_on_path = field(path, "retry_on");
+    for (i, condition) in retry_on.iter().enumerate() {
+        match condition.as_str() {
+            "connect_failure" | "reset" => {}
+            "502" | "503" => v.unsupported(
+                &index(&retry_on_path, i),
+                &format!("retrying on {} (`retry_on`)", condition.as_str()),
+            ),
+            other => v.error(
+                &index(&retry_on_path, i),
+                format!("unknown retry condition {other:?} (expected connect_failure, reset, 502 or 503)"),
+            ),
+        }
+    }
+    // This build always retries on both; a list without one of them would be ignored.
+    let missing: Vec<&str> = RETRY_ON_BUILT_IN
+        .into_iter()
+        .filter(|c| !retry_on.iter().any(|r| r.as_str() == *c))
+        .collect();
+    if !missing.is_empty() {
+        v.error(
+            &retry_on_path,
+            format!(
+                "leaving out {} is not supported by this build yet: it always retries on connect_failure and reset (set `retries: 0` to turn retries off)",
+                missing.join(" and ")
+            ),
+        );
+    }
+}
+
+fn backends(v: &mut Validator<'_>, raw: Option<&[RawBackend]>, path: &str) -> Vec<BackendConfig> {
+    let backends_path = field(path, "backends");
+    let raw = match raw {
+        None => {
+            v.missing(path, "backends", " (a pool needs at least one backend)");
+            return Vec::new();
+        }
+        Some([]) => {
+            v.error(&backends_path, "at least one backend is required");
+            return Vec::new();
+        }
+        Some(raw) => raw,
+    };
+    let mut seen: Vec<(SocketAddr, usize)> = Vec::with_capacity(raw.len());
+    let mut backends = Vec::with_capacity(raw.len());
+    for (i, b) in raw.iter().enumerate() {
+        let path = index(&backends_path, i);
+        let (address, addr) = match &b.address {
+            None => {
+                v.missing(&path, "address", " (host:port of the backend)");
+                (String::new(), super::PLACEHOLDER_ADDR)
+            }
+            Some(text) => {
+                let address_path = field(&path, "address");
+                let errors_before = v.errors.len();
+                let addr = v.socket_addr(text, &address_path);
+                if v.errors.len() == errors_before {
+                    if let Some((_, first)) = seen.iter().find(|(a, _)| *a == addr) {
+                        v.error(
+                            &address_path,
+                            format!("duplicate backend {addr} (same as backends[{first}])"),
+                        );
+                    } else {
+                        seen.push((addr, i));
+                    }
+                }
+                (text.as_str().to_owned(), addr)
+            }
+        };
+        let weight = v.integer(b.weight, &field(&path, "weight"), 1..=256, 1);
+        backends.push(BackendConfig {
+            address,
+            addr,
+            weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
+            backup: b.backup.unwrap_or(false),
+        });
+    }
+    backends
+}
+
+fn health_check(v: &mut Validator<'_>, h: &RawHealthCheck, path: &str) -> HealthCheckConfig {
+    let http = match h.kind.as_ref().map(|k| k.as_str()) {
+        None | Some("tcp") => false,
+        Some("http") => true,
+        Some(other) => {
+            v.error(
+                &field(path, "type"),
+                format!("unknown health check type {other:?} (expected tcp or http)"),
+            );
+            // Check the http fields as if for http, so that their errors are not lost.
+            true
+        }
+    };
+    let kind = if http {
+        let check_path = h.path.as_ref().map_or_else(
+            || "/".to_owned(),
+            |p| {
+                if !p.as_str().starts_with('/') {
+                    v.error(
+                        &field(path, "path"),
+                        format!("invalid path {:?} (must start with \"/\")", p.as_str()),
+                    );
+                }
+                p.as_str().to_owned()
+            },
+        );
+        let host = h.host.as_ref().map(|host| {
+            if host.as_str().trim().is_empty() {
+                v.error(&field(path, "host"), "host must not be empty");
+            }
+            host.as_str().to_owned()
+        });
+        let expect_status = match &h.expect_status {
+            None => 200..=399,
+            Some(text) => value::status_range(text.as_str()).unwrap_or_else(|message| {
+                v.error(&field(path, "expect_status"), message);
+                200..=399
+            }),
+        };
+        HealthCheckKind::Http {
+            path: check_path,
+            host,
+            expect_status,
+        }
+    } else {
+        // A tcp check would ignore these: say so instead.
+        for (name, present) in [
+            ("path", h.path.is_some()),
+            ("host", h.host.is_some()),
+            ("expect_status", h.expect_status.is_some()),
+        ] {
+            if present {
+                v.error(
+                    &field(path, name),
+                    format!("`{name}` applies only to http health checks (set `type: http`)"),
+                );
+            }
+        }
+        HealthCheckKind::Tcp
+    };
+    HealthCheckConfig {
+        kind,
+        interval: v.duration(
+            h.interval.as_ref(),
+            &field(path, "interval"),
+            Duration::from_secs(2),
+        ),
+        timeout: v.duration(
+            h.timeout.as_ref(),
+            &field(path, "timeout"),
+            Duration::from_secs(1),
+        ),
+        rise: v.integer(h.rise, &field(path, "rise"), 1..=i64::from(u32::MAX), 2),
+        fall: v.integer(h.fall, &field(path, "fall"), 1..=i64::from(u32::MAX), 3),
+    }
+}

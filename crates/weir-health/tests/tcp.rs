@@ -1,0 +1,103 @@
+//! TCP health checks against real loopback sockets.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{closed_port, eventually, only_backend, table, PoolSpec, TcpBackend};
+use tokio::time::Instant;
+use weir_balance::BackendRegistry;
+use weir_health::HealthChecker;
+
+const FAST: &str = "{ type: tcp, interval: 100ms, timeout: 500ms, rise: 2, fall: 3 }";
+
+#[tokio::test]
+async fn listening_backend_stays_up() {
+    let server = TcpBackend::start().await;
+    let registry = BackendRegistry::new();
+    let t = table(
+        &registry,
+        1,
+        &[PoolSpec {
+            name: "app",
+            backends: &[server.addr],
+            health_check: Some(FAST),
+        }],
+    );
+    let mut checker = HealthChecker::new();
+    checker.reconcile(&t);
+    let b = only_backend(&t);
+    eventually("three probes accepted", || server.count() >= 3).await;
+    assert!(b.is_up());
+    assert_eq!(b.transitions(), 0);
+    assert_eq!(checker.task_count(), 1);
+}
+
+#[tokio::test]
+async fn dead_new_backend_goes_down_after_its_first_probe() {
+    // fall is 3 and the second probe comes after at least 5 s: only the first probe
+    // (fragile initial state) can pull the backend within the wait.
+    let addr = closed_port().await;
+    let registry = BackendRegistry::new();
+    let check = "{ type: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 3 }";
+    let t = table(
+        &registry,
+        1,
+        &[PoolSpec {
+            name: "app",
+            backends: &[addr],
+            health_check: Some(check),
+        }],
+    );
+    let mut checker = HealthChecker::new();
+    checker.reconcile(&t);
+    let b = only_backend(&t);
+    eventually("backend down", || !b.is_up()).await;
+    assert_eq!(b.transitions(), 1);
+    let reason = b.last_transition().reason;
+    assert!(reason.starts_with("connect: "), "{reason}");
+    assert!(!reason.contains("os error"), "{reason}");
+}
+
+#[tokio::test]
+async fn checked_backend_goes_down_after_fall_failures_and_up_after_rise_successes() {
+    let mut server = TcpBackend::start().await;
+    let registry = BackendRegistry::new();
+    let t = table(
+        &registry,
+        1,
+        &[PoolSpec {
+            name: "app",
+            backends: &[server.addr],
+            health_check: Some(FAST),
+        }],
+    );
+    let mut checker = HealthChecker::new();
+    checker.reconcile(&t);
+    let b = only_backend(&t);
+    // The second probe starts only after the first result was recorded.
+    eventually("two probes accepted", || server.count() >= 2).await;
+
+    server.stop().await;
+    let stopped = Instant::now();
+    eventually("backend down", || !b.is_up()).await;
+    // Three failures in a row, at least 90 ms apart: never sooner than 180 ms.
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(180),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(b.transitions(), 1);
+    assert!(b.last_transition().reason.starts_with("connect: "));
+
+    server.restart().await;
+    let restarted = Instant::now();
+    eventually("backend up again", || b.is_up()).await;
+    assert!(
+        restarted.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        restarted.elapsed()
+    );
+    assert_eq!(b.transitions(), 2);
+    assert_eq!(b.last_transition().reason, "check passed");
+}

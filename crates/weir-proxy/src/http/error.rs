@@ -1,0 +1,184 @@
+//! Why a request could not be answered by a backend, and what weir says instead.
+//!
+//! [`UpstreamError`] carries what the caller has to decide on: the status the client
+//! gets, the metric label, and whether another backend may be tried. The text bodies
+//! are short and name the cause, so an operator reading a client's error knows which
+//! pool or backend to look at.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// A failed attempt to get a response from a backend, or no backend to ask.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The TCP connection was refused or failed; nothing was sent.
+    #[error("connect to {backend} failed: {source}")]
+    Connect {
+        /// The backend's address as written in the config.
+        backend: Arc<str>,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The TCP connection did not complete within the pool's connect timeout.
+    #[error("connect to {backend} timed out after {}", HumanDuration(*timeout))]
+    ConnectTimeout {
+        /// The backend's address as written in the config.
+        backend: Arc<str>,
+        /// The pool's connect timeout.
+        timeout: Duration,
+    },
+    /// The connection closed or was reset before any response byte arrived.
+    #[error("connection to {backend} reset before a response: {source}")]
+    Reset {
+        /// The backend's address as written in the config.
+        backend: Arc<str>,
+        /// hyper's view of the failure.
+        #[source]
+        source: hyper::Error,
+        /// Whether the request head had left weir (a replay needs an idempotent method).
+        request_sent: bool,
+    },
+    /// Response headers did not arrive within the pool's response timeout.
+    #[error("backend {backend} did not respond within {}", HumanDuration(*timeout))]
+    ResponseTimeout {
+        /// The backend's address as written in the config.
+        backend: Arc<str>,
+        /// The pool's response timeout.
+        timeout: Duration,
+    },
+    /// Every backend of the pool is down.
+    #[error("no backend available in pool \"{pool}\"")]
+    NoBackend {
+        /// The pool's name.
+        pool: Arc<str>,
+    },
+}
+
+// === impl UpstreamError ===
+
+impl UpstreamError {
+    /// The status the client gets: 502 unreachable, 504 too slow, 503 nothing up.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::Connect { .. }
+            | UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::Reset { .. } => StatusCode::BAD_GATEWAY,
+            UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::NoBackend { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `kind` label of `weir_upstream_errors_total`: `connect`, `timeout` or `reset`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => "connect",
+            UpstreamError::ResponseTimeout { .. } => "timeout",
+            UpstreamError::Reset { .. } | UpstreamError::NoBackend { .. } => "reset",
+        }
+    }
+
+    /// Whether the request may be tried again on another backend.
+    ///
+    /// A connect failure always may: the request never left weir. A reset may only when
+    /// the request was not sent yet, or when `replayable` (idempotent method, and a body
+    /// that is absent or fully buffered). A timeout never is: the backend may be working
+    /// on it, and waiting again would double the client's wait.
+    pub fn is_retryable(&self, replayable: bool) -> bool {
+        match self {
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => true,
+            UpstreamError::Reset { request_sent, .. } => !request_sent || replayable,
+            UpstreamError::ResponseTimeout { .. } | UpstreamError::NoBackend { .. } => false,
+        }
+    }
+
+    /// The backend involved, if any.
+    pub fn backend(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Connect { backend, .. }
+            | UpstreamError::ConnectTimeout { backend, .. }
+            | UpstreamError::Reset { backend, .. }
+            | UpstreamError::ResponseTimeout { backend, .. } => Some(backend),
+            UpstreamError::NoBackend { .. } => None,
+        }
+    }
+
+    /// The text body the client gets; `pool` names the pool for 502s.
+    pub fn body(&self, pool: &str) -> String {
+        match self {
+            UpstreamError::Connect { .. }
+            | UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::Reset { .. } => {
+                format!("no backend could be reached in pool \"{pool}\": {self}")
+            }
+            UpstreamError::ResponseTimeout { .. } | UpstreamError::NoBackend { .. } => {
+                self.to_string()
+            }
+        }
+    }
+}
+
+/// Formats a duration as written in the config (`30s`, `250ms`, `1m`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HumanDuration(pub(crate) Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        let ms = d.as_millis();
+        if ms % 60_000 == 0 && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1000 == 0 && ms > 0 {
+            write!(f, "{}s", ms / 1000)
+        } else if d.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{ms}ms")
+        } else {
+            write!(f, "{d:?}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_config() {
+        let s = |d| HumanDuration(d).to_string();
+        assert_eq!(s(Duration::from_secs(30)), "30s");
+        assert_eq!(s(Duration::from_millis(250)), "250ms");
+        assert_eq!(s(Duration::from_secs(120)), "2m");
+        assert_eq!(s(Duration::ZERO), "0ms");
+    }
+
+    #[test]
+    fn statuses_and_retry_rules_follow_the_cause() {
+        let backend: Arc<str> = Arc::from("127.0.0.1:1");
+        let connect = UpstreamError::Connect {
+            backend: Arc::clone(&backend),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(connect.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(connect.kind(), "connect");
+        assert!(connect.is_retryable(false));
+        let timeout = UpstreamError::ResponseTimeout {
+            backend,
+            timeout: Duration::from_secs(30),
+        };
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(!timeout.is_retryable(true));
+        assert_eq!(
+            timeout.body("web"),
+            "backend 127.0.0.1:1 did not respond within 30s"
+        );
+        let none = UpstreamError::NoBackend {
+            pool: Arc::from("web"),
+        };
+        assert_eq!(none.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(none.body("web"), "no backend available in pool \"web\"");
+    }
+}

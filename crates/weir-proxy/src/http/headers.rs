@@ -1,0 +1,329 @@
+//! Header rewriting between clients and backends (RFC 9110 §7.6.1), and framing checks.
+//!
+//! A proxy owns hop-by-hop headers: they describe one connection, so they are removed in
+//! both directions, along with every header a `Connection` header names. `Upgrade` and
+//! `Connection: upgrade` survive only on upgrade requests and their 101, which is what
+//! lets WebSockets through. Upstream requests carry `X-Forwarded-For/-Proto/-Host`,
+//! keep the client's `Host`, and use origin-form URIs over HTTP/1.1.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{request, Response, Version};
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the legacy ones proxies still see.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const HTTP: HeaderValue = HeaderValue::from_static("http");
+const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
+
+/// The request's host without port: the URI authority (HTTP/2 `:authority`, or an
+/// absolute-form HTTP/1.1 target, which RFC 9112 §3.2.2 says wins over `Host`), else
+/// the `Host` header.
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if let Some(authority) = uri.authority() {
+        return Some(authority.host());
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    Some(strip_port(host))
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // IPv6 literal: keep the brackets, drop what follows `]`.
+        return host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Refuses HTTP/1 framing that hyper lets through but that could be read two ways.
+///
+/// hyper already answers 400 itself to differing or non-numeric `Content-Length`s and to
+/// a `Transfer-Encoding` whose last coding is not `chunked`. It accepts `gzip, chunked`
+/// and `Transfer-Encoding` + `Content-Length` (see [`super::smuggling`]); weir accepts only
+/// a single `chunked` coding, because it would otherwise have to forward a coding the
+/// backend might frame differently.
+pub(crate) fn check_framing(headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(first) = te.next() {
+        let single = te.next().is_none();
+        if !single || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Err("unsupported Transfer-Encoding (only \"chunked\" is accepted)\n");
+        }
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            return Err("request has both Transfer-Encoding and Content-Length\n");
+        }
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        let ok = |v: &HeaderValue| !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit);
+        if !ok(first) || lengths.any(|v| v != first) {
+            return Err("invalid or conflicting Content-Length\n");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `Connection` lists `token` (case-insensitive, comma-separated lists).
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// An HTTP/1.1 upgrade request (WebSocket and friends).
+pub(crate) fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_11
+        && headers.contains_key(header::UPGRADE)
+        && connection_has(headers, "upgrade")
+}
+
+/// Removes hop-by-hop headers and those the `Connection` header names (never `Host`).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        // Custom names are rare; the Vec only allocates when there is one.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        {
+            let token = token.trim_ascii();
+            if token.is_empty()
+                || token.eq_ignore_ascii_case(b"close")
+                || token.eq_ignore_ascii_case(b"keep-alive")
+                || token.eq_ignore_ascii_case(b"upgrade")
+            {
+                continue;
+            }
+            match HeaderName::from_bytes(token) {
+                Ok(name) if name != header::HOST => named.push(name),
+                Ok(_) => {}
+                Err(e) => tracing::trace!(error = %e, "ignoring invalid Connection token"),
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Rewrites a client request head into the one sent to the backend.
+///
+/// `client_ip` is the peer address, ready-made once per connection.
+pub(crate) fn prepare_request(parts: &mut request::Parts, client_ip: &HeaderValue, upgrade: bool) {
+    let headers = &mut parts.headers;
+    let upgrade_value = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(headers);
+    if let Some(value) = upgrade_value {
+        headers.insert(header::UPGRADE, value);
+        headers.insert(header::CONNECTION, UPGRADE_TOKEN);
+    }
+    // The client already got its `100 Continue` when weir read the body.
+    headers.remove(header::EXPECT);
+
+    // Host: an absolute-form target or HTTP/2 `:authority` wins over any Host header.
+    if let Some(authority) = parts.uri.authority() {
+        match HeaderValue::from_str(authority.as_str()) {
+            Ok(v) => {
+                headers.insert(header::HOST, v);
+            }
+            Err(e) => tracing::debug!(error = %e, "authority is not a valid Host value"),
+        }
+    }
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HTTP);
+    append_forwarded_for(headers, client_ip);
+
+    if parts.version == Version::HTTP_2 {
+        join_cookies(headers);
+    }
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(pq);
+    }
+    parts.version = Version::HTTP_11;
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter();
+    let Some(first) = existing.next() else {
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        return;
+    };
+    let mut joined = Vec::with_capacity(first.len() + client_ip.len() + 16);
+    joined.extend_from_slice(first.as_bytes());
+    for v in existing {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(client_ip.as_bytes());
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "invalid X-Forwarded-For replaced");
+            headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        }
+    }
+}
+
+/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (cookies.next(), cookies.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+/// Whether the backend will keep this connection open after the response.
+pub(crate) fn response_keeps_alive<B>(resp: &Response<B>) -> bool {
+    resp.version() == Version::HTTP_11 && !connection_has(resp.headers(), "close")
+}
+
+/// Rewrites a backend response head for the client; a 101 keeps its upgrade headers.
+pub(crate) fn prepare_response(headers: &mut HeaderMap, switching: bool) {
+    let upgrade_value = if switching {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(headers);
+    if let Some(value) = upgrade_value {
+        headers.insert(header::UPGRADE, value);
+        headers.insert(header::CONNECTION, UPGRADE_TOKEN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(req: http::Request<()>) -> request::Parts {
+        req.into_parts().0
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut p = parts(
+            http::Request::get("/x?y=1")
+                .header("host", "example.com:8080")
+                .header("connection", "keep-alive, x-secret, host")
+                .header("keep-alive", "timeout=5")
+                .header("x-secret", "1")
+                .header("te", "trailers")
+                .header("proxy-authorization", "basic")
+                .header("x-forwarded-for", "10.0.0.1")
+                .header("x-forwarded-for", "10.0.0.2")
+                .body(())
+                .unwrap_or_default(),
+        );
+        let ip = HeaderValue::from_static("127.0.0.1");
+        prepare_request(&mut p, &ip, false);
+        let h = &p.headers;
+        for gone in ["connection", "keep-alive", "x-secret", "te", "proxy-authorization"] {
+            assert!(!h.contains_key(gone), "{gone} kept");
+        }
+        assert_eq!(h["host"], "example.com:8080");
+        assert_eq!(h["x-forwarded-host"], "example.com:8080");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
+        assert_eq!(p.uri, "/x?y=1");
+    }
+
+    #[test]
+    fn http2_authority_becomes_host_and_origin_form() {
+        let mut p = parts(
+            http::Request::get("http://api.example.com/v1/a")
+                .version(Version::HTTP_2)
+                .body(())
+                .unwrap_or_default(),
+        );
+        assert_eq!(request_host(&p.uri, &p.headers), Some("api.example.com"));
+        prepare_request(&mut p, &HeaderValue::from_static("::1"), false);
+        assert_eq!(p.headers["host"], "api.example.com");
+        assert_eq!(p.uri, "/v1/a");
+        assert_eq!(p.version, Version::HTTP_11);
+    }
+
+    #[test]
+    fn upgrade_headers_survive_only_on_upgrades() {
+        let req = || {
+            parts(
+                http::Request::get("/ws")
+                    .header("connection", "Upgrade")
+                    .header("upgrade", "websocket")
+                    .body(())
+                    .unwrap_or_default(),
+            )
+        };
+        let mut p = req();
+        assert!(is_upgrade(p.version, &p.headers));
+        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), true);
+        assert_eq!(p.headers["upgrade"], "websocket");
+        assert_eq!(p.headers["connection"], "upgrade");
+        let mut p = req();
+        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), false);
+        assert!(!p.headers.contains_key("upgrade"));
+    }
+
+    #[test]
+    fn framing_checks_refuse_ambiguous_lengths() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
+        assert!(check_framing(&h).is_err());
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("Chunked"));
+        assert!(check_framing(&h).is_ok());
+        let mut h = HeaderMap::new();
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
+        assert!(check_framing(&h).is_err());
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("a.example:80"), "a.example");
+        assert_eq!(strip_port("a.example"), "a.example");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+    }
+}

@@ -1,0 +1,208 @@
+//! The client socket wrapper shared by HTTP and TCP connections.
+//!
+//! [`ClientIo`] counts traffic so a watchdog can close idle connections without a timer
+//! per read, and (HTTP/1 only) feeds the bytes hyper reads through a [`HeadScanner`] so
+//! request-smuggling patterns hyper tolerates can be rejected. [`ConnShared`] is the
+//! small block of atomics the socket, the request handler and the watchdog share.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::http::smuggling::HeadScanner;
+
+/// No bad head seen yet.
+const NO_BAD_HEAD: u64 = u64::MAX;
+
+/// State shared by a client connection's socket, its requests and its idle watchdog.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    /// Bumped on every read or write that moved bytes.
+    activity: AtomicU64,
+    /// Requests whose response is not finished yet (an idle connection has none).
+    in_flight: AtomicU32,
+    /// Index of the first HTTP/1 request head carrying both `Content-Length` and
+    /// `Transfer-Encoding` (hyper accepts it and drops the length; weir refuses it).
+    bad_head: AtomicU64,
+    /// Set once the connection is upgraded: the bytes are no longer HTTP.
+    scan_off: AtomicBool,
+}
+
+impl ConnShared {
+    pub(crate) fn new() -> Self {
+        ConnShared {
+            activity: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            bad_head: AtomicU64::new(NO_BAD_HEAD),
+            scan_off: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    fn touch(&self) {
+        self.activity.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether HTTP/1 request number `index` (0-based) had an ambiguous length.
+    #[inline]
+    pub(crate) fn is_bad_head(&self, index: u64) -> bool {
+        self.bad_head.load(Ordering::Acquire) == index
+    }
+
+    /// Stops scanning: the connection now carries a tunnel.
+    pub(crate) fn stop_scanning(&self) {
+        self.scan_off.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    #[inline]
+    pub(crate) fn request_started(self: &Arc<Self>) -> RequestGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard(Arc::clone(self))
+    }
+
+    /// Resolves once the connection has had no request in flight and no traffic for
+    /// `idle`. Checks four times per period, so it fires between `idle` and 1.25 x `idle`;
+    /// never resolves when `idle` is zero.
+    pub(crate) async fn idle_expired(&self, idle: Duration) {
+        if idle.is_zero() {
+            return std::future::pending().await;
+        }
+        let tick = (idle / 4).max(Duration::from_millis(1));
+        let mut last = self.activity.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = self.activity.load(Ordering::Relaxed);
+            if now != last || self.in_flight.load(Ordering::Relaxed) > 0 {
+                last = now;
+                quiet = Duration::ZERO;
+                continue;
+            }
+            quiet += tick;
+            if quiet >= idle {
+                return;
+            }
+        }
+    }
+}
+
+/// Keeps a connection from being idle while its request is being answered.
+#[derive(Debug)]
+pub(crate) struct RequestGuard(Arc<ConnShared>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // Finishing a response is activity: the idle period starts now.
+        self.0.touch();
+    }
+}
+
+/// A client TCP stream that records activity and, for HTTP/1, scans request heads.
+#[derive(Debug)]
+pub(crate) struct ClientIo {
+    stream: TcpStream,
+    shared: Arc<ConnShared>,
+    scanner: Option<HeadScanner>,
+}
+
+impl ClientIo {
+    /// Wraps `stream`; `scan_heads` enables the HTTP/1 head scanner.
+    pub(crate) fn new(stream: TcpStream, shared: Arc<ConnShared>, scan_heads: bool) -> Self {
+        ClientIo {
+            stream,
+            shared,
+            scanner: scan_heads.then(HeadScanner::new),
+        }
+    }
+
+    /// The wrapped stream, for relaying.
+    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let new = buf.filled().get(before..).unwrap_or_default();
+            if !new.is_empty() {
+                this.shared.touch();
+                if let Some(scanner) = this.scanner.as_mut() {
+                    if this.shared.scan_off.load(Ordering::Relaxed) || scanner.is_off() {
+                        this.scanner = None;
+                    } else if let Some(index) = scanner.scan(new) {
+                        // Only the first one matters: hyper closes after that request.
+                        if let Err(prev) = this.shared.bad_head.compare_exchange(
+                            NO_BAD_HEAD,
+                            index,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        ) {
+                            tracing::trace!(prev, index, "ambiguous head already recorded");
+                        }
+                    }
+                }
+            }
+        }
+        res
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                this.shared.touch();
+            }
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                this.shared.touch();
+            }
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

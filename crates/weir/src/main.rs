@@ -1,0 +1,118 @@
+//! weir: an L4/L7 reverse-proxy load balancer.
+//!
+//! This binary is the only crate that uses `anyhow`: it parses the command line, sets up
+//! logging, and wires config, table, listeners, health checks and the admin server
+//! together (see [`server`]). Everything that runs per request lives in the libraries.
+
+mod demo;
+mod listeners;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use weir_telemetry::LogFormat;
+
+/// Command line of `weir`.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "An L4/L7 reverse-proxy load balancer")]
+struct Cli {
+    /// Log line format on stderr (level from WEIR_LOG, env-filter syntax, default info).
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Pretty, global = true)]
+    log_format: LogFormatArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the configuration; SIGHUP reloads it, SIGTERM/SIGINT drain and stop.
+    Run {
+        /// The YAML configuration file.
+        #[arg(short, long, default_value = "/etc/weir/weir.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration: exit 0 if valid, 1 with every error listed.
+    Check {
+        /// The YAML configuration file.
+        #[arg(short, long, default_value = "/etc/weir/weir.yaml")]
+        config: PathBuf,
+    },
+    /// Start three demo backends and a balancer in front of them, and print what to curl.
+    Demo {
+        /// Where the demo balancer listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where the admin server listens.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormatArg::Pretty => LogFormat::Pretty,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    if let Command::Check { config } = &cli.command {
+        return check(config);
+    }
+    if let Err(e) = weir_telemetry::init_logging(format) {
+        eprintln!("weir: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => server::run_file(config).await,
+            Command::Demo { listen, admin } => demo::run(listen, admin).await,
+            Command::Check { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "weir stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `weir check`: prints every error as `FILE:LINE:COLUMN: FIELD.PATH: message`.
+fn check(path: &Path) -> ExitCode {
+    match weir_config::load(path) {
+        Ok(_) => {
+            println!("{}: configuration ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors.errors() {
+                eprintln!("{e}");
+            }
+            let n = errors.errors().len();
+            eprintln!(
+                "{}: {n} error{}",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Support code for weir's end-to-end tests.
+//!
+//! The tests in `crates/weir/tests/` run the real `weir` binary against real HTTP servers
+//! on loopback, so what they check is what an operator would see. This crate owns the
+//! pieces every such test needs:
+//!
+//! - [`backend`]: in-process HTTP/1.1 backends that name themselves, record what reached
+//!   them, and can be slowed, failed, held or killed ([`spawn_backend`]), plus a raw TCP
+//!   sink that only records whether any byte arrived ([`spawn_tcp_sink`]).
+//! - [`process`]: a `weir` child process with its config in a temp dir, its JSON log lines
+//!   collected for waiting on events ([`Weir`]), and `weir check` ([`check_config`]).
+//! - [`client`]: small HTTP/1.1 (keep-alive), h2c and raw-socket clients.
+//! - [`eventually`]: the one bounded wait loop; tests never sleep on a guess (STYLE.md §11).
+//!
+//! Every wait here is bounded in count and time and panics with a message naming what it
+//! waited for, so a broken build fails fast and says why instead of hanging CI.
+
+pub mod backend;
+pub mod client;
+pub mod config;
+pub mod process;
+mod tempdir;
+
+use std::future::Future;
+use std::hash::Hasher;
+use std::time::Duration;
+
+pub use backend::{closed_port, spawn_backend, spawn_backend_at, spawn_tcp_sink, BackendHandle};
+pub use backend::{Recorded, TcpSink};
+pub use client::{H1Client, H2Client, Response};
+pub use process::{check_config, run_weir, CheckOutput, Weir};
+
+/// How often [`eventually`] probes.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How many probes [`eventually`] makes before giving up (5 s in all).
+pub const POLL_ATTEMPTS: u32 = 500;
+
+/// Polls `probe` every 10 ms, at most 500 times; returns the first `Some`.
+///
+/// # Panics
+/// When no probe returned `Some` after 500 attempts, naming `what`.
+pub async fn eventually<T, F>(what: &str, mut probe: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Option<T>>,
+{
+    for _ in 0..POLL_ATTEMPTS {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    panic!(
+        "gave up after {POLL_ATTEMPTS} attempts ({:?}) waiting for: {what}",
+        POLL_INTERVAL * POLL_ATTEMPTS
+    );
+}
+
+/// 64-bit FNV-1a over `bytes`: a stable fingerprint to compare large bodies end to end.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h = Fnv1a::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// Incremental FNV-1a, for bodies hashed as they stream in.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The `len` bytes served by a backend's `/bytes/{len}` path: deterministic but not
+/// periodic over short ranges, so a dropped, duplicated or reordered chunk changes the hash.
+pub fn deterministic_bytes(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            // xorshift32: cheap and has no short period.
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect()
+}
