@@ -1,6 +1,7 @@
 //! `pool.pick()` per strategy at 10, 100 and 1,000 backends (all up, idle), and the
 //! build of a 1,000-backend table, cold (new registry) and as a reload that keeps every
-//! backend. DESIGN.md §6 asks for < 100 ns per pick and < 50 ms per reload at 1,000.
+//! backend (weights 1..=4; plus the smooth weighted cycle's worst case, weights
+//! 1..=256). DESIGN.md §6 asks for < 100 ns per pick and < 50 ms per reload at 1,000.
 
 use std::hint::black_box;
 
@@ -13,7 +14,7 @@ fn pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
     for kind in STRATEGIES {
         for n in [10, 100, 1_000] {
-            let table = BackendRegistry::new().build(config(kind, n), 1);
+            let table = BackendRegistry::new().build(config(kind, n, 4), 1);
             let Some(pool) = table.pool("app") else {
                 panic!("the fixture has pool app");
             };
@@ -28,7 +29,7 @@ fn pick(c: &mut Criterion) {
 fn build(c: &mut Criterion) {
     let mut group = c.benchmark_group("build");
     for kind in [StrategyKind::RoundRobin, StrategyKind::Weighted] {
-        let cfg = config(kind, 1_000);
+        let cfg = config(kind, 1_000, 4);
         group.bench_function(BenchmarkId::new("cold", kind.as_str()), |b| {
             b.iter(|| black_box(BackendRegistry::new().build(cfg.clone(), 1)));
         });
@@ -38,6 +39,11 @@ fn build(c: &mut Criterion) {
             b.iter(|| black_box(registry.build(cfg.clone(), 2)));
         });
     }
+    // Worst case for the smooth weighted cycle: 256 distinct weights, ~128k slots.
+    let cfg = config(StrategyKind::Weighted, 1_000, 256);
+    group.bench_function(BenchmarkId::new("cold", "weighted_1_to_256"), |b| {
+        b.iter(|| black_box(BackendRegistry::new().build(cfg.clone(), 1)));
+    });
     group.finish();
 }
 

@@ -22,9 +22,10 @@ pub const STRATEGIES: [StrategyKind; 4] = [
     StrategyKind::LeastConnections,
 ];
 
-/// `n` backends on distinct loopback-range addresses, weights cycling 1..=4 so that the
-/// weighted strategies have real work to do.
-pub fn backends(n: usize) -> Vec<BackendConfig> {
+/// `n` backends on distinct private addresses, weights cycling `1..=max_weight` so that
+/// the weighted strategies have real work to do.
+pub fn backends(n: usize, max_weight: u32) -> Vec<BackendConfig> {
+    let max_weight = max_weight.max(1);
     (0..n)
         .map(|i| {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
@@ -33,19 +34,20 @@ pub fn backends(n: usize) -> Vec<BackendConfig> {
             BackendConfig {
                 address: addr.to_string(),
                 addr,
-                weight: NonZeroU32::new(i % 4 + 1).unwrap_or(NonZeroU32::MIN),
+                weight: NonZeroU32::new(i % max_weight + 1).unwrap_or(NonZeroU32::MIN),
                 backup: false,
             }
         })
         .collect()
 }
 
-/// One HTTP listener routing everything to pool `app`, which has `n` backends.
-pub fn config(strategy: StrategyKind, n: usize) -> Arc<Config> {
+/// One HTTP listener routing everything to pool `app`, which has `n` backends of
+/// weights `1..=max_weight`.
+pub fn config(strategy: StrategyKind, n: usize, max_weight: u32) -> Arc<Config> {
     let pool = PoolConfig {
         name: "app".to_owned(),
         strategy,
-        backends: backends(n),
+        backends: backends(n, max_weight),
         health_check: None,
         timeouts: PoolTimeouts {
             connect: Duration::from_secs(2),

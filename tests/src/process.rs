@@ -168,7 +168,11 @@ impl Weir {
             .status()
             .await
             .unwrap_or_else(|e| panic!("run `kill {sig} {}`: {e}", self.pid));
-        assert!(status.success(), "`kill {sig} {}` failed: {status}", self.pid);
+        assert!(
+            status.success(),
+            "`kill {sig} {}` failed: {status}",
+            self.pid
+        );
     }
 
     /// Waits for the process to exit.
@@ -177,7 +181,16 @@ impl Weir {
     /// When it is still running after `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(Ok(status)) => status,
+            Ok(Ok(status)) => {
+                // Let the reader tasks take the last lines, so callers can inspect them.
+                for _ in 0..200 {
+                    if self.logs.is_closed() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                status
+            }
             Ok(Err(e)) => panic!("waiting for weir {}: {e}", self.pid),
             Err(_) => panic!(
                 "weir {} still running after {timeout:?}\n{}",

@@ -133,7 +133,10 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             );
             resp
         }
-        _ => text(StatusCode::NOT_FOUND, "not found: try /healthz or /status\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz or /status\n",
+        ),
     }
 }
 

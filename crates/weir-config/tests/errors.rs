@@ -198,3 +198,36 @@ fn zero_durations_and_bad_health_check_values_are_rejected() {
         ]
     );
 }
+
+#[test]
+fn unknown_top_level_field_has_an_empty_path() {
+    assert_eq!(
+        errors("listners: []\n"),
+        ["weir.yaml:1:1: unknown field `listners`, expected one of `admin`, `shutdown_timeout`, `listeners`, `pools`"]
+    );
+}
+
+#[test]
+fn listener_cannot_take_the_admin_address_and_addresses_need_a_port() {
+    let yaml = "\
+admin:
+  listen: 127.0.0.1:9000
+listeners:
+  - name: a
+    listen: 0.0.0.0:9000
+    routes: [{ pool: web }]
+  - name: b
+    listen: 8080
+    routes: [{ pool: web }]
+pools:
+  web:
+    backends: [{ address: 127.0.0.1:8081 }]
+";
+    assert_eq!(
+        errors(yaml),
+        [
+            "weir.yaml:5:5: listeners[0].listen: address 0.0.0.0:9000 is already used by the admin server (admin.listen)",
+            "weir.yaml:8:5: listeners[1].listen: invalid address \"8080\" (no port; expected host:port, e.g. 127.0.0.1:8080, [::1]:8080 or localhost:8080)",
+        ]
+    );
+}

@@ -122,11 +122,6 @@ impl ClientIo {
             scanner: scan_heads.then(HeadScanner::new),
         }
     }
-
-    /// The wrapped stream, for relaying.
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
 }
 
 impl AsyncRead for ClientIo {

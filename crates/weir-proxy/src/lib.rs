@@ -8,12 +8,23 @@
 //! request (HTTP) or per connection (TCP), so a reload takes effect for the very next
 //! request, even on a keep-alive connection, while requests already running finish on
 //! the snapshot they started with.
+//!
+//! ```text
+//! listener.rs  accept loops, max_connections, drain
+//! io.rs        client socket wrapper: activity for idle timeouts, head scanning
+//! http/        HTTP/1.1 + h2c clients proxied to pooled HTTP/1.1 backends
+//! tcp.rs       TCP relay
+//! ```
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod http;
+mod io;
 mod listener;
+mod tcp;
 
+pub use http::{UpstreamError, UpstreamPool, MAX_HEAD_BYTES};
 pub use listener::{spawn_listener, ListenerHandle};

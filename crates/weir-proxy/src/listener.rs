@@ -1,53 +1,260 @@
-//! Listener accept loops and connection tracking (CONTRACT; the proxy work fills it in).
+//! Listener accept loops and connection tracking.
+//!
+//! One task per listener accepts; one task per client connection serves it (HTTP via
+//! [`crate::http`], TCP via [`crate::tcp`]). A semaphore permit is taken *before*
+//! `accept`, so beyond `max_connections` clients wait in the kernel's backlog instead of
+//! being accepted and dropped (HAProxy's `maxconn`). Each connection reads its
+//! listener's settings from the current table by name; a listener missing from the
+//! table (being removed) closes new connections.
+//!
+//! Shutdown has two steps: [`ListenerHandle::drain`] stops accepting at once and asks
+//! HTTP connections to finish (TCP streams run on), then [`ListenerHandle::drained`]
+//! waits for them up to a deadline and closes the rest by force.
 
+use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use weir_balance::SharedTable;
+use weir_config::Protocol;
+
+/// Connection limit used when the listener is missing from the table at start.
+const FALLBACK_MAX_CONNECTIONS: u32 = 10_000;
+
+/// Shutdown signals and task tracking shared by a listener's connections.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnScope {
+    /// Asks connections to finish (graceful).
+    pub(crate) drain: CancellationToken,
+    /// Ends whatever is left (forced).
+    pub(crate) kill: CancellationToken,
+    /// Every connection task and tunnel.
+    pub(crate) tasks: TaskTracker,
+}
 
 /// Starts accepting on `socket` for the listener called `name` in the table.
 ///
 /// Each connection reads the listener's settings (protocol, routes, timeouts,
-/// `max_connections`) from the current table snapshot by name.
+/// `max_connections`) from the current table snapshot by name. Must be called within a
+/// tokio runtime.
+///
+/// # Errors
+///
+/// When the socket's local address cannot be read.
 pub fn spawn_listener(
-    socket: tokio::net::TcpListener,
+    socket: TcpListener,
     name: Arc<str>,
     table: SharedTable,
-) -> std::io::Result<ListenerHandle> {
-    let _ = (socket, name, table);
-    Err(std::io::Error::other("not yet built"))
+) -> io::Result<ListenerHandle> {
+    let local_addr = socket.local_addr()?;
+    let scope = ConnScope {
+        drain: CancellationToken::new(),
+        kill: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    };
+    let active = Arc::new(AtomicUsize::new(0));
+    let accept = TaskTracker::new();
+    let span = tracing::info_span!("listener", listener = %name, addr = %local_addr);
+    accept.spawn(
+        accept_loop(
+            socket,
+            Arc::clone(&name),
+            table,
+            scope.clone(),
+            Arc::clone(&active),
+        )
+        .instrument(span),
+    );
+    accept.close();
+    Ok(ListenerHandle {
+        name,
+        local_addr,
+        scope,
+        active,
+        accept,
+    })
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    name: Arc<str>,
+    table: SharedTable,
+    scope: ConnScope,
+    active: Arc<AtomicUsize>,
+) {
+    let mut limit = table
+        .load()
+        .listener(&name)
+        .map_or(FALLBACK_MAX_CONNECTIONS, |l| l.max_connections());
+    let permits = Arc::new(Semaphore::new(limit as usize));
+    loop {
+        if let Some(want) = table.load().listener(&name).map(|l| l.max_connections()) {
+            resize(&permits, &mut limit, want);
+        }
+        let permit = tokio::select! {
+            biased;
+            () = scope.drain.cancelled() => break,
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = scope.drain.cancelled() => break,
+            r = socket.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_error(&e).await;
+                    continue;
+                }
+            },
+        };
+        active.fetch_add(1, Ordering::Relaxed);
+        let conn = Connection {
+            active: Arc::clone(&active),
+        };
+        let (name, table, task_scope) = (Arc::clone(&name), Arc::clone(&table), scope.clone());
+        let span = tracing::debug_span!("conn", %peer);
+        scope.tasks.spawn(
+            async move {
+                let _permit = permit;
+                let _conn = conn;
+                serve(stream, peer, name, table, task_scope).await;
+            }
+            .instrument(span),
+        );
+    }
+    drop(socket);
+    tracing::info!("listener stopped accepting");
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    name: Arc<str>,
+    table: SharedTable,
+    scope: ConnScope,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY failed");
+    }
+    let Some(listener) = table.load().listener(&name).map(Arc::clone) else {
+        tracing::debug!("listener no longer in the table, closing");
+        return;
+    };
+    tracing::debug!(protocol = ?listener.protocol(), "accepted");
+    match listener.protocol() {
+        Protocol::Http => crate::http::serve(stream, peer, &listener, table, &scope).await,
+        Protocol::Tcp => crate::tcp::serve(stream, &listener, &scope).await,
+    }
+}
+
+/// Follows a reload's `max_connections`: adds permits, or withdraws free ones (busy
+/// ones are withdrawn on later passes as their connections end).
+fn resize(permits: &Semaphore, limit: &mut u32, want: u32) {
+    if want > *limit {
+        permits.add_permits((want - *limit) as usize);
+        *limit = want;
+    } else if want < *limit {
+        let gone = permits.forget_permits((*limit - want) as usize);
+        *limit -= u32::try_from(gone).unwrap_or(0);
+    }
+}
+
+/// Out of descriptors or memory: back off instead of spinning on `accept`.
+async fn accept_error(e: &io::Error) {
+    let exhausted = matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12));
+    if exhausted {
+        tracing::warn!(error = %e, "accept failed, backing off");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    } else {
+        tracing::debug!(error = %e, "accept failed");
+    }
+}
+
+/// Counts an open client connection.
+#[derive(Debug)]
+struct Connection {
+    active: Arc<AtomicUsize>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A running listener: its accept loop and the connections it accepted.
 #[derive(Debug)]
-pub struct ListenerHandle {}
+pub struct ListenerHandle {
+    name: Arc<str>,
+    local_addr: SocketAddr,
+    scope: ConnScope,
+    active: Arc<AtomicUsize>,
+    accept: TaskTracker,
+}
 
 impl ListenerHandle {
     /// The listener's name.
     pub fn name(&self) -> &str {
-        ""
+        &self.name
     }
 
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 0))
+        self.local_addr
     }
 
-    /// Client connections currently open.
+    /// Client connections currently open (upgraded tunnels not included).
     pub fn active_connections(&self) -> usize {
-        0
+        self.active.load(Ordering::Relaxed)
     }
 
     /// Stops accepting at once (the task's socket is dropped) and asks every connection to
     /// finish: HTTP/1.1 connections close after their current response
     /// (`Connection: close`), HTTP/2 ones get GOAWAY, TCP streams run to their end.
-    pub fn drain(&self) {}
+    pub fn drain(&self) {
+        self.scope.drain.cancel();
+        self.scope.tasks.close();
+    }
 
     /// Waits until every connection has closed, at most `timeout`; then closes whatever
-    /// is left by force. Returns the number of connections closed by force.
+    /// is left by force. Returns the number of connections (and tunnels) closed by force.
+    ///
+    /// Drains first if [`ListenerHandle::drain`] was not called.
     pub async fn drained(&self, timeout: Duration) -> usize {
-        let _ = timeout;
-        0
+        self.drain();
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The accept task exits at once on drain; after that no connection is added.
+        if tokio::time::timeout_at(deadline, self.accept.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(listener = %self.name, "accept loop did not stop in time");
+        }
+        if tokio::time::timeout_at(deadline, self.scope.tasks.wait())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let left = self.scope.tasks.len();
+        self.scope.kill.cancel();
+        // Every task selects on `kill`, so they end at their next poll.
+        if tokio::time::timeout(Duration::from_secs(1), self.scope.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(listener = %self.name, "connections still open after forced close");
+        }
+        left
     }
 }

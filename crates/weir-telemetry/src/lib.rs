@@ -1,7 +1,13 @@
-//! weir's telemetry: log setup now; metric families and handle types belong here too.
+//! weir's telemetry: log setup, and the Prometheus metric families with the handle types
+//! every layer bumps.
 //!
 //! This crate depends on no other weir crate, so every layer can use it.
 
 mod logging;
+pub mod metrics;
 
 pub use logging::{init_logging, LogFormat, LoggingError};
+pub use metrics::{
+    config_hash, BackendMetrics, ConfigMetrics, ConnectionGuard, ListenerMetrics, Metrics,
+    MetricsError, PoolMetrics, RouteMetrics, UpstreamErrorKind, TEXT_CONTENT_TYPE,
+};

@@ -71,10 +71,13 @@ async fn spawn_backend(n: u32) -> anyhow::Result<SocketAddr> {
                 continue;
             };
             tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    let body = format!("demo backend {n}: {} {}\n", req.method(), req.uri().path());
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
-                });
+                let service = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let body =
+                            format!("demo backend {n}: {} {}\n", req.method(), req.uri().path());
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
+                    },
+                );
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await

@@ -62,7 +62,10 @@ impl Listeners {
         let mut entries = Vec::with_capacity(config.listeners.len());
         for l in &config.listeners {
             let exact = self.running.iter().enumerate().position(|(i, r)| {
-                !claimed[i] && &*r.name == l.name && r.protocol == l.protocol && r.listen == l.listen
+                !claimed[i]
+                    && &*r.name == l.name
+                    && r.protocol == l.protocol
+                    && r.listen == l.listen
             });
             let socket = if let Some(i) = exact {
                 claimed[i] = true;
@@ -74,14 +77,14 @@ impl Listeners {
                 .position(|(i, r)| !claimed[i] && r.listen == l.listen)
             {
                 claimed[i] = true;
-                let dup = self.running[i]
-                    .socket
-                    .try_clone()
-                    .with_context(|| format!("listener {}: duplicating socket {}", l.name, l.listen))?;
+                let dup = self.running[i].socket.try_clone().with_context(|| {
+                    format!("listener {}: duplicating socket {}", l.name, l.listen)
+                })?;
                 PlanSocket::Start(dup)
             } else {
                 PlanSocket::Start(
-                    bind(l.listen).with_context(|| format!("listener {}: bind {}", l.name, l.listen))?,
+                    bind(l.listen)
+                        .with_context(|| format!("listener {}: bind {}", l.name, l.listen))?,
                 )
             };
             entries.push((Arc::from(l.name.as_str()), l.protocol, l.listen, socket));
@@ -91,8 +94,16 @@ impl Listeners {
 
     /// Starts the planned tasks and drains the listeners the plan no longer has. Call
     /// after the new table is live, so new tasks find their listener in it.
-    pub(crate) fn commit(&mut self, plan: Plan, table: &SharedTable, drain_timeout: Duration) -> anyhow::Result<()> {
-        let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running).into_iter().map(Some).collect();
+    pub(crate) fn commit(
+        &mut self,
+        plan: Plan,
+        table: &SharedTable,
+        drain_timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running)
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut next = Vec::with_capacity(plan.entries.len());
         for (name, protocol, listen, socket) in plan.entries {
             match socket {
@@ -105,8 +116,12 @@ impl Listeners {
                     let ours = socket.try_clone().context("duplicating listener socket")?;
                     let tokio_socket = tokio::net::TcpListener::from_std(socket)
                         .context("registering listener socket")?;
-                    let handle = weir_proxy::spawn_listener(tokio_socket, Arc::clone(&name), Arc::clone(table))
-                        .with_context(|| format!("listener {name}: starting"))?;
+                    let handle = weir_proxy::spawn_listener(
+                        tokio_socket,
+                        Arc::clone(&name),
+                        Arc::clone(table),
+                    )
+                    .with_context(|| format!("listener {name}: starting"))?;
                     tracing::info!(
                         listener = %name,
                         addr = %handle.local_addr(),

@@ -56,10 +56,15 @@ async fn load(path: PathBuf) -> anyhow::Result<Config> {
 impl Server {
     /// Binds every listener and the admin server, starts health checks. Returns once
     /// everything accepts.
-    pub(crate) async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub(crate) async fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let registry = BackendRegistry::new();
-        let table: SharedTable = Arc::new(ArcSwap::from_pointee(registry.build(Arc::clone(&config), 1)));
+        let table: SharedTable = Arc::new(ArcSwap::from_pointee(
+            registry.build(Arc::clone(&config), 1),
+        ));
 
         let listeners = Arc::new(Mutex::new(Listeners::default()));
         {
@@ -70,7 +75,8 @@ impl Server {
 
         let admin_socket = listeners::bind(config.admin.listen)
             .with_context(|| format!("admin: bind {}", config.admin.listen))?;
-        let admin_socket = tokio::net::TcpListener::from_std(admin_socket).context("admin socket")?;
+        let admin_socket =
+            tokio::net::TcpListener::from_std(admin_socket).context("admin socket")?;
         let admin_addr = admin_socket.local_addr().context("admin socket address")?;
         let view = Arc::clone(&listeners);
         let admin = Arc::new(AdminState::new(
@@ -174,7 +180,10 @@ impl Server {
     ) {
         let timeout = self.table.load().config().shutdown_timeout;
         self.admin.set_draining();
-        tracing::info!(timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX), "shutting down");
+        tracing::info!(
+            timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            "shutting down"
+        );
         let mut set = std::mem::take(&mut *lock(&self.listeners));
         let forced = tokio::select! {
             forced = set.drain_all(timeout) => forced,
@@ -195,4 +204,3 @@ fn lock(m: &Mutex<Listeners>) -> std::sync::MutexGuard<'_, Listeners> {
         Err(poisoned) => poisoned.into_inner(),
     }
 }
-

@@ -33,7 +33,12 @@ async fn backup_takes_over_when_primaries_die_and_gives_back_when_one_returns() 
     let (p1, hp1) = spawn_backend("p1").await;
     let (p2, hp2) = spawn_backend("p2").await;
     let (bk, hbk) = spawn_backend("backup").await;
-    let list = format!("{}{}{}", backend(p1), backend(p2), backend_with(bk, "backup: true"));
+    let list = format!(
+        "{}{}{}",
+        backend(p1),
+        backend(p2),
+        backend_with(bk, "backup: true")
+    );
     let weir = Weir::start(WEIR, &one_pool("round_robin", &list, FAST_HEALTH_CHECK)).await;
 
     let got = bodies(&weir, 20).await;
@@ -54,7 +59,11 @@ async fn backup_takes_over_when_primaries_die_and_gives_back_when_one_returns() 
     let backup_hits = hbk.hits();
     let got = bodies(&weir, 10).await;
     assert!(got.iter().all(|b| b == "p1"), "{got:?}");
-    assert_eq!(hbk.hits(), backup_hits, "the backup kept serving after a primary returned");
+    assert_eq!(
+        hbk.hits(),
+        backup_hits,
+        "the backup kept serving after a primary returned"
+    );
 
     let status = weir.status().await;
     let pool = &status["pools"][0];
@@ -71,7 +80,11 @@ async fn backup_takes_over_when_primaries_die_and_gives_back_when_one_returns() 
 async fn nothing_up_answers_503_at_once_then_recovers() {
     let (a, ha) = spawn_backend("a").await;
     ha.set_health_status(500);
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), FAST_HEALTH_CHECK)).await;
+    let weir = Weir::start(
+        WEIR,
+        &one_pool("round_robin", &backends(&[a]), FAST_HEALTH_CHECK),
+    )
+    .await;
     wait_backend_log(&weir, 0, "backend down", &ha).await;
 
     let resp = client::get(weir.listener_addr("web"), "/").await;

@@ -43,7 +43,12 @@ async fn round_robin_gives_each_backend_exactly_a_third_of_300_requests() {
     let (b, hb) = spawn_backend("b").await;
     let (c, hc) = spawn_backend("c").await;
     // Weights are ignored by round_robin.
-    let list = format!("{}{}{}", backend_with(a, "weight: 5"), backend(b), backend(c));
+    let list = format!(
+        "{}{}{}",
+        backend_with(a, "weight: 5"),
+        backend(b),
+        backend(c)
+    );
     let weir = Weir::start(WEIR, &one_pool("round_robin", &list, "")).await;
 
     let got = bodies(&weir, 300, "/").await;
@@ -76,6 +81,11 @@ async fn weighted_5_1_1_gives_exact_shares_interleaved_over_70_requests() {
     assert_eq!(counts.get("a"), Some(&50), "{counts:?}");
     assert_eq!(counts.get("b"), Some(&10), "{counts:?}");
     assert_eq!(counts.get("c"), Some(&10), "{counts:?}");
+    assert_eq!(
+        got[..7],
+        ["a", "a", "b", "a", "c", "a", "a"],
+        "DESIGN.md: weights 5,1,1 give a a b a c a a"
+    );
     // Smooth WRR repeats the cycle `a a b a c a a`: any 7 consecutive picks are 5 a, 1 b, 1 c.
     for (i, window) in got.windows(7).enumerate() {
         let w = self::counts(window);
@@ -126,7 +136,9 @@ async fn least_connections_sends_new_requests_to_the_idle_backend() {
     // in flight, so two different backends end up holding one request each.
     let mut slow = Vec::new();
     for held in 1..=2usize {
-        slow.push(tokio::spawn(async move { client::get(addr, "/hold").await }));
+        slow.push(tokio::spawn(
+            async move { client::get(addr, "/hold").await },
+        ));
         eventually(&format!("{held} held request(s) reaching backends"), || {
             let total: usize = handles.iter().map(|h| h.in_progress()).sum();
             async move { (total == held).then_some(()) }

@@ -106,8 +106,10 @@ async fn handle(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply
         let mut resp = reply(&shared, 101, String::new());
         resp.headers_mut()
             .insert(header::UPGRADE, "websocket".parse().expect("static header"));
-        resp.headers_mut()
-            .insert(header::CONNECTION, "upgrade".parse().expect("static header"));
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            "upgrade".parse().expect("static header"),
+        );
         return Ok(resp);
     }
     let status = shared.status.load(Ordering::SeqCst);

@@ -24,7 +24,10 @@ pub struct CheckOutput {
 impl CheckOutput {
     /// Stderr's non-empty lines.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 }
 

@@ -180,7 +180,8 @@ impl Weir {
     /// # Errors
     /// When the admin server cannot be reached.
     pub async fn healthz(&self) -> Result<Response, client::BoxError> {
-        let req = http::Request::get("/healthz").body(http_body_util::Full::new(bytes::Bytes::new()))?;
+        let req =
+            http::Request::get("/healthz").body(http_body_util::Full::new(bytes::Bytes::new()))?;
         client::request(self.admin_addr(), req).await
     }
 }

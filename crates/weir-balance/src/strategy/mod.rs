@@ -10,6 +10,13 @@
 //! - `pick` is called with the same slice the strategy was built from (a different slice
 //!   never panics, but the weights then no longer line up).
 //!
+//! | strategy | `pick` | built in `new` |
+//! |---|---|---|
+//! | round robin | one `fetch_add`, walk past down backends | nothing |
+//! | weighted | one `fetch_add`, index into the cycle | one period of nginx's smooth WRR |
+//! | random | one `fetch_add` (RNG), binary search | cumulative weights |
+//! | least connections | exact scan (≤ 32) or best of 2 weighted samples | cumulative weights, tie order |
+//!
 //! Weights are read from the backends when the strategy is built, so a table keeps
 //! picking consistently even after a reload re-weights a backend it shares with a newer
 //! table. They are clamped to `1..=`[`MAX_WEIGHT`], the range the config validates.
@@ -24,6 +31,7 @@ mod least_connections;
 mod random;
 mod round_robin;
 mod sample;
+mod smooth;
 mod weighted;
 
 #[cfg(test)]

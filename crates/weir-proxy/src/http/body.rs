@@ -19,7 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use weir_balance::InFlight;
 
-use super::upstream::IdleSender;
+use super::upstream::{self, Sender};
 use crate::io::RequestGuard;
 
 /// A request body on its way to a backend.
@@ -114,8 +114,8 @@ pub(crate) struct UpstreamBody {
     /// Whether `poll_frame` saw the end (for bodies whose end is known only then).
     done: bool,
     /// The connection, to return to its backend's idle queue once the body is read.
-    sender: Option<IdleSender>,
-    _in_flight: InFlight,
+    sender: Option<Sender>,
+    in_flight: InFlight,
     _request: RequestGuard,
 }
 
@@ -128,10 +128,18 @@ impl ResBody {
         }
     }
 
+    /// No body (a 101's).
+    pub(crate) fn empty() -> Self {
+        ResBody::Text {
+            data: None,
+            _request: None,
+        }
+    }
+
     /// A backend's body; `sender` is returned to the idle queue when it is read fully.
     pub(crate) fn upstream(
         inner: Incoming,
-        sender: Option<IdleSender>,
+        sender: Option<Sender>,
         in_flight: InFlight,
         request: RequestGuard,
     ) -> Self {
@@ -139,7 +147,7 @@ impl ResBody {
             inner,
             done: false,
             sender,
-            _in_flight: in_flight,
+            in_flight,
             _request: request,
         })
     }
@@ -198,7 +206,7 @@ impl UpstreamBody {
     fn release(&mut self) {
         if let Some(sender) = self.sender.take() {
             if self.done || self.inner.is_end_stream() {
-                sender.give_back();
+                upstream::give_back(self.in_flight.backend(), sender);
             }
         }
     }

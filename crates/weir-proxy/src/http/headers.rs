@@ -62,18 +62,23 @@ pub(crate) fn check_framing(headers: &HeaderMap) -> Result<(), &'static str> {
     let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
     if let Some(first) = te.next() {
         let single = te.next().is_none();
-        if !single || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            return Err("unsupported Transfer-Encoding (only \"chunked\" is accepted)\n");
+        if !single
+            || !first
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked")
+        {
+            return Err("unsupported Transfer-Encoding (only \"chunked\" is accepted)");
         }
         if headers.contains_key(header::CONTENT_LENGTH) {
-            return Err("request has both Transfer-Encoding and Content-Length\n");
+            return Err("request has both Transfer-Encoding and Content-Length");
         }
     }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     if let Some(first) = lengths.next() {
         let ok = |v: &HeaderValue| !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit);
         if !ok(first) || lengths.any(|v| v != first) {
-            return Err("invalid or conflicting Content-Length\n");
+            return Err("invalid or conflicting Content-Length");
         }
     }
     Ok(())
@@ -261,7 +266,13 @@ mod tests {
         let ip = HeaderValue::from_static("127.0.0.1");
         prepare_request(&mut p, &ip, false);
         let h = &p.headers;
-        for gone in ["connection", "keep-alive", "x-secret", "te", "proxy-authorization"] {
+        for gone in [
+            "connection",
+            "keep-alive",
+            "x-secret",
+            "te",
+            "proxy-authorization",
+        ] {
             assert!(!h.contains_key(gone), "{gone} kept");
         }
         assert_eq!(h["host"], "example.com:8080");
@@ -310,9 +321,15 @@ mod tests {
     #[test]
     fn framing_checks_refuse_ambiguous_lengths() {
         let mut h = HeaderMap::new();
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("gzip, chunked"),
+        );
         assert!(check_framing(&h).is_err());
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("Chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("Chunked"),
+        );
         assert!(check_framing(&h).is_ok());
         let mut h = HeaderMap::new();
         h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));

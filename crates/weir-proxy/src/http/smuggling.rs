@@ -176,11 +176,12 @@ impl HeadScanner {
                     Some(v) => self.state = State::LengthValue { value: v },
                     None => self.state = State::Off, // hyper rejects it
                 },
+                b' ' | b'\t' => {}
                 b'\n' => {
                     self.length = value;
                     self.state = State::LineStart;
                 }
-                // Whitespace, or a list hyper checks itself: keep the first number.
+                // `\r`, or a list hyper checks itself: keep the first number.
                 _ => {
                     self.length = value;
                     self.state = State::SkipLine;
@@ -282,7 +283,8 @@ mod tests {
     #[test]
     fn body_bytes_that_look_like_headers_are_skipped() {
         let body = b"x\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n";
-        let mut input = format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+        let mut input =
+            format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
         input.extend_from_slice(body);
         input.extend_from_slice(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\nGET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(scan_all(&input, 1), vec![2]);

@@ -1,0 +1,130 @@
+//! HTTP/1.1 and HTTP/2 (h2c prior knowledge) client connections, proxied to HTTP/1.1.
+//!
+//! One hyper connection per client socket (`hyper_util`'s auto builder tells HTTP/1 from
+//! the HTTP/2 preface). Each request goes through [`service::handle`], which loads the
+//! current table, routes, picks, and streams. The connection task also enforces the
+//! client-side limits: header size (431) and header read time come from hyper's h1
+//! settings, idle time from a watchdog over the socket's activity counter, and a drain
+//! turns into hyper's graceful shutdown (`Connection: close` on HTTP/1.1, GOAWAY on h2).
+//!
+//! ```text
+//! service.rs   route, pick, first body frame, retries, response wrapping
+//! upstream.rs  per-backend idle pools, connect, send, retry
+//! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
+//! smuggling.rs head scanner for Content-Length + Transfer-Encoding
+//! body.rs      request/response bodies and what they release at the end
+//! upgrade.rs   101 tunnels
+//! error.rs     UpstreamError and the texts clients see
+//! ```
+
+mod body;
+mod error;
+mod headers;
+mod service;
+pub(crate) mod smuggling;
+mod upgrade;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use weir_balance::{ListenerTable, SharedTable};
+
+pub use error::UpstreamError;
+pub use upstream::UpstreamPool;
+
+use crate::io::{ClientIo, ConnShared};
+use crate::listener::ConnScope;
+
+/// Largest request head accepted (HTTP/1 read buffer, HTTP/2 header list): beyond it
+/// the client gets 431.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// What every request of one client connection needs.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    table: SharedTable,
+    listener: Arc<str>,
+    peer: SocketAddr,
+    /// The peer's IP, formatted once for `X-Forwarded-For`.
+    client_ip: HeaderValue,
+    shared: Arc<ConnShared>,
+    /// HTTP/1 requests handed to the service so far (matches the head scanner's index).
+    h1_requests: AtomicU64,
+    tasks: tokio_util::task::TaskTracker,
+    kill: tokio_util::sync::CancellationToken,
+}
+
+/// Serves one HTTP client connection until it closes, drains, idles out or is killed.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerTable,
+    table: SharedTable,
+    scope: &ConnScope,
+) {
+    let shared = Arc::new(ConnShared::new());
+    let io = ClientIo::new(stream, Arc::clone(&shared), true);
+    let client_ip = HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let ctx = Arc::new(ConnCtx {
+        table,
+        listener: Arc::clone(listener.name_arc()),
+        peer,
+        client_ip,
+        shared: Arc::clone(&shared),
+        h1_requests: AtomicU64::new(0),
+        tasks: scope.tasks.clone(),
+        kill: scope.kill.clone(),
+    });
+    let timeouts = *listener.timeouts();
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX));
+
+    let svc = service_fn(move |req| service::handle(Arc::clone(&ctx), req));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let idle = shared.idle_expired(timeouts.idle);
+    tokio::pin!(idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = scope.kill.cancelled() => {
+                tracing::debug!("connection closed by force");
+                return;
+            }
+            res = conn.as_mut() => {
+                match res {
+                    Ok(()) => tracing::debug!("connection closed"),
+                    Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+                }
+                return;
+            }
+            () = scope.drain.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = &mut idle, if !closing => {
+                tracing::debug!(idle = ?timeouts.idle, "closing idle connection");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

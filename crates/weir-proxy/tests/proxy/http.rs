@@ -1,0 +1,310 @@
+//! HTTP proxying: keep-alive, headers, errors, retries, streaming, upgrades, h2c, drain.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
+    let b = backend(Behaviour::Name("a")).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = client(proxy.addr).await;
+    for _ in 0..3 {
+        let (status, _, body) = send(&mut c, get("/hello")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "a");
+    }
+    assert_eq!(b.hits(), 3);
+    assert_eq!(
+        b.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "backend connection reused"
+    );
+    assert_eq!(proxy.handle.active_connections(), 1);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
+    let b = backend(Behaviour::Name("a")).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = client(proxy.addr).await;
+    let req = Request::get("/p?q=1")
+        .header("host", "shop.example.com:8443")
+        .header("connection", "keep-alive, x-private")
+        .header("keep-alive", "timeout=9")
+        .header("x-private", "secret")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic abc")
+        .header("x-forwarded-for", "10.1.1.1")
+        .header("x-kept", "yes")
+        .body(Full::default())
+        .expect("request");
+    let (status, res_headers, _) = send(&mut c, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = b.last_headers();
+    for gone in [
+        "connection",
+        "keep-alive",
+        "x-private",
+        "te",
+        "proxy-authorization",
+    ] {
+        assert!(!seen.contains_key(gone), "backend got {gone}");
+    }
+    assert_eq!(seen["host"], "shop.example.com:8443");
+    assert_eq!(seen["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], "shop.example.com:8443");
+    assert_eq!(seen["x-kept"], "yes");
+    assert_eq!(b.seen.lock().expect("lock")[0].0, "/p?q=1");
+    for gone in ["keep-alive", "x-backend-private"] {
+        assert!(!res_headers.contains_key(gone), "client got {gone}");
+    }
+    assert_eq!(res_headers["x-backend"], "a");
+}
+
+#[tokio::test]
+async fn nothing_up_answers_503_naming_the_pool() {
+    let b = backend(Behaviour::Name("a")).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    for backend in proxy.table.load().pools()[0].backends() {
+        backend.force(false, "test");
+    }
+    let (status, _, body) = send(&mut client(proxy.addr).await, get("/")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "no backend available in pool \"app\"");
+    assert_eq!(b.hits(), 0);
+}
+
+#[tokio::test]
+async fn every_backend_refusing_answers_502() {
+    let (x, y) = (closed_port().await, closed_port().await);
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[x, y])])).await;
+    let (status, _, body) = send(&mut client(proxy.addr).await, get("/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.starts_with("no backend could be reached in pool \"app\": connect to"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn slow_backend_answers_504_after_the_response_timeout() {
+    let b = backend(Behaviour::Hang).await;
+    let mut p = pool("app", &[b.addr]);
+    p.timeouts.response = Duration::from_millis(200);
+    let proxy = Proxy::start(config(http_listener("app"), vec![p])).await;
+    let (status, _, body) = send(&mut client(proxy.addr).await, get("/")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        body,
+        format!("backend {} did not respond within 200ms", b.addr)
+    );
+    assert_eq!(b.hits(), 1, "a timed-out request is not retried");
+}
+
+#[tokio::test]
+async fn connect_failure_is_retried_on_another_backend() {
+    let dead = closed_port().await;
+    let live = backend(Behaviour::Name("live")).await;
+    let proxy = Proxy::start(config(
+        http_listener("app"),
+        vec![pool("app", &[dead, live.addr])],
+    ))
+    .await;
+    let mut c = client(proxy.addr).await;
+    for _ in 0..4 {
+        let req = Request::post("/")
+            .header("host", "x")
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .expect("request");
+        let (status, _, body) = send(&mut c, req).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "even a POST is retried after a connect failure"
+        );
+        assert_eq!(body, "live");
+    }
+    assert_eq!(live.hits(), 4);
+}
+
+#[tokio::test]
+async fn reload_applies_to_the_next_request_on_a_kept_alive_connection() {
+    let (a, b) = (
+        backend(Behaviour::Name("a")).await,
+        backend(Behaviour::Name("b")).await,
+    );
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[a.addr])])).await;
+    let mut c = client(proxy.addr).await;
+    assert_eq!(send(&mut c, get("/")).await.2, "a");
+    proxy.reload(config(http_listener("app"), vec![pool("app", &[b.addr])]));
+    assert_eq!(send(&mut c, get("/")).await.2, "b");
+}
+
+#[tokio::test]
+async fn ten_megabytes_stream_up_and_back_intact() {
+    let b = backend(Behaviour::Echo).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let payload: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let req = Request::put("/upload")
+        .header("host", "x")
+        .body(Full::new(Bytes::from(payload.clone())))
+        .expect("request");
+    let (status, headers, body) = send(&mut client(proxy.addr).await, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-length"],
+        payload.len().to_string().as_str()
+    );
+    assert!(body == payload, "body differs ({} bytes back)", body.len());
+}
+
+#[tokio::test]
+async fn upgrade_tunnels_raw_bytes_after_101() {
+    let b = backend(Behaviour::Upgrade).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(s.read_u8().await.expect("read head"));
+        }
+    })
+    .await
+    .expect("101 in time");
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    let seen = b.last_headers();
+    assert_eq!(seen["upgrade"], "echo");
+    assert_eq!(seen["connection"], "upgrade");
+    for msg in [&b"ping \x00\x01\xff"[..], b"second message"] {
+        s.write_all(msg).await.expect("write tunnel");
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(WAIT, s.read_exact(&mut back))
+            .await
+            .expect("echo in time")
+            .expect("read tunnel");
+        assert_eq!(back, msg);
+    }
+}
+
+#[tokio::test]
+async fn h2c_client_is_proxied_to_http1_backend() {
+    let b = backend(Behaviour::Name("a")).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = h2_client(proxy.addr).await;
+    for _ in 0..2 {
+        let req = Request::get("http://h2.example.com/v1?x=1")
+            .version(http::Version::HTTP_2)
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .body(Full::default())
+            .expect("request");
+        let res = tokio::time::timeout(WAIT, c.send_request(req))
+            .await
+            .expect("in time")
+            .expect("response");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.version(), http::Version::HTTP_2);
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body, "a");
+    }
+    let seen = b.last_headers();
+    assert_eq!(seen["host"], "h2.example.com");
+    assert_eq!(seen["cookie"], "a=1; b=2");
+    assert_eq!(b.seen.lock().expect("lock")[0].0, "/v1?x=1");
+}
+
+#[tokio::test]
+async fn drain_finishes_the_in_flight_response_with_connection_close() {
+    let b = backend(Behaviour::Gate).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::timeout(WAIT, b.got.notified())
+        .await
+        .expect("backend got the request");
+    proxy.handle.drain();
+    b.gate.notify_one();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.ends_with("released"), "{text}");
+    assert_eq!(proxy.handle.drained(WAIT).await, 0);
+    assert!(
+        TcpStream::connect(proxy.addr).await.is_err(),
+        "still accepting after drain"
+    );
+}
+
+#[tokio::test]
+async fn drained_closes_what_is_left_by_force_and_counts_it() {
+    let b = backend(Behaviour::Hang).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    eventually_hits(&b, 1).await;
+    assert_eq!(proxy.handle.drained(Duration::from_millis(100)).await, 1);
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .expect("closed in time");
+    assert!(
+        read.is_err() || out.is_empty(),
+        "no response expected: {out:?}"
+    );
+}
+
+async fn eventually_hits(b: &TestBackend, n: usize) {
+    for _ in 0..500 {
+        if b.hits() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("backend never got {n} requests");
+}
+
+#[tokio::test]
+async fn head_keeps_content_length_and_the_backend_connection() {
+    let b = backend(Behaviour::Name("abc")).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = client(proxy.addr).await;
+    let head = Request::head("/")
+        .header("host", "x")
+        .body(Full::default())
+        .expect("request");
+    let (status, headers, body) = send(&mut c, head).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-length"], "3");
+    assert!(body.is_empty());
+    assert_eq!(send(&mut c, get("/")).await.2, "abc");
+    assert_eq!(
+        b.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "connection reused after HEAD"
+    );
+}

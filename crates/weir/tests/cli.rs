@@ -1,0 +1,173 @@
+//! The command line contract (DESIGN.md §2): `weir check` exit codes and messages in the
+//! `FILE:LINE:COLUMN: FIELD.PATH: message` form, `--version`, and `run` refusing a bad file.
+
+use std::time::Duration;
+
+use weir_e2e::{check_config, run_weir, Weir};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// 1-based columns of the key `key` and of its value on 1-based line `line` of `yaml`.
+fn key_and_value_columns(yaml: &str, line: usize, key: &str) -> (usize, usize) {
+    let text = yaml.lines().nth(line - 1).expect("line exists");
+    let key_col = text.find(&format!("{key}:")).expect("key on line") + 1;
+    let after = key_col - 1 + key.len() + 1;
+    let value_col = after + text[after..].len() - text[after..].trim_start().len() + 1;
+    (key_col, value_col)
+}
+
+/// The stderr line reporting `path` on `line`, checked against the contract's form.
+fn error_line<'a>(lines: &[&'a str], yaml: &str, line: usize, key: &str, path: &str) -> &'a str {
+    let (key_col, value_col) = key_and_value_columns(yaml, line, key);
+    let at_key = format!("weir.yaml:{line}:{key_col}: {path}: ");
+    let at_value = format!("weir.yaml:{line}:{value_col}: {path}: ");
+    lines
+        .iter()
+        .find(|l| l.starts_with(&at_key) || l.starts_with(&at_value))
+        .unwrap_or_else(|| panic!("no line starting {at_key:?} or {at_value:?} in {lines:#?}"))
+}
+
+const VALID: &str = "\
+admin:
+  listen: 127.0.0.1:0
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - pool: web
+pools:
+  web:
+    strategy: weighted
+    backends:
+      - { address: 127.0.0.1:1, weight: 3 }
+      - { address: 127.0.0.1:2 }
+    health_check: { type: http, path: /health, interval: 2s, timeout: 1s }
+";
+
+#[tokio::test]
+async fn check_accepts_a_valid_file_with_exit_0() {
+    let out = check_config(WEIR, VALID).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("weir.yaml: configuration ok"),
+        "{out:?}"
+    );
+    assert!(out.stderr_lines().is_empty(), "{out:?}");
+}
+
+#[tokio::test]
+async fn check_lists_every_error_with_file_line_column_and_path() {
+    let yaml = "\
+admin:
+  listen: 127.0.0.1:0
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - match: { path_prefix: /api/ }
+        pool: nope
+      - pool: web
+pools:
+  web:
+    strategy: round_robin
+    backends:
+      - { address: 127.0.0.1:8081 }
+      - { address: 127.0.0.1:8082, weight: 0 }
+    health_check:
+      type: http
+      path: /health
+      timeout: fast
+";
+    let out = check_config(WEIR, yaml).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(!out.stdout.contains("configuration ok"), "{out:?}");
+    let lines = out.stderr_lines();
+    let pool = error_line(&lines, yaml, 8, "pool", "listeners[0].routes[0].pool");
+    let weight = error_line(&lines, yaml, 15, "weight", "pools.web.backends[1].weight");
+    let timeout = error_line(
+        &lines,
+        yaml,
+        19,
+        "timeout",
+        "pools.web.health_check.timeout",
+    );
+    assert!(pool.contains("nope"), "name the missing pool: {pool}");
+    assert!(
+        timeout.contains("\"fast\""),
+        "quote the bad duration: {timeout}"
+    );
+    // Listed in file order, one per line.
+    let index = |l: &str| lines.iter().position(|x| *x == l).expect("present");
+    assert!(
+        index(pool) < index(weight) && index(weight) < index(timeout),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn check_names_an_unknown_field_and_its_parent() {
+    let yaml = "\
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - pool: web
+pools:
+  web:
+    backends:
+      - { address: 127.0.0.1:8081 }
+    bogus_field: 1
+";
+    let out = check_config(WEIR, yaml).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("bogus_field"))
+        .unwrap_or_else(|| panic!("unknown key not named: {lines:#?}"));
+    assert!(
+        line.starts_with("weir.yaml:10:"),
+        "line of the unknown key: {line}"
+    );
+    assert!(line.contains("pools.web"), "path of the parent: {line}");
+}
+
+#[tokio::test]
+async fn check_rejects_features_this_build_does_not_support() {
+    let yaml = format!("{VALID}    slow_start: 30s\n");
+    let out = check_config(WEIR, &yaml).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr_lines()
+            .iter()
+            .any(|l| l.starts_with("weir.yaml:15:") && l.contains("slow_start")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn check_of_a_missing_file_exits_1_naming_it() {
+    let out = run_weir(WEIR, &["check", "-c", "does-not-exist.yaml"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("does-not-exist.yaml"), "{out:?}");
+}
+
+#[tokio::test]
+async fn version_prints_name_and_version() {
+    let out = run_weir(WEIR, &["--version"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "weir 0.1.0");
+}
+
+#[tokio::test]
+async fn run_with_an_invalid_file_exits_1_and_says_where() {
+    let yaml = VALID.replace("weight: 3", "weight: -3");
+    let mut weir = Weir::spawn_run(WEIR, &yaml, "info");
+    let status = weir.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(1), "{}", weir.log_tail(20));
+    let tail = weir.log_tail(20);
+    assert!(
+        tail.contains("weir.yaml:12:"),
+        "the error names file and line: {tail}"
+    );
+}

@@ -1,0 +1,131 @@
+//! Header handling through the proxy (RFC 9110 §7.6.1, DESIGN.md §4): hop-by-hop headers
+//! removed both ways, `Host` preserved, `X-Forwarded-For` appended, `-Proto`/`-Host` set.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use weir_e2e::client::H1Client;
+use weir_e2e::config::{backends, one_pool};
+use weir_e2e::{spawn_backend, Weir};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+fn get(path: &str) -> http::request::Builder {
+    Request::get(path)
+}
+
+fn empty() -> Full<Bytes> {
+    Full::new(Bytes::new())
+}
+
+#[tokio::test]
+async fn hop_by_hop_request_headers_are_removed_and_end_to_end_ones_kept() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let mut client = H1Client::connect(weir.listener_addr("web"))
+        .await
+        .expect("connect");
+
+    let req = get("/hop-request")
+        .header("host", "example.test")
+        .header("connection", "keep-alive, x-custom-hop")
+        .header("x-custom-hop", "must not pass")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-connection", "keep-alive")
+        .header("te", "trailers")
+        .header("x-end-to-end", "kept")
+        .body(empty())
+        .expect("request");
+    let resp = client.send(req).await.expect("request through weir");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+
+    let seen = ha.requests().pop().expect("the backend got the request");
+    for hop in ["x-custom-hop", "keep-alive", "proxy-connection", "te"] {
+        assert!(
+            seen.header(hop).is_none(),
+            "hop-by-hop header {hop} reached the backend: {:?}",
+            seen.headers
+        );
+    }
+    if let Some(conn) = seen.header("connection") {
+        assert!(
+            !conn.to_ascii_lowercase().contains("x-custom-hop"),
+            "the client's Connection header was forwarded: {conn}"
+        );
+    }
+    assert_eq!(
+        seen.header("x-end-to-end"),
+        Some("kept"),
+        "{:?}",
+        seen.headers
+    );
+}
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_are_removed() {
+    let (a, _ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let mut client = H1Client::connect(weir.listener_addr("web"))
+        .await
+        .expect("connect");
+
+    // The backend answers /hop with `Connection: x-backend-hop`, `x-backend-hop`, `Keep-Alive`.
+    let resp = client.get("/hop").await.expect("request through weir");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.header("x-backend-hop").is_none(), "{:?}", resp.headers);
+    assert!(resp.header("keep-alive").is_none(), "{:?}", resp.headers);
+    assert_eq!(
+        resp.header("x-backend-end-to-end"),
+        Some("kept"),
+        "{:?}",
+        resp.headers
+    );
+    assert_eq!(resp.header("x-backend"), Some("a"));
+    // The client connection stays usable: weir did not act on the backend's Connection.
+    let again = client
+        .get("/")
+        .await
+        .expect("second request on the same connection");
+    assert_eq!(again.text(), "a");
+}
+
+#[tokio::test]
+async fn forwarding_headers_append_client_and_preserve_host() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let mut client = H1Client::connect(weir.listener_addr("web"))
+        .await
+        .expect("connect");
+
+    let req = get("/first?q=1")
+        .header("host", "example.test:8443")
+        .header("x-forwarded-for", "203.0.113.7")
+        .body(empty())
+        .expect("request");
+    assert_eq!(client.send(req).await.expect("first").status, 200);
+    let req = get("/second")
+        .header("host", "other.test")
+        .body(empty())
+        .expect("request");
+    assert_eq!(client.send(req).await.expect("second").status, 200);
+
+    let seen = ha.requests();
+    assert_eq!(seen.len(), 2);
+    let (first, second) = (&seen[0], &seen[1]);
+    assert_eq!(first.path, "/first?q=1", "path and query unchanged");
+    assert_eq!(
+        first.header("host"),
+        Some("example.test:8443"),
+        "Host preserved"
+    );
+    assert_eq!(
+        first.header("x-forwarded-for"),
+        Some("203.0.113.7, 127.0.0.1"),
+        "client address appended to X-Forwarded-For"
+    );
+    assert_eq!(first.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(first.header("x-forwarded-host"), Some("example.test:8443"));
+    assert_eq!(second.header("host"), Some("other.test"));
+    assert_eq!(second.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(second.header("x-forwarded-host"), Some("other.test"));
+}

@@ -1,0 +1,126 @@
+//! Malformed and ambiguous requests are refused at the edge and never reach a backend
+//! (no request smuggling, DESIGN.md §4 "Limits against bad clients").
+//!
+//! Each test sends a good request, the bad one, then another good one on a fresh
+//! connection. The backend must see exactly the two good ones: the last one is the event
+//! that proves anything forwarded before it would have arrived already.
+
+use std::net::SocketAddr;
+
+use weir_e2e::client::{self, raw};
+use weir_e2e::config::{backends, one_pool};
+use weir_e2e::{eventually, spawn_backend, BackendHandle, Weir};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+async fn setup() -> (Weir, SocketAddr, BackendHandle) {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let addr = weir.listener_addr("web");
+    let resp = client::get(addr, "/before").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    (weir, addr, ha)
+}
+
+/// Sends `bad`, expects `status`, then checks the backend only ever saw the good requests.
+async fn refused_before_the_backend(bad: &[u8], status: u16) {
+    let (_weir, addr, backend) = setup().await;
+    let resp = raw::exchange(addr, bad)
+        .await
+        .unwrap_or_else(|e| panic!("no answer to the malformed request: {e}"));
+    assert_eq!(resp.status, status, "{}\n{}", resp.head, resp.text());
+
+    let after = client::get(addr, "/after").await;
+    assert_eq!(after.status, 200, "weir still serves after the bad request");
+    eventually(
+        "the good request after the bad one reaching the backend",
+        || {
+            let n = backend.hits();
+            async move { (n >= 2).then_some(()) }
+        },
+    )
+    .await;
+    let paths: Vec<String> = backend.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/before", "/after"],
+        "the malformed request reached the backend"
+    );
+}
+
+#[tokio::test]
+async fn content_length_with_transfer_encoding_gets_400() {
+    let bad = b"POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+        Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    refused_before_the_backend(bad, 400).await;
+}
+
+#[tokio::test]
+async fn two_different_content_lengths_get_400() {
+    let bad = b"POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+        Content-Length: 6\r\n\r\nhello!";
+    refused_before_the_backend(bad, 400).await;
+}
+
+#[tokio::test]
+async fn bad_chunk_size_gets_400() {
+    let bad = b"POST /smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+        zz\r\nhello\r\n0\r\n\r\n";
+    refused_before_the_backend(bad, 400).await;
+}
+
+#[tokio::test]
+async fn headers_over_64_kib_get_431() {
+    let mut bad = b"GET /smuggle HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..100 {
+        bad.extend_from_slice(format!("x-filler-{i}: {}\r\n", "a".repeat(700)).as_bytes());
+    }
+    bad.extend_from_slice(b"\r\n");
+    assert!(bad.len() > 70_000);
+    refused_before_the_backend(&bad, 431).await;
+}
+
+#[tokio::test]
+async fn headers_well_under_the_limit_are_forwarded() {
+    let (_weir, addr, backend) = setup().await;
+    let mut ok = b"GET /big-but-fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_vec();
+    for i in 0..20 {
+        ok.extend_from_slice(format!("x-filler-{i}: {}\r\n", "a".repeat(700)).as_bytes());
+    }
+    ok.extend_from_slice(b"\r\n");
+    let resp = raw::exchange(addr, &ok).await.expect("answer");
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    assert_eq!(resp.text(), "a");
+    assert_eq!(backend.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_request_head_slower_than_header_read_is_cut_off() {
+    let (a, backend) = spawn_backend("a").await;
+    let yaml = one_pool("round_robin", &backends(&[a]), "").replace(
+        "    protocol: http\n",
+        "    protocol: http\n    timeouts: { header_read: 300ms }\n",
+    );
+    let weir = Weir::start(WEIR, &yaml).await;
+    let addr = weir.listener_addr("web");
+
+    // Slowloris: a head that never ends. weir must answer 408 or close, well before
+    // raw::read_response gives up (5 s without a byte).
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"GET /slow HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n",
+    )
+    .await
+    .expect("write partial head");
+    match raw::read_response(&mut stream).await {
+        Ok(resp) => assert_eq!(resp.status, 408, "{}", resp.head),
+        Err(e) => assert!(
+            e.to_string().contains("connection closed"),
+            "weir neither answered nor closed: {e}"
+        ),
+    }
+    assert_eq!(backend.hits(), 0, "a partial head reached the backend");
+    // The listener still serves others.
+    assert_eq!(client::get(addr, "/").await.text(), "a");
+}
