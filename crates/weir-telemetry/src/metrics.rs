@@ -26,6 +26,8 @@ mod requests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_lifecycle;
+#[cfg(test)]
 mod text;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -12,7 +12,7 @@
 //!
 //! | strategy | `pick` | built in `new` |
 //! |---|---|---|
-//! | round robin | one `fetch_add`, walk past down backends | nothing |
+//! | round robin | one `fetch_add`; a down backend's turn is re-drawn (`turns`) | nothing |
 //! | weighted | one `fetch_add`, index into the cycle | one period of nginx's smooth WRR |
 //! | random | one `fetch_add` (RNG), binary search | cumulative weights |
 //! | least connections | exact scan (≤ 32) or best of 2 weighted samples | cumulative weights, tie order |
@@ -32,6 +32,7 @@ mod random;
 mod round_robin;
 mod sample;
 mod smooth;
+mod turns;
 mod weighted;
 
 #[cfg(test)]
@@ -40,7 +41,8 @@ mod tests;
 pub use least_connections::{LeastConn, CHOICES, EXACT_SCAN_MAX, SAMPLE_DRAWS};
 pub use random::{Random, REDRAWS};
 pub use round_robin::RoundRobin;
-pub use weighted::{Weighted, WALK_LIMIT};
+pub use turns::SKIP_LIMIT;
+pub use weighted::Weighted;
 
 /// The largest weight a strategy honours; the config rejects larger ones.
 pub const MAX_WEIGHT: u32 = 256;

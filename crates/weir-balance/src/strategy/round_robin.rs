@@ -1,17 +1,20 @@
-//! Round robin: each backend in turn, weights ignored.
+//! Round robin: each backend that is up in turn, weights ignored.
 //!
-//! One shared counter advanced with `fetch_add`; a down backend is skipped by walking
-//! forward, so its turn goes to the next backend that is up.
+//! One shared counter advanced with `fetch_add`. A turn that lands on a down backend is
+//! re-drawn from a second rotation that skips down backends (see `turns`), so the
+//! survivors stay evenly loaded: with one of four down, each of the other three gets a
+//! third.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::Backend;
 
+use super::turns::Turns;
+
 /// Round-robin state of one pool.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    next: AtomicUsize,
+    turns: Turns,
 }
 
 impl RoundRobin {
@@ -23,13 +26,6 @@ impl RoundRobin {
     /// Index of the next backend that is up.
     #[inline]
     pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
-        let n = backends.len();
-        if n == 0 {
-            return None;
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| (start.wrapping_add(i)) % n)
-            .find(|&i| backends[i].is_up())
+        self.turns.take(backends.len(), |slot| slot, backends)
     }
 }

@@ -48,7 +48,7 @@ fn round_robin_skips_down_backend() {
     let pool = backends(&[1, 1, 1]);
     pool[1].force(false, "test");
     let s = RoundRobin::new(&pool);
-    assert_eq!(names(&pool, (0..6).map(|_| s.pick(&pool))), "a c c a c c");
+    assert_eq!(names(&pool, (0..6).map(|_| s.pick(&pool))), "a a c a c c");
 }
 
 #[test]
@@ -125,4 +125,20 @@ proptest! {
             prop_assert!((*c as f64 - want).abs() < 6.0 * want.sqrt() + 10.0, "{c} vs {want}");
         }
     }
+}
+
+#[test]
+fn round_robin_with_one_of_four_down_gives_each_survivor_a_third() {
+    let pool = backends(&[1, 1, 1, 1]);
+    pool[0].force(false, "test");
+    let s = Strategy::new(StrategyKind::RoundRobin, &pool);
+    assert_eq!(counts(&s, &pool, 300), vec![0, 100, 100, 100]);
+}
+
+#[test]
+fn weighted_with_heaviest_down_keeps_the_ratio_among_survivors() {
+    let pool = backends(&[5, 2, 3]);
+    pool[0].force(false, "test");
+    let s = Strategy::new(StrategyKind::Weighted, &pool);
+    assert_eq!(counts(&s, &pool, 100), vec![0, 40, 60]);
 }

@@ -18,32 +18,25 @@
 //! with weights 1..=4 and ~12 ms in the worst case (256 distinct weights, a 128k-slot
 //! cycle), inside the 50 ms reload budget.
 //!
-//! **Down backends.** The cycle is built with every backend. A pick whose slot belongs to
-//! a down backend walks forward in the cycle to the next slot whose backend is up. The
-//! consequence: a down backend's turns go to whoever follows it in the cycle, so while a
-//! backend is down the survivors' shares are close to, but not exactly, proportional to
-//! their weights (nginx rescans live scores instead, at `O(n)` per pick). The walk is
-//! bounded by the cycle length and by [`WALK_LIMIT`]: if that many slots in a row are
-//! down (most of the pool's weight is down), the pick falls back to the next up backend
-//! in config order, a round robin among the survivors, so `pick` stays `O(WALK_LIMIT +
-//! n)` even with everything down.
+//! **Down backends.** The cycle is built with every backend. A turn that lands on a
+//! down backend is re-drawn from a second rotation over the same cycle that accepts only
+//! backends that are up (see `turns`), so over a cycle the orphaned turns are spread over
+//! the survivors in proportion to their weights: with 5,2,3 and the first down, the
+//! others get exactly 40% and 60%. No rebuild is needed when health changes.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::Backend;
 
 use super::smooth::smooth_cycle;
+use super::turns::Turns;
 use super::weight_of;
-
-/// Cycle slots a pick inspects before falling back to a scan in config order.
-pub const WALK_LIMIT: usize = 32;
 
 /// Smooth weighted round-robin state of one pool.
 #[derive(Debug, Default)]
 pub struct Weighted {
     cycle: Cycle,
-    next: AtomicUsize,
+    turns: Turns,
 }
 
 /// One period of the smooth weighted sequence, as backend indices.
@@ -97,7 +90,7 @@ impl Weighted {
         let weights: Vec<u32> = backends.iter().map(|b| weight_of(b)).collect();
         Weighted {
             cycle: Cycle::from_indices(smooth_cycle(&weights)),
-            next: AtomicUsize::new(0),
+            turns: Turns::default(),
         }
     }
 
@@ -110,37 +103,14 @@ impl Weighted {
     /// connections starts its scan there, so its ties follow the weights too.
     #[inline]
     pub(crate) fn turn(&self) -> Option<usize> {
-        let len = self.cycle.len();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        (len > 0).then(|| self.cycle.get(turn % len))
+        self.turns.raw(self.cycle.len()).map(|slot| self.cycle.get(slot))
     }
 
-    /// Index of the backend whose turn it is, or of the next one up after it.
+    /// Index of the backend whose turn it is, or, if it is down, of a survivor (see `turns`).
     #[inline]
     pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        let len = self.cycle.len();
-        if len > 0 {
-            let mut slot = turn % len;
-            for _ in 0..len.min(WALK_LIMIT) {
-                let i = self.cycle.get(slot);
-                if backends.get(i).is_some_and(|b| b.is_up()) {
-                    return Some(i);
-                }
-                slot += 1;
-                if slot == len {
-                    slot = 0;
-                }
-            }
-        }
-        let n = backends.len();
-        if n == 0 {
-            return None;
-        }
-        let first = turn % n;
-        (0..n)
-            .map(|k| (first + k) % n)
-            .find(|&i| backends[i].is_up())
+        let cycle = &self.cycle;
+        self.turns.take(cycle.len(), |slot| cycle.get(slot), backends)
     }
 }
 

@@ -1,1 +1,261 @@
+//! Metrics as a scraper sees them: every test encodes to text and parses it back.
 
+use std::time::Duration;
+
+use super::text::{parse, Exposition};
+use super::*;
+
+pub(super) const B1: &str = "10.0.0.11:80";
+pub(super) const B2: &str = "10.0.0.12:80";
+
+pub(super) fn scrape(m: &Metrics) -> Exposition {
+    parse(&m.encode().expect("encode"))
+}
+
+/// DESIGN.md §5, verbatim: name, type, labels.
+const DESIGN: &[(&str, &str, &[&str])] = &[
+    (
+        "weir_http_requests_total",
+        "counter",
+        &["listener", "pool", "backend", "code"],
+    ),
+    (
+        "weir_http_request_duration_seconds",
+        "histogram",
+        &["listener", "pool"],
+    ),
+    (
+        "weir_backend_response_duration_seconds",
+        "histogram",
+        &["pool", "backend"],
+    ),
+    ("weir_backend_up", "gauge", &["pool", "backend"]),
+    ("weir_pool_backends_up", "gauge", &["pool"]),
+    (
+        "weir_backend_downtime_seconds_total",
+        "counter",
+        &["pool", "backend"],
+    ),
+    ("weir_backend_in_flight", "gauge", &["pool", "backend"]),
+    (
+        "weir_backend_transitions_total",
+        "counter",
+        &["pool", "backend", "to"],
+    ),
+    (
+        "weir_health_checks_total",
+        "counter",
+        &["pool", "backend", "result"],
+    ),
+    (
+        "weir_upstream_errors_total",
+        "counter",
+        &["pool", "backend", "kind"],
+    ),
+    ("weir_retries_total", "counter", &["pool"]),
+    ("weir_listener_connections_active", "gauge", &["listener"]),
+    ("weir_listener_connections_total", "counter", &["listener"]),
+    (
+        "weir_tcp_bytes_total",
+        "counter",
+        &["listener", "direction"],
+    ),
+    ("weir_config_reloads_total", "counter", &["result"]),
+    ("weir_config_last_reload_successful", "gauge", &[]),
+    (
+        "weir_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        &[],
+    ),
+    ("weir_config_info", "gauge", &["hash"]),
+    ("weir_build_info", "gauge", &["version"]),
+];
+
+/// Handles for one listener → pool route with one backend, each used once.
+pub(super) struct World {
+    pub(super) listener: ListenerMetrics,
+    pub(super) route: RouteMetrics,
+    pub(super) pool: PoolMetrics,
+    pub(super) backend: BackendMetrics,
+}
+
+pub(super) fn world(m: &Metrics) -> World {
+    let listener = ListenerMetrics::new(m, "web");
+    let route = listener.route("api");
+    let pool = PoolMetrics::new(m, "api");
+    let backend = BackendMetrics::new(m, "api", B1);
+    World {
+        listener,
+        route,
+        pool,
+        backend,
+    }
+}
+
+#[test]
+fn every_design_metric_is_exposed_with_exactly_its_labels() {
+    let m = Metrics::new().expect("metrics");
+    let w = world(&m);
+    w.route.count(&w.backend, 200);
+    m.config().loaded("abc123");
+    let exp = scrape(&m);
+    for (name, kind, labels) in DESIGN {
+        assert_eq!(
+            exp.types.get(*name).map(String::as_str),
+            Some(*kind),
+            "{name}"
+        );
+        let series = if *kind == "histogram" {
+            format!("{name}_count")
+        } else {
+            (*name).to_owned()
+        };
+        let sample = exp
+            .samples
+            .iter()
+            .find(|s| s.name == series)
+            .unwrap_or_else(|| panic!("{series} missing"));
+        let got: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
+        let mut want = labels.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "{name} labels");
+    }
+    let buckets = exp
+        .find("weir_http_request_duration_seconds_bucket", &[])
+        .count();
+    assert_eq!(buckets, LATENCY_BUCKETS.len() + 1, "buckets plus +Inf");
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    assert_eq!(exp.value("weir_build_info", &version), Some(1.0));
+    assert_eq!(
+        exp.value("weir_config_info", &[("hash", "abc123")]),
+        Some(1.0)
+    );
+    if cfg!(target_os = "linux") {
+        assert!(exp.types.contains_key("process_resident_memory_bytes"));
+    }
+    drop(w);
+}
+
+#[test]
+fn counters_and_histograms_equal_what_was_recorded() {
+    let m = Metrics::new().expect("metrics");
+    let w = world(&m);
+    let b2 = BackendMetrics::new(&m, "api", B2);
+    for _ in 0..3 {
+        w.route.count(&w.backend, 200);
+        w.route.observe_request(Duration::from_micros(80));
+    }
+    w.route.count(&b2, 200);
+    w.route.count(&b2, 418);
+    w.route.count(&b2, 418);
+    w.route.count_without_backend(503);
+    w.route.observe_request(Duration::from_secs(2));
+    w.backend.observe_response(Duration::from_micros(40));
+    w.backend.health_check(true);
+    w.backend.health_check(false);
+    w.backend.health_check(false);
+    w.backend.upstream_error(UpstreamErrorKind::Connect);
+    w.backend.upstream_error(UpstreamErrorKind::Reset);
+    w.backend.in_flight_inc();
+    w.pool.retry();
+    w.listener.add_rx_bytes(100);
+    w.listener.add_tx_bytes(7);
+    let conn = w.listener.connection_opened();
+    let _second = w.listener.connection_opened();
+    drop(conn);
+
+    let exp = scrape(&m);
+    let req = |backend: &str, code: &str| {
+        let labels = [
+            ("listener", "web"),
+            ("pool", "api"),
+            ("backend", backend),
+            ("code", code),
+        ];
+        exp.value("weir_http_requests_total", &labels)
+    };
+    assert_eq!(req(B1, "200"), Some(3.0));
+    assert_eq!(req(B2, "200"), Some(1.0));
+    assert_eq!(req(B2, "418"), Some(2.0));
+    assert_eq!(req(NO_BACKEND, "503"), Some(1.0));
+    assert_eq!(req(B1, "503"), None, "codes never seen have no series");
+    let route = [("listener", "web"), ("pool", "api")];
+    assert_eq!(
+        exp.value("weir_http_request_duration_seconds_count", &route),
+        Some(4.0)
+    );
+    let fast = [("listener", "web"), ("pool", "api"), ("le", "0.0001")];
+    assert_eq!(
+        exp.value("weir_http_request_duration_seconds_bucket", &fast),
+        Some(3.0)
+    );
+    let be = [("pool", "api"), ("backend", B1)];
+    assert_eq!(
+        exp.value("weir_backend_response_duration_seconds_count", &be),
+        Some(1.0)
+    );
+    let with = |k: &'static str, v: &'static str| [("pool", "api"), ("backend", B1), (k, v)];
+    assert_eq!(
+        exp.value("weir_health_checks_total", &with("result", "success")),
+        Some(1.0)
+    );
+    assert_eq!(
+        exp.value("weir_health_checks_total", &with("result", "failure")),
+        Some(2.0)
+    );
+    assert_eq!(
+        exp.value("weir_upstream_errors_total", &with("kind", "connect")),
+        Some(1.0)
+    );
+    assert_eq!(
+        exp.value("weir_upstream_errors_total", &with("kind", "timeout")),
+        Some(0.0)
+    );
+    assert_eq!(
+        exp.value("weir_upstream_errors_total", &with("kind", "reset")),
+        Some(1.0)
+    );
+    assert_eq!(exp.value("weir_backend_in_flight", &be), Some(1.0));
+    assert_eq!(
+        exp.value("weir_retries_total", &[("pool", "api")]),
+        Some(1.0)
+    );
+    let web = [("listener", "web")];
+    assert_eq!(
+        exp.value("weir_listener_connections_total", &web),
+        Some(2.0)
+    );
+    assert_eq!(
+        exp.value("weir_listener_connections_active", &web),
+        Some(1.0)
+    );
+    let dir = |d: &'static str| [("listener", "web"), ("direction", d)];
+    assert_eq!(exp.value("weir_tcp_bytes_total", &dir("rx")), Some(100.0));
+    assert_eq!(exp.value("weir_tcp_bytes_total", &dir("tx")), Some(7.0));
+}
+
+#[test]
+fn concurrent_first_requests_on_a_new_route_are_all_counted() {
+    let m = Metrics::new().expect("metrics");
+    let w = world(&m);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for i in 0..1000u16 {
+                    w.route
+                        .count(&w.backend, if i % 2 == 0 { 200 } else { 599 });
+                }
+            });
+        }
+    });
+    let exp = scrape(&m);
+    let req = |code| [("pool", "api"), ("backend", B1), ("code", code)];
+    assert_eq!(
+        exp.value("weir_http_requests_total", &req("200")),
+        Some(2000.0)
+    );
+    assert_eq!(
+        exp.value("weir_http_requests_total", &req("599")),
+        Some(2000.0)
+    );
+}
