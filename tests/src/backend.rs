@@ -111,7 +111,7 @@ pub async fn spawn_backend(name: &str) -> (SocketAddr, BackendHandle) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port for a test backend");
-    start(listener, name)
+    start(listener, name, 200)
 }
 
 /// Starts a backend named `name` on exactly `addr`: brings a killed backend back on its
@@ -124,7 +124,25 @@ pub async fn spawn_backend_at(addr: SocketAddr, name: &str) -> BackendHandle {
         TcpListener::bind(addr).await.ok()
     })
     .await;
-    start(listener, name).1
+    start(listener, name, 200).1
+}
+
+/// As [`spawn_backend_at`], with `GET /health` answering `health_status` from the first
+/// probe on: a restarted process that is not healthy yet, with no window in which a
+/// probe could see 200 before the test sets the status.
+///
+/// # Panics
+/// When `addr` cannot be bound within 5 s.
+pub async fn spawn_backend_at_with_health(
+    addr: SocketAddr,
+    name: &str,
+    health_status: u16,
+) -> BackendHandle {
+    let listener = crate::eventually(&format!("binding backend {name} on {addr}"), || async {
+        TcpListener::bind(addr).await.ok()
+    })
+    .await;
+    start(listener, name, health_status).1
 }
 
 /// A loopback address that refuses connections (bound once, then closed).
@@ -138,7 +156,7 @@ pub async fn closed_port() -> SocketAddr {
     listener.local_addr().expect("bound address")
 }
 
-fn start(listener: TcpListener, name: &str) -> (SocketAddr, BackendHandle) {
+fn start(listener: TcpListener, name: &str, health_status: u16) -> (SocketAddr, BackendHandle) {
     let addr = listener.local_addr().expect("bound address");
     let shared = Arc::new(Shared {
         name: name.to_owned(),
@@ -149,7 +167,7 @@ fn start(listener: TcpListener, name: &str) -> (SocketAddr, BackendHandle) {
         requests: Mutex::new(Vec::new()),
         delay_ms: AtomicU64::new(0),
         status: AtomicU16::new(200),
-        health_status: AtomicU16::new(200),
+        health_status: AtomicU16::new(health_status),
         held: Semaphore::new(0),
         tasks: Mutex::new(Tasks::default()),
     });

@@ -41,8 +41,8 @@
 //! errors at once, sorted by position.
 //!
 //! Fields of the format that this build does not implement yet (TLS, the PROXY protocol,
-//! passive checks, `fail_open: true`, `slow_start`, retry budgets, HTTP/2 upstreams) are
-//! parsed and refused with "... is not supported by this build yet", never ignored.
+//! HTTP/2 upstreams) are parsed and refused with "... is not supported by this build
+//! yet", never ignored.
 
 mod error;
 mod model;

@@ -128,8 +128,98 @@ pub struct PoolConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// Upstream timeouts.
     pub timeouts: PoolTimeouts,
-    /// Further attempts on other backends after a connect failure. Default 2.
+    /// Further attempts, each on another backend, after a failure listed in `retry_on`.
+    /// Default 2.
     pub retries: u32,
+    /// Passive health checking: failures seen by live traffic eject a backend.
+    pub passive: PassiveConfig,
+    /// With every backend down, spread over all of them instead of answering 503.
+    /// Default `false`.
+    pub fail_open: bool,
+    /// A backend coming back up ramps from a small share to its full share over this
+    /// long (HAProxy's `slowstart`). Default `None`: off.
+    pub slow_start: Option<Duration>,
+    /// Which failures are retried. Default: connect failures and resets.
+    pub retry_on: RetryOn,
+    /// Caps retries relative to the pool's request rate, so a failing pool never sees
+    /// a retry storm.
+    pub retry_budget: RetryBudgetConfig,
+}
+
+/// Passive health checking of a pool (Envoy's outlier detection, HAProxy's `observe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassiveConfig {
+    /// Consecutive connect failures, resets or timeouts of live traffic that eject a
+    /// backend. Default 3; `0` turns passive checking off.
+    pub consecutive_failures: u32,
+    /// Passive ejection never takes more than this percentage of the pool's backends
+    /// (primaries and backups, down for any reason) out of rotation. 0..=100, default 50.
+    pub max_ejected_percent: u32,
+    /// In a pool without `health_check`, an ejected backend returns after this times the
+    /// number of its ejections so far (at most 10×). Default 30 s.
+    pub base_ejection_time: Duration,
+}
+
+impl Default for PassiveConfig {
+    fn default() -> Self {
+        PassiveConfig {
+            consecutive_failures: 3,
+            max_ejected_percent: 50,
+            base_ejection_time: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The conditions under which a request is tried again on another backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    /// The connection was refused or timed out: nothing left weir, any method.
+    pub connect_failure: bool,
+    /// The connection closed before any response byte: idempotent methods whose body
+    /// weir still holds, or any request that never left weir.
+    pub reset: bool,
+    /// The backend answered 502 (idempotent requests whose body weir still holds).
+    pub status_502: bool,
+    /// The backend answered 503 (idempotent requests whose body weir still holds).
+    pub status_503: bool,
+}
+
+impl Default for RetryOn {
+    /// `[connect_failure, reset]`.
+    fn default() -> Self {
+        RetryOn {
+            connect_failure: true,
+            reset: true,
+            status_502: false,
+            status_503: false,
+        }
+    }
+}
+
+impl RetryOn {
+    /// Whether a response with `status` is retried.
+    pub fn status(&self, status: u16) -> bool {
+        (status == 502 && self.status_502) || (status == 503 && self.status_503)
+    }
+}
+
+/// The retry budget of a pool (Envoy's and tower's): within any second, retries may
+/// add at most `percent`% of the requests, plus `min_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudgetConfig {
+    /// 0..=100, default 20.
+    pub percent: u32,
+    /// Retries always allowed per second, so a quiet pool can still retry. Default 10.
+    pub min_per_second: u32,
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        RetryBudgetConfig {
+            percent: 20,
+            min_per_second: 10,
+        }
+    }
 }
 
 /// One backend server.

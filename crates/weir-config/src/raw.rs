@@ -128,14 +128,12 @@ pub(crate) struct RawHealthCheck {
     pub(crate) fall: Option<Int>,
 }
 
-/// Not supported by this build yet; parsed so that its shape is checked.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPassive {
-    #[allow(dead_code)] // shape only
     pub(crate) consecutive_failures: Option<Int>,
-    #[allow(dead_code)] // shape only
     pub(crate) max_ejected_percent: Option<Int>,
+    pub(crate) base_ejection_time: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -145,13 +143,10 @@ pub(crate) struct RawPoolTimeouts {
     pub(crate) response: Option<Text>,
 }
 
-/// Not supported by this build yet; parsed so that its shape is checked.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetryBudget {
-    #[allow(dead_code)] // shape only
     pub(crate) percent: Option<Int>,
-    #[allow(dead_code)] // shape only
     pub(crate) min_per_second: Option<Int>,
 }
 

@@ -63,7 +63,7 @@ impl Listeners {
         for l in &config.listeners {
             let exact = self.running.iter().enumerate().position(|(i, r)| {
                 !claimed[i]
-                    && &*r.name == l.name
+                    && *r.name == *l.name
                     && r.protocol == l.protocol
                     && r.listen == l.listen
             });

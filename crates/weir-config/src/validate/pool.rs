@@ -1,5 +1,6 @@
 //! Validation of `pools`: strategy, backends (resolved now), health checks, timeouts,
-//! retries, and the resilience and security settings this build does not implement yet.
+//! retries and their budget, passive checks, fail-open, slow start, and the security
+//! settings this build does not implement yet.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -7,13 +8,11 @@ use std::time::Duration;
 
 use super::{field, value, Validator};
 use crate::model::{
-    BackendConfig, HealthCheckConfig, HealthCheckKind, PoolConfig, PoolTimeouts, StrategyKind,
+    BackendConfig, HealthCheckConfig, HealthCheckKind, PassiveConfig, PoolConfig, PoolTimeouts,
+    RetryBudgetConfig, RetryOn, StrategyKind,
 };
 use crate::position::{index, join};
-use crate::raw::{Ordered, RawBackend, RawHealthCheck, RawPool};
-
-/// The retry conditions this build implements, and always applies.
-const RETRY_ON_BUILT_IN: [&str; 2] = ["connect_failure", "reset"];
+use crate::raw::{Ordered, RawBackend, RawHealthCheck, RawPassive, RawPool, RawRetryBudget, Text};
 
 pub(super) fn pools(v: &mut Validator<'_>, raw: Option<&Ordered<RawPool>>) -> Vec<PoolConfig> {
     let Some(raw) = raw else {
@@ -75,6 +74,15 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         ),
     };
     let retries = v.integer(p.retries, &field(path, "retries"), 0..=7, 2);
+    let passive = passive(v, p.passive.as_ref(), &field(path, "passive"));
+    let slow_start = p
+        .slow_start
+        .as_ref()
+        .map(|d| v.duration(Some(d), &field(path, "slow_start"), Duration::from_secs(30)));
+    let retry_on = p.retry_on.as_deref().map_or_else(RetryOn::default, |list| {
+        retry_on(v, list, &field(path, "retry_on"))
+    });
+    let retry_budget = retry_budget(v, p.retry_budget.as_ref(), &field(path, "retry_budget"));
     unsupported(v, p, path);
     PoolConfig {
         name: name.to_owned(),
@@ -83,27 +91,96 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         health_check,
         timeouts,
         retries,
+        passive,
+        fail_open: p.fail_open.unwrap_or(false),
+        slow_start,
+        retry_on,
+        retry_budget,
     }
 }
 
+fn passive(v: &mut Validator<'_>, raw: Option<&RawPassive>, path: &str) -> PassiveConfig {
+    let default = PassiveConfig::default();
+    let Some(raw) = raw else {
+        return default;
+    };
+    PassiveConfig {
+        consecutive_failures: v.integer(
+            raw.consecutive_failures,
+            &field(path, "consecutive_failures"),
+            0..=1000,
+            default.consecutive_failures,
+        ),
+        max_ejected_percent: v.integer(
+            raw.max_ejected_percent,
+            &field(path, "max_ejected_percent"),
+            0..=100,
+            default.max_ejected_percent,
+        ),
+        base_ejection_time: v.duration(
+            raw.base_ejection_time.as_ref(),
+            &field(path, "base_ejection_time"),
+            default.base_ejection_time,
+        ),
+    }
+}
+
+fn retry_budget(
+    v: &mut Validator<'_>,
+    raw: Option<&RawRetryBudget>,
+    path: &str,
+) -> RetryBudgetConfig {
+    let default = RetryBudgetConfig::default();
+    let Some(raw) = raw else {
+        return default;
+    };
+    RetryBudgetConfig {
+        percent: v.integer(raw.percent, &field(path, "percent"), 0..=100, default.percent),
+        min_per_second: v.integer(
+            raw.min_per_second,
+            &field(path, "min_per_second"),
+            0..=1_000_000,
+            default.min_per_second,
+        ),
+    }
+}
+
+/// The listed conditions, exactly: a list without `reset` does not retry resets.
+fn retry_on(v: &mut Validator<'_>, list: &[Text], path: &str) -> RetryOn {
+    let mut on = RetryOn {
+        connect_failure: false,
+        reset: false,
+        status_502: false,
+        status_503: false,
+    };
+    for (i, condition) in list.iter().enumerate() {
+        let flag = match condition.as_str() {
+            "connect_failure" => &mut on.connect_failure,
+            "reset" => &mut on.reset,
+            "502" => &mut on.status_502,
+            "503" => &mut on.status_503,
+            other => {
+                v.error(
+                    &index(path, i),
+                    format!("unknown retry condition {other:?} (expected connect_failure, reset, 502 or 503)"),
+                );
+                continue;
+            }
+        };
+        if *flag {
+            v.error(
+                &index(path, i),
+                format!("duplicate retry condition {:?}", condition.as_str()),
+            );
+        }
+        *flag = true;
+    }
+    on
+}
+
 /// Settings of the format this build does not implement. Each present one is an error:
-/// silently ignoring a security or resilience setting would be worse than refusing it.
+/// silently ignoring a security setting would be worse than refusing it.
 fn unsupported(v: &mut Validator<'_>, p: &RawPool, path: &str) {
-    if p.passive.is_some() {
-        v.unsupported(
-            &field(path, "passive"),
-            "passive health checking (`passive`)",
-        );
-    }
-    if p.fail_open == Some(true) {
-        v.unsupported(&field(path, "fail_open"), "`fail_open: true`");
-    }
-    if p.slow_start.is_some() {
-        v.unsupported(&field(path, "slow_start"), "`slow_start`");
-    }
-    if p.retry_budget.is_some() {
-        v.unsupported(&field(path, "retry_budget"), "`retry_budget`");
-    }
     if p.tls.is_some() {
         v.unsupported(&field(path, "tls"), "TLS to backends (`tls`)");
     }
@@ -117,37 +194,6 @@ fn unsupported(v: &mut Validator<'_>, p: &RawPool, path: &str) {
             &field(path, "upstream_protocol"),
             format!("unknown upstream protocol {other:?} (expected http1 or h2)"),
         ),
-    }
-    let Some(retry_on) = &p.retry_on else {
-        return;
-    };
-    let retry_on_path = field(path, "retry_on");
-    for (i, condition) in retry_on.iter().enumerate() {
-        match condition.as_str() {
-            "connect_failure" | "reset" => {}
-            "502" | "503" => v.unsupported(
-                &index(&retry_on_path, i),
-                &format!("retrying on {} (`retry_on`)", condition.as_str()),
-            ),
-            other => v.error(
-                &index(&retry_on_path, i),
-                format!("unknown retry condition {other:?} (expected connect_failure, reset, 502 or 503)"),
-            ),
-        }
-    }
-    // This build always retries on both; a list without one of them would be ignored.
-    let missing: Vec<&str> = RETRY_ON_BUILT_IN
-        .into_iter()
-        .filter(|c| !retry_on.iter().any(|r| r.as_str() == *c))
-        .collect();
-    if !missing.is_empty() {
-        v.error(
-            &retry_on_path,
-            format!(
-                "leaving out {} is not supported by this build yet: it always retries on connect_failure and reset (set `retries: 0` to turn retries off)",
-                missing.join(" and ")
-            ),
-        );
     }
 }
 
