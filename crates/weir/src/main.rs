@@ -21,6 +21,10 @@ struct Cli {
     /// Log line format on stderr (level from WEIR_LOG, env-filter syntax, default info).
     #[arg(long, value_enum, default_value_t = LogFormatArg::Pretty, global = true)]
     log_format: LogFormatArg,
+    /// Worker threads of the async runtime (default: one per CPU). `--threads 1` makes
+    /// weir comparable with a single-process HAProxy or nginx worker.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,10 +73,12 @@ fn main() -> ExitCode {
         eprintln!("weir: {e}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = cli.threads {
+        builder.worker_threads(usize::from(n));
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
