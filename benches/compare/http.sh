@@ -9,6 +9,7 @@
 #
 #   benches/compare/http.sh                 # DURATION=10 CONNS=50 by default
 #   DURATION=20 CONNS=100 benches/compare/http.sh
+#   WEIR_BIN=path/to/weir benches/compare/http.sh    # skip the cargo build
 #
 # Needs: haproxy, nginx, wrk (apt-get install haproxy nginx wrk), taskset, a release weir.
 set -euo pipefail
@@ -27,7 +28,8 @@ for tool in haproxy nginx wrk taskset; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (proxy on CPU 1, load on CPU 0)"; exit 2; }
 
-cargo build --release -q -p weir
+WEIR_BIN=${WEIR_BIN:-}
+if [ -z "$WEIR_BIN" ]; then cargo build --release -q -p weir; WEIR_BIN=./target/release/weir; fi
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -57,7 +59,7 @@ CONF
 cat > "$work/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 2s
@@ -81,7 +83,7 @@ http { access_log off; keepalive_requests 1000000;
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
 CONF
 
-WEIR_LOG=warn taskset -c 1 ./target/release/weir --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=($weir_pid)
+WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=($weir_pid)
 taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & haproxy_pid=$!; pids+=($haproxy_pid)
 taskset -c 1 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & nginx_pid=$!; pids+=($nginx_pid)
 wait_port $WEIR; wait_port $HAPROXY; wait_port $NGINX

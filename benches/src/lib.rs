@@ -54,11 +54,18 @@ pub fn config(strategy: StrategyKind, n: usize, max_weight: u32) -> Arc<Config> 
             response: Duration::from_secs(30),
         },
         retries: 2,
+        passive: weir_config::PassiveConfig::default(),
+        fail_open: false,
+        slow_start: None,
+        retry_on: weir_config::RetryOn::default(),
+        retry_budget: weir_config::RetryBudgetConfig::default(),
+        tls: None,
     };
     let listener = ListenerConfig {
         name: "web".to_owned(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         protocol: Protocol::Http,
+        tls: None,
         routes: vec![RouteConfig {
             host: None,
             path_prefix: None,
@@ -70,6 +77,9 @@ pub fn config(strategy: StrategyKind, n: usize, max_weight: u32) -> Arc<Config> 
             idle: Duration::from_secs(60),
         },
         max_connections: 10_000,
+        access_log: false,
+        proxy_protocol: None,
+        accept_proxy_protocol: None,
     };
     Arc::new(Config {
         source: PathBuf::from("<bench>"),

@@ -46,3 +46,12 @@ pools:
 {backends}{pool_extra}"
     )
 }
+
+/// An active HTTP health check on `/health` with the given timings (milliseconds) and
+/// thresholds, indented for [`one_pool`]'s `pool_extra`.
+pub fn health_check(interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -> String {
+    format!(
+        "    health_check: {{ type: http, path: /health, interval: {interval_ms}ms, \
+         timeout: {timeout_ms}ms, rise: {rise}, fall: {fall} }}\n"
+    )
+}

@@ -10,6 +10,9 @@
 //! - [`process`]: a `weir` child process with its config in a temp dir, its JSON log lines
 //!   collected for waiting on events ([`Weir`]), and `weir check` ([`check_config`]).
 //! - [`client`]: small HTTP/1.1 (keep-alive), h2c and raw-socket clients.
+//! - [`load`]: many clients at once, tallied, for "zero failed requests" under change.
+//! - [`status`]: finding a pool or backend in weir's `/status` document.
+//! - [`metrics`]: scraping `/metrics` and parsing the Prometheus text format.
 //! - [`eventually`]: the one bounded wait loop; tests never sleep on a guess (STYLE.md §11).
 //!
 //! Every wait here is bounded in count and time and panics with a message naming what it
@@ -18,16 +21,22 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod load;
+pub mod metrics;
 pub mod process;
+pub mod status;
 mod tempdir;
 
 use std::future::Future;
 use std::hash::Hasher;
 use std::time::Duration;
 
+pub use backend::spawn_backend_at_with_health;
 pub use backend::{closed_port, spawn_backend, spawn_backend_at, spawn_tcp_sink, BackendHandle};
 pub use backend::{Recorded, TcpSink};
 pub use client::{H1Client, H2Client, Response};
+pub use load::{Load, LoadReport};
+pub use metrics::{Sample, Scrape};
 pub use process::{check_config, run_weir, CheckOutput, Weir};
 
 /// How often [`eventually`] probes.

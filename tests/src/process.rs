@@ -8,6 +8,7 @@
 //! Signals go to this child's PID only, through the `kill` command (`kill -HUP <pid>`),
 //! exactly as an operator or systemd's `ExecReload` would send them.
 
+pub mod access;
 mod check;
 mod events;
 mod logs;

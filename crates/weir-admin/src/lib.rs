@@ -1,8 +1,8 @@
-//! weir's admin server: `/healthz` and `/status`.
+//! weir's admin server: `/metrics`, `/healthz` and `/status`.
 //!
-//! It only reads: the current table snapshot, the backends' atomics and a view of the
-//! running listeners supplied by the binary (this crate cannot depend on the proxy, the
-//! crate graph points the other way). Prometheus `/metrics` will be served here too.
+//! It only reads: the current table snapshot, the backends' atomics, the metrics
+//! registry, and a view of the running listeners supplied by the binary (this crate
+//! cannot depend on the proxy, the crate graph points the other way).
 
 #![cfg_attr(
     not(test),
@@ -12,5 +12,5 @@
 mod server;
 mod status;
 
-pub use server::{serve, AdminState, ListenerStatus, ListenerView};
+pub use server::{serve, AdminState, ConfigStamp, ListenerStatus, ListenerView};
 pub use status::status_json;

@@ -1,4 +1,4 @@
-//! The admin HTTP server.
+//! The admin HTTP server: `/metrics`, `/status`, `/healthz`.
 //!
 //! Plain HTTP/1.1 on a loopback address by default: `/status` reveals the topology, so
 //! it is not meant to face clients. Each connection gets its own task; a slow scraper
@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use weir_balance::SharedTable;
+use weir_telemetry::{Metrics, TEXT_CONTENT_TYPE};
 
 /// What `/status` shows about one running listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +37,23 @@ pub struct ListenerStatus {
 /// Supplies the running listeners, read on each `/status` request.
 pub type ListenerView = Box<dyn Fn() -> Vec<ListenerStatus> + Send + Sync>;
 
+/// What `/status` says about the configuration file being served.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigStamp {
+    /// `weir_telemetry::config_hash` of the file's bytes (the `weir_config_info` label).
+    pub hash: String,
+    /// Unix time in milliseconds when this configuration was loaded or reloaded.
+    pub loaded_unix_ms: u64,
+}
+
 /// Everything the admin server reads.
 pub struct AdminState {
     table: SharedTable,
     draining: AtomicBool,
     listeners: ListenerView,
+    metrics: Metrics,
+    /// Written on start and on each applied reload only, read by `/status`.
+    config: Mutex<ConfigStamp>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -54,13 +67,32 @@ impl std::fmt::Debug for AdminState {
 // === impl AdminState ===
 
 impl AdminState {
-    /// Admin state over the live table and a listener view.
-    pub fn new(table: SharedTable, listeners: ListenerView) -> Self {
+    /// Admin state over the live table, a listener view and the metrics registry that
+    /// `/metrics` encodes.
+    pub fn new(table: SharedTable, listeners: ListenerView, metrics: Metrics) -> Self {
         AdminState {
             table,
             draining: AtomicBool::new(false),
             listeners,
+            metrics,
+            config: Mutex::new(ConfigStamp::default()),
         }
+    }
+
+    /// Records the configuration now being served (call at start and after each
+    /// applied reload; a rejected reload leaves the old stamp, as it leaves the old table).
+    pub fn set_config(&self, stamp: ConfigStamp) {
+        *lock(&self.config) = stamp;
+    }
+
+    /// The configuration now being served.
+    pub fn config(&self) -> ConfigStamp {
+        lock(&self.config).clone()
+    }
+
+    /// The registry `/metrics` encodes.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// From now on `/healthz` answers 503, so an outer balancer or keepalived moves
@@ -120,11 +152,13 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     match req.uri().path() {
         "/healthz" if state.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/metrics" => metrics(state),
         "/status" => {
             let body = crate::status::status_json(
                 &state.table().load(),
                 &state.listeners(),
                 state.is_draining(),
+                &state.config(),
             );
             let mut resp = Response::new(Full::new(Bytes::from(body)));
             resp.headers_mut().insert(
@@ -135,13 +169,43 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz or /status\n",
+            "not found: try /metrics, /healthz or /status\n",
         ),
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+/// The Prometheus text exposition; a 500 naming the cause if encoding fails (a scraper
+/// then records the target as down instead of reading a partial page).
+fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
+    match state.metrics().encode() {
+        Ok(body) => {
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(TEXT_CONTENT_TYPE),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "encoding /metrics failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding metrics failed: {e}\n"),
+            )
+        }
+    }
+}
+
+/// A poisoned stamp is still a whole value (it is replaced, never edited in place).
+fn lock(m: &Mutex<ConfigStamp>) -> std::sync::MutexGuard<'_, ConfigStamp> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -2,17 +2,28 @@
 //!
 //! Backends are named by their address exactly as written in the config, pools and
 //! listeners by their names: operators' tooling greps for those strings.
+//!
+//! Per backend it explains the state: `state` (`up`/`down`) since when and why, the
+//! active checks' consecutive results, live traffic's consecutive failures, whether the
+//! backend is passively `ejected`, its total downtime and whether it is in slow start.
+//!
+//! At the top: the configuration's `generation` (1 at start, +1 per applied reload), its
+//! `config_hash` (the same value as `weir_config_info{hash}`) and `config_loaded_unix_ms`;
+//! per listener, its routes (`host`, `path_prefix`, `pool`; `null` matches anything) or,
+//! for TCP, its `pool`.
 
 use serde::Serialize;
-use weir_balance::{Backend, Table};
+use weir_balance::{Backend, Pool, Table};
 
-use crate::ListenerStatus;
+use crate::{ConfigStamp, ListenerStatus};
 
 #[derive(Serialize)]
 struct Status<'a> {
     generation: u64,
     draining: bool,
     config: String,
+    config_hash: &'a str,
+    config_loaded_unix_ms: u64,
     listeners: Vec<ListenerJson<'a>>,
     pools: Vec<PoolJson<'a>>,
 }
@@ -24,6 +35,18 @@ struct ListenerJson<'a> {
     listen: String,
     bound: String,
     active_connections: usize,
+    access_log: bool,
+    /// HTTP: in order, first match wins.
+    routes: Vec<RouteJson<'a>>,
+    /// TCP: the pool every connection goes to.
+    pool: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RouteJson<'a> {
+    host: Option<String>,
+    path_prefix: Option<&'a str>,
+    pool: &'a str,
 }
 
 #[derive(Serialize)]
@@ -31,6 +54,9 @@ struct PoolJson<'a> {
     name: &'a str,
     strategy: &'static str,
     health_check: bool,
+    fail_open: bool,
+    /// Picks made while failing open, since the pool first appeared.
+    fail_open_picks: u64,
     backends_up: usize,
     backends: Vec<BackendJson<'a>>,
 }
@@ -42,10 +68,27 @@ struct BackendJson<'a> {
     weight: u32,
     backup: bool,
     up: bool,
+    /// `up` or `down`.
+    state: &'static str,
+    /// Unix ms of the last transition, or of the backend's creation.
+    since_unix_ms: u64,
+    /// Why the backend is in its state (empty if it never changed).
+    reason: String,
     in_flight: u32,
     transitions: u64,
+    /// Active checks: passing probes in a row while down (towards `rise`).
     consecutive_successes: u32,
+    /// Active checks: failing probes in a row while up (towards `fall`).
     consecutive_failures: u32,
+    /// Live traffic: connect failures, resets and timeouts in a row.
+    passive_failures: u32,
+    /// Down because passive checking ejected it.
+    ejected: bool,
+    /// Passive ejections so far (each lasts longer in pools without active checks).
+    ejections: u32,
+    /// Total time down, including the current down period.
+    downtime_seconds: f64,
+    in_slow_start: bool,
     last_transition: LastJson,
 }
 
@@ -55,20 +98,42 @@ struct LastJson {
     reason: String,
 }
 
-/// Renders `/status` for `table` and the running listeners.
-pub fn status_json(table: &Table, listeners: &[ListenerStatus], draining: bool) -> String {
+/// Renders `/status` for `table`, the running listeners and the configuration stamp.
+pub fn status_json(
+    table: &Table,
+    listeners: &[ListenerStatus],
+    draining: bool,
+    config: &ConfigStamp,
+) -> String {
     let status = Status {
         generation: table.generation(),
         draining,
         config: table.config().source.display().to_string(),
+        config_hash: &config.hash,
+        config_loaded_unix_ms: config.loaded_unix_ms,
         listeners: listeners
             .iter()
-            .map(|l| ListenerJson {
-                name: &l.name,
-                protocol: l.protocol,
-                listen: l.listen.to_string(),
-                bound: l.bound.to_string(),
-                active_connections: l.active_connections,
+            .map(|l| {
+                let routing = table.listener(&l.name);
+                ListenerJson {
+                    name: &l.name,
+                    protocol: l.protocol,
+                    listen: l.listen.to_string(),
+                    bound: l.bound.to_string(),
+                    active_connections: l.active_connections,
+                    access_log: routing.is_some_and(|t| t.access_log()),
+                    routes: routing.map_or_else(Vec::new, |t| {
+                        t.routes()
+                            .iter()
+                            .map(|r| RouteJson {
+                                host: r.host(),
+                                path_prefix: r.path_prefix(),
+                                pool: r.pool().name(),
+                            })
+                            .collect()
+                    }),
+                    pool: routing.and_then(|t| t.tcp_pool()).map(|p| p.name()),
+                }
             })
             .collect(),
         pools: table
@@ -78,8 +143,10 @@ pub fn status_json(table: &Table, listeners: &[ListenerStatus], draining: bool) 
                 name: p.name(),
                 strategy: p.strategy_kind().as_str(),
                 health_check: p.health_check().is_some(),
+                fail_open: p.settings().fail_open,
+                fail_open_picks: p.shared().fail_open_picks(),
                 backends_up: p.up_count(),
-                backends: p.backends().map(|b| backend_json(b)).collect(),
+                backends: p.backends().map(|b| backend_json(p, b)).collect(),
             })
             .collect(),
     };
@@ -89,22 +156,90 @@ pub fn status_json(table: &Table, listeners: &[ListenerStatus], draining: bool) 
         .unwrap_or_else(|e| format!("{{\"error\":\"status serialisation failed: {e}\"}}"))
 }
 
-fn backend_json(b: &Backend) -> BackendJson<'_> {
+fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
     let last = b.last_transition();
     let (successes, failures) = b.consecutive();
+    let up = b.is_up();
     BackendJson {
         address: b.address(),
         resolved: b.addr().to_string(),
         weight: b.weight(),
         backup: b.is_backup(),
-        up: b.is_up(),
+        up,
+        state: if up { "up" } else { "down" },
+        since_unix_ms: b.since_unix_ms(),
+        reason: last.reason.clone(),
         in_flight: b.in_flight(),
         transitions: b.transitions(),
         consecutive_successes: successes,
         consecutive_failures: failures,
+        passive_failures: b.passive_failures(),
+        ejected: b.is_ejected(),
+        ejections: b.ejections(),
+        downtime_seconds: b.downtime().as_secs_f64(),
+        in_slow_start: pool.in_slow_start(b),
         last_transition: LastJson {
             at_unix_ms: last.at_unix_ms,
             reason: last.reason,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use weir_balance::BackendRegistry;
+
+    use super::*;
+
+    const YAML: &str = "
+listeners: [{ name: web, listen: 127.0.0.1:0, routes: [{ pool: app }] }]
+pools:
+  app:
+    backends: [{ address: 127.0.0.1:9 }, { address: 127.0.0.1:10 }]
+    slow_start: 10s
+";
+
+    fn backend_of(doc: &serde_json::Value, i: usize) -> &serde_json::Value {
+        &doc["pools"][0]["backends"][i]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_explains_state_reason_and_growing_downtime() {
+        let config = Arc::new(weir_config::parse(YAML, "w.yaml".as_ref()).expect("valid"));
+        let table = BackendRegistry::new().build(config, 1);
+        let pool = &table.pools()[0];
+        let (a, b) = (&pool.primaries()[0], &pool.primaries()[1]);
+        a.force(false, "connect refused");
+        b.force(false, "probe failed");
+        b.force(true, "check passed");
+        tokio::time::advance(Duration::from_secs(3)).await;
+
+        let doc: serde_json::Value =
+            serde_json::from_str(&status_json(&table, &[], false, &ConfigStamp::default()))
+                .expect("json");
+        let first = backend_of(&doc, 0);
+        assert_eq!(first["state"], "down");
+        assert_eq!(first["reason"], "connect refused");
+        assert_eq!(first["ejected"], false);
+        assert_eq!(first["passive_failures"], 0);
+        assert!(first["since_unix_ms"].as_u64().expect("number") > 0);
+        assert_eq!(first["downtime_seconds"].as_f64(), Some(3.0));
+        let second = backend_of(&doc, 1);
+        assert_eq!(second["state"], "up");
+        assert_eq!(second["in_slow_start"], true);
+        assert_eq!(doc["pools"][0]["fail_open"], false);
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let doc: serde_json::Value =
+            serde_json::from_str(&status_json(&table, &[], false, &ConfigStamp::default()))
+                .expect("json");
+        assert_eq!(
+            backend_of(&doc, 0)["downtime_seconds"].as_f64(),
+            Some(5.0),
+            "downtime grows while down"
+        );
     }
 }

@@ -4,14 +4,27 @@
 //! to every table that keeps it, so its health, in-flight count and upstream connection
 //! pool survive reloads. All mutable state is atomic, because the data plane reads it on
 //! every pick and must never lock.
+//!
+//! Three writers change a backend's state: its health task ([`Backend::observe`]), live
+//! traffic (passive ejection, in [`passive`]) and the control path ([`Backend::force`]).
+//! Every change goes through one private `transition`, serialised by the small mutex that
+//! also holds the last reason: transitions are rare, so the lock costs nothing per
+//! request, and a transition is counted exactly once even when writers race. That is
+//! also where the backend's metric handles ([`BackendMetrics`]) learn the new state, so
+//! `weir_backend_up`, transitions and downtime can never disagree with `/status`.
+
+mod passive;
 
 use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use weir_config::BackendConfig;
+use weir_telemetry::BackendMetrics;
+
+use crate::clock;
 
 /// A change of a backend's health state, reported once when it happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +40,7 @@ pub enum Transition {
 pub struct LastTransition {
     /// Unix time in milliseconds; 0 if the backend never changed state.
     pub at_unix_ms: u64,
-    /// Why (the health check's error text, or "check passed").
+    /// Why (the health check's error text, "check passed", or the passive cause).
     pub reason: String,
 }
 
@@ -49,12 +62,35 @@ pub struct Backend {
     /// pulled after a single probe instead of `fall`.
     fragile: AtomicBool,
     transitions: AtomicU64,
-    /// Control-path only (health tasks write, `/status` reads): never touched per request.
+    /// Consecutive connect failures, resets and timeouts of live traffic.
+    passive_failures: AtomicU32,
+    /// Down because passive checking ejected it (cleared when it comes back up).
+    ejected: AtomicBool,
+    /// Passive ejections so far (the next ejection lasts longer); forgotten after the
+    /// backend has served long enough without one.
+    ejections: AtomicU32,
+    /// [`clock::now_ms`] of the last transition to up (creation for a new backend).
+    up_since_ms: AtomicU64,
+    /// Set when the backend comes back up; the pool clears it once slow start is over.
+    /// Backends that are not ramping cost one relaxed load per pick.
+    ramping: AtomicBool,
+    /// [`clock::now_ms`] of the last transition to down.
+    down_since_ms: AtomicU64,
+    /// Time spent down, up to the last transition to up.
+    downtime_ms: AtomicU64,
+    /// Unix time in milliseconds when this object was created (start or reload).
+    created_unix_ms: u64,
+    /// Written only by transitions (which hold it, so they are serialised) and read by
+    /// `/status`: never touched per request.
     last: Mutex<LastTransition>,
     /// The proxy's per-backend upstream state (its idle connection pool). Kept here so it
     /// lives exactly as long as the backend; typed `Any` so this crate does not depend on
     /// the proxy's HTTP stack.
     extension: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The metric handles, created with the backend (by the registry) and dropped with
+    /// it, which removes its series. `None` only for backends built outside a registry
+    /// with metrics (unit tests).
+    metrics: Option<BackendMetrics>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -72,8 +108,21 @@ impl std::fmt::Debug for Backend {
 // === impl Backend ===
 
 impl Backend {
-    /// A new backend of `pool`, initially up (see [`Backend::observe`]).
+    /// A new backend of `pool`, initially up (see [`Backend::observe`]), without metrics.
     pub fn new(pool: &str, config: &BackendConfig) -> Self {
+        Self::build(pool, config, None)
+    }
+
+    /// A new backend of `pool` whose state and traffic are also recorded in `metrics`
+    /// (the handles for this pool and address).
+    pub fn with_metrics(pool: &str, config: &BackendConfig, metrics: BackendMetrics) -> Self {
+        // A new backend is up; handles interned from an earlier object for the same
+        // labels (removed and re-added while an old table still runs) must agree.
+        metrics.set_up(true);
+        Self::build(pool, config, Some(metrics))
+    }
+
+    fn build(pool: &str, config: &BackendConfig, metrics: Option<BackendMetrics>) -> Self {
         Backend {
             pool: Arc::from(pool),
             address: Arc::from(config.address.as_str()),
@@ -86,9 +135,24 @@ impl Backend {
             failures: AtomicU32::new(0),
             fragile: AtomicBool::new(true),
             transitions: AtomicU64::new(0),
+            passive_failures: AtomicU32::new(0),
+            ejected: AtomicBool::new(false),
+            ejections: AtomicU32::new(0),
+            up_since_ms: AtomicU64::new(clock::now_ms()),
+            ramping: AtomicBool::new(false),
+            down_since_ms: AtomicU64::new(0),
+            downtime_ms: AtomicU64::new(0),
+            created_unix_ms: unix_ms(),
             last: Mutex::new(LastTransition::default()),
             extension: OnceLock::new(),
+            metrics,
         }
+    }
+
+    /// The backend's metric handles (`None` outside a registry with metrics).
+    #[inline]
+    pub fn metrics(&self) -> Option<&BackendMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The pool this backend belongs to.
@@ -139,6 +203,9 @@ impl Backend {
     #[inline]
     pub fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.in_flight_inc();
+        }
         InFlight {
             backend: Arc::clone(self),
         }
@@ -172,19 +239,20 @@ impl Backend {
     /// A new backend starts up but "fragile": its first failed probe marks it down at
     /// once (HAProxy's default), so a backend that is dead at start-up or when added by a
     /// reload is pulled after one probe; a kept backend needs `fall` failures in a row.
-    /// Only one health task writes a given backend, so the load-then-store sequences here
-    /// do not race with each other.
+    /// Only one health task writes the counters of a given backend; the state itself may
+    /// also be changed by passive ejection meanwhile, which `transition` arbitrates.
     pub fn observe(&self, ok: bool, rise: u32, fall: u32, reason: &str) -> Option<Transition> {
         let fragile = self.fragile.swap(false, Ordering::Relaxed);
         if self.is_up() {
             if ok {
-                self.failures.store(0, Ordering::Relaxed);
+                if self.failures.load(Ordering::Relaxed) != 0 {
+                    self.failures.store(0, Ordering::Relaxed);
+                }
                 return None;
             }
             let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
             if fragile || failures >= fall.max(1) {
-                self.set_state(false, reason);
-                return Some(Transition::Down);
+                return self.transition(false, reason, false, || true);
             }
             None
         } else {
@@ -194,8 +262,7 @@ impl Backend {
             }
             let successes = self.successes.fetch_add(1, Ordering::Relaxed) + 1;
             if successes >= rise.max(1) {
-                self.set_state(true, reason);
-                return Some(Transition::Up);
+                return self.transition(true, reason, false, || true);
             }
             None
         }
@@ -207,26 +274,92 @@ impl Backend {
         if self.is_up() == up {
             return None;
         }
-        self.set_state(up, reason);
-        Some(if up { Transition::Up } else { Transition::Down })
+        self.transition(up, reason, false, || true)
     }
 
-    fn set_state(&self, up: bool, reason: &str) {
-        self.successes.store(0, Ordering::Relaxed);
-        self.failures.store(0, Ordering::Relaxed);
-        self.up.store(up, Ordering::Relaxed);
-        self.transitions.fetch_add(1, Ordering::Relaxed);
-        let at_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    /// The one place the up/down state changes. Returns the transition, or `None` if
+    /// another writer got there first (the state already is `up`) or `allowed`, checked
+    /// under the lock, says no.
+    ///
+    /// Coming up starts slow start (the pool decides whether it applies) and adds the
+    /// time spent down to the downtime; going down records when. Slow-start marks are
+    /// written before the state, so a pick that sees the backend up also sees it ramping.
+    fn transition(
+        &self,
+        up: bool,
+        reason: &str,
+        ejected: bool,
+        allowed: impl FnOnce() -> bool,
+    ) -> Option<Transition> {
         let mut last = match self.last.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if self.is_up() == up || !allowed() {
+            return None;
+        }
+        let now = clock::now_ms();
+        self.successes.store(0, Ordering::Relaxed);
+        self.failures.store(0, Ordering::Relaxed);
+        self.passive_failures.store(0, Ordering::Relaxed);
+        if up {
+            let since = self.down_since_ms.load(Ordering::Relaxed);
+            self.downtime_ms
+                .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+            self.up_since_ms.store(now, Ordering::Relaxed);
+            self.ramping.store(true, Ordering::Relaxed);
+            self.ejected.store(false, Ordering::Relaxed);
+        } else {
+            self.down_since_ms.store(now, Ordering::Relaxed);
+            self.ramping.store(false, Ordering::Relaxed);
+            self.ejected.store(ejected, Ordering::Relaxed);
+        }
+        self.up.store(up, Ordering::Release);
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.set_up(up);
+        }
         *last = LastTransition {
-            at_unix_ms,
+            at_unix_ms: unix_ms(),
             reason: reason.to_owned(),
         };
+        Some(if up { Transition::Up } else { Transition::Down })
+    }
+
+    /// Unix time in milliseconds of the last transition, or of the backend's creation if
+    /// it never changed state: "in this state since".
+    pub fn since_unix_ms(&self) -> u64 {
+        match self.last_transition().at_unix_ms {
+            0 => self.created_unix_ms,
+            at => at,
+        }
+    }
+
+    /// Total time spent down, including the current down period.
+    pub fn downtime(&self) -> Duration {
+        let mut ms = self.downtime_ms.load(Ordering::Relaxed);
+        if !self.is_up() {
+            let since = self.down_since_ms.load(Ordering::Relaxed);
+            ms = ms.saturating_add(clock::now_ms().saturating_sub(since));
+        }
+        Duration::from_millis(ms)
+    }
+
+    /// Whether the backend came back up recently and may still be in slow start (the
+    /// pool, which knows the slow-start time, clears it once the ramp is over).
+    #[inline]
+    pub fn is_ramping(&self) -> bool {
+        self.ramping.load(Ordering::Relaxed)
+    }
+
+    /// [`clock::now_ms`] of the last transition to up (creation for a new backend).
+    pub fn up_since_ms(&self) -> u64 {
+        self.up_since_ms.load(Ordering::Relaxed)
+    }
+
+    /// Ends slow start for this backend.
+    pub(crate) fn stop_ramping(&self) {
+        self.ramping.store(false, Ordering::Relaxed);
     }
 
     /// The proxy's per-backend state of type `T`, created on first use.
@@ -238,6 +371,13 @@ impl Backend {
             .get_or_init(|| Box::new(T::default()))
             .downcast_ref::<T>()
     }
+}
+
+/// The wall clock in Unix milliseconds, for `/status` (0 if the clock is before 1970).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Counts one in-flight request or connection against a backend until dropped.
@@ -259,137 +399,11 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(m) = &self.backend.metrics {
+            m.in_flight_dec();
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::backend_config;
-
-    fn backend() -> Arc<Backend> {
-        Arc::new(Backend::new("web", &backend_config(0, 2, false)))
-    }
-
-    #[test]
-    fn new_backend_is_up_with_its_config() {
-        let b = backend();
-        assert!(b.is_up());
-        assert_eq!((b.pool(), b.address(), b.weight()), ("web", "a", 2));
-        assert_eq!(b.addr().port(), 10_000);
-        assert!(!b.is_backup());
-        assert_eq!(b.transitions(), 0);
-        assert_eq!(b.last_transition(), LastTransition::default());
-    }
-
-    #[test]
-    fn first_failure_of_a_new_backend_marks_it_down() {
-        let b = backend();
-        assert_eq!(b.observe(false, 2, 3, "refused"), Some(Transition::Down));
-        assert!(!b.is_up());
-        assert_eq!(b.last_transition().reason, "refused");
-    }
-
-    #[test]
-    fn checked_backend_needs_fall_failures_in_a_row() {
-        let b = backend();
-        assert_eq!(
-            b.observe(true, 2, 3, "ok"),
-            None,
-            "already up: no transition"
-        );
-        assert_eq!(b.observe(false, 2, 3, "x"), None);
-        assert_eq!(b.observe(false, 2, 3, "x"), None);
-        assert_eq!(b.consecutive(), (0, 2));
-        assert_eq!(
-            b.observe(true, 2, 3, "ok"),
-            None,
-            "a success resets the count"
-        );
-        assert_eq!(b.consecutive(), (0, 0));
-        assert_eq!(b.observe(false, 2, 3, "x"), None);
-        assert_eq!(b.observe(false, 2, 3, "x"), None);
-        assert_eq!(b.observe(false, 2, 3, "timeout"), Some(Transition::Down));
-        assert_eq!(b.transitions(), 1);
-    }
-
-    #[test]
-    fn down_backend_needs_rise_successes_in_a_row() {
-        let b = backend();
-        assert_eq!(b.observe(false, 2, 3, "x"), Some(Transition::Down));
-        assert_eq!(b.observe(true, 2, 3, "ok"), None);
-        assert_eq!(
-            b.observe(false, 2, 3, "x"),
-            None,
-            "a failure resets the count"
-        );
-        assert_eq!(b.consecutive(), (0, 0));
-        assert_eq!(b.observe(true, 2, 3, "ok"), None);
-        assert_eq!(b.observe(true, 2, 3, "check passed"), Some(Transition::Up));
-        assert!(b.is_up());
-        assert_eq!(b.last_transition().reason, "check passed");
-        assert!(b.last_transition().at_unix_ms > 0);
-    }
-
-    #[test]
-    fn transitions_are_reported_once() {
-        let b = backend();
-        assert_eq!(b.observe(false, 1, 1, "x"), Some(Transition::Down));
-        for _ in 0..5 {
-            assert_eq!(b.observe(false, 1, 1, "x"), None);
-        }
-        assert_eq!(b.observe(true, 1, 1, "ok"), Some(Transition::Up));
-        for _ in 0..5 {
-            assert_eq!(b.observe(true, 1, 1, "ok"), None);
-        }
-        assert_eq!(b.transitions(), 2);
-    }
-
-    #[test]
-    fn zero_thresholds_act_as_one() {
-        let b = backend();
-        assert_eq!(b.observe(true, 0, 0, "ok"), None);
-        assert_eq!(b.observe(false, 0, 0, "x"), Some(Transition::Down));
-        assert_eq!(b.observe(true, 0, 0, "ok"), Some(Transition::Up));
-    }
-
-    #[test]
-    fn force_reports_only_a_change() {
-        let b = backend();
-        assert_eq!(b.force(true, "no check"), None);
-        assert_eq!(b.force(false, "admin"), Some(Transition::Down));
-        assert_eq!(b.force(false, "admin"), None);
-        assert_eq!(b.force(true, "no check"), Some(Transition::Up));
-    }
-
-    #[test]
-    fn in_flight_guard_counts_until_dropped() {
-        let b = backend();
-        let g1 = b.start_request();
-        let g2 = b.start_request();
-        assert_eq!(b.in_flight(), 2);
-        assert!(Arc::ptr_eq(g1.backend(), &b));
-        drop(g1);
-        assert_eq!(b.in_flight(), 1);
-        drop(g2);
-        assert_eq!(b.in_flight(), 0);
-    }
-
-    #[test]
-    fn update_settings_changes_weight_and_backup() {
-        let b = backend();
-        b.update_settings(&backend_config(0, 7, true));
-        assert_eq!(b.weight(), 7);
-        assert!(b.is_backup());
-    }
-
-    #[test]
-    fn extension_is_created_once_and_typed() {
-        let b = backend();
-        let first: &AtomicU32 = b.extension().expect("first type stored");
-        first.store(5, Ordering::Relaxed);
-        let again: &AtomicU32 = b.extension().expect("same type");
-        assert_eq!(again.load(Ordering::Relaxed), 5);
-        assert!(b.extension::<String>().is_none(), "another type is refused");
-    }
-}
+mod tests;

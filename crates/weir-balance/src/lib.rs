@@ -14,6 +14,8 @@
 )]
 
 mod backend;
+mod budget;
+pub mod clock;
 mod pool;
 mod registry;
 pub mod strategy;
@@ -22,7 +24,11 @@ mod table;
 mod test_support;
 
 pub use backend::{Backend, InFlight, LastTransition, Transition};
-pub use pool::{Pool, PoolSettings, MAX_ATTEMPTS};
+pub use budget::RetryBudget;
+pub use pool::{
+    Passive, Pool, PoolSettings, PoolShared, MAX_ATTEMPTS, MAX_EJECTION_MULTIPLIER,
+    MIN_SHARE_PERMILLE, REPICKS,
+};
 pub use registry::{BackendRegistry, Changes};
 pub use table::{ListenerTable, Route, Table};
 

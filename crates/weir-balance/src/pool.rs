@@ -1,12 +1,38 @@
 //! A pool: a strategy over primary backends, with hot-standby backups.
+//!
+//! [`Pool::pick`] is the one entry point of the data plane, and where the pool-wide
+//! health rules apply on top of the strategies (which stay unaware of them):
+//!
+//! - backups only when no primary is up;
+//! - slow start ([`slow_start`]): a backend that came back up recently is accepted with
+//!   a probability that grows over `slow_start`, otherwise the pool picks again;
+//! - fail-open: with every backend down and `fail_open: true`, spread over all of them;
+//! - passive ejection ([`passive`]): the only place that decides whether a backend that
+//!   failed live traffic leaves rotation, under the `max_ejected_percent` cap.
+//!
+//! What must outlive a reload (the retry budget, the ejection lock) lives in
+//! [`PoolShared`], which the registry keeps per pool name.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_config::{HealthCheckConfig, PoolConfig, StrategyKind};
+use weir_config::{
+    HealthCheckConfig, PassiveConfig, PoolConfig, RetryBudgetConfig, RetryOn, StrategyKind,
+};
+use weir_telemetry::PoolMetrics;
 
 use crate::strategy::Strategy;
 use crate::Backend;
+
+mod passive;
+mod shared;
+mod slow_start;
+#[cfg(test)]
+mod tests;
+
+pub use passive::{Passive, MAX_EJECTION_MULTIPLIER};
+pub use shared::PoolShared;
+pub use slow_start::{MIN_SHARE_PERMILLE, REPICKS};
 
 /// Most attempts (first try plus retries) one request may make; bounds the stack array
 /// the proxy keeps of backends already tried, so retries never allocate.
@@ -21,6 +47,16 @@ pub struct PoolSettings {
     pub response_timeout: Duration,
     /// Further attempts after the first, each on a different backend.
     pub retries: u32,
+    /// Which failures are retried.
+    pub retry_on: RetryOn,
+    /// How many retries the pool's request rate allows.
+    pub retry_budget: RetryBudgetConfig,
+    /// Passive health checking.
+    pub passive: PassiveConfig,
+    /// With every backend down, spread over all of them instead of failing.
+    pub fail_open: bool,
+    /// Ramp-up time of a backend that comes back up; `None` for none.
+    pub slow_start: Option<Duration>,
 }
 
 /// A named set of backends and how to choose among them.
@@ -34,13 +70,26 @@ pub struct Pool {
     backup_strategy: Strategy,
     settings: PoolSettings,
     health_check: Option<HealthCheckConfig>,
+    shared: Arc<PoolShared>,
+    /// `weir_retries_total{pool}` (`None` outside a registry with metrics).
+    metrics: Option<PoolMetrics>,
 }
 
 // === impl Pool ===
 
 impl Pool {
-    /// Builds a pool from its config and the (registry-owned) backends, in config order.
+    /// Builds a pool from its config and the (registry-owned) backends, in config order,
+    /// with fresh shared state (an empty retry budget).
     pub fn new(config: &PoolConfig, backends: Vec<Arc<Backend>>) -> Self {
+        Self::with_shared(config, backends, Arc::new(PoolShared::new()))
+    }
+
+    /// Like [`Pool::new`], with shared state carried over from an earlier table.
+    pub fn with_shared(
+        config: &PoolConfig,
+        backends: Vec<Arc<Backend>>,
+        shared: Arc<PoolShared>,
+    ) -> Self {
         let (backups, primaries): (Vec<_>, Vec<_>) =
             backends.into_iter().partition(|b| b.is_backup());
         let primary_strategy = Strategy::new(config.strategy, &primaries);
@@ -56,9 +105,29 @@ impl Pool {
                 connect_timeout: config.timeouts.connect,
                 response_timeout: config.timeouts.response,
                 retries: config.retries,
+                retry_on: config.retry_on,
+                retry_budget: config.retry_budget,
+                passive: config.passive,
+                fail_open: config.fail_open,
+                slow_start: config.slow_start.filter(|d| !d.is_zero()),
             },
             health_check: config.health_check.clone(),
+            shared,
+            metrics: None,
         }
+    }
+
+    /// The same pool, counting its retries in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: PoolMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The pool's metric handles (`None` outside a registry with metrics).
+    #[inline]
+    pub fn metrics(&self) -> Option<&PoolMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The pool's name.
@@ -86,6 +155,12 @@ impl Pool {
         self.health_check.as_ref()
     }
 
+    /// State shared with every table that has a pool of this name: the retry budget and
+    /// the fail-open counter.
+    pub fn shared(&self) -> &Arc<PoolShared> {
+        &self.shared
+    }
+
     /// Primary backends, in config order.
     pub fn primaries(&self) -> &[Arc<Backend>] {
         &self.primaries
@@ -106,10 +181,23 @@ impl Pool {
         self.backends().filter(|b| b.is_up()).count()
     }
 
-    /// Chooses a backend: a primary that is up, or, when no primary is up, a backup.
-    /// `None` when nothing is up.
+    /// Chooses a backend: a primary that is up, or, when no primary is up, a backup;
+    /// a backend in slow start only as often as its ramp allows. When nothing is up:
+    /// `None`, or with `fail_open` any backend, in turn.
     #[inline]
     pub fn pick(&self) -> Option<&Arc<Backend>> {
+        let Some(picked) = self.pick_up() else {
+            return self.fail_open();
+        };
+        match self.settings.slow_start {
+            Some(ramp) if picked.is_ramping() => Some(self.slow_start(picked, ramp)),
+            _ => Some(picked),
+        }
+    }
+
+    /// The strategies' choice among the backends that are up, backups as standby.
+    #[inline]
+    fn pick_up(&self) -> Option<&Arc<Backend>> {
         if let Some(i) = self.primary_strategy.pick(&self.primaries) {
             return self.primaries.get(i);
         }
@@ -118,11 +206,36 @@ impl Pool {
             .and_then(|i| self.backups.get(i))
     }
 
+    /// With every backend down: `None`, or with `fail_open` the next backend in turn
+    /// among all of them (Envoy's panic mode), logged at most once a second.
+    #[cold]
+    fn fail_open(&self) -> Option<&Arc<Backend>> {
+        if !self.settings.fail_open {
+            return None;
+        }
+        let total = self.primaries.len() + self.backups.len();
+        if total == 0 {
+            return None;
+        }
+        let n = self.shared.record_fail_open();
+        if let Some(suppressed) = self.shared.fail_open_log_due() {
+            tracing::warn!(
+                pool = %self.name,
+                backends = total,
+                suppressed,
+                "no backend up, failing open: spreading over all backends"
+            );
+        }
+        let i = usize::try_from(n % total as u64).unwrap_or(0);
+        self.backends().nth(i)
+    }
+
     /// Chooses a backend for a retry: one that is up and not in `tried`.
     ///
     /// The strategy is asked first, so retries keep the pool's spread; if it keeps naming
     /// tried backends, any untried primary that is up is taken, then any untried backup
     /// (a backup is better than an error once the primaries have failed this request).
+    /// With `fail_open` and nothing up, untried backends are taken whatever their state.
     pub fn pick_excluding(&self, tried: &[&Arc<Backend>]) -> Option<&Arc<Backend>> {
         let is_tried = |b: &Arc<Backend>| tried.iter().any(|t| Arc::ptr_eq(t, b));
         let tries = self.primaries.len().max(self.backups.len());
@@ -133,144 +246,8 @@ impl Pool {
                 None => return None,
             }
         }
-        self.primaries
-            .iter()
-            .chain(self.backups.iter())
-            .find(|b| b.is_up() && !is_tried(b))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::collection::vec;
-    use proptest::prelude::*;
-    use weir_config::StrategyKind;
-
-    use super::*;
-    use crate::test_support::{backend_config, pool_config};
-
-    const KINDS: [StrategyKind; 4] = [
-        StrategyKind::RoundRobin,
-        StrategyKind::Weighted,
-        StrategyKind::Random,
-        StrategyKind::LeastConnections,
-    ];
-
-    /// Backends `a`, `b`, … with `(weight, backup)`.
-    fn pool(kind: StrategyKind, spec: &[(u32, bool)]) -> Pool {
-        let configs: Vec<_> = spec
-            .iter()
-            .enumerate()
-            .map(|(i, &(w, backup))| backend_config(i, w, backup))
-            .collect();
-        let backends = configs
-            .iter()
-            .map(|c| Arc::new(Backend::new("p", c)))
-            .collect();
-        Pool::new(&pool_config("p", kind, configs), backends)
-    }
-
-    fn picks(pool: &Pool, n: usize) -> String {
-        (0..n)
-            .map(|_| pool.pick().map_or("-", |b| b.address()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn set(pool: &Pool, name: &str, up: bool) {
-        let b = pool.backends().find(|b| b.address() == name);
-        b.expect("backend exists").force(up, "test");
-    }
-
-    #[test]
-    fn pool_splits_primaries_and_backups_in_config_order() {
-        let p = pool(
-            StrategyKind::RoundRobin,
-            &[(1, true), (1, false), (1, false)],
-        );
-        fn names(bs: &[Arc<Backend>]) -> Vec<&str> {
-            bs.iter().map(|b| b.address()).collect()
-        }
-        assert_eq!(names(p.primaries()), ["b", "c"]);
-        assert_eq!(names(p.backups()), ["a"]);
-        assert_eq!(p.up_count(), 3);
-        assert_eq!(p.settings().retries, 2);
-    }
-
-    #[test]
-    fn backups_idle_while_a_primary_is_up() {
-        for kind in KINDS {
-            let p = pool(kind, &[(1, false), (1, false), (1, true)]);
-            set(&p, "a", false);
-            assert_eq!(picks(&p, 6), "b b b b b b", "{kind:?}");
-        }
-    }
-
-    #[test]
-    fn backups_take_over_when_all_primaries_are_down_and_give_back() {
-        let p = pool(
-            StrategyKind::RoundRobin,
-            &[(1, false), (1, false), (1, true), (1, true)],
-        );
-        set(&p, "a", false);
-        set(&p, "b", false);
-        assert_eq!(picks(&p, 4), "c d c d");
-        set(&p, "b", true);
-        assert_eq!(
-            picks(&p, 3),
-            "b b b",
-            "a recovered primary takes all traffic back"
-        );
-        set(&p, "b", false);
-        set(&p, "c", false);
-        set(&p, "d", false);
-        assert_eq!(p.pick().map(|b| b.address()), None);
-    }
-
-    #[test]
-    fn pick_excluding_prefers_untried_primaries_then_backups() {
-        let p = pool(
-            StrategyKind::RoundRobin,
-            &[(1, false), (1, false), (1, true)],
-        );
-        let (a, b, c) = (&p.primaries()[0], &p.primaries()[1], &p.backups()[0]);
-        for _ in 0..4 {
-            assert!(Arc::ptr_eq(p.pick_excluding(&[a]).expect("b is up"), b));
-        }
-        assert!(Arc::ptr_eq(p.pick_excluding(&[a, b]).expect("backup"), c));
-        assert!(p.pick_excluding(&[a, b, c]).is_none());
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        #[test]
-        fn pick_excluding_never_returns_a_tried_or_down_backend(
-            spec in vec((1u32..=4, any::<bool>(), any::<bool>(), any::<bool>()), 0..12),
-        ) {
-            for kind in KINDS {
-                let p = pool(kind, &spec.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>());
-                // Backends are partitioned, so look them up by name for the mask.
-                let all: Vec<&Arc<Backend>> = p.backends().collect();
-                let mut tried = Vec::new();
-                for b in &all {
-                    let i: usize = (b.addr().port() - 10_000).into();
-                    b.force(spec[i].2, "test");
-                    if spec[i].3 {
-                        tried.push(*b);
-                    }
-                }
-                let eligible = all.iter().any(|b| b.is_up() && !tried.iter().any(|t| Arc::ptr_eq(t, b)));
-                for _ in 0..10 {
-                    match p.pick_excluding(&tried) {
-                        Some(b) => {
-                            prop_assert!(b.is_up());
-                            prop_assert!(!tried.iter().any(|t| Arc::ptr_eq(t, b)));
-                        }
-                        None => prop_assert!(!eligible, "{kind:?}: None with an eligible backend"),
-                    }
-                }
-            }
-        }
+        let failing_open = self.settings.fail_open && self.up_count() == 0;
+        self.backends()
+            .find(|b| (failing_open || b.is_up()) && !is_tried(b))
     }
 }

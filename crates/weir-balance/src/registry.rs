@@ -4,6 +4,13 @@
 //! earlier table already had is handed back as the same object, so its health state,
 //! in-flight count and upstream connection pool carry over; a new one is created. After
 //! a table is swapped in, [`BackendRegistry::retain`] forgets backends it no longer has.
+//! Each pool name likewise keeps one [`PoolShared`] (retry budget, ejection lock) across
+//! reloads.
+//!
+//! The registry also resolves every metric handle the table needs, once per build: a
+//! backend's [`BackendMetrics`](weir_telemetry::BackendMetrics) is created with the
+//! backend and lives as long as it does, so forgetting a removed backend (and dropping
+//! the last table that had it) removes its series from `/metrics`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,25 +18,60 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use weir_config::Config;
+use weir_telemetry::{BackendMetrics, Metrics, PoolMetrics};
 
-use crate::{Backend, Pool, Table};
+use crate::{Backend, Pool, PoolShared, Table};
 
 type Key = (String, String, SocketAddr);
 
 /// Hands out backends by (pool, address as written, resolved address).
 ///
 /// The mutex is only taken when a table is built or pruned, never per request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BackendRegistry {
     backends: Mutex<HashMap<Key, Arc<Backend>>>,
+    pools: Mutex<HashMap<String, Arc<PoolShared>>>,
+    metrics: Option<Metrics>,
+}
+
+impl Default for BackendRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 // === impl BackendRegistry ===
 
 impl BackendRegistry {
-    /// An empty registry.
+    /// An empty registry with a private metrics registry of its own (tests, benches):
+    /// the handles work, nobody scrapes them. If registering the metric families fails
+    /// (a bug, logged), tables are built without metrics.
     pub fn new() -> Self {
-        Self::default()
+        match Metrics::new() {
+            Ok(metrics) => Self::with_metrics(metrics),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot register metrics; building tables without them");
+                Self::build_with(None)
+            }
+        }
+    }
+
+    /// An empty registry whose tables record into `metrics` (the one `/metrics` serves).
+    pub fn with_metrics(metrics: Metrics) -> Self {
+        Self::build_with(Some(metrics))
+    }
+
+    fn build_with(metrics: Option<Metrics>) -> Self {
+        BackendRegistry {
+            backends: Mutex::new(HashMap::new()),
+            pools: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// The metrics registry tables are built with, if any.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
     }
 
     /// Builds the table for `config`, reusing every backend the registry already has.
@@ -53,6 +95,10 @@ impl BackendRegistry {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let mut shared = match self.pools.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         let pools = config
             .pools
             .iter()
@@ -62,18 +108,31 @@ impl BackendRegistry {
                     .iter()
                     .map(|b| {
                         let key = (pool.name.clone(), b.address.clone(), b.addr);
-                        let backend = map
-                            .entry(key)
-                            .or_insert_with(|| Arc::new(Backend::new(&pool.name, b)));
+                        let backend = map.entry(key).or_insert_with(|| {
+                            Arc::new(match &self.metrics {
+                                Some(m) => Backend::with_metrics(
+                                    &pool.name,
+                                    b,
+                                    BackendMetrics::new(m, &pool.name, &b.address),
+                                ),
+                                None => Backend::new(&pool.name, b),
+                            })
+                        });
                         backend.update_settings(b);
                         Arc::clone(backend)
                     })
                     .collect();
-                Arc::new(Pool::new(pool, backends))
+                let state = shared.entry(pool.name.clone()).or_default();
+                let built = Pool::with_shared(pool, backends, Arc::clone(state));
+                Arc::new(match &self.metrics {
+                    Some(m) => built.with_metrics(PoolMetrics::new(m, &pool.name)),
+                    None => built,
+                })
             })
             .collect();
+        drop(shared);
         drop(map);
-        Table::assemble(generation, config, pools)
+        Table::assemble(generation, config, pools, self.metrics.as_ref())
     }
 
     /// Forgets every backend `table` does not contain. Call after `table` is live.
@@ -88,6 +147,12 @@ impl BackendRegistry {
                 .iter()
                 .any(|p| p.backends().any(|b| Arc::ptr_eq(b, backend)))
         });
+        drop(map);
+        let mut shared = match self.pools.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        shared.retain(|name, _| table.pool(name).is_some());
     }
 
     /// Number of backends known.
@@ -391,5 +456,29 @@ mod tests {
         let same = Changes::between(&old, &old);
         assert!(same.is_empty());
         assert_eq!(same.to_string(), "no pool, backend or listener changes");
+    }
+
+    #[test]
+    fn kept_pool_keeps_its_retry_budget_and_a_removed_one_is_forgotten() {
+        let registry = BackendRegistry::new();
+        let first = registry.build(cfg(vec![web(vec![backend_config(0, 1, false)])], vec![]), 1);
+        let pool = first.pool("web").expect("web");
+        pool.shared().retry_budget().record_request();
+        let second = registry.build(cfg(vec![web(vec![backend_config(1, 1, false)])], vec![]), 2);
+        let kept = second.pool("web").expect("web");
+        assert!(Arc::ptr_eq(pool.shared(), kept.shared()));
+        let other = pool_config(
+            "other",
+            StrategyKind::RoundRobin,
+            vec![backend_config(0, 1, false)],
+        );
+        let third = registry.build(cfg(vec![other], vec![]), 3);
+        registry.retain(&third);
+        let fourth = registry.build(cfg(vec![web(vec![backend_config(0, 1, false)])], vec![]), 4);
+        let fresh = fourth.pool("web").expect("web");
+        assert!(
+            !Arc::ptr_eq(pool.shared(), fresh.shared()),
+            "removed pool starts over"
+        );
     }
 }

@@ -4,11 +4,16 @@
 //! TCP connection) and never sees a half-updated table: listeners, routes, pools and
 //! backends all come from the same snapshot. A request that started on an old table
 //! finishes on it.
+//!
+//! The snapshot also carries the metric handles a request bumps: per listener
+//! ([`ListenerMetrics`]) and per route ([`RouteMetrics`], the `(listener, pool)` pair),
+//! resolved when the table is built, so the request path never looks a label up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use weir_config::{Config, ListenerTimeouts, Protocol};
+use weir_telemetry::{ListenerMetrics, Metrics, RouteMetrics, NO_BACKEND};
 
 use crate::Pool;
 
@@ -28,6 +33,7 @@ pub struct Route {
     host: HostMatch,
     path_prefix: Option<Box<str>>,
     pool: Arc<Pool>,
+    metrics: Option<RouteMetrics>,
 }
 
 // === impl Route ===
@@ -46,7 +52,35 @@ impl Route {
             host,
             path_prefix: path_prefix.map(Into::into),
             pool,
+            metrics: None,
         }
+    }
+
+    /// The same route, recording requests in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: RouteMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Request latency and counters of this `(listener, pool)` (`None` without metrics).
+    #[inline]
+    pub fn metrics(&self) -> Option<&RouteMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// The host to match as configured (`*.example.com` for a suffix), `None` for any.
+    pub fn host(&self) -> Option<String> {
+        match &self.host {
+            HostMatch::Any => None,
+            HostMatch::Exact(h) => Some(h.to_string()),
+            HostMatch::Suffix(s) => Some(format!("*{s}")),
+        }
+    }
+
+    /// The path prefix to match, `None` for any.
+    pub fn path_prefix(&self) -> Option<&str> {
+        self.path_prefix.as_deref()
     }
 
     /// The pool this route sends to.
@@ -84,6 +118,12 @@ pub struct ListenerTable {
     tcp_pool: Option<Arc<Pool>>,
     timeouts: ListenerTimeouts,
     max_connections: u32,
+    access_log: bool,
+    metrics: Option<ListenerMetrics>,
+    /// Answers weir gives before or without a route (400 on a bad head, 404): counted
+    /// under `pool="none"`, `backend="none"`. Built with the table so its counters carry
+    /// over reloads like every other series.
+    unrouted: Option<RouteMetrics>,
 }
 
 // === impl ListenerTable ===
@@ -124,6 +164,30 @@ impl ListenerTable {
         self.max_connections
     }
 
+    /// Whether each request is logged under the `weir::access` target.
+    #[inline]
+    pub fn access_log(&self) -> bool {
+        self.access_log
+    }
+
+    /// Connection and byte counters (`None` without metrics).
+    #[inline]
+    pub fn metrics(&self) -> Option<&ListenerMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Request metrics for answers no route's pool gave (`pool="none"`).
+    #[inline]
+    pub fn unrouted_metrics(&self) -> Option<&RouteMetrics> {
+        self.unrouted.as_ref()
+    }
+
+    /// The first route matching `host` (no port) and `path`.
+    #[inline]
+    pub fn find_route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+
     /// The pool of the first route matching `host` (no port) and `path`.
     #[inline]
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Pool>> {
@@ -147,24 +211,38 @@ pub struct Table {
 
 impl Table {
     /// Assembles a table from built pools; used by the registry.
-    pub(crate) fn assemble(generation: u64, config: Arc<Config>, pools: Vec<Arc<Pool>>) -> Self {
+    pub(crate) fn assemble(
+        generation: u64,
+        config: Arc<Config>,
+        pools: Vec<Arc<Pool>>,
+        metrics: Option<&Metrics>,
+    ) -> Self {
         let by_name: HashMap<&str, &Arc<Pool>> = pools.iter().map(|p| (p.name(), p)).collect();
         let listeners = config
             .listeners
             .iter()
             .map(|l| {
+                let listener_metrics = metrics.map(|m| ListenerMetrics::new(m, &l.name));
                 let routes = l
                     .routes
                     .iter()
                     .filter_map(|r| {
                         let pool = by_name.get(r.pool.as_str())?;
-                        Some(Route::new(
+                        let route = Route::new(
                             r.host.as_deref(),
                             r.path_prefix.as_deref(),
                             Arc::clone(pool),
-                        ))
+                        );
+                        Some(match &listener_metrics {
+                            Some(m) => route.with_metrics(m.route(&r.pool)),
+                            None => route,
+                        })
                     })
                     .collect();
+                let unrouted = match (&listener_metrics, l.protocol) {
+                    (Some(m), Protocol::Http) => Some(m.route(NO_BACKEND)),
+                    _ => None,
+                };
                 let tcp_pool = l
                     .pool
                     .as_deref()
@@ -178,6 +256,9 @@ impl Table {
                     tcp_pool,
                     timeouts: l.timeouts,
                     max_connections: l.max_connections,
+                    access_log: l.access_log,
+                    metrics: listener_metrics,
+                    unrouted,
                 };
                 (name, Arc::new(table))
             })

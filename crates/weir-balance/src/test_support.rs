@@ -64,6 +64,12 @@ pub(crate) fn pool_config(
             response: Duration::from_secs(30),
         },
         retries: 2,
+        passive: weir_config::PassiveConfig::default(),
+        fail_open: false,
+        slow_start: None,
+        retry_on: weir_config::RetryOn::default(),
+        retry_budget: weir_config::RetryBudgetConfig::default(),
+        tls: None,
     }
 }
 
@@ -80,6 +86,7 @@ pub(crate) fn http_listener(name: &str, routes: Vec<RouteConfig>) -> ListenerCon
         name: name.to_owned(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         protocol: Protocol::Http,
+        tls: None,
         routes,
         pool: None,
         timeouts: ListenerTimeouts {
@@ -87,6 +94,9 @@ pub(crate) fn http_listener(name: &str, routes: Vec<RouteConfig>) -> ListenerCon
             idle: Duration::from_secs(60),
         },
         max_connections: 10_000,
+        access_log: false,
+        proxy_protocol: None,
+        accept_proxy_protocol: None,
     }
 }
 

@@ -40,21 +40,22 @@
 //! addresses, ranges, references between listeners and pools) and reports all of its
 //! errors at once, sorted by position.
 //!
-//! Fields of the format that this build does not implement yet (TLS, the PROXY protocol,
-//! HTTP/2 upstreams) are parsed and refused with "... is not supported by this build
-//! yet", never ignored.
+//! Fields of the format that this build does not implement yet (HTTP/2 upstreams) are
+//! parsed and refused with "... is not supported by this build yet", never ignored.
 
 mod error;
 mod model;
 mod parse;
 mod position;
 mod raw;
+mod tls;
 mod validate;
 
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};
 
 /// Parses and validates a configuration held in memory. `file` only names the source in
 /// errors and in [`Config::source`].

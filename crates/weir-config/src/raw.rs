@@ -38,32 +38,28 @@ pub(crate) struct RawListener {
     pub(crate) pool: Option<Text>,
     pub(crate) timeouts: Option<RawListenerTimeouts>,
     pub(crate) max_connections: Option<Int>,
+    pub(crate) access_log: Option<bool>,
     pub(crate) proxy_protocol: Option<Text>,
     pub(crate) accept_proxy_protocol: Option<RawAcceptProxyProtocol>,
 }
 
-/// Not supported by this build yet; parsed so that its shape is checked.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListenerTls {
-    #[allow(dead_code)] // shape only: the field is rejected as a whole
     pub(crate) certificates: Option<Vec<RawCertificate>>,
+    pub(crate) handshake_timeout: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCertificate {
-    #[allow(dead_code)] // shape only
     pub(crate) cert: Option<Text>,
-    #[allow(dead_code)] // shape only
     pub(crate) key: Option<Text>,
 }
 
-/// Not supported by this build yet; parsed so that its shape is checked.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAcceptProxyProtocol {
-    #[allow(dead_code)] // shape only
     pub(crate) trusted: Option<Vec<Text>>,
 }
 
@@ -150,14 +146,12 @@ pub(crate) struct RawRetryBudget {
     pub(crate) min_per_second: Option<Int>,
 }
 
-/// Not supported by this build yet; parsed so that its shape is checked.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstreamTls {
-    #[allow(dead_code)] // shape only
     pub(crate) server_name: Option<Text>,
-    #[allow(dead_code)] // shape only
     pub(crate) ca: Option<Text>,
+    pub(crate) verify: Option<bool>,
 }
 
 // === impl Text ===

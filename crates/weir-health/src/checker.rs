@@ -212,7 +212,8 @@ where
     }
 }
 
-/// Feeds one result through the backend's hysteresis and logs a transition.
+/// Counts the probe (`weir_health_checks_total`), feeds its result through the
+/// backend's hysteresis and logs a transition (the backend updates its own state metrics).
 fn record(backend: &Backend, check: &HealthCheckConfig, result: Result<(), ProbeError>) {
     let failure = result.err().map(|e| e.to_string());
     if let Some(reason) = &failure {
@@ -224,6 +225,9 @@ fn record(backend: &Backend, check: &HealthCheckConfig, result: Result<(), Probe
         );
     }
     let reason = failure.as_deref().unwrap_or(REASON_PASSED);
+    if let Some(m) = backend.metrics() {
+        m.health_check(failure.is_none());
+    }
     match backend.observe(failure.is_none(), check.rise, check.fall, reason) {
         Some(Transition::Down) => tracing::warn!(
             pool = %backend.pool(),

@@ -147,3 +147,30 @@ fn jitter_spreads_within_bounds() {
     );
     assert_eq!(j.between(high, high), high);
 }
+
+#[tokio::test(start_paused = true)]
+async fn passively_ejected_backend_returns_after_rise_passing_probes() {
+    let yaml = "
+listeners: [{ name: web, listen: 127.0.0.1:0, routes: [{ pool: app }] }]
+pools:
+  app:
+    backends: [{ address: 127.0.0.1:9 }, { address: 127.0.0.1:10 }]
+    health_check: { rise: 2 }
+";
+    let config = Arc::new(weir_config::parse(yaml, "w.yaml".as_ref()).expect("valid"));
+    let table = weir_balance::BackendRegistry::new().build(config, 1);
+    let pool = &table.pools()[0];
+    let b = Arc::clone(&pool.primaries()[0]);
+    for _ in 0..3 {
+        pool.report_failure(&b, &"connect refused");
+    }
+    assert!(b.is_ejected() && !b.is_up());
+    let calls = run_script(&b, check(2, 3), &[true, true]).await;
+    assert_eq!(
+        calls.iter().map(|c| c.1).collect::<Vec<_>>(),
+        [false, false, true],
+        "down until the second passing probe"
+    );
+    assert!(!b.is_ejected());
+    assert_eq!(b.last_transition().reason, REASON_PASSED);
+}

@@ -13,6 +13,10 @@
 //! * [`probe`] owns the probes themselves: TCP connect, or `GET path` over a fresh
 //!   HTTP/1.1 connection.
 //!
+//! **Passive ejection.** Live traffic can also take a backend down (passive checking, in
+//! `weir_balance::Pool::report_failure`); in a pool with a `health_check` it is these
+//! probes that bring it back, after `rise` passing ones, like any other down backend.
+//!
 //! **Initial state.** A new backend starts up but "fragile" (HAProxy's default
 //! `init-state`): it takes traffic at once, is probed at once, and its first failed probe
 //! pulls it, instead of the `fall` failures a backend that has passed a probe needs. A

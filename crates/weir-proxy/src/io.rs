@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use weir_telemetry::ListenerMetrics;
 
 use crate::http::smuggling::HeadScanner;
 
@@ -44,8 +45,9 @@ impl ConnShared {
         }
     }
 
+    /// Records traffic (the idle watchdog sees it).
     #[inline]
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.activity.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -105,26 +107,37 @@ impl Drop for RequestGuard {
     }
 }
 
-/// A client TCP stream that records activity and, for HTTP/1, scans request heads.
+/// A client stream that records activity and, for HTTP/1, scans request heads.
+///
+/// `S` is the plain socket, or the TLS stream over it on a TLS listener (the scanner then
+/// sees the decrypted bytes).
 #[derive(Debug)]
-pub(crate) struct ClientIo {
-    stream: TcpStream,
+pub(crate) struct ClientIo<S = TcpStream> {
+    stream: S,
     shared: Arc<ConnShared>,
     scanner: Option<HeadScanner>,
+    /// TCP listeners: `weir_tcp_bytes_total` rx (read from the client) and tx.
+    bytes: Option<ListenerMetrics>,
 }
 
-impl ClientIo {
+impl<S> ClientIo<S> {
     /// Wraps `stream`; `scan_heads` enables the HTTP/1 head scanner.
-    pub(crate) fn new(stream: TcpStream, shared: Arc<ConnShared>, scan_heads: bool) -> Self {
+    pub(crate) fn new(stream: S, shared: Arc<ConnShared>, scan_heads: bool) -> Self {
         ClientIo {
             stream,
             shared,
             scanner: scan_heads.then(HeadScanner::new),
+            bytes: None,
         }
+    }
+
+    /// Counts the bytes read from and written to the client in `metrics`.
+    pub(crate) fn count_bytes(&mut self, metrics: ListenerMetrics) {
+        self.bytes = Some(metrics);
     }
 }
 
-impl AsyncRead for ClientIo {
+impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -137,6 +150,9 @@ impl AsyncRead for ClientIo {
             let new = buf.filled().get(before..).unwrap_or_default();
             if !new.is_empty() {
                 this.shared.touch();
+                if let Some(m) = &this.bytes {
+                    m.add_rx_bytes(new.len() as u64);
+                }
                 if let Some(scanner) = this.scanner.as_mut() {
                     if this.shared.scan_off.load(Ordering::Relaxed) || scanner.is_off() {
                         this.scanner = None;
@@ -158,7 +174,7 @@ impl AsyncRead for ClientIo {
     }
 }
 
-impl AsyncWrite for ClientIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -169,6 +185,9 @@ impl AsyncWrite for ClientIo {
         if let Poll::Ready(Ok(n)) = res {
             if n > 0 {
                 this.shared.touch();
+                if let Some(m) = &this.bytes {
+                    m.add_tx_bytes(n as u64);
+                }
             }
         }
         res
@@ -184,6 +203,9 @@ impl AsyncWrite for ClientIo {
         if let Poll::Ready(Ok(n)) = res {
             if n > 0 {
                 this.shared.touch();
+                if let Some(m) = &this.bytes {
+                    m.add_tx_bytes(n as u64);
+                }
             }
         }
         res

@@ -13,7 +13,12 @@
 //! listener.rs  accept loops, max_connections, drain
 //! io.rs        client socket wrapper: activity for idle timeouts, head scanning
 //! http/        HTTP/1.1 + h2c clients proxied to pooled HTTP/1.1 backends
-//! tcp.rs       TCP relay
+//! tcp.rs       TCP connections: pick, connect, retry, PROXY header, relay
+//! relay/       bytes between client and backend: splice(2) on Linux, else copying
+//! proxy_protocol.rs  PROXY protocol v1/v2 headers, sent and accepted
+//! tls/         rustls: termination (SNI, ALPN, handshake timeout) and TLS to backends
+//! retry.rs     the next attempt's backend and the pool's retry budget
+//! outlier.rs   passive health checking: failures reported, ejections logged and timed
 //! ```
 
 #![cfg_attr(
@@ -24,7 +29,13 @@
 mod http;
 mod io;
 mod listener;
+mod outlier;
+mod proxy_protocol;
+mod relay;
+mod retry;
 mod tcp;
+pub mod tls;
 
 pub use http::{UpstreamError, UpstreamPool, MAX_HEAD_BYTES};
-pub use listener::{spawn_listener, ListenerHandle};
+pub use listener::{spawn_listener, spawn_tls_listener, ListenerHandle};
+pub use outlier::REASON_EJECTION_OVER;

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use weir_balance::SharedTable;
 use weir_config::Protocol;
+
+use crate::tls::ListenerTls;
 
 /// Connection limit used when the listener is missing from the table at start.
 const FALLBACK_MAX_CONNECTIONS: u32 = 10_000;
@@ -53,6 +56,22 @@ pub fn spawn_listener(
     name: Arc<str>,
     table: SharedTable,
 ) -> io::Result<ListenerHandle> {
+    spawn_tls_listener(socket, name, table, None)
+}
+
+/// As [`spawn_listener`], terminating TLS with `tls` from the very first connection
+/// (`None`: plain). [`ListenerHandle::set_tls`] changes it later.
+///
+/// # Errors
+///
+/// When the socket's local address cannot be read.
+pub fn spawn_tls_listener(
+    socket: TcpListener,
+    name: Arc<str>,
+    table: SharedTable,
+    tls: Option<ListenerTls>,
+) -> io::Result<ListenerHandle> {
+    let tls = Arc::new(ArcSwapOption::from(tls.map(Arc::new)));
     let local_addr = socket.local_addr()?;
     let scope = ConnScope {
         drain: CancellationToken::new(),
@@ -69,6 +88,7 @@ pub fn spawn_listener(
             table,
             scope.clone(),
             Arc::clone(&active),
+            Arc::clone(&tls),
         )
         .instrument(span),
     );
@@ -79,6 +99,7 @@ pub fn spawn_listener(
         scope,
         active,
         accept,
+        tls,
     })
 }
 
@@ -88,6 +109,7 @@ async fn accept_loop(
     table: SharedTable,
     scope: ConnScope,
     active: Arc<AtomicUsize>,
+    tls: Arc<ArcSwapOption<ListenerTls>>,
 ) {
     let mut limit = table
         .load()
@@ -122,12 +144,13 @@ async fn accept_loop(
             active: Arc::clone(&active),
         };
         let (name, table, task_scope) = (Arc::clone(&name), Arc::clone(&table), scope.clone());
+        let tls_now = tls.load_full();
         let span = tracing::debug_span!("conn", %peer);
         scope.tasks.spawn(
             async move {
                 let _permit = permit;
                 let _conn = conn;
-                serve(stream, peer, name, table, task_scope).await;
+                serve(stream, peer, name, table, task_scope, tls_now).await;
             }
             .instrument(span),
         );
@@ -142,6 +165,7 @@ async fn serve(
     name: Arc<str>,
     table: SharedTable,
     scope: ConnScope,
+    tls: Option<Arc<ListenerTls>>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY failed");
@@ -151,9 +175,49 @@ async fn serve(
         return;
     };
     tracing::debug!(protocol = ?listener.protocol(), "accepted");
+    // `weir_listener_connections_{total,active}`: counted for the connection's life.
+    let _counted = listener
+        .metrics()
+        .map(weir_telemetry::ListenerMetrics::connection_opened);
+    let mut stream = stream;
+    let header_read = listener.timeouts().header_read;
+    let Some(origin) =
+        crate::proxy_protocol::on_accept(&mut stream, peer, &table, &name, header_read).await
+    else {
+        return;
+    };
+    let peer = origin.client;
+    // TLS sits inside the PROXY header (which a balancer in front sends in the clear).
+    let Some(tls) = tls else {
+        return dispatch(stream, false, peer, origin, listener, table, &scope).await;
+    };
+    let Some(stream) = crate::tls::accept(&tls, stream, &scope.kill).await else {
+        return;
+    };
+    dispatch(stream, true, peer, origin, listener, table, &scope).await;
+}
+
+/// Hands a client stream (plain, or TLS after its handshake) to HTTP or TCP.
+async fn dispatch<S>(
+    stream: S,
+    is_tls: bool,
+    peer: SocketAddr,
+    origin: crate::proxy_protocol::Origin,
+    listener: Arc<weir_balance::ListenerTable>,
+    table: SharedTable,
+    scope: &ConnScope,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     match listener.protocol() {
-        Protocol::Http => crate::http::serve(stream, peer, &listener, table, &scope).await,
-        Protocol::Tcp => crate::tcp::serve(stream, &listener, &scope).await,
+        Protocol::Http => {
+            // Each request loads its own snapshot: the connection must not pin this one
+            // (with its pools and backends, and their metric series) for its whole life.
+            let (name, timeouts) = (Arc::clone(listener.name_arc()), *listener.timeouts());
+            drop(listener);
+            crate::http::serve(stream, is_tls, peer, name, timeouts, table, scope).await;
+        }
+        Protocol::Tcp => crate::tcp::serve(stream, origin, &listener, scope).await,
     }
 }
 
@@ -200,6 +264,8 @@ pub struct ListenerHandle {
     scope: ConnScope,
     active: Arc<AtomicUsize>,
     accept: TaskTracker,
+    /// TLS termination, swapped by reloads; loaded once per accepted connection.
+    tls: Arc<ArcSwapOption<ListenerTls>>,
 }
 
 impl ListenerHandle {
@@ -211,6 +277,17 @@ impl ListenerHandle {
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Terminates TLS with `tls` on connections accepted from now on (`None`: plain).
+    /// Established connections keep the session they negotiated.
+    pub fn set_tls(&self, tls: Option<ListenerTls>) {
+        self.tls.store(tls.map(Arc::new));
+    }
+
+    /// Whether new connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.load().is_some()
     }
 
     /// Client connections currently open (upgraded tunnels not included).

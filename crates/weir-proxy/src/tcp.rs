@@ -1,22 +1,35 @@
 //! TCP listeners: each client connection relayed to one backend of the listener's pool.
 //!
-//! The backend is picked once per connection; a connect failure (refused, timeout) is
-//! retried on another backend, which is safe because no byte has been relayed yet. The
+//! The backend is picked once per connection; a connect failure (refused, timeout) counts
+//! against the backend (passive checking) and is retried on another backend, within the
+//! pool's retry budget, which is safe because no byte has been relayed yet. The
 //! backend's in-flight count includes the connection for its whole life, so
 //! `least_connections` balances open connections. Half-closes propagate (a client's
 //! EOF becomes a `shutdown(Write)` towards the backend and back). With nothing up, the
-//! client connection is closed at once.
+//! client connection is closed at once. With `proxy_protocol`, the PROXY header goes to
+//! the backend right after the connect, before any relayed byte. The bytes themselves
+//! move in [`crate::relay`] (splice(2) on Linux), counted in `weir_tcp_bytes_total` as
+//! they pass, so a long stream shows its traffic while it runs.
 
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_balance::{Backend, ListenerTable, MAX_ATTEMPTS};
 
-use crate::io::{ClientIo, ConnShared};
+use crate::io::ConnShared;
 use crate::listener::ConnScope;
+use crate::proxy_protocol::{self, Origin};
+use crate::relay::{self, Meter};
+use crate::{outlier, retry};
 
 /// Relays one client connection until either side closes, it idles out, or is killed.
-pub(crate) async fn serve(client: TcpStream, listener: &ListenerTable, scope: &ConnScope) {
+///
+/// `client` is the accepted socket (spliced on Linux) or any stream over it (TLS).
+pub(crate) async fn serve<C>(client: C, origin: Origin, listener: &ListenerTable, scope: &ConnScope)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Some(pool) = listener.tcp_pool().map(Arc::clone) else {
         tracing::warn!(listener = listener.name(), "TCP listener without a pool");
         return;
@@ -26,40 +39,61 @@ pub(crate) async fn serve(client: TcpStream, listener: &ListenerTable, scope: &C
         return;
     };
     let settings = *pool.settings();
-    let max_attempts = usize::try_from(settings.retries)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1)
-        .min(MAX_ATTEMPTS);
+    let max_attempts = retry::max_attempts(&settings);
+    retry::record_request(&pool);
     let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
     let mut attempts = 0;
     let mut backend = first;
-    let (upstream, in_flight) = loop {
+    let (mut upstream, in_flight) = loop {
         if let Some(slot) = tried.get_mut(attempts) {
             *slot = backend;
+        }
+        if attempts > 0 {
+            if let Some(m) = pool.metrics() {
+                m.retry();
+            }
         }
         attempts += 1;
         let in_flight = backend.start_request();
         let connect = TcpStream::connect(backend.addr());
         let error = match tokio::time::timeout(settings.connect_timeout, connect).await {
-            Ok(Ok(stream)) => break (stream, in_flight),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("timed out after {:?}", settings.connect_timeout),
+            Ok(Ok(stream)) => {
+                outlier::success(&pool, backend);
+                break (stream, in_flight);
+            }
+            Ok(Err(e)) => format!("connect to {} failed: {e}", backend.address()),
+            Err(_) => format!(
+                "connect to {} timed out after {:?}",
+                backend.address(),
+                settings.connect_timeout
+            ),
         };
         drop(in_flight);
-        let next = if attempts < max_attempts {
-            pool.pick_excluding(tried.get(..attempts).unwrap_or_default())
+        if let Some(m) = backend.metrics() {
+            // A connect timeout is a `connect` failure, as for HTTP.
+            m.upstream_error(weir_telemetry::UpstreamErrorKind::Connect);
+        }
+        outlier::failure(&pool, backend, &error);
+        let next = if !settings.retry_on.connect_failure {
+            Err(retry::Stop::NotRetryable)
+        } else if attempts >= max_attempts {
+            Err(retry::Stop::Attempts)
         } else {
-            None
+            retry::next(
+                &pool,
+                tried.get(..attempts).unwrap_or_default(),
+                retry::Cost::Free,
+            )
         };
         match next {
-            Some(b) => {
+            Ok(b) => {
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = "connect",
                     %error, next = b.address(), "TCP connect failed, retrying");
                 backend = b;
             }
-            None => {
+            Err(stop) => {
                 tracing::warn!(pool = pool.name(), backend = backend.address(), kind = "connect",
-                    %error, attempts, "TCP connect failed, closing client");
+                    %error, attempts, stop = stop.as_str(), "TCP connect failed, closing client");
                 return;
             }
         }
@@ -67,14 +101,23 @@ pub(crate) async fn serve(client: TcpStream, listener: &ListenerTable, scope: &C
     if let Err(e) = upstream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY failed on backend socket");
     }
+    if let Some(version) = origin.send {
+        let header = proxy_protocol::encode(version, origin.client, origin.local);
+        if let Err(e) = upstream.write_all(&header).await {
+            tracing::debug!(backend = backend.address(), error = %e, "sending the PROXY header failed");
+            return;
+        }
+    }
     let backend_addr = backend.addr();
     let shared = Arc::new(ConnShared::new());
-    let mut client = ClientIo::new(client, Arc::clone(&shared), false);
-    let mut upstream = upstream;
+    let meter = Meter {
+        shared: &shared,
+        bytes: listener.metrics(),
+    };
     let idle = listener.timeouts().idle;
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match r {
-            Ok((tx, rx)) => tracing::debug!(backend = %backend_addr, to_backend = tx, to_client = rx, "TCP stream closed"),
+        r = relay::relay(client, upstream, meter) => match r {
+            Ok(t) => tracing::debug!(backend = %backend_addr, to_backend = t.from_client, to_client = t.to_client, "TCP stream closed"),
             Err(e) => tracing::debug!(backend = %backend_addr, error = %e, "TCP stream failed"),
         },
         () = shared.idle_expired(idle) => tracing::debug!(backend = %backend_addr, ?idle, "TCP stream idle, closing"),

@@ -9,5 +9,5 @@ pub mod metrics;
 pub use logging::{init_logging, LogFormat, LoggingError};
 pub use metrics::{
     config_hash, BackendMetrics, ConfigMetrics, ConnectionGuard, ListenerMetrics, Metrics,
-    MetricsError, PoolMetrics, RouteMetrics, UpstreamErrorKind, TEXT_CONTENT_TYPE,
+    MetricsError, PoolMetrics, RouteMetrics, UpstreamErrorKind, NO_BACKEND, TEXT_CONTENT_TYPE,
 };

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use weir_admin::ListenerStatus;
 use weir_balance::SharedTable;
 use weir_config::{Config, Protocol};
+use weir_proxy::tls::ListenerTls;
 use weir_proxy::ListenerHandle;
 
 /// Accept queue length: deep enough that a burst during a reload or at `max_connections`
@@ -38,6 +39,8 @@ struct Running {
 pub(crate) struct Plan {
     /// Index into `running` per new listener, or a socket for a new task.
     entries: Vec<(Arc<str>, Protocol, SocketAddr, PlanSocket)>,
+    /// Per entry: its TLS termination (certificates read by this reload), or `None`.
+    tls: Vec<Option<ListenerTls>>,
 }
 
 enum PlanSocket {
@@ -57,7 +60,12 @@ pub(crate) struct Listeners {
 
 impl Listeners {
     /// Binds what `config` needs that is not running yet. Nothing changes on error.
-    pub(crate) fn prepare(&self, config: &Config) -> anyhow::Result<Plan> {
+    /// `tls` has one entry per listener of `config`, in order.
+    pub(crate) fn prepare(
+        &self,
+        config: &Config,
+        tls: Vec<Option<ListenerTls>>,
+    ) -> anyhow::Result<Plan> {
         let mut claimed = vec![false; self.running.len()];
         let mut entries = Vec::with_capacity(config.listeners.len());
         for l in &config.listeners {
@@ -89,7 +97,8 @@ impl Listeners {
             };
             entries.push((Arc::from(l.name.as_str()), l.protocol, l.listen, socket));
         }
-        Ok(Plan { entries })
+        debug_assert_eq!(tls.len(), entries.len(), "one TLS entry per listener");
+        Ok(Plan { entries, tls })
     }
 
     /// Starts the planned tasks and drains the listeners the plan no longer has. Call
@@ -105,10 +114,15 @@ impl Listeners {
             .map(Some)
             .collect();
         let mut next = Vec::with_capacity(plan.entries.len());
+        let mut tls = plan.tls.into_iter();
         for (name, protocol, listen, socket) in plan.entries {
+            let tls = tls.next().flatten();
             match socket {
                 PlanSocket::Keep(i) => {
                     if let Some(r) = old.get_mut(i).and_then(Option::take) {
+                        // New connections get the certificates just read; established
+                        // ones keep their session.
+                        r.handle.set_tls(tls);
                         next.push(r);
                     }
                 }
@@ -116,16 +130,18 @@ impl Listeners {
                     let ours = socket.try_clone().context("duplicating listener socket")?;
                     let tokio_socket = tokio::net::TcpListener::from_std(socket)
                         .context("registering listener socket")?;
-                    let handle = weir_proxy::spawn_listener(
+                    let handle = weir_proxy::spawn_tls_listener(
                         tokio_socket,
                         Arc::clone(&name),
                         Arc::clone(table),
+                        tls,
                     )
                     .with_context(|| format!("listener {name}: starting"))?;
                     tracing::info!(
                         listener = %name,
                         addr = %handle.local_addr(),
                         protocol = protocol_str(protocol),
+                        tls = handle.is_tls(),
                         "listener bound"
                     );
                     next.push(Running {
@@ -160,7 +176,11 @@ impl Listeners {
         for r in &running {
             r.handle.drain();
         }
-        let waits = running.iter().map(|r| r.handle.drained(timeout));
+        // Close our duplicates of the listening sockets now: while any descriptor stays
+        // open the kernel keeps completing handshakes into a backlog nobody accepts, and
+        // those clients would hang until exit instead of being refused at once.
+        let handles: Vec<Arc<ListenerHandle>> = running.into_iter().map(|r| r.handle).collect();
+        let waits = handles.iter().map(|h| h.drained(timeout));
         let mut forced = 0;
         for w in waits {
             forced += w.await;

@@ -6,7 +6,9 @@
 
 mod demo;
 mod listeners;
+mod notify;
 mod server;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,11 +75,19 @@ fn main() -> ExitCode {
         eprintln!("weir: {e}");
         return ExitCode::FAILURE;
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One thread: a current-thread runtime, like one HAProxy thread or nginx worker. It
+    // skips the work-stealing machinery and keeps the client connection, the upstream
+    // connection task and the timers on one run queue, with no cross-thread wake-ups.
+    let mut builder = match cli.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(usize::from(n));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all();
-    if let Some(n) = cli.threads {
-        builder.worker_threads(usize::from(n));
-    }
     let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -103,7 +113,13 @@ fn main() -> ExitCode {
 
 /// `weir check`: prints every error as `FILE:LINE:COLUMN: FIELD.PATH: message`.
 fn check(path: &Path) -> ExitCode {
-    match weir_config::load(path) {
+    // Certificates and keys are read too: a mismatch is a configuration error.
+    let loaded = weir_config::load(path).and_then(|config| {
+        tls::load(&config)
+            .map(|_| config)
+            .map_err(weir_config::ConfigErrors)
+    });
+    match loaded {
         Ok(_) => {
             println!("{}: configuration ok", path.display());
             ExitCode::SUCCESS

@@ -3,25 +3,34 @@
 //! ```text
 //! SIGHUP  -> read + validate the file off the data path (blocking pool)
 //!         -> build the new table (same Arc<Backend> for kept backends)
+//!         -> read certificates and keys (failure rejects the reload)
 //!         -> bind new listener sockets (failure rejects the reload)
 //!         -> swap the table -> start/drain listener tasks -> reconcile health tasks
+//!         -> weir_config_reloads_total{result}, config hash for /metrics and /status
 //! SIGTERM -> /healthz 503 -> stop accepting -> wait for in-flight work -> exit 0
 //! ```
 //! The data plane never waits on any of this: it only `load()`s the table.
+//!
+//! One [`Metrics`] registry lives for the whole process; the tables built from it hold
+//! the metric handles, so series of backends, pools and listeners a reload removes
+//! disappear with the last table that had them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
-use weir_admin::AdminState;
+use weir_admin::{AdminState, ConfigStamp};
 use weir_balance::{BackendRegistry, Changes, SharedTable};
 use weir_config::Config;
 use weir_health::HealthChecker;
+use weir_telemetry::{config_hash, ConfigMetrics, Metrics};
 
 use crate::listeners::{self, Listeners};
+use crate::tls::TlsSet;
 
 /// A started weir: everything bound and serving.
 pub(crate) struct Server {
@@ -33,22 +42,51 @@ pub(crate) struct Server {
     admin: Arc<AdminState>,
     admin_addr: SocketAddr,
     admin_task: tokio::task::JoinHandle<()>,
+    config_metrics: ConfigMetrics,
+}
+
+/// A validated configuration and the hash of the bytes it was parsed from.
+struct Loaded {
+    config: Config,
+    hash: String,
+    /// Certificates and keys, read with the file (a reload re-reads them).
+    tls: TlsSet,
 }
 
 /// `weir run -c FILE`.
 pub(crate) async fn run_file(path: PathBuf) -> anyhow::Result<()> {
-    let config = load(path.clone()).await?;
-    let server = Server::start(config, Some(path)).await?;
+    let loaded = load(path.clone()).await?;
+    let server = Server::start_loaded(loaded, Some(path)).await?;
     server.run().await
 }
 
 /// Reads and validates `path` on the blocking pool: file I/O and hostname resolution
-/// must not stall a runtime worker that is proxying requests.
-async fn load(path: PathBuf) -> anyhow::Result<Config> {
-    tokio::task::spawn_blocking(move || weir_config::load(&path))
-        .await
-        .context("config loader task failed")?
-        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+/// must not stall a runtime worker that is proxying requests. The file is read once, so
+/// the hash always describes exactly the bytes that were validated.
+async fn load(path: PathBuf) -> anyhow::Result<Loaded> {
+    tokio::task::spawn_blocking(move || {
+        let source = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let config = weir_config::parse(&source, &path)
+            .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+        let tls = crate::tls::load(&config).map_err(|errors| {
+            anyhow::anyhow!("invalid configuration:\n{}", crate::tls::describe(&errors))
+        })?;
+        Ok(Loaded {
+            config,
+            hash: config_hash(source.as_bytes()),
+            tls,
+        })
+    })
+    .await
+    .context("config loader task failed")?
+}
+
+/// Unix time in milliseconds (0 if the clock is before 1970).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 // === impl Server ===
@@ -56,20 +94,34 @@ async fn load(path: PathBuf) -> anyhow::Result<Config> {
 impl Server {
     /// Binds every listener and the admin server, starts health checks. Returns once
     /// everything accepts.
+    ///
+    /// For a configuration built in memory (the demo): its hash is taken over the
+    /// validated model, since there are no file bytes.
     pub(crate) async fn start(
         config: Config,
         config_path: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
+        let hash = config_hash(format!("{config:?}").as_bytes());
+        let tls = crate::tls::load(&config).map_err(|errors| {
+            anyhow::anyhow!("invalid configuration:\n{}", crate::tls::describe(&errors))
+        })?;
+        Self::start_loaded(Loaded { config, hash, tls }, config_path).await
+    }
+
+    async fn start_loaded(loaded: Loaded, config_path: Option<PathBuf>) -> anyhow::Result<Self> {
+        let Loaded { config, hash, tls } = loaded;
         let config = Arc::new(config);
-        let registry = BackendRegistry::new();
-        let table: SharedTable = Arc::new(ArcSwap::from_pointee(
-            registry.build(Arc::clone(&config), 1),
-        ));
+        let metrics = Metrics::new().context("registering metrics")?;
+        let config_metrics = metrics.config();
+        let registry = BackendRegistry::with_metrics(metrics.clone());
+        let first = registry.build(Arc::clone(&config), 1);
+        weir_proxy::tls::apply_upstream(&first, &tls.upstream);
+        let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
 
         let listeners = Arc::new(Mutex::new(Listeners::default()));
         {
             let mut set = lock(&listeners);
-            let plan = set.prepare(&config)?;
+            let plan = set.prepare(&config, tls.listeners)?;
             set.commit(plan, &table, config.shutdown_timeout)?;
         }
 
@@ -82,7 +134,13 @@ impl Server {
         let admin = Arc::new(AdminState::new(
             Arc::clone(&table),
             Box::new(move || lock(&view).status()),
+            metrics,
         ));
+        admin.set_config(ConfigStamp {
+            hash: hash.clone(),
+            loaded_unix_ms: unix_ms(),
+        });
+        config_metrics.loaded(&hash);
         let admin_task = tokio::spawn(weir_admin::serve(admin_socket, Arc::clone(&admin)));
         tracing::info!(addr = %admin_addr, "admin listening");
 
@@ -98,6 +156,7 @@ impl Server {
             admin,
             admin_addr,
             admin_task,
+            config_metrics,
         })
     }
 
@@ -121,6 +180,7 @@ impl Server {
             admin = %self.admin_addr,
             "weir ready"
         );
+        crate::notify::notify("READY=1");
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload().await,
@@ -137,11 +197,20 @@ impl Server {
             tracing::warn!("SIGHUP ignored: this configuration was not read from a file");
             return;
         };
-        match self.try_reload(path).await {
-            Ok((generation, changes)) => {
-                tracing::info!(generation, changes = %changes, "config reloaded");
+        crate::notify::notify("RELOADING=1");
+        let result = self.try_reload(path).await;
+        crate::notify::notify("READY=1");
+        match result {
+            Ok((generation, changes, hash)) => {
+                self.config_metrics.reload_succeeded(&hash);
+                self.admin.set_config(ConfigStamp {
+                    hash: hash.clone(),
+                    loaded_unix_ms: unix_ms(),
+                });
+                tracing::info!(generation, changes = %changes, hash, "config reloaded");
             }
             Err(e) => {
+                self.config_metrics.reload_failed();
                 tracing::warn!(
                     error = format!("{e:#}"),
                     generation = self.table.load().generation(),
@@ -151,8 +220,9 @@ impl Server {
         }
     }
 
-    async fn try_reload(&mut self, path: PathBuf) -> anyhow::Result<(u64, Changes)> {
-        let config = Arc::new(load(path).await?);
+    async fn try_reload(&mut self, path: PathBuf) -> anyhow::Result<(u64, Changes, String)> {
+        let Loaded { config, hash, tls } = load(path).await?;
+        let config = Arc::new(config);
         let old = self.table.load_full();
         if config.admin.listen != old.config().admin.listen {
             tracing::warn!(
@@ -163,14 +233,16 @@ impl Server {
         }
         let generation = old.generation() + 1;
         let table = self.registry.build(Arc::clone(&config), generation);
-        let plan = lock(&self.listeners).prepare(&config)?;
+        let plan = lock(&self.listeners).prepare(&config, tls.listeners)?;
+        // Only now that nothing can fail: kept backends switch their TLS settings.
+        weir_proxy::tls::apply_upstream(&table, &tls.upstream);
         let changes = Changes::between(old.config(), &config);
         self.table.store(Arc::new(table));
         lock(&self.listeners).commit(plan, &self.table, config.shutdown_timeout)?;
         let current = self.table.load();
         self.registry.retain(&current);
         self.health.reconcile(&current);
-        Ok((generation, changes))
+        Ok((generation, changes, hash))
     }
 
     async fn shutdown(
@@ -180,6 +252,7 @@ impl Server {
     ) {
         let timeout = self.table.load().config().shutdown_timeout;
         self.admin.set_draining();
+        crate::notify::notify("STOPPING=1");
         tracing::info!(
             timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             "shutting down"

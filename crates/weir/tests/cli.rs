@@ -134,13 +134,13 @@ pools:
 
 #[tokio::test]
 async fn check_rejects_features_this_build_does_not_support() {
-    let yaml = format!("{VALID}    slow_start: 30s\n");
+    let yaml = format!("{VALID}    upstream_protocol: h2\n");
     let out = check_config(WEIR, &yaml).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr_lines()
-            .iter()
-            .any(|l| l.starts_with("weir.yaml:15:") && l.contains("slow_start")),
+        out.stderr_lines().iter().any(
+            |l| l.starts_with("weir.yaml:15:") && l.contains("not supported by this build yet")
+        ),
         "{out:?}"
     );
 }

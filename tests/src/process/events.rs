@@ -100,6 +100,42 @@ impl Weir {
         }
     }
 
+    /// The first `message` line (`backend down`, `backend up`) from `mark` on whose
+    /// `backend` field names `backend` (matched by its port: weir names a backend as
+    /// written in the config, and tests write `127.0.0.1:port`).
+    ///
+    /// # Panics
+    /// When none appears within `timeout`; shows the log tail.
+    pub async fn wait_for_backend_log(
+        &self,
+        mark: usize,
+        message: &str,
+        backend: SocketAddr,
+        timeout: Duration,
+    ) -> Value {
+        let port = format!(":{}", backend.port());
+        self.wait_for_log_field(mark, message, "backend", &port, timeout)
+            .await
+    }
+
+    /// Every `message` line from `mark` on whose `backend` field names `backend`.
+    pub fn backend_logs_after(
+        &self,
+        mark: usize,
+        message: &str,
+        backend: SocketAddr,
+    ) -> Vec<Value> {
+        let port = format!(":{}", backend.port());
+        self.logs_after(mark, message)
+            .into_iter()
+            .filter(|v| {
+                v.get("backend")
+                    .and_then(Value::as_str)
+                    .is_some_and(|b| b.ends_with(&port))
+            })
+            .collect()
+    }
+
     /// The last `n` stderr lines, formatted for a panic message.
     pub fn log_tail(&self, n: usize) -> String {
         self.logs.tail(n)

@@ -75,6 +75,15 @@ impl Logs {
             .collect()
     }
 
+    /// Every stderr line at index `from` or later that parses as JSON.
+    pub(crate) fn json_after(&self, from: usize) -> Vec<Value> {
+        lock(&self.stderr)
+            .iter()
+            .skip(from)
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect()
+    }
+
     /// Stdout lines so far.
     pub(crate) fn stdout(&self) -> Vec<String> {
         lock(&self.stdout).clone()

@@ -30,7 +30,7 @@ use crate::Backend;
 mod least_connections;
 mod random;
 mod round_robin;
-mod sample;
+pub(crate) mod sample;
 mod smooth;
 mod turns;
 mod weighted;

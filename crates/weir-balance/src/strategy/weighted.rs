@@ -103,14 +103,17 @@ impl Weighted {
     /// connections starts its scan there, so its ties follow the weights too.
     #[inline]
     pub(crate) fn turn(&self) -> Option<usize> {
-        self.turns.raw(self.cycle.len()).map(|slot| self.cycle.get(slot))
+        self.turns
+            .raw(self.cycle.len())
+            .map(|slot| self.cycle.get(slot))
     }
 
     /// Index of the backend whose turn it is, or, if it is down, of a survivor (see `turns`).
     #[inline]
     pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
         let cycle = &self.cycle;
-        self.turns.take(cycle.len(), |slot| cycle.get(slot), backends)
+        self.turns
+            .take(cycle.len(), |slot| cycle.get(slot), backends)
     }
 }
 

@@ -129,21 +129,15 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
             Protocol::Http
         }
     };
-    if l.tls.is_some() {
-        v.unsupported(&field(path, "tls"), "TLS termination (`tls`)");
-    }
-    if l.proxy_protocol.is_some() {
-        v.unsupported(
-            &field(path, "proxy_protocol"),
-            "sending the PROXY protocol (`proxy_protocol`)",
-        );
-    }
-    if l.accept_proxy_protocol.is_some() {
-        v.unsupported(
-            &field(path, "accept_proxy_protocol"),
-            "accepting the PROXY protocol (`accept_proxy_protocol`)",
-        );
-    }
+    let tls = l
+        .tls
+        .as_ref()
+        .map(|t| super::tls::listener(v, t, &field(path, "tls")));
+    let proxy_protocol = super::proxy_protocol::send(v, l, path, protocol);
+    let accept_proxy_protocol = l
+        .accept_proxy_protocol
+        .as_ref()
+        .map(|a| super::proxy_protocol::accept(v, a, &field(path, "accept_proxy_protocol")));
     let (routes, pool) = match protocol {
         Protocol::Http => {
             if l.pool.is_some() {
@@ -198,14 +192,25 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         1..=i64::from(u32::MAX),
         10_000,
     );
+    let access_log = l.access_log.unwrap_or(false);
+    if access_log && protocol == Protocol::Tcp {
+        v.error(
+            &field(path, "access_log"),
+            "the access log is per HTTP request; a tcp listener has none",
+        );
+    }
     ListenerConfig {
         name,
         listen,
         protocol,
+        tls,
         routes,
         pool,
         timeouts,
         max_connections,
+        access_log,
+        proxy_protocol,
+        accept_proxy_protocol,
     }
 }
 

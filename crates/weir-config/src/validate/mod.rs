@@ -7,6 +7,8 @@
 
 mod listener;
 mod pool;
+mod proxy_protocol;
+mod tls;
 mod value;
 
 use std::net::SocketAddr;
@@ -105,6 +107,17 @@ impl Validator<'_> {
     /// A field this build parses but does not implement: never silently ignored.
     pub(crate) fn unsupported(&mut self, path: &str, what: &str) {
         self.error(path, format!("{what} is not supported by this build yet"));
+    }
+
+    /// Where the entry at `path` is, for errors found after validation (TLS files).
+    pub(crate) fn origin(&self, path: &str) -> crate::tls::Origin {
+        let pos = self.index.key(path, 0);
+        crate::tls::Origin {
+            file: self.file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            path: path.to_owned(),
+        }
     }
 
     /// The line on which `path` is, for "first defined at line N" hints.

@@ -84,6 +84,10 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
     });
     let retry_budget = retry_budget(v, p.retry_budget.as_ref(), &field(path, "retry_budget"));
     unsupported(v, p, path);
+    let tls = p
+        .tls
+        .as_ref()
+        .map(|t| super::tls::upstream(v, t, &field(path, "tls")));
     PoolConfig {
         name: name.to_owned(),
         strategy,
@@ -96,6 +100,7 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         slow_start,
         retry_on,
         retry_budget,
+        tls,
     }
 }
 
@@ -135,7 +140,12 @@ fn retry_budget(
         return default;
     };
     RetryBudgetConfig {
-        percent: v.integer(raw.percent, &field(path, "percent"), 0..=100, default.percent),
+        percent: v.integer(
+            raw.percent,
+            &field(path, "percent"),
+            0..=100,
+            default.percent,
+        ),
         min_per_second: v.integer(
             raw.min_per_second,
             &field(path, "min_per_second"),
@@ -181,9 +191,6 @@ fn retry_on(v: &mut Validator<'_>, list: &[Text], path: &str) -> RetryOn {
 /// Settings of the format this build does not implement. Each present one is an error:
 /// silently ignoring a security setting would be worse than refusing it.
 fn unsupported(v: &mut Validator<'_>, p: &RawPool, path: &str) {
-    if p.tls.is_some() {
-        v.unsupported(&field(path, "tls"), "TLS to backends (`tls`)");
-    }
     match p.upstream_protocol.as_ref().map(|u| u.as_str()) {
         None | Some("http1") => {}
         Some("h2") => v.unsupported(

@@ -9,8 +9,14 @@
 //! backend's in-flight guard and the pooled connection: both are released when hyper
 //! drops the body, the connection going back to its backend's idle queue only if the
 //! body was read to its end.
+//!
+//! With the access log on, both bodies also count the bytes they pass (request bytes
+//! into a shared counter, response bytes into the [`Access`] record the response body
+//! carries and logs when it is dropped). Off, those fields are `None` and cost a branch.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,6 +25,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use weir_balance::InFlight;
 
+use super::access::Access;
 use super::upstream::{self, Sender};
 use crate::io::RequestGuard;
 
@@ -36,7 +43,17 @@ pub(crate) enum ReqBody {
     Streaming {
         first: Option<Frame<Bytes>>,
         rest: Incoming,
+        /// Data bytes passed on, for the access log (`None` when it is off).
+        counted: Option<Arc<AtomicU64>>,
     },
+}
+
+/// Adds a data frame's length to the access log's request byte count.
+#[inline]
+fn count_in(counted: Option<&Arc<AtomicU64>>, frame: &Frame<Bytes>) {
+    if let (Some(counter), Some(data)) = (counted, frame.data_ref()) {
+        counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
 }
 
 impl Body for ReqBody {
@@ -55,11 +72,20 @@ impl Body for ReqBody {
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
-            ReqBody::Streaming { first, rest } => {
+            ReqBody::Streaming {
+                first,
+                rest,
+                counted,
+            } => {
                 if let Some(frame) = first.take() {
+                    count_in(counted.as_ref(), &frame);
                     return Poll::Ready(Some(Ok(frame)));
                 }
-                Pin::new(rest).poll_frame(cx)
+                let res = Pin::new(rest).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &res {
+                    count_in(counted.as_ref(), frame);
+                }
+                res
             }
         }
     }
@@ -68,7 +94,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Empty => true,
             ReqBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
-            ReqBody::Streaming { first, rest } => first.is_none() && rest.is_end_stream(),
+            ReqBody::Streaming { first, rest, .. } => first.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -78,7 +104,7 @@ impl Body for ReqBody {
             ReqBody::Buffered { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            ReqBody::Streaming { first, rest } => {
+            ReqBody::Streaming { first, rest, .. } => {
                 let ahead = first
                     .as_ref()
                     .and_then(Frame::data_ref)
@@ -102,6 +128,7 @@ pub(crate) enum ResBody {
     Text {
         data: Option<Bytes>,
         _request: Option<RequestGuard>,
+        access: Option<Box<Access>>,
     },
     /// A backend's body, streamed.
     Upstream(UpstreamBody),
@@ -116,6 +143,8 @@ pub(crate) struct UpstreamBody {
     /// The connection, to return to its backend's idle queue once the body is read.
     sender: Option<Sender>,
     in_flight: InFlight,
+    /// The access-log record, logged when the body is dropped.
+    access: Option<Box<Access>>,
     _request: RequestGuard,
 }
 
@@ -125,6 +154,7 @@ impl ResBody {
         ResBody::Text {
             data: Some(data.into()),
             _request: request,
+            access: None,
         }
     }
 
@@ -133,6 +163,7 @@ impl ResBody {
         ResBody::Text {
             data: None,
             _request: None,
+            access: None,
         }
     }
 
@@ -148,8 +179,18 @@ impl ResBody {
             done: false,
             sender,
             in_flight,
+            access: None,
             _request: request,
         })
+    }
+
+    /// Attaches the request's access-log record: response bytes are added to it as they
+    /// pass, and it is logged when this body is dropped.
+    pub(crate) fn set_access(&mut self, record: Box<Access>) {
+        match self {
+            ResBody::Text { access, .. } => *access = Some(record),
+            ResBody::Upstream(up) => up.access = Some(record),
+        }
     }
 }
 
@@ -162,9 +203,18 @@ impl Body for ResBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResBody::Text { data, .. } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResBody::Text { data, access, .. } => {
+                let data = data.take();
+                if let (Some(a), Some(d)) = (access.as_mut(), data.as_ref()) {
+                    a.bytes_out += d.len() as u64;
+                }
+                Poll::Ready(data.map(|d| Ok(Frame::data(d))))
+            }
             ResBody::Upstream(up) => {
                 let res = Pin::new(&mut up.inner).poll_frame(cx);
+                if let (Some(a), Poll::Ready(Some(Ok(frame)))) = (up.access.as_mut(), &res) {
+                    a.bytes_out += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
                 match &res {
                     Poll::Ready(None) => {
                         up.done = true;

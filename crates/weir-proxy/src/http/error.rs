@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use weir_config::RetryOn;
 
 /// A failed attempt to get a response from a backend, or no backend to ask.
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +90,31 @@ impl UpstreamError {
     /// that is absent or fully buffered). A timeout never is: the backend may be working
     /// on it, and waiting again would double the client's wait.
     pub fn is_retryable(&self, replayable: bool) -> bool {
+        self.is_retryable_on(replayable, &RetryOn::default())
+    }
+
+    /// Like [`UpstreamError::is_retryable`], for the pool's `retry_on`: a connect failure
+    /// only with `connect_failure`, a reset only with `reset`.
+    pub fn is_retryable_on(&self, replayable: bool, on: &RetryOn) -> bool {
         match self {
-            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => true,
-            UpstreamError::Reset { request_sent, .. } => !request_sent || replayable,
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => {
+                on.connect_failure
+            }
+            UpstreamError::Reset { request_sent, .. } => on.reset && (!request_sent || replayable),
             UpstreamError::ResponseTimeout { .. } | UpstreamError::NoBackend { .. } => false,
+        }
+    }
+
+    /// Whether this failure counts against the backend for passive health checking:
+    /// connect failures, resets and timeouts do; a failure of the client's own request
+    /// body does not.
+    pub fn counts_against_backend(&self) -> bool {
+        match self {
+            UpstreamError::Connect { .. }
+            | UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::ResponseTimeout { .. } => true,
+            UpstreamError::Reset { source, .. } => !source.is_user(),
+            UpstreamError::NoBackend { .. } => false,
         }
     }
 
@@ -165,6 +187,12 @@ mod tests {
         assert_eq!(connect.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(connect.kind(), "connect");
         assert!(connect.is_retryable(false));
+        assert!(connect.counts_against_backend());
+        let no_connect = RetryOn {
+            connect_failure: false,
+            ..RetryOn::default()
+        };
+        assert!(!connect.is_retryable_on(false, &no_connect));
         let timeout = UpstreamError::ResponseTimeout {
             backend,
             timeout: Duration::from_secs(30),

@@ -27,6 +27,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const HTTP: HeaderValue = HeaderValue::from_static("http");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
 /// The request's host without port: the URI authority (HTTP/2 `:authority`, or an
@@ -135,8 +136,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Rewrites a client request head into the one sent to the backend.
 ///
-/// `client_ip` is the peer address, ready-made once per connection.
-pub(crate) fn prepare_request(parts: &mut request::Parts, client_ip: &HeaderValue, upgrade: bool) {
+/// `client_ip` is the peer address, ready-made once per connection; `is_tls` (the client
+/// came over TLS) makes `X-Forwarded-Proto` `https`.
+pub(crate) fn prepare_request(
+    parts: &mut request::Parts,
+    client_ip: &HeaderValue,
+    upgrade: bool,
+    is_tls: bool,
+) {
     let headers = &mut parts.headers;
     let upgrade_value = if upgrade {
         headers.get(header::UPGRADE).cloned()
@@ -163,7 +170,7 @@ pub(crate) fn prepare_request(parts: &mut request::Parts, client_ip: &HeaderValu
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HTTP);
+    headers.insert(X_FORWARDED_PROTO.clone(), if is_tls { HTTPS } else { HTTP });
     append_forwarded_for(headers, client_ip);
 
     if parts.version == Version::HTTP_2 {
@@ -264,7 +271,7 @@ mod tests {
                 .unwrap_or_default(),
         );
         let ip = HeaderValue::from_static("127.0.0.1");
-        prepare_request(&mut p, &ip, false);
+        prepare_request(&mut p, &ip, false, false);
         let h = &p.headers;
         for gone in [
             "connection",
@@ -291,7 +298,7 @@ mod tests {
                 .unwrap_or_default(),
         );
         assert_eq!(request_host(&p.uri, &p.headers), Some("api.example.com"));
-        prepare_request(&mut p, &HeaderValue::from_static("::1"), false);
+        prepare_request(&mut p, &HeaderValue::from_static("::1"), false, false);
         assert_eq!(p.headers["host"], "api.example.com");
         assert_eq!(p.uri, "/v1/a");
         assert_eq!(p.version, Version::HTTP_11);
@@ -310,11 +317,11 @@ mod tests {
         };
         let mut p = req();
         assert!(is_upgrade(p.version, &p.headers));
-        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), true);
+        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), true, false);
         assert_eq!(p.headers["upgrade"], "websocket");
         assert_eq!(p.headers["connection"], "upgrade");
         let mut p = req();
-        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), false);
+        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), false, false);
         assert!(!p.headers.contains_key("upgrade"));
     }
 

@@ -13,10 +13,12 @@
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
 //! smuggling.rs head scanner for Content-Length + Transfer-Encoding
 //! body.rs      request/response bodies and what they release at the end
+//! access.rs    the access log (`weir::access`), one event per request when enabled
 //! upgrade.rs   101 tunnels
 //! error.rs     UpstreamError and the texts clients see
 //! ```
 
+mod access;
 mod body;
 mod error;
 mod headers;
@@ -33,8 +35,8 @@ use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
-use weir_balance::{ListenerTable, SharedTable};
+use weir_balance::SharedTable;
+use weir_config::ListenerTimeouts;
 
 pub use error::UpstreamError;
 pub use upstream::UpstreamPool;
@@ -54,6 +56,8 @@ pub(crate) struct ConnCtx {
     peer: SocketAddr,
     /// The peer's IP, formatted once for `X-Forwarded-For`.
     client_ip: HeaderValue,
+    /// The client came over TLS: `X-Forwarded-Proto: https`.
+    is_tls: bool,
     shared: Arc<ConnShared>,
     /// HTTP/1 requests handed to the service so far (matches the head scanner's index).
     h1_requests: AtomicU64,
@@ -62,28 +66,32 @@ pub(crate) struct ConnCtx {
 }
 
 /// Serves one HTTP client connection until it closes, drains, idles out or is killed.
-pub(crate) async fn serve(
-    stream: TcpStream,
+pub(crate) async fn serve<S>(
+    stream: S,
+    is_tls: bool,
     peer: SocketAddr,
-    listener: &ListenerTable,
+    listener: Arc<str>,
+    timeouts: ListenerTimeouts,
     table: SharedTable,
     scope: &ConnScope,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let shared = Arc::new(ConnShared::new());
     let io = ClientIo::new(stream, Arc::clone(&shared), true);
     let client_ip = HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let ctx = Arc::new(ConnCtx {
         table,
-        listener: Arc::clone(listener.name_arc()),
+        listener,
         peer,
         client_ip,
+        is_tls,
         shared: Arc::clone(&shared),
         h1_requests: AtomicU64::new(0),
         tasks: scope.tasks.clone(),
         kill: scope.kill.clone(),
     });
-    let timeouts = *listener.timeouts();
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

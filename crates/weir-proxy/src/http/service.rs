@@ -6,7 +6,7 @@
 //! itself are short `text/plain` bodies naming the cause.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,11 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::Instant;
+use weir_balance::{Backend, ListenerTable, Route};
+use weir_telemetry::RouteMetrics;
 
+use super::access::Access;
 use super::body::{ReqBody, ResBody};
 use super::error::UpstreamError;
 use super::upstream::{self, BodySource, Forwarded, Outgoing};
@@ -26,95 +30,179 @@ use crate::io::RequestGuard;
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
-/// Answers one client request.
+/// Answers one client request, and records it: latency and request counters of its
+/// route, and the access-log record when the listener has one.
+///
+/// The latency (`weir_http_request_duration_seconds`) runs from the request's arrival
+/// to its response headers being handed to hyper, retries included: the part weir
+/// controls. The access log's `duration_ms` runs until the response body ends.
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
+    let start = Instant::now();
     let guard = ctx.shared.request_started();
     let version = req.version();
     let h1 = version != Version::HTTP_2;
-    if h1 {
+    let bad_head = h1 && {
         let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
-        if ctx.shared.is_bad_head(index) {
-            tracing::debug!(peer = %ctx.peer, "refused Transfer-Encoding with Content-Length");
-            let msg = "request has both Transfer-Encoding and Content-Length";
-            return Ok(reply(StatusCode::BAD_REQUEST, msg, guard, h1));
+        ctx.shared.is_bad_head(index)
+    };
+    // A fresh snapshot per request: a reload applies to the next request on a
+    // kept-alive connection.
+    let Some(listener) = ctx.table.load().listener(&ctx.listener).map(Arc::clone) else {
+        let msg = "listener is shutting down";
+        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, msg, guard, h1));
+    };
+    let access = Access::begin(
+        listener.access_log(),
+        start,
+        ctx.peer,
+        &ctx.listener,
+        req.method(),
+        headers::request_host(req.uri(), req.headers()),
+        req.uri().path(),
+    );
+    let mut answer = Answer {
+        route: listener.unrouted_metrics(),
+        counted: false,
+        access,
+    };
+    let mut resp = if bad_head {
+        tracing::debug!(peer = %ctx.peer, "refused Transfer-Encoding with Content-Length");
+        let msg = "request has both Transfer-Encoding and Content-Length";
+        reply(StatusCode::BAD_REQUEST, msg, guard, h1)
+    } else {
+        proxy(&ctx, &listener, req, guard, &mut answer).await
+    };
+    answer.finish(&mut resp, start);
+    Ok(resp)
+}
+
+/// How a request was answered, for its metrics and access-log record.
+struct Answer<'t> {
+    /// The matched route's metrics; the listener's `pool="none"` ones until a route
+    /// matched.
+    route: Option<&'t RouteMetrics>,
+    /// Whether a backend's response was counted (else weir answered itself).
+    counted: bool,
+    access: Option<Box<Access>>,
+}
+
+impl<'t> Answer<'t> {
+    /// The request matched `route` of `pool`.
+    fn routed(&mut self, route: &'t Route) {
+        self.route = route.metrics();
+        if let Some(a) = self.access.as_mut() {
+            a.pool = Some(Arc::clone(route.pool().name_arc()));
         }
+    }
+
+    /// `backend` answered with `status`; its response goes to the client.
+    fn backend_answered(&mut self, backend: &Backend, status: StatusCode) {
+        if let (Some(route), Some(m)) = (self.route, backend.metrics()) {
+            route.count(m, status.as_u16());
+            self.counted = true;
+        }
+        if let Some(a) = self.access.as_mut() {
+            a.backend = Some(backend.address().to_owned());
+        }
+    }
+
+    /// Records latency and, if no backend's answer was counted, weir's own answer;
+    /// hands the access-log record to the response body.
+    fn finish(mut self, resp: &mut Response<ResBody>, start: Instant) {
+        let status = resp.status().as_u16();
+        if let Some(route) = self.route {
+            route.observe_request(start.elapsed());
+            if !self.counted {
+                route.count_without_backend(status);
+            }
+        }
+        if let Some(mut record) = self.access.take() {
+            record.status = status;
+            resp.body_mut().set_access(record);
+        }
+    }
+}
+
+/// Routes, picks, forwards; every answer weir gives itself is returned from here.
+async fn proxy<'t>(
+    ctx: &ConnCtx,
+    listener: &'t ListenerTable,
+    mut req: Request<Incoming>,
+    guard: RequestGuard,
+    answer: &mut Answer<'t>,
+) -> Response<ResBody> {
+    let version = req.version();
+    let h1 = version != Version::HTTP_2;
+    if h1 {
         if let Err(msg) = headers::check_framing(req.headers()) {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
-            return Ok(reply(StatusCode::BAD_REQUEST, msg, guard, h1));
+            return reply(StatusCode::BAD_REQUEST, msg, guard, h1);
         }
     }
     if req.method() == Method::CONNECT {
         let msg = "CONNECT is not supported";
-        return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, msg, guard, false));
+        return reply(StatusCode::METHOD_NOT_ALLOWED, msg, guard, false);
     }
 
-    // A fresh snapshot per request: a reload applies to the next request on a
-    // kept-alive connection.
-    let (pool, body_timeout) = {
-        let table = ctx.table.load();
-        let Some(listener) = table.listener(&ctx.listener) else {
-            let msg = "listener is shutting down";
-            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, msg, guard, h1));
-        };
-        let host = headers::request_host(req.uri(), req.headers());
-        match listener.route(host, req.uri().path()) {
-            Some(pool) => (Arc::clone(pool), listener.timeouts().idle),
-            None => {
-                let msg = "no route for this host and path";
-                return Ok(reply(StatusCode::NOT_FOUND, msg, guard, false));
-            }
-        }
+    let host = headers::request_host(req.uri(), req.headers());
+    let Some(route) = listener.find_route(host, req.uri().path()) else {
+        let msg = "no route for this host and path";
+        return reply(StatusCode::NOT_FOUND, msg, guard, false);
     };
+    answer.routed(route);
+    let pool = route.pool();
+    let body_timeout = listener.timeouts().idle;
     let Some(first) = pool.pick() else {
         let err = UpstreamError::NoBackend {
             pool: Arc::clone(pool.name_arc()),
         };
         tracing::debug!(pool = pool.name(), "no backend up");
-        return Ok(reply(err.status(), err.body(pool.name()), guard, false));
+        return reply(err.status(), err.body(pool.name()), guard, false);
     };
 
     let upgrade = headers::is_upgrade(version, req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let source = match read_first_frame(body, body_timeout).await {
+    let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
+    let source = match read_first_frame(body, body_timeout, counted).await {
         Ok(source) => source,
         Err(FirstFrame::Timeout) => {
             let msg = "request body did not arrive in time";
-            return Ok(reply(StatusCode::REQUEST_TIMEOUT, msg, guard, h1));
+            return reply(StatusCode::REQUEST_TIMEOUT, msg, guard, h1);
         }
         Err(FirstFrame::Invalid(e)) => {
             tracing::debug!(peer = %ctx.peer, error = %e, "invalid request body");
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                "invalid request body",
-                guard,
-                h1,
-            ));
+            return reply(StatusCode::BAD_REQUEST, "invalid request body", guard, h1);
         }
     };
-    headers::prepare_request(&mut parts, &ctx.client_ip, upgrade);
+    headers::prepare_request(&mut parts, &ctx.client_ip, upgrade, ctx.is_tls);
     let out = Outgoing::new(parts.method, parts.uri, parts.headers, source);
 
+    let mut retries = 0;
+    let forwarded = upstream::forward(pool, first, out, &mut retries).await;
+    if let Some(a) = answer.access.as_mut() {
+        a.retries = retries;
+    }
     let Forwarded {
         mut response,
         sender,
         in_flight,
-    } = match upstream::forward(&pool, first, out).await {
+    } = match forwarded {
         Ok(forwarded) => forwarded,
         Err(UpstreamError::Reset { source, .. }) if source.is_user() => {
             // The client's own body failed mid-stream (bad chunk, early close).
             tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                "invalid request body",
-                guard,
-                h1,
-            ));
+            return reply(StatusCode::BAD_REQUEST, "invalid request body", guard, h1);
         }
-        Err(err) => return Ok(reply(err.status(), err.body(pool.name()), guard, false)),
+        Err(err) => {
+            if let (Some(a), Some(b)) = (answer.access.as_mut(), err.backend()) {
+                a.backend = Some(b.to_owned());
+            }
+            return reply(err.status(), err.body(pool.name()), guard, false);
+        }
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -125,23 +213,25 @@ pub(crate) async fn handle(
                 "101 without an upgrade request"
             );
             let msg = "backend switched protocols unasked";
-            return Ok(reply(StatusCode::BAD_GATEWAY, msg, guard, h1));
+            return reply(StatusCode::BAD_GATEWAY, msg, guard, h1);
         };
+        answer.backend_answered(in_flight.backend(), response.status());
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         ctx.shared.stop_scanning();
-        upgrade::tunnel(&ctx, client_upgrade, upstream_upgrade, in_flight);
+        upgrade::tunnel(ctx, client_upgrade, upstream_upgrade, in_flight);
         let (mut parts, _) = response.into_parts();
         headers::prepare_response(&mut parts.headers, true);
         parts.version = version;
-        return Ok(Response::from_parts(parts, ResBody::empty()));
+        return Response::from_parts(parts, ResBody::empty());
     }
 
+    answer.backend_answered(in_flight.backend(), response.status());
     let reusable = headers::response_keeps_alive(&response);
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, false);
     parts.version = version;
     let body = ResBody::upstream(body, reusable.then_some(sender), in_flight, guard);
-    Ok(Response::from_parts(parts, body))
+    Response::from_parts(parts, body)
 }
 
 enum FirstFrame {
@@ -151,7 +241,13 @@ enum FirstFrame {
 
 /// Reads the body's first frame before any backend is contacted: a malformed chunked
 /// body is refused here, and a body that fits in one frame can be replayed on retry.
-async fn read_first_frame(mut body: Incoming, limit: Duration) -> Result<BodySource, FirstFrame> {
+///
+/// `counted` (access log on) receives the body bytes that are passed on.
+async fn read_first_frame(
+    mut body: Incoming,
+    limit: Duration,
+    counted: Option<Arc<AtomicU64>>,
+) -> Result<BodySource, FirstFrame> {
     if body.is_end_stream() {
         return Ok(BodySource::Empty);
     }
@@ -165,7 +261,12 @@ async fn read_first_frame(mut body: Incoming, limit: Duration) -> Result<BodySou
         return Ok(BodySource::Streaming(Some(ReqBody::Streaming {
             first: Some(frame),
             rest: body,
+            counted,
         })));
+    }
+    if let (Some(counter), Some(data)) = (counted, frame.data_ref()) {
+        // Buffered: counted once here, however many attempts replay it.
+        counter.fetch_add(data.len() as u64, Ordering::Relaxed);
     }
     Ok(match frame.into_data() {
         Ok(data) => BodySource::Buffered {

@@ -6,14 +6,22 @@
 //! warm connections. A request takes an idle connection or opens one; when the response
 //! body has been read to its end, the connection goes back (see [`super::body`]).
 //!
-//! Retries follow the pool's `retries` on *other* backends (`Pool::pick_excluding`):
-//! always after a connect failure, since nothing left weir; after a reset only if the
-//! request can be replayed (idempotent method, no body or a fully buffered one). A
-//! pooled connection the backend closed between requests hands the request back
-//! unsent (`try_send_request`), and it is sent again on a fresh connection for free.
+//! Retries follow the pool's `retries` and `retry_on` on *other* backends
+//! (`Pool::pick_excluding`), each one taken from the pool's retry budget
+//! ([`crate::retry`]): after a connect failure, since nothing left weir; after a reset
+//! only if the request can be replayed (idempotent method, no body or a fully buffered
+//! one); after a 502/503 response, if `retry_on` lists it, for replayable requests (that
+//! response is discarded, its connection closed). A pooled connection the backend closed
+//! between requests hands the request back unsent (`try_send_request`), and it is sent
+//! again on a fresh connection for free. Every attempt's outcome is reported to passive
+//! health checking ([`crate::outlier`]) and to the backend's metrics (response latency
+//! to headers, or the error's kind); each retry is counted in the pool's metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_telemetry::UpstreamErrorKind;
 
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
@@ -26,6 +34,7 @@ use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
+use crate::{outlier, retry};
 
 /// The sending half of one backend connection.
 pub(crate) type Sender = http1::SendRequest<ReqBody>;
@@ -41,12 +50,15 @@ const READY_GRACE: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct UpstreamPool {
     idle: ArrayQueue<Sender>,
+    /// The pool's TLS settings, set by [`crate::tls::apply_upstream`]; `None`: plain.
+    pub(crate) tls: arc_swap::ArcSwapOption<crate::tls::UpstreamTls>,
 }
 
 impl Default for UpstreamPool {
     fn default() -> Self {
         UpstreamPool {
             idle: ArrayQueue::new(IDLE_PER_BACKEND),
+            tls: arc_swap::ArcSwapOption::empty(),
         }
     }
 }
@@ -55,6 +67,11 @@ impl UpstreamPool {
     /// Idle connections currently held (some may have been closed by the backend).
     pub fn idle(&self) -> usize {
         self.idle.len()
+    }
+
+    /// Closes every idle connection (their transport settings changed).
+    pub(crate) fn clear_idle(&self) {
+        while self.idle.pop().is_some() {}
     }
 }
 
@@ -95,7 +112,9 @@ async fn checkout(backend: &Backend) -> Option<Sender> {
 /// Opens a new HTTP/1.1 connection to `backend` within `timeout`.
 async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, UpstreamError> {
     let addr = backend.addr();
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    // The TLS handshake, if any, shares the connect timeout.
+    let deadline = Instant::now() + timeout;
+    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => {
             return Err(UpstreamError::Connect {
@@ -113,8 +132,33 @@ async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, Upstrea
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(backend = %addr, error = %e, "TCP_NODELAY failed");
     }
+    let tls = backend
+        .extension::<UpstreamPool>()
+        .and_then(|p| p.tls.load_full());
+    let Some(tls) = tls else {
+        return handshake(backend, stream).await;
+    };
+    match tokio::time::timeout_at(deadline, tls.connect(backend, stream)).await {
+        Ok(Ok(stream)) => handshake(backend, stream).await,
+        Ok(Err(source)) => Err(UpstreamError::Connect {
+            backend: Arc::from(backend.address()),
+            source,
+        }),
+        Err(_) => Err(UpstreamError::ConnectTimeout {
+            backend: Arc::from(backend.address()),
+            timeout,
+        }),
+    }
+}
+
+/// HTTP/1.1 over a connected (plain or TLS) stream; its connection task is spawned.
+async fn handshake<I>(backend: &Backend, io: I) -> Result<Sender, UpstreamError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let addr = backend.addr();
     let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|source| UpstreamError::Reset {
             backend: Arc::from(backend.address()),
@@ -209,7 +253,8 @@ pub(crate) struct Forwarded {
     pub(crate) in_flight: InFlight,
 }
 
-/// Sends `out` to `first`, retrying on other backends of `pool` as its settings allow.
+/// Sends `out` to `first`, retrying on other backends of `pool` as its settings and
+/// retry budget allow. `retries` is set to the number of further attempts made.
 ///
 /// # Errors
 ///
@@ -218,12 +263,11 @@ pub(crate) async fn forward(
     pool: &Pool,
     first: &Arc<Backend>,
     mut out: Outgoing,
+    retries: &mut u32,
 ) -> Result<Forwarded, UpstreamError> {
     let settings = pool.settings();
-    let max_attempts = usize::try_from(settings.retries)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1)
-        .min(MAX_ATTEMPTS);
+    let max_attempts = retry::max_attempts(settings);
+    retry::record_request(pool);
     let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
     let mut attempts = 0;
     let mut backend = first;
@@ -232,37 +276,94 @@ pub(crate) async fn forward(
         if let Some(slot) = tried.get_mut(attempts) {
             *slot = backend;
         }
+        if attempts > 0 {
+            *retries += 1;
+            if let Some(m) = pool.metrics() {
+                m.retry();
+            }
+        }
         attempts += 1;
         let in_flight = backend.start_request();
+        let sent_at = Instant::now();
         let err = match attempt(backend, settings, &mut out, &mut pending).await {
             Ok((response, sender)) => {
+                if let Some(m) = backend.metrics() {
+                    m.observe_response(sent_at.elapsed());
+                }
+                outlier::success(pool, backend);
+                let status = response.status();
+                let retry_status = settings.retry_on.status(status.as_u16())
+                    && out.replayable
+                    && attempts < max_attempts;
+                if retry_status {
+                    if let Ok(next) = retry::next(
+                        pool,
+                        tried.get(..attempts).unwrap_or_default(),
+                        retry::Cost::Budgeted,
+                    ) {
+                        tracing::debug!(
+                            pool = pool.name(),
+                            backend = backend.address(),
+                            status = status.as_u16(),
+                            next = next.address(),
+                            "backend answered a retryable status, retrying"
+                        );
+                        // Dropping the response and its connection discards the body.
+                        drop((response, sender, in_flight));
+                        backend = next;
+                        continue;
+                    }
+                }
                 return Ok(Forwarded {
                     response,
                     sender,
                     in_flight,
-                })
+                });
             }
             Err(err) => err,
         };
         drop(in_flight);
-        let retry = attempts < max_attempts && err.is_retryable(out.replayable);
-        let next = if retry {
-            pool.pick_excluding(tried.get(..attempts).unwrap_or_default())
+        if err.counts_against_backend() {
+            if let Some(m) = backend.metrics() {
+                m.upstream_error(error_kind(&err));
+            }
+            outlier::failure(pool, backend, &err);
+        }
+        let next = if !err.is_retryable_on(out.replayable, &settings.retry_on) {
+            Err(retry::Stop::NotRetryable)
+        } else if attempts >= max_attempts {
+            Err(retry::Stop::Attempts)
         } else {
-            None
+            let cost = if err.kind() == "connect" {
+                retry::Cost::Free
+            } else {
+                retry::Cost::Budgeted
+            };
+            retry::next(pool, tried.get(..attempts).unwrap_or_default(), cost)
         };
         match next {
-            Some(b) => {
+            Ok(b) => {
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
                     error = %err, next = b.address(), "upstream attempt failed, retrying");
                 backend = b;
             }
-            None => {
+            Err(stop) => {
                 tracing::warn!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
-                    error = %err, attempts, "upstream request failed");
+                    error = %err, attempts, stop = stop.as_str(), "upstream request failed");
                 return Err(err);
             }
         }
+    }
+}
+
+/// The `kind` label of `weir_upstream_errors_total` for a failed attempt.
+fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
+    match err {
+        UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => {
+            UpstreamErrorKind::Connect
+        }
+        UpstreamError::ResponseTimeout { .. } => UpstreamErrorKind::Timeout,
+        UpstreamError::Reset { .. } | UpstreamError::NoBackend { .. } => UpstreamErrorKind::Reset,
     }
 }
 

@@ -1,10 +1,13 @@
 //! weir-proxy against real sockets on loopback: proxied requests, errors, limits,
-//! streaming, upgrades, h2c, drain and TCP relaying.
+//! streaming, upgrades, h2c, drain, TCP relaying, passive ejection, fail-open, retry
+//! conditions and the retry budget.
 
 #![allow(missing_docs)]
 
 mod http;
+mod l4;
 mod limits;
+mod resilience;
 mod retry;
 mod support;
 mod tcp;

@@ -44,6 +44,12 @@ pub(crate) fn pool(name: &str, addrs: &[SocketAddr]) -> PoolConfig {
             response: Duration::from_secs(30),
         },
         retries: 2,
+        passive: weir_config::PassiveConfig::default(),
+        fail_open: false,
+        slow_start: None,
+        retry_on: weir_config::RetryOn::default(),
+        retry_budget: weir_config::RetryBudgetConfig::default(),
+        tls: None,
     }
 }
 
@@ -52,6 +58,7 @@ pub(crate) fn http_listener(pool: &str) -> ListenerConfig {
         name: "web".into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         protocol: Protocol::Http,
+        tls: None,
         routes: vec![RouteConfig {
             host: None,
             path_prefix: None,
@@ -63,6 +70,9 @@ pub(crate) fn http_listener(pool: &str) -> ListenerConfig {
             idle: Duration::from_secs(60),
         },
         max_connections: 100,
+        access_log: false,
+        proxy_protocol: None,
+        accept_proxy_protocol: None,
     }
 }
 
@@ -127,6 +137,8 @@ pub(crate) enum Behaviour {
     Upgrade,
     /// Signals `got`, waits for `gate`, then answers.
     Gate,
+    /// Answers this status with a short body.
+    Status(u16),
 }
 
 #[derive(Clone)]
@@ -219,6 +231,13 @@ async fn respond(
                 .expect("response"))
         }
         Behaviour::Echo => Ok(Response::new(req.into_body().boxed())),
+        Behaviour::Status(status) => {
+            req.into_body().collect().await?;
+            Ok(Response::builder()
+                .status(status)
+                .body(full("status"))
+                .expect("response"))
+        }
         Behaviour::Hang => std::future::pending().await,
         Behaviour::Gate => {
             state.got.notify_one();

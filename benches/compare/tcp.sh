@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Bulk TCP throughput: weir vs HAProxy vs nginx (stream) vs direct loopback, in one run.
+#
+# iperf3 (client and server, both on CPU 0) pushes one bulk stream through each proxy,
+# which runs with ONE thread pinned to CPU 1: weir in a tcp listener (splice(2) on Linux),
+# HAProxy in `mode tcp` with kernel splicing forced both ways (`option splice-request`,
+# `option splice-response`), nginx's stream module (user-space copy, 64 KiB buffers).
+# "direct" is iperf3 to iperf3 without a proxy. Each figure is the median of RUNS runs;
+# ratios are against HAProxy and direct measured in the same run.
+#
+#   benches/compare/tcp.sh                    # DURATION=10 RUNS=3 by default
+#   DURATION=20 RUNS=5 benches/compare/tcp.sh
+#   WEIR_BIN=path/to/weir benches/compare/tcp.sh   # skip the cargo build
+#
+# Needs: haproxy, nginx + libnginx-mod-stream, iperf3, python3, taskset, a release weir
+# (apt-get install haproxy nginx libnginx-mod-stream iperf3).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+BACKEND=127.0.0.1:15201
+WEIR=127.0.0.1:15280
+HAPROXY=127.0.0.1:15281
+NGINX=127.0.0.1:15282
+ADMIN=127.0.0.1:15299
+STREAM_MODULE=${STREAM_MODULE:-/usr/lib/nginx/modules/ngx_stream_module.so}
+
+for tool in haproxy nginx iperf3 python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install haproxy nginx libnginx-mod-stream iperf3)"; exit 2; }
+done
+[ -r "$STREAM_MODULE" ] || { echo "missing $STREAM_MODULE (apt-get install libnginx-mod-stream)"; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (proxy on CPU 1, load on CPU 0)"; exit 2; }
+
+WEIR_BIN=${WEIR_BIN:-}
+if [ -z "$WEIR_BIN" ]; then cargo build --release -q -p weir; WEIR_BIN=./target/release/weir; fi
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+
+# --- backend: an iperf3 server on CPU 0 ----------------------------------------------
+taskset -c 0 iperf3 -s -B "${BACKEND%:*}" -p "${BACKEND#*:}" >/dev/null 2>&1 & pids+=($!)
+wait_port $BACKEND
+
+# --- the three proxies --------------------------------------------------------------
+cat > "$work/weir.yaml" <<CONF
+admin: { listen: $ADMIN }
+listeners:
+  - { name: bench, listen: $WEIR, protocol: tcp, pool: iperf }
+pools:
+  iperf: { backends: [ { address: $BACKEND } ] }
+CONF
+cat > "$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  option splice-request
+  option splice-response
+frontend bench
+  bind $HAPROXY
+  default_backend iperf
+backend iperf
+  server s1 $BACKEND
+CONF
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<CONF
+load_module $STREAM_MODULE;
+worker_processes 1; daemon off; pid $work/nginx/nginx.pid; error_log /dev/null crit;
+events { worker_connections 4096; }
+stream { server { listen $NGINX; proxy_pass $BACKEND; proxy_buffer_size 64k; } }
+CONF
+
+WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & pids+=($!)
+taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
+taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
+wait_port $WEIR; wait_port $HAPROXY; wait_port $NGINX
+
+# Gbit/s received by the iperf3 server for one run through `addr`.
+gbps() {
+  taskset -c 0 iperf3 -c "${1%:*}" -p "${1#*:}" -t "$DURATION" -J |
+    python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A ALL MED
+names=(direct weir haproxy nginx)
+declare -A ADDR=([direct]=$BACKEND [weir]=$WEIR [haproxy]=$HAPROXY [nginx]=$NGINX)
+for n in "${names[@]}"; do gbps "${ADDR[$n]}" >/dev/null; done     # warm-up, short-lived
+for run in $(seq "$RUNS"); do
+  # Interleaved, so a burst of background load hits every contender alike.
+  for n in "${names[@]}"; do ALL[$n]="${ALL[$n]:-} $(gbps "${ADDR[$n]}")"; done
+done
+for n in "${names[@]}"; do MED[$n]=$(median ${ALL[$n]}); done
+
+printf '\nBulk TCP, 1 stream, %ss x %s runs (median), proxy: 1 thread pinned to CPU 1, iperf3 on CPU 0\n' "$DURATION" "$RUNS"
+printf '%-8s %10s %10s %10s   %s\n' path "Gbit/s" "/direct" "/HAProxy" "runs"
+for n in "${names[@]}"; do
+  awk -v n="$n" -v g="${MED[$n]}" -v d="${MED[direct]}" -v h="${MED[haproxy]}" -v r="${ALL[$n]}" \
+    'BEGIN { printf "%-8s %10.2f %10.2f %10.2f  %s\n", n, g, g / d, g / h, r }'
+done
+awk -v w="${MED[weir]}" -v h="${MED[haproxy]}" 'BEGIN { printf "\nweir: %.2fx HAProxy (target >= 1.20x)\n", w / h }'

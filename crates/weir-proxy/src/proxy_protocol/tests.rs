@@ -1,0 +1,80 @@
+use super::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+#[test]
+fn v1_header_is_the_spec_line() {
+    let h = encode(
+        ProxyProtocolVersion::V1,
+        addr("192.0.2.1:5000"),
+        addr("127.0.0.1:80"),
+    );
+    assert_eq!(h, b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 80\r\n");
+    let h = encode(
+        ProxyProtocolVersion::V1,
+        addr("[::1]:5000"),
+        addr("127.0.0.1:80"),
+    );
+    assert_eq!(h, b"PROXY TCP6 ::1 ::ffff:127.0.0.1 5000 80\r\n");
+}
+
+#[test]
+fn v2_header_round_trips() {
+    let h = encode(
+        ProxyProtocolVersion::V2,
+        addr("192.0.2.1:5000"),
+        addr("10.0.0.2:443"),
+    );
+    assert_eq!(h.len(), 28);
+    assert_eq!(&h[..12], &V2_SIG);
+    assert_eq!(&h[12..16], &[0x21, 0x11, 0, 12]);
+    let carried = parse_v2(h[12], h[13], &h[16..]).expect("valid");
+    assert_eq!(
+        carried,
+        Some((addr("192.0.2.1:5000"), addr("10.0.0.2:443")))
+    );
+    let h = encode(
+        ProxyProtocolVersion::V2,
+        addr("[2001:db8::1]:1"),
+        addr("[::1]:2"),
+    );
+    assert_eq!(h.len(), 52);
+    let carried = parse_v2(h[12], h[13], &h[16..]).expect("valid");
+    assert_eq!(carried, Some((addr("[2001:db8::1]:1"), addr("[::1]:2"))));
+}
+
+#[test]
+fn v1_lines_parse_or_are_refused() {
+    assert_eq!(
+        parse_v1(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n").expect("valid"),
+        Some((addr("1.2.3.4:1"), addr("5.6.7.8:2")))
+    );
+    assert_eq!(parse_v1(b"PROXY UNKNOWN\r\n").expect("valid"), None);
+    for bad in [
+        &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"[..],
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
+        b"PROXY TCP4 ::1 5.6.7.8 1 2\r\n",
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
+        b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
+        b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
+    ] {
+        assert!(parse_v1(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn v2_local_and_bad_headers() {
+    assert_eq!(parse_v2(0x20, 0x00, &[]).expect("LOCAL"), None);
+    assert!(
+        parse_v2(0x11, 0x11, &[0; 12]).is_err(),
+        "version 1 in a v2 header"
+    );
+    assert!(parse_v2(0x22, 0x11, &[0; 12]).is_err(), "unknown command");
+    assert!(
+        parse_v2(0x21, 0x11, &[0; 11]).is_err(),
+        "short address block"
+    );
+    assert!(parse_v2(0x21, 0x41, &[0; 12]).is_err(), "unknown family");
+}

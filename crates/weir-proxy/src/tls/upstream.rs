@@ -1,0 +1,242 @@
+//! TLS from weir to backends, per pool (`pools.*.tls`).
+//!
+//! An [`UpstreamTls`] is built from the pool's config off the data path (start-up, `weir
+//! check`, every reload, so CA files are re-read) and attached to each backend of the
+//! pool with [`apply_upstream`] before the table holding them goes live. New backend connections
+//! then run the TLS handshake right after the TCP connect, sending the configured
+//! `server_name` (default: the host of the backend's address as written) as SNI and
+//! verifying the chain against the pool's `ca` and that name. A handshake failure is a
+//! connect failure: nothing was sent, so the request may go to another backend, and the
+//! client gets 502 if none is left.
+//!
+//! The attachment lives in the backend's [`UpstreamPool`], so a backend kept across a
+//! reload keeps its idle connections only while its TLS settings stay the same: a change
+//! empties the idle queue, and new connections use the new settings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use weir_balance::{Backend, Table};
+use weir_config::{Config, UpstreamTlsConfig};
+
+use super::{provider, read_certificates, TlsError};
+use crate::http::UpstreamPool;
+
+/// A pool's TLS client settings.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    connector: TlsConnector,
+    /// `None`: each backend's own host name.
+    server_name: Option<ServerName<'static>>,
+    /// The settings this was built from: equal settings keep idle connections.
+    config: Arc<UpstreamTlsConfig>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("server_name", &self.server_name)
+            .field("verify", &self.config.verify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamTls {
+    /// Reads the pool's CA file and builds the client config (TLS 1.2 and 1.3, ALPN
+    /// `http/1.1`).
+    ///
+    /// Blocking file I/O: call it off the runtime's workers.
+    ///
+    /// # Errors
+    ///
+    /// An unreadable CA file, one without certificates or with an invalid one, or an
+    /// invalid `server_name`; placed at the pool's `tls` entry.
+    pub fn load(config: &UpstreamTlsConfig) -> Result<Self, TlsError> {
+        let origin = &config.origin;
+        let provider = provider();
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::new(origin, format!("TLS setup failed: {e}")))?;
+        let mut client = if config.verify {
+            let mut roots = RootCertStore::empty();
+            if let Some(ca) = &config.ca {
+                for cert in read_certificates(ca, origin, "CA certificates")? {
+                    roots.add(cert).map_err(|e| {
+                        TlsError::new(
+                            origin,
+                            format!("invalid CA certificate in {}: {e}", ca.display()),
+                        )
+                    })?;
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth()
+        };
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server_name = match &config.server_name {
+            None => None,
+            Some(name) => Some(ServerName::try_from(name.clone()).map_err(|e| {
+                TlsError::new(origin, format!("invalid server_name {name:?}: {e}"))
+            })?),
+        };
+        Ok(UpstreamTls {
+            connector: TlsConnector::from(Arc::new(client)),
+            server_name,
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// The TLS handshake with `backend` over a connected `stream`.
+    pub(crate) async fn connect(
+        &self,
+        backend: &Backend,
+        stream: TcpStream,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let name = match &self.server_name {
+            Some(name) => name.clone(),
+            None => host_name(backend.address())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        };
+        self.connector.connect(name, stream).await
+    }
+}
+
+/// The host part of an address written as `host:port` (`[v6]:port` too), as a TLS name.
+fn host_name(address: &str) -> Result<ServerName<'static>, String> {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("backend {address}: no TLS server name ({e}); set tls.server_name"))
+}
+
+/// Every pool's [`UpstreamTls`], by pool name.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTlsSet {
+    pools: HashMap<String, UpstreamTls>,
+}
+
+impl UpstreamTlsSet {
+    /// Builds the TLS settings of every pool of `config` that has `tls`.
+    ///
+    /// # Errors
+    ///
+    /// Every pool's error (see [`UpstreamTls::load`]).
+    pub fn load(config: &Config) -> Result<Self, Vec<TlsError>> {
+        let mut pools = HashMap::new();
+        let mut errors = Vec::new();
+        for p in &config.pools {
+            if let Some(tls) = &p.tls {
+                match UpstreamTls::load(tls) {
+                    Ok(t) => {
+                        pools.insert(p.name.clone(), t);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(UpstreamTlsSet { pools })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The settings of pool `name`.
+    pub fn get(&self, name: &str) -> Option<&UpstreamTls> {
+        self.pools.get(name)
+    }
+}
+
+/// Attaches each pool's TLS settings (or none) to every backend of `table`. Call before
+/// the table goes live, so its first request already connects the right way.
+pub fn apply_upstream(table: &Table, set: &UpstreamTlsSet) {
+    for pool in table.pools() {
+        let tls = set.get(pool.name());
+        for backend in pool.backends() {
+            match backend.extension::<UpstreamPool>() {
+                Some(p) => p.set_tls(tls),
+                None => {
+                    tracing::error!(backend = backend.address(), "backend extension slot taken")
+                }
+            }
+        }
+    }
+}
+
+impl UpstreamPool {
+    /// Switches new connections to `tls`; idle connections made with other settings
+    /// are closed.
+    fn set_tls(&self, tls: Option<&UpstreamTls>) {
+        let same = match (self.tls.load().as_deref(), tls) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.config == b.config,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        self.tls.store(tls.cloned().map(Arc::new));
+        self.clear_idle();
+    }
+}
+
+/// `verify: false`: any certificate is accepted (the handshake's signatures are still
+/// checked, so the session is at least with the holder of the presented key).
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,312 @@
+//! Proxies with TLS listeners, plain and TLS backends, and a rustls client.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use weir_balance::{BackendRegistry, SharedTable};
+use weir_config::{
+    AdminConfig, BackendConfig, CertificateConfig, Config, ListenerConfig, ListenerTimeouts,
+    ListenerTlsConfig, Origin, PoolConfig, PoolTimeouts, Protocol, RouteConfig, StrategyKind,
+    UpstreamTlsConfig,
+};
+use weir_proxy::tls::{apply_upstream, ListenerTls, UpstreamTlsSet};
+use weir_proxy::{spawn_tls_listener, ListenerHandle};
+
+use crate::certs::{Ca, Dir, Leaf};
+
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// `{ cert, key }` entries for `leaves`, written to `dir`.
+pub(crate) fn tls_config(dir: &Dir, leaves: &[&Leaf]) -> ListenerTlsConfig {
+    let certificates = leaves
+        .iter()
+        .enumerate()
+        .map(|(i, l)| CertificateConfig {
+            cert: dir.write(&format!("cert{i}.pem"), &l.cert_pem),
+            key: dir.write(&format!("key{i}.pem"), &l.key_pem),
+            origin: Origin {
+                file: "weir.yaml".into(),
+                line: 5 + i,
+                column: 11,
+                path: format!("listeners[0].tls.certificates[{i}]"),
+            },
+        })
+        .collect();
+    ListenerTlsConfig {
+        certificates,
+        handshake_timeout: Duration::from_secs(5),
+    }
+}
+
+pub(crate) fn pool(addr: SocketAddr, tls: Option<UpstreamTlsConfig>) -> PoolConfig {
+    PoolConfig {
+        name: "web".into(),
+        strategy: StrategyKind::RoundRobin,
+        backends: vec![BackendConfig {
+            address: addr.to_string(),
+            addr,
+            weight: NonZeroU32::MIN,
+            backup: false,
+        }],
+        health_check: None,
+        timeouts: PoolTimeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(10),
+        },
+        retries: 0,
+        passive: weir_config::PassiveConfig::default(),
+        fail_open: false,
+        slow_start: None,
+        retry_on: weir_config::RetryOn::default(),
+        retry_budget: weir_config::RetryBudgetConfig::default(),
+        tls,
+    }
+}
+
+pub(crate) fn listener(protocol: Protocol, tls: ListenerTlsConfig) -> ListenerConfig {
+    ListenerConfig {
+        name: "web".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        protocol,
+        tls: Some(tls),
+        routes: match protocol {
+            Protocol::Http => vec![RouteConfig {
+                host: None,
+                path_prefix: None,
+                pool: "web".into(),
+            }],
+            Protocol::Tcp => Vec::new(),
+        },
+        pool: (protocol == Protocol::Tcp).then(|| "web".into()),
+        timeouts: ListenerTimeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        },
+        max_connections: 100,
+        access_log: false,
+        proxy_protocol: None,
+        accept_proxy_protocol: None,
+    }
+}
+
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    pub(crate) handle: ListenerHandle,
+    #[allow(dead_code)] // keeps the table alive alongside the handle
+    pub(crate) table: SharedTable,
+}
+
+impl Proxy {
+    /// A proxy for `listener` and `pool`, TLS loaded the way the binary loads it.
+    pub(crate) async fn start(listener: ListenerConfig, pool: PoolConfig) -> Proxy {
+        let protocol = listener.protocol;
+        let tls = listener
+            .tls
+            .as_ref()
+            .map(|t| ListenerTls::load(t, protocol).expect("listener TLS loads"));
+        let config = Config {
+            source: "<test>".into(),
+            admin: AdminConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            },
+            shutdown_timeout: Duration::from_secs(5),
+            listeners: vec![listener],
+            pools: vec![pool],
+        };
+        let upstream = UpstreamTlsSet::load(&config).expect("upstream TLS loads");
+        let table = BackendRegistry::new().build(Arc::new(config), 1);
+        apply_upstream(&table, &upstream);
+        let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+        let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let handle = spawn_tls_listener(socket, Arc::from("web"), Arc::clone(&table), tls)
+            .expect("spawn listener");
+        Proxy {
+            addr: handle.local_addr(),
+            handle,
+            table,
+        }
+    }
+}
+
+/// An HTTP/1.1 backend answering `name proto=<X-Forwarded-Proto>`; over TLS with `leaf`.
+pub(crate) async fn backend(name: &'static str, leaf: Option<&Leaf>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    let acceptor = leaf.map(|l| {
+        let key = <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(l.key_pem.as_bytes())
+            .expect("key PEM");
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![l.der.clone()], key)
+            .expect("backend server config");
+        TlsAcceptor::from(Arc::new(config))
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    None => serve_backend(name, stream).await,
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(stream).await {
+                            serve_backend(name, tls).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn serve_backend<S>(name: &'static str, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+        let proto = req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned();
+        Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(format!(
+            "{name} proto={proto}"
+        )))))
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await
+    {
+        eprintln!("backend connection: {e}");
+    }
+}
+
+/// A TCP echo backend.
+pub(crate) async fn echo_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let addr = listener.local_addr().expect("echo addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                if let Err(e) = tokio::io::copy(&mut r, &mut w).await {
+                    eprintln!("echo: {e}");
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A rustls client config trusting `ca`, offering `alpn`.
+pub(crate) fn client_config(ca: &Ca, alpn: &[&[u8]]) -> ClientConfig {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(ca.roots())
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// Connects and handshakes, verifying the certificate for `name`.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    config: ClientConfig,
+    name: &str,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(name.to_owned()).expect("server name");
+    let handshake = TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    tokio::time::timeout(WAIT, handshake)
+        .await
+        .expect("handshake within the wait")
+}
+
+/// The certificate the server presented.
+pub(crate) fn peer_cert(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .expect("a peer certificate")
+        .clone()
+        .into_owned()
+}
+
+/// One HTTP/1.1 GET over `io`; the status and body.
+pub(crate) async fn get_h1<S>(io: S) -> (u16, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    let req = Request::get("/")
+        .header("host", "a.test")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    read(sender.send_request(req).await.expect("h1 response")).await
+}
+
+/// One HTTP/2 GET over `io`.
+pub(crate) async fn get_h2<S>(io: S) -> (u16, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = Request::get("https://a.test/")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    read(sender.send_request(req).await.expect("h2 response")).await
+}
+
+async fn read(resp: Response<Incoming>) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Upstream TLS settings trusting `ca` (written to `dir`) with SNI `server_name`.
+pub(crate) fn upstream_tls(dir: &Dir, ca: &Ca, server_name: &str) -> UpstreamTlsConfig {
+    let ca_path: PathBuf = dir.write("ca.pem", &ca.pem());
+    UpstreamTlsConfig {
+        server_name: Some(server_name.to_owned()),
+        ca: Some(ca_path),
+        verify: true,
+        origin: Origin::default(),
+    }
+}

@@ -1,0 +1,157 @@
+//! Issue 3 (b): an active HTTP check whose path turns 503 takes the backend out within
+//! `interval × fall + timeout`, and back after `rise` passing probes; both transitions are
+//! logged with their reason and shown in `/status`.
+//!
+//! Bounds are upper bounds only, with generous slack (×3 + 1 s): a slow CI machine may be
+//! late, never early, so a lower bound would only make the test flaky.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_e2e::client;
+use weir_e2e::config::{backends, health_check, one_pool};
+use weir_e2e::{eventually, spawn_backend, status, Weir};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+const LOG_WAIT: Duration = Duration::from_secs(5);
+const INTERVAL_MS: u64 = 100;
+const TIMEOUT_MS: u64 = 200;
+const RISE: u32 = 2;
+const FALL: u32 = 2;
+
+/// The slack every timing bound here gets: ×3 + 1 s.
+fn generous(nominal: Duration) -> Duration {
+    nominal * 3 + Duration::from_secs(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_timeout_and_up_after_rise(
+) {
+    let (a, ha) = spawn_backend("a").await;
+    let (b, _hb) = spawn_backend("b").await;
+    let yaml = one_pool(
+        "round_robin",
+        &backends(&[a, b]),
+        &health_check(INTERVAL_MS, TIMEOUT_MS, RISE, FALL),
+    );
+    let weir = Weir::start(WEIR, &yaml).await;
+    let addr = weir.listener_addr("web");
+    // Past the initial state: from here on `fall` failures are needed, not one.
+    eventually("a few probes of a", || {
+        let n = ha.health_probes() >= 2;
+        async move { n.then_some(()) }
+    })
+    .await;
+
+    let interval = Duration::from_millis(INTERVAL_MS);
+    let timeout = Duration::from_millis(TIMEOUT_MS);
+    let mark = weir.log_mark();
+    let started = Instant::now();
+    ha.set_health_status(503);
+    let down = weir
+        .wait_for_backend_log(mark, "backend down", a, LOG_WAIT)
+        .await;
+    let took = started.elapsed();
+    let bound = generous(interval * FALL + timeout);
+    assert!(took <= bound, "down after {took:?}, bound {bound:?}");
+    assert_eq!(down["level"], "WARN", "{down}");
+    assert!(
+        down["reason"].as_str().is_some_and(|r| r.contains("503")),
+        "the reason should carry the check's error (status 503): {down}"
+    );
+    let doc = weir.status().await;
+    let entry = status::backend(&doc, "web", a);
+    assert_eq!(
+        (&entry["up"], &entry["state"]),
+        (&false.into(), &"down".into()),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["ejected"], false,
+        "down by the active check, not ejected: {entry}"
+    );
+    assert!(
+        entry["reason"].as_str().is_some_and(|r| r.contains("503")),
+        "/status should say why a is down: {entry}"
+    );
+    assert!(
+        entry["since_unix_ms"].as_u64().is_some_and(|t| t > 0),
+        "/status should say since when: {entry}"
+    );
+
+    let hits = ha.hits();
+    for _ in 0..10 {
+        let resp = client::get(addr, "/").await;
+        assert_eq!((resp.status.as_u16(), resp.text()), (200, "b".to_owned()));
+    }
+    assert_eq!(ha.hits(), hits, "a down backend received requests");
+
+    let mark = weir.log_mark();
+    let started = Instant::now();
+    ha.set_health_status(200);
+    let up = weir
+        .wait_for_backend_log(mark, "backend up", a, LOG_WAIT)
+        .await;
+    let took = started.elapsed();
+    let bound = generous(interval * RISE + timeout);
+    assert!(took <= bound, "up after {took:?}, bound {bound:?}");
+    assert_eq!(up["level"], "INFO", "{up}");
+    let doc = weir.status().await;
+    let entry = status::backend(&doc, "web", a);
+    assert_eq!(
+        (&entry["up"], &entry["state"]),
+        (&true.into(), &"up".into()),
+        "{entry}"
+    );
+    assert!(
+        entry["downtime_seconds"].as_f64().is_some_and(|d| d > 0.0),
+        "the down period counts as downtime: {entry}"
+    );
+    let got: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(client::get(addr, "/").await.text());
+        }
+        v
+    };
+    assert!(got.iter().any(|b| b == "a"), "a back in rotation: {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_failed_probe_after_start_up_does_not_flap_the_backend() {
+    let (a, ha) = spawn_backend("a").await;
+    let yaml = one_pool(
+        "round_robin",
+        &backends(&[a]),
+        &health_check(INTERVAL_MS, TIMEOUT_MS, RISE, 3),
+    );
+    let weir = Weir::start(WEIR, &yaml).await;
+    eventually("a few probes of a", || {
+        let n = ha.health_probes() >= 2;
+        async move { n.then_some(()) }
+    })
+    .await;
+
+    // One failing probe, then healthy again: below `fall`, so no transition at all.
+    let mark = weir.log_mark();
+    let probes = ha.health_probes();
+    ha.set_health_status(503);
+    eventually("one probe seeing 503", || {
+        let n = ha.health_probes() > probes;
+        async move { n.then_some(()) }
+    })
+    .await;
+    ha.set_health_status(200);
+    let probes = ha.health_probes();
+    eventually("three more passing probes", || {
+        let n = ha.health_probes() >= probes + 3;
+        async move { n.then_some(()) }
+    })
+    .await;
+    assert!(
+        weir.backend_logs_after(mark, "backend down", a).is_empty(),
+        "one failure below `fall` marked the backend down\n{}",
+        weir.log_tail(20)
+    );
+    assert!(status::is_up(&weir.status().await, "web", a));
+}

@@ -1,0 +1,285 @@
+//! TLS end to end with the real binary: certificates re-read on SIGHUP while established
+//! connections carry on, a bad certificate rejecting the reload, and `weir check`
+//! reporting certificate problems at their place in the file. Certificates are made by
+//! the test (rcgen) in a private directory and named by absolute paths.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use weir_e2e::{check_config, spawn_backend, Weir};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+const LOG_WAIT: Duration = Duration::from_secs(10);
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+struct Leaf {
+    cert_pem: String,
+    key_pem: String,
+    der: CertificateDer<'static>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "weir e2e CA");
+        let cert = params.self_signed(&key).expect("CA");
+        Ca { cert, key }
+    }
+
+    fn leaf(&self, name: &str) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        let params = CertificateParams::new(vec![name.to_owned()]).expect("leaf params");
+        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf");
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.cert.der().clone()).expect("root");
+        let mut config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config
+    }
+}
+
+/// A private directory for PEM files, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "weir-e2e-tls-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Dir(path)
+    }
+
+    /// Replaces `name` atomically (write + rename), as a deploy tool would.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let tmp = self.0.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, &path).expect("rename");
+        path
+    }
+
+    fn install(&self, leaf: &Leaf) {
+        self.write("site.pem", &leaf.cert_pem);
+        self.write("site.key", &leaf.key_pem);
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+fn yaml(dir: &Path, backend: SocketAddr) -> String {
+    format!(
+        "\
+admin:
+  listen: 127.0.0.1:0
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    tls:
+      certificates:
+        - {{ cert: {d}/site.pem, key: {d}/site.key }}
+    routes:
+      - pool: web
+pools:
+  web:
+    backends:
+      - {{ address: {backend} }}
+",
+        d = dir.display()
+    )
+}
+
+async fn connect(addr: SocketAddr, ca: &Ca) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("a.test").expect("name");
+    tokio::time::timeout(
+        LOG_WAIT,
+        TlsConnector::from(Arc::new(ca.client())).connect(name, tcp),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake")
+}
+
+fn served(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    s.get_ref()
+        .1
+        .peer_certificates()
+        .expect("peer certificates")[0]
+        .clone()
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+async fn http(s: TlsStream<TcpStream>) -> Sender {
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+async fn get(sender: &mut Sender) -> u16 {
+    let req = http::Request::get("/")
+        .header("host", "a.test")
+        .body(Empty::new())
+        .expect("request");
+    sender
+        .send_request(req)
+        .await
+        .expect("response")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn replaced_certificate_is_served_after_sighup_while_an_established_connection_keeps_working()
+{
+    let (ca, dir) = (Ca::new(), Dir::new());
+    let (old, new) = (ca.leaf("a.test"), ca.leaf("a.test"));
+    dir.install(&old);
+    let (backend, _b) = spawn_backend("a").await;
+    let mut weir = Weir::start(WEIR, &yaml(&dir.0, backend)).await;
+    let addr = weir.listener_addr("web");
+
+    let established = connect(addr, &ca).await;
+    assert_eq!(served(&established), old.der);
+    let mut sender = http(established).await;
+    assert_eq!(get(&mut sender).await, 200);
+
+    dir.install(&new);
+    let mark = weir.log_mark();
+    weir.sighup().await;
+    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
+        .await;
+
+    let fresh = connect(addr, &ca).await;
+    assert_eq!(
+        served(&fresh),
+        new.der,
+        "new connections get the new certificate"
+    );
+    assert_eq!(get(&mut http(fresh).await).await, 200);
+    assert_eq!(
+        get(&mut sender).await,
+        200,
+        "the connection made before the reload still works"
+    );
+}
+
+#[tokio::test]
+async fn mismatched_key_on_reload_is_rejected_and_the_old_certificate_keeps_serving() {
+    let (ca, dir) = (Ca::new(), Dir::new());
+    let (good, other) = (ca.leaf("a.test"), ca.leaf("a.test"));
+    dir.install(&good);
+    let (backend, _b) = spawn_backend("a").await;
+    let mut weir = Weir::start(WEIR, &yaml(&dir.0, backend)).await;
+    let addr = weir.listener_addr("web");
+
+    dir.write("site.key", &other.key_pem);
+    let mark = weir.log_mark();
+    weir.sighup().await;
+    let rejected = weir
+        .wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
+        .await;
+    let error = rejected.to_string();
+    assert!(error.contains("does not match the certificate"), "{error}");
+    assert!(
+        error.contains("listeners[0].tls.certificates[0]"),
+        "{error}"
+    );
+    let failures = weir
+        .metrics()
+        .await
+        .value("weir_config_reloads_total", &[("result", "failure")]);
+    assert_eq!(failures, Some(1.0), "the rejected reload is counted");
+
+    let s = connect(addr, &ca).await;
+    assert_eq!(served(&s), good.der, "the old certificate is still served");
+    assert_eq!(get(&mut http(s).await).await, 200);
+}
+
+#[tokio::test]
+async fn check_reports_a_missing_certificate_and_a_mismatched_key_at_their_entries() {
+    let (ca, dir) = (Ca::new(), Dir::new());
+    let (a, other) = (ca.leaf("a.test"), ca.leaf("a.test"));
+    dir.write("a.pem", &a.cert_pem);
+    dir.write("other.key", &other.key_pem);
+    let d = dir.0.display();
+    let missing = format!(
+        "\
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    tls:
+      certificates:
+        - {{ cert: {d}/gone.pem, key: {d}/other.key }}
+    routes:
+      - pool: web
+pools:
+  web:
+    backends:
+      - {{ address: 127.0.0.1:1 }}
+"
+    );
+    let out = check_config(WEIR, &missing).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let first = out.stderr_lines()[0];
+    assert!(
+        first.starts_with("weir.yaml:6:13: listeners[0].tls.certificates[0].cert: cannot read the certificate chain file "),
+        "{first}"
+    );
+    assert!(first.contains("gone.pem"), "{first}");
+
+    let mismatch = missing.replace("gone.pem", "a.pem");
+    let out = check_config(WEIR, &mismatch).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let first = out.stderr_lines()[0];
+    assert!(
+        first.starts_with("weir.yaml:6:11: listeners[0].tls.certificates[0]: the private key "),
+        "{first}"
+    );
+    assert!(first.contains("does not match the certificate"), "{first}");
+}
