@@ -5,8 +5,10 @@
 # which runs with ONE thread pinned to CPU 1: weir in a tcp listener (splice(2) on Linux),
 # HAProxy in `mode tcp` with kernel splicing forced both ways (`option splice-request`,
 # `option splice-response`), nginx's stream module (user-space copy, 64 KiB buffers).
-# "direct" is iperf3 to iperf3 without a proxy. Each figure is the median of RUNS runs;
-# ratios are against HAProxy and direct measured in the same run.
+# "direct" is iperf3 to iperf3 without a proxy. Throughput is the median of RUNS runs;
+# ratios are against HAProxy and direct measured in the same run. The proxy's own CPU
+# time per GB relayed (read from /proc) is printed too: it is far less sensitive than
+# Gbit/s to other work on the machine.
 #
 #   benches/compare/tcp.sh                    # DURATION=10 RUNS=3 by default
 #   DURATION=20 RUNS=5 benches/compare/tcp.sh
@@ -77,32 +79,54 @@ events { worker_connections 4096; }
 stream { server { listen $NGINX; proxy_pass $BACKEND; proxy_buffer_size 64k; } }
 CONF
 
-WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & pids+=($!)
-taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
-taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
+WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=($weir_pid)
+taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & haproxy_pid=$!; pids+=($haproxy_pid)
+taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & nginx_pid=$!; pids+=($nginx_pid)
 wait_port $WEIR; wait_port $HAPROXY; wait_port $NGINX
 
-# Gbit/s received by the iperf3 server for one run through `addr`.
-gbps() {
-  taskset -c 0 iperf3 -c "${1%:*}" -p "${1#*:}" -t "$DURATION" -J |
-    python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+# CPU clock ticks used so far by a process and its children (nginx's worker).
+cpu_of() {
+  local total=0 p
+  for p in $(pgrep -P "$1") "$1"; do
+    [ -r "/proc/$p/stat" ] || continue
+    set -- $(sed 's/^.*) //' "/proc/$p/stat")
+    total=$(( total + ${12} + ${13} ))   # utime + stime (fields 14, 15)
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
+# "Gbit/s bytes" received by the iperf3 server in one run of `secs` (default DURATION).
+iperf() {
+  taskset -c 0 iperf3 -c "${1%:*}" -p "${1#*:}" -t "${2:-$DURATION}" -J |
+    python3 -c 'import json,sys; r = json.load(sys.stdin)["end"]["sum_received"]; print("%.2f %d" % (r["bits_per_second"] / 1e9, r["bytes"]))'
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A ALL MED
 names=(direct weir haproxy nginx)
 declare -A ADDR=([direct]=$BACKEND [weir]=$WEIR [haproxy]=$HAPROXY [nginx]=$NGINX)
-for n in "${names[@]}"; do gbps "${ADDR[$n]}" >/dev/null; done     # warm-up, short-lived
+declare -A PID=([direct]=0 [weir]=$weir_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid)
+declare -A ALL MED CPU BYTES
+for n in "${names[@]}"; do iperf "${ADDR[$n]}" 2 >/dev/null; CPU[$n]=0; BYTES[$n]=0; done   # warm-up
 for run in $(seq "$RUNS"); do
   # Interleaved, so a burst of background load hits every contender alike.
-  for n in "${names[@]}"; do ALL[$n]="${ALL[$n]:-} $(gbps "${ADDR[$n]}")"; done
+  for n in "${names[@]}"; do
+    before=0; [ "${PID[$n]}" = 0 ] || before=$(cpu_of "${PID[$n]}")
+    read -r g b < <(iperf "${ADDR[$n]}")
+    after=0; [ "${PID[$n]}" = 0 ] || after=$(cpu_of "${PID[$n]}")
+    ALL[$n]="${ALL[$n]:-} $g"; CPU[$n]=$(( CPU[$n] + after - before )); BYTES[$n]=$(( BYTES[$n] + b ))
+  done
 done
 for n in "${names[@]}"; do MED[$n]=$(median ${ALL[$n]}); done
 
-printf '\nBulk TCP, 1 stream, %ss x %s runs (median), proxy: 1 thread pinned to CPU 1, iperf3 on CPU 0\n' "$DURATION" "$RUNS"
-printf '%-8s %10s %10s %10s   %s\n' path "Gbit/s" "/direct" "/HAProxy" "runs"
+printf '\nBulk TCP, 1 stream, %ss x %s runs, proxy: 1 thread pinned to CPU 1, iperf3 on CPU 0\n' "$DURATION" "$RUNS"
+printf '%-8s %12s %9s %10s %14s   %s\n' path "Gbit/s (med)" "/direct" "/HAProxy" "proxy CPU s/GB" "runs (Gbit/s)"
 for n in "${names[@]}"; do
   awk -v n="$n" -v g="${MED[$n]}" -v d="${MED[direct]}" -v h="${MED[haproxy]}" -v r="${ALL[$n]}" \
-    'BEGIN { printf "%-8s %10.2f %10.2f %10.2f  %s\n", n, g, g / d, g / h, r }'
+      -v c="${CPU[$n]}" -v hz="$hz" -v b="${BYTES[$n]}" -v proxy="${PID[$n]}" \
+    'BEGIN { cpu = (proxy == 0) ? "-" : sprintf("%.3f", c / hz / (b / 1e9));
+             printf "%-8s %12.2f %9.2f %10.2f %14s  %s\n", n, g, g / d, g / h, cpu, r }'
 done
-awk -v w="${MED[weir]}" -v h="${MED[haproxy]}" 'BEGIN { printf "\nweir: %.2fx HAProxy (target >= 1.20x)\n", w / h }'
+awk -v w="${MED[weir]}" -v h="${MED[haproxy]}" \
+    -v cw="${CPU[weir]}" -v bw="${BYTES[weir]}" -v ch="${CPU[haproxy]}" -v bh="${BYTES[haproxy]}" 'BEGIN {
+  printf "\nweir: %.2fx HAProxy throughput (target >= 1.20x); %.2fx HAProxy CPU per byte\n", w / h, (cw / bw) / (ch / bh) }'

@@ -60,6 +60,7 @@ pub fn config(strategy: StrategyKind, n: usize, max_weight: u32) -> Arc<Config> 
         retry_on: weir_config::RetryOn::default(),
         retry_budget: weir_config::RetryBudgetConfig::default(),
         tls: None,
+        upstream_protocol: weir_config::UpstreamProtocol::Http1,
     };
     let listener = ListenerConfig {
         name: "web".to_owned(),

@@ -70,6 +70,7 @@ pub(crate) fn pool_config(
         retry_on: weir_config::RetryOn::default(),
         retry_budget: weir_config::RetryBudgetConfig::default(),
         tls: None,
+        upstream_protocol: weir_config::UpstreamProtocol::Http1,
     }
 }
 

@@ -39,9 +39,6 @@
 //! reports only the first one. The second pass checks every *value* (durations,
 //! addresses, ranges, references between listeners and pools) and reports all of its
 //! errors at once, sorted by position.
-//!
-//! Fields of the format that this build does not implement yet (HTTP/2 upstreams) are
-//! parsed and refused with "... is not supported by this build yet", never ignored.
 
 mod error;
 mod model;

@@ -258,6 +258,19 @@ pub struct PoolConfig {
     pub retry_budget: RetryBudgetConfig,
     /// Talk TLS to the backends. Default `None`: plain TCP.
     pub tls: Option<crate::UpstreamTlsConfig>,
+    /// HTTP version spoken to the backends. Default HTTP/1.1.
+    pub upstream_protocol: UpstreamProtocol,
+}
+
+/// The HTTP version weir speaks to a pool's backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with a pool of keep-alive connections per backend. The default.
+    #[default]
+    Http1,
+    /// HTTP/2 (gRPC needs it): one multiplexed connection per backend, negotiated by ALPN
+    /// `h2` over TLS, or prior knowledge (h2c) over plain TCP.
+    H2,
 }
 
 /// Passive health checking of a pool (Envoy's outlier detection, HAProxy's `observe`).

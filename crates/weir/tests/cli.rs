@@ -133,14 +133,15 @@ pools:
 }
 
 #[tokio::test]
-async fn check_rejects_features_this_build_does_not_support() {
-    let yaml = format!("{VALID}    upstream_protocol: h2\n");
+async fn check_rejects_an_unknown_upstream_protocol() {
+    let yaml = format!("{VALID}    upstream_protocol: h3\n");
     let out = check_config(WEIR, &yaml).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr_lines().iter().any(
-            |l| l.starts_with("weir.yaml:15:") && l.contains("not supported by this build yet")
-        ),
+        out.stderr_lines()
+            .iter()
+            .any(|l| l.starts_with("weir.yaml:15:")
+                && l.contains("unknown upstream protocol \"h3\" (expected http1 or h2)")),
         "{out:?}"
     );
 }

@@ -104,11 +104,6 @@ impl Validator<'_> {
         self.error(parent, format!("missing field `{field}`{why}"));
     }
 
-    /// A field this build parses but does not implement: never silently ignored.
-    pub(crate) fn unsupported(&mut self, path: &str, what: &str) {
-        self.error(path, format!("{what} is not supported by this build yet"));
-    }
-
     /// Where the entry at `path` is, for errors found after validation (TLS files).
     pub(crate) fn origin(&self, path: &str) -> crate::tls::Origin {
         let pos = self.index.key(path, 0);

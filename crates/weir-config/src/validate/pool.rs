@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{field, value, Validator};
 use crate::model::{
     BackendConfig, HealthCheckConfig, HealthCheckKind, PassiveConfig, PoolConfig, PoolTimeouts,
-    RetryBudgetConfig, RetryOn, StrategyKind,
+    RetryBudgetConfig, RetryOn, StrategyKind, UpstreamProtocol,
 };
 use crate::position::{index, join};
 use crate::raw::{Ordered, RawBackend, RawHealthCheck, RawPassive, RawPool, RawRetryBudget, Text};
@@ -83,7 +83,7 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         retry_on(v, list, &field(path, "retry_on"))
     });
     let retry_budget = retry_budget(v, p.retry_budget.as_ref(), &field(path, "retry_budget"));
-    unsupported(v, p, path);
+    let upstream_protocol = upstream_protocol(v, p, path);
     let tls = p
         .tls
         .as_ref()
@@ -101,6 +101,7 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         retry_on,
         retry_budget,
         tls,
+        upstream_protocol,
     }
 }
 
@@ -188,19 +189,18 @@ fn retry_on(v: &mut Validator<'_>, list: &[Text], path: &str) -> RetryOn {
     on
 }
 
-/// Settings of the format this build does not implement. Each present one is an error:
-/// silently ignoring a security setting would be worse than refusing it.
-fn unsupported(v: &mut Validator<'_>, p: &RawPool, path: &str) {
+/// `upstream_protocol`: `http1` (default) or `h2`.
+fn upstream_protocol(v: &mut Validator<'_>, p: &RawPool, path: &str) -> UpstreamProtocol {
     match p.upstream_protocol.as_ref().map(|u| u.as_str()) {
-        None | Some("http1") => {}
-        Some("h2") => v.unsupported(
-            &field(path, "upstream_protocol"),
-            "HTTP/2 to backends (`upstream_protocol: h2`)",
-        ),
-        Some(other) => v.error(
-            &field(path, "upstream_protocol"),
-            format!("unknown upstream protocol {other:?} (expected http1 or h2)"),
-        ),
+        None | Some("http1") => UpstreamProtocol::Http1,
+        Some("h2") => UpstreamProtocol::H2,
+        Some(other) => {
+            v.error(
+                &field(path, "upstream_protocol"),
+                format!("unknown upstream protocol {other:?} (expected http1 or h2)"),
+            );
+            UpstreamProtocol::Http1
+        }
     }
 }
 

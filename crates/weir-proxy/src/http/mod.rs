@@ -1,7 +1,8 @@
-//! HTTP/1.1 and HTTP/2 (h2c prior knowledge) client connections, proxied to HTTP/1.1.
+//! HTTP/1.1 and HTTP/2 client connections (plain with h2c prior knowledge, or over TLS
+//! after ALPN), proxied to HTTP/1.1 backends, or HTTP/2 ones for `upstream_protocol: h2`.
 //!
-//! One hyper connection per client socket (`hyper_util`'s auto builder tells HTTP/1 from
-//! the HTTP/2 preface). Each request goes through [`service::handle`], which loads the
+//! One hyper connection per client stream (`hyper_util`'s auto builder tells HTTP/1 from
+//! the HTTP/2 preface; the stream is the socket or its TLS session, see [`crate::tls`]). Each request goes through [`service::handle`], which loads the
 //! current table, routes, picks, and streams. The connection task also enforces the
 //! client-side limits: header size (431) and header read time come from hyper's h1
 //! settings, idle time from a watchdog over the socket's activity counter, and a drain
@@ -10,6 +11,7 @@
 //! ```text
 //! service.rs   route, pick, first body frame, retries, response wrapping
 //! upstream.rs  per-backend idle pools, connect, send, retry
+//! sender.rs    HTTP/1.1 or shared HTTP/2 backend connections
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
 //! smuggling.rs head scanner for Content-Length + Transfer-Encoding
 //! body.rs      request/response bodies and what they release at the end
@@ -22,6 +24,7 @@ mod access;
 mod body;
 mod error;
 mod headers;
+mod sender;
 mod service;
 pub(crate) mod smuggling;
 mod upgrade;

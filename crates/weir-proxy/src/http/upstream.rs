@@ -4,7 +4,10 @@
 //! queue ([`UpstreamPool`], stored in the backend's extension slot), so concurrent
 //! requests never contend on a global lock and a backend kept across a reload keeps its
 //! warm connections. A request takes an idle connection or opens one; when the response
-//! body has been read to its end, the connection goes back (see [`super::body`]).
+//! body has been read to its end, the connection goes back (see [`super::body`]). A
+//! pool with `upstream_protocol: h2` shares one HTTP/2 connection per backend instead
+//! ([`super::sender`]); a pool with `tls` runs the TLS handshake after the TCP connect,
+//! within the same connect timeout ([`crate::tls::UpstreamTls`]).
 //!
 //! Retries follow the pool's `retries` and `retry_on` on *other* backends
 //! (`Pool::pick_excluding`), each one taken from the pool's retry budget
@@ -27,7 +30,7 @@ use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
@@ -36,8 +39,7 @@ use super::body::ReqBody;
 use super::error::UpstreamError;
 use crate::{outlier, retry};
 
-/// The sending half of one backend connection.
-pub(crate) type Sender = http1::SendRequest<ReqBody>;
+pub(crate) use super::sender::Sender;
 
 /// Idle connections kept per backend; more are closed when they come back.
 const IDLE_PER_BACKEND: usize = 256;
@@ -52,6 +54,10 @@ pub struct UpstreamPool {
     idle: ArrayQueue<Sender>,
     /// The pool's TLS settings, set by [`crate::tls::apply_upstream`]; `None`: plain.
     pub(crate) tls: arc_swap::ArcSwapOption<crate::tls::UpstreamTls>,
+    /// `upstream_protocol: h2`: new connections speak HTTP/2 and are shared.
+    pub(crate) h2: std::sync::atomic::AtomicBool,
+    /// The shared HTTP/2 connection, once opened.
+    pub(crate) h2_conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
 }
 
 impl Default for UpstreamPool {
@@ -59,6 +65,8 @@ impl Default for UpstreamPool {
         UpstreamPool {
             idle: ArrayQueue::new(IDLE_PER_BACKEND),
             tls: arc_swap::ArcSwapOption::empty(),
+            h2: std::sync::atomic::AtomicBool::new(false),
+            h2_conn: arc_swap::ArcSwapOption::empty(),
         }
     }
 }
@@ -72,12 +80,14 @@ impl UpstreamPool {
     /// Closes every idle connection (their transport settings changed).
     pub(crate) fn clear_idle(&self) {
         while self.idle.pop().is_some() {}
+        self.h2_conn.store(None);
     }
 }
 
 /// Returns a connection whose response was read fully to its backend's idle queue.
 pub(crate) fn give_back(backend: &Backend, sender: Sender) {
-    if sender.is_closed() {
+    // An HTTP/2 clone is just dropped: the connection stays shared in `h2_conn`.
+    if sender.is_closed() || sender.is_h2() {
         return;
     }
     match backend.extension::<UpstreamPool>() {
@@ -93,6 +103,13 @@ pub(crate) fn give_back(backend: &Backend, sender: Sender) {
 /// Takes a live idle connection to `backend`, if it has one.
 async fn checkout(backend: &Backend) -> Option<Sender> {
     let pool = backend.extension::<UpstreamPool>()?;
+    if pool.h2.load(std::sync::atomic::Ordering::Relaxed) {
+        return pool
+            .h2_conn
+            .load_full()
+            .filter(|s| !s.is_closed())
+            .map(|s| Sender::H2((*s).clone()));
+    }
     while let Some(mut sender) = pool.idle.pop() {
         if sender.is_closed() {
             continue;
@@ -151,12 +168,34 @@ async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, Upstrea
     }
 }
 
-/// HTTP/1.1 over a connected (plain or TLS) stream; its connection task is spawned.
+/// HTTP/1.1, or HTTP/2 for an `h2` pool, over a connected (plain or TLS) stream; its
+/// connection task is spawned.
 async fn handshake<I>(backend: &Backend, io: I) -> Result<Sender, UpstreamError>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let addr = backend.addr();
+    if let Some(pool) = backend
+        .extension::<UpstreamPool>()
+        .filter(|p| p.h2.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|source| UpstreamError::Reset {
+                backend: Arc::from(backend.address()),
+                source,
+                request_sent: false,
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(backend = %addr, error = %e, "backend HTTP/2 connection failed");
+            }
+        });
+        pool.h2_conn.store(Some(Arc::new(sender.clone())));
+        return Ok(Sender::H2(sender));
+    }
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(io))
         .await
@@ -170,7 +209,7 @@ where
             tracing::debug!(backend = %addr, error = %e, "backend connection failed");
         }
     });
-    Ok(sender)
+    Ok(Sender::H1(sender))
 }
 
 /// A request ready to go upstream, rebuildable for retries when it is replayable.
@@ -386,10 +425,16 @@ async fn attempt(
             Some(s) => s,
             None => connect(backend, settings.connect_timeout).await?,
         };
-        let req = match pending.take() {
+        let mut req = match pending.take() {
             Some(req) => req,
             None => out.build(),
         };
+        if sender.is_h2() {
+            let tls = backend
+                .extension::<UpstreamPool>()
+                .is_some_and(|p| p.tls.load().is_some());
+            super::sender::to_h2(&mut req, tls);
+        }
         let sent = sender.try_send_request(req);
         let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
             Ok(Ok(response)) => return Ok((response, sender)),

@@ -131,6 +131,10 @@ async fn direction(
     meter: Meter<'_>,
     from_client: bool,
 ) -> io::Result<u64> {
+    // The pipe is made once there is something to move: an idle connection holds no
+    // pipe (two descriptors and kernel buffers per direction).
+    #[cfg(target_os = "linux")]
+    src.readable().await?;
     #[cfg(target_os = "linux")]
     let spliced = match splice::Pipe::new() {
         Ok(pipe) => pipe.pump(src, dst, meter, from_client).await?,

@@ -9,11 +9,13 @@
 //! connect failure: nothing was sent, so the request may go to another backend, and the
 //! client gets 502 if none is left.
 //!
-//! The attachment lives in the backend's [`UpstreamPool`], so a backend kept across a
-//! reload keeps its idle connections only while its TLS settings stay the same: a change
-//! empties the idle queue, and new connections use the new settings.
+//! The attachment lives in the backend's [`UpstreamPool`], with the pool's HTTP version
+//! (`upstream_protocol`), so a backend kept across a reload keeps its idle connections
+//! only while these settings stay the same: a change empties the idle queue, and new
+//! connections use the new settings. An `h2` pool offers ALPN `h2` only.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -24,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use weir_balance::{Backend, Table};
-use weir_config::{Config, UpstreamTlsConfig};
+use weir_config::{Config, UpstreamProtocol, UpstreamTlsConfig};
 
 use super::{provider, read_certificates, TlsError};
 use crate::http::UpstreamPool;
@@ -50,7 +52,7 @@ impl std::fmt::Debug for UpstreamTls {
 
 impl UpstreamTls {
     /// Reads the pool's CA file and builds the client config (TLS 1.2 and 1.3, ALPN
-    /// `http/1.1`).
+    /// `h2` when `h2`, else `http/1.1`).
     ///
     /// Blocking file I/O: call it off the runtime's workers.
     ///
@@ -58,7 +60,7 @@ impl UpstreamTls {
     ///
     /// An unreadable CA file, one without certificates or with an invalid one, or an
     /// invalid `server_name`; placed at the pool's `tls` entry.
-    pub fn load(config: &UpstreamTlsConfig) -> Result<Self, TlsError> {
+    pub fn load(config: &UpstreamTlsConfig, h2: bool) -> Result<Self, TlsError> {
         let origin = &config.origin;
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -83,7 +85,11 @@ impl UpstreamTls {
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
                 .with_no_client_auth()
         };
-        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        client.alpn_protocols = if h2 {
+            vec![b"h2".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         let server_name = match &config.server_name {
             None => None,
             Some(name) => Some(ServerName::try_from(name.clone()).map_err(|e| {
@@ -137,7 +143,7 @@ impl UpstreamTlsSet {
         let mut errors = Vec::new();
         for p in &config.pools {
             if let Some(tls) = &p.tls {
-                match UpstreamTls::load(tls) {
+                match UpstreamTls::load(tls, p.upstream_protocol == UpstreamProtocol::H2) {
                     Ok(t) => {
                         pools.insert(p.name.clone(), t);
                     }
@@ -158,14 +164,19 @@ impl UpstreamTlsSet {
     }
 }
 
-/// Attaches each pool's TLS settings (or none) to every backend of `table`. Call before
-/// the table goes live, so its first request already connects the right way.
+/// Attaches each pool's TLS settings (or none) and HTTP version to every backend of
+/// `table`. Call before the table goes live, so its first request already connects
+/// the right way.
 pub fn apply_upstream(table: &Table, set: &UpstreamTlsSet) {
     for pool in table.pools() {
         let tls = set.get(pool.name());
+        let h2 = table
+            .config()
+            .pool(pool.name())
+            .is_some_and(|p| p.upstream_protocol == UpstreamProtocol::H2);
         for backend in pool.backends() {
             match backend.extension::<UpstreamPool>() {
-                Some(p) => p.set_tls(tls),
+                Some(p) => p.set_transport(tls, h2),
                 None => {
                     tracing::error!(backend = backend.address(), "backend extension slot taken")
                 }
@@ -175,18 +186,19 @@ pub fn apply_upstream(table: &Table, set: &UpstreamTlsSet) {
 }
 
 impl UpstreamPool {
-    /// Switches new connections to `tls`; idle connections made with other settings
-    /// are closed.
-    fn set_tls(&self, tls: Option<&UpstreamTls>) {
-        let same = match (self.tls.load().as_deref(), tls) {
+    /// Switches new connections to `tls` and HTTP/2 or not; idle connections made
+    /// with other settings are closed.
+    fn set_transport(&self, tls: Option<&UpstreamTls>, h2: bool) {
+        let same_tls = match (self.tls.load().as_deref(), tls) {
             (None, None) => true,
             (Some(a), Some(b)) => a.config == b.config,
             _ => false,
         };
-        if same {
+        if same_tls && self.h2.load(Ordering::Relaxed) == h2 {
             return;
         }
         self.tls.store(tls.cloned().map(Arc::new));
+        self.h2.store(h2, Ordering::Relaxed);
         self.clear_idle();
     }
 }
@@ -238,5 +250,28 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+    use rustls_pki_types::ServerName;
+
+    #[test]
+    fn backend_address_host_becomes_the_tls_name() {
+        assert_eq!(
+            host_name("api.internal:8443").expect("dns name"),
+            ServerName::try_from("api.internal").expect("name")
+        );
+        assert_eq!(
+            host_name("10.0.0.1:443").expect("ip"),
+            ServerName::try_from("10.0.0.1").expect("ip name")
+        );
+        assert_eq!(
+            host_name("[::1]:443").expect("v6"),
+            ServerName::try_from("::1").expect("v6 name")
+        );
+        assert!(host_name("bad_name!:1").is_err());
     }
 }

@@ -1,11 +1,12 @@
 //! TLS against real sockets on loopback, with certificates made by the test (rcgen):
 //! SNI selection, ALPN, protocol versions, handshake timeout, certificate replacement,
-//! TCP over TLS, and TLS to backends.
+//! TCP over TLS; and TLS and HTTP/2 to backends (`upstream.rs`).
 
 #![allow(missing_docs)]
 
 mod certs;
 mod support;
+mod upstream;
 
 use std::time::Duration;
 
@@ -285,51 +286,6 @@ async fn tcp_listener_terminates_tls_without_alpn_and_relays_bytes() {
         .expect("echo in time")
         .expect("read echo");
     assert_eq!(back, payload);
-}
-
-#[tokio::test]
-async fn upstream_tls_verified_with_the_pool_ca_reaches_the_backend() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let (front, back) = (ca.leaf(&["a.test"]), ca.leaf(&["backend.test"]));
-    let be = backend("secure", Some(&back)).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be, Some(upstream_tls(&dir, &ca, "backend.test"))),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
-    assert_eq!(get_h1(s).await, (200, "secure proto=https".to_owned()));
-}
-
-#[tokio::test]
-async fn upstream_tls_with_a_name_the_backend_certificate_lacks_is_502() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let (front, back) = (ca.leaf(&["a.test"]), ca.leaf(&["backend.test"]));
-    let be = backend("secure", Some(&back)).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be, Some(upstream_tls(&dir, &ca, "other.test"))),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
-    assert_eq!(get_h1(s).await.0, 502);
-
-    // An untrusted CA fails the same way.
-    let stranger = Ca::new();
-    let be2 = backend("secure", Some(&back)).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be2, Some(upstream_tls(&dir, &stranger, "backend.test"))),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
-    assert_eq!(get_h1(s).await.0, 502);
 }
 
 /// Reads until the peer closes (or resets), bounded by [`WAIT`].

@@ -79,6 +79,7 @@ pub(crate) fn pool(addr: SocketAddr, tls: Option<UpstreamTlsConfig>) -> PoolConf
         retry_on: weir_config::RetryOn::default(),
         retry_budget: weir_config::RetryBudgetConfig::default(),
         tls,
+        upstream_protocol: weir_config::UpstreamProtocol::Http1,
     }
 }
 
@@ -205,6 +206,72 @@ where
         .await
     {
         eprintln!("backend connection: {e}");
+    }
+}
+
+/// An HTTP/2 backend (ALPN `h2` over TLS with `leaf`, else h2c prior knowledge)
+/// answering `name version=<request version>`; counts the connections it accepted.
+pub(crate) async fn h2_backend(
+    name: &'static str,
+    leaf: Option<&Leaf>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acceptor = leaf.map(|l| {
+        let key = <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(l.key_pem.as_bytes())
+            .expect("key PEM");
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![l.der.clone()], key)
+            .expect("backend server config");
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    });
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    None => serve_h2(name, stream).await,
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(stream).await {
+                            serve_h2(name, tls).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+async fn serve_h2<S>(name: &'static str, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+        let text = format!(
+            "{name} version={:?} authority={}",
+            req.version(),
+            req.uri().authority().map_or("-", |a| a.as_str())
+        );
+        Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(text))))
+    });
+    if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .await
+    {
+        eprintln!("h2 backend connection: {e}");
     }
 }
 
