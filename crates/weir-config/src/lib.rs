@@ -40,6 +40,7 @@
 //! addresses, ranges, references between listeners and pools) and reports all of its
 //! errors at once, sorted by position.
 
+mod cidr;
 mod error;
 mod model;
 mod parse;
