@@ -1,6 +1,6 @@
 //! Validation of `pools`: strategy, backends (resolved now), health checks, timeouts,
-//! retries and their budget, passive checks, fail-open, slow start, and the security
-//! settings this build does not implement yet.
+//! retries and their budget, passive checks, fail-open, slow start, upstream TLS and
+//! protocol.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
