@@ -10,6 +10,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{request, Response, Version};
 
+const TE_TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the legacy ones proxies still see.
 const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
@@ -150,7 +152,15 @@ pub(crate) fn prepare_request(
     } else {
         None
     };
+    // `TE: trailers` is the one TE value a proxy may forward (RFC 9110 §10.1.4), and gRPC
+    // servers insist on it; every other TE value is hop-by-hop and goes.
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(headers);
+    if te_trailers {
+        headers.insert(header::TE, TE_TRAILERS);
+    }
     if let Some(value) = upgrade_value {
         headers.insert(header::UPGRADE, value);
         headers.insert(header::CONNECTION, UPGRADE_TOKEN);
@@ -240,7 +250,15 @@ pub(crate) fn prepare_response(headers: &mut HeaderMap, switching: bool) {
     } else {
         None
     };
+    // `TE: trailers` is the one TE value a proxy may forward (RFC 9110 §10.1.4), and gRPC
+    // servers insist on it; every other TE value is hop-by-hop and goes.
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(headers);
+    if te_trailers {
+        headers.insert(header::TE, TE_TRAILERS);
+    }
     if let Some(value) = upgrade_value {
         headers.insert(header::UPGRADE, value);
         headers.insert(header::CONNECTION, UPGRADE_TOKEN);
@@ -263,7 +281,7 @@ mod tests {
                 .header("connection", "keep-alive, x-secret, host")
                 .header("keep-alive", "timeout=5")
                 .header("x-secret", "1")
-                .header("te", "trailers")
+                .header("te", "deflate")
                 .header("proxy-authorization", "basic")
                 .header("x-forwarded-for", "10.0.0.1")
                 .header("x-forwarded-for", "10.0.0.2")

@@ -220,6 +220,8 @@ pub(crate) struct Outgoing {
     headers: HeaderMap,
     body: BodySource,
     replayable: bool,
+    /// The body is streamed from the client (not held whole by weir).
+    streaming: bool,
 }
 
 #[derive(Debug)]
@@ -246,13 +248,15 @@ impl Outgoing {
                 | Method::PUT
                 | Method::DELETE
         );
-        let replayable = idempotent && !matches!(body, BodySource::Streaming(_));
+        let streaming = matches!(body, BodySource::Streaming(_));
+        let replayable = idempotent && !streaming;
         Outgoing {
             method,
             uri,
             headers,
             body,
             replayable,
+            streaming,
         }
     }
 
@@ -366,7 +370,14 @@ pub(crate) async fn forward(
             if let Some(m) = backend.metrics() {
                 m.upstream_error(error_kind(&err));
             }
-            outlier::failure(pool, backend, &err);
+            // The response timer also runs while hyper is still writing the client's
+            // body: a client that stalls its upload would otherwise make a healthy
+            // backend time out, and a few such clients could get it ejected.
+            let client_may_be_slow =
+                out.streaming && matches!(err, UpstreamError::ResponseTimeout { .. });
+            if !client_may_be_slow {
+                outlier::failure(pool, backend, &err);
+            }
         }
         let next = if !err.is_retryable_on(out.replayable, &settings.retry_on) {
             Err(retry::Stop::NotRetryable)

@@ -187,7 +187,12 @@ async fn copy(
             dst.writable().await?;
             match dst.try_write(rest) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(w) => written += w,
+                Ok(w) => {
+                    written += w;
+                    // A slow reader drains a chunk in many partial writes: each one is
+                    // activity, or the idle timeout would cut a relay still moving bytes.
+                    meter.shared.touch();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }

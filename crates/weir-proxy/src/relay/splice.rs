@@ -84,7 +84,11 @@ impl Pipe {
                 });
                 match drained {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(w) => left = left.saturating_sub(w),
+                    Ok(w) => {
+                        left = left.saturating_sub(w);
+                        // Partial writes to a slow reader are activity (idle timeout).
+                        meter.shared.touch();
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }

@@ -39,7 +39,7 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
         .header("connection", "keep-alive, x-private")
         .header("keep-alive", "timeout=9")
         .header("x-private", "secret")
-        .header("te", "trailers")
+        .header("te", "gzip")
         .header("proxy-authorization", "Basic abc")
         .header("x-forwarded-for", "10.1.1.1")
         .header("x-kept", "yes")
@@ -67,6 +67,24 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
         assert!(!res_headers.contains_key(gone), "client got {gone}");
     }
     assert_eq!(res_headers["x-backend"], "a");
+}
+
+#[tokio::test]
+async fn te_trailers_is_the_one_te_value_forwarded() {
+    let b = backend(Behaviour::Name("a")).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = client(proxy.addr).await;
+    let req = Request::get("/grpc")
+        .header("te", "trailers")
+        .body(Full::default())
+        .expect("request");
+    let (status, _, _) = send(&mut c, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        b.last_headers()["te"],
+        "trailers",
+        "gRPC servers require it"
+    );
 }
 
 #[tokio::test]

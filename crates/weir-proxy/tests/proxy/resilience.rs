@@ -268,3 +268,45 @@ async fn tcp_connect_failures_eject_the_backend() {
     );
     assert!(backend_state(&proxy, live).is_up());
 }
+
+#[tokio::test]
+async fn a_client_stalling_its_upload_does_not_get_a_healthy_backend_ejected() {
+    use tokio::io::AsyncWriteExt;
+    let a = backend(Behaviour::Status(200)).await;
+    let b = backend(Behaviour::Status(200)).await;
+    let proxy = Proxy::start(app(&[a.addr, b.addr], |p| {
+        p.passive.consecutive_failures = 1;
+        p.timeouts.response = Duration::from_millis(200);
+    }))
+    .await;
+    // Promises 1,000 bytes, sends 10, then stalls: the backend waits for the rest, so
+    // the response timer (which also covers the upload) runs out.
+    let mut raw = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
+    raw.write_all(b"POST /upload HTTP/1.1\r\nhost: app\r\ncontent-length: 1000\r\n\r\n0123456789")
+        .await
+        .expect("send a partial upload");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .expect("read the answer");
+        assert!(n > 0, "connection closed without an answer");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 504"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    for addr in [a.addr, b.addr] {
+        let state = backend_state(&proxy, addr);
+        assert!(
+            state.is_up() && !state.is_ejected(),
+            "{addr} ejected because a client stalled"
+        );
+    }
+}
