@@ -2,8 +2,8 @@
 //! binary, turned into tests so they stay true. One test binary for all of them, to keep
 //! CI's link time down; each module is one probe.
 //!
-//! - [`smuggling`]: CL.TE, TE.CL and two dozen other ambiguous framings are refused and
-//!   nothing of them reaches the backend.
+//! - [`smuggling`]: CL.TE, TE.CL and 31 other ambiguous framings are refused and nothing
+//!   of them reaches the backend; a chunked body breaking mid-stream smuggles nothing.
 //! - [`pipelining`]: 1,000 pipelined requests on one connection are answered in order and
 //!   each reaches the backend once.
 //! - [`reload_storm`]: 100 SIGHUPs alternating valid and invalid files under load: zero

@@ -227,3 +227,34 @@ async fn ambiguous_framings_are_refused_and_nothing_of_them_is_forwarded() {
         "not refused with 400: {wrong:#?}\nforwarded to the backend: {forwarded:?}"
     );
 }
+
+/// A chunked body that breaks after a good first chunk: its head has been forwarded (weir
+/// streams bodies), so the backend sees that request aborted, but never the bytes behind
+/// the break as a request of their own; the client gets 400, and the backend is not
+/// blamed for the client's body (no upstream error, no ejection).
+#[tokio::test]
+async fn a_chunked_body_breaking_mid_stream_smuggles_nothing_and_blames_no_backend() {
+    let (a, backend) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let addr = weir.listener_addr("web");
+
+    let bad = b"POST /late HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+        3\r\nhelloGET /inner HTTP/1.1\r\nHost: x\r\n\r\n0\r\n\r\n";
+    for _ in 0..4 {
+        assert_eq!(answers(addr, bad).await, Ok(vec![400]));
+    }
+    assert_eq!(client::get(addr, "/marker").await.status, 200);
+    eventually("the marker reaching the backend", || {
+        let seen = backend.requests().iter().any(|r| r.path == "/marker");
+        async move { seen.then_some(()) }
+    })
+    .await;
+    let paths: Vec<String> = backend.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        paths.iter().all(|p| p == "/late" || p == "/marker"),
+        "the bytes after the broken chunk reached the backend as a request: {paths:?}"
+    );
+    let metrics = weir.metrics().await;
+    assert_eq!(metrics.sum("weir_upstream_errors_total", &[]), 0.0);
+    assert!(weir.logs_with("backend down").is_empty());
+}
