@@ -10,7 +10,8 @@
 //!   last backend that is alive *and* reported up in `/status`, and `retries: 3` gives a
 //!   request an attempt on each of the four (refused connects and resets before a
 //!   response are retried, GET being idempotent; the budget is set high enough never to
-//!   refuse one). So every `GET /` has a live backend and must be answered 200: any other
+//!   refuse one). Backends answer after 0-3 ms, so kills also land on requests in flight.
+//!   So every `GET /` has a live backend and must be answered 200: any other
 //!   answer, a reset or a timeout counts as a failure, and the test wants none.
 //! - Pool `hang` (`/hang`) has only the hanging backend and a 1 s response timeout, so
 //!   every `GET /hang` must be answered 504, counted apart as "expected 504s"; anything
@@ -64,6 +65,12 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// How long a backend incarnation takes to answer: 0-3 ms, so a kill often lands on
+/// requests in flight (reset before any response byte, retried elsewhere).
+fn answer_delay(rng: &mut Rng) -> Duration {
+    Duration::from_millis(rng.below(4))
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -208,10 +215,12 @@ impl Fleet {
     }
 
     /// Brings backend `i` back on its old port (a restarted process).
-    async fn restart(&mut self, i: usize) {
+    async fn restart(&mut self, i: usize, delay: Duration) {
         if self.live[i].is_none() {
             let name = format!("m{i}");
-            self.live[i] = Some(spawn_backend_at(self.addrs[i], &name).await);
+            let backend = spawn_backend_at(self.addrs[i], &name).await;
+            backend.set_delay(delay);
+            self.live[i] = Some(backend);
             self.restarts += 1;
         }
     }
@@ -240,6 +249,7 @@ async fn chaos_soak_loses_no_request_that_had_a_live_backend() {
     };
     for i in 0..BACKENDS {
         let (addr, handle) = spawn_backend(&format!("m{i}")).await;
+        handle.set_delay(answer_delay(&mut rng));
         fleet.addrs.push(addr);
         fleet.live.push(Some(handle));
     }
@@ -277,7 +287,7 @@ async fn chaos_soak_loses_no_request_that_had_a_live_backend() {
             }
             4..=6 => {
                 if let Some(i) = fleet.pick(&mut rng, false) {
-                    fleet.restart(i).await;
+                    fleet.restart(i, answer_delay(&mut rng)).await;
                 }
             }
             // Every third reload is of an invalid file.
@@ -298,7 +308,7 @@ async fn chaos_soak_loses_no_request_that_had_a_live_backend() {
     }
     let chaos_restarts = fleet.restarts;
     for i in 0..BACKENDS {
-        fleet.restart(i).await;
+        fleet.restart(i, Duration::ZERO).await;
     }
     main.wait_for_more(100, "after the chaos").await;
     add(&mut main_total, main.stop().await);
@@ -316,16 +326,17 @@ async fn chaos_soak_loses_no_request_that_had_a_live_backend() {
     }
     let (fd_after, rss_after) = (weir.open_fds(), weir.rss_kib());
     let healthz = weir.healthz().await.map(|r| r.status.as_u16());
-    let counted = weir
-        .metrics()
-        .await
-        .sum("weir_http_requests_total", &[("listener", "web")]);
+    let scrape = weir.metrics().await;
+    let counted = scrape.sum("weir_http_requests_total", &[("listener", "web")]);
+    let retries = scrape.sum("weir_retries_total", &[]);
+    let upstream_errors = scrape.sum("weir_upstream_errors_total", &[]);
     let requests = main_total.ok + main_total.failed + hang_total.ok + hang_total.failed;
     let failures = main_total.failed + main_total.refused + hang_total.failed + hang_total.refused;
 
     println!(
         "soak: secs={secs} seed={seed:#x} requests={requests} ok={} expected_504={} \
-         failed={failures} backend_hits={} hang_connections={} kills={} restarts={} \
+         failed={failures} backend_hits={} hang_connections={} retries={retries} \
+         upstream_errors={upstream_errors} kills={} restarts={} \
          reloads_ok={reloads_ok} reloads_rejected={reloads_rejected} fd_before={fd_before} \
          fd_after={fd_after} rss_before_kib={rss_before} rss_after_kib={rss_after} \
          healthz={healthz:?}",
