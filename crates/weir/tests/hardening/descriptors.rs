@@ -3,7 +3,8 @@
 //!
 //! `prlimit --nofile=N:N` starts weir with the limit; the test holds connections until
 //! weir's descriptor table is full (`/proc/<pid>/fd` reaches N and weir logs that accept
-//! failed), closes them, and then a new client must be answered by the backend.
+//! failed), closes them, and then a new client must be answered by the backend and the
+//! descriptor count must fall back to its idle figure.
 
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ async fn out_of_descriptors_weir_serves_again_once_the_flood_is_gone() {
     .await;
     weir.wait_for_log("accept failed, backing off", Duration::from_secs(5))
         .await;
+    let full = weir.open_fds();
     drop(flood);
 
     let served = eventually("a new client served after the flood", || async {
@@ -55,6 +57,16 @@ async fn out_of_descriptors_weir_serves_again_once_the_flood_is_gone() {
     })
     .await;
     assert_eq!(served.text(), "a");
+    // Every flood connection is closed again: back to the idle count, give or take the
+    // pooled connection to the backend.
+    let after = eventually("weir's descriptors back to the idle count", || {
+        let n = weir.open_fds();
+        async move { (n <= idle + 1).then_some(n) }
+    })
+    .await;
+    eprintln!(
+        "descriptors: idle {idle}, full {full} (limit {NOFILE}, flood {FLOOD}), after {after}"
+    );
     assert!(backend.requests().iter().any(|r| r.path == "/after"));
     let healthz = weir.healthz().await.map(|r| r.status.as_u16());
     assert!(
