@@ -12,6 +12,7 @@ pub mod access;
 mod check;
 mod events;
 mod logs;
+mod procfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
