@@ -118,14 +118,16 @@ fn add_backend(pool: &mut PoolConfig, addr: SocketAddr) {
     });
 }
 
-/// Sends `payload` through the proxy and reads the echo back.
+/// Sends `payload` through the proxy, half-closes, and reads the echo back up to the
+/// backend's EOF (the half-close crosses TLS as `close_notify`, both ways).
 async fn echo_through(proxy: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut s = TcpStream::connect(proxy).await?;
     s.write_all(payload).await?;
-    let mut back = vec![0; payload.len()];
-    tokio::time::timeout(WAIT, s.read_exact(&mut back))
+    s.shutdown().await?;
+    let mut back = Vec::with_capacity(payload.len());
+    tokio::time::timeout(WAIT, s.read_to_end(&mut back))
         .await
-        .map_err(|_| std::io::Error::other("no echo in time"))??;
+        .map_err(|_| std::io::Error::other("no echo and EOF in time"))??;
     Ok(back)
 }
 
