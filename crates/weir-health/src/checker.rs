@@ -29,6 +29,7 @@ use weir_balance::{Backend, Table, Transition};
 use weir_config::HealthCheckConfig;
 
 use crate::probe::{probe, ProbeError};
+use crate::transport::{Plain, Transport};
 
 /// What a pool whose health check was removed writes as its backends' transition reason.
 pub const REASON_CHECK_REMOVED: &str = "health check removed";
@@ -42,9 +43,17 @@ const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Owns one probe task per backend of every pool that has a `health_check`.
 ///
 /// Dropping the checker stops every task, like [`HealthChecker::shutdown`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HealthChecker {
     tasks: HashMap<usize, CheckTask>,
+    /// How probes reach backends (TLS for pools with `tls`); [`Plain`] by default.
+    transport: Arc<dyn Transport>,
+}
+
+impl Default for HealthChecker {
+    fn default() -> Self {
+        HealthChecker::with_transport(Arc::new(Plain))
+    }
 }
 
 /// A running probe task.
@@ -64,9 +73,18 @@ fn key(backend: &Arc<Backend>) -> usize {
 // === impl HealthChecker ===
 
 impl HealthChecker {
-    /// No tasks yet.
+    /// No tasks yet; every backend probed in plain TCP.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No tasks yet; probes connect through `transport` (the binary's knows each
+    /// pool's TLS settings).
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
+        HealthChecker {
+            tasks: HashMap::new(),
+            transport,
+        }
     }
 
     /// Makes the running tasks match `table`: tasks of backends no longer present stop,
@@ -104,7 +122,11 @@ impl HealthChecker {
                         let task = CheckTask {
                             backend: Arc::downgrade(backend),
                             check: check.clone(),
-                            handle: runtime.spawn(run(Arc::clone(backend), check.clone())),
+                            handle: runtime.spawn(run(
+                                Arc::clone(backend),
+                                check.clone(),
+                                Arc::clone(&self.transport),
+                            )),
                         };
                         if let Some(old) = self.tasks.insert(key, task) {
                             old.handle.abort();
@@ -178,12 +200,12 @@ impl Drop for HealthChecker {
 // === probe loop ===
 
 /// The task of one backend: probe, record, wait, forever (until aborted).
-async fn run(backend: Arc<Backend>, check: HealthCheckConfig) {
+async fn run(backend: Arc<Backend>, check: HealthCheckConfig, transport: Arc<dyn Transport>) {
     // Shared with each probe future, so a probe clones one `Arc` and not the config.
-    let target = Arc::new((Arc::clone(&backend), check.clone()));
+    let target = Arc::new((Arc::clone(&backend), check.clone(), transport));
     run_with(backend, check, move || {
         let target = Arc::clone(&target);
-        async move { probe(&target.0, &target.1).await }
+        async move { probe(&target.0, &target.1, &*target.2).await }
     })
     .await;
 }

@@ -11,7 +11,9 @@
 //! * [`checker`] owns the tasks: which backends have one, when a task is kept, restarted
 //!   or stopped on reload, and the probe schedule.
 //! * [`probe`] owns the probes themselves: TCP connect, or `GET path` over a fresh
-//!   HTTP/1.1 connection.
+//!   HTTP/1.1 connection, over TLS for a pool with `tls`.
+//! * [`transport`] secures a probe's connection the way the pool's traffic is (the
+//!   binary provides the TLS one).
 //!
 //! **Passive ejection.** Live traffic can also take a backend down (passive checking, in
 //! `weir_balance::Pool::report_failure`); in a pool with a `health_check` it is these
@@ -30,6 +32,8 @@
 
 pub mod checker;
 pub mod probe;
+pub mod transport;
 
 pub use checker::HealthChecker;
 pub use probe::{probe, ProbeError};
+pub use transport::{Plain, ProbeKind, ProbeStream, Secured, Transport};

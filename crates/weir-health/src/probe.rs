@@ -1,4 +1,5 @@
-//! The probes: a TCP connect, or `GET path` on a fresh HTTP/1.1 connection.
+//! The probes: a TCP connect, or `GET path` on a fresh HTTP/1.1 connection; over TLS
+//! for a pool with `tls` ([`Transport`]).
 //!
 //! The HTTP probe is a small hand-written client rather than hyper's: it sends exactly one
 //! request (`Connection: close`, `User-Agent: weir-health`), reads the response head only
@@ -7,6 +8,12 @@
 //! bound. Every probe uses a fresh connection: a kept-alive one could hide a backend that
 //! no longer accepts new connections. Only the configured path is ever requested, because
 //! operators point health checks at endpoints that are safe to hit repeatedly.
+//!
+//! On a pool with `tls`, both probes run the pool's TLS handshake, verified as the
+//! pool's traffic is: a `tcp` check passes once the handshake completes (HAProxy's
+//! layer-6 check, `L6OK`, what its checks do on an `ssl` server), so a backend whose
+//! certificate weir would refuse is down rather than up and failing every connection;
+//! an `http` check then sends its request inside TLS, offering ALPN `http/1.1`.
 
 use std::fmt;
 use std::io;
@@ -14,10 +21,12 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_balance::Backend;
 use weir_config::{HealthCheckConfig, HealthCheckKind};
+
+use crate::transport::{ProbeKind, ProbeStream, Transport};
 
 /// Most bytes of a response read while looking for its final status line.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -27,6 +36,8 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub enum ProbeError {
     /// The TCP connect failed (refused, unreachable, ...).
     Connect(io::Error),
+    /// The TLS handshake failed or the backend's certificate was refused.
+    Tls(io::Error),
     /// The probe did not finish within the check's `timeout`.
     Timeout(Duration),
     /// Writing the request failed.
@@ -52,6 +63,7 @@ impl fmt::Display for ProbeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProbeError::Connect(e) => write!(f, "connect: {}", IoText(e)),
+            ProbeError::Tls(e) => write!(f, "TLS handshake: {}", IoText(e)),
             ProbeError::Timeout(d) => write!(f, "timeout after {d:?}"),
             ProbeError::Send(e) => write!(f, "send request: {}", IoText(e)),
             ProbeError::Read(e) => write!(f, "read response: {}", IoText(e)),
@@ -71,7 +83,10 @@ impl fmt::Display for ProbeError {
 impl std::error::Error for ProbeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ProbeError::Connect(e) | ProbeError::Send(e) | ProbeError::Read(e) => Some(e),
+            ProbeError::Connect(e)
+            | ProbeError::Tls(e)
+            | ProbeError::Send(e)
+            | ProbeError::Read(e) => Some(e),
             _ => None,
         }
     }
@@ -91,21 +106,26 @@ impl fmt::Display for IoText<'_> {
     }
 }
 
-/// Probes `backend` once as `check` says, within `check.timeout` (connect included).
+/// Probes `backend` once as `check` says, within `check.timeout` (connect and TLS
+/// handshake included), over what `transport` makes of the connection.
 ///
 /// # Errors
 /// The reason the backend is not healthy; see [`ProbeError`].
-pub async fn probe(backend: &Backend, check: &HealthCheckConfig) -> Result<(), ProbeError> {
+pub async fn probe(
+    backend: &Backend,
+    check: &HealthCheckConfig,
+    transport: &dyn Transport,
+) -> Result<(), ProbeError> {
     let attempt = async {
         match &check.kind {
-            HealthCheckKind::Tcp => tcp(backend.addr()).await,
+            HealthCheckKind::Tcp => connect(backend, transport, ProbeKind::Tcp).await.map(drop),
             HealthCheckKind::Http {
                 path,
                 host,
                 expect_status,
             } => {
                 let host = host.as_deref().unwrap_or(backend.address());
-                http(backend.addr(), host, path, expect_status).await
+                http(backend, transport, host, path, expect_status).await
             }
         }
     };
@@ -115,17 +135,29 @@ pub async fn probe(backend: &Backend, check: &HealthCheckConfig) -> Result<(), P
     }
 }
 
-/// Healthy when a TCP connect succeeds; the connection is closed at once.
-async fn tcp(addr: SocketAddr) -> Result<(), ProbeError> {
-    TcpStream::connect(addr)
+/// A fresh connection to `backend`, secured by `transport` (a TCP check passes here).
+async fn connect(
+    backend: &Backend,
+    transport: &dyn Transport,
+    kind: ProbeKind,
+) -> Result<Box<dyn ProbeStream>, ProbeError> {
+    let addr: SocketAddr = backend.addr();
+    let stream = TcpStream::connect(addr)
         .await
-        .map(drop)
-        .map_err(ProbeError::Connect)
+        .map_err(ProbeError::Connect)?;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%addr, error = %e, "health probe: could not set TCP_NODELAY");
+    }
+    transport
+        .secure(backend, stream, kind)
+        .await
+        .map_err(ProbeError::Tls)
 }
 
 /// Healthy when `GET path` answers a final status within `expect`.
 async fn http(
-    addr: SocketAddr,
+    backend: &Backend,
+    transport: &dyn Transport,
     host: &str,
     path: &str,
     expect: &RangeInclusive<u16>,
@@ -140,16 +172,12 @@ async fn http(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
          User-Agent: weir-health\r\nAccept: */*\r\n\r\n"
     );
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(ProbeError::Connect)?;
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(%addr, error = %e, "health probe: could not set TCP_NODELAY");
-    }
+    let mut stream = connect(backend, transport, ProbeKind::Http).await?;
     stream
         .write_all(request.as_bytes())
         .await
         .map_err(ProbeError::Send)?;
+    stream.flush().await.map_err(ProbeError::Send)?;
     let status = read_status(&mut stream).await?;
     if expect.contains(&status) {
         Ok(())
@@ -167,7 +195,7 @@ fn is_token_text(s: &str) -> bool {
 }
 
 /// Reads until the final (non-`1xx`) status line is complete; never reads the body.
-async fn read_status(stream: &mut TcpStream) -> Result<u16, ProbeError> {
+async fn read_status<S: AsyncRead + Unpin + ?Sized>(stream: &mut S) -> Result<u16, ProbeError> {
     let mut buf = vec![0u8; MAX_HEAD_BYTES];
     let mut filled = 0;
     loop {

@@ -144,7 +144,7 @@ impl Server {
         let admin_task = tokio::spawn(weir_admin::serve(admin_socket, Arc::clone(&admin)));
         tracing::info!(addr = %admin_addr, "admin listening");
 
-        let mut health = HealthChecker::new();
+        let mut health = HealthChecker::with_transport(Arc::new(crate::tls::ProbeTls));
         health.reconcile(&table.load());
 
         Ok(Server {

@@ -5,9 +5,14 @@
 //! is then an error of the configuration, reported at its entry in the file, and a
 //! reload with one is rejected before the running listeners are touched (they keep
 //! serving the certificates they had).
+//!
+//! Health probes reach a pool with `tls` through the same settings ([`ProbeTls`]).
 
+use tokio::net::TcpStream;
+use weir_balance::Backend;
 use weir_config::{Config, ConfigError};
-use weir_proxy::tls::{ListenerTls, UpstreamTlsSet};
+use weir_health::{ProbeKind, ProbeStream, Secured, Transport};
+use weir_proxy::tls::{Alpn, ListenerTls, UpstreamTlsSet};
 
 /// TLS for one configuration: per listener (in config order), and per pool.
 #[derive(Debug, Default)]
@@ -57,4 +62,32 @@ pub(crate) fn describe(errors: &[ConfigError]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Probes over the TLS settings the proxy attached to each backend (`apply_upstream`),
+/// so a probe and the pool's traffic verify the backend alike; plain TCP for a pool
+/// without `tls`. Read at each probe: a reload that changes a pool's `tls` applies to
+/// the next probe.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ProbeTls;
+
+impl Transport for ProbeTls {
+    fn secure<'a>(
+        &'a self,
+        backend: &'a Backend,
+        stream: TcpStream,
+        kind: ProbeKind,
+    ) -> Secured<'a> {
+        Box::pin(async move {
+            let Some(tls) = weir_proxy::tls::backend_tls(backend) else {
+                return Ok(Box::new(stream) as Box<dyn ProbeStream>);
+            };
+            let alpn = match kind {
+                ProbeKind::Http => Alpn::Http1,
+                ProbeKind::Tcp => Alpn::None,
+            };
+            let stream = tls.connect_as(backend, stream, alpn).await?;
+            Ok(Box::new(stream) as Box<dyn ProbeStream>)
+        })
+    }
 }

@@ -1,7 +1,8 @@
 //! TLS end to end with the real binary: certificates re-read on SIGHUP while established
 //! connections carry on, a bad certificate rejecting the reload, and `weir check`
-//! reporting certificate problems at their place in the file. Certificates are made by
-//! the test (rcgen) in a private directory and named by absolute paths.
+//! reporting certificate problems at their place in the file; health checks of a pool
+//! with `tls` probing over TLS. Certificates are made by the test (rcgen) in a private
+//! directory and named by absolute paths.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use weir_e2e::{check_config, spawn_backend, Weir};
+use weir_e2e::{check_config, eventually, spawn_backend, status, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(10);
@@ -282,4 +283,121 @@ pools:
         "{first}"
     );
     assert!(first.contains("does not match the certificate"), "{first}");
+}
+
+/// An HTTP/1.1 backend over TLS with `leaf`, answering 200 `secure`; counts the health
+/// probes (`/healthz`) it answered inside TLS.
+async fn tls_backend(leaf: &Leaf) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let key =
+        <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(
+            leaf.key_pem.as_bytes(),
+        )
+        .expect("key PEM");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der.clone()], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let probes = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&probes);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), Arc::clone(&counted));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        if req.uri().path() == "/healthz" {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        async {
+                            Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(
+                                Bytes::from("secure"),
+                            )))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, probes)
+}
+
+#[tokio::test]
+async fn health_checks_of_a_tls_pool_probe_over_tls_with_its_verification() {
+    let (ca, stranger, dir) = (Ca::new(), Ca::new(), Dir::new());
+    let (secure, probes) = tls_backend(&ca.leaf("backend.test")).await;
+    let (untrusted, _) = tls_backend(&stranger.leaf("backend.test")).await;
+    let ca_path = dir.write("ca.pem", &ca.cert.pem());
+    let yaml = format!(
+        "\
+admin:
+  listen: 127.0.0.1:0
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - pool: web
+  - name: raw
+    listen: 127.0.0.1:0
+    protocol: tcp
+    pool: strict
+pools:
+  web:
+    backends:
+      - {{ address: {secure} }}
+    tls: {{ server_name: backend.test, ca: {ca} }}
+    health_check: {{ type: http, path: /healthz, interval: 100ms, timeout: 2s, rise: 1, fall: 1 }}
+  strict:
+    backends:
+      - {{ address: {untrusted} }}
+    tls: {{ server_name: backend.test, ca: {ca} }}
+    health_check: {{ type: tcp, interval: 100ms, timeout: 2s, rise: 1, fall: 1 }}
+",
+        ca = ca_path.display()
+    );
+    let weir = Weir::start(WEIR, &yaml).await;
+    let checks = |result: &'static str| {
+        let weir = &weir;
+        async move {
+            weir.metrics().await.sum(
+                "weir_health_checks_total",
+                &[("pool", "web"), ("result", result)],
+            )
+        }
+    };
+    eventually("three http probes of the TLS pool", || async {
+        (checks("success").await + checks("failure").await >= 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(checks("failure").await, 0.0, "no probe failed");
+    assert!(
+        probes.load(Ordering::SeqCst) >= 3,
+        "the probes arrived inside TLS"
+    );
+    let resp = weir_e2e::client::get(weir.listener_addr("web"), "/").await;
+    assert_eq!(resp.status, 200, "the pool serves: {}", resp.text());
+    assert_eq!(resp.text(), "secure");
+
+    // A tcp check on a TLS pool completes the handshake: a certificate weir refuses
+    // takes the backend down, with the reason in /status.
+    let reason = eventually("the untrusted backend down", || async {
+        let s = weir.status().await;
+        let b = status::backend(&s, "strict", untrusted);
+        (b["up"] == false).then(|| b["reason"].as_str().unwrap_or_default().to_owned())
+    })
+    .await;
+    assert!(reason.starts_with("TLS handshake: "), "{reason}");
 }

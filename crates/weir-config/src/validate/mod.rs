@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::model::{AdminConfig, Config};
+use crate::model::{AdminConfig, Config, ListenerConfig, PoolConfig, Protocol, UpstreamProtocol};
 use crate::position::{join, Pos, PositionIndex};
 use crate::raw::{Int, RawConfig, Text};
 
@@ -52,6 +52,7 @@ pub(crate) fn validate(
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let listeners =
         listener::listeners(&mut v, raw.listeners.as_deref(), &pool_names, admin_listen);
+    tcp_pools_are_not_h2(&mut v, &listeners, &pools);
     if v.errors.is_empty() {
         Ok(Config {
             source: file.to_path_buf(),
@@ -64,6 +65,28 @@ pub(crate) fn validate(
         })
     } else {
         Err(v.errors)
+    }
+}
+
+/// A tcp listener relays bytes, not HTTP requests: its pool cannot speak `h2` (weir has
+/// no HTTP/2 framing to put those bytes in). Reported at the pool's `upstream_protocol`.
+fn tcp_pools_are_not_h2(v: &mut Validator<'_>, listeners: &[ListenerConfig], pools: &[PoolConfig]) {
+    for l in listeners.iter().filter(|l| l.protocol == Protocol::Tcp) {
+        let Some(pool) = l.pool.as_deref() else {
+            continue;
+        };
+        if pools
+            .iter()
+            .any(|p| p.name == pool && p.upstream_protocol == UpstreamProtocol::H2)
+        {
+            v.error(
+                &field(&field("pools", pool), "upstream_protocol"),
+                format!(
+                    "h2 is for pools behind http listeners; tcp listener {:?} relays raw bytes to this pool (use http1, or another pool)",
+                    l.name
+                ),
+            );
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! and Sōzu's zero-copy relay); elsewhere, or when the kernel refuses splice for these
 //! sockets (`EINVAL`/`ENOSYS`), the direction copies through a 64 KiB buffer instead.
 //! Both run on the sockets' readiness, borrowing them shared, so one task drives both
-//! directions. Any other client stream (TLS-terminated) goes through
-//! [`tokio::io::copy_bidirectional`].
+//! directions. Any other pair (a TLS-terminated client, or a TLS backend of a pool with
+//! `tls`: splice cannot encrypt) goes through [`tokio::io::copy_bidirectional`] with a
+//! 64 KiB buffer per direction ([`relay_buffered`]).
 //!
 //! Either way a client's EOF becomes a `shutdown(Write)` towards the backend once every
 //! byte before it was delivered, and the same the other way, so half-closed protocols
@@ -90,6 +91,24 @@ where
         // Only the TcpStream branch above takes the stream, and it returns.
         return Ok(Totals::default());
     };
+    relay_buffered(client, backend, meter).await
+}
+
+/// Relays any two streams through a bounded buffer per direction, as [`relay`] does
+/// (half-closes, activity, byte counts on the client side).
+///
+/// # Errors
+///
+/// The first I/O error of either direction.
+pub(crate) async fn relay_buffered<C, B>(
+    client: C,
+    backend: B,
+    meter: Meter<'_>,
+) -> io::Result<Totals>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+    B: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut client = ClientIo::new(client, meter.shared_arc(), false);
     if let Some(m) = meter.bytes {
         client.count_bytes(m.clone());

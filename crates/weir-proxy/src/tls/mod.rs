@@ -35,7 +35,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use weir_config::{CertificateConfig, ListenerTlsConfig, Origin, Protocol};
 
-pub use upstream::{apply_upstream, UpstreamTls, UpstreamTlsSet};
+pub use upstream::{apply_upstream, backend_tls, Alpn, UpstreamTls, UpstreamTlsSet};
 
 /// A certificate, key or CA file that cannot be used, and where the config names it.
 #[derive(Debug, Clone, thiserror::Error)]

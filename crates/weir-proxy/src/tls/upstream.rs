@@ -13,6 +13,10 @@
 //! (`upstream_protocol`), so a backend kept across a reload keeps its idle connections
 //! only while these settings stay the same: a change empties the idle queue, and new
 //! connections use the new settings. An `h2` pool offers ALPN `h2` only.
+//!
+//! TCP listeners and health probes use the same settings ([`backend_tls`],
+//! [`UpstreamTls::connect_as`]), with the same verification; only the ALPN offered
+//! differs ([`Alpn`]): none for relayed bytes, `http/1.1` for HTTP probes.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -34,7 +38,12 @@ use crate::http::UpstreamPool;
 /// A pool's TLS client settings.
 #[derive(Clone)]
 pub struct UpstreamTls {
+    /// ALPN of the pool's HTTP version.
     connector: TlsConnector,
+    /// ALPN `http/1.1` whatever the pool speaks: HTTP health probes.
+    http1: TlsConnector,
+    /// No ALPN: TCP listeners and `tcp` checks (the bytes inside are not ours to name).
+    bytes: TlsConnector,
     /// `None`: each backend's own host name.
     server_name: Option<ServerName<'static>>,
     /// The settings this was built from: equal settings keep idle connections.
@@ -66,7 +75,7 @@ impl UpstreamTls {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::new(origin, format!("TLS setup failed: {e}")))?;
-        let mut client = if config.verify {
+        let client = if config.verify {
             let mut roots = RootCertStore::empty();
             if let Some(ca) = &config.ca {
                 for cert in read_certificates(ca, origin, "CA certificates")? {
@@ -85,10 +94,20 @@ impl UpstreamTls {
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
                 .with_no_client_auth()
         };
-        client.alpn_protocols = if h2 {
-            vec![b"h2".to_vec()]
+        // Each ALPN its own config, each with its own session cache: a ticket is never
+        // offered under another protocol than the one it was issued for.
+        let with_alpn = |alpn: &[&[u8]]| {
+            let mut c = client.clone();
+            c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            c.resumption = rustls::client::Resumption::default();
+            TlsConnector::from(Arc::new(c))
+        };
+        let http1 = with_alpn(&[b"http/1.1"]);
+        let bytes = with_alpn(&[]);
+        let connector = if h2 {
+            with_alpn(&[b"h2"])
         } else {
-            vec![b"http/1.1".to_vec()]
+            http1.clone()
         };
         let server_name = match &config.server_name {
             None => None,
@@ -97,25 +116,68 @@ impl UpstreamTls {
             })?),
         };
         Ok(UpstreamTls {
-            connector: TlsConnector::from(Arc::new(client)),
+            connector,
+            http1,
+            bytes,
             server_name,
             config: Arc::new(config.clone()),
         })
     }
 
-    /// The TLS handshake with `backend` over a connected `stream`.
+    /// The TLS handshake with `backend` over a connected `stream`, for the pool's
+    /// HTTP requests.
     pub(crate) async fn connect(
         &self,
         backend: &Backend,
         stream: TcpStream,
     ) -> std::io::Result<TlsStream<TcpStream>> {
+        self.connect_as(backend, stream, Alpn::Pool).await
+    }
+
+    /// The TLS handshake with `backend` over a connected `stream`, offering `alpn`;
+    /// verified as every connection of the pool is. No timeout of its own: the caller
+    /// bounds it (the pool's connect timeout, a probe's timeout).
+    ///
+    /// # Errors
+    ///
+    /// No usable server name for the backend, a failed handshake or a refused
+    /// certificate.
+    pub async fn connect_as(
+        &self,
+        backend: &Backend,
+        stream: TcpStream,
+        alpn: Alpn,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let connector = match alpn {
+            Alpn::Pool => &self.connector,
+            Alpn::Http1 => &self.http1,
+            Alpn::None => &self.bytes,
+        };
         let name = match &self.server_name {
             Some(name) => name.clone(),
             None => host_name(backend.address())
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         };
-        self.connector.connect(name, stream).await
+        connector.connect(name, stream).await
     }
+}
+
+/// The ALPN protocols a connection to a backend offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// The pool's HTTP version: `h2` for an `h2` pool, else `http/1.1`.
+    Pool,
+    /// `http/1.1`: HTTP health probes, which speak HTTP/1.1 whatever the pool speaks.
+    Http1,
+    /// None: TCP relays and `tcp` health checks.
+    None,
+}
+
+/// The TLS settings [`apply_upstream`] attached to `backend`; `None`: plain TCP.
+pub fn backend_tls(backend: &Backend) -> Option<Arc<UpstreamTls>> {
+    backend
+        .extension::<UpstreamPool>()
+        .and_then(|p| p.tls.load_full())
 }
 
 /// The host part of an address written as `host:port` (`[v6]:port` too), as a TLS name.

@@ -1,11 +1,13 @@
 //! TLS against real sockets on loopback, with certificates made by the test (rcgen):
 //! SNI selection, ALPN, protocol versions, handshake timeout, certificate replacement,
-//! TCP over TLS; and TLS and HTTP/2 to backends (`upstream.rs`).
+//! TCP over TLS; TLS and HTTP/2 to backends (`upstream.rs`); TCP listeners originating
+//! TLS to backends (`tcp_upstream.rs`).
 
 #![allow(missing_docs)]
 
 mod certs;
 mod support;
+mod tcp_upstream;
 mod upstream;
 
 use std::time::Duration;
