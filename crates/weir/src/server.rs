@@ -281,8 +281,9 @@ fn warn_if_exposed(addr: SocketAddr) {
     if !addr.ip().to_canonical().is_loopback() {
         tracing::warn!(
             addr = %addr,
-            "admin server listens on a non-loopback address: anyone who can reach it \
-             can read the topology; bind admin.listen to 127.0.0.1 or firewall it"
+            hint = "anyone who can reach it reads the topology from /status; \
+                    bind admin.listen to loopback or firewall it",
+            "admin listening on a non-loopback address"
         );
     }
 }

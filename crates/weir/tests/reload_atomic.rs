@@ -19,7 +19,7 @@ use weir_e2e::{eventually, spawn_backend, Weir};
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
 /// New sockets a reload asks for in the descriptor tests.
-const NEW: usize = 8;
+const NEW: usize = 16;
 /// Descriptors left free beyond `NEW` (fewer than `NEW`, see [`limit_descriptors`]).
 const SLACK: usize = 3;
 
