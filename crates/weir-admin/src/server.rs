@@ -19,6 +19,9 @@ use tokio::net::TcpListener;
 use weir_balance::SharedTable;
 use weir_telemetry::{Metrics, TEXT_CONTENT_TYPE};
 
+/// Every endpoint answers these methods only (the `Allow` header of a 405).
+const ALLOWED_METHODS: &str = "GET, HEAD";
+
 /// What `/status` shows about one running listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerStatus {
@@ -147,7 +150,13 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 
 fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        resp.headers_mut().insert(
+            header::ALLOW,
+            header::HeaderValue::from_static(ALLOWED_METHODS),
+        );
+        return resp;
     }
     match req.uri().path() {
         "/healthz" if state.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),

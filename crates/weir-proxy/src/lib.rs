@@ -37,5 +37,5 @@ mod tcp;
 pub mod tls;
 
 pub use http::{UpstreamError, UpstreamPool, MAX_HEAD_BYTES};
-pub use listener::{spawn_listener, spawn_tls_listener, ListenerHandle};
+pub use listener::{spawn_listener, spawn_tls_listener, start_tls_listener, ListenerHandle};
 pub use outlier::REASON_EJECTION_OVER;

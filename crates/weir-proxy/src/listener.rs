@@ -71,8 +71,21 @@ pub fn spawn_tls_listener(
     table: SharedTable,
     tls: Option<ListenerTls>,
 ) -> io::Result<ListenerHandle> {
-    let tls = Arc::new(ArcSwapOption::from(tls.map(Arc::new)));
     let local_addr = socket.local_addr()?;
+    Ok(start_tls_listener(socket, local_addr, name, table, tls))
+}
+
+/// As [`spawn_tls_listener`], with the socket's address already read by the caller
+/// (`socket.local_addr()`), so starting cannot fail: a reload does every fallible step
+/// first and then starts its listeners with nothing left that could go wrong halfway.
+pub fn start_tls_listener(
+    socket: TcpListener,
+    local_addr: SocketAddr,
+    name: Arc<str>,
+    table: SharedTable,
+    tls: Option<ListenerTls>,
+) -> ListenerHandle {
+    let tls = Arc::new(ArcSwapOption::from(tls.map(Arc::new)));
     let scope = ConnScope {
         drain: CancellationToken::new(),
         kill: CancellationToken::new(),
@@ -93,14 +106,14 @@ pub fn spawn_tls_listener(
         .instrument(span),
     );
     accept.close();
-    Ok(ListenerHandle {
+    ListenerHandle {
         name,
         local_addr,
         scope,
         active,
         accept,
         tls,
-    })
+    }
 }
 
 async fn accept_loop(

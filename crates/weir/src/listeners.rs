@@ -1,23 +1,33 @@
-//! The set of running listeners, reconciled with each configuration.
+//! The set of running listeners, reconciled with each configuration in two phases.
 //!
 //! A reload must never refuse a connection on an address that stays configured. So a
 //! listener's socket is keyed by its configured address: when the address is kept, the
 //! socket is kept (its accept queue never closes); only the accept task may be replaced
 //! when the listener's name or protocol changed, in which case the new task starts on a
-//! duplicate of the same socket before the old task stops. Sockets for new addresses are
-//! bound *before* the new table is swapped in, so a bind failure rejects the whole reload
-//! and leaves the old configuration serving untouched.
+//! duplicate of the same socket before the old task stops.
+//!
+//! [`Listeners::prepare`] does everything that can fail (binding, duplicating sockets,
+//! registering them with the runtime, reading their addresses) into a [`Plan`], and
+//! changes nothing; [`Listeners::commit`] cannot fail. So a reload is rejected whole or
+//! applied whole: a bind failure or an exhausted descriptor limit leaves the old
+//! configuration serving untouched, with every running listener still tracked.
+
+mod plan;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use weir_admin::ListenerStatus;
 use weir_balance::SharedTable;
 use weir_config::{Config, Protocol};
 use weir_proxy::tls::ListenerTls;
 use weir_proxy::ListenerHandle;
+
+use plan::{Key, Step};
 
 /// Accept queue length: deep enough that a burst during a reload or at `max_connections`
 /// waits in the kernel instead of being refused.
@@ -35,155 +45,237 @@ struct Running {
     handle: Arc<ListenerHandle>,
 }
 
-/// What a new configuration needs: kept listeners, and sockets ready for new tasks.
-pub(crate) struct Plan {
-    /// Index into `running` per new listener, or a socket for a new task.
-    entries: Vec<(Arc<str>, Protocol, SocketAddr, PlanSocket)>,
-    /// Per entry: its TLS termination (certificates read by this reload), or `None`.
-    tls: Vec<Option<ListenerTls>>,
+/// A listener a reload removed, draining in the background; shutdown waits for it too.
+struct Retiring {
+    handle: Arc<ListenerHandle>,
+    task: JoinHandle<()>,
 }
 
-enum PlanSocket {
-    /// Same name, protocol and address: the running task carries on.
+/// What a new configuration needs, with every socket already made: applying it cannot
+/// fail. Only valid for the set that prepared it, with no commit in between.
+pub(crate) struct Plan {
+    /// One per listener of the new configuration, in config order.
+    entries: Vec<Entry>,
+    /// Running listeners (by index) that drain.
+    drain: Vec<usize>,
+}
+
+struct Entry {
+    name: Arc<str>,
+    protocol: Protocol,
+    listen: SocketAddr,
+    /// Its TLS termination (certificates read by this reload), or `None`.
+    tls: Option<ListenerTls>,
+    action: Action,
+}
+
+enum Action {
+    /// The running listener at this index carries on.
     Keep(usize),
-    /// A socket (bound now, or a duplicate of a running one) for a new accept task.
-    Start(std::net::TcpListener),
+    /// A new accept task on this socket.
+    Start(Ready),
+}
+
+/// A listening socket registered with the runtime, with our duplicate and its address:
+/// all [`weir_proxy::start_tls_listener`] needs.
+struct Ready {
+    socket: tokio::net::TcpListener,
+    ours: std::net::TcpListener,
+    local_addr: SocketAddr,
 }
 
 /// The running listeners of this process.
 #[derive(Default)]
 pub(crate) struct Listeners {
     running: Vec<Running>,
+    retiring: Vec<Retiring>,
 }
 
 // === impl Listeners ===
 
 impl Listeners {
-    /// Binds what `config` needs that is not running yet. Nothing changes on error.
+    /// Makes every socket `config` needs that is not running yet. Nothing running
+    /// changes, on error or not; dropping the plan closes what it made.
     /// `tls` has one entry per listener of `config`, in order.
     pub(crate) fn prepare(
         &self,
         config: &Config,
         tls: Vec<Option<ListenerTls>>,
     ) -> anyhow::Result<Plan> {
-        let mut claimed = vec![false; self.running.len()];
+        // A mismatch would start a listener without its TLS: refuse rather than serve
+        // plaintext where TLS is configured.
+        anyhow::ensure!(
+            tls.len() == config.listeners.len(),
+            "internal error: {} TLS entries for {} listeners",
+            tls.len(),
+            config.listeners.len()
+        );
+        let running: Vec<Key<'_>> = self.running.iter().map(Running::key).collect();
+        let wanted: Vec<Key<'_>> = config
+            .listeners
+            .iter()
+            .map(|l| Key {
+                name: &l.name,
+                protocol: l.protocol,
+                listen: l.listen,
+            })
+            .collect();
+        let diff = plan::diff(&running, &wanted);
         let mut entries = Vec::with_capacity(config.listeners.len());
-        for l in &config.listeners {
-            let exact = self.running.iter().enumerate().position(|(i, r)| {
-                !claimed[i]
-                    && *r.name == *l.name
-                    && r.protocol == l.protocol
-                    && r.listen == l.listen
-            });
-            let socket = if let Some(i) = exact {
-                claimed[i] = true;
-                PlanSocket::Keep(i)
-            } else if let Some(i) = self
-                .running
-                .iter()
-                .enumerate()
-                .position(|(i, r)| !claimed[i] && r.listen == l.listen)
-            {
-                claimed[i] = true;
-                let dup = self.running[i].socket.try_clone().with_context(|| {
-                    format!("listener {}: duplicating socket {}", l.name, l.listen)
-                })?;
-                PlanSocket::Start(dup)
-            } else {
-                PlanSocket::Start(
-                    bind(l.listen)
-                        .with_context(|| format!("listener {}: bind {}", l.name, l.listen))?,
-                )
+        for ((l, step), tls) in config.listeners.iter().zip(diff.steps).zip(tls) {
+            let action = match step {
+                Step::Keep(i) => Action::Keep(i),
+                Step::Restart(i) => {
+                    let r = self
+                        .running
+                        .get(i)
+                        .context("internal error: a reload plan names no running listener")?;
+                    let dup = r.socket.try_clone().with_context(|| {
+                        format!("listener {}: duplicating socket {}", l.name, l.listen)
+                    })?;
+                    Action::Start(Ready::new(dup).with_context(|| format!("listener {}", l.name))?)
+                }
+                Step::Bind => {
+                    let socket = bind(l.listen)
+                        .with_context(|| format!("listener {}: bind {}", l.name, l.listen))?;
+                    Action::Start(
+                        Ready::new(socket).with_context(|| format!("listener {}", l.name))?,
+                    )
+                }
             };
-            entries.push((Arc::from(l.name.as_str()), l.protocol, l.listen, socket));
+            entries.push(Entry {
+                name: Arc::from(l.name.as_str()),
+                protocol: l.protocol,
+                listen: l.listen,
+                tls,
+                action,
+            });
         }
-        debug_assert_eq!(tls.len(), entries.len(), "one TLS entry per listener");
-        Ok(Plan { entries, tls })
+        Ok(Plan {
+            entries,
+            drain: diff.drain,
+        })
     }
 
     /// Starts the planned tasks and drains the listeners the plan no longer has. Call
-    /// after the new table is live, so new tasks find their listener in it.
-    pub(crate) fn commit(
-        &mut self,
-        plan: Plan,
-        table: &SharedTable,
-        drain_timeout: Duration,
-    ) -> anyhow::Result<()> {
+    /// after the new table is live, so new tasks find their listener in it. Cannot fail.
+    pub(crate) fn commit(&mut self, plan: Plan, table: &SharedTable, drain_timeout: Duration) {
         let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running)
             .into_iter()
             .map(Some)
             .collect();
         let mut next = Vec::with_capacity(plan.entries.len());
-        let mut tls = plan.tls.into_iter();
-        for (name, protocol, listen, socket) in plan.entries {
-            let tls = tls.next().flatten();
-            match socket {
-                PlanSocket::Keep(i) => {
-                    if let Some(r) = old.get_mut(i).and_then(Option::take) {
+        for entry in plan.entries {
+            match entry.action {
+                Action::Keep(i) => match old.get_mut(i).and_then(Option::take) {
+                    Some(r) => {
                         // New connections get the certificates just read; established
                         // ones keep their session.
-                        r.handle.set_tls(tls);
+                        r.handle.set_tls(entry.tls);
                         next.push(r);
                     }
-                }
-                PlanSocket::Start(socket) => {
-                    let ours = socket.try_clone().context("duplicating listener socket")?;
-                    let tokio_socket = tokio::net::TcpListener::from_std(socket)
-                        .context("registering listener socket")?;
-                    let handle = weir_proxy::spawn_tls_listener(
-                        tokio_socket,
-                        Arc::clone(&name),
+                    None => tracing::error!(
+                        listener = %entry.name,
+                        "internal error: a reload plan kept a listener that is not running"
+                    ),
+                },
+                Action::Start(ready) => {
+                    let handle = weir_proxy::start_tls_listener(
+                        ready.socket,
+                        ready.local_addr,
+                        Arc::clone(&entry.name),
                         Arc::clone(table),
-                        tls,
-                    )
-                    .with_context(|| format!("listener {name}: starting"))?;
+                        entry.tls,
+                    );
                     tracing::info!(
-                        listener = %name,
+                        listener = %entry.name,
                         addr = %handle.local_addr(),
-                        protocol = protocol_str(protocol),
+                        protocol = protocol_str(entry.protocol),
                         tls = handle.is_tls(),
                         "listener bound"
                     );
                     next.push(Running {
-                        name,
-                        protocol,
-                        listen,
-                        socket: ours,
+                        name: entry.name,
+                        protocol: entry.protocol,
+                        listen: entry.listen,
+                        socket: ready.ours,
                         handle: Arc::new(handle),
                     });
                 }
             }
         }
         self.running = next;
-        for r in old.into_iter().flatten() {
-            tracing::info!(listener = %r.name, addr = %r.handle.local_addr(), "listener removed: draining");
-            r.handle.drain();
-            // Our duplicate is dropped here: once the accept task drops its own, the
-            // address stops accepting (unless a new task took over a duplicate).
-            drop(r.socket);
-            let handle = r.handle;
-            tokio::spawn(async move {
-                let forced = handle.drained(drain_timeout).await;
-                tracing::info!(listener = handle.name(), forced, "listener drained");
-            });
+        self.retiring.retain(|r| !r.task.is_finished());
+        let planned = plan
+            .drain
+            .into_iter()
+            .filter_map(|i| old.get_mut(i)?.take());
+        let planned: Vec<Running> = planned.collect();
+        // The plan drains every listener it does not keep; anything else left over would
+        // lose its handle, so it drains as well.
+        let leftover: Vec<Running> = old.into_iter().flatten().collect();
+        debug_assert!(
+            leftover.is_empty(),
+            "the plan drains every listener it drops"
+        );
+        for r in planned.into_iter().chain(leftover) {
+            self.retire(r, drain_timeout);
         }
-        Ok(())
     }
 
-    /// Stops accepting everywhere and waits for the connections, at most `timeout`.
-    pub(crate) async fn drain_all(&mut self, timeout: Duration) -> usize {
+    /// Stops `r` accepting and drains it in the background, at most `timeout`.
+    fn retire(&mut self, r: Running, timeout: Duration) {
+        tracing::info!(listener = %r.name, addr = %r.handle.local_addr(), "listener removed: draining");
+        r.handle.drain();
+        // Our duplicate is dropped here: once the accept task drops its own, the address
+        // stops accepting (unless a new task took over a duplicate).
+        drop(r.socket);
+        let handle = Arc::clone(&r.handle);
+        let task = tokio::spawn(async move {
+            let forced = handle.drained(timeout).await;
+            tracing::info!(listener = handle.name(), forced, "listener drained");
+        });
+        self.retiring.push(Retiring {
+            handle: r.handle,
+            task,
+        });
+    }
+
+    /// Stops accepting everywhere and waits for the connections of every listener, the
+    /// running ones and those a reload removed that are still draining, all at once and
+    /// until one common `deadline`; then closes the rest. Returns how many were closed
+    /// by force.
+    pub(crate) async fn drain_all(&mut self, deadline: Instant) -> usize {
         let running = std::mem::take(&mut self.running);
+        let retiring = std::mem::take(&mut self.retiring);
         for r in &running {
             r.handle.drain();
         }
         // Close our duplicates of the listening sockets now: while any descriptor stays
         // open the kernel keeps completing handshakes into a backlog nobody accepts, and
         // those clients would hang until exit instead of being refused at once.
-        let handles: Vec<Arc<ListenerHandle>> = running.into_iter().map(|r| r.handle).collect();
-        let waits = handles.iter().map(|h| h.drained(timeout));
+        let handles = running.into_iter().map(|r| r.handle).chain(
+            retiring
+                .into_iter()
+                .filter(|r| !r.task.is_finished())
+                .map(|r| r.handle),
+        );
+        let mut waits = tokio::task::JoinSet::new();
+        for handle in handles {
+            // A removed listener's own drain task may close it earlier, at its own
+            // deadline; whichever comes first applies.
+            waits.spawn(async move {
+                handle
+                    .drained(deadline.saturating_duration_since(Instant::now()))
+                    .await
+            });
+        }
         let mut forced = 0;
-        for w in waits {
-            forced += w.await;
+        while let Some(done) = waits.join_next().await {
+            match done {
+                Ok(n) => forced += n,
+                Err(e) => tracing::error!(error = %e, "listener drain task failed"),
+            }
         }
         forced
     }
@@ -208,6 +300,40 @@ impl Listeners {
             .iter()
             .find(|r| &*r.name == name)
             .map(|r| r.handle.local_addr())
+    }
+}
+
+// === impl Running ===
+
+impl Running {
+    fn key(&self) -> Key<'_> {
+        Key {
+            name: &self.name,
+            protocol: self.protocol,
+            listen: self.listen,
+        }
+    }
+}
+
+// === impl Ready ===
+
+impl Ready {
+    /// Every fallible step between a listening socket and its accept task: our
+    /// duplicate (a descriptor), the runtime registration and the address.
+    fn new(socket: std::net::TcpListener) -> anyhow::Result<Ready> {
+        let ours = socket
+            .try_clone()
+            .context("duplicating the listening socket")?;
+        let local_addr = socket
+            .local_addr()
+            .context("reading the listening socket's address")?;
+        let socket = tokio::net::TcpListener::from_std(socket)
+            .context("registering the listening socket")?;
+        Ok(Ready {
+            socket,
+            ours,
+            local_addr,
+        })
     }
 }
 

@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! SIGHUP  -> read + validate the file off the data path (blocking pool)
-//!         -> build the new table (same Arc<Backend> for kept backends)
 //!         -> read certificates and keys (failure rejects the reload)
-//!         -> bind new listener sockets (failure rejects the reload)
+//!         -> prepare: bind/duplicate/register listener sockets (failure rejects it)
+//!         -- from here nothing can fail --
+//!         -> build the new table (same Arc<Backend> for kept backends)
 //!         -> swap the table -> start/drain listener tasks -> reconcile health tasks
 //!         -> weir_config_reloads_total{result}, config hash for /metrics and /status
-//! SIGTERM -> /healthz 503 -> stop accepting -> wait for in-flight work -> exit 0
+//! SIGTERM -> /healthz 503 -> stop accepting -> wait for in-flight work on every
+//!            listener at once, until one deadline -> exit 0
 //! ```
 //! The data plane never waits on any of this: it only `load()`s the table.
 //!
@@ -114,16 +116,12 @@ impl Server {
         let metrics = Metrics::new().context("registering metrics")?;
         let config_metrics = metrics.config();
         let registry = BackendRegistry::with_metrics(metrics.clone());
+        let listeners = Arc::new(Mutex::new(Listeners::default()));
+        let plan = lock(&listeners).prepare(&config, tls.listeners)?;
         let first = registry.build(Arc::clone(&config), 1);
         weir_proxy::tls::apply_upstream(&first, &tls.upstream);
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
-
-        let listeners = Arc::new(Mutex::new(Listeners::default()));
-        {
-            let mut set = lock(&listeners);
-            let plan = set.prepare(&config, tls.listeners)?;
-            set.commit(plan, &table, config.shutdown_timeout)?;
-        }
+        lock(&listeners).commit(plan, &table, config.shutdown_timeout);
 
         let admin_socket = listeners::bind(config.admin.listen)
             .with_context(|| format!("admin: bind {}", config.admin.listen))?;
@@ -143,6 +141,7 @@ impl Server {
         config_metrics.loaded(&hash);
         let admin_task = tokio::spawn(weir_admin::serve(admin_socket, Arc::clone(&admin)));
         tracing::info!(addr = %admin_addr, "admin listening");
+        warn_if_exposed(admin_addr);
 
         let mut health = HealthChecker::with_transport(Arc::new(crate::tls::ProbeTls));
         health.reconcile(&table.load());
@@ -208,6 +207,7 @@ impl Server {
                     loaded_unix_ms: unix_ms(),
                 });
                 tracing::info!(generation, changes = %changes, hash, "config reloaded");
+                warn_if_exposed(self.admin_addr);
             }
             Err(e) => {
                 self.config_metrics.reload_failed();
@@ -231,14 +231,17 @@ impl Server {
                 "admin.listen changed: the admin server keeps its address until a restart"
             );
         }
+        // Phase one, the last step that can fail: every socket the new listeners need.
+        // Nothing that serves has changed yet, so an error rejects the reload whole.
+        let plan = lock(&self.listeners).prepare(&config, tls.listeners)?;
+        // Phase two cannot fail. Building the table is here, not before, because it
+        // updates the settings of kept backends in place.
         let generation = old.generation() + 1;
         let table = self.registry.build(Arc::clone(&config), generation);
-        let plan = lock(&self.listeners).prepare(&config, tls.listeners)?;
-        // Only now that nothing can fail: kept backends switch their TLS settings.
         weir_proxy::tls::apply_upstream(&table, &tls.upstream);
         let changes = Changes::between(old.config(), &config);
         self.table.store(Arc::new(table));
-        lock(&self.listeners).commit(plan, &self.table, config.shutdown_timeout)?;
+        lock(&self.listeners).commit(plan, &self.table, config.shutdown_timeout);
         let current = self.table.load();
         self.registry.retain(&current);
         self.health.reconcile(&current);
@@ -251,6 +254,9 @@ impl Server {
         int: &mut tokio::signal::unix::Signal,
     ) {
         let timeout = self.table.load().config().shutdown_timeout;
+        // One deadline for every listener, fixed now: draining them one after the other,
+        // each with its own timeout, would take one timeout per busy listener.
+        let deadline = tokio::time::Instant::now() + timeout;
         self.admin.set_draining();
         crate::notify::notify("STOPPING=1");
         tracing::info!(
@@ -259,13 +265,26 @@ impl Server {
         );
         let mut set = std::mem::take(&mut *lock(&self.listeners));
         let forced = tokio::select! {
-            forced = set.drain_all(timeout) => forced,
+            forced = set.drain_all(deadline) => forced,
             _ = term.recv() => { tracing::warn!("second signal: stopping now"); 0 }
             _ = int.recv() => { tracing::warn!("second signal: stopping now"); 0 }
         };
         self.health.shutdown();
         self.admin_task.abort();
         tracing::info!(forced, "shutdown complete");
+    }
+}
+
+/// `/status` shows the topology (and a runtime API would give control): say so when
+/// the admin server is reachable from beyond this host.
+fn warn_if_exposed(addr: SocketAddr) {
+    if !addr.ip().to_canonical().is_loopback() {
+        tracing::warn!(
+            addr = %addr,
+            hint = "anyone who can reach it reads the topology from /status; \
+                    bind admin.listen to loopback or firewall it",
+            "admin listening on a non-loopback address"
+        );
     }
 }
 
