@@ -118,7 +118,14 @@ pub async fn probe(
 ) -> Result<(), ProbeError> {
     let attempt = async {
         match &check.kind {
-            HealthCheckKind::Tcp => connect(backend, transport, ProbeKind::Tcp).await.map(drop),
+            HealthCheckKind::Tcp => {
+                let mut stream = connect(backend, transport, ProbeKind::Tcp).await?;
+                // Over TLS this sends close_notify, so the backend logs an orderly close
+                // rather than a reset at every interval; a failure here is not the
+                // backend's health.
+                let _ = stream.shutdown().await;
+                Ok(())
+            }
             HealthCheckKind::Http {
                 path,
                 host,

@@ -84,7 +84,7 @@ impl Transport for ProbeTls {
             };
             let alpn = match kind {
                 ProbeKind::Http => Alpn::Http1,
-                ProbeKind::Tcp => Alpn::None,
+                ProbeKind::Tcp => Alpn::Handshake,
             };
             let stream = tls.connect_as(backend, stream, alpn).await?;
             Ok(Box::new(stream) as Box<dyn ProbeStream>)

@@ -46,6 +46,8 @@ pub struct UpstreamTls {
     bytes: TlsConnector,
     /// `None`: each backend's own host name.
     server_name: Option<ServerName<'static>>,
+    /// The pool speaks `h2`: a bare handshake ([`Alpn::Handshake`]) must offer it.
+    h2: bool,
     /// The settings this was built from: equal settings keep idle connections.
     config: Arc<UpstreamTlsConfig>,
 }
@@ -120,6 +122,7 @@ impl UpstreamTls {
             http1,
             bytes,
             server_name,
+            h2,
             config: Arc::new(config.clone()),
         })
     }
@@ -152,6 +155,8 @@ impl UpstreamTls {
             Alpn::Pool => &self.connector,
             Alpn::Http1 => &self.http1,
             Alpn::None => &self.bytes,
+            Alpn::Handshake if self.h2 => &self.connector,
+            Alpn::Handshake => &self.bytes,
         };
         let name = match &self.server_name {
             Some(name) => name.clone(),
@@ -169,8 +174,12 @@ pub enum Alpn {
     Pool,
     /// `http/1.1`: HTTP health probes, which speak HTTP/1.1 whatever the pool speaks.
     Http1,
-    /// None: TCP relays and `tcp` health checks.
+    /// None: TCP relays.
     None,
+    /// `tcp` health checks (a bare handshake): `h2` on an `h2` pool, since h2-only
+    /// servers (grpc-go, Go's `crypto/tls` with `NextProtos: ["h2"]`) refuse a client
+    /// offering nothing else; none otherwise, as a TCP relay would.
+    Handshake,
 }
 
 /// The TLS settings [`apply_upstream`] attached to `backend`; `None`: plain TCP.
