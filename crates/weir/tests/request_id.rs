@@ -189,3 +189,28 @@ async fn weirs_own_answers_carry_the_id() {
     );
     assert_eq!(ha.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_carry_the_id_both_ways() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &logged(&[a])).await;
+    let mut client = weir_e2e::H2Client::connect(weir.listener_addr("web"))
+        .await
+        .expect("h2c");
+    let req = http::Request::get("http://app.test/h2")
+        .version(http::Version::HTTP_2)
+        .header("x-request-id", "h2-kept")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = client.send(req).await.expect("GET");
+    assert_eq!(resp.header("x-request-id"), Some("h2-kept"));
+    let resp = client.get("app.test", "/h2").await.expect("GET");
+    let made = resp.header("x-request-id").expect("X-Request-Id");
+    assert!(is_generated(made), "{made}");
+    let seen: Vec<_> = ha
+        .requests()
+        .iter()
+        .map(|r| r.header("x-request-id").map(str::to_owned))
+        .collect();
+    assert_eq!(seen, [Some("h2-kept".to_owned()), Some(made.to_owned())]);
+}

@@ -8,7 +8,8 @@
 //! a bijection, so two requests of one process never share an id; the second half mixes
 //! the same counter with a second seed so ids from different processes do not line up.
 //! The seeds come from std's `RandomState` (OS randomness, once per process). Making one
-//! costs an atomic add, a few multiplications and the header value's one allocation.
+//! costs an atomic add, a few multiplications and the header value's one allocation,
+//! which its copies (to the backend, the client, the access log) share.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +52,9 @@ fn generate() -> HeaderValue {
     let mut buf = [0u8; 32];
     hex(hi, &mut buf[..16]);
     hex(lo, &mut buf[16..]);
-    match HeaderValue::from_bytes(&buf) {
+    // Owned by one refcounted allocation: the copies for the backend, the client and
+    // the access log are reference counts, not more allocations.
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf)) {
         Ok(v) => v,
         // Unreachable: hex digits are valid header bytes. An empty-looking id beats a panic.
         Err(_) => HeaderValue::from_static("0"),

@@ -208,6 +208,9 @@ async fn proxy<'t>(
             pool: Arc::clone(pool.name_arc()),
         };
         tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
+        if let Some(a) = answer.access.as_mut() {
+            a.error = Some(err.to_string());
+        }
         return reply(err.status(), err.reason(pool.name()), id, guard, false);
     };
 
