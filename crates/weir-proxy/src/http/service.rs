@@ -34,6 +34,7 @@ use crate::io::RequestGuard;
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 const KEEP_ALIVE: HeaderValue = HeaderValue::from_static("keep-alive");
+const BAD_BODY: &str = "invalid request body";
 
 /// Answers one client request, and records it: latency and request counters of its
 /// route, and the access-log record when the listener has one.
@@ -226,13 +227,7 @@ async fn proxy<'t>(
         }
         Err(FirstFrame::Invalid(e)) => {
             tracing::debug!(peer = %ctx.peer, error = %e, "invalid request body");
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "invalid request body",
-                id,
-                guard,
-                h1,
-            );
+            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
         }
     };
     headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
@@ -252,13 +247,7 @@ async fn proxy<'t>(
         Err(UpstreamError::Reset { source, .. }) if source.is_user() => {
             // The client's own body failed mid-stream (bad chunk, early close).
             tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "invalid request body",
-                id,
-                guard,
-                h1,
-            );
+            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
         }
         Err(err) => {
             // The detail stays here: the log and the access log get it, the client the
