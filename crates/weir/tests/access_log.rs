@@ -55,6 +55,10 @@ async fn access_lines_are_json_with_every_field() {
         .expect("request");
     let resp = client.send(get).await.expect("GET");
     assert_eq!((resp.status.as_u16(), resp.text()), (200, "a".to_owned()));
+    let get_id = resp
+        .header("x-request-id")
+        .expect("X-Request-Id")
+        .to_owned();
     let post = http::Request::post("/echo")
         .header("host", "app.test:8080")
         .body(Full::new(Bytes::from(vec![b'x'; 1234])))
@@ -76,6 +80,14 @@ async fn access_lines_are_json_with_every_field() {
         assert!(client_addr.ip().is_loopback(), "{line}");
         assert_eq!(field(line, "listener"), "web", "{line}");
         assert_eq!(field(line, "retries"), 0, "{line}");
+        let id = field(line, "request_id")
+            .as_str()
+            .expect("request_id is a string");
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a generated X-Request-Id: {line}"
+        );
+        assert_eq!(field(line, "error"), "-", "{line}");
         let ms = field(line, "duration_ms")
             .as_f64()
             .expect("duration_ms is a number");
@@ -84,6 +96,7 @@ async fn access_lines_are_json_with_every_field() {
     let (get, post, missing) = (&lines[0], &lines[1], &lines[2]);
     let a = a.to_string();
 
+    assert_eq!(field(get, "request_id"), get_id.as_str(), "{get}");
     assert_eq!(field(get, "method"), "GET", "{get}");
     assert_eq!(field(get, "host"), "app.test", "{get}");
     assert_eq!(field(get, "path"), "/hello", "{get}");

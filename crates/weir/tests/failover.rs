@@ -90,7 +90,8 @@ async fn nothing_up_answers_503_at_once_then_recovers() {
     let resp = client::get(weir.listener_addr("web"), "/").await;
     assert_eq!(resp.status, 503, "{}", resp.text());
     assert!(
-        resp.text().starts_with("no backend available"),
+        resp.text()
+            .starts_with("503 Service Unavailable: no backend available in pool \"web\""),
         "503 body should name the cause: {:?}",
         resp.text()
     );

@@ -1,10 +1,11 @@
 //! Header handling through the proxy (RFC 9110 §7.6.1, DESIGN.md §4): hop-by-hop headers
-//! removed both ways, `Host` preserved, `X-Forwarded-For` appended, `-Proto`/`-Host` set.
+//! removed both ways, `Host` preserved, `X-Forwarded-For` appended, `-Proto`/`-Host` set;
+//! the `Host` a backend gets is the one weir routed by, without userinfo (RFC 9112 §3.2).
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use weir_e2e::client::H1Client;
+use weir_e2e::client::{raw, H1Client, H2Client};
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{spawn_backend, Weir};
 
@@ -128,4 +129,89 @@ async fn forwarding_headers_append_client_and_preserve_host() {
     assert_eq!(second.header("host"), Some("other.test"));
     assert_eq!(second.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(second.header("x-forwarded-host"), Some("other.test"));
+}
+
+/// Pools `a` and `b`, routed by host `a.test` and `b.test`.
+fn two_hosts(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
+    format!(
+        "\
+admin:
+  listen: 127.0.0.1:0
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - match: {{ host: a.test }}
+        pool: a
+      - match: {{ host: b.test }}
+        pool: b
+pools:
+  a:
+    backends:
+{}  b:
+    backends:
+{}",
+        backends(&[a]),
+        backends(&[b])
+    )
+}
+
+#[tokio::test]
+async fn userinfo_in_an_absolute_form_target_never_reaches_the_backend() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let req = b"GET http://user:pw@api.test:8080/ui HTTP/1.1\r\nHost: api.test:8080\r\n\
+        Connection: close\r\n\r\n";
+    let resp = raw::exchange(weir.listener_addr("web"), req)
+        .await
+        .expect("answer");
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    let seen = ha.requests().pop().expect("the backend got the request");
+    assert_eq!(seen.path, "/ui");
+    assert_eq!(
+        seen.header("host"),
+        Some("api.test:8080"),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.header("x-forwarded-host"), Some("api.test:8080"));
+    for (name, value) in &seen.headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        assert!(!value.contains("pw"), "{name}: {value} reached the backend");
+    }
+}
+
+#[tokio::test]
+async fn userinfo_in_http2_authority_never_reaches_the_backend() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let mut client = H2Client::connect(weir.listener_addr("web"))
+        .await
+        .expect("h2c");
+    let resp = client.get("user:pw@api.test", "/h2").await.expect("GET");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = ha.requests().pop().expect("the backend got the request");
+    assert_eq!(seen.header("host"), Some("api.test"), "{:?}", seen.headers);
+}
+
+#[tokio::test]
+async fn an_absolute_form_authority_wins_over_host_for_routing_and_forwarding() {
+    let (a, ha) = spawn_backend("a").await;
+    let (b, hb) = spawn_backend("b").await;
+    let weir = Weir::start(WEIR, &two_hosts(a, b)).await;
+    // RFC 9112 §3.2.2: the target's authority, not Host, names the resource.
+    let req = b"GET http://a.test/abs HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n";
+    let resp = raw::exchange(weir.listener_addr("web"), req)
+        .await
+        .expect("answer");
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, "a".to_owned()),
+        "{}",
+        resp.head
+    );
+    assert_eq!(hb.hits(), 0, "routed by Host");
+    let seen = ha.requests().pop().expect("a got the request");
+    assert_eq!(seen.header("host"), Some("a.test"), "{:?}", seen.headers);
+    assert_eq!(seen.header("x-forwarded-host"), Some("a.test"));
 }

@@ -23,7 +23,7 @@ async fn setup() -> (Weir, SocketAddr, BackendHandle) {
 }
 
 /// Sends `bad`, expects `status`, then checks the backend only ever saw the good requests.
-async fn refused_before_the_backend(bad: &[u8], status: u16) {
+async fn refused_before_the_backend(bad: &[u8], status: u16) -> raw::RawResponse {
     let (_weir, addr, backend) = setup().await;
     let resp = raw::exchange(addr, bad)
         .await
@@ -46,6 +46,7 @@ async fn refused_before_the_backend(bad: &[u8], status: u16) {
         ["/before", "/after"],
         "the malformed request reached the backend"
     );
+    resp
 }
 
 #[tokio::test]
@@ -67,6 +68,57 @@ async fn bad_chunk_size_gets_400() {
     let bad = b"POST /smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
         zz\r\nhello\r\n0\r\n\r\n";
     refused_before_the_backend(bad, 400).await;
+}
+
+// Host rules of RFC 9112 §3.2 (issue 8, defect 8): a request that could be routed by
+// one host and served for another is refused.
+
+#[tokio::test]
+async fn two_host_headers_get_400() {
+    let bad = b"GET /smuggle HTTP/1.1\r\nHost: api.test\r\nHost: evil.test\r\n\r\n";
+    let resp = refused_before_the_backend(bad, 400).await;
+    assert!(
+        resp.text().contains("more than one Host"),
+        "{}",
+        resp.text()
+    );
+    assert_eq!(resp.header("connection"), Some("close"), "{}", resp.head);
+}
+
+#[tokio::test]
+async fn two_identical_host_headers_get_400() {
+    let bad = b"GET /smuggle HTTP/1.1\r\nHost: api.test\r\nHost: api.test\r\n\r\n";
+    refused_before_the_backend(bad, 400).await;
+}
+
+#[tokio::test]
+async fn http_1_1_without_host_gets_400() {
+    let resp = refused_before_the_backend(b"GET /smuggle HTTP/1.1\r\n\r\n", 400).await;
+    assert!(resp.text().contains("without Host"), "{}", resp.text());
+}
+
+#[tokio::test]
+async fn a_host_with_userinfo_gets_400() {
+    let bad = b"GET /smuggle HTTP/1.1\r\nHost: user@api.test\r\n\r\n";
+    refused_before_the_backend(bad, 400).await;
+}
+
+#[tokio::test]
+async fn authority_form_outside_connect_gets_400() {
+    let bad = b"GET api.test:80 HTTP/1.1\r\nHost: api.test\r\n\r\n";
+    let resp = refused_before_the_backend(bad, 400).await;
+    assert!(resp.text().contains("authority-form"), "{}", resp.text());
+}
+
+#[tokio::test]
+async fn connect_gets_501_and_what_follows_is_never_read_as_a_request() {
+    // A client may send its tunnel bytes right after the CONNECT head; weir closes, so
+    // they are never parsed as a next request.
+    let bad = b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n\
+        GET /smuggle HTTP/1.1\r\nHost: api.test\r\n\r\n";
+    let resp = refused_before_the_backend(bad, 501).await;
+    assert_eq!(resp.header("connection"), Some("close"), "{}", resp.head);
+    assert!(resp.header("x-request-id").is_some(), "{}", resp.head);
 }
 
 #[tokio::test]

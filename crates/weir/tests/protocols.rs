@@ -118,3 +118,96 @@ async fn h2c_client_requests_are_proxied_and_spread() {
         assert!(r.path.starts_with("/item/"), "{}", r.path);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_keep_alive_requests_are_all_served_on_one_connection() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let mut stream = TcpStream::connect(weir.listener_addr("web"))
+        .await
+        .expect("connect to weir");
+    // Each request must be answered, with `Connection: keep-alive` (else the client
+    // could not know the connection stays open).
+    for path in ["/one", "/two", "/three"] {
+        let req = format!("GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.expect("request");
+        let resp = raw::read_response(&mut stream)
+            .await
+            .unwrap_or_else(|e| panic!("no answer to {path} on the kept-alive connection: {e}"));
+        assert_eq!(
+            (resp.status, resp.text()),
+            (200, "a".to_owned()),
+            "{}",
+            resp.head
+        );
+        assert_eq!(
+            resp.header("connection"),
+            Some("keep-alive"),
+            "{}",
+            resp.head
+        );
+        assert!(resp.head.starts_with("HTTP/1.0 "), "{}", resp.head);
+    }
+    let paths: Vec<String> = ha.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/one", "/two", "/three"]);
+
+    // Without keep-alive, weir says it closes, and does.
+    stream
+        .write_all(b"GET /last HTTP/1.0\r\n\r\n")
+        .await
+        .expect("last request");
+    let last = raw::read_response(&mut stream).await.expect("last answer");
+    assert_eq!(last.header("connection"), Some("close"), "{}", last.head);
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut rest),
+    )
+    .await
+    .expect("weir closes the connection")
+    .expect("clean close");
+    assert_eq!(n, 0, "nothing after the last response");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_response_of_unknown_length_says_close_and_closes() {
+    // A backend answering chunked: HTTP/1.0 has no chunked coding, so weir must end the
+    // body by closing, and say so.
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let backend_addr = backend.local_addr().expect("backend address");
+    tokio::spawn(async move {
+        let Ok((mut conn, _)) = backend.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 65_536 {
+            if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        if conn.write_all(resp).await.is_ok() {
+            // Hold the connection until weir drops it (it may pool it).
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest).await.ok();
+        }
+    });
+    let weir = Weir::start(
+        WEIR,
+        &one_pool("round_robin", &backends(&[backend_addr]), ""),
+    )
+    .await;
+    let req = b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    let resp = raw::exchange(weir.listener_addr("web"), req)
+        .await
+        .expect("answer");
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    assert_eq!(resp.header("connection"), Some("close"), "{}", resp.head);
+    assert!(resp.header("transfer-encoding").is_none(), "{}", resp.head);
+    // raw::read_response reads an unframed body to the end of the connection.
+    assert_eq!(resp.text(), "hello");
+}

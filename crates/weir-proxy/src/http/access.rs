@@ -9,16 +9,20 @@
 //! `--log-format json` gives one JSON object per request with no extra work:
 //!
 //! ```text
-//! client method host path status backend pool listener duration_ms bytes_in bytes_out retries
+//! request_id client method host path status backend pool listener duration_ms bytes_in
+//! bytes_out retries error
 //! ```
-//! `backend` is the address as written in the config, or `-` when weir answered itself;
-//! `host` and `pool` are `-` when unknown. `bytes_in`/`bytes_out` count body bytes.
+//! `request_id` is the `X-Request-Id` the client and the backend saw. `backend` is the
+//! address as written in the config, or `-` when weir answered itself; `host` and `pool`
+//! are `-` when unknown. `bytes_in`/`bytes_out` count body bytes. `error` is why no
+//! backend answered (address and OS error included: the client only got a generic
+//! reason), `-` when one did.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::Method;
+use http::{HeaderValue, Method, Request};
 use tokio::time::Instant;
 
 /// The tracing target of access-log events (filter with `WEIR_LOG=weir::access=off`).
@@ -28,6 +32,7 @@ pub(crate) const TARGET: &str = "weir::access";
 #[derive(Debug)]
 pub(crate) struct Access {
     start: Instant,
+    request_id: HeaderValue,
     client: SocketAddr,
     listener: Arc<str>,
     method: Method,
@@ -37,6 +42,8 @@ pub(crate) struct Access {
     pub(crate) backend: Option<String>,
     pub(crate) status: u16,
     pub(crate) retries: u32,
+    /// The upstream failure weir answered for, in full.
+    pub(crate) error: Option<String>,
     /// Request body bytes sent on: counted by the request body as the backend reads it.
     pub(crate) bytes_in: Arc<AtomicU64>,
     /// Response body bytes handed to the client.
@@ -47,29 +54,30 @@ impl Access {
     /// A record for this request if the listener logs access and the `weir::access`
     /// target is enabled at INFO; `None` (nothing captured) otherwise.
     #[inline]
-    pub(crate) fn begin(
+    pub(crate) fn begin<B>(
         enabled: bool,
         start: Instant,
         client: SocketAddr,
         listener: &Arc<str>,
-        method: &Method,
-        host: Option<&str>,
-        path: &str,
+        request_id: &HeaderValue,
+        req: &Request<B>,
     ) -> Option<Box<Access>> {
         if !enabled || !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
             return None;
         }
         Some(Box::new(Access {
             start,
+            request_id: request_id.clone(),
             client,
             listener: Arc::clone(listener),
-            method: method.clone(),
-            host: host.map(str::to_owned),
-            path: path.to_owned(),
+            method: req.method().clone(),
+            host: super::host::request_host(req.uri(), req.headers()).map(str::to_owned),
+            path: req.uri().path().to_owned(),
             pool: None,
             backend: None,
             status: 0,
             retries: 0,
+            error: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
             bytes_out: 0,
         }))
@@ -81,6 +89,7 @@ impl Drop for Access {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             target: TARGET,
+            request_id = self.request_id.to_str().unwrap_or("-"),
             client = %self.client,
             method = %self.method,
             host = self.host.as_deref().unwrap_or("-"),
@@ -93,6 +102,7 @@ impl Drop for Access {
             bytes_in = self.bytes_in.load(Ordering::Relaxed),
             bytes_out = self.bytes_out,
             retries = self.retries,
+            error = self.error.as_deref().unwrap_or("-"),
             "request"
         );
     }

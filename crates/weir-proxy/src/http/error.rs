@@ -1,9 +1,11 @@
 //! Why a request could not be answered by a backend, and what weir says instead.
 //!
 //! [`UpstreamError`] carries what the caller has to decide on: the status the client
-//! gets, the metric label, and whether another backend may be tried. The text bodies
-//! are short and name the cause, so an operator reading a client's error knows which
-//! pool or backend to look at.
+//! gets, the metric label, and whether another backend may be tried. Its `Display`
+//! names the backend and the OS error: that is for the log and the access log. A
+//! client only gets [`UpstreamError::reason`], which names at most the pool: a backend's
+//! address or a socket error tells an attacker about the network behind weir, and the
+//! request id the client also gets is what finds the detailed log line.
 
 use std::fmt;
 use std::io;
@@ -129,17 +131,18 @@ impl UpstreamError {
         }
     }
 
-    /// The text body the client gets; `pool` names the pool for 502s.
-    pub fn body(&self, pool: &str) -> String {
+    /// The generic reason the client is told; `pool` is the pool's name.
+    pub fn reason(&self, pool: &str) -> String {
         match self {
             UpstreamError::Connect { .. }
             | UpstreamError::ConnectTimeout { .. }
             | UpstreamError::Reset { .. } => {
-                format!("no backend could be reached in pool \"{pool}\": {self}")
+                format!("no backend could be reached in pool \"{pool}\"")
             }
-            UpstreamError::ResponseTimeout { .. } | UpstreamError::NoBackend { .. } => {
-                self.to_string()
+            UpstreamError::ResponseTimeout { .. } => {
+                format!("no response in time from pool \"{pool}\"")
             }
+            UpstreamError::NoBackend { .. } => format!("no backend available in pool \"{pool}\""),
         }
     }
 }
@@ -200,13 +203,14 @@ mod tests {
         assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
         assert!(!timeout.is_retryable(true));
         assert_eq!(
-            timeout.body("web"),
-            "backend 127.0.0.1:1 did not respond within 30s"
+            timeout.reason("web"),
+            "no response in time from pool \"web\""
         );
+        assert!(!connect.reason("web").contains("127.0.0.1"));
         let none = UpstreamError::NoBackend {
             pool: Arc::from("web"),
         };
         assert_eq!(none.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(none.body("web"), "no backend available in pool \"web\"");
+        assert_eq!(none.reason("web"), "no backend available in pool \"web\"");
     }
 }

@@ -3,12 +3,16 @@
 //! A proxy owns hop-by-hop headers: they describe one connection, so they are removed in
 //! both directions, along with every header a `Connection` header names. `Upgrade` and
 //! `Connection: upgrade` survive only on upgrade requests and their 101, which is what
-//! lets WebSockets through. Upstream requests carry `X-Forwarded-For/-Proto/-Host`,
-//! keep the client's `Host`, and use origin-form URIs over HTTP/1.1.
+//! lets WebSockets through. Upstream requests carry `X-Forwarded-For/-Proto/-Host` and
+//! the request's `X-Request-Id`, keep the client's `Host` (see [`super::host`]), and use
+//! origin-form URIs over HTTP/1.1.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{request, Response, Version};
+
+use super::host;
+use super::request_id::X_REQUEST_ID;
 
 const TE_TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
@@ -31,28 +35,6 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 const HTTP: HeaderValue = HeaderValue::from_static("http");
 const HTTPS: HeaderValue = HeaderValue::from_static("https");
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
-
-/// The request's host without port: the URI authority (HTTP/2 `:authority`, or an
-/// absolute-form HTTP/1.1 target, which RFC 9112 §3.2.2 says wins over `Host`), else
-/// the `Host` header.
-pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    if let Some(authority) = uri.authority() {
-        return Some(authority.host());
-    }
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    Some(strip_port(host))
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // IPv6 literal: keep the brackets, drop what follows `]`.
-        return host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
-}
 
 /// Refuses HTTP/1 framing that hyper lets through but that could be read two ways.
 ///
@@ -139,10 +121,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Rewrites a client request head into the one sent to the backend.
 ///
 /// `client_ip` is the peer address, ready-made once per connection; `is_tls` (the client
-/// came over TLS) makes `X-Forwarded-Proto` `https`.
+/// came over TLS) makes `X-Forwarded-Proto` `https`; `request_id` replaces any
+/// `X-Request-Id` the client sent (it is that one when it was valid).
 pub(crate) fn prepare_request(
     parts: &mut request::Parts,
     client_ip: &HeaderValue,
+    request_id: &HeaderValue,
     upgrade: bool,
     is_tls: bool,
 ) {
@@ -168,15 +152,17 @@ pub(crate) fn prepare_request(
     // The client already got its `100 Continue` when weir read the body.
     headers.remove(header::EXPECT);
 
-    // Host: an absolute-form target or HTTP/2 `:authority` wins over any Host header.
+    // Host: an absolute-form target or HTTP/2 `:authority` wins over any Host header,
+    // without its userinfo.
     if let Some(authority) = parts.uri.authority() {
-        match HeaderValue::from_str(authority.as_str()) {
-            Ok(v) => {
+        match host::forwarded(authority) {
+            Some(v) => {
                 headers.insert(header::HOST, v);
             }
-            Err(e) => tracing::debug!(error = %e, "authority is not a valid Host value"),
+            None => tracing::debug!("authority is not a valid Host value"),
         }
     }
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
@@ -269,6 +255,8 @@ pub(crate) fn prepare_response(headers: &mut HeaderMap, switching: bool) {
 mod tests {
     use super::*;
 
+    const ID: HeaderValue = HeaderValue::from_static("req-1");
+
     fn parts(req: http::Request<()>) -> request::Parts {
         req.into_parts().0
     }
@@ -289,7 +277,7 @@ mod tests {
                 .unwrap_or_default(),
         );
         let ip = HeaderValue::from_static("127.0.0.1");
-        prepare_request(&mut p, &ip, false, false);
+        prepare_request(&mut p, &ip, &ID, false, false);
         let h = &p.headers;
         for gone in [
             "connection",
@@ -304,6 +292,7 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "example.com:8080");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
+        assert_eq!(h["x-request-id"], "req-1");
         assert_eq!(p.uri, "/x?y=1");
     }
 
@@ -315,8 +304,7 @@ mod tests {
                 .body(())
                 .unwrap_or_default(),
         );
-        assert_eq!(request_host(&p.uri, &p.headers), Some("api.example.com"));
-        prepare_request(&mut p, &HeaderValue::from_static("::1"), false, false);
+        prepare_request(&mut p, &HeaderValue::from_static("::1"), &ID, false, false);
         assert_eq!(p.headers["host"], "api.example.com");
         assert_eq!(p.uri, "/v1/a");
         assert_eq!(p.version, Version::HTTP_11);
@@ -335,11 +323,23 @@ mod tests {
         };
         let mut p = req();
         assert!(is_upgrade(p.version, &p.headers));
-        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), true, false);
+        prepare_request(
+            &mut p,
+            &HeaderValue::from_static("1.2.3.4"),
+            &ID,
+            true,
+            false,
+        );
         assert_eq!(p.headers["upgrade"], "websocket");
         assert_eq!(p.headers["connection"], "upgrade");
         let mut p = req();
-        prepare_request(&mut p, &HeaderValue::from_static("1.2.3.4"), false, false);
+        prepare_request(
+            &mut p,
+            &HeaderValue::from_static("1.2.3.4"),
+            &ID,
+            false,
+            false,
+        );
         assert!(!p.headers.contains_key("upgrade"));
     }
 
@@ -360,12 +360,5 @@ mod tests {
         h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.append(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
         assert!(check_framing(&h).is_err());
-    }
-
-    #[test]
-    fn ports_are_stripped_from_hosts() {
-        assert_eq!(strip_port("a.example:80"), "a.example");
-        assert_eq!(strip_port("a.example"), "a.example");
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
     }
 }

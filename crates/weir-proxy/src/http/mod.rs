@@ -13,6 +13,8 @@
 //! upstream.rs  per-backend idle pools, connect, send, retry
 //! sender.rs    HTTP/1.1 or shared HTTP/2 backend connections
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
+//! host.rs      which host a request is for; the Host rules (400s)
+//! request_id.rs X-Request-Id: kept or made
 //! smuggling.rs head scanner for Content-Length + Transfer-Encoding
 //! body.rs      request/response bodies and what they release at the end
 //! access.rs    the access log (`weir::access`), one event per request when enabled
@@ -24,6 +26,8 @@ mod access;
 mod body;
 mod error;
 mod headers;
+mod host;
+mod request_id;
 mod sender;
 mod service;
 pub(crate) mod smuggling;

@@ -2,8 +2,11 @@
 //!
 //! Runs once per request on every client connection, so it takes no lock and allocates
 //! only what hyper's types require: the table is an `ArcSwap` load, the pick works on
-//! the snapshot's slices, the backends tried are a stack array. Responses weir writes
-//! itself are short `text/plain` bodies naming the cause.
+//! the snapshot's slices, the backends tried are a stack array. Every request gets an
+//! `X-Request-Id` ([`super::request_id`]) that goes to the backend and back to the client.
+//! Responses weir writes itself are short `text/plain` bodies with the status, a generic
+//! reason and the request id; what went wrong in detail (backend address, OS error) is
+//! logged with the same id, never sent.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +26,15 @@ use weir_telemetry::RouteMetrics;
 use super::access::Access;
 use super::body::{ReqBody, ResBody};
 use super::error::UpstreamError;
+use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::{self, BodySource, Forwarded, Outgoing};
-use super::{headers, upgrade, ConnCtx};
+use super::{headers, host, upgrade, ConnCtx};
 use crate::io::RequestGuard;
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
+const KEEP_ALIVE: HeaderValue = HeaderValue::from_static("keep-alive");
+const BAD_BODY: &str = "invalid request body";
 
 /// Answers one client request, and records it: latency and request counters of its
 /// route, and the access-log record when the listener has one.
@@ -44,39 +50,73 @@ pub(crate) async fn handle(
     let guard = ctx.shared.request_started();
     let version = req.version();
     let h1 = version != Version::HTTP_2;
+    let request_id = request_id::of(req.headers());
+    let wants_keep_alive =
+        version == Version::HTTP_10 && headers::connection_has(req.headers(), "keep-alive");
     let bad_head = h1 && {
         let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
         ctx.shared.is_bad_head(index)
     };
     // A fresh snapshot per request: a reload applies to the next request on a
     // kept-alive connection.
-    let Some(listener) = ctx.table.load().listener(&ctx.listener).map(Arc::clone) else {
-        let msg = "listener is shutting down";
-        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, msg, guard, h1));
+    let listener = ctx.table.load().listener(&ctx.listener).map(Arc::clone);
+    let mut resp = match listener {
+        None => {
+            let msg = "listener is shutting down";
+            reply(StatusCode::SERVICE_UNAVAILABLE, msg, &request_id, guard, h1)
+        }
+        Some(listener) => {
+            let access = Access::begin(
+                listener.access_log(),
+                start,
+                ctx.peer,
+                &ctx.listener,
+                &request_id,
+                &req,
+            );
+            let mut answer = Answer {
+                route: listener.unrouted_metrics(),
+                counted: false,
+                access,
+            };
+            let mut resp = if bad_head {
+                tracing::debug!(peer = %ctx.peer, "refused Transfer-Encoding with Content-Length");
+                let msg = "request has both Transfer-Encoding and Content-Length";
+                reply(StatusCode::BAD_REQUEST, msg, &request_id, guard, h1)
+            } else {
+                proxy(&ctx, &listener, req, &request_id, guard, &mut answer).await
+            };
+            answer.finish(&mut resp, start);
+            resp
+        }
     };
-    let access = Access::begin(
-        listener.access_log(),
-        start,
-        ctx.peer,
-        &ctx.listener,
-        req.method(),
-        headers::request_host(req.uri(), req.headers()),
-        req.uri().path(),
-    );
-    let mut answer = Answer {
-        route: listener.unrouted_metrics(),
-        counted: false,
-        access,
-    };
-    let mut resp = if bad_head {
-        tracing::debug!(peer = %ctx.peer, "refused Transfer-Encoding with Content-Length");
-        let msg = "request has both Transfer-Encoding and Content-Length";
-        reply(StatusCode::BAD_REQUEST, msg, guard, h1)
-    } else {
-        proxy(&ctx, &listener, req, guard, &mut answer).await
-    };
-    answer.finish(&mut resp, start);
+    if version == Version::HTTP_10 {
+        http10_connection(&mut resp, wants_keep_alive);
+    }
+    // Replaces a backend's own id: the client gets the one weir logged.
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
     Ok(resp)
+}
+
+/// Says whether an HTTP/1.0 connection stays open after this response.
+///
+/// hyper keeps an HTTP/1.0 connection only when the response carries `Connection:
+/// keep-alive`, and weir strips the backend's `Connection` as hop-by-hop; without this,
+/// hyper closed after every response and a client that had sent its next request on the
+/// same connection lost it. HTTP/1.0 has no chunked coding, so only a response of known
+/// length can keep the connection; any other ends it, and says so.
+fn http10_connection(resp: &mut Response<ResBody>, wants_keep_alive: bool) {
+    if headers::connection_has(resp.headers(), "close") {
+        return;
+    }
+    let delimited = resp.body().size_hint().exact().is_some()
+        || resp.headers().contains_key(header::CONTENT_LENGTH);
+    let value = if wants_keep_alive && delimited {
+        KEEP_ALIVE
+    } else {
+        CLOSE
+    };
+    resp.headers_mut().insert(header::CONNECTION, value);
 }
 
 /// How a request was answered, for its metrics and access-log record.
@@ -131,6 +171,7 @@ async fn proxy<'t>(
     ctx: &ConnCtx,
     listener: &'t ListenerTable,
     mut req: Request<Incoming>,
+    id: &HeaderValue,
     guard: RequestGuard,
     answer: &mut Answer<'t>,
 ) -> Response<ResBody> {
@@ -139,18 +180,26 @@ async fn proxy<'t>(
     if h1 {
         if let Err(msg) = headers::check_framing(req.headers()) {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
-            return reply(StatusCode::BAD_REQUEST, msg, guard, h1);
+            return reply(StatusCode::BAD_REQUEST, msg, id, guard, h1);
         }
     }
     if req.method() == Method::CONNECT {
+        // weir is a reverse proxy and tunnels nothing on request. 501, not 405: no
+        // resource of weir's supports CONNECT, and 405 would owe an `Allow` list. An
+        // HTTP/1 connection is closed: the client may already be sending tunnel bytes,
+        // which must never be read as a next request.
         let msg = "CONNECT is not supported";
-        return reply(StatusCode::METHOD_NOT_ALLOWED, msg, guard, false);
+        return reply(StatusCode::NOT_IMPLEMENTED, msg, id, guard, h1);
+    }
+    if let Err(msg) = host::check(version, req.uri(), req.headers()) {
+        tracing::debug!(peer = %ctx.peer, reason = msg, "refused request host");
+        return reply(StatusCode::BAD_REQUEST, msg, id, guard, h1);
     }
 
-    let host = headers::request_host(req.uri(), req.headers());
+    let host = host::request_host(req.uri(), req.headers());
     let Some(route) = listener.find_route(host, req.uri().path()) else {
         let msg = "no route for this host and path";
-        return reply(StatusCode::NOT_FOUND, msg, guard, false);
+        return reply(StatusCode::NOT_FOUND, msg, id, guard, false);
     };
     answer.routed(route);
     let pool = route.pool();
@@ -159,8 +208,11 @@ async fn proxy<'t>(
         let err = UpstreamError::NoBackend {
             pool: Arc::clone(pool.name_arc()),
         };
-        tracing::debug!(pool = pool.name(), "no backend up");
-        return reply(err.status(), err.body(pool.name()), guard, false);
+        tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
+        if let Some(a) = answer.access.as_mut() {
+            a.error = Some(err.to_string());
+        }
+        return reply(err.status(), err.reason(pool.name()), id, guard, false);
     };
 
     let upgrade = headers::is_upgrade(version, req.headers());
@@ -171,14 +223,14 @@ async fn proxy<'t>(
         Ok(source) => source,
         Err(FirstFrame::Timeout) => {
             let msg = "request body did not arrive in time";
-            return reply(StatusCode::REQUEST_TIMEOUT, msg, guard, h1);
+            return reply(StatusCode::REQUEST_TIMEOUT, msg, id, guard, h1);
         }
         Err(FirstFrame::Invalid(e)) => {
             tracing::debug!(peer = %ctx.peer, error = %e, "invalid request body");
-            return reply(StatusCode::BAD_REQUEST, "invalid request body", guard, h1);
+            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
         }
     };
-    headers::prepare_request(&mut parts, &ctx.client_ip, upgrade, ctx.is_tls);
+    headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     let out = Outgoing::new(parts.method, parts.uri, parts.headers, source);
 
     let mut retries = 0;
@@ -195,13 +247,24 @@ async fn proxy<'t>(
         Err(UpstreamError::Reset { source, .. }) if source.is_user() => {
             // The client's own body failed mid-stream (bad chunk, early close).
             tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
-            return reply(StatusCode::BAD_REQUEST, "invalid request body", guard, h1);
+            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
         }
         Err(err) => {
-            if let (Some(a), Some(b)) = (answer.access.as_mut(), err.backend()) {
-                a.backend = Some(b.to_owned());
+            // The detail stays here: the log and the access log get it, the client the
+            // status, a generic reason and the id to find this line by.
+            tracing::warn!(
+                request_id = log_id(id),
+                pool = pool.name(),
+                backend = err.backend().unwrap_or("-"),
+                status = err.status().as_u16(),
+                error = %err,
+                "request failed"
+            );
+            if let Some(a) = answer.access.as_mut() {
+                a.backend = err.backend().map(str::to_owned);
+                a.error = Some(err.to_string());
             }
-            return reply(err.status(), err.body(pool.name()), guard, false);
+            return reply(err.status(), err.reason(pool.name()), id, guard, false);
         }
     };
 
@@ -213,7 +276,7 @@ async fn proxy<'t>(
                 "101 without an upgrade request"
             );
             let msg = "backend switched protocols unasked";
-            return reply(StatusCode::BAD_GATEWAY, msg, guard, h1);
+            return reply(StatusCode::BAD_GATEWAY, msg, id, guard, h1);
         };
         answer.backend_answered(in_flight.backend(), response.status());
         let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -280,14 +343,17 @@ async fn read_first_frame(
     })
 }
 
-/// A short text response written by weir. `close` asks an HTTP/1 client to reconnect:
-/// after a framing error the rest of its stream cannot be trusted.
+/// A short text response written by weir: `{status}: {reason}` and the request id, so a
+/// client's error report leads to the log line with the detail. `close` asks an HTTP/1
+/// client to reconnect: after a framing error the rest of its stream cannot be trusted.
 fn reply(
     status: StatusCode,
-    body: impl Into<Bytes>,
+    reason: impl std::fmt::Display,
+    id: &HeaderValue,
     guard: RequestGuard,
     close: bool,
 ) -> Response<ResBody> {
+    let body = format!("{status}: {reason}\nrequest id: {}\n", log_id(id));
     let mut res = Response::new(ResBody::text(body, Some(guard)));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, TEXT);
@@ -295,4 +361,9 @@ fn reply(
         res.headers_mut().insert(header::CONNECTION, CLOSE);
     }
     res
+}
+
+/// The id as text: always valid ASCII (checked, or made by weir).
+fn log_id(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or("-")
 }

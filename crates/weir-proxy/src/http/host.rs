@@ -1,0 +1,188 @@
+//! Which host a request is for, and the `Host` rules of RFC 9112 §3.2.
+//!
+//! The host decides the route, so two readings of it are two routes: a front end that
+//! routes by the first of two `Host` headers while the backend reads the second is how
+//! a request for `evil.test` gets into `api.test`'s pool. weir therefore refuses every
+//! request that could be read two ways (more than one `Host`, an invalid one, an
+//! HTTP/1.1 request with none, an authority-form target outside CONNECT) with 400, and
+//! reads the one it keeps the same way for routing, the access log and the `Host` it
+//! forwards: the URI's authority (absolute form, HTTP/2 `:authority`) when there is one,
+//! as §3.2.2 says, else the `Host` header. Userinfo (`user:pw@`) in an authority is
+//! dropped: it is not part of the host, and forwarding it leaks credentials.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::{Authority, Uri};
+use http::Version;
+
+/// The request's host without port: the URI authority (HTTP/2 `:authority`, or an
+/// absolute-form HTTP/1.1 target, which RFC 9112 §3.2.2 says wins over `Host`), else
+/// the `Host` header.
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if let Some(authority) = uri.authority() {
+        // `Authority::host` already leaves out userinfo and port.
+        return Some(authority.host());
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    Some(strip_port(host))
+}
+
+/// Refuses what RFC 9112 §3.2 answers with 400: more than one `Host`, an invalid `Host`
+/// value, an HTTP/1.1 request without `Host`; and an authority-form target
+/// (`GET api.test:80`), which only CONNECT may use (§3.2.3).
+pub(crate) fn check(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<(), &'static str> {
+    if uri.scheme().is_none() && uri.authority().is_some() {
+        return Err("authority-form request target outside CONNECT");
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err("more than one Host header"),
+        (Some(host), None) if !is_valid_host(host.as_bytes()) => Err("invalid Host header"),
+        (None, _) if version == Version::HTTP_11 => Err("HTTP/1.1 request without Host"),
+        _ => Ok(()),
+    }
+}
+
+/// The `Host` value for a request whose URI has `authority`: host and port, no userinfo.
+pub(crate) fn forwarded(authority: &Authority) -> Option<HeaderValue> {
+    let s = authority.as_str();
+    let host_port = s.rsplit_once('@').map_or(s, |(_, host_port)| host_port);
+    HeaderValue::from_str(host_port).ok()
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // IPv6 literal: keep the brackets, drop what follows `]`.
+        return host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// `uri-host [ ":" port ]` of RFC 3986: a bracketed IP literal or a reg-name (which
+/// covers IPv4), then optional digits. No userinfo, no path, no spaces.
+fn is_valid_host(v: &[u8]) -> bool {
+    let (name_ok, port) = match v.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some(end) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let (literal, after) = rest.split_at(end);
+            let literal_ok =
+                !literal.is_empty() && literal.iter().all(|&b| b == b':' || is_reg_name(b));
+            match after.get(1..).unwrap_or_default() {
+                [] => (literal_ok, &[][..]),
+                [b':', port @ ..] => (literal_ok, port),
+                _ => return false,
+            }
+        }
+        None => match v.iter().rposition(|&b| b == b':') {
+            Some(i) => {
+                let (name, port) = v.split_at(i);
+                (
+                    name.iter().all(|&b| is_reg_name(b)),
+                    port.get(1..).unwrap_or_default(),
+                )
+            }
+            None => (v.iter().all(|&b| is_reg_name(b)), &[][..]),
+        },
+    };
+    name_ok && port.iter().all(u8::is_ascii_digit)
+}
+
+/// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2).
+fn is_reg_name(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(hosts: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for host in hosts {
+            h.append(
+                header::HOST,
+                HeaderValue::from_str(host).expect("test header"),
+            );
+        }
+        h
+    }
+
+    fn check_h1(target: &str, hosts: &[&str]) -> Result<(), &'static str> {
+        check(
+            Version::HTTP_11,
+            &target.parse().expect("test uri"),
+            &headers(hosts),
+        )
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("a.example:80"), "a.example");
+        assert_eq!(strip_port("a.example"), "a.example");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+    }
+
+    #[test]
+    fn one_valid_host_is_required_on_http_1_1() {
+        assert_eq!(check_h1("/", &["api.test"]), Ok(()));
+        assert_eq!(check_h1("/", &["api.test:8080"]), Ok(()));
+        assert_eq!(check_h1("/", &["[::1]:8080"]), Ok(()));
+        assert_eq!(check_h1("/", &["10.0.0.1"]), Ok(()));
+        assert_eq!(check_h1("/", &[""]), Ok(()), "empty Host is allowed");
+        assert!(check_h1("/", &[]).is_err());
+        assert!(check_h1("/", &["api.test", "evil.test"]).is_err());
+        assert!(check_h1("/", &["api.test", "api.test"]).is_err());
+        for bad in [
+            "user@api.test",
+            "api.test/x",
+            "api.test:80x",
+            "a b",
+            "[::1",
+            "[::1]x",
+            "[]",
+        ] {
+            assert!(check_h1("/", &[bad]).is_err(), "{bad}");
+        }
+        let no_host = check(Version::HTTP_10, &Uri::from_static("/"), &HeaderMap::new());
+        assert_eq!(no_host, Ok(()), "HTTP/1.0 needs no Host");
+    }
+
+    #[test]
+    fn authority_form_is_refused() {
+        assert!(check_h1("api.test:80", &["api.test"]).is_err());
+        assert_eq!(check_h1("http://api.test/x", &["other.test"]), Ok(()));
+    }
+
+    #[test]
+    fn userinfo_never_reaches_the_host() {
+        let uri = Uri::from_static("http://user:pw@api.test:8080/x");
+        assert_eq!(request_host(&uri, &HeaderMap::new()), Some("api.test"));
+        let authority = uri.authority().expect("authority");
+        assert_eq!(forwarded(authority).expect("host value"), "api.test:8080");
+        let plain = Uri::from_static("http://api.test/x");
+        let authority = plain.authority().expect("authority");
+        assert_eq!(forwarded(authority).expect("host value"), "api.test");
+    }
+}
