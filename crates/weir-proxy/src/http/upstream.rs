@@ -14,11 +14,13 @@
 //! ([`crate::retry`]): after a connect failure, since nothing left weir; after a reset
 //! only if the request can be replayed (idempotent method, no body or a fully buffered
 //! one); after a 502/503 response, if `retry_on` lists it, for replayable requests (that
-//! response is discarded, its connection closed). A pooled connection the backend closed
-//! between requests hands the request back unsent (`try_send_request`), and it is sent
-//! again on a fresh connection for free. Every attempt's outcome is reported to passive
-//! health checking ([`crate::outlier`]) and to the backend's metrics (response latency
-//! to headers, or the error's kind); each retry is counted in the pool's metrics.
+//! response is discarded, its connection closed). A reset on a reused connection with no
+//! other backend left is retried on a new connection to the same backend, under the same
+//! rules. The only free resend is a request hyper hands back unwritten
+//! (`try_send_request`) because the pooled connection was found closed: it provably never
+//! left weir. Every other attempt's outcome is reported to passive health checking
+//! ([`crate::outlier`]) and to the backend's metrics (response latency to headers, or the
+//! error's kind); each retry is counted in the pool's metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,13 @@ pub(crate) use super::sender::Sender;
 
 /// Idle connections kept per backend; more are closed when they come back.
 const IDLE_PER_BACKEND: usize = 256;
+
+/// Largest read buffer of a backend HTTP/1.1 connection, so the largest response head
+/// and body chunk. hyper's default (~400 KiB) let a client that stops reading hold that
+/// much per connection in the read buffer, and again in the body channel and the client
+/// connection's write queue; with 64 KiB a stalled reader holds a few chunks this size at
+/// most, and back-pressure stops the backend (nginx's `proxy_buffer_size` is 4-8 KiB).
+const UPSTREAM_READ_BUF: usize = 16 * 1024;
 
 /// How long a returned connection may take to become ready again: hyper's connection
 /// task marks it idle just after the body's last frame was handed over.
@@ -197,6 +206,7 @@ where
         return Ok(Sender::H2(sender));
     }
     let (sender, conn) = http1::Builder::new()
+        .max_buf_size(UPSTREAM_READ_BUF)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|source| UpstreamError::Reset {
@@ -315,6 +325,9 @@ pub(crate) async fn forward(
     let mut attempts = 0;
     let mut backend = first;
     let mut pending = None;
+    // The next attempt goes to the same backend on a new connection (see below).
+    let mut fresh = false;
+    let mut reused = false;
     loop {
         if let Some(slot) = tried.get_mut(attempts) {
             *slot = backend;
@@ -328,7 +341,17 @@ pub(crate) async fn forward(
         attempts += 1;
         let in_flight = backend.start_request();
         let sent_at = Instant::now();
-        let err = match attempt(backend, settings, &mut out, &mut pending).await {
+        let result = attempt(
+            backend,
+            settings,
+            &mut out,
+            &mut pending,
+            fresh,
+            &mut reused,
+        )
+        .await;
+        fresh = false;
+        let err = match result {
             Ok((response, sender)) => {
                 if let Some(m) = backend.metrics() {
                     m.observe_response(sent_at.elapsed());
@@ -389,10 +412,21 @@ pub(crate) async fn forward(
             } else {
                 retry::Cost::Budgeted
             };
-            retry::next(pool, tried.get(..attempts).unwrap_or_default(), cost)
+            match retry::next(pool, tried.get(..attempts).unwrap_or_default(), cost) {
+                // A reset on a kept-alive connection is most often the backend closing
+                // it as weir reused it: with no other backend left, a new connection to
+                // the same one is the retry (counted, and paid from the budget).
+                Err(retry::Stop::NoBackend)
+                    if reused && matches!(err, UpstreamError::Reset { .. }) =>
+                {
+                    retry::again(pool).map(|()| backend)
+                }
+                next => next,
+            }
         };
         match next {
             Ok(b) => {
+                fresh = Arc::ptr_eq(b, backend);
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
                     error = %err, next = b.address(), "upstream attempt failed, retrying");
                 backend = b;
@@ -417,21 +451,29 @@ fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
     }
 }
 
-/// One attempt on one backend: an idle connection or a new one, then the response head.
+/// One attempt on one backend: an idle connection (unless `fresh`) or a new one, then
+/// the response head. `reused` is set when the attempt went out on a pooled connection.
+///
+/// The one free resend: a pooled connection that hyper finds closed before it started
+/// writing hands the request back (`take_message`), and it goes again on a fresh
+/// connection. Anything else, a reset after the request left weir included, is the
+/// caller's to count and to retry only as `retry_on` allows.
 async fn attempt(
     backend: &Backend,
     settings: &PoolSettings,
     out: &mut Outgoing,
     pending: &mut Option<Request<ReqBody>>,
+    fresh: bool,
+    reused: &mut bool,
 ) -> Result<(Response<Incoming>, Sender), UpstreamError> {
-    let mut fresh_only = false;
+    let mut fresh_only = fresh;
     loop {
         let pooled = if fresh_only {
             None
         } else {
             checkout(backend).await
         };
-        let reused = pooled.is_some();
+        *reused = pooled.is_some();
         let mut sender = match pooled {
             Some(s) => s,
             None => connect(backend, settings.connect_timeout).await?,
@@ -459,15 +501,14 @@ async fn attempt(
         };
         let unsent = err.take_message();
         let request_sent = unsent.is_none();
-        if reused && (unsent.is_some() || out.replayable) {
-            // The backend closed a kept-alive connection as we used it: that says
-            // nothing about its health. Go again on a fresh connection to it.
+        *pending = unsent;
+        if *reused && !request_sent {
+            // The backend closed a kept-alive connection before weir wrote a byte of
+            // this request on it: that says nothing about its health.
             tracing::debug!(backend = backend.address(), error = %err.error(), "pooled connection closed, reconnecting");
-            *pending = unsent;
             fresh_only = true;
             continue;
         }
-        *pending = unsent;
         return Err(UpstreamError::Reset {
             backend: Arc::from(backend.address()),
             source: err.into_error(),
