@@ -351,6 +351,16 @@ pub(crate) async fn forward(
         )
         .await;
         fresh = false;
+        let result = result.and_then(|(response, sender)| {
+            match super::headers::check_response_framing(response.headers()) {
+                Ok(()) => Ok((response, sender)),
+                // Dropping the response and its sender closes the connection.
+                Err(reason) => Err(UpstreamError::InvalidResponse {
+                    backend: Arc::from(backend.address()),
+                    reason,
+                }),
+            }
+        });
         let err = match result {
             Ok((response, sender)) => {
                 if let Some(m) = backend.metrics() {
@@ -447,7 +457,9 @@ fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
             UpstreamErrorKind::Connect
         }
         UpstreamError::ResponseTimeout { .. } => UpstreamErrorKind::Timeout,
-        UpstreamError::Reset { .. } | UpstreamError::NoBackend { .. } => UpstreamErrorKind::Reset,
+        UpstreamError::Reset { .. }
+        | UpstreamError::InvalidResponse { .. }
+        | UpstreamError::NoBackend { .. } => UpstreamErrorKind::Reset,
     }
 }
 
