@@ -173,13 +173,14 @@ impl Conn {
 
 /// weir in front of a raw backend answering `/bad` with `bad` (closing after it when
 /// `close`) and anything else with `next`.
-async fn setup(bad: &'static [u8], close: bool) -> (Weir, SocketAddr, RawBackend) {
+async fn setup(bad: &[u8], close: bool) -> (Weir, SocketAddr, RawBackend) {
+    let bad = bad.to_vec();
     let (addr, backend) = spawn_raw_backend(move |r: &RawRequest| {
         if r.head.contains(" /bad ") {
             if close {
-                RawAction::WriteClose(bad.to_vec())
+                RawAction::WriteClose(bad.clone())
             } else {
-                RawAction::Write(bad.to_vec())
+                RawAction::Write(bad.clone())
             }
         } else {
             RawAction::Write(NEXT.to_vec())
@@ -366,5 +367,20 @@ async fn bytes_after_a_content_length_body_are_not_the_next_response() {
     let (_weir, listen, backend) = setup(bad, false).await;
     let r = bad_then_next(listen, "GET").await;
     assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+    next_on_a_new_connection(&backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_head_over_16_kib_gets_502() {
+    let head = |n: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 2\r\n\r\nok",
+            "a".repeat(n)
+        )
+    };
+    let (_weir, listen, _backend) = setup(head(12 * 1024).as_bytes(), false).await;
+    assert_eq!(bad_then_next(listen, "GET").await.status, 200);
+    let (_weir, listen, backend) = setup(head(20 * 1024).as_bytes(), false).await;
+    assert_eq!(bad_then_next(listen, "GET").await.status, 502);
     next_on_a_new_connection(&backend);
 }
