@@ -53,6 +53,17 @@ const IDLE_PER_BACKEND: usize = 256;
 /// most, and back-pressure stops the backend (nginx's `proxy_buffer_size` is 4-8 KiB).
 const UPSTREAM_READ_BUF: usize = 16 * 1024;
 
+/// Flow-control window of one stream on a shared HTTP/2 backend connection: what a
+/// client that stops reading can make weir hold for it (hyper's default is 2 MiB).
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+
+/// The shared connection's window: data held for stalled streams counts against it
+/// until their clients read it, so it must cover every stream a backend allows at once
+/// (250 × 64 KiB; Go's servers allow 250, nginx 128, hyper 200), or a few stalled
+/// clients would stall every other response from that backend (with hyper's defaults,
+/// 2 MiB per stream in 5 MiB, three of them did).
+const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
 /// How long a returned connection may take to become ready again: hyper's connection
 /// task marks it idle just after the body's last frame was handed over.
 const READY_GRACE: Duration = Duration::from_millis(100);
@@ -190,6 +201,8 @@ where
     {
         let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
             .handshake(TokioIo::new(io))
             .await
             .map_err(|source| UpstreamError::Reset {
