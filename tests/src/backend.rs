@@ -19,6 +19,7 @@
 //! [`BackendHandle::kill`] stops accepting *and* closes open connections, so the port then
 //! refuses, as a crashed process's would.
 
+mod raw;
 mod server;
 mod sink;
 
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+pub use raw::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
 pub use sink::{spawn_tcp_sink, TcpSink};
 
 /// One request as the backend received it.

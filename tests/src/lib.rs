@@ -5,8 +5,9 @@
 //! pieces every such test needs:
 //!
 //! - [`backend`]: in-process HTTP/1.1 backends that name themselves, record what reached
-//!   them, and can be slowed, failed, held or killed ([`spawn_backend`]), plus a raw TCP
-//!   sink that only records whether any byte arrived ([`spawn_tcp_sink`]).
+//!   them, and can be slowed, failed, held or killed ([`spawn_backend`]), a raw TCP
+//!   sink that only records whether any byte arrived ([`spawn_tcp_sink`]), and a
+//!   scripted raw backend writing exact bytes ([`backend::spawn_raw_backend`]).
 //! - [`process`]: a `weir` child process with its config in a temp dir, its JSON log lines
 //!   collected for waiting on events ([`Weir`]), and `weir check` ([`check_config`]).
 //! - [`client`]: small HTTP/1.1 (keep-alive), h2c and raw-socket clients.

@@ -79,3 +79,18 @@ pub(crate) fn next<'p>(
     }
     Ok(next)
 }
+
+/// Whether the budget allows one more attempt on the backend just tried (a new
+/// connection after a reset on a reused one, when no other backend is left).
+pub(crate) fn again(pool: &Pool) -> Result<(), Stop> {
+    if pool
+        .shared()
+        .retry_budget()
+        .try_retry(&pool.settings().retry_budget)
+    {
+        Ok(())
+    } else {
+        tracing::debug!(pool = pool.name(), "retry budget exhausted, not retrying");
+        Err(Stop::Budget)
+    }
+}

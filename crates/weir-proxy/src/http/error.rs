@@ -54,6 +54,15 @@ pub enum UpstreamError {
         /// The pool's response timeout.
         timeout: Duration,
     },
+    /// The backend answered with framing weir cannot pass on faithfully (see
+    /// `headers::check_response_framing`); its connection is closed.
+    #[error("backend {backend} sent an unforwardable response: {reason}")]
+    InvalidResponse {
+        /// The backend's address as written in the config.
+        backend: Arc<str>,
+        /// What was wrong with the response head.
+        reason: &'static str,
+    },
     /// Every backend of the pool is down.
     #[error("no backend available in pool \"{pool}\"")]
     NoBackend {
@@ -72,6 +81,7 @@ impl UpstreamError {
             | UpstreamError::ConnectTimeout { .. }
             | UpstreamError::Reset { .. } => StatusCode::BAD_GATEWAY,
             UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::InvalidResponse { .. } => StatusCode::BAD_GATEWAY,
             UpstreamError::NoBackend { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -82,6 +92,8 @@ impl UpstreamError {
             UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => "connect",
             UpstreamError::ResponseTimeout { .. } => "timeout",
             UpstreamError::Reset { .. } | UpstreamError::NoBackend { .. } => "reset",
+            // A malformed response is counted with the connection failures it resembles.
+            UpstreamError::InvalidResponse { .. } => "reset",
         }
     }
 
@@ -104,6 +116,9 @@ impl UpstreamError {
             }
             UpstreamError::Reset { request_sent, .. } => on.reset && (!request_sent || replayable),
             UpstreamError::ResponseTimeout { .. } | UpstreamError::NoBackend { .. } => false,
+            // The backend answered: asking again would replay the request for an answer
+            // of the same kind.
+            UpstreamError::InvalidResponse { .. } => false,
         }
     }
 
@@ -115,6 +130,7 @@ impl UpstreamError {
             UpstreamError::Connect { .. }
             | UpstreamError::ConnectTimeout { .. }
             | UpstreamError::ResponseTimeout { .. } => true,
+            UpstreamError::InvalidResponse { .. } => true,
             UpstreamError::Reset { source, .. } => !source.is_user(),
             UpstreamError::NoBackend { .. } => false,
         }
@@ -127,6 +143,7 @@ impl UpstreamError {
             | UpstreamError::ConnectTimeout { backend, .. }
             | UpstreamError::Reset { backend, .. }
             | UpstreamError::ResponseTimeout { backend, .. } => Some(backend),
+            UpstreamError::InvalidResponse { backend, .. } => Some(backend),
             UpstreamError::NoBackend { .. } => None,
         }
     }
@@ -141,6 +158,9 @@ impl UpstreamError {
             }
             UpstreamError::ResponseTimeout { .. } => {
                 format!("no response in time from pool \"{pool}\"")
+            }
+            UpstreamError::InvalidResponse { .. } => {
+                format!("invalid response from a backend in pool \"{pool}\"")
             }
             UpstreamError::NoBackend { .. } => format!("no backend available in pool \"{pool}\""),
         }

@@ -224,13 +224,42 @@ fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether the backend will keep this connection open after the response.
+/// Whether the backend will keep this connection open after the response, and weir
+/// trusts it to: a response that carried both `Transfer-Encoding` and `Content-Length`
+/// (RFC 9112 §6.3: a sign of smuggling or a broken backend) costs its connection.
 pub(crate) fn response_keeps_alive<B>(resp: &Response<B>) -> bool {
-    resp.version() == Version::HTTP_11 && !connection_has(resp.headers(), "close")
+    let headers = resp.headers();
+    resp.version() == Version::HTTP_11
+        && !connection_has(headers, "close")
+        && !(headers.contains_key(header::TRANSFER_ENCODING)
+            && headers.contains_key(header::CONTENT_LENGTH))
+}
+
+/// Refuses a backend response whose body weir cannot pass on faithfully: one with a
+/// `Transfer-Encoding` other than a single `chunked`. weir never forwards a `TE` other
+/// than `trailers`, so a backend may not apply any other transfer coding (RFC 9110
+/// §10.1.4); hyper would read such a body to the connection's end and hand over the coded
+/// bytes, and the client would take them for the content. (Differing or invalid
+/// `Content-Length`s hyper refuses itself: the attempt fails and its connection closes.)
+pub(crate) fn check_response_framing(headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (te.next(), te.next()) {
+        (None, _) => Ok(()),
+        (Some(v), None) if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err("Transfer-Encoding other than a single chunked"),
+    }
 }
 
 /// Rewrites a backend response head for the client; a 101 keeps its upgrade headers.
+///
+/// A chunked response that also carries `Content-Length` is forwarded as chunked, its
+/// `Content-Length` removed, as RFC 9112 §6.3 asks of an intermediary that forwards it
+/// (and HAProxy does): hyper read it as chunked, and the backend's length would make
+/// weir's side cut the body short on a connection that stays open.
 pub(crate) fn prepare_response(headers: &mut HeaderMap, switching: bool) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     let upgrade_value = if switching {
         headers.get(header::UPGRADE).cloned()
     } else {
@@ -360,5 +389,32 @@ mod tests {
         h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.append(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
         assert!(check_framing(&h).is_err());
+    }
+
+    #[test]
+    fn responses_are_forwarded_chunked_or_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert!(check_response_framing(&h).is_ok());
+        let resp = Response::builder()
+            .header("content-length", "2")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap_or_default();
+        assert!(
+            !response_keeps_alive(&resp),
+            "a CL + TE backend keeps its connection"
+        );
+        prepare_response(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        for te in ["gzip", "gzip, chunked", "chunked, gzip"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static(te));
+            assert!(check_response_framing(&h).is_err(), "{te}");
+        }
     }
 }

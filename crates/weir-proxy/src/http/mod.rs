@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! service.rs   route, pick, first body frame, retries, response wrapping
-//! upstream.rs  per-backend idle pools, connect, send, retry
+//! upstream.rs  per-backend idle pools, connect, handshakes
+//! forward.rs   attempts, retries, what each attempt reports
 //! sender.rs    HTTP/1.1 or shared HTTP/2 backend connections
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
 //! host.rs      which host a request is for; the Host rules (400s)
@@ -25,6 +26,7 @@
 mod access;
 mod body;
 mod error;
+mod forward;
 mod headers;
 mod host;
 mod request_id;

@@ -1,4 +1,4 @@
-//! Connections to backends: per-backend idle pools, connecting, sending, retrying.
+//! Connections to backends: per-backend idle pools, connecting, handshakes.
 //!
 //! Each backend keeps its idle HTTP/1.1 keep-alive connections in its own lock-free
 //! queue ([`UpstreamPool`], stored in the backend's extension slot), so concurrent
@@ -7,42 +7,46 @@
 //! body has been read to its end, the connection goes back (see [`super::body`]). A
 //! pool with `upstream_protocol: h2` shares one HTTP/2 connection per backend instead
 //! ([`super::sender`]); a pool with `tls` runs the TLS handshake after the TCP connect,
-//! within the same connect timeout ([`crate::tls::UpstreamTls`]).
-//!
-//! Retries follow the pool's `retries` and `retry_on` on *other* backends
-//! (`Pool::pick_excluding`), each one taken from the pool's retry budget
-//! ([`crate::retry`]): after a connect failure, since nothing left weir; after a reset
-//! only if the request can be replayed (idempotent method, no body or a fully buffered
-//! one); after a 502/503 response, if `retry_on` lists it, for replayable requests (that
-//! response is discarded, its connection closed). A pooled connection the backend closed
-//! between requests hands the request back unsent (`try_send_request`), and it is sent
-//! again on a fresh connection for free. Every attempt's outcome is reported to passive
-//! health checking ([`crate::outlier`]) and to the backend's metrics (response latency
-//! to headers, or the error's kind); each retry is counted in the pool's metrics.
+//! within the same connect timeout ([`crate::tls::UpstreamTls`]). Sending a request and
+//! retrying it is [`super::forward`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use weir_telemetry::UpstreamErrorKind;
-
-use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
+use tokio::time::Instant;
+use weir_balance::Backend;
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
-use crate::{outlier, retry};
 
+pub(crate) use super::forward::{forward, BodySource, Forwarded, Outgoing};
 pub(crate) use super::sender::Sender;
 
 /// Idle connections kept per backend; more are closed when they come back.
 const IDLE_PER_BACKEND: usize = 256;
+
+/// Largest read buffer of a backend HTTP/1.1 connection, so the largest response head
+/// and body chunk. hyper's default (~400 KiB) let a client that stops reading hold that
+/// much in the read buffer, again in the body channel and again in the client
+/// connection's write queue (~1.1 MB per stalled client); at 16 KiB (HAProxy's
+/// `tune.bufsize`) a stalled reader holds a few chunks this size beside the client
+/// side's 64 KiB write buffer, and back-pressure stops the backend.
+const UPSTREAM_READ_BUF: usize = 16 * 1024;
+
+/// Flow-control window of one stream on a shared HTTP/2 backend connection: what a
+/// client that stops reading can make weir hold for it (hyper's default is 2 MiB).
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+
+/// The shared connection's window: data held for stalled streams counts against it
+/// until their clients read it, so it must cover every stream a backend allows at once
+/// (250 × 64 KiB; Go's servers allow 250, nginx 128, hyper 200), or a few stalled
+/// clients would stall every other response from that backend (with hyper's defaults,
+/// 2 MiB per stream in 5 MiB, three of them did).
+const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// How long a returned connection may take to become ready again: hyper's connection
 /// task marks it idle just after the body's last frame was handed over.
@@ -101,7 +105,7 @@ pub(crate) fn give_back(backend: &Backend, sender: Sender) {
 }
 
 /// Takes a live idle connection to `backend`, if it has one.
-async fn checkout(backend: &Backend) -> Option<Sender> {
+pub(super) async fn checkout(backend: &Backend) -> Option<Sender> {
     let pool = backend.extension::<UpstreamPool>()?;
     if pool.h2.load(std::sync::atomic::Ordering::Relaxed) {
         return pool
@@ -127,7 +131,7 @@ async fn checkout(backend: &Backend) -> Option<Sender> {
 }
 
 /// Opens a new HTTP/1.1 connection to `backend` within `timeout`.
-async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, UpstreamError> {
+pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, UpstreamError> {
     let addr = backend.addr();
     // The TLS handshake, if any, shares the connect timeout.
     let deadline = Instant::now() + timeout;
@@ -149,10 +153,7 @@ async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, Upstrea
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(backend = %addr, error = %e, "TCP_NODELAY failed");
     }
-    let tls = backend
-        .extension::<UpstreamPool>()
-        .and_then(|p| p.tls.load_full());
-    let Some(tls) = tls else {
+    let Some(tls) = crate::tls::backend_tls(backend) else {
         return handshake(backend, stream).await;
     };
     match tokio::time::timeout_at(deadline, tls.connect(backend, stream)).await {
@@ -181,6 +182,8 @@ where
     {
         let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
             .handshake(TokioIo::new(io))
             .await
             .map_err(|source| UpstreamError::Reset {
@@ -197,6 +200,7 @@ where
         return Ok(Sender::H2(sender));
     }
     let (sender, conn) = http1::Builder::new()
+        .max_buf_size(UPSTREAM_READ_BUF)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|source| UpstreamError::Reset {
@@ -210,268 +214,4 @@ where
         }
     });
     Ok(Sender::H1(sender))
-}
-
-/// A request ready to go upstream, rebuildable for retries when it is replayable.
-#[derive(Debug)]
-pub(crate) struct Outgoing {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: BodySource,
-    replayable: bool,
-    /// The body is streamed from the client (not held whole by weir).
-    streaming: bool,
-}
-
-#[derive(Debug)]
-pub(crate) enum BodySource {
-    Empty,
-    Buffered {
-        data: Bytes,
-        trailers: Option<HeaderMap>,
-    },
-    /// Sent at most once; `None` once taken.
-    Streaming(Option<ReqBody>),
-}
-
-impl Outgoing {
-    /// A prepared head and body. Idempotent methods with a body that can be sent
-    /// again are replayable after a reset.
-    pub(crate) fn new(method: Method, uri: Uri, headers: HeaderMap, body: BodySource) -> Self {
-        let idempotent = matches!(
-            method,
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
-        );
-        let streaming = matches!(body, BodySource::Streaming(_));
-        let replayable = idempotent && !streaming;
-        Outgoing {
-            method,
-            uri,
-            headers,
-            body,
-            replayable,
-            streaming,
-        }
-    }
-
-    /// Builds the request for one attempt; a replayable request keeps its parts (the
-    /// header map is cloned), any other hands them over since it is sent only once.
-    fn build(&mut self) -> Request<ReqBody> {
-        let body = match &mut self.body {
-            BodySource::Empty => ReqBody::Empty,
-            BodySource::Buffered { data, trailers } => ReqBody::Buffered {
-                data: (!data.is_empty()).then(|| data.clone()),
-                trailers: trailers.clone(),
-            },
-            BodySource::Streaming(body) => {
-                debug_assert!(body.is_some(), "a streaming body is never sent twice");
-                body.take().unwrap_or(ReqBody::Empty)
-            }
-        };
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.version_mut() = Version::HTTP_11;
-        if self.replayable {
-            *req.uri_mut() = self.uri.clone();
-            *req.headers_mut() = self.headers.clone();
-        } else {
-            *req.uri_mut() = std::mem::take(&mut self.uri);
-            *req.headers_mut() = std::mem::take(&mut self.headers);
-        }
-        req
-    }
-}
-
-/// A backend's response head and what its body must release.
-#[derive(Debug)]
-pub(crate) struct Forwarded {
-    pub(crate) response: Response<Incoming>,
-    pub(crate) sender: Sender,
-    pub(crate) in_flight: InFlight,
-}
-
-/// Sends `out` to `first`, retrying on other backends of `pool` as its settings and
-/// retry budget allow. `retries` is set to the number of further attempts made.
-///
-/// # Errors
-///
-/// The last attempt's error once no attempt may follow.
-pub(crate) async fn forward(
-    pool: &Pool,
-    first: &Arc<Backend>,
-    mut out: Outgoing,
-    retries: &mut u32,
-) -> Result<Forwarded, UpstreamError> {
-    let settings = pool.settings();
-    let max_attempts = retry::max_attempts(settings);
-    retry::record_request(pool);
-    let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
-    let mut attempts = 0;
-    let mut backend = first;
-    let mut pending = None;
-    loop {
-        if let Some(slot) = tried.get_mut(attempts) {
-            *slot = backend;
-        }
-        if attempts > 0 {
-            *retries += 1;
-            if let Some(m) = pool.metrics() {
-                m.retry();
-            }
-        }
-        attempts += 1;
-        let in_flight = backend.start_request();
-        let sent_at = Instant::now();
-        let err = match attempt(backend, settings, &mut out, &mut pending).await {
-            Ok((response, sender)) => {
-                if let Some(m) = backend.metrics() {
-                    m.observe_response(sent_at.elapsed());
-                }
-                outlier::success(pool, backend);
-                let status = response.status();
-                let retry_status = settings.retry_on.status(status.as_u16())
-                    && out.replayable
-                    && attempts < max_attempts;
-                if retry_status {
-                    if let Ok(next) = retry::next(
-                        pool,
-                        tried.get(..attempts).unwrap_or_default(),
-                        retry::Cost::Budgeted,
-                    ) {
-                        tracing::debug!(
-                            pool = pool.name(),
-                            backend = backend.address(),
-                            status = status.as_u16(),
-                            next = next.address(),
-                            "backend answered a retryable status, retrying"
-                        );
-                        // Dropping the response and its connection discards the body.
-                        drop((response, sender, in_flight));
-                        backend = next;
-                        continue;
-                    }
-                }
-                return Ok(Forwarded {
-                    response,
-                    sender,
-                    in_flight,
-                });
-            }
-            Err(err) => err,
-        };
-        drop(in_flight);
-        if err.counts_against_backend() {
-            if let Some(m) = backend.metrics() {
-                m.upstream_error(error_kind(&err));
-            }
-            // The response timer also runs while hyper is still writing the client's
-            // body: a client that stalls its upload would otherwise make a healthy
-            // backend time out, and a few such clients could get it ejected.
-            let client_may_be_slow =
-                out.streaming && matches!(err, UpstreamError::ResponseTimeout { .. });
-            if !client_may_be_slow {
-                outlier::failure(pool, backend, &err);
-            }
-        }
-        let next = if !err.is_retryable_on(out.replayable, &settings.retry_on) {
-            Err(retry::Stop::NotRetryable)
-        } else if attempts >= max_attempts {
-            Err(retry::Stop::Attempts)
-        } else {
-            let cost = if err.kind() == "connect" {
-                retry::Cost::Free
-            } else {
-                retry::Cost::Budgeted
-            };
-            retry::next(pool, tried.get(..attempts).unwrap_or_default(), cost)
-        };
-        match next {
-            Ok(b) => {
-                tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
-                    error = %err, next = b.address(), "upstream attempt failed, retrying");
-                backend = b;
-            }
-            Err(stop) => {
-                tracing::warn!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
-                    error = %err, attempts, stop = stop.as_str(), "upstream request failed");
-                return Err(err);
-            }
-        }
-    }
-}
-
-/// The `kind` label of `weir_upstream_errors_total` for a failed attempt.
-fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
-    match err {
-        UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => {
-            UpstreamErrorKind::Connect
-        }
-        UpstreamError::ResponseTimeout { .. } => UpstreamErrorKind::Timeout,
-        UpstreamError::Reset { .. } | UpstreamError::NoBackend { .. } => UpstreamErrorKind::Reset,
-    }
-}
-
-/// One attempt on one backend: an idle connection or a new one, then the response head.
-async fn attempt(
-    backend: &Backend,
-    settings: &PoolSettings,
-    out: &mut Outgoing,
-    pending: &mut Option<Request<ReqBody>>,
-) -> Result<(Response<Incoming>, Sender), UpstreamError> {
-    let mut fresh_only = false;
-    loop {
-        let pooled = if fresh_only {
-            None
-        } else {
-            checkout(backend).await
-        };
-        let reused = pooled.is_some();
-        let mut sender = match pooled {
-            Some(s) => s,
-            None => connect(backend, settings.connect_timeout).await?,
-        };
-        let mut req = match pending.take() {
-            Some(req) => req,
-            None => out.build(),
-        };
-        if sender.is_h2() {
-            let tls = backend
-                .extension::<UpstreamPool>()
-                .is_some_and(|p| p.tls.load().is_some());
-            super::sender::to_h2(&mut req, tls);
-        }
-        let sent = sender.try_send_request(req);
-        let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
-            Ok(Ok(response)) => return Ok((response, sender)),
-            Ok(Err(err)) => err,
-            Err(_) => {
-                return Err(UpstreamError::ResponseTimeout {
-                    backend: Arc::from(backend.address()),
-                    timeout: settings.response_timeout,
-                })
-            }
-        };
-        let unsent = err.take_message();
-        let request_sent = unsent.is_none();
-        if reused && (unsent.is_some() || out.replayable) {
-            // The backend closed a kept-alive connection as we used it: that says
-            // nothing about its health. Go again on a fresh connection to it.
-            tracing::debug!(backend = backend.address(), error = %err.error(), "pooled connection closed, reconnecting");
-            *pending = unsent;
-            fresh_only = true;
-            continue;
-        }
-        *pending = unsent;
-        return Err(UpstreamError::Reset {
-            backend: Arc::from(backend.address()),
-            source: err.into_error(),
-            request_sent,
-        });
-    }
 }

@@ -139,7 +139,10 @@ pub(crate) async fn accept(
     let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream));
     tokio::select! {
         r = handshake => match r {
-            Ok(Ok(stream)) => {
+            Ok(Ok(mut stream)) => {
+                // rustls queues up to 64 KiB of records for a client that does not read;
+                // 16 KiB (one record) keeps back-pressure close to the backend.
+                stream.get_mut().1.set_buffer_limit(Some(16 * 1024));
                 let (_, conn) = stream.get_ref();
                 tracing::debug!(
                     sni = conn.server_name(),

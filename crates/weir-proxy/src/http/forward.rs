@@ -1,0 +1,337 @@
+//! Sending a request to a backend and retrying it: attempts, what each one reports.
+//!
+//! Retries follow the pool's `retries` and `retry_on` on *other* backends
+//! (`Pool::pick_excluding`), each one taken from the pool's retry budget
+//! ([`crate::retry`]): after a connect failure, since nothing left weir; after a reset
+//! only if the request can be replayed (idempotent method, no body or a fully buffered
+//! one); after a 502/503 response, if `retry_on` lists it, for replayable requests (that
+//! response is discarded, its connection closed). A reset on a reused connection with no
+//! other backend left is retried on a new connection to the same backend, under the same
+//! rules. The only free resend is a request hyper hands back unwritten
+//! (`try_send_request`) because the pooled connection was found closed: it provably never
+//! left weir. Every other attempt's outcome is reported to passive health checking
+//! ([`crate::outlier`]) and to the backend's metrics (response latency to headers, or the
+//! error's kind); each retry is counted in the pool's metrics. A response whose framing
+//! cannot be forwarded faithfully is refused here too (`InvalidResponse`, `502`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
+use weir_telemetry::UpstreamErrorKind;
+
+use super::body::ReqBody;
+use super::error::UpstreamError;
+use super::upstream::{checkout, connect, Sender, UpstreamPool};
+use crate::{outlier, retry};
+
+/// A request ready to go upstream, rebuildable for retries when it is replayable.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: BodySource,
+    replayable: bool,
+    /// The body is streamed from the client (not held whole by weir).
+    streaming: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum BodySource {
+    Empty,
+    Buffered {
+        data: Bytes,
+        trailers: Option<HeaderMap>,
+    },
+    /// Sent at most once; `None` once taken.
+    Streaming(Option<ReqBody>),
+}
+
+impl Outgoing {
+    /// A prepared head and body. Idempotent methods with a body that can be sent
+    /// again are replayable after a reset.
+    pub(crate) fn new(method: Method, uri: Uri, headers: HeaderMap, body: BodySource) -> Self {
+        let idempotent = matches!(
+            method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        let streaming = matches!(body, BodySource::Streaming(_));
+        let replayable = idempotent && !streaming;
+        Outgoing {
+            method,
+            uri,
+            headers,
+            body,
+            replayable,
+            streaming,
+        }
+    }
+
+    /// Builds the request for one attempt; a replayable request keeps its parts (the
+    /// header map is cloned), any other hands them over since it is sent only once.
+    fn build(&mut self) -> Request<ReqBody> {
+        let body = match &mut self.body {
+            BodySource::Empty => ReqBody::Empty,
+            BodySource::Buffered { data, trailers } => ReqBody::Buffered {
+                data: (!data.is_empty()).then(|| data.clone()),
+                trailers: trailers.clone(),
+            },
+            BodySource::Streaming(body) => {
+                debug_assert!(body.is_some(), "a streaming body is never sent twice");
+                body.take().unwrap_or(ReqBody::Empty)
+            }
+        };
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.version_mut() = Version::HTTP_11;
+        if self.replayable {
+            *req.uri_mut() = self.uri.clone();
+            *req.headers_mut() = self.headers.clone();
+        } else {
+            *req.uri_mut() = std::mem::take(&mut self.uri);
+            *req.headers_mut() = std::mem::take(&mut self.headers);
+        }
+        req
+    }
+}
+
+/// A backend's response head and what its body must release.
+#[derive(Debug)]
+pub(crate) struct Forwarded {
+    pub(crate) response: Response<Incoming>,
+    pub(crate) sender: Sender,
+    pub(crate) in_flight: InFlight,
+}
+
+/// Sends `out` to `first`, retrying on other backends of `pool` as its settings and
+/// retry budget allow. `retries` is set to the number of further attempts made.
+///
+/// # Errors
+///
+/// The last attempt's error once no attempt may follow.
+pub(crate) async fn forward(
+    pool: &Pool,
+    first: &Arc<Backend>,
+    mut out: Outgoing,
+    retries: &mut u32,
+) -> Result<Forwarded, UpstreamError> {
+    let settings = pool.settings();
+    let max_attempts = retry::max_attempts(settings);
+    retry::record_request(pool);
+    let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
+    let mut attempts = 0;
+    let mut backend = first;
+    let mut pending = None;
+    // The next attempt goes to the same backend on a new connection (see below).
+    let mut fresh = false;
+    let mut reused = false;
+    loop {
+        if let Some(slot) = tried.get_mut(attempts) {
+            *slot = backend;
+        }
+        if attempts > 0 {
+            *retries += 1;
+            if let Some(m) = pool.metrics() {
+                m.retry();
+            }
+        }
+        attempts += 1;
+        let in_flight = backend.start_request();
+        let sent_at = Instant::now();
+        let result = attempt(
+            backend,
+            settings,
+            &mut out,
+            &mut pending,
+            fresh,
+            &mut reused,
+        )
+        .await;
+        fresh = false;
+        let result = result.and_then(|(response, sender)| {
+            match super::headers::check_response_framing(response.headers()) {
+                Ok(()) => Ok((response, sender)),
+                // Dropping the response and its sender closes the connection.
+                Err(reason) => Err(UpstreamError::InvalidResponse {
+                    backend: Arc::from(backend.address()),
+                    reason,
+                }),
+            }
+        });
+        let err = match result {
+            Ok((response, sender)) => {
+                if let Some(m) = backend.metrics() {
+                    m.observe_response(sent_at.elapsed());
+                }
+                outlier::success(pool, backend);
+                let status = response.status();
+                let retry_status = settings.retry_on.status(status.as_u16())
+                    && out.replayable
+                    && attempts < max_attempts;
+                if retry_status {
+                    if let Ok(next) = retry::next(
+                        pool,
+                        tried.get(..attempts).unwrap_or_default(),
+                        retry::Cost::Budgeted,
+                    ) {
+                        tracing::debug!(
+                            pool = pool.name(),
+                            backend = backend.address(),
+                            status = status.as_u16(),
+                            next = next.address(),
+                            "backend answered a retryable status, retrying"
+                        );
+                        // Dropping the response and its connection discards the body.
+                        drop((response, sender, in_flight));
+                        backend = next;
+                        continue;
+                    }
+                }
+                return Ok(Forwarded {
+                    response,
+                    sender,
+                    in_flight,
+                });
+            }
+            Err(err) => err,
+        };
+        drop(in_flight);
+        if err.counts_against_backend() {
+            if let Some(m) = backend.metrics() {
+                m.upstream_error(error_kind(&err));
+            }
+            // The response timer also runs while hyper is still writing the client's
+            // body: a client that stalls its upload would otherwise make a healthy
+            // backend time out, and a few such clients could get it ejected.
+            let client_may_be_slow =
+                out.streaming && matches!(err, UpstreamError::ResponseTimeout { .. });
+            if !client_may_be_slow {
+                outlier::failure(pool, backend, &err);
+            }
+        }
+        let next = if !err.is_retryable_on(out.replayable, &settings.retry_on) {
+            Err(retry::Stop::NotRetryable)
+        } else if attempts >= max_attempts {
+            Err(retry::Stop::Attempts)
+        } else {
+            let cost = if err.kind() == "connect" {
+                retry::Cost::Free
+            } else {
+                retry::Cost::Budgeted
+            };
+            match retry::next(pool, tried.get(..attempts).unwrap_or_default(), cost) {
+                // A reset on a kept-alive connection is most often the backend closing
+                // it as weir reused it: with no other backend left, a new connection to
+                // the same one is the retry (counted, and paid from the budget).
+                Err(retry::Stop::NoBackend)
+                    if reused && matches!(err, UpstreamError::Reset { .. }) =>
+                {
+                    retry::again(pool).map(|()| backend)
+                }
+                next => next,
+            }
+        };
+        match next {
+            Ok(b) => {
+                fresh = Arc::ptr_eq(b, backend);
+                tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
+                    error = %err, next = b.address(), "upstream attempt failed, retrying");
+                backend = b;
+            }
+            Err(stop) => {
+                // The caller logs the failure once, with the request id, at warn.
+                tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
+                    error = %err, attempts, stop = stop.as_str(), "upstream request failed");
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// The `kind` label of `weir_upstream_errors_total` for a failed attempt.
+fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
+    match err {
+        UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => {
+            UpstreamErrorKind::Connect
+        }
+        UpstreamError::ResponseTimeout { .. } => UpstreamErrorKind::Timeout,
+        UpstreamError::Reset { .. }
+        | UpstreamError::InvalidResponse { .. }
+        | UpstreamError::NoBackend { .. } => UpstreamErrorKind::Reset,
+    }
+}
+
+/// One attempt on one backend: an idle connection (unless `fresh`) or a new one, then
+/// the response head. `reused` is set when the attempt went out on a pooled connection.
+///
+/// The one free resend: a pooled connection that hyper finds closed before it started
+/// writing hands the request back (`take_message`), and it goes again on a fresh
+/// connection. Anything else, a reset after the request left weir included, is the
+/// caller's to count and to retry only as `retry_on` allows.
+async fn attempt(
+    backend: &Backend,
+    settings: &PoolSettings,
+    out: &mut Outgoing,
+    pending: &mut Option<Request<ReqBody>>,
+    fresh: bool,
+    reused: &mut bool,
+) -> Result<(Response<Incoming>, Sender), UpstreamError> {
+    let mut fresh_only = fresh;
+    loop {
+        let pooled = if fresh_only {
+            None
+        } else {
+            checkout(backend).await
+        };
+        *reused = pooled.is_some();
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => connect(backend, settings.connect_timeout).await?,
+        };
+        let mut req = match pending.take() {
+            Some(req) => req,
+            None => out.build(),
+        };
+        if sender.is_h2() {
+            let tls = backend
+                .extension::<UpstreamPool>()
+                .is_some_and(|p| p.tls.load().is_some());
+            super::sender::to_h2(&mut req, tls);
+        }
+        let sent = sender.try_send_request(req);
+        let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
+            Ok(Ok(response)) => return Ok((response, sender)),
+            Ok(Err(err)) => err,
+            Err(_) => {
+                return Err(UpstreamError::ResponseTimeout {
+                    backend: Arc::from(backend.address()),
+                    timeout: settings.response_timeout,
+                })
+            }
+        };
+        let unsent = err.take_message();
+        let request_sent = unsent.is_none();
+        *pending = unsent;
+        if *reused && !request_sent {
+            // The backend closed a kept-alive connection before weir wrote a byte of
+            // this request on it: that says nothing about its health.
+            tracing::debug!(backend = backend.address(), error = %err.error(), "pooled connection closed, reconnecting");
+            fresh_only = true;
+            continue;
+        }
+        return Err(UpstreamError::Reset {
+            backend: Arc::from(backend.address()),
+            source: err.into_error(),
+            request_sent,
+        });
+    }
+}

@@ -1,0 +1,182 @@
+//! Issue 8, defect 6: a client that asks for a large response and never reads it must
+//! cost weir a bounded buffer, not a megabyte: weir stops reading from the backend
+//! (back-pressure) once about 64 KiB per connection are waiting for the client.
+//!
+//! 50 clients each request a 50 MB body and never read. Once the backend's bytes written
+//! stop growing (every socket buffer on the way is full and weir stopped reading), weir's
+//! RSS growth over its baseline must stay under 50 × 256 KiB, over plain TCP and TLS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use weir_e2e::backend::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
+use weir_e2e::config::{backends, one_pool};
+use weir_e2e::Weir;
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+const CLIENTS: usize = 50;
+const BODY: usize = 50 * 1024 * 1024;
+const PER_CLIENT_BOUND: u64 = 256 * 1024;
+
+/// `VmRSS` of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib * 1024
+}
+
+const REQUEST: &[u8] = b"GET /big HTTP/1.1\r\nhost: big.test\r\n\r\n";
+
+/// A backend that answers every request with a 50 MB body.
+async fn big_backend() -> (SocketAddr, RawBackend) {
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\n\r\n").into_bytes();
+    spawn_raw_backend(move |_: &RawRequest| RawAction::Stream {
+        head: head.clone(),
+        len: BODY,
+    })
+    .await
+}
+
+/// Waits until every request reached the backend and its writes stopped growing over
+/// three 200 ms polls (every buffer between backend and client is then full), 30 s at
+/// most; then checks weir's RSS growth since `before`.
+async fn assert_bounded(weir: &Weir, backend: &RawBackend, before: u64, what: &str) {
+    let mut last = 0;
+    let mut still = 0;
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = backend.bytes_written();
+        if backend.hits() == CLIENTS && now == last {
+            still += 1;
+            if still == 3 {
+                break;
+            }
+        } else {
+            still = 0;
+        }
+        last = now;
+    }
+    assert_eq!(
+        still, 3,
+        "the backend kept writing: weir never stopped reading"
+    );
+    let after = rss(weir.pid());
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "{CLIENTS} stalled {what} readers: backend wrote {} KiB in all, weir RSS {} KiB -> \
+         {} KiB (+{} KiB, {} KiB per connection)",
+        backend.bytes_written() / 1024,
+        before / 1024,
+        after / 1024,
+        growth / 1024,
+        growth / 1024 / CLIENTS as u64
+    );
+    assert!(
+        growth < CLIENTS as u64 * PER_CLIENT_BOUND,
+        "weir grew by {} KiB for {CLIENTS} stalled {what} readers (bound {} KiB)",
+        growth / 1024,
+        CLIENTS as u64 * PER_CLIENT_BOUND / 1024
+    );
+}
+
+async fn send_and_stall<S: AsyncWrite + Unpin>(mut stream: S) -> S {
+    stream.write_all(REQUEST).await.expect("write request");
+    stream.flush().await.expect("flush request");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_readers_cost_weir_a_bounded_buffer_each() {
+    let (addr, backend) = big_backend().await;
+    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), "")).await;
+    let listen = weir.listener_addr("web");
+    let before = rss(weir.pid());
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let s = TcpStream::connect(listen).await.expect("connect to weir");
+        clients.push(send_and_stall(s).await);
+    }
+    assert_bounded(&weir, &backend, before, "plain").await;
+}
+
+/// A CA and a leaf for `big.test`, written as PEM files to a private directory.
+struct Certs {
+    dir: PathBuf,
+    client: ClientConfig,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).expect("CA");
+        let key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["big.test".to_owned()])
+            .expect("leaf params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("leaf");
+        let dir = std::env::temp_dir().join(format!("weir-e2e-slow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("site.pem"), leaf.pem()).expect("write cert");
+        std::fs::write(dir.join("site.key"), key.serialize_pem()).expect("write key");
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).expect("root");
+        let mut client =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Certs { dir, client }
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_readers_cost_weir_a_bounded_buffer_each() {
+    let certs = Certs::new();
+    let (addr, backend) = big_backend().await;
+    let yaml = one_pool("round_robin", &backends(&[addr]), "").replace(
+        "    protocol: http\n",
+        &format!(
+            "    protocol: http\n    tls:\n      certificates:\n        - {{ cert: {d}/site.pem, key: {d}/site.key }}\n",
+            d = certs.dir.display()
+        ),
+    );
+    let weir = Weir::start(WEIR, &yaml).await;
+    let listen = weir.listener_addr("web");
+    let before = rss(weir.pid());
+    let connector = TlsConnector::from(Arc::new(certs.client.clone()));
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let tcp = TcpStream::connect(listen).await.expect("connect to weir");
+        let name = ServerName::try_from("big.test").expect("name");
+        let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+            .await
+            .expect("handshake in time")
+            .expect("TLS handshake");
+        clients.push(send_and_stall(tls).await);
+    }
+    assert_bounded(&weir, &backend, before, "TLS").await;
+}
