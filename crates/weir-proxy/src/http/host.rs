@@ -12,7 +12,7 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, Uri};
-use http::Version;
+use http::{Method, Version};
 
 /// The request's host without port: the URI authority (HTTP/2 `:authority`, or an
 /// absolute-form HTTP/1.1 target, which RFC 9112 §3.2.2 says wins over `Host`), else
@@ -20,10 +20,26 @@ use http::Version;
 pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     if let Some(authority) = uri.authority() {
         // `Authority::host` already leaves out userinfo and port.
-        return Some(authority.host());
+        return Some(strip_root_dot(authority.host()));
     }
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    Some(strip_port(host))
+    Some(strip_root_dot(strip_port(host)))
+}
+
+/// `api.test.` (fully qualified, with the root's empty label) is `api.test` to DNS and to
+/// the backend's virtual hosts, so it must be to the routes too: otherwise a route that
+/// guards `api.test` is passed by, while the backend serves the request as `api.test`.
+fn strip_root_dot(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// Refuses an asterisk-form target (`*`) for any method but OPTIONS (RFC 9112 §3.2.4):
+/// a backend would be handed a request for no resource it has.
+pub(crate) fn check_asterisk(method: &Method, uri: &Uri) -> Result<(), &'static str> {
+    if uri.path() == "*" && method != Method::OPTIONS {
+        return Err("asterisk-form request target outside OPTIONS");
+    }
+    Ok(())
 }
 
 /// Refuses what RFC 9112 §3.2 answers with 400: more than one `Host`, an invalid `Host`
@@ -167,6 +183,29 @@ mod tests {
         }
         let no_host = check(Version::HTTP_10, &Uri::from_static("/"), &HeaderMap::new());
         assert_eq!(no_host, Ok(()), "HTTP/1.0 needs no Host");
+    }
+
+    #[test]
+    fn a_root_dot_does_not_make_another_host() {
+        let uri = Uri::from_static("/");
+        assert_eq!(
+            request_host(&uri, &headers(&["api.test."])),
+            Some("api.test")
+        );
+        assert_eq!(
+            request_host(&uri, &headers(&["api.test.:80"])),
+            Some("api.test")
+        );
+        let abs = Uri::from_static("http://api.test./x");
+        assert_eq!(request_host(&abs, &HeaderMap::new()), Some("api.test"));
+    }
+
+    #[test]
+    fn asterisk_form_is_for_options_only() {
+        let star = Uri::from_static("*");
+        assert_eq!(check_asterisk(&Method::OPTIONS, &star), Ok(()));
+        assert!(check_asterisk(&Method::GET, &star).is_err());
+        assert_eq!(check_asterisk(&Method::GET, &Uri::from_static("/")), Ok(()));
     }
 
     #[test]

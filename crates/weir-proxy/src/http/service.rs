@@ -191,7 +191,9 @@ async fn proxy<'t>(
         let msg = "CONNECT is not supported";
         return reply(StatusCode::NOT_IMPLEMENTED, msg, id, guard, h1);
     }
-    if let Err(msg) = host::check(version, req.uri(), req.headers()) {
+    let checked = host::check(version, req.uri(), req.headers())
+        .and_then(|()| host::check_asterisk(req.method(), req.uri()));
+    if let Err(msg) = checked {
         tracing::debug!(peer = %ctx.peer, reason = msg, "refused request host");
         return reply(StatusCode::BAD_REQUEST, msg, id, guard, h1);
     }
