@@ -44,6 +44,7 @@ pub(crate) async fn handle(
     let guard = ctx.shared.request_started();
     let version = req.version();
     let h1 = version != Version::HTTP_2;
+    let last = ctx.cap.count(!h1);
     let bad_head = h1 && {
         let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
         ctx.shared.is_bad_head(index)
@@ -76,6 +77,10 @@ pub(crate) async fn handle(
         proxy(&ctx, &listener, req, guard, &mut answer).await
     };
     answer.finish(&mut resp, start);
+    if last && h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // `max_requests_per_connection`: hyper closes after a response saying so.
+        resp.headers_mut().insert(header::CONNECTION, CLOSE);
+    }
     Ok(resp)
 }
 
