@@ -113,8 +113,9 @@ pub struct Http2Config {
     /// Bytes a client may send on the whole connection before weir grants more.
     /// 64 KiB..=64 MiB and at least `initial_stream_window`, default 1 MiB.
     pub initial_connection_window: u32,
-    /// weir PINGs the client this often; no answer within 20 s closes the connection (a
-    /// dead peer would hold its streams until their timeouts). Default 30 s.
+    /// weir PINGs the client this often; no answer within this interval (at most 20 s)
+    /// closes the connection (a dead peer would hold its streams until their timeouts).
+    /// Default 30 s.
     pub keepalive_interval: Duration,
 }
 

@@ -24,7 +24,8 @@ use weir_config::{Http2Config, ListenerTimeouts};
 
 use super::MAX_HEAD_BYTES;
 
-/// How long a keep-alive PING may go unanswered before the connection is closed.
+/// How long a keep-alive PING may go unanswered before the connection is closed (or the
+/// interval, when shorter).
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A listener's settings for one client connection, copied when it opens.
@@ -65,7 +66,7 @@ impl ConnLimits {
             .initial_stream_window_size(h2.initial_stream_window)
             .initial_connection_window_size(h2.initial_connection_window)
             .keep_alive_interval(h2.keepalive_interval)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT.min(h2.keepalive_interval));
         builder
     }
 }
