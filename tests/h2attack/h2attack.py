@@ -11,6 +11,7 @@ script end with "goaway": false rather than hang.
 
 Scenarios:
   settings          report the server's SETTINGS (MAX_CONCURRENT_STREAMS, windows, ...)
+  idle              connect, answer PINGs, ask nothing; wait for the server to end it
   requests N        N sequential GETs on one connection; count answers before GOAWAY
   rapid-reset N     HEADERS + RST_STREAM(CANCEL) pairs, up to N streams (CVE-2023-44487)
   continuation N    one HEADERS then up to N CONTINUATION frames, never END_HEADERS
@@ -217,6 +218,13 @@ def scenario_settings(port, _arg):
     c.report()
 
 
+def scenario_idle(port, _arg):
+    # A well-behaved client with nothing to ask: it answers every PING weir sends.
+    c = Client(port)
+    c.wait_end(DEADLINE)
+    c.report()
+
+
 def scenario_requests(port, n):
     c = Client(port)
     sent = 0
@@ -344,6 +352,7 @@ def scenario_ping_flood(port, n):
 
 SCENARIOS = {
     "settings": scenario_settings,
+    "idle": scenario_idle,
     "requests": scenario_requests,
     "rapid-reset": scenario_rapid_reset,
     "continuation": scenario_continuation,

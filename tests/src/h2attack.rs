@@ -45,8 +45,9 @@ pub async fn run(scenario: &str, addr: SocketAddr, arg: u64) -> Value {
         "h2attack {scenario} failed ({}); is `h2` installed (see .ci/run)?\n{stdout}\n{stderr}",
         out.status
     );
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("h2attack {scenario} printed no JSON ({e}):\n{stdout}\n{stderr}"))
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("h2attack {scenario} printed no JSON ({e}):\n{stdout}\n{stderr}")
+    })
 }
 
 /// The resident set size of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).

@@ -65,7 +65,9 @@ async fn attack(weir: &Weir, scenario: &str, arg: u64) -> Figures {
     });
     let report = h2attack::run(scenario, addr, arg).await;
     stop.store(true, Ordering::SeqCst);
-    bystander.await.expect("the bystander was served throughout");
+    bystander
+        .await
+        .expect("the bystander was served throughout");
     let rss_after = h2attack::rss_kib(weir.pid());
     served(addr).await;
     let figures = Figures {
@@ -106,7 +108,11 @@ async fn rapid_reset_gets_goaway_long_before_the_attack_ends() {
     assert_eq!(goaway_code(&f), 11, "ENHANCE_YOUR_CALM\n{}", f.report);
     let sent = f.report["sent"].as_u64().expect("sent");
     assert!(sent < 100_000, "weir stopped the attack: {}", f.report);
-    assert!(ha.peak_in_progress() <= STREAM_CAP, "{}", ha.peak_in_progress());
+    assert!(
+        ha.peak_in_progress() <= STREAM_CAP,
+        "{}",
+        ha.peak_in_progress()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,8 +120,17 @@ async fn continuation_flood_gets_goaway_without_buffering() {
     let (weir, ha) = start("").await;
     // Up to 20 000 frames of 8 KiB: 160 MiB if weir kept reading them.
     let f = attack(&weir, "continuation", 20_000).await;
-    assert_ne!(goaway_code(&f), 0, "an error, not a graceful end\n{}", f.report);
-    assert!(f.report["sent"].as_u64().expect("sent") < 20_000, "{}", f.report);
+    assert_ne!(
+        goaway_code(&f),
+        0,
+        "an error, not a graceful end\n{}",
+        f.report
+    );
+    assert!(
+        f.report["sent"].as_u64().expect("sent") < 20_000,
+        "{}",
+        f.report
+    );
     assert_eq!(attack_requests(&ha), 0, "the headers never completed");
 }
 
@@ -163,7 +178,10 @@ async fn zero_window_reader_is_closed_by_keepalive_with_memory_flat() {
     let after = f.report["seconds_to_close_after_stall"]
         .as_f64()
         .expect("closed");
-    assert!(after < 5.0, "closed {after} s after the client stopped reading");
+    assert!(
+        after < 5.0,
+        "closed {after} s after the client stopped reading"
+    );
     assert!(ha.peak_in_progress() <= STREAM_CAP + 1);
 }
 

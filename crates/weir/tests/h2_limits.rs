@@ -77,10 +77,7 @@ async fn http1_connection_closes_after_max_requests() {
         .expect("weir closes the connection")
         .expect("read responses");
     let text = String::from_utf8_lossy(&all);
-    let heads: Vec<&str> = text
-        .split("HTTP/1.1 ")
-        .filter(|h| !h.is_empty())
-        .collect();
+    let heads: Vec<&str> = text.split("HTTP/1.1 ").filter(|h| !h.is_empty()).collect();
     assert_eq!(heads.len(), 3, "{text}");
     assert!(heads.iter().all(|h| h.starts_with("200")), "{text}");
     let last = heads[2].to_ascii_lowercase();
@@ -112,4 +109,17 @@ async fn http2_connection_gets_goaway_after_max_requests() {
     let report = h2attack::run("requests", addr, 1200).await;
     assert_eq!(report["responses"], 1200, "{report}");
     assert_eq!(hb.hits(), 1200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
+    let (a, _ha) = spawn_backend("a").await;
+    let extra = "    timeouts: { idle: 1s }\n    http2: { keepalive_interval: 200ms }\n";
+    let weir = Weir::start(WEIR, &config(a, extra)).await;
+    let report = h2attack::run("idle", weir.listener_addr("web"), 0).await;
+    eprintln!("idle h2 connection with 200ms keep-alive PINGs: {report}");
+    assert_eq!(report["goaway"], true, "closed as idle: {report}");
+    assert_eq!(report["error_code"], 0, "{report}");
+    let at = report["seconds_to_goaway"].as_f64().expect("seconds");
+    assert!((0.9..3.0).contains(&at), "GOAWAY after {at} s, idle is 1 s");
 }
