@@ -96,6 +96,14 @@ async fn served(addr: SocketAddr) {
     assert_eq!(resp.status, 200);
 }
 
+/// `weir_http_protocol_errors_total` of listener `web`.
+async fn protocol_errors(weir: &Weir) -> f64 {
+    weir.metrics()
+        .await
+        .value("weir_http_protocol_errors_total", &[("listener", "web")])
+        .unwrap_or(0.0)
+}
+
 fn goaway_code(f: &Figures) -> u64 {
     assert_eq!(f.report["goaway"], true, "{}", f.report);
     f.report["error_code"].as_u64().expect("GOAWAY has a code")
@@ -108,6 +116,7 @@ async fn rapid_reset_gets_goaway_long_before_the_attack_ends() {
     assert_eq!(goaway_code(&f), 11, "ENHANCE_YOUR_CALM\n{}", f.report);
     let sent = f.report["sent"].as_u64().expect("sent");
     assert!(sent < 100_000, "weir stopped the attack: {}", f.report);
+    assert_eq!(protocol_errors(&weir).await, 1.0);
     assert!(
         ha.peak_in_progress() <= STREAM_CAP,
         "{}",
@@ -132,6 +141,7 @@ async fn continuation_flood_gets_goaway_without_buffering() {
         f.report
     );
     assert_eq!(attack_requests(&ha), 0, "the headers never completed");
+    assert_eq!(protocol_errors(&weir).await, 1.0);
 }
 
 /// Requests of the attacker (not of the bystander) that reached the backend.
@@ -162,6 +172,7 @@ async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
         f.report
     );
     assert_eq!(goaway_code(&f), 11, "too many refusals\n{}", f.report);
+    assert_eq!(protocol_errors(&weir).await, 1.0);
     let peak = ha.peak_in_progress();
     eprintln!("backend peak in progress: {peak} (hits {})", ha.hits());
     assert!(peak <= STREAM_CAP + 1, "backend saw {peak} at once"); // + the bystander
@@ -193,4 +204,9 @@ async fn ping_and_settings_flood_is_closed_as_idle_with_memory_flat() {
     assert_eq!(f.report["closed"], true, "{}", f.report);
     let after = f.report["seconds_after_flood"].as_f64().expect("seconds");
     assert!(after < 5.0, "closed {after} s after the flood");
+    assert_eq!(
+        protocol_errors(&weir).await,
+        0.0,
+        "an idle close is no error"
+    );
 }

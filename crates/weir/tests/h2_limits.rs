@@ -123,3 +123,25 @@ async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
     let at = report["seconds_to_goaway"].as_f64().expect("seconds");
     assert!((0.9..3.0).contains(&at), "GOAWAY after {at} s, idle is 1 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_http1_head_is_counted_as_a_protocol_error() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &config(a, "")).await;
+    let resp = weir_e2e::client::raw::exchange(
+        weir.listener_addr("web"),
+        b"GET / HTTP/1.1\r\nHost: h1.test\r\nno colon here\r\n\r\n",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(resp.status, 400, "{}", resp.head);
+    assert_eq!(ha.hits(), 0);
+    let errors = weir_e2e::eventually("the protocol error counted", || async {
+        weir.metrics()
+            .await
+            .value("weir_http_protocol_errors_total", &[("listener", "web")])
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
+    assert_eq!(errors, 1.0);
+}

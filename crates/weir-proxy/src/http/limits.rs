@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 use tokio::sync::Notify;
 use weir_balance::ListenerTable;
 use weir_config::{Http2Config, ListenerTimeouts};
+use weir_telemetry::ListenerMetrics;
 
 use super::MAX_HEAD_BYTES;
 
@@ -29,12 +30,14 @@ use super::MAX_HEAD_BYTES;
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A listener's settings for one client connection, copied when it opens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnLimits {
     pub(crate) timeouts: ListenerTimeouts,
     pub(crate) http2: Http2Config,
     /// 0: no limit.
     pub(crate) max_requests: u32,
+    /// Where a connection closed for a protocol error is counted.
+    pub(crate) metrics: Option<ListenerMetrics>,
 }
 
 impl ConnLimits {
@@ -43,6 +46,7 @@ impl ConnLimits {
             timeouts: *listener.timeouts(),
             http2: *listener.http2(),
             max_requests: listener.max_requests_per_connection(),
+            metrics: listener.metrics().cloned(),
         }
     }
 
@@ -69,6 +73,29 @@ impl ConnLimits {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT.min(h2.keepalive_interval));
         builder
     }
+}
+
+/// Whether a connection ended because the client broke the protocol: hyper could not
+/// parse an HTTP/1 head, or h2 sent GOAWAY with an error (a flood, too many resets, a
+/// bad frame). A client that just went away, or a timeout, is not one.
+pub(crate) fn is_protocol_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    // Bounded: hyper's chains are two or three deep.
+    for _ in 0..8 {
+        let Some(e) = cause else {
+            return false;
+        };
+        if let Some(h1) = e.downcast_ref::<hyper::Error>() {
+            if h1.is_parse() || h1.is_parse_too_large() {
+                return true;
+            }
+        }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_library() && h2.reason() != Some(h2::Reason::NO_ERROR);
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Counts a connection's requests against `max_requests_per_connection`.

@@ -120,7 +120,12 @@ pub(crate) async fn serve<S>(
             res = conn.as_mut() => {
                 match res {
                     Ok(()) => tracing::debug!("connection closed"),
-                    Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                        if let (true, Some(m)) = (limits::is_protocol_error(&*e), &limits.metrics) {
+                            m.protocol_error();
+                        }
+                    }
                 }
                 return;
             }
