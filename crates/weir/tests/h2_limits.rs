@@ -145,3 +145,43 @@ async fn a_malformed_http1_head_is_counted_as_a_protocol_error() {
     .await;
     assert_eq!(errors, 1.0);
 }
+
+#[tokio::test]
+async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
+    let backend: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let good = config(
+        backend,
+        "    max_requests_per_connection: 1000\n    http2: { max_concurrent_streams: 100, max_header_list_size: 64KiB, max_pending_reset_streams: 20, max_stream_errors: 100, initial_stream_window: 65536, initial_connection_window: 1MiB, keepalive_interval: 30s }\n",
+    );
+    let out = weir_e2e::check_config(WEIR, &good).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    let bad = config(
+        backend,
+        "    max_requests_per_connection: many\n    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
+    );
+    let out = weir_e2e::check_config(WEIR, &bad).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    // serde stops at the first structural error (a word where a number belongs).
+    assert!(
+        lines.iter().any(|l| l.starts_with("weir.yaml:8:5: ")
+            && l.contains("listeners[0].max_requests_per_connection")),
+        "{lines:#?}"
+    );
+    let bad = config(
+        backend,
+        "    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
+    );
+    let out = weir_e2e::check_config(WEIR, &bad).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    assert!(
+        lines.contains(&"weir.yaml:9:7: listeners[0].http2.max_concurrent_streams: max_concurrent_streams must be between 1 and 1000, got 5000"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"weir.yaml:10:7: listeners[0].http2.initial_stream_window: invalid size \"64kb\" (expected bytes or a number and a unit: 65536, 64KiB, 1MiB)"),
+        "{lines:#?}"
+    );
+}
