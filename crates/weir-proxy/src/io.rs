@@ -261,3 +261,34 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http2_preface_is_recognised_even_split_across_reads() {
+        let shared = ConnShared::new();
+        assert_eq!(match_preface(0, b"PRI * HTTP/2.0\r\n", &shared), Some(16));
+        assert!(!shared.h2.load(Ordering::Relaxed));
+        assert_eq!(match_preface(16, b"\r\nSM\r\n\r\n\x00\x00", &shared), None);
+        assert!(shared.h2.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn http1_bytes_stay_activity() {
+        let shared = ConnShared::new();
+        assert_eq!(match_preface(0, b"GET / HTTP/1.1\r\n", &shared), None);
+        assert_eq!(match_preface(0, b"PRI / HTTP/1.1\r\n", &shared), None);
+        assert!(!shared.h2.load(Ordering::Relaxed));
+        shared.touch_io();
+        assert_eq!(shared.activity.load(Ordering::Relaxed), 1);
+        shared.h2.store(true, Ordering::Relaxed);
+        shared.touch_io();
+        assert_eq!(
+            shared.activity.load(Ordering::Relaxed),
+            1,
+            "h2: bytes are no activity"
+        );
+    }
+}

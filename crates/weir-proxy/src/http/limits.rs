@@ -136,3 +136,39 @@ impl RequestCap {
         self.reached.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_marks_the_nth_request_last_and_wakes_an_h2_connection_once() {
+        let cap = RequestCap::new(3);
+        assert!(!cap.count(true));
+        assert!(!cap.count(true));
+        assert!(cap.count(true));
+        // Streams already on their way when GOAWAY leaves are still last ones.
+        assert!(cap.count(true));
+        let woken = futures_now(cap.reached());
+        assert!(woken, "the third request woke the connection");
+    }
+
+    #[test]
+    fn zero_means_no_cap_and_http1_never_wakes_the_connection() {
+        let unlimited = RequestCap::new(0);
+        assert!((0..10_000).all(|_| !unlimited.count(true)));
+        let h1 = RequestCap::new(1);
+        assert!(h1.count(false));
+        assert!(
+            !futures_now(h1.reached()),
+            "HTTP/1 closes by its header instead"
+        );
+    }
+
+    /// Whether `fut` is ready at its first poll.
+    fn futures_now(fut: impl std::future::Future<Output = ()>) -> bool {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        fut.as_mut().poll(&mut cx).is_ready()
+    }
+}
