@@ -81,6 +81,8 @@ pub fn config(strategy: StrategyKind, n: usize, max_weight: u32) -> Arc<Config> 
         access_log: false,
         proxy_protocol: None,
         accept_proxy_protocol: None,
+        max_requests_per_connection: 1000,
+        http2: weir_config::Http2Config::default(),
     };
     Arc::new(Config {
         source: PathBuf::from("<bench>"),

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) health_probes: AtomicUsize,
     pub(crate) connections: AtomicUsize,
     pub(crate) in_progress: AtomicUsize,
+    /// The most requests ever in progress at once.
+    pub(crate) peak_in_progress: AtomicUsize,
     pub(crate) requests: Mutex<Vec<Recorded>>,
     pub(crate) delay_ms: AtomicU64,
     pub(crate) status: AtomicU16,
@@ -166,6 +168,7 @@ fn start(listener: TcpListener, name: &str, health_status: u16) -> (SocketAddr, 
         health_probes: AtomicUsize::new(0),
         connections: AtomicUsize::new(0),
         in_progress: AtomicUsize::new(0),
+        peak_in_progress: AtomicUsize::new(0),
         requests: Mutex::new(Vec::new()),
         delay_ms: AtomicU64::new(0),
         status: AtomicU16::new(200),
@@ -209,6 +212,11 @@ impl BackendHandle {
     /// Requests being handled right now (e.g. held or delayed), probes excluded.
     pub fn in_progress(&self) -> usize {
         self.shared.in_progress.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were ever in progress at once, probes excluded.
+    pub fn peak_in_progress(&self) -> usize {
+        self.shared.peak_in_progress.load(Ordering::SeqCst)
     }
 
     /// Every request received so far, probes excluded, in arrival order.

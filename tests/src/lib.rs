@@ -11,6 +11,7 @@
 //! - [`process`]: a `weir` child process with its config in a temp dir, its JSON log lines
 //!   collected for waiting on events ([`Weir`]), and `weir check` ([`check_config`]).
 //! - [`client`]: small HTTP/1.1 (keep-alive), h2c and raw-socket clients.
+//! - [`h2attack`]: hostile HTTP/2 clients (Python) and weir's resident memory.
 //! - [`load`]: many clients at once, tallied, for "zero failed requests" under change.
 //! - [`status`]: finding a pool or backend in weir's `/status` document.
 //! - [`metrics`]: scraping `/metrics` and parsing the Prometheus text format.
@@ -22,6 +23,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod h2attack;
 pub mod load;
 pub mod metrics;
 pub mod process;

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use weir_config::{Config, ListenerTimeouts, Protocol};
+use weir_config::{Config, Http2Config, ListenerTimeouts, Protocol};
 use weir_telemetry::{ListenerMetrics, Metrics, RouteMetrics, NO_BACKEND};
 
 use crate::Pool;
@@ -118,6 +118,8 @@ pub struct ListenerTable {
     tcp_pool: Option<Arc<Pool>>,
     timeouts: ListenerTimeouts,
     max_connections: u32,
+    max_requests_per_connection: u32,
+    http2: Http2Config,
     access_log: bool,
     metrics: Option<ListenerMetrics>,
     /// Answers weir gives before or without a route (400 on a bad head, 404): counted
@@ -162,6 +164,16 @@ impl ListenerTable {
     /// Connection limit.
     pub fn max_connections(&self) -> u32 {
         self.max_connections
+    }
+
+    /// Requests per client connection before weir closes it; 0: no limit.
+    pub fn max_requests_per_connection(&self) -> u32 {
+        self.max_requests_per_connection
+    }
+
+    /// The HTTP/2 limits of client connections.
+    pub fn http2(&self) -> &Http2Config {
+        &self.http2
     }
 
     /// Whether each request is logged under the `weir::access` target.
@@ -256,6 +268,8 @@ impl Table {
                     tcp_pool,
                     timeouts: l.timeouts,
                     max_connections: l.max_connections,
+                    max_requests_per_connection: l.max_requests_per_connection,
+                    http2: l.http2,
                     access_log: l.access_log,
                     metrics: listener_metrics,
                     unrouted,

@@ -98,6 +98,8 @@ pub(crate) fn http_listener(name: &str, routes: Vec<RouteConfig>) -> ListenerCon
         access_log: false,
         proxy_protocol: None,
         accept_proxy_protocol: None,
+        max_requests_per_connection: 1000,
+        http2: weir_config::Http2Config::default(),
     }
 }
 

@@ -80,6 +80,57 @@ pub struct ListenerConfig {
     /// Read a PROXY protocol header (v1 or v2) from these sources before anything else;
     /// the client address it carries replaces the peer's. Default `None`.
     pub accept_proxy_protocol: Option<AcceptProxyConfig>,
+    /// HTTP only: requests served on one client connection before weir closes it
+    /// (`Connection: close` on HTTP/1, GOAWAY on HTTP/2), so no client holds a connection
+    /// forever (nginx's `keepalive_requests`). Default 1 000; `0`: no limit.
+    pub max_requests_per_connection: u32,
+    /// HTTP only: the HTTP/2 limits of client connections.
+    pub http2: Http2Config,
+}
+
+/// The HTTP/2 limits a listener applies to each client connection.
+///
+/// Pinned here rather than left to hyper's defaults, which are tuned for throughput
+/// (200 streams, 1 MiB stream windows), not for facing hostile clients at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Config {
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`: streams a client may have open at once, and so
+    /// the most requests one connection has at the backends. 1..=1000, default 100.
+    pub max_concurrent_streams: u32,
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` in bytes: a larger request head (or CONTINUATION
+    /// run) is refused. 1 KiB..=1 MiB, default 64 KiB.
+    pub max_header_list_size: u32,
+    /// Streams the client opened and reset before weir took them (rapid reset,
+    /// CVE-2023-44487) tolerated at once; one more and the connection gets GOAWAY.
+    /// 1..=1000, default 20.
+    pub max_pending_reset_streams: u32,
+    /// Streams weir had to reset because the client broke the protocol on them; one more
+    /// and the connection gets GOAWAY (HAProxy's glitch threshold). 1..=10 000, default 100.
+    pub max_stream_errors: u32,
+    /// Bytes a client may send on one stream before weir grants more (backpressure
+    /// towards slow backends). 1 KiB..=16 MiB, default 64 KiB.
+    pub initial_stream_window: u32,
+    /// Bytes a client may send on the whole connection before weir grants more.
+    /// 64 KiB..=64 MiB and at least `initial_stream_window`, default 1 MiB.
+    pub initial_connection_window: u32,
+    /// weir PINGs the client this often; no answer within this interval (at most 20 s)
+    /// closes the connection (a dead peer would hold its streams until their timeouts).
+    /// Default 30 s.
+    pub keepalive_interval: Duration,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Http2Config {
+            max_concurrent_streams: 100,
+            max_header_list_size: 64 * 1024,
+            max_pending_reset_streams: 20,
+            max_stream_errors: 100,
+            initial_stream_window: 64 * 1024,
+            initial_connection_window: 1024 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Which PROXY protocol header to send (HAProxy's `send-proxy` / `send-proxy-v2`).

@@ -41,6 +41,20 @@ pub(crate) struct RawListener {
     pub(crate) access_log: Option<bool>,
     pub(crate) proxy_protocol: Option<Text>,
     pub(crate) accept_proxy_protocol: Option<RawAcceptProxyProtocol>,
+    pub(crate) max_requests_per_connection: Option<Int>,
+    pub(crate) http2: Option<RawHttp2>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp2 {
+    pub(crate) max_concurrent_streams: Option<Int>,
+    pub(crate) max_header_list_size: Option<Text>,
+    pub(crate) max_pending_reset_streams: Option<Int>,
+    pub(crate) max_stream_errors: Option<Int>,
+    pub(crate) initial_stream_window: Option<Text>,
+    pub(crate) initial_connection_window: Option<Text>,
+    pub(crate) keepalive_interval: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -33,6 +33,10 @@ pub(crate) struct ConnShared {
     bad_head: AtomicU64,
     /// Set once the connection is upgraded: the bytes are no longer HTTP.
     scan_off: AtomicBool,
+    /// Set once the client sent the HTTP/2 preface. From then on bytes are no activity:
+    /// weir's own keep-alive PINGs, and a client's PING or SETTINGS frames, must not keep
+    /// a connection without requests open past its idle timeout. Requests still count.
+    h2: AtomicBool,
 }
 
 impl ConnShared {
@@ -42,6 +46,7 @@ impl ConnShared {
             in_flight: AtomicU32::new(0),
             bad_head: AtomicU64::new(NO_BAD_HEAD),
             scan_off: AtomicBool::new(false),
+            h2: AtomicBool::new(false),
         }
     }
 
@@ -49,6 +54,14 @@ impl ConnShared {
     #[inline]
     pub(crate) fn touch(&self) {
         self.activity.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records socket traffic, which is activity on all but HTTP/2 connections.
+    #[inline]
+    fn touch_io(&self) {
+        if !self.h2.load(Ordering::Relaxed) {
+            self.touch();
+        }
     }
 
     /// Whether HTTP/1 request number `index` (0-based) had an ambiguous length.
@@ -116,6 +129,9 @@ pub(crate) struct ClientIo<S = TcpStream> {
     stream: S,
     shared: Arc<ConnShared>,
     scanner: Option<HeadScanner>,
+    /// HTTP connections: how much of the HTTP/2 preface the first bytes matched
+    /// (`None` once decided either way, and on TCP).
+    preface: Option<usize>,
     /// TCP listeners: `weir_tcp_bytes_total` rx (read from the client) and tx.
     bytes: Option<ListenerMetrics>,
 }
@@ -127,6 +143,7 @@ impl<S> ClientIo<S> {
             stream,
             shared,
             scanner: scan_heads.then(HeadScanner::new),
+            preface: scan_heads.then_some(0),
             bytes: None,
         }
     }
@@ -149,7 +166,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
         if let Poll::Ready(Ok(())) = res {
             let new = buf.filled().get(before..).unwrap_or_default();
             if !new.is_empty() {
-                this.shared.touch();
+                this.shared.touch_io();
+                if let Some(pos) = this.preface {
+                    this.preface = match_preface(pos, new, &this.shared);
+                }
                 if let Some(m) = &this.bytes {
                     m.add_rx_bytes(new.len() as u64);
                 }
@@ -174,6 +194,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     }
 }
 
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Follows the first bytes of a connection against the HTTP/2 preface, `pos` of it
+/// matched so far; marks `shared` as HTTP/2 on a full match. `None`: decided.
+fn match_preface(pos: usize, new: &[u8], shared: &ConnShared) -> Option<usize> {
+    let want = H2_PREFACE.get(pos..).unwrap_or_default();
+    let n = want.len().min(new.len());
+    if want.get(..n) != new.get(..n) {
+        return None;
+    }
+    if pos + n == H2_PREFACE.len() {
+        shared.h2.store(true, Ordering::Relaxed);
+        return None;
+    }
+    Some(pos + n)
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -184,7 +222,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         let res = Pin::new(&mut this.stream).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
             if n > 0 {
-                this.shared.touch();
+                this.shared.touch_io();
                 if let Some(m) = &this.bytes {
                     m.add_tx_bytes(n as u64);
                 }
@@ -202,7 +240,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         let res = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = res {
             if n > 0 {
-                this.shared.touch();
+                this.shared.touch_io();
                 if let Some(m) = &this.bytes {
                     m.add_tx_bytes(n as u64);
                 }
@@ -221,5 +259,36 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http2_preface_is_recognised_even_split_across_reads() {
+        let shared = ConnShared::new();
+        assert_eq!(match_preface(0, b"PRI * HTTP/2.0\r\n", &shared), Some(16));
+        assert!(!shared.h2.load(Ordering::Relaxed));
+        assert_eq!(match_preface(16, b"\r\nSM\r\n\r\n\x00\x00", &shared), None);
+        assert!(shared.h2.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn http1_bytes_stay_activity() {
+        let shared = ConnShared::new();
+        assert_eq!(match_preface(0, b"GET / HTTP/1.1\r\n", &shared), None);
+        assert_eq!(match_preface(0, b"PRI / HTTP/1.1\r\n", &shared), None);
+        assert!(!shared.h2.load(Ordering::Relaxed));
+        shared.touch_io();
+        assert_eq!(shared.activity.load(Ordering::Relaxed), 1);
+        shared.h2.store(true, Ordering::Relaxed);
+        shared.touch_io();
+        assert_eq!(
+            shared.activity.load(Ordering::Relaxed),
+            1,
+            "h2: bytes are no activity"
+        );
     }
 }

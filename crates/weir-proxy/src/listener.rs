@@ -226,9 +226,10 @@ async fn dispatch<S>(
         Protocol::Http => {
             // Each request loads its own snapshot: the connection must not pin this one
             // (with its pools and backends, and their metric series) for its whole life.
-            let (name, timeouts) = (Arc::clone(listener.name_arc()), *listener.timeouts());
+            let name = Arc::clone(listener.name_arc());
+            let limits = crate::http::ConnLimits::of(&listener);
             drop(listener);
-            crate::http::serve(stream, is_tls, peer, name, timeouts, table, scope).await;
+            crate::http::serve(stream, is_tls, peer, name, limits, table, scope).await;
         }
         Protocol::Tcp => crate::tcp::serve(stream, origin, &listener, scope).await,
     }

@@ -67,7 +67,8 @@ async fn handle(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Reply
         let status = shared.health_status.load(Ordering::SeqCst);
         return Ok(reply(&shared, status, format!("{} health", shared.name)));
     }
-    shared.in_progress.fetch_add(1, Ordering::SeqCst);
+    let now = shared.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.peak_in_progress.fetch_max(now, Ordering::SeqCst);
     let _guard = InProgress(&shared);
     shared
         .requests

@@ -199,6 +199,8 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
             "the access log is per HTTP request; a tcp listener has none",
         );
     }
+    let http2 = super::http2::http2(v, l, path, protocol);
+    let max_requests_per_connection = super::http2::max_requests(v, l, path, protocol);
     ListenerConfig {
         name,
         listen,
@@ -211,6 +213,8 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         access_log,
         proxy_protocol,
         accept_proxy_protocol,
+        max_requests_per_connection,
+        http2,
     }
 }
 

@@ -5,6 +5,7 @@
 //! that the rest of the file is still checked. The `Config` built alongside is only handed
 //! out when no error was found, so a placeholder can never reach the data plane.
 
+mod http2;
 mod listener;
 mod pool;
 mod proxy_protocol;
@@ -174,6 +175,36 @@ impl Validator<'_> {
         }
     }
 
+    /// A size in bytes (`65536`, `64KiB`, `1MiB`) within `range`, `default` when absent.
+    pub(crate) fn size(
+        &mut self,
+        text: Option<&Text>,
+        path: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u32,
+    ) -> u32 {
+        let Some(text) = text else {
+            return default;
+        };
+        match value::size(text.as_str()) {
+            Ok(n) if range.contains(&n) => u32::try_from(n).unwrap_or(default),
+            Ok(_) => {
+                let name = path.rsplit('.').next().unwrap_or(path);
+                let (low, high) = (human_size(*range.start()), human_size(*range.end()));
+                let message = format!(
+                    "{name} must be between {low} and {high}, got {:?}",
+                    text.as_str()
+                );
+                self.error(path, message);
+                default
+            }
+            Err(message) => {
+                self.error(path, message);
+                default
+            }
+        }
+    }
+
     /// An integer within `range`, `default` when absent.
     pub(crate) fn integer(
         &mut self,
@@ -202,6 +233,16 @@ impl Validator<'_> {
                 default
             }
         }
+    }
+}
+
+/// `n` bytes as written in the file's units: `64KiB` when exact, else the byte count.
+fn human_size(n: u64) -> String {
+    match n {
+        0 => "0".to_owned(),
+        n if n % (1 << 20) == 0 => format!("{}MiB", n >> 20),
+        n if n % (1 << 10) == 0 => format!("{}KiB", n >> 10),
+        n => n.to_string(),
     }
 }
 

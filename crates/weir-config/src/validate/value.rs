@@ -47,6 +47,30 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(nanos))
 }
 
+const SIZE_HINT: &str = "expected bytes or a number and a unit: 65536, 64KiB, 1MiB";
+
+/// A size in bytes: `65536`, `64KiB`, `1MiB`, `1GiB` (binary units, as in the README).
+pub(crate) fn size(text: &str) -> Result<u64, String> {
+    let invalid = || format!("invalid size {text:?} ({SIZE_HINT})");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(invalid()),
+    };
+    if number.is_empty() {
+        return Err(invalid());
+    }
+    let too_large = || format!("size {text:?} is too large");
+    let n: u64 = number.parse().map_err(|_| too_large())?;
+    n.checked_mul(scale).ok_or_else(too_large)
+}
+
 /// A socket address: `127.0.0.1:80`, `[::1]:80`, or `host:port` resolved now (the first
 /// IPv4 result if there is one, as most backends listen on IPv4 only).
 pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, String> {
@@ -156,6 +180,32 @@ mod tests {
             );
         }
         assert!(duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn sizes_take_bytes_or_binary_units() {
+        assert_eq!(size("65536"), Ok(65_536));
+        assert_eq!(size("64KiB"), Ok(65_536));
+        assert_eq!(size("1MiB"), Ok(1_048_576));
+        assert_eq!(size("2GiB"), Ok(2 << 30));
+        assert_eq!(size("0"), Ok(0));
+        for bad in [
+            "", "KiB", "64 KiB", "64kb", "64KB", "1.5MiB", "-1", "64k", "1MiBs",
+        ] {
+            assert_eq!(
+                size(bad),
+                Err(format!(
+                    "invalid size {bad:?} (expected bytes or a number and a unit: 65536, 64KiB, 1MiB)"
+                )),
+                "{bad}"
+            );
+        }
+        assert!(size("99999999999999999999GiB")
+            .expect_err("overflow")
+            .contains("too large"));
+        assert!(size("99999999999GiB")
+            .expect_err("overflow")
+            .contains("too large"));
     }
 
     #[test]

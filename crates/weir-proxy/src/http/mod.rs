@@ -29,6 +29,7 @@ mod error;
 mod forward;
 mod headers;
 mod host;
+mod limits;
 mod request_id;
 mod sender;
 mod service;
@@ -42,19 +43,18 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use weir_balance::SharedTable;
-use weir_config::ListenerTimeouts;
 
 pub use error::UpstreamError;
+pub(crate) use limits::ConnLimits;
 pub use upstream::UpstreamPool;
 
 use crate::io::{ClientIo, ConnShared};
 use crate::listener::ConnScope;
 
-/// Largest request head accepted (HTTP/1 read buffer, HTTP/2 header list): beyond it
-/// the client gets 431.
+/// Largest HTTP/1 request head accepted (hyper's read buffer): beyond it the client gets
+/// 431. HTTP/2's is the listener's `http2.max_header_list_size`.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// What every request of one client connection needs.
@@ -70,6 +70,8 @@ pub(crate) struct ConnCtx {
     shared: Arc<ConnShared>,
     /// HTTP/1 requests handed to the service so far (matches the head scanner's index).
     h1_requests: AtomicU64,
+    /// `max_requests_per_connection`.
+    cap: limits::RequestCap,
     tasks: tokio_util::task::TaskTracker,
     kill: tokio_util::sync::CancellationToken,
 }
@@ -80,7 +82,7 @@ pub(crate) async fn serve<S>(
     is_tls: bool,
     peer: SocketAddr,
     listener: Arc<str>,
-    timeouts: ListenerTimeouts,
+    limits: ConnLimits,
     table: SharedTable,
     scope: &ConnScope,
 ) where
@@ -98,26 +100,21 @@ pub(crate) async fn serve<S>(
         is_tls,
         shared: Arc::clone(&shared),
         h1_requests: AtomicU64::new(0),
+        cap: limits::RequestCap::new(limits.max_requests),
         tasks: scope.tasks.clone(),
         kill: scope.kill.clone(),
     });
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX));
-
+    let builder = limits.builder();
+    let timeouts = limits.timeouts;
+    let cap_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| service::handle(Arc::clone(&ctx), req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let idle = shared.idle_expired(timeouts.idle);
     tokio::pin!(idle);
+    let capped = cap_ctx.cap.reached();
+    tokio::pin!(capped);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -129,11 +126,21 @@ pub(crate) async fn serve<S>(
             res = conn.as_mut() => {
                 match res {
                     Ok(()) => tracing::debug!("connection closed"),
-                    Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                        if let (true, Some(m)) = (limits::is_protocol_error(&*e), &limits.metrics) {
+                            m.protocol_error();
+                        }
+                    }
                 }
                 return;
             }
             () = scope.drain.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = &mut capped, if !closing => {
+                tracing::debug!("max_requests_per_connection reached, sending GOAWAY");
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -50,6 +50,7 @@ pub(crate) async fn handle(
     let guard = ctx.shared.request_started();
     let version = req.version();
     let h1 = version != Version::HTTP_2;
+    let last = ctx.cap.count(!h1);
     let request_id = request_id::of(req.headers());
     let wants_keep_alive =
         version == Version::HTTP_10 && headers::connection_has(req.headers(), "keep-alive");
@@ -92,6 +93,10 @@ pub(crate) async fn handle(
     };
     if version == Version::HTTP_10 {
         http10_connection(&mut resp, wants_keep_alive);
+    }
+    if last && h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // `max_requests_per_connection`: hyper closes after a response saying so.
+        resp.headers_mut().insert(header::CONNECTION, CLOSE);
     }
     // Replaces a backend's own id: the client gets the one weir logged.
     resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);

@@ -35,6 +35,7 @@ pub(super) struct Families {
     pub(super) connections_active: IntGaugeVec,
     pub(super) connections_total: IntCounterVec,
     pub(super) tcp_bytes: IntCounterVec,
+    pub(super) http_protocol_errors: IntCounterVec,
     pub(super) config_reloads: IntCounterVec,
     pub(super) config_last_reload_successful: IntGauge,
     pub(super) config_last_reload_success_timestamp: Gauge,
@@ -146,6 +147,11 @@ impl Families {
                 "weir_tcp_bytes_total",
                 "Bytes relayed by TCP listeners: rx from clients, tx to clients.",
                 &["listener", "direction"],
+            )?,
+            http_protocol_errors: counter(
+                "weir_http_protocol_errors_total",
+                "Client connections weir closed for breaking the protocol: a malformed HTTP/1 head, or an HTTP/2 GOAWAY with an error (flood and reset limits included).",
+                &["listener"],
             )?,
             config_reloads: counter(
                 "weir_config_reloads_total",

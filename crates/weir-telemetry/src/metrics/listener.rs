@@ -35,6 +35,7 @@ pub(crate) struct ListenerInner {
     total: IntCounter,
     rx: IntCounter,
     tx: IntCounter,
+    protocol_errors: IntCounter,
 }
 
 impl ListenerMetrics {
@@ -51,6 +52,7 @@ impl ListenerMetrics {
                 total: f.connections_total.with_label_values(&[listener]),
                 rx: f.tcp_bytes.with_label_values(&[listener, "rx"]),
                 tx: f.tcp_bytes.with_label_values(&[listener, "tx"]),
+                protocol_errors: f.http_protocol_errors.with_label_values(&[listener]),
             }
         });
         drop(live);
@@ -78,6 +80,13 @@ impl ListenerMetrics {
     #[inline]
     pub fn add_tx_bytes(&self, n: u64) {
         self.inner.tx.inc_by(n);
+    }
+
+    /// Counts a client connection closed for breaking the protocol
+    /// (`weir_http_protocol_errors_total`).
+    #[inline]
+    pub fn protocol_error(&self) {
+        self.inner.protocol_errors.inc();
     }
 
     /// The handles of the route from this listener to `pool`.
@@ -122,6 +131,11 @@ impl Drop for ListenerInner {
         forget(
             f.connections_total.remove_label_values(&name),
             "connections_total",
+            &name,
+        );
+        forget(
+            f.http_protocol_errors.remove_label_values(&name),
+            "http_protocol_errors",
             &name,
         );
         for direction in ["rx", "tx"] {

@@ -60,6 +60,7 @@ const DESIGN: &[(&str, &str, &[&str])] = &[
         "counter",
         &["listener", "direction"],
     ),
+    ("weir_http_protocol_errors_total", "counter", &["listener"]),
     ("weir_config_reloads_total", "counter", &["result"]),
     ("weir_config_last_reload_successful", "gauge", &[]),
     (

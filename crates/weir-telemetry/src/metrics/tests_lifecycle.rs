@@ -127,6 +127,7 @@ fn dropping_a_route_listener_or_pool_removes_their_series() {
     for family in [
         "weir_listener_connections_total",
         "weir_tcp_bytes_total",
+        "weir_http_protocol_errors_total",
         "weir_retries_total",
         "weir_pool_backends_up",
     ] {

@@ -1,0 +1,174 @@
+//! A listener's client-connection limits, applied to the hyper connection: header size
+//! and read time for HTTP/1, the HTTP/2 settings, and the request cap of both.
+//!
+//! They are read from the listener's entry in the current table when the connection
+//! opens, so a reload changes them for new connections and never under an open one.
+//!
+//! HTTP/2 "glitches" (HAProxy 3.x's name for protocol abuse that costs the server work
+//! without being a request) are counted by h2 itself, per connection: streams the client
+//! resets before weir took them (`max_pending_reset_streams`, the rapid-reset lever) and
+//! streams weir had to reset for a client's protocol error (`max_stream_errors`); past
+//! either, the connection gets GOAWAY `ENHANCE_YOUR_CALM`. A connection-level error
+//! (bad frame, a header block over `max_header_list_size`, a window overflow) gets GOAWAY
+//! at the first occurrence. On HTTP/1 a malformed or ambiguous head closes the
+//! connection at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::Notify;
+use weir_balance::ListenerTable;
+use weir_config::{Http2Config, ListenerTimeouts};
+use weir_telemetry::ListenerMetrics;
+
+use super::MAX_HEAD_BYTES;
+
+/// How long a keep-alive PING may go unanswered before the connection is closed (or the
+/// interval, when shorter).
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A listener's settings for one client connection, copied when it opens.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnLimits {
+    pub(crate) timeouts: ListenerTimeouts,
+    pub(crate) http2: Http2Config,
+    /// 0: no limit.
+    pub(crate) max_requests: u32,
+    /// Where a connection closed for a protocol error is counted.
+    pub(crate) metrics: Option<ListenerMetrics>,
+}
+
+impl ConnLimits {
+    pub(crate) fn of(listener: &ListenerTable) -> Self {
+        ConnLimits {
+            timeouts: *listener.timeouts(),
+            http2: *listener.http2(),
+            max_requests: listener.max_requests_per_connection(),
+            metrics: listener.metrics().cloned(),
+        }
+    }
+
+    /// The hyper builder for one connection: HTTP/1 and HTTP/2 (told apart by the
+    /// preface), each with its limits.
+    pub(crate) fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let h2 = &self.http2;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.timeouts.header_read)
+            .max_buf_size(MAX_HEAD_BYTES);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .max_header_list_size(h2.max_header_list_size)
+            .max_pending_accept_reset_streams(h2.max_pending_reset_streams as usize)
+            .max_local_error_reset_streams(h2.max_stream_errors as usize)
+            .initial_stream_window_size(h2.initial_stream_window)
+            .initial_connection_window_size(h2.initial_connection_window)
+            .keep_alive_interval(h2.keepalive_interval)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT.min(h2.keepalive_interval));
+        builder
+    }
+}
+
+/// Whether a connection ended because the client broke the protocol: hyper could not
+/// parse an HTTP/1 head, or h2 sent GOAWAY with an error (a flood, too many resets, a
+/// bad frame). A client that just went away, or a timeout, is not one.
+pub(crate) fn is_protocol_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    // Bounded: hyper's chains are two or three deep.
+    for _ in 0..8 {
+        let Some(e) = cause else {
+            return false;
+        };
+        if let Some(h1) = e.downcast_ref::<hyper::Error>() {
+            if h1.is_parse() || h1.is_parse_too_large() {
+                return true;
+            }
+        }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_library() && h2.reason() != Some(h2::Reason::NO_ERROR);
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Counts a connection's requests against `max_requests_per_connection`.
+#[derive(Debug)]
+pub(crate) struct RequestCap {
+    served: AtomicU64,
+    /// `u64::MAX` for no limit.
+    max: u64,
+    /// Woken by the request that reaches the cap: the connection then shuts down
+    /// gracefully (GOAWAY on HTTP/2; HTTP/1 gets `Connection: close` on that response).
+    reached: Notify,
+}
+
+impl RequestCap {
+    pub(crate) fn new(max: u32) -> Self {
+        RequestCap {
+            served: AtomicU64::new(0),
+            max: if max == 0 { u64::MAX } else { u64::from(max) },
+            reached: Notify::new(),
+        }
+    }
+
+    /// Counts one request; whether it is the last one this connection serves. An HTTP/2
+    /// connection starts its graceful shutdown then (streams in flight finish); an HTTP/1
+    /// one closes after this response, which the caller marks `Connection: close`
+    /// (a shutdown would also close a 101 upgrade this request may be).
+    #[inline]
+    pub(crate) fn count(&self, h2: bool) -> bool {
+        let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.max && h2 {
+            self.reached.notify_one();
+        }
+        n >= self.max
+    }
+
+    /// Resolves once the cap is reached.
+    pub(crate) async fn reached(&self) {
+        self.reached.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_marks_the_nth_request_last_and_wakes_an_h2_connection_once() {
+        let cap = RequestCap::new(3);
+        assert!(!cap.count(true));
+        assert!(!cap.count(true));
+        assert!(cap.count(true));
+        // Streams already on their way when GOAWAY leaves are still last ones.
+        assert!(cap.count(true));
+        let woken = futures_now(cap.reached());
+        assert!(woken, "the third request woke the connection");
+    }
+
+    #[test]
+    fn zero_means_no_cap_and_http1_never_wakes_the_connection() {
+        let unlimited = RequestCap::new(0);
+        assert!((0..10_000).all(|_| !unlimited.count(true)));
+        let h1 = RequestCap::new(1);
+        assert!(h1.count(false));
+        assert!(
+            !futures_now(h1.reached()),
+            "HTTP/1 closes by its header instead"
+        );
+    }
+
+    /// Whether `fut` is ready at its first poll.
+    fn futures_now(fut: impl std::future::Future<Output = ()>) -> bool {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        fut.as_mut().poll(&mut cx).is_ready()
+    }
+}

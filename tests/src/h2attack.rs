@@ -1,0 +1,65 @@
+//! Runs the hostile HTTP/2 clients of `tests/h2attack/h2attack.py` against a weir, and
+//! reads weir's resident memory.
+//!
+//! The clients are Python (the `h2` package's `hpack` and `hyperframe`, pinned in
+//! `.ci/run`) because they must break the protocol on purpose, which no Rust client
+//! crate lets one do. Each prints one JSON object saying what the server did.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::Command;
+
+/// The longest a scenario may run (each bounds its own waits to 10 s).
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The attack script.
+pub fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("h2attack/h2attack.py")
+}
+
+/// Runs `scenario` against `addr` with `arg`; returns the JSON it printed.
+///
+/// # Panics
+/// When python3 cannot run, the script fails or prints no JSON, or takes over 40 s.
+pub async fn run(scenario: &str, addr: SocketAddr, arg: u64) -> Value {
+    let out = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        Command::new("python3")
+            .arg(script())
+            .arg(scenario)
+            .arg(addr.port().to_string())
+            .arg(arg.to_string())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("h2attack {scenario} ran over {SCENARIO_TIMEOUT:?}"))
+    .unwrap_or_else(|e| panic!("cannot run python3 for h2attack {scenario}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "h2attack {scenario} failed ({}); is `h2` installed (see .ci/run)?\n{stdout}\n{stderr}",
+        out.status
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("h2attack {scenario} printed no JSON ({e}):\n{stdout}\n{stderr}")
+    })
+}
+
+/// The resident set size of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
+///
+/// # Panics
+/// When the file cannot be read or has no `VmRSS` line (Linux only).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
