@@ -15,6 +15,7 @@
 //! limit leaves the old configuration serving untouched, with every running listener
 //! still tracked.
 
+mod drain;
 mod plan;
 
 use std::net::SocketAddr;
@@ -22,14 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use weir_admin::ListenerStatus;
 use weir_balance::SharedTable;
 use weir_config::{Config, Protocol};
 use weir_proxy::tls::ListenerTls;
 use weir_proxy::ListenerHandle;
 
+use drain::Retiring;
 use plan::{Key, Step};
 
 /// Accept queue length: deep enough that a burst during a reload or at `max_connections`
@@ -50,12 +50,6 @@ struct Running {
     /// over the very same socket.
     socket: std::net::TcpListener,
     handle: Arc<ListenerHandle>,
-}
-
-/// A listener a reload removed, draining in the background; shutdown waits for it too.
-struct Retiring {
-    handle: Arc<ListenerHandle>,
-    task: JoinHandle<()>,
 }
 
 /// What a new configuration needs, with every socket already made: applying it cannot
@@ -182,10 +176,11 @@ impl Listeners {
 
     /// The first half of applying `plan`, before the new table is stored; cannot fail.
     /// Kept listeners take their new TLS settings now, so no connection the new table
-    /// serves is accepted with the old ones; every listener the plan stops stops
-    /// accepting now, so none accepts a connection the new table has no listener for.
-    /// Returns those, to await with [`accept_stopped`] before storing the table: their
-    /// clients wait in the kernel's queue meanwhile (our duplicate keeps it open).
+    /// serves is accepted with the old ones; every listener the plan stops (removed, or
+    /// replaced for a protocol change) stops accepting and starts draining now, so none
+    /// accepts a connection the new table has no listener for. Returns those, to await
+    /// with [`accept_stopped`] before storing the table: clients of a replaced one wait
+    /// in the kernel's queue meanwhile (our duplicate keeps it open).
     pub(crate) fn hand_over(&self, plan: &mut Plan) -> Vec<Arc<ListenerHandle>> {
         for entry in &mut plan.entries {
             if let Action::Keep(i) = entry.action {
@@ -224,7 +219,12 @@ impl Listeners {
                             r.handle.set_tls(entry.tls);
                         }
                         if r.name != entry.name {
-                            tracing::info!(listener = %entry.name, was = %r.name, "listener renamed");
+                            tracing::info!(
+                                listener = %entry.name,
+                                was = %r.name,
+                                addr = %r.handle.local_addr(),
+                                "listener renamed"
+                            );
                             r.handle.rename(Arc::clone(&entry.name));
                             r.name = entry.name;
                         }
@@ -261,7 +261,7 @@ impl Listeners {
             }
         }
         self.running = next;
-        self.retiring.retain(|r| !r.task.is_finished());
+        self.retiring.retain(|r| !r.is_finished());
         let planned = plan
             .drain
             .into_iter()
@@ -277,73 +277,6 @@ impl Listeners {
         for r in planned.into_iter().chain(leftover) {
             self.retire(r, drain_timeout);
         }
-    }
-
-    /// Stops `r` accepting and drains it in the background, at most `timeout`.
-    fn retire(&mut self, r: Running, timeout: Duration) {
-        tracing::info!(listener = %r.name, addr = %r.handle.local_addr(), "listener removed: draining");
-        r.handle.drain();
-        // Our duplicate is dropped here: once the accept task drops its own, the address
-        // stops accepting (unless a new task took over a duplicate).
-        drop(r.socket);
-        let handle = Arc::clone(&r.handle);
-        let task = tokio::spawn(async move {
-            let forced = handle.drained(timeout).await;
-            tracing::info!(listener = %handle.name(), forced, "listener drained");
-        });
-        self.retiring.push(Retiring {
-            handle: r.handle,
-            task,
-        });
-    }
-
-    /// Stops accepting everywhere and waits for the connections of every listener, the
-    /// running ones and those a reload removed that are still draining, all at once and
-    /// until one common `deadline`; then closes the rest. Returns how many were closed
-    /// by force.
-    pub(crate) async fn drain_all(&mut self, deadline: Instant) -> usize {
-        let handles = self.handles();
-        for handle in &handles {
-            handle.drain();
-        }
-        // Close our duplicates of the listening sockets now: while any descriptor stays
-        // open the kernel keeps completing handshakes into a backlog nobody accepts, and
-        // those clients would hang until exit instead of being refused at once.
-        self.running.clear();
-        self.retiring.clear();
-        let mut waits = tokio::task::JoinSet::new();
-        for handle in handles {
-            // A removed listener's own drain task may close it earlier, at its own
-            // deadline; whichever comes first applies.
-            waits.spawn(async move {
-                handle
-                    .drained(deadline.saturating_duration_since(Instant::now()))
-                    .await
-            });
-        }
-        let mut forced = 0;
-        while let Some(done) = waits.join_next().await {
-            match done {
-                Ok(n) => forced += n,
-                Err(e) => tracing::error!(error = %e, "listener drain task failed"),
-            }
-        }
-        forced
-    }
-
-    /// Every listener with connections to wait for at shutdown: the running ones and
-    /// those a reload removed that are still draining.
-    pub(crate) fn handles(&self) -> Vec<Arc<ListenerHandle>> {
-        self.running
-            .iter()
-            .map(|r| Arc::clone(&r.handle))
-            .chain(
-                self.retiring
-                    .iter()
-                    .filter(|r| !r.task.is_finished())
-                    .map(|r| Arc::clone(&r.handle)),
-            )
-            .collect()
     }
 
     /// A snapshot for `/status`.

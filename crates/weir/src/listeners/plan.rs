@@ -48,11 +48,12 @@ pub(crate) struct Diff {
 /// one on the same address (restarted), else a new socket. Each running listener is
 /// used at most once.
 pub(crate) fn diff(running: &[Key<'_>], wanted: &[Key<'_>]) -> Diff {
-    type Matches = fn(&Key<'_>, &Key<'_>) -> bool;
+    /// Whether running listener `r` can serve as wanted listener `w`, and how.
+    type Pass = (fn(&Key<'_>, &Key<'_>) -> bool, fn(usize) -> Step);
     // Each kind of match is claimed over the whole file before the next, looser one, so
     // that a renamed or restarted listener never takes the socket of a closer match
     // (several listeners may share the configured address `127.0.0.1:0`).
-    let passes: [(Matches, fn(usize) -> Step); 3] = [
+    let passes: [Pass; 3] = [
         (|r, w| r == w, Step::Keep),
         (
             |r, w| r.listen == w.listen && r.protocol == w.protocol,
