@@ -216,6 +216,9 @@ pub struct Table {
     generation: u64,
     config: Arc<Config>,
     listeners: HashMap<Arc<str>, Arc<ListenerTable>>,
+    /// Former names of listeners a reload renamed, for this generation only: see
+    /// [`Table::alias_listener`]. Usually empty.
+    aliases: HashMap<Arc<str>, Arc<ListenerTable>>,
     pools: Vec<Arc<Pool>>,
 }
 
@@ -281,7 +284,23 @@ impl Table {
             generation,
             config,
             listeners,
+            aliases: HashMap::new(),
             pools,
+        }
+    }
+
+    /// Makes `old`, the name a running listener had until this table, find listener
+    /// `new` too. A reload renames a running listener's connections right after storing
+    /// the table; a connection that read its name just before would otherwise find no
+    /// listener and answer 503. The next table forgets it: by then every connection has
+    /// the new name. Does nothing when `old` names a listener of this table (it wins) or
+    /// `new` names none.
+    pub fn alias_listener(&mut self, old: &str, new: &str) {
+        if self.listeners.contains_key(old) {
+            return;
+        }
+        if let Some(l) = self.listeners.get(new) {
+            self.aliases.insert(Arc::from(old), Arc::clone(l));
         }
     }
 
@@ -298,7 +317,10 @@ impl Table {
     /// The listener called `name`.
     #[inline]
     pub fn listener(&self, name: &str) -> Option<&Arc<ListenerTable>> {
-        self.listeners.get(name)
+        match self.listeners.get(name) {
+            Some(l) => Some(l),
+            None => self.aliases.get(name),
+        }
     }
 
     /// Pools in config order.
@@ -424,5 +446,26 @@ mod tests {
         let web = table.listener("web").expect("listener web");
         assert!(web.route(Some("b.test"), "/").is_none());
         assert!(web.route(None, "/").is_none());
+    }
+
+    #[test]
+    fn a_former_name_finds_the_renamed_listener_unless_it_is_taken() {
+        let pools = vec![pool_config(
+            "p",
+            StrategyKind::RoundRobin,
+            vec![backend_config(0, 1, false)],
+        )];
+        let listeners = vec![
+            http_listener("www", vec![route(None, None, "p")]),
+            http_listener("api", vec![route(None, None, "p")]),
+        ];
+        let mut table = BackendRegistry::new().build(Arc::new(config(listeners, pools)), 2);
+        table.alias_listener("web", "www");
+        table.alias_listener("api", "www");
+        table.alias_listener("old", "missing");
+        let name = |n| table.listener(n).map(|l| l.name().to_owned());
+        assert_eq!(name("web").as_deref(), Some("www"));
+        assert_eq!(name("api").as_deref(), Some("api"), "a real listener wins");
+        assert_eq!(name("old"), None);
     }
 }

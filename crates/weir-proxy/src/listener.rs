@@ -5,7 +5,9 @@
 //! `accept`, so beyond `max_connections` clients wait in the kernel's backlog instead of
 //! being accepted and dropped (HAProxy's `maxconn`). Each connection reads its
 //! listener's settings from the current table by name; a listener missing from the
-//! table (being removed) closes new connections.
+//! table (being removed) closes new connections. The name is shared by the accept task
+//! and every connection and can change ([`ListenerHandle::rename`]): a reload that only
+//! renames a listener keeps its task and its connections, which then follow the new name.
 //!
 //! Shutdown has two steps: [`ListenerHandle::drain`] stops accepting at once and asks
 //! HTTP connections to finish (TCP streams run on), then [`ListenerHandle::drained`]
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,10 @@ use crate::tls::ListenerTls;
 /// Connection limit used when the listener is missing from the table at start.
 const FALLBACK_MAX_CONNECTIONS: u32 = 10_000;
 
+/// A listener's current name, read by its accept task and by every request of its
+/// connections to find the listener in the table; a rename stores a new one.
+pub(crate) type ListenerName = Arc<ArcSwap<Arc<str>>>;
+
 /// Shutdown signals and task tracking shared by a listener's connections.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnScope {
@@ -40,6 +46,8 @@ pub(crate) struct ConnScope {
     pub(crate) kill: CancellationToken,
     /// Every connection task and tunnel.
     pub(crate) tasks: TaskTracker,
+    /// The listener's current name.
+    pub(crate) name: ListenerName,
 }
 
 /// Starts accepting on `socket` for the listener called `name` in the table.
@@ -86,18 +94,19 @@ pub fn start_tls_listener(
     tls: Option<ListenerTls>,
 ) -> ListenerHandle {
     let tls = Arc::new(ArcSwapOption::from(tls.map(Arc::new)));
+    // The span keeps the name the task started with: logs say which task this was.
+    let span = tracing::info_span!("listener", listener = %name, addr = %local_addr);
     let scope = ConnScope {
         drain: CancellationToken::new(),
         kill: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        name: Arc::new(ArcSwap::from_pointee(name)),
     };
     let active = Arc::new(AtomicUsize::new(0));
     let accept = TaskTracker::new();
-    let span = tracing::info_span!("listener", listener = %name, addr = %local_addr);
     accept.spawn(
         accept_loop(
             socket,
-            Arc::clone(&name),
             table,
             scope.clone(),
             Arc::clone(&active),
@@ -107,7 +116,6 @@ pub fn start_tls_listener(
     );
     accept.close();
     ListenerHandle {
-        name,
         local_addr,
         scope,
         active,
@@ -118,7 +126,6 @@ pub fn start_tls_listener(
 
 async fn accept_loop(
     socket: TcpListener,
-    name: Arc<str>,
     table: SharedTable,
     scope: ConnScope,
     active: Arc<AtomicUsize>,
@@ -126,11 +133,15 @@ async fn accept_loop(
 ) {
     let mut limit = table
         .load()
-        .listener(&name)
+        .listener(&scope.name.load())
         .map_or(FALLBACK_MAX_CONNECTIONS, |l| l.max_connections());
     let permits = Arc::new(Semaphore::new(limit as usize));
     loop {
-        if let Some(want) = table.load().listener(&name).map(|l| l.max_connections()) {
+        let want = table
+            .load()
+            .listener(&scope.name.load())
+            .map(|l| l.max_connections());
+        if let Some(want) = want {
             resize(&permits, &mut limit, want);
         }
         let permit = tokio::select! {
@@ -156,14 +167,14 @@ async fn accept_loop(
         let conn = Connection {
             active: Arc::clone(&active),
         };
-        let (name, table, task_scope) = (Arc::clone(&name), Arc::clone(&table), scope.clone());
+        let (table, task_scope) = (Arc::clone(&table), scope.clone());
         let tls_now = tls.load_full();
         let span = tracing::debug_span!("conn", %peer);
         scope.tasks.spawn(
             async move {
                 let _permit = permit;
                 let _conn = conn;
-                serve(stream, peer, name, table, task_scope, tls_now).await;
+                serve(stream, peer, table, task_scope, tls_now).await;
             }
             .instrument(span),
         );
@@ -175,7 +186,6 @@ async fn accept_loop(
 async fn serve(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    name: Arc<str>,
     table: SharedTable,
     scope: ConnScope,
     tls: Option<Arc<ListenerTls>>,
@@ -183,7 +193,7 @@ async fn serve(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY failed");
     }
-    let Some(listener) = table.load().listener(&name).map(Arc::clone) else {
+    let Some(listener) = table.load().listener(&scope.name.load()).map(Arc::clone) else {
         tracing::debug!("listener no longer in the table, closing");
         return;
     };
@@ -195,7 +205,8 @@ async fn serve(
     let mut stream = stream;
     let header_read = listener.timeouts().header_read;
     let Some(origin) =
-        crate::proxy_protocol::on_accept(&mut stream, peer, &table, &name, header_read).await
+        crate::proxy_protocol::on_accept(&mut stream, peer, &table, listener.name(), header_read)
+            .await
     else {
         return;
     };
@@ -226,10 +237,9 @@ async fn dispatch<S>(
         Protocol::Http => {
             // Each request loads its own snapshot: the connection must not pin this one
             // (with its pools and backends, and their metric series) for its whole life.
-            let name = Arc::clone(listener.name_arc());
             let limits = crate::http::ConnLimits::of(&listener);
             drop(listener);
-            crate::http::serve(stream, is_tls, peer, name, limits, table, scope).await;
+            crate::http::serve(stream, is_tls, peer, limits, table, scope).await;
         }
         Protocol::Tcp => crate::tcp::serve(stream, origin, &listener, scope).await,
     }
@@ -273,7 +283,6 @@ impl Drop for Connection {
 /// A running listener: its accept loop and the connections it accepted.
 #[derive(Debug)]
 pub struct ListenerHandle {
-    name: Arc<str>,
     local_addr: SocketAddr,
     scope: ConnScope,
     active: Arc<AtomicUsize>,
@@ -284,8 +293,16 @@ pub struct ListenerHandle {
 
 impl ListenerHandle {
     /// The listener's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> Arc<str> {
+        Arc::clone(&self.scope.name.load())
+    }
+
+    /// Calls the listener `name` from now on: its accept task and every connection it
+    /// accepted find their settings in the table under `name`, with no connection
+    /// closed. Store the table that has `name` first (with the old name as an alias,
+    /// [`weir_balance::Table::alias_listener`], for requests that read it just before).
+    pub fn rename(&self, name: Arc<str>) {
+        self.scope.name.store(Arc::new(name));
     }
 
     /// The address actually bound (port 0 resolved).
@@ -317,6 +334,14 @@ impl ListenerHandle {
         self.scope.tasks.close();
     }
 
+    /// Waits until the accept task has stopped (after [`ListenerHandle::drain`]), at most
+    /// `timeout`; says whether it did. From then on this listener accepts nothing.
+    pub async fn accept_stopped(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.accept.wait())
+            .await
+            .is_ok()
+    }
+
     /// Waits until every connection has closed, at most `timeout`; then closes whatever
     /// is left by force. Returns the number of connections (and tunnels) closed by force.
     ///
@@ -329,7 +354,7 @@ impl ListenerHandle {
             .await
             .is_err()
         {
-            tracing::warn!(listener = %self.name, "accept loop did not stop in time");
+            tracing::warn!(listener = %self.name(), "accept loop did not stop in time");
         }
         if tokio::time::timeout_at(deadline, self.scope.tasks.wait())
             .await
@@ -344,7 +369,7 @@ impl ListenerHandle {
             .await
             .is_err()
         {
-            tracing::warn!(listener = %self.name, "connections still open after forced close");
+            tracing::warn!(listener = %self.name(), "connections still open after forced close");
         }
         left
     }

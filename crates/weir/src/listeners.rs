@@ -1,17 +1,21 @@
 //! The set of running listeners, reconciled with each configuration in two phases.
 //!
-//! A reload must never refuse a connection on an address that stays configured. So a
-//! listener's socket is keyed by its configured address: when the address is kept, the
-//! socket is kept (its accept queue never closes); only the accept task may be replaced
-//! when the listener's name or protocol changed, in which case the new task starts on a
-//! duplicate of the same socket before the old task stops.
+//! A reload must never refuse or drop a connection on an address that stays configured.
+//! So a listener's socket is keyed by its configured address: when the address is kept,
+//! the socket is kept (its accept queue never closes). A renamed listener keeps its task
+//! and its connections, which follow the new name. Only a protocol change replaces the
+//! accept task: the old one stops before the new table is stored, its clients wait in the
+//! kernel's queue on our duplicate of the socket, and the new task starts on that
+//! duplicate once the table that describes it is live.
 //!
 //! [`Listeners::prepare`] does everything that can fail (binding, duplicating sockets,
 //! registering them with the runtime, reading their addresses) into a [`Plan`], and
-//! changes nothing; [`Listeners::commit`] cannot fail. So a reload is rejected whole or
-//! applied whole: a bind failure or an exhausted descriptor limit leaves the old
-//! configuration serving untouched, with every running listener still tracked.
+//! changes nothing; [`Listeners::hand_over`] and [`Listeners::commit`] cannot fail. So a
+//! reload is rejected whole or applied whole: a bind failure or an exhausted descriptor
+//! limit leaves the old configuration serving untouched, with every running listener
+//! still tracked.
 
+mod drain;
 mod plan;
 
 use std::net::SocketAddr;
@@ -19,19 +23,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use weir_admin::ListenerStatus;
 use weir_balance::SharedTable;
 use weir_config::{Config, Protocol};
 use weir_proxy::tls::ListenerTls;
 use weir_proxy::ListenerHandle;
 
+use drain::Retiring;
 use plan::{Key, Step};
 
 /// Accept queue length: deep enough that a burst during a reload or at `max_connections`
 /// waits in the kernel instead of being refused.
 const BACKLOG: u32 = 4096;
+
+/// How long a reload waits for a stopped accept task to let go of its socket. It stops
+/// at its next poll; only an accept error's back-off (100 ms) can hold it.
+const ACCEPT_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// One running listener.
 struct Running {
@@ -45,12 +52,6 @@ struct Running {
     handle: Arc<ListenerHandle>,
 }
 
-/// A listener a reload removed, draining in the background; shutdown waits for it too.
-struct Retiring {
-    handle: Arc<ListenerHandle>,
-    task: JoinHandle<()>,
-}
-
 /// What a new configuration needs, with every socket already made: applying it cannot
 /// fail. Only valid for the set that prepared it, with no commit in between.
 pub(crate) struct Plan {
@@ -58,6 +59,8 @@ pub(crate) struct Plan {
     entries: Vec<Entry>,
     /// Running listeners (by index) that drain.
     drain: Vec<usize>,
+    /// `(old, new)` names of the running listeners renamed.
+    renames: Vec<(Arc<str>, Arc<str>)>,
 }
 
 struct Entry {
@@ -66,11 +69,13 @@ struct Entry {
     listen: SocketAddr,
     /// Its TLS termination (certificates read by this reload), or `None`.
     tls: Option<ListenerTls>,
+    /// Whether [`Listeners::hand_over`] gave `tls` to the kept listener already.
+    tls_applied: bool,
     action: Action,
 }
 
 enum Action {
-    /// The running listener at this index carries on.
+    /// The running listener at this index carries on (under this entry's name).
     Keep(usize),
     /// A new accept task on this socket.
     Start(Ready),
@@ -122,9 +127,19 @@ impl Listeners {
             .collect();
         let diff = plan::diff(&running, &wanted);
         let mut entries = Vec::with_capacity(config.listeners.len());
+        let mut renames = Vec::new();
         for ((l, step), tls) in config.listeners.iter().zip(diff.steps).zip(tls) {
+            let name: Arc<str> = Arc::from(l.name.as_str());
             let action = match step {
                 Step::Keep(i) => Action::Keep(i),
+                Step::Rename(i) => {
+                    let r = self
+                        .running
+                        .get(i)
+                        .context("internal error: a reload plan names no running listener")?;
+                    renames.push((Arc::clone(&r.name), Arc::clone(&name)));
+                    Action::Keep(i)
+                }
                 Step::Restart(i) => {
                     let r = self
                         .running
@@ -144,21 +159,52 @@ impl Listeners {
                 }
             };
             entries.push(Entry {
-                name: Arc::from(l.name.as_str()),
+                name,
                 protocol: l.protocol,
                 listen: l.listen,
                 tls,
+                tls_applied: false,
                 action,
             });
         }
         Ok(Plan {
             entries,
             drain: diff.drain,
+            renames,
         })
     }
 
-    /// Starts the planned tasks and drains the listeners the plan no longer has. Call
-    /// after the new table is live, so new tasks find their listener in it. Cannot fail.
+    /// The first half of applying `plan`, before the new table is stored; cannot fail.
+    /// Kept listeners take their new TLS settings now, so no connection the new table
+    /// serves is accepted with the old ones; every listener the plan stops (removed, or
+    /// replaced for a protocol change) stops accepting and starts draining now, so none
+    /// accepts a connection the new table has no listener for. Returns those, to await
+    /// with [`accept_stopped`] before storing the table: clients of a replaced one wait
+    /// in the kernel's queue meanwhile (our duplicate keeps it open).
+    pub(crate) fn hand_over(&self, plan: &mut Plan) -> Vec<Arc<ListenerHandle>> {
+        for entry in &mut plan.entries {
+            if let Action::Keep(i) = entry.action {
+                if let Some(r) = self.running.get(i) {
+                    // New connections get the certificates just read; established ones
+                    // keep their session.
+                    r.handle.set_tls(entry.tls.take());
+                    entry.tls_applied = true;
+                }
+            }
+        }
+        plan.drain
+            .iter()
+            .filter_map(|&i| self.running.get(i))
+            .map(|r| {
+                r.handle.drain();
+                Arc::clone(&r.handle)
+            })
+            .collect()
+    }
+
+    /// Starts the planned tasks, renames the renamed listeners and drains the ones the
+    /// plan no longer has. Call after [`Listeners::hand_over`] and after the new table
+    /// is live, so new tasks and new names find their listener in it. Cannot fail.
     pub(crate) fn commit(&mut self, plan: Plan, table: &SharedTable, drain_timeout: Duration) {
         let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running)
             .into_iter()
@@ -168,10 +214,20 @@ impl Listeners {
         for entry in plan.entries {
             match entry.action {
                 Action::Keep(i) => match old.get_mut(i).and_then(Option::take) {
-                    Some(r) => {
-                        // New connections get the certificates just read; established
-                        // ones keep their session.
-                        r.handle.set_tls(entry.tls);
+                    Some(mut r) => {
+                        if !entry.tls_applied {
+                            r.handle.set_tls(entry.tls);
+                        }
+                        if r.name != entry.name {
+                            tracing::info!(
+                                listener = %entry.name,
+                                was = %r.name,
+                                addr = %r.handle.local_addr(),
+                                "listener renamed"
+                            );
+                            r.handle.rename(Arc::clone(&entry.name));
+                            r.name = entry.name;
+                        }
                         next.push(r);
                     }
                     None => tracing::error!(
@@ -205,7 +261,7 @@ impl Listeners {
             }
         }
         self.running = next;
-        self.retiring.retain(|r| !r.task.is_finished());
+        self.retiring.retain(|r| !r.is_finished());
         let planned = plan
             .drain
             .into_iter()
@@ -221,63 +277,6 @@ impl Listeners {
         for r in planned.into_iter().chain(leftover) {
             self.retire(r, drain_timeout);
         }
-    }
-
-    /// Stops `r` accepting and drains it in the background, at most `timeout`.
-    fn retire(&mut self, r: Running, timeout: Duration) {
-        tracing::info!(listener = %r.name, addr = %r.handle.local_addr(), "listener removed: draining");
-        r.handle.drain();
-        // Our duplicate is dropped here: once the accept task drops its own, the address
-        // stops accepting (unless a new task took over a duplicate).
-        drop(r.socket);
-        let handle = Arc::clone(&r.handle);
-        let task = tokio::spawn(async move {
-            let forced = handle.drained(timeout).await;
-            tracing::info!(listener = handle.name(), forced, "listener drained");
-        });
-        self.retiring.push(Retiring {
-            handle: r.handle,
-            task,
-        });
-    }
-
-    /// Stops accepting everywhere and waits for the connections of every listener, the
-    /// running ones and those a reload removed that are still draining, all at once and
-    /// until one common `deadline`; then closes the rest. Returns how many were closed
-    /// by force.
-    pub(crate) async fn drain_all(&mut self, deadline: Instant) -> usize {
-        let running = std::mem::take(&mut self.running);
-        let retiring = std::mem::take(&mut self.retiring);
-        for r in &running {
-            r.handle.drain();
-        }
-        // Close our duplicates of the listening sockets now: while any descriptor stays
-        // open the kernel keeps completing handshakes into a backlog nobody accepts, and
-        // those clients would hang until exit instead of being refused at once.
-        let handles = running.into_iter().map(|r| r.handle).chain(
-            retiring
-                .into_iter()
-                .filter(|r| !r.task.is_finished())
-                .map(|r| r.handle),
-        );
-        let mut waits = tokio::task::JoinSet::new();
-        for handle in handles {
-            // A removed listener's own drain task may close it earlier, at its own
-            // deadline; whichever comes first applies.
-            waits.spawn(async move {
-                handle
-                    .drained(deadline.saturating_duration_since(Instant::now()))
-                    .await
-            });
-        }
-        let mut forced = 0;
-        while let Some(done) = waits.join_next().await {
-            match done {
-                Ok(n) => forced += n,
-                Err(e) => tracing::error!(error = %e, "listener drain task failed"),
-            }
-        }
-        forced
     }
 
     /// A snapshot for `/status`.
@@ -300,6 +299,32 @@ impl Listeners {
             .iter()
             .find(|r| &*r.name == name)
             .map(|r| r.handle.local_addr())
+    }
+}
+
+// === impl Plan ===
+
+impl Plan {
+    /// Lets the former names of renamed listeners find them in `table`, the one this
+    /// plan goes live with: a connection that read its listener's name just before the
+    /// rename must not find nothing.
+    pub(crate) fn alias_renamed(&self, table: &mut weir_balance::Table) {
+        for (old, new) in &self.renames {
+            table.alias_listener(old, new);
+        }
+    }
+}
+
+/// Waits until every listener of `stopping` ([`Listeners::hand_over`]) has stopped
+/// accepting, at most [`ACCEPT_STOP_WAIT`] each.
+pub(crate) async fn accept_stopped(stopping: &[Arc<ListenerHandle>]) {
+    for handle in stopping {
+        if !handle.accept_stopped(ACCEPT_STOP_WAIT).await {
+            tracing::warn!(
+                listener = %handle.name(),
+                "accept task still running after the reload stopped it"
+            );
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //!         -> prepare: bind/duplicate/register listener sockets (failure rejects it)
 //!         -- from here nothing can fail --
 //!         -> build the new table (same Arc<Backend> for kept backends)
-//!         -> swap the table -> start/drain listener tasks -> reconcile health tasks
+//!         -> kept listeners take their new TLS; replaced and removed ones stop accepting
+//!         -> swap the table -> rename kept listeners, start new tasks, drain the old
+//!         -> reconcile health tasks
 //!         -> weir_config_reloads_total{result}, config hash for /metrics and /status
 //! SIGTERM -> /healthz 503 -> stop accepting -> wait for in-flight work on every
 //!            listener at once, until one deadline -> exit 0
@@ -118,16 +120,19 @@ impl Server {
         let registry = BackendRegistry::with_metrics(metrics.clone());
         let listeners = Arc::new(Mutex::new(Listeners::default()));
         let plan = lock(&listeners).prepare(&config, tls.listeners)?;
-        let first = registry.build(Arc::clone(&config), 1);
-        weir_proxy::tls::apply_upstream(&first, &tls.upstream);
-        let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
-        lock(&listeners).commit(plan, &table, config.shutdown_timeout);
-
+        // The admin socket is the last thing that can fail, so it is bound before any
+        // listener accepts: a start-up that fails has served nobody.
         let admin_socket = listeners::bind(config.admin.listen)
             .with_context(|| format!("admin: bind {}", config.admin.listen))?;
         let admin_socket =
             tokio::net::TcpListener::from_std(admin_socket).context("admin socket")?;
         let admin_addr = admin_socket.local_addr().context("admin socket address")?;
+        let first = registry.build(Arc::clone(&config), 1);
+        weir_proxy::tls::apply_upstream(&first, &tls.upstream);
+        let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
+        // Nothing runs yet, so there is nothing to hand over.
+        lock(&listeners).commit(plan, &table, config.shutdown_timeout);
+
         let view = Arc::clone(&listeners);
         let admin = Arc::new(AdminState::new(
             Arc::clone(&table),
@@ -233,13 +238,18 @@ impl Server {
         }
         // Phase one, the last step that can fail: every socket the new listeners need.
         // Nothing that serves has changed yet, so an error rejects the reload whole.
-        let plan = lock(&self.listeners).prepare(&config, tls.listeners)?;
+        let mut plan = lock(&self.listeners).prepare(&config, tls.listeners)?;
         // Phase two cannot fail. Building the table is here, not before, because it
         // updates the settings of kept backends in place.
         let generation = old.generation() + 1;
-        let table = self.registry.build(Arc::clone(&config), generation);
+        let mut table = self.registry.build(Arc::clone(&config), generation);
         weir_proxy::tls::apply_upstream(&table, &tls.upstream);
+        plan.alias_renamed(&mut table);
         let changes = Changes::between(old.config(), &config);
+        // No task may accept for a listener the new table lacks: the ones that stop,
+        // stop first (their clients wait in the kernel's queue until the new tasks run).
+        let stopping = lock(&self.listeners).hand_over(&mut plan);
+        listeners::accept_stopped(&stopping).await;
         self.table.store(Arc::new(table));
         lock(&self.listeners).commit(plan, &self.table, config.shutdown_timeout);
         let current = self.table.load();
@@ -264,10 +274,16 @@ impl Server {
             "shutting down"
         );
         let mut set = std::mem::take(&mut *lock(&self.listeners));
+        let handles = set.handles();
+        // On a second signal every connection still open is cut when the process exits.
+        let abandoned = || -> usize {
+            tracing::warn!("second signal: stopping now");
+            handles.iter().map(|h| h.active_connections()).sum()
+        };
         let forced = tokio::select! {
             forced = set.drain_all(deadline) => forced,
-            _ = term.recv() => { tracing::warn!("second signal: stopping now"); 0 }
-            _ = int.recv() => { tracing::warn!("second signal: stopping now"); 0 }
+            _ = term.recv() => abandoned(),
+            _ = int.recv() => abandoned(),
         };
         self.health.shutdown();
         self.admin_task.abort();

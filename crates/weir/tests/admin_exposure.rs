@@ -90,3 +90,34 @@ async fn an_admin_server_on_a_non_loopback_address_is_warned_about_at_start_and_
     let again = weir.wait_for_log_after(mark, EXPOSED, LOG_WAIT).await;
     assert_eq!(again["addr"], line["addr"], "{again}");
 }
+
+/// Review: the admin socket is bound before any listener accepts, so a start-up that
+/// fails on it has served nobody: no listener task ever started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_address_in_use_fails_start_up_before_any_listener_accepts() {
+    let (a, ha) = spawn_backend("a").await;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to occupy");
+    let busy_addr = busy.local_addr().expect("occupied address");
+    let yaml = one_pool("round_robin", &backends(&[a]), "").replacen(
+        "admin:\n  listen: 127.0.0.1:0\n",
+        &format!("admin:\n  listen: {busy_addr}\n"),
+        1,
+    );
+    assert!(yaml.contains(&busy_addr.to_string()), "{yaml}");
+    let mut weir = Weir::spawn_run(WEIR, &yaml, "info");
+    let exit = weir.wait_exit(LOG_WAIT).await;
+    assert!(!exit.success(), "weir started with its admin address taken");
+    let stopped = weir.wait_for_log("weir stopped", LOG_WAIT).await;
+    let error = stopped["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("admin: bind") && error.contains(&busy_addr.to_string()),
+        "the error names the admin address: {stopped}"
+    );
+    assert!(
+        weir.logs_with("listener bound").is_empty(),
+        "a listener accepted before the admin bind failed:\n{}",
+        weir.log_tail(20)
+    );
+    assert_eq!(ha.hits(), 0);
+    drop(busy);
+}

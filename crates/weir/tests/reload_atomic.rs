@@ -1,6 +1,7 @@
 //! Issue 8, defect 1: a reload is applied whole or not at all. A failure at any step that
 //! can fail (binding an address in use; duplicating or binding sockets past the
-//! descriptor limit, for new addresses and for listeners restarted on their own socket)
+//! descriptor limit, for new addresses and for listeners restarted on their own socket
+//! with another protocol)
 //! rejects the reload, and afterwards the old configuration serves unchanged, through the
 //! old listeners to the old pool, and `/status` and `/metrics` say so; a later valid
 //! reload is applied.
@@ -23,14 +24,20 @@ const NEW: usize = 16;
 /// Descriptors left free beyond `NEW` (fewer than `NEW`, see [`limit_descriptors`]).
 const SLACK: usize = 3;
 
-/// Admin and one pool `web` with backend `backend`; one HTTP listener routing to it per
-/// `(name, listen)`.
+/// Admin and one pool `web` with backend `backend`; one listener to it per `(name,
+/// listen)`: HTTP, or TCP when the name starts with `tcp` (an HTTP client gets the
+/// backend's own answer through it all the same).
 fn yaml(listeners: &[(String, String)], backend: SocketAddr) -> String {
     let mut out =
         String::from("admin:\n  listen: 127.0.0.1:0\nshutdown_timeout: 10s\nlisteners:\n");
     for (name, listen) in listeners {
+        let to_pool = if name.starts_with("tcp") {
+            "    protocol: tcp\n    pool: web\n"
+        } else {
+            "    routes:\n      - pool: web\n"
+        };
         out.push_str(&format!(
-            "  - name: {name}\n    listen: {listen}\n    routes:\n      - pool: web\n"
+            "  - name: {name}\n    listen: {listen}\n{to_pool}"
         ));
     }
     out.push_str(&format!(
@@ -213,13 +220,59 @@ async fn a_listener_on_an_address_in_use_rejects_the_whole_reload() {
 
     // Once the address is free, the same file applies.
     drop(busy);
-    let line = applied_reload(&mut weir, &new).await;
-    assert_eq!(line["generation"], 2, "{line}");
-    assert_eq!(weir.listener_addr("taken"), busy_addr);
-    for addr in [web_addr, busy_addr] {
+    let taken = reload_onto_a_freed_port(&mut weir, &web, busy_addr, b).await;
+    assert_eq!(weir.listener_addr("taken"), taken);
+    for addr in [web_addr, taken] {
         assert_eq!(client::get(addr, "/").await.text(), "b");
     }
     assert_eq!(weir.status().await["generation"], 2);
+}
+
+/// Reloads `web` plus listener `taken` on `freed`, a port just released, and returns
+/// where `taken` listens. A test running in parallel may bind the same ephemeral port
+/// first: then the reload is rightly rejected, and it is tried again on another freshly
+/// released port (a few times at most).
+async fn reload_onto_a_freed_port(
+    weir: &mut Weir,
+    web: &[(String, String)],
+    freed: SocketAddr,
+    backend: SocketAddr,
+) -> SocketAddr {
+    let mut port = freed;
+    for _ in 0..5 {
+        let mut wanted = web.to_vec();
+        wanted.push(("taken".to_owned(), port.to_string()));
+        let mark = weir.log_mark();
+        weir.rewrite_config(&yaml(&wanted, backend));
+        weir.sighup().await;
+        let w = &*weir;
+        let (applied, line) = eventually("the reload applied or rejected", || {
+            let applied = w
+                .logs_after(mark, "config reloaded")
+                .pop()
+                .map(|l| (true, l));
+            let outcome = applied.or_else(|| {
+                w.logs_after(mark, "config reload rejected")
+                    .pop()
+                    .map(|l| (false, l))
+            });
+            async move { outcome }
+        })
+        .await;
+        if applied {
+            assert_eq!(line["generation"], 2, "{line}");
+            return port;
+        }
+        let error = line["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&port.to_string()) && error.contains("in use"),
+            "a reload onto a free port was rejected for another reason: {line}"
+        );
+        eprintln!("{port} was taken by someone else in between; trying another port");
+        let next = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to free");
+        port = next.local_addr().expect("a freed address");
+    }
+    panic!("five freshly freed ports were all taken before weir could bind them");
 }
 
 /// Starts weir on `old`, lowers its descriptor limit, reloads `new` (rejected), restores
@@ -278,19 +331,19 @@ async fn running_out_of_descriptors_for_new_listeners_rejects_the_whole_reload()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_descriptors_restarting_listeners_rejects_the_whole_reload() {
-    // Renamed listeners on the same configured address: each new task would take over a
-    // duplicate of its predecessor's socket.
+    // HTTP listeners turned TCP on the same configured address: each new task would
+    // take over a duplicate of its predecessor's socket. (A rename alone keeps the task.)
     let (weir, old_addrs) =
-        reload_past_the_descriptor_limit(&port_zero("old", NEW), &port_zero("renamed", NEW)).await;
+        reload_past_the_descriptor_limit(&port_zero("old", NEW), &port_zero("tcp", NEW)).await;
     let mut took_over: Vec<SocketAddr> = (0..NEW)
-        .map(|i| weir.listener_addr(&format!("renamed{i}")))
+        .map(|i| weir.listener_addr(&format!("tcp{i}")))
         .collect();
     took_over.sort();
     let mut old_addrs = old_addrs;
     old_addrs.sort();
     assert_eq!(
         took_over, old_addrs,
-        "renamed listeners keep the old sockets"
+        "restarted listeners keep the old sockets"
     );
     for addr in old_addrs {
         eventually(

@@ -1,7 +1,8 @@
 //! Issue 8, defect 9: shutdown has one deadline for every listener. Four TCP listeners
 //! with an idle stream each and `shutdown_timeout: 2s` exit after about 2 s, not 8; and
 //! a listener a reload removed, still draining, is waited for like the others instead of
-//! being cut when the process exits.
+//! being cut when the process exits. A second signal cuts what is left at once and
+//! logs how many connections that was.
 
 use std::time::Duration;
 
@@ -113,4 +114,42 @@ async fn shutdown_waits_for_a_listener_a_reload_removed_that_is_still_draining()
         .wait_for_log_after(mark, "shutdown complete", LOG_WAIT)
         .await;
     assert_eq!(done["forced"], 0, "{done}");
+}
+
+/// Review: a second signal stops at once and says how many connections it abandons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_counts_the_connections_it_abandons() {
+    let (a, ha) = spawn_backend("a").await;
+    // shutdown_timeout 10s: the held request would outlast this test.
+    let yaml = one_pool("round_robin", &backends(&[a]), "");
+    let mut weir = Weir::start(WEIR, &yaml).await;
+    let web = weir.listener_addr("web");
+    let held = tokio::spawn(async move { client::request(web, hold()).await });
+    eventually("the held request reaching the backend", || {
+        let n = ha.in_progress();
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+
+    let mark = weir.log_mark();
+    weir.sigterm().await;
+    weir.wait_for_log_after(mark, "shutting down", LOG_WAIT)
+        .await;
+    weir.sigterm().await;
+    let exit = weir.wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "exit status {exit}\n{}", weir.log_tail(20));
+    weir.wait_for_log_after(mark, "second signal: stopping now", LOG_WAIT)
+        .await;
+    let done = weir
+        .wait_for_log_after(mark, "shutdown complete", LOG_WAIT)
+        .await;
+    assert_eq!(done["forced"], 1, "the held request was cut: {done}");
+    let cut = held.await.expect("held request task");
+    assert!(cut.is_err(), "the held request was answered: {cut:?}");
+}
+
+fn hold() -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::get("/hold")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("a GET request")
 }

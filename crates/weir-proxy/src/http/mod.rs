@@ -51,7 +51,7 @@ pub(crate) use limits::ConnLimits;
 pub use upstream::UpstreamPool;
 
 use crate::io::{ClientIo, ConnShared};
-use crate::listener::ConnScope;
+use crate::listener::{ConnScope, ListenerName};
 
 /// Largest HTTP/1 request head accepted (hyper's read buffer): beyond it the client gets
 /// 431. HTTP/2's is the listener's `http2.max_header_list_size`.
@@ -61,7 +61,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
     table: SharedTable,
-    listener: Arc<str>,
+    /// Read per request: a reload may rename the listener.
+    listener: ListenerName,
     peer: SocketAddr,
     /// The peer's IP, formatted once for `X-Forwarded-For`.
     client_ip: HeaderValue,
@@ -81,7 +82,6 @@ pub(crate) async fn serve<S>(
     stream: S,
     is_tls: bool,
     peer: SocketAddr,
-    listener: Arc<str>,
     limits: ConnLimits,
     table: SharedTable,
     scope: &ConnScope,
@@ -94,7 +94,7 @@ pub(crate) async fn serve<S>(
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let ctx = Arc::new(ConnCtx {
         table,
-        listener,
+        listener: Arc::clone(&scope.name),
         peer,
         client_ip,
         is_tls,

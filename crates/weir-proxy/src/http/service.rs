@@ -60,7 +60,11 @@ pub(crate) async fn handle(
     };
     // A fresh snapshot per request: a reload applies to the next request on a
     // kept-alive connection.
-    let listener = ctx.table.load().listener(&ctx.listener).map(Arc::clone);
+    let listener = ctx
+        .table
+        .load()
+        .listener(&ctx.listener.load())
+        .map(Arc::clone);
     let mut resp = match listener {
         None => {
             let msg = "listener is shutting down";
@@ -71,7 +75,7 @@ pub(crate) async fn handle(
                 listener.access_log(),
                 start,
                 ctx.peer,
-                &ctx.listener,
+                listener.name_arc(),
                 &request_id,
                 &req,
             );

@@ -1,8 +1,8 @@
 //! What a new configuration changes in the running listeners, decided without sockets.
 //!
 //! A listener is identified by its name, protocol and configured address (port 0 stays
-//! 0). The diff is pure so that every case (kept, restarted on a duplicate of the same
-//! socket, newly bound, drained) is unit-tested here; [`super::Listeners::prepare`] then
+//! 0). The diff is pure so that every case (kept, renamed, restarted on a duplicate of
+//! the same socket, newly bound, drained) is unit-tested here; [`super::Listeners::prepare`] then
 //! performs the fallible socket work the diff asks for, and
 //! [`super::Listeners::commit`] applies it without anything left that can fail.
 
@@ -24,9 +24,11 @@ pub(crate) struct Key<'a> {
 pub(crate) enum Step {
     /// Same name, protocol and address as running listener `i`: its task carries on.
     Keep(usize),
-    /// Same address as running listener `i` but another name or protocol: a new task
-    /// starts on a duplicate of `i`'s socket (its accept queue never closes), and `i`
-    /// drains.
+    /// Same address and protocol as running listener `i`, another name: `i` carries on
+    /// under the new name, its task and connections included.
+    Rename(usize),
+    /// Same address as running listener `i` but another protocol: a new task starts on
+    /// a duplicate of `i`'s socket (its accept queue never closes), and `i` drains.
     Restart(usize),
     /// An address nothing runs on: a socket is bound.
     Bind,
@@ -37,44 +39,49 @@ pub(crate) enum Step {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Diff {
     pub(crate) steps: Vec<Step>,
-    /// Ascending; every running index not kept, including the ones restarted.
+    /// Ascending; every running index not kept or renamed, the restarted ones included.
     pub(crate) drain: Vec<usize>,
 }
 
 /// Matches `wanted` against `running`: an exact match first (anywhere in `running`),
-/// else a running listener on the same address, else a new socket. Each running
-/// listener is used at most once.
+/// else a running listener on the same address with the same protocol (renamed), else
+/// one on the same address (restarted), else a new socket. Each running listener is
+/// used at most once.
 pub(crate) fn diff(running: &[Key<'_>], wanted: &[Key<'_>]) -> Diff {
+    /// Whether running listener `r` can serve as wanted listener `w`, and how.
+    type Pass = (fn(&Key<'_>, &Key<'_>) -> bool, fn(usize) -> Step);
+    // Each kind of match is claimed over the whole file before the next, looser one, so
+    // that a renamed or restarted listener never takes the socket of a closer match
+    // (several listeners may share the configured address `127.0.0.1:0`).
+    let passes: [Pass; 3] = [
+        (|r, w| r == w, Step::Keep),
+        (
+            |r, w| r.listen == w.listen && r.protocol == w.protocol,
+            Step::Rename,
+        ),
+        (|r, w| r.listen == w.listen, Step::Restart),
+    ];
     let mut claimed = vec![false; running.len()];
-    let mut kept = vec![false; running.len()];
-    // Exact matches are claimed before any restart, so that a renamed listener never
-    // takes the socket of one that is kept as it is.
-    let exact: Vec<Option<usize>> = wanted
-        .iter()
-        .map(|w| {
-            let i = (0..running.len()).find(|&i| !claimed[i] && running[i] == *w)?;
-            claimed[i] = true;
-            kept[i] = true;
-            Some(i)
-        })
-        .collect();
-    let steps = wanted
-        .iter()
-        .zip(exact)
-        .map(|(w, exact)| {
-            if let Some(i) = exact {
-                return Step::Keep(i);
+    let mut steps: Vec<Option<Step>> = vec![None; wanted.len()];
+    for (matches, step) in passes {
+        for (w, slot) in wanted.iter().zip(steps.iter_mut()) {
+            if slot.is_some() {
+                continue;
             }
-            match (0..running.len()).find(|&i| !claimed[i] && running[i].listen == w.listen) {
-                Some(i) => {
-                    claimed[i] = true;
-                    Step::Restart(i)
-                }
-                None => Step::Bind,
+            if let Some(i) = (0..running.len()).find(|&i| !claimed[i] && matches(&running[i], w)) {
+                claimed[i] = true;
+                *slot = Some(step(i));
             }
-        })
-        .collect();
-    let drain = (0..running.len()).filter(|&i| !kept[i]).collect();
+        }
+    }
+    let steps: Vec<Step> = steps.into_iter().map(|s| s.unwrap_or(Step::Bind)).collect();
+    let mut carried_on = vec![false; running.len()];
+    for step in &steps {
+        if let Step::Keep(i) | Step::Rename(i) = *step {
+            carried_on[i] = true;
+        }
+    }
+    let drain = (0..running.len()).filter(|&i| !carried_on[i]).collect();
     Diff { steps, drain }
 }
 
@@ -121,26 +128,41 @@ mod tests {
     }
 
     #[test]
-    fn a_rename_or_protocol_change_restarts_on_the_same_socket() {
+    fn a_rename_carries_on_and_a_protocol_change_restarts_on_the_same_socket() {
         let running = [http("web", "127.0.0.1:80"), http("db", "127.0.0.1:81")];
         let wanted = [
             http("www", "127.0.0.1:80"),
             key("db", Protocol::Tcp, "127.0.0.1:81"),
         ];
         let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Restart(0), Step::Restart(1)]);
-        assert_eq!(d.drain, vec![0, 1], "the old tasks drain");
+        assert_eq!(d.steps, vec![Step::Rename(0), Step::Restart(1)]);
+        assert_eq!(d.drain, vec![1], "only the restarted task drains");
+    }
+
+    #[test]
+    fn a_rename_prefers_a_socket_of_the_same_protocol() {
+        let running = [
+            http("a", "127.0.0.1:0"),
+            key("b", Protocol::Tcp, "127.0.0.1:0"),
+        ];
+        let wanted = [
+            key("c", Protocol::Tcp, "127.0.0.1:0"),
+            http("d", "127.0.0.1:0"),
+        ];
+        let d = diff(&running, &wanted);
+        assert_eq!(d.steps, vec![Step::Rename(1), Step::Rename(0)]);
+        assert!(d.drain.is_empty());
     }
 
     #[test]
     fn a_renamed_listener_never_takes_a_kept_listeners_socket() {
         // Two listeners on port 0 share the configured key `127.0.0.1:0`; the new `b2`
-        // comes first in the file but `a` is kept exactly, so `b2` restarts on `b`'s.
+        // comes first in the file but `a` is kept exactly, so `b2` is `b` renamed.
         let running = [http("a", "127.0.0.1:0"), http("b", "127.0.0.1:0")];
         let wanted = [http("b2", "127.0.0.1:0"), http("a", "127.0.0.1:0")];
         let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Restart(1), Step::Keep(0)]);
-        assert_eq!(d.drain, vec![1]);
+        assert_eq!(d.steps, vec![Step::Rename(1), Step::Keep(0)]);
+        assert!(d.drain.is_empty());
     }
 
     #[test]
@@ -157,12 +179,12 @@ mod tests {
     }
 
     #[test]
-    fn swapped_names_restart_both_on_their_addresses() {
+    fn swapped_names_rename_both_on_their_addresses() {
         let running = [http("a", "127.0.0.1:80"), http("b", "127.0.0.1:81")];
         let wanted = [http("b", "127.0.0.1:80"), http("a", "127.0.0.1:81")];
         let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Restart(0), Step::Restart(1)]);
-        assert_eq!(d.drain, vec![0, 1]);
+        assert_eq!(d.steps, vec![Step::Rename(0), Step::Rename(1)]);
+        assert!(d.drain.is_empty());
     }
 
     #[test]
