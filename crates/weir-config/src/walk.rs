@@ -4,7 +4,7 @@
 //!
 //! The limits exist because a configuration is operator input that reloads read while
 //! serving: nesting deeper than [`MAX_DEPTH`] made serde_yaml_ng's parser quadratic
-//! (a 200 KB file of nested `{a:` took 39 s) and yaml-rust2's own `load` recursive
+//! (a 200 KB file of nested `{a:` took over 30 s) and yaml-rust2's own `load` recursive
 //! (block nesting overflowed the stack), and aliases expand: ten levels of ten aliases
 //! each ("billion laughs") describe 10^10 nodes in a few hundred bytes. serde_yaml_ng
 //! caps alias jumps at 100 per event of the file and nesting at 128, which bounds neither
