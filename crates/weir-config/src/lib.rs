@@ -39,15 +39,25 @@
 //! reports only the first one. The second pass checks every *value* (durations,
 //! addresses, ranges, references between listeners and pools) and reports all of its
 //! errors at once, sorted by position.
+//!
+//! # Limits
+//!
+//! A file over 16 MiB, nesting deeper than 64 levels, or aliases that expand more than
+//! 10,000 times (or to more than 1,000,000 nodes) is refused before serde parses it:
+//! configurations are read while serving, at every reload.
 
 mod cidr;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod model;
 mod parse;
 mod position;
 mod raw;
 mod tls;
 mod validate;
+mod walk;
 
 use std::path::Path;
 
@@ -66,17 +76,28 @@ pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};
 /// Every problem found, in file order: one structural error (syntax, unknown field, wrong
 /// shape), or else every validation error.
 pub fn parse(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
-    parse::parse(source, file)
+    parse::parse(source, file, validate::Io::Real)
 }
 
 /// Reads `path` and [`parse`]s it.
 ///
 /// # Errors
 ///
-/// As [`parse`]; an unreadable file gives one error at line 0, column 0 naming the OS
-/// error.
+/// As [`parse`] and [`read_source`].
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    parse(&read_source(path)?, path)
+}
+
+/// Reads the text of the configuration file at `path`, and no more of it than the
+/// 16 MiB [`parse`] accepts.
+///
+/// # Errors
+///
+/// One error at line 0, column 0: unreadable (naming the OS error), not UTF-8, or too
+/// large.
+pub fn read_source(path: &Path) -> Result<String, ConfigErrors> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,
@@ -84,6 +105,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             path: String::new(),
             message: format!("cannot read the configuration file: {e}"),
         }])
-    })?;
-    parse(&source, path)
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut source = String::new();
+    let cap = u64::try_from(walk::MAX_SOURCE_BYTES).map_or(u64::MAX, |n| n + 1);
+    file.take(cap)
+        .read_to_string(&mut source)
+        .map_err(unreadable)?;
+    if source.len() > walk::MAX_SOURCE_BYTES {
+        return Err(parse::too_large(path));
+    }
+    Ok(source)
 }

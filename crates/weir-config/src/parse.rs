@@ -1,4 +1,8 @@
-//! The two passes over the text: serde for the structure, then validation with positions.
+//! The passes over the text: syntax, limits and positions (`walk`, yaml-rust2), serde
+//! for the structure, then validation with positions.
+//!
+//! Syntax errors are yaml-rust2's: serde only ever parses a text whose every node was
+//! counted against the limits, and after a syntax error nothing was.
 //!
 //! serde_yaml_ng reports syntax errors, unknown fields and values of the wrong shape, and
 //! stops at the first one (serde cannot resume inside a half-built value). Everything
@@ -10,21 +14,48 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::model::Config;
 use crate::position::PositionIndex;
 use crate::raw::RawConfig;
-use crate::validate;
+use crate::validate::{self, Io};
+use crate::walk::{self, MAX_SOURCE_BYTES};
 
 /// Parses and validates `source`, naming `file` in errors and in `Config::source`.
-pub(crate) fn parse(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
+/// `io` says whether hostnames are resolved and files opened.
+pub(crate) fn parse(source: &str, file: &Path, io: Io) -> Result<Config, ConfigErrors> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(too_large(file));
+    }
+    let index = walk::build(source).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: e.pos.line,
+            column: e.pos.column,
+            path: String::new(),
+            message: e.message,
+        }])
+    })?;
     // An empty file (or one holding only comments) is a document with no fields: let
     // validation say what is missing instead of serde saying "EOF".
-    let index = PositionIndex::build(source);
     let raw: Option<RawConfig> = serde_yaml_ng::from_str(source)
         .map_err(|e| ConfigErrors(vec![structural(&e, file, &index)]))?;
     let raw = raw.unwrap_or_default();
-    validate::validate(&raw, file, &index).map_err(|mut errors| {
+    validate::validate(&raw, file, &index, io).map_err(|mut errors| {
         // Stable: errors at the same spot keep the order they were found in.
         errors.sort_by_key(|e| (e.line, e.column));
         ConfigErrors(errors)
     })
+}
+
+/// The error for a file over [`MAX_SOURCE_BYTES`].
+pub(crate) fn too_large(file: &Path) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        path: String::new(),
+        message: format!(
+            "the configuration file is larger than {} MiB",
+            MAX_SOURCE_BYTES >> 20
+        ),
+    }])
 }
 
 /// Turns serde_yaml_ng's one error into ours, splitting its `path: message at line L

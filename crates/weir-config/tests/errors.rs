@@ -82,7 +82,7 @@ fn unreadable_file_is_one_error_without_position() {
 fn yaml_syntax_error_has_a_position_and_no_path() {
     assert_eq!(
         errors("listeners:\n  - name: web\n   bad: indent\n"),
-        ["weir.yaml:3:4: did not find expected '-' indicator, while parsing a block collection at line 2 column 3"]
+        ["weir.yaml:3:7: while parsing a block collection, did not find expected '-' indicator"]
     );
 }
 

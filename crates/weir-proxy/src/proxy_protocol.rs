@@ -11,7 +11,7 @@
 //! The header is read without reading past it (v1: peeked, then consumed up to its
 //! `\r\n`; v2: its length is in its fixed part), so the bytes after it reach the proxy
 //! untouched. `UNKNOWN` (v1) and `LOCAL` (v2, a balancer's own health check) keep the
-//! socket's own addresses.
+//! socket's own addresses. v2 TLVs are skipped, but must fit the header exactly.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -211,6 +211,7 @@ pub(crate) fn parse_v2(ver_cmd: u8, family: u8, body: &[u8]) -> Result<Carried, 
                 .get(..12)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(short)?;
+            check_tlvs(&body[12..])?;
             let ip = |i: usize| IpAddr::V4(Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]));
             Ok(Some((
                 SocketAddr::new(ip(0), u16::from_be_bytes([b[8], b[9]])),
@@ -222,6 +223,7 @@ pub(crate) fn parse_v2(ver_cmd: u8, family: u8, body: &[u8]) -> Result<Carried, 
                 .get(..36)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(short)?;
+            check_tlvs(&body[36..])?;
             let ip = |i: usize| {
                 let mut o = [0u8; 16];
                 o.copy_from_slice(&b[i..i + 16]);
@@ -236,6 +238,27 @@ pub(crate) fn parse_v2(ver_cmd: u8, family: u8, body: &[u8]) -> Result<Carried, 
         0 | 3 => Ok(None),
         f => Err(format!("PROXY v2 header with unknown address family {f}")),
     }
+}
+
+/// The TLVs after the addresses must tile the rest of the header exactly: one whose
+/// length runs past the end means the sender and weir disagree on where the header
+/// ends, so nothing after it can be trusted to be the client's bytes. Their contents
+/// are not used.
+fn check_tlvs(mut tlvs: &[u8]) -> Result<(), String> {
+    while !tlvs.is_empty() {
+        let [kind, hi, lo, rest @ ..] = tlvs else {
+            return Err(format!("PROXY v2 TLV cut short ({} bytes)", tlvs.len()));
+        };
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        let Some(next) = rest.get(len..) else {
+            return Err(format!(
+                "PROXY v2 TLV 0x{kind:02x} of {len} bytes overruns the header ({} left)",
+                rest.len()
+            ));
+        };
+        tlvs = next;
+    }
+    Ok(())
 }
 
 /// Who a connection is from and to, once any PROXY header is read, and what to send on.

@@ -69,8 +69,8 @@ pub(crate) async fn run_file(path: PathBuf) -> anyhow::Result<()> {
 /// the hash always describes exactly the bytes that were validated.
 async fn load(path: PathBuf) -> anyhow::Result<Loaded> {
     tokio::task::spawn_blocking(move || {
-        let source = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let source = weir_config::read_source(&path)
+            .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
         let config = weir_config::parse(&source, &path)
             .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
         let tls = crate::tls::load(&config).map_err(|errors| {

@@ -29,15 +29,26 @@ const DEFAULT_ADMIN: SocketAddr =
 const PLACEHOLDER_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
+/// Whether validation may touch the world: resolve hostnames and open the files named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Io {
+    Real,
+    /// Fuzzing: arbitrary input must not send DNS queries or open arbitrary paths.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+    Offline,
+}
+
 /// Validates `raw`, returning the config or every error found (unsorted).
 pub(crate) fn validate(
     raw: &RawConfig,
     file: &Path,
     index: &PositionIndex,
+    io: Io,
 ) -> Result<Config, Vec<ConfigError>> {
     let mut v = Validator {
         file,
         index,
+        io,
         errors: Vec::new(),
     };
     let admin_listen = match raw.admin.as_ref().and_then(|a| a.listen.as_ref()) {
@@ -95,6 +106,7 @@ fn tcp_pools_are_not_h2(v: &mut Validator<'_>, listeners: &[ListenerConfig], poo
 pub(crate) struct Validator<'a> {
     file: &'a Path,
     index: &'a PositionIndex,
+    io: Io,
     errors: Vec<ConfigError>,
 }
 
@@ -144,9 +156,17 @@ impl Validator<'_> {
         self.index.key(path, 0).line
     }
 
+    /// Whether `path` can be opened for reading (always, offline).
+    pub(crate) fn can_open(&self, path: &Path) -> std::io::Result<()> {
+        match self.io {
+            Io::Real => std::fs::File::open(path).map(drop),
+            Io::Offline => Ok(()),
+        }
+    }
+
     /// A resolved socket address, or a placeholder after reporting why not.
     pub(crate) fn socket_addr(&mut self, text: &Text, path: &str) -> SocketAddr {
-        value::socket_addr(text.as_str()).unwrap_or_else(|message| {
+        value::socket_addr(text.as_str(), self.io).unwrap_or_else(|message| {
             self.error(path, message);
             PLACEHOLDER_ADDR
         })

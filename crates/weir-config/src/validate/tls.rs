@@ -113,7 +113,7 @@ fn readable(v: &mut Validator<'_>, text: &Text, path: &str, what: &str) -> PathB
     };
     if text.as_str().trim().is_empty() {
         v.error(path, format!("the {what} file name must not be empty"));
-    } else if let Err(e) = std::fs::File::open(&resolved) {
+    } else if let Err(e) = v.can_open(&resolved) {
         v.error(
             path,
             format!("cannot read the {what} file {}: {e}", resolved.display()),

@@ -7,6 +7,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use super::Io;
+
 const DURATION_HINT: &str = "expected a number and a unit: 250ms, 2s, 1m, 1h";
 
 /// `250ms`, `2s`, `1.5s`, `1m`, `1h`.
@@ -72,8 +74,9 @@ pub(crate) fn size(text: &str) -> Result<u64, String> {
 }
 
 /// A socket address: `127.0.0.1:80`, `[::1]:80`, or `host:port` resolved now (the first
-/// IPv4 result if there is one, as most backends listen on IPv4 only).
-pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+/// IPv4 result if there is one, as most backends listen on IPv4 only). Offline, a
+/// well-formed `host:port` stands for the unspecified address with that port.
+pub(crate) fn socket_addr(text: &str, io: Io) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -96,6 +99,12 @@ pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     };
     if host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(invalid("not a host name"));
+    }
+    if io == Io::Offline {
+        return Ok(SocketAddr::new(
+            std::net::Ipv4Addr::UNSPECIFIED.into(),
+            port,
+        ));
     }
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -211,29 +220,33 @@ mod tests {
     #[test]
     fn addresses_parse_ipv4_ipv6_and_hostnames() {
         assert_eq!(
-            socket_addr("127.0.0.1:80"),
+            socket_addr("127.0.0.1:80", Io::Real),
             Ok("127.0.0.1:80".parse().expect("addr"))
         );
         assert_eq!(
-            socket_addr("[::1]:80"),
+            socket_addr("[::1]:80", Io::Real),
             Ok("[::1]:80".parse().expect("addr"))
         );
-        let local = socket_addr("localhost:80").expect("localhost resolves");
+        let local = socket_addr("localhost:80", Io::Real).expect("localhost resolves");
         assert!(local.ip().is_loopback());
         assert_eq!(local.port(), 80);
     }
 
     #[test]
     fn bad_addresses_say_why() {
-        assert!(socket_addr("8080")
+        assert!(socket_addr("8080", Io::Real)
             .expect_err("no port")
             .contains("no port"));
-        assert!(socket_addr(":80").expect_err("no host").contains("no host"));
-        assert!(socket_addr("::1:80").expect_err("v6").contains("brackets"));
-        assert!(socket_addr("a:99999")
+        assert!(socket_addr(":80", Io::Real)
+            .expect_err("no host")
+            .contains("no host"));
+        assert!(socket_addr("::1:80", Io::Real)
+            .expect_err("v6")
+            .contains("brackets"));
+        assert!(socket_addr("a:99999", Io::Real)
             .expect_err("port")
             .contains("port \"99999\""));
-        let err = socket_addr("no-such-host.invalid:80").expect_err("unresolvable");
+        let err = socket_addr("no-such-host.invalid:80", Io::Real).expect_err("unresolvable");
         assert!(
             err.starts_with("cannot resolve host \"no-such-host.invalid\""),
             "{err}"

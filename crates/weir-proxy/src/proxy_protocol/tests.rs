@@ -78,3 +78,27 @@ fn v2_local_and_bad_headers() {
     );
     assert!(parse_v2(0x21, 0x41, &[0; 12]).is_err(), "unknown family");
 }
+
+#[test]
+fn v2_tlvs_must_fit_the_header() {
+    let addrs = [192, 0, 2, 1, 10, 0, 0, 2, 0, 1, 0, 2];
+    let with = |tlvs: &[u8]| [&addrs[..], tlvs].concat();
+    let want = Some((addr("192.0.2.1:1"), addr("10.0.0.2:2")));
+    // NOOP TLV of 2 bytes, then an empty one: fits.
+    let ok = with(&[0x04, 0, 2, 0xaa, 0xbb, 0x04, 0, 0]);
+    assert_eq!(parse_v2(0x21, 0x11, &ok).expect("fits"), want);
+    for bad in [
+        with(&[0x01, 0x01, 0x00, b'h']), // 256 bytes announced, 1 present
+        with(&[0x04, 0, 2, 0xaa]),
+        with(&[0x04]),
+        with(&[0x04, 0]),
+    ] {
+        assert!(parse_v2(0x21, 0x11, &bad).is_err(), "{bad:?}");
+    }
+    let mut v6 = vec![0u8; 36];
+    v6.extend_from_slice(&[0x02, 0, 9, b'x']);
+    assert!(
+        parse_v2(0x21, 0x21, &v6).is_err(),
+        "v6 with an overrunning TLV"
+    );
+}

@@ -17,7 +17,7 @@
 //! upstream.rs  client configs for pools with `tls`
 //! ```
 
-mod sni;
+pub(crate) mod sni;
 mod upstream;
 
 use std::path::Path;

@@ -37,45 +37,64 @@ pub(super) fn names(chain: &[CertificateDer<'_>]) -> Result<Vec<String>, String>
 
 /// rustls' certificate callback for one listener.
 #[derive(Debug)]
-pub(super) struct Resolver {
-    default: Arc<CertifiedKey>,
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// Keyed by what follows `*.`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
-}
+pub(super) struct Resolver(NameIndex<Arc<CertifiedKey>>);
 
 impl Resolver {
     /// Indexes `entries`; the first is the default.
     pub(super) fn new(entries: Vec<Entry>) -> Result<Self, String> {
-        let Some(default) = entries.first().map(|e| Arc::clone(&e.key)) else {
-            return Err("at least one certificate is required".to_owned());
-        };
+        NameIndex::new(entries.into_iter().map(|e| (e.key, e.names)))
+            .map(Resolver)
+            .ok_or_else(|| "at least one certificate is required".to_owned())
+    }
+
+    /// The certificate for `server_name` (`None`: no SNI).
+    pub(super) fn pick(&self, server_name: Option<&str>) -> &Arc<CertifiedKey> {
+        self.0.pick(server_name)
+    }
+}
+
+/// Values (certificates) by the names they are served for: the matching rules alone,
+/// so that they can be tested and fuzzed without keys.
+#[derive(Debug)]
+pub(crate) struct NameIndex<T> {
+    default: T,
+    exact: HashMap<String, T>,
+    /// Keyed by what follows `*.`.
+    wildcard: HashMap<String, T>,
+}
+
+impl<T: Clone> NameIndex<T> {
+    /// Indexes `entries`, each a value and its lower-case names; the first is the
+    /// default. `None` when there is none.
+    pub(crate) fn new(entries: impl IntoIterator<Item = (T, Vec<String>)>) -> Option<Self> {
+        let mut entries = entries.into_iter().peekable();
+        let default = entries.peek()?.0.clone();
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
-        for entry in entries {
-            for name in entry.names {
+        for (value, names) in entries {
+            for name in names {
                 let (map, key) = match name.strip_prefix("*.") {
                     Some(suffix) => (&mut wildcard, suffix.to_owned()),
                     None => (&mut exact, name),
                 };
-                map.entry(key).or_insert_with(|| Arc::clone(&entry.key));
+                map.entry(key).or_insert_with(|| value.clone());
             }
         }
-        Ok(Resolver {
+        Some(NameIndex {
             default,
             exact,
             wildcard,
         })
     }
 
-    /// The certificate for `server_name` (`None`: no SNI).
-    pub(super) fn pick(&self, server_name: Option<&str>) -> &Arc<CertifiedKey> {
+    /// The value for `server_name` (`None`: no SNI).
+    pub(crate) fn pick(&self, server_name: Option<&str>) -> &T {
         let Some(name) = server_name else {
             return &self.default;
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(key) = self.exact.get(&name) {
-            return key;
+        if let Some(value) = self.exact.get(&name) {
+            return value;
         }
         name.split_once('.')
             .and_then(|(_, parent)| self.wildcard.get(parent))

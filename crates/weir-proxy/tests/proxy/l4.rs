@@ -247,6 +247,8 @@ async fn malformed_or_missing_proxy_header_closes_the_connection() {
         b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80 and a very long tail that never ends ......................................................................",
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
         b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x04\x01\x02\x03\x04GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        // A TLV announcing 256 bytes in a 16-byte header.
+        b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x10\x01\x02\x03\x04\x05\x06\x07\x08\x00\x01\x00\x02\x01\x01\x00hGET / HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         let reply = raw(proxy.addr, request).await;
         assert_eq!(reply, "", "{:?}", String::from_utf8_lossy(request));

@@ -1,0 +1,141 @@
+//! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`), replayed over
+//! their committed corpus by ordinary tests so that stable CI runs them too. Each checks
+//! more than "no panic" where that is cheap.
+
+use std::net::SocketAddr;
+
+use weir_config::ProxyProtocolVersion;
+
+use crate::http::smuggling::HeadScanner;
+use crate::proxy_protocol::{encode, parse_v1, parse_v2};
+use crate::tls::sni::NameIndex;
+
+/// The PROXY protocol parsers, v1 and v2, on a header as it arrives (`PROXY …\r\n` or
+/// the v2 signature and fixed part) or on raw fields: a header that parses re-encodes
+/// to one that parses to the same addresses.
+pub fn fuzz_proxy_protocol(data: &[u8]) {
+    if data.starts_with(b"PROXY ") {
+        let line = match data.iter().position(|&b| b == b'\n') {
+            Some(i) => &data[..=i],
+            None => data,
+        };
+        if let Ok(Some((src, dst))) = parse_v1(line) {
+            round_trip(ProxyProtocolVersion::V1, src, dst);
+        }
+    } else if let [_sig @ .., ver_cmd, family, hi, lo] = data.get(..16).unwrap_or_default() {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        let body = data.get(16..).unwrap_or_default();
+        if let Ok(Some((src, dst))) = parse_v2(*ver_cmd, *family, &body[..len.min(body.len())]) {
+            round_trip(ProxyProtocolVersion::V2, src, dst);
+        }
+    }
+    if let [ver_cmd, family, body @ ..] = data {
+        let _verdict = parse_v2(*ver_cmd, *family, body);
+    }
+}
+
+fn round_trip(version: ProxyProtocolVersion, src: SocketAddr, dst: SocketAddr) {
+    let header = encode(version, src, dst);
+    let again = match version {
+        ProxyProtocolVersion::V1 => parse_v1(&header),
+        ProxyProtocolVersion::V2 => parse_v2(header[12], header[13], &header[16..]),
+    };
+    assert_eq!(again, Ok(Some((src, dst))), "{version:?} {src} -> {dst}");
+}
+
+/// The HTTP/1 framing scanner (smuggling defence): however the bytes are split into
+/// reads, the first head flagged, and whether it gave up, are the same. The first byte
+/// picks the read size.
+pub fn fuzz_head_scanner(data: &[u8]) {
+    let Some((&split, input)) = data.split_first() else {
+        return;
+    };
+    let mut whole = HeadScanner::new();
+    let at_once = whole.scan(input);
+    let mut pieces = HeadScanner::new();
+    let mut in_pieces = None;
+    for piece in input.chunks(usize::from(split).max(1)) {
+        in_pieces = in_pieces.or(pieces.scan(piece));
+    }
+    assert_eq!(at_once, in_pieces, "split {split}");
+    assert_eq!(whole.is_off(), pieces.is_off(), "split {split}");
+}
+
+/// The SNI matcher: the first line is the name asked for, each further line one
+/// certificate's names, comma-separated. The pick agrees with the rules read plainly:
+/// the first certificate naming it exactly, else the first with a one-label wildcard
+/// covering it, else the first certificate.
+pub fn fuzz_sni(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let asked = lines.next().filter(|l| !l.is_empty());
+    let certs: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_ascii_lowercase).collect())
+        .collect();
+    let Some(index) = NameIndex::new(certs.iter().cloned().enumerate()) else {
+        assert!(certs.is_empty());
+        return;
+    };
+    let picked = *index.pick(asked);
+    let want = asked.map_or(0, |asked| {
+        let name = asked.trim_end_matches('.').to_ascii_lowercase();
+        let claims = |pattern: &str| certs.iter().position(|c| c.iter().any(|n| n == pattern));
+        let exact = if name.starts_with("*.") {
+            None
+        } else {
+            claims(&name)
+        };
+        let wildcard = || {
+            let (_, parent) = name.split_once('.')?;
+            claims(&format!("*.{parent}"))
+        };
+        exact.or_else(wildcard).unwrap_or(0)
+    });
+    assert_eq!(picked, want, "{asked:?} among {certs:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus")
+            .join(target);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the corpus directory")
+            .map(|e| {
+                let path = e.expect("a corpus entry").path();
+                let bytes = std::fs::read(&path).expect("a corpus file");
+                (path, bytes)
+            })
+            .collect();
+        assert!(
+            files.len() >= 10,
+            "only {} corpus files in {dir:?}",
+            files.len()
+        );
+        files
+    }
+
+    #[test]
+    fn proxy_protocol_corpus_replays() {
+        for (_, bytes) in corpus("proxy_protocol") {
+            super::fuzz_proxy_protocol(&bytes);
+        }
+    }
+
+    #[test]
+    fn head_scanner_corpus_replays() {
+        for (_, bytes) in corpus("http1_head") {
+            super::fuzz_head_scanner(&bytes);
+        }
+    }
+
+    #[test]
+    fn sni_corpus_replays() {
+        for (_, bytes) in corpus("sni") {
+            super::fuzz_sni(&bytes);
+        }
+    }
+}
