@@ -18,6 +18,8 @@ Scenarios:
   streams N         N requests (to /hold) opened at once, past the advertised limit
   zero-window N     N large downloads with a zero window, then stop reading at all
   ping-flood N      N PING and SETTINGS frames without reading, then wait for the end
+  stalled-reader N  N large downloads (to /big) with the largest windows, then stop
+                    reading for 10 s while the caller watches the server's memory
 
 Needs the `h2` package (pinned in .ci/run).
 """
@@ -350,6 +352,25 @@ def scenario_ping_flood(port, n):
     c.report(sent=sent, seconds_after_flood=round(time.monotonic() - flood_end, 3))
 
 
+def scenario_stalled_reader(port, n):
+    # The opposite of zero-window: a window as large as HTTP/2 allows, so only weir's own
+    # per-stream send buffer bounds what it queues for a client that stops reading.
+    biggest = 2**31 - 1
+    c = Client(port, {SettingsFrame.INITIAL_WINDOW_SIZE: biggest})
+    c.grant_windows = False
+    update = WindowUpdateFrame(0)
+    update.window_increment = biggest - 65535
+    c.send(update.serialize() + b"".join(c.request("/big")[1] for _ in range(n)))
+    end = time.monotonic() + DEADLINE
+    while c.responses < n and not c.over() and time.monotonic() < end:
+        c.poll(0.2)
+    heads = c.responses
+    # Not a byte more is read: the socket buffers fill, then weir's.
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    time.sleep(DEADLINE)
+    c.report(sent=n, heads=heads)
+
+
 SCENARIOS = {
     "settings": scenario_settings,
     "idle": scenario_idle,
@@ -359,6 +380,7 @@ SCENARIOS = {
     "streams": scenario_streams,
     "zero-window": scenario_zero_window,
     "ping-flood": scenario_ping_flood,
+    "stalled-reader": scenario_stalled_reader,
 }
 
 
