@@ -146,6 +146,33 @@ async fn a_malformed_http1_head_is_counted_as_a_protocol_error() {
     assert_eq!(errors, 1.0);
 }
 
+/// hyper parses these heads and weir refuses them with a closing 400, so the connection
+/// ends without a hyper error: they are counted where they are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_http1_head_is_counted_as_a_protocol_error() {
+    let (a, ha) = spawn_backend("a").await;
+    let weir = Weir::start(WEIR, &config(a, "")).await;
+    let heads: [&[u8]; 2] = [
+        b"POST / HTTP/1.1\r\nHost: h1.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h1.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    ];
+    for head in heads {
+        let resp = weir_e2e::client::raw::exchange(weir.listener_addr("web"), head)
+            .await
+            .expect("an answer");
+        assert_eq!(resp.status, 400, "{}", resp.head);
+    }
+    assert_eq!(ha.hits(), 0);
+    let errors = weir_e2e::eventually("both protocol errors counted", || async {
+        weir.metrics()
+            .await
+            .value("weir_http_protocol_errors_total", &[("listener", "web")])
+            .filter(|n| *n >= 2.0)
+    })
+    .await;
+    assert_eq!(errors, 2.0);
+}
+
 #[tokio::test]
 async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
     let backend: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
