@@ -18,6 +18,10 @@ Scenarios:
   streams N         N requests (to /hold) opened at once, past the advertised limit
   zero-window N     N large downloads with a zero window, then stop reading at all
   ping-flood N      N PING and SETTINGS frames without reading, then wait for the end
+  slow-download N   one large download (to /big) with browser-sized windows, read at
+                    N KiB/s to its end (or 30 s), answering PINGs
+  stalled-reader N  N large downloads (to /big) with the largest windows, then stop
+                    reading for 10 s while the caller watches the server's memory
 
 Needs the `h2` package (pinned in .ci/run).
 """
@@ -74,6 +78,10 @@ class Client:
         self.settings = {}
         self.window_updates = {}  # stream id -> increments
         self.responses = 0
+        self.pings = 0  # PINGs from the server (not ACKs)
+        self.pings_before_goaway = 0  # a graceful GOAWAY is followed by one PING
+        self.data_bytes = 0
+        self.ended = 0  # streams the server ended (DATA with END_STREAM)
         self.resets = 0
         self.refused = 0
         self.answer_pings = True
@@ -130,6 +138,9 @@ class Client:
             sid = struct.unpack(">I", buf[at + 5 : at + 9])[0] & 0x7FFFFFFF
             body = buf[at + 9 : at + 9 + length]
             at += 9 + length
+            if kind == 0:
+                self.data_bytes += length
+                self.ended += flags & 1
             if kind == 0 and self.grant_windows and length:  # DATA
                 for target in (0, sid):
                     update = WindowUpdateFrame(target)
@@ -148,7 +159,10 @@ class Client:
                 ack = SettingsFrame(0)
                 ack.flags.add("ACK")
                 replies.append(ack.serialize())
-            elif kind == 6 and not flags & 1 and self.answer_pings:  # PING
+            elif kind == 6 and not flags & 1:
+                self.pings += 1
+                self.pings_before_goaway += self.goaway is None
+            if kind == 6 and not flags & 1 and self.answer_pings:  # PING
                 pong = PingFrame(0)
                 pong.flags.add("ACK")
                 pong.opaque_data = body
@@ -198,6 +212,10 @@ class Client:
             "closed": self.closed is not None,
             "seconds_to_close": round(self.closed, 3) if self.closed else None,
             "responses": self.responses,
+            "pings": self.pings,
+            "pings_before_goaway": self.pings_before_goaway,
+            "data_bytes": self.data_bytes,
+            "ended": self.ended,
             "resets": self.resets,
             "refused": self.refused,
             "settings": self.settings,
@@ -350,6 +368,52 @@ def scenario_ping_flood(port, n):
     c.report(sent=sent, seconds_after_flood=round(time.monotonic() - flood_end, 3))
 
 
+def scenario_slow_download(port, rate_kib):
+    # A browser's windows (Chrome: 6 MiB per stream, 15 MiB per connection) and a slow
+    # reader: the socket buffers fill with response bytes, so a server's PING waits
+    # behind seconds of them before this client can answer it.
+    window = 16 << 20
+    c = Client(port, {SettingsFrame.INITIAL_WINDOW_SIZE: window})
+    update = WindowUpdateFrame(0)
+    update.window_increment = window
+    c.send(update.serialize() + c.request("/big")[1])
+    start = time.monotonic()
+    end = start + 30.0
+    while not c.ended and c.closed is None and time.monotonic() < end:
+        time.sleep(0.1)
+        budget = rate_kib * 1024 // 10
+        while budget > 0 and c.closed is None:
+            ready, _, _ = select.select([c.sock], [], [], 0)
+            if not ready:
+                break
+            try:
+                data = c.sock.recv(min(budget, 65536))
+            except OSError:
+                data = b""
+            c.feed(data)
+            budget -= len(data)
+    c.report(complete=c.ended > 0, seconds=round(time.monotonic() - start, 3))
+
+
+def scenario_stalled_reader(port, n):
+    # The opposite of zero-window: a window as large as HTTP/2 allows, so only weir's own
+    # per-stream send buffer bounds what it queues for a client that stops reading.
+    biggest = 2**31 - 1
+    c = Client(port, {SettingsFrame.INITIAL_WINDOW_SIZE: biggest})
+    c.grant_windows = False
+    update = WindowUpdateFrame(0)
+    update.window_increment = biggest - 65535
+    c.send(update.serialize() + b"".join(c.request("/big")[1] for _ in range(n)))
+    end = time.monotonic() + DEADLINE
+    while c.responses < n and not c.over() and time.monotonic() < end:
+        c.poll(0.2)
+    heads = c.responses
+    # Not a byte more is read: the socket buffers fill, then weir's.
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    time.sleep(DEADLINE)
+    c.report(sent=n, heads=heads)
+
+
 SCENARIOS = {
     "settings": scenario_settings,
     "idle": scenario_idle,
@@ -359,6 +423,8 @@ SCENARIOS = {
     "streams": scenario_streams,
     "zero-window": scenario_zero_window,
     "ping-flood": scenario_ping_flood,
+    "stalled-reader": scenario_stalled_reader,
+    "slow-download": scenario_slow_download,
 }
 
 

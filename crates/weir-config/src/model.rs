@@ -113,10 +113,14 @@ pub struct Http2Config {
     /// Bytes a client may send on the whole connection before weir grants more.
     /// 64 KiB..=64 MiB and at least `initial_stream_window`, default 1 MiB.
     pub initial_connection_window: u32,
-    /// weir PINGs the client this often; no answer within this interval (at most 20 s)
-    /// closes the connection (a dead peer would hold its streams until their timeouts).
-    /// Default 30 s.
-    pub keepalive_interval: Duration,
+    /// weir PINGs the client this often (a dead peer would hold its streams until their
+    /// timeouts); `None` (`0` or `off`): no PINGs. At least 1 s, default 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the connection is closed. Apart from the
+    /// interval because a PING queues behind the response bytes already in the socket: a
+    /// slow but live download must get its PING through in time. At least 1 s; default
+    /// max(20 s, 2 × the interval).
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Http2Config {
@@ -128,7 +132,8 @@ impl Default for Http2Config {
             max_stream_errors: 100,
             initial_stream_window: 64 * 1024,
             initial_connection_window: 1024 * 1024,
-            keepalive_interval: Duration::from_secs(30),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) struct RawHttp2 {
     pub(crate) initial_stream_window: Option<Text>,
     pub(crate) initial_connection_window: Option<Text>,
     pub(crate) keepalive_interval: Option<Text>,
+    pub(crate) keepalive_timeout: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]

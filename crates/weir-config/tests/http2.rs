@@ -34,7 +34,8 @@ fn defaults_are_weirs_not_hypers() {
             max_stream_errors: 100,
             initial_stream_window: 65_536,
             initial_connection_window: 1_048_576,
-            keepalive_interval: Duration::from_secs(30),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(60),
         }
     );
     assert_eq!(l.http2, Http2Config::default());
@@ -52,6 +53,7 @@ fn every_field_can_be_set_and_sizes_take_units_or_bytes() {
       initial_stream_window: 131072
       initial_connection_window: 2MiB
       keepalive_interval: 5s
+      keepalive_timeout: 3s
 ",
     );
     let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
@@ -66,7 +68,8 @@ fn every_field_can_be_set_and_sizes_take_units_or_bytes() {
             max_stream_errors: 7,
             initial_stream_window: 131_072,
             initial_connection_window: 2 << 20,
-            keepalive_interval: Duration::from_secs(5),
+            keepalive_interval: Some(Duration::from_secs(5)),
+            keepalive_timeout: Duration::from_secs(3),
         }
     );
 }
@@ -82,7 +85,8 @@ fn out_of_range_values_are_each_reported_at_their_field() {
       max_stream_errors: 0
       initial_stream_window: 512
       initial_connection_window: 1GiB
-      keepalive_interval: 10ms
+      keepalive_interval: 100ms
+      keepalive_timeout: 999ms
 ",
     );
     assert_eq!(
@@ -95,7 +99,53 @@ fn out_of_range_values_are_each_reported_at_their_field() {
             "weir.yaml:11:7: listeners[0].http2.max_stream_errors: max_stream_errors must be between 1 and 10000, got 0",
             "weir.yaml:12:7: listeners[0].http2.initial_stream_window: initial_stream_window must be between 1KiB and 16MiB, got \"512\"",
             "weir.yaml:13:7: listeners[0].http2.initial_connection_window: initial_connection_window must be between 64KiB and 64MiB, got \"1GiB\"",
-            "weir.yaml:14:7: listeners[0].http2.keepalive_interval: keepalive_interval must be at least 100ms (a PING storm helps no one)",
+            "weir.yaml:14:7: listeners[0].http2.keepalive_interval: keepalive_interval must be at least 1s (`0` or `off` disables keep-alive PINGs)",
+            "weir.yaml:15:7: listeners[0].http2.keepalive_timeout: keepalive_timeout must be at least 1s (`0` or `off` disables keep-alive PINGs)",
+        ]
+    );
+}
+
+/// The keep-alive timeout is not tied to the interval: a PING queued behind a slow
+/// download's bytes must not get a 100 ms (or interval-long) deadline.
+#[test]
+fn keepalive_timeout_defaults_apart_from_the_interval_and_pings_can_be_off() {
+    let http2 = |extra: &str| {
+        let yaml = with_listener_fields(&format!("    http2:\n{extra}"));
+        parse(&yaml, Path::new("weir.yaml"))
+            .expect("valid")
+            .listeners[0]
+            .http2
+    };
+    let h = http2("      keepalive_interval: 1s\n");
+    assert_eq!(h.keepalive_interval, Some(Duration::from_secs(1)));
+    assert_eq!(
+        h.keepalive_timeout,
+        Duration::from_secs(20),
+        "at least 20 s"
+    );
+    let h = http2("      keepalive_interval: 45s\n");
+    assert_eq!(
+        h.keepalive_timeout,
+        Duration::from_secs(90),
+        "twice the interval"
+    );
+    let h = http2("      keepalive_interval: 5s\n      keepalive_timeout: 1s\n");
+    assert_eq!(
+        h.keepalive_timeout,
+        Duration::from_secs(1),
+        "set: as written"
+    );
+    for off in ["0", "0s", "off"] {
+        let h = http2(&format!("      keepalive_interval: {off}\n"));
+        assert_eq!(h.keepalive_interval, None, "{off} disables PINGs");
+    }
+    assert_eq!(
+        errors(&with_listener_fields(
+            "    http2:\n      keepalive_interval: 999ms\n      keepalive_timeout: 0s\n"
+        )),
+        [
+            "weir.yaml:7:7: listeners[0].http2.keepalive_interval: keepalive_interval must be at least 1s (`0` or `off` disables keep-alive PINGs)",
+            "weir.yaml:8:7: listeners[0].http2.keepalive_timeout: must be greater than zero",
         ]
     );
 }

@@ -181,7 +181,7 @@ async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_window_reader_is_closed_by_keepalive_with_memory_flat() {
-    let (weir, ha) = start("    http2: { keepalive_interval: 500ms }\n").await;
+    let (weir, ha) = start("    http2: { keepalive_interval: 1s, keepalive_timeout: 1s }\n").await;
     // 30 responses of 1 MB each that the client never lets weir send.
     let f = attack(&weir, "zero-window", 30).await;
     assert_eq!(f.report["heads"], 30, "{}", f.report);

@@ -41,6 +41,8 @@ pub enum RawAction {
     WriteClose(Vec<u8>),
     /// Resets the connection (`SO_LINGER` 0, so an RST) without answering.
     Reset,
+    /// Writes these bytes (a head and part of its body, say), then resets the connection.
+    WriteReset(Vec<u8>),
     /// Writes `head`, then `len` body bytes in 16 KiB writes, counting each write in
     /// [`RawBackend::bytes_written`]; then waits for the next request.
     Stream {
@@ -139,6 +141,19 @@ async fn serve(mut stream: TcpStream, connection: usize, state: RawBackend, scri
             RawAction::WriteClose(bytes) => {
                 if let Err(e) = stream.write_all(&bytes).await {
                     eprintln!("raw backend write: {e}");
+                }
+                true
+            }
+            RawAction::WriteReset(bytes) => {
+                if let Err(e) = stream.write_all(&bytes).await {
+                    eprintln!("raw backend write: {e}");
+                }
+                // Let the bytes leave before the RST discards what is still queued.
+                if let Err(e) = stream.flush().await {
+                    eprintln!("raw backend flush: {e}");
+                }
+                if let Err(e) = stream.set_zero_linger() {
+                    eprintln!("raw backend SO_LINGER: {e}");
                 }
                 true
             }

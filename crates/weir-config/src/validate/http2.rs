@@ -8,10 +8,15 @@ use std::time::Duration;
 
 use super::{field, Validator};
 use crate::model::{Http2Config, Protocol};
-use crate::raw::RawListener;
+use crate::raw::{RawListener, Text};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
+/// The shortest keep-alive interval or timeout: below, PINGs are a storm and a deadline
+/// shorter than a round trip under load.
+const KEEPALIVE_FLOOR: Duration = Duration::from_secs(1);
+/// The default keep-alive timeout's lower bound (gRPC's keep-alive timeout).
+const KEEPALIVE_TIMEOUT_MIN: Duration = Duration::from_secs(20);
 /// nginx's `keepalive_requests` default.
 const DEFAULT_MAX_REQUESTS: u32 = 1000;
 
@@ -82,18 +87,12 @@ pub(super) fn http2(
             ),
         );
     }
-    let keepalive_path = f("keepalive_interval");
-    let keepalive_interval = v.duration(
+    let (keepalive_interval, keepalive_timeout) = keepalive(
+        v,
         raw.keepalive_interval.as_ref(),
-        &keepalive_path,
-        defaults.keepalive_interval,
+        raw.keepalive_timeout.as_ref(),
+        &path,
     );
-    if keepalive_interval < Duration::from_millis(100) {
-        v.error(
-            &keepalive_path,
-            "keepalive_interval must be at least 100ms (a PING storm helps no one)",
-        );
-    }
     Http2Config {
         max_concurrent_streams,
         max_header_list_size,
@@ -102,6 +101,56 @@ pub(super) fn http2(
         initial_stream_window,
         initial_connection_window,
         keepalive_interval,
+        keepalive_timeout,
+    }
+}
+
+/// `keepalive_interval` (`0` or `off`: no PINGs) and `keepalive_timeout`, each at least
+/// [`KEEPALIVE_FLOOR`]. The timeout defaults to max(20 s, 2 × interval): a PING waits
+/// behind the response bytes already queued to the client, and hyper counts only received
+/// DATA and new streams as life (not WINDOW_UPDATE), so a long download gets PINGed and a
+/// tight deadline would cut a slow but live one.
+fn keepalive(
+    v: &mut Validator<'_>,
+    interval: Option<&Text>,
+    timeout: Option<&Text>,
+    path: &str,
+) -> (Option<Duration>, Duration) {
+    let defaults = Http2Config::default();
+    let interval_path = field(path, "keepalive_interval");
+    let interval = match interval {
+        Some(t) if t.as_str() == "off" || is_zero(t) => None,
+        Some(_) => {
+            let d = v.duration(interval, &interval_path, Duration::ZERO);
+            floor(v, d, &interval_path, "keepalive_interval");
+            Some(d)
+        }
+        None => defaults.keepalive_interval,
+    };
+    let default_timeout = interval.map_or(KEEPALIVE_TIMEOUT_MIN, |i| {
+        KEEPALIVE_TIMEOUT_MIN.max(i.saturating_mul(2))
+    });
+    let timeout_path = field(path, "keepalive_timeout");
+    let timeout_set = timeout.is_some();
+    let timeout = v.duration(timeout, &timeout_path, default_timeout);
+    if timeout_set {
+        floor(v, timeout, &timeout_path, "keepalive_timeout");
+    }
+    (interval, timeout)
+}
+
+/// `0`, or a zero duration such as `0s`.
+fn is_zero(text: &Text) -> bool {
+    text.as_str() == "0" || super::value::duration(text.as_str()).is_ok_and(|d| d.is_zero())
+}
+
+/// Reports `d` below [`KEEPALIVE_FLOOR`] (zero was already reported by `duration`).
+fn floor(v: &mut Validator<'_>, d: Duration, path: &str, name: &str) {
+    if !d.is_zero() && d < KEEPALIVE_FLOOR {
+        v.error(
+            path,
+            format!("{name} must be at least 1s (`0` or `off` disables keep-alive PINGs)"),
+        );
     }
 }
 

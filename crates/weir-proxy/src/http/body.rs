@@ -8,7 +8,8 @@
 //! A backend response is streamed back as [`ResBody::Upstream`], which also carries the
 //! backend's in-flight guard and the pooled connection: both are released when hyper
 //! drops the body, the connection going back to its backend's idle queue only if the
-//! body was read to its end.
+//! body was read to its end. A body the backend breaks off is counted as a reset, for
+//! the metrics and passive checking, as one before the head is.
 //!
 //! With the access log on, both bodies also count the bytes they pass (request bytes
 //! into a shared counter, response bytes into the [`Access`] record the response body
@@ -23,11 +24,13 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use weir_balance::InFlight;
+use weir_balance::{InFlight, Pool};
+use weir_telemetry::UpstreamErrorKind;
 
 use super::access::Access;
 use super::upstream::{self, Sender};
 use crate::io::RequestGuard;
+use crate::outlier;
 
 /// A request body on its way to a backend.
 #[derive(Debug)]
@@ -143,6 +146,8 @@ pub(crate) struct UpstreamBody {
     /// The connection, to return to its backend's idle queue once the body is read.
     sender: Option<Sender>,
     in_flight: InFlight,
+    /// The backend's pool, told when the backend breaks the body off.
+    pool: Arc<Pool>,
     /// The access-log record, logged when the body is dropped.
     access: Option<Box<Access>>,
     _request: RequestGuard,
@@ -172,6 +177,7 @@ impl ResBody {
         inner: Incoming,
         sender: Option<Sender>,
         in_flight: InFlight,
+        pool: Arc<Pool>,
         request: RequestGuard,
     ) -> Self {
         ResBody::Upstream(UpstreamBody {
@@ -179,6 +185,7 @@ impl ResBody {
             done: false,
             sender,
             in_flight,
+            pool,
             access: None,
             _request: request,
         })
@@ -221,10 +228,7 @@ impl Body for ResBody {
                         up.release();
                     }
                     Poll::Ready(Some(Ok(_))) if up.inner.is_end_stream() => up.release(),
-                    Poll::Ready(Some(Err(e))) => {
-                        tracing::debug!(error = %e, "backend response body failed");
-                        up.sender = None;
-                    }
+                    Poll::Ready(Some(Err(e))) => up.failed(e),
                     _ => {}
                 }
                 res
@@ -252,6 +256,23 @@ impl Body for ResBody {
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
+    /// The backend's body broke off (reset, closed early, bad chunk): counted as a reset
+    /// and reported to passive checking like one before the head. A client that goes
+    /// away never gets here (hyper drops the body unpolled); a user error is weir's own.
+    #[cold]
+    fn failed(&mut self, e: &hyper::Error) {
+        self.sender = None;
+        let backend = self.in_flight.backend();
+        tracing::debug!(backend = backend.address(), error = %e, "backend response body failed");
+        if e.is_user() {
+            return;
+        }
+        if let Some(m) = backend.metrics() {
+            m.upstream_error(UpstreamErrorKind::Reset);
+        }
+        outlier::failure(&self.pool, backend, e);
+    }
+
     /// Returns the connection to the idle queue if the body was read to its end.
     fn release(&mut self) {
         if let Some(sender) = self.sender.take() {

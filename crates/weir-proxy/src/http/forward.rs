@@ -12,7 +12,9 @@
 //! left weir. Every other attempt's outcome is reported to passive health checking
 //! ([`crate::outlier`]) and to the backend's metrics (response latency to headers, or the
 //! error's kind); each retry is counted in the pool's metrics. A response whose framing
-//! cannot be forwarded faithfully is refused here too (`InvalidResponse`, `502`).
+//! cannot be forwarded faithfully is refused here too (`InvalidResponse`, `502`), as is
+//! one whose head hyper cannot parse (too large, malformed): the backend answered, so it
+//! is counted against it once and never replayed.
 
 use std::sync::Arc;
 
@@ -328,10 +330,33 @@ async fn attempt(
             fresh_only = true;
             continue;
         }
+        let source = err.into_error();
+        if let Some(reason) = invalid_head(&source) {
+            // The backend answered, with a head weir cannot parse: its fault, counted
+            // once, and not replayed (every backend serving this route would answer the
+            // same, and each would be counted against).
+            return Err(UpstreamError::InvalidResponse {
+                backend: Arc::from(backend.address()),
+                reason,
+            });
+        }
         return Err(UpstreamError::Reset {
             backend: Arc::from(backend.address()),
-            source: err.into_error(),
+            source,
             request_sent,
         });
+    }
+}
+
+/// Why hyper could not parse a backend's response head, if that is what failed: a head
+/// over the read buffer (`upstream::UPSTREAM_READ_BUF`), or a malformed one (bad status
+/// line or header, differing `Content-Length` values).
+fn invalid_head(error: &hyper::Error) -> Option<&'static str> {
+    if error.is_parse_too_large() {
+        Some("response head too large")
+    } else if error.is_parse() {
+        Some("malformed response head")
+    } else {
+        None
     }
 }

@@ -14,7 +14,6 @@
 //! connection at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,9 +24,13 @@ use weir_telemetry::ListenerMetrics;
 
 use super::MAX_HEAD_BYTES;
 
-/// How long a keep-alive PING may go unanswered before the connection is closed (or the
-/// interval, when shorter).
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Response bytes one HTTP/2 stream may have queued in weir for its client. hyper's
+/// default (~400 KiB) let a client that grants a large window and stops reading hold
+/// that per stream: 100 streams, 40 MB per connection. A stream window's worth (64 KiB,
+/// the default `initial_stream_window`, which clients mirror) keeps a reading client's
+/// pipe full (the socket buffer holds what is in flight), and back-pressure stops the
+/// backend beyond it.
+const H2_SEND_BUF: usize = 64 * 1024;
 
 /// A listener's settings for one client connection, copied when it opens.
 #[derive(Debug, Clone)]
@@ -69,8 +72,9 @@ impl ConnLimits {
             .max_local_error_reset_streams(h2.max_stream_errors as usize)
             .initial_stream_window_size(h2.initial_stream_window)
             .initial_connection_window_size(h2.initial_connection_window)
+            .max_send_buf_size(H2_SEND_BUF)
             .keep_alive_interval(h2.keepalive_interval)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT.min(h2.keepalive_interval));
+            .keep_alive_timeout(h2.keepalive_timeout);
         builder
     }
 }

@@ -86,6 +86,8 @@ pub(crate) async fn handle(
             };
             let mut resp = if bad_head {
                 tracing::debug!(peer = %ctx.peer, "refused Transfer-Encoding with Content-Length");
+                // The 400 closes the connection and hyper ends it `Ok`: counted here.
+                protocol_error(&listener);
                 let msg = "request has both Transfer-Encoding and Content-Length";
                 reply(StatusCode::BAD_REQUEST, msg, &request_id, guard, h1)
             } else {
@@ -105,6 +107,16 @@ pub(crate) async fn handle(
     // Replaces a backend's own id: the client gets the one weir logged.
     resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
     Ok(resp)
+}
+
+/// Counts an ambiguous HTTP/1 head weir refused with a closing `400`, in
+/// `weir_http_protocol_errors_total` (an unparsable one is counted as its connection
+/// ends; this one ends without a hyper error).
+#[cold]
+fn protocol_error(listener: &ListenerTable) {
+    if let Some(m) = listener.metrics() {
+        m.protocol_error();
+    }
 }
 
 /// Says whether an HTTP/1.0 connection stays open after this response.
@@ -189,6 +201,7 @@ async fn proxy<'t>(
     if h1 {
         if let Err(msg) = headers::check_framing(req.headers()) {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
+            protocol_error(listener);
             return reply(StatusCode::BAD_REQUEST, msg, id, guard, h1);
         }
     }
@@ -304,7 +317,8 @@ async fn proxy<'t>(
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, false);
     parts.version = version;
-    let body = ResBody::upstream(body, reusable.then_some(sender), in_flight, guard);
+    let pool = Arc::clone(pool);
+    let body = ResBody::upstream(body, reusable.then_some(sender), in_flight, pool, guard);
     Response::from_parts(parts, body)
 }
 

@@ -30,11 +30,14 @@ pub(crate) use super::sender::Sender;
 const IDLE_PER_BACKEND: usize = 256;
 
 /// Largest read buffer of a backend HTTP/1.1 connection, so the largest response head
-/// and body chunk. hyper's default (~400 KiB) let a client that stops reading hold that
-/// much in the read buffer, again in the body channel and again in the client
-/// connection's write queue (~1.1 MB per stalled client); at 16 KiB (HAProxy's
-/// `tune.bufsize`) a stalled reader holds a few chunks this size beside the client
-/// side's 64 KiB write buffer, and back-pressure stops the backend.
+/// (a larger one is a `502`, see `forward::invalid_head`) and body chunk: hyper bounds
+/// both with this one setting, and a larger head cap would cost every stalled reader a
+/// larger chunk (32 KiB: ~35 KiB more each). hyper's default (~400 KiB) let a client that
+/// stops reading hold that much in the read buffer, again in the body channel and again
+/// in the client connection's write queue (~1.1 MB per stalled client); at 16 KiB
+/// (HAProxy's `tune.bufsize`, which also caps its heads) a stalled reader holds a few
+/// chunks this size beside the client side's 64 KiB write buffer, and back-pressure
+/// stops the backend.
 const UPSTREAM_READ_BUF: usize = 16 * 1024;
 
 /// Flow-control window of one stream on a shared HTTP/2 backend connection: what a
@@ -201,6 +204,9 @@ where
     }
     let (sender, conn) = http1::Builder::new()
         .max_buf_size(UPSTREAM_READ_BUF)
+        // The buffer bounds only a head read in pieces (a read may fill past it);
+        // this bounds the head however it arrives.
+        .max_header_size(UPSTREAM_READ_BUF)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|source| UpstreamError::Reset {
