@@ -4,7 +4,9 @@
 # non-zero on the first failure.
 #
 #   promtool      configs/prometheus/: check config, check rules, test rules (unit tests),
-#                 and docker/prometheus/prometheus.yml
+#                 and docker/prometheus/prometheus.yml; deploy/grafana/weir.json's every
+#                 PromQL expression parses (its metric names are checked against a
+#                 running weir by crates/weir/tests/grafana.rs)
 #   hadolint      docker/Dockerfile
 #   systemd       deploy/systemd/weir.service: systemd-analyze verify (+ security report)
 #   keepalived    docker/keepalived/keepalived.conf: keepalived --config-test
@@ -49,6 +51,9 @@ promtool test rules configs/prometheus/weir-rules.test.yml configs/prometheus/we
 step "promtool: docker/prometheus/prometheus.yml (with the rules compose mounts beside it)"
 cp docker/prometheus/prometheus.yml configs/prometheus/weir-rules.yml "$tmp/"
 promtool check config "$tmp/prometheus.yml"
+
+step "promtool: deploy/grafana/weir.json (every expression parses as PromQL)"
+python3 deploy/grafana/check.py --promtool
 
 step "hadolint docker/Dockerfile"
 hadolint docker/Dockerfile
