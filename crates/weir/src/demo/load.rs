@@ -30,9 +30,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the clients counted so far.
 pub(super) struct Counters {
     pub(super) sent: AtomicU64,
-    pub(super) ok: AtomicU64,
     pub(super) failed: AtomicU64,
-    /// Answers per demo backend (index `n - 1`).
+    /// Answers per demo backend (index `n - 1`); `ok` is their sum, so the two always agree.
     pub(super) per_backend: Vec<AtomicU64>,
     /// Held shared by every request in flight; taken exclusively to wait them out.
     pub(super) gate: RwLock<()>,
@@ -51,7 +50,6 @@ impl Counters {
     pub(super) fn new(backends: usize) -> Self {
         Counters {
             sent: AtomicU64::new(0),
-            ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             per_backend: (0..backends).map(|_| AtomicU64::new(0)).collect(),
             gate: RwLock::new(()),
@@ -59,15 +57,19 @@ impl Counters {
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {
+        // `sent` first: a request is counted sent before its outcome, so a reading never
+        // shows more outcomes than requests.
+        let sent = self.sent.load(Ordering::SeqCst);
+        let per_backend: Vec<u64> = self
+            .per_backend
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .collect();
         Snapshot {
-            sent: self.sent.load(Ordering::SeqCst),
-            ok: self.ok.load(Ordering::SeqCst),
+            sent,
+            ok: per_backend.iter().sum(),
             failed: self.failed.load(Ordering::SeqCst),
-            per_backend: self
-                .per_backend
-                .iter()
-                .map(|c| c.load(Ordering::SeqCst))
-                .collect(),
+            per_backend,
         }
     }
 }
@@ -99,7 +101,6 @@ async fn client(web: SocketAddr, counters: Arc<Counters>, stop: CancellationToke
             Ok(Ok(n)) => match counters.per_backend.get(n.wrapping_sub(1)) {
                 Some(count) => {
                     count.fetch_add(1, Ordering::SeqCst);
-                    counters.ok.fetch_add(1, Ordering::SeqCst);
                 }
                 None => {
                     counters.failed.fetch_add(1, Ordering::SeqCst);
