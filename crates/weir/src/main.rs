@@ -13,7 +13,9 @@ mod tls;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write as _;
+
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use weir_telemetry::LogFormat;
 
 /// Command line of `weir`.
@@ -51,7 +53,8 @@ enum Command {
         #[arg(short, long, default_value = "/etc/weir/weir.yaml")]
         config: PathBuf,
     },
-    /// Start three demo backends and a balancer in front of them, and print what to curl.
+    /// Start three demo backends and a balancer in front of them, send them a little
+    /// traffic and kill one backend every 10 s: a line a second shows that no request fails.
     Demo {
         /// Where the demo balancer listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -59,7 +62,24 @@ enum Command {
         /// Where the admin server listens.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: std::net::SocketAddr,
+        /// Only the backends and the balancer: no traffic, no kills, nothing printed after
+        /// the start-up text (for scripts).
+        #[arg(long)]
+        quiet: bool,
+        /// How often a demo backend is killed (for tests: shortens the show).
+        #[arg(long, default_value = "10s", value_parser = demo::parse_duration)]
+        kill_every: std::time::Duration,
+        /// How long a killed backend stays down; less than --kill-every (for tests).
+        #[arg(long, default_value = "5s", value_parser = demo::parse_duration)]
+        down_for: std::time::Duration,
     },
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Manpage,
 }
 
 fn main() -> ExitCode {
@@ -68,8 +88,11 @@ fn main() -> ExitCode {
         LogFormatArg::Pretty => LogFormat::Pretty,
         LogFormatArg::Json => LogFormat::Json,
     };
-    if let Command::Check { config } = &cli.command {
-        return check(config);
+    match &cli.command {
+        Command::Check { config } => return check(config),
+        Command::Completions { shell } => return completions(*shell),
+        Command::Manpage => return manpage(),
+        Command::Run { .. } | Command::Demo { .. } => {}
     }
     if let Err(e) = weir_telemetry::init_logging(format) {
         eprintln!("weir: {e}");
@@ -98,8 +121,20 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => server::run_file(config).await,
-            Command::Demo { listen, admin } => demo::run(listen, admin).await,
-            Command::Check { .. } => Ok(()),
+            Command::Demo {
+                listen,
+                admin,
+                quiet,
+                kill_every,
+                down_for,
+            } => {
+                let show = (!quiet).then_some(demo::Show {
+                    kill_every,
+                    down_for,
+                });
+                demo::run(listen, admin, show).await
+            }
+            Command::Check { .. } | Command::Completions { .. } | Command::Manpage => Ok(()),
         }
     });
     match result {
@@ -134,6 +169,37 @@ fn check(path: &Path) -> ExitCode {
                 path.display(),
                 if n == 1 { "" } else { "s" }
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `weir completions SHELL`: the script clap_complete derives from [`Cli`].
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "weir", &mut script);
+    print_bytes(&script)
+}
+
+/// `weir manpage`: weir(1) in roff, from the same definition as `--help`.
+fn manpage() -> ExitCode {
+    let mut page = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+        eprintln!("weir: rendering the man page: {e}");
+        return ExitCode::FAILURE;
+    }
+    print_bytes(&page)
+}
+
+/// Writes generated text to stdout; a closed pipe (`| head`) is an error, not a panic.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nothing to tell it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("weir: writing to stdout: {e}");
             ExitCode::FAILURE
         }
     }

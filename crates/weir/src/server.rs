@@ -169,6 +169,11 @@ impl Server {
         self.admin_addr
     }
 
+    /// The routing table, as the demo reads its backends' health from it.
+    pub(crate) fn table(&self) -> SharedTable {
+        Arc::clone(&self.table)
+    }
+
     /// The bound address of listener `name`.
     pub(crate) fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
         lock(&self.listeners).bound(name)

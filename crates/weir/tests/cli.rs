@@ -1,5 +1,6 @@
 //! The command line contract (DESIGN.md §2): `weir check` exit codes and messages in the
-//! `FILE:LINE:COLUMN: FIELD.PATH: message` form, `--version`, and `run` refusing a bad file.
+//! `FILE:LINE:COLUMN: FIELD.PATH: message` form, `--version`, `run` refusing a bad file,
+//! and the shell completions and man page generated from the same definition.
 
 use std::time::Duration;
 
@@ -171,4 +172,96 @@ async fn run_with_an_invalid_file_exits_1_and_says_where() {
         tail.contains("weir.yaml:12:"),
         "the error names file and line: {tail}"
     );
+}
+
+/// Runs `bash -c command` with `stdin` on its standard input; (exit code, stdout, stderr).
+async fn bash(command: &str, stdin: &str) -> (Option<i32>, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new("bash")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn bash");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write to bash");
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("bash finishes within 30 s")
+        .expect("bash runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run_weir(WEIR, &["completions", shell]).await;
+        assert_eq!(out.code, Some(0), "{shell}: {out:?}");
+        for sub in ["run", "check", "demo", "completions", "manpage"] {
+            assert!(out.stdout.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let out = run_weir(WEIR, &["completions", "tcsh"]).await;
+    assert_eq!(
+        out.code,
+        Some(2),
+        "an unknown shell is a usage error: {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn bash_accepts_the_bash_completion_and_it_completes() {
+    let script = run_weir(WEIR, &["completions", "bash"]).await.stdout;
+    let (code, _, stderr) = bash("bash -n", &script).await;
+    assert_eq!(code, Some(0), "bash -n rejects the script: {stderr}");
+    // Sourced, it completes a subcommand and a subcommand's flag as bash would ask it to.
+    let ask = "source /dev/stdin
+        COMP_WORDS=(weir de); COMP_CWORD=1; COMP_LINE='weir de'; COMP_POINT=7
+        _weir weir de weir; echo \"1:${COMPREPLY[*]}\"
+        COMP_WORDS=(weir demo --qu); COMP_CWORD=2; COMP_LINE='weir demo --qu'; COMP_POINT=14
+        _weir weir --qu demo; echo \"2:${COMPREPLY[*]}\"";
+    let (code, stdout, stderr) = bash(ask, &script).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1:demo\n"), "{stdout:?} {stderr}");
+    assert!(stdout.contains("2:--quiet\n"), "{stdout:?} {stderr}");
+}
+
+#[tokio::test]
+async fn manpage_is_roff_naming_every_subcommand() {
+    let out = run_weir(WEIR, &["manpage"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // Only roff conditionals (the apostrophe string) may precede the title header.
+    let head: Vec<&str> = out
+        .stdout
+        .lines()
+        .take_while(|l| !l.starts_with(".TH"))
+        .collect();
+    assert!(
+        head.iter()
+            .all(|l| l.starts_with(".ie ") || l.starts_with(".el ")),
+        "the page starts with its .TH header: {head:?}"
+    );
+    assert!(
+        out.stdout.contains("\n.TH weir 1 "),
+        "{}",
+        &out.stdout[..200.min(out.stdout.len())]
+    );
+    assert!(out.stdout.contains("\n.SH SUBCOMMANDS"), "{}", out.stdout);
+    for sub in ["run", "check", "demo", "completions", "manpage"] {
+        assert!(
+            out.stdout.contains(&format!("weir\\-{sub}")),
+            "the page names {sub}: {}",
+            out.stdout
+        );
+    }
 }

@@ -1,9 +1,11 @@
-//! `weir demo`: what a newcomer tries first must print working `curl` lines.
+//! `weir demo`: what a newcomer tries first must print working `curl` lines, and its show
+//! (a backend killed under load and brought back) must really fail no request.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use weir_e2e::{client, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -19,8 +21,18 @@ fn curl_addr(line: &str) -> SocketAddr {
 }
 
 #[tokio::test]
-async fn demo_prints_curl_lines_that_reach_three_backends() {
-    let mut weir = Weir::demo(WEIR, &["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).await;
+async fn demo_quiet_prints_curl_lines_that_reach_three_backends() {
+    let mut weir = Weir::demo(
+        WEIR,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--quiet",
+        ],
+    )
+    .await;
     let line = weir
         .wait_for_stdout("curl http://", Duration::from_secs(5))
         .await;
@@ -31,6 +43,13 @@ async fn demo_prints_curl_lines_that_reach_three_backends() {
         "the printed URL must carry the real port: {line}"
     );
     assert_eq!(addr, weir.listener_addr(&listener_name(&weir)), "{line}");
+    let dashboard = weir
+        .wait_for_stdout("Dashboard:", Duration::from_secs(5))
+        .await;
+    assert!(
+        dashboard.contains(&format!("http://{}/", weir.admin_addr())),
+        "{dashboard}"
+    );
 
     let mut names = HashSet::new();
     for _ in 0..30 {
@@ -44,6 +63,14 @@ async fn demo_prints_curl_lines_that_reach_three_backends() {
         3,
         "the demo spreads over three backends: {names:?}"
     );
+    // --quiet sends nothing of its own: weir saw exactly our 30 requests.
+    let served = weir.metrics().await.sum("weir_http_requests_total", &[]);
+    assert_eq!(served, 30.0, "--quiet must not run the load loop");
+    assert!(
+        !weir.stdout_lines().iter().any(|l| l.contains("sent=")),
+        "--quiet prints no load lines: {:?}",
+        weir.stdout_lines()
+    );
 
     let health = weir.healthz().await.expect("demo admin answers");
     assert_eq!(health.status, 200);
@@ -51,6 +78,129 @@ async fn demo_prints_curl_lines_that_reach_three_backends() {
     weir.sigint().await;
     let status = weir.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+}
+
+/// One counts line of the show: `key=value` tokens (`sent`, `ok`, `failed`, `b1`...).
+fn counts(line: &str) -> HashMap<String, u64> {
+    line.split_whitespace()
+        .filter_map(|token| token.split_once('='))
+        .map(|(k, v)| {
+            let v = v
+                .parse()
+                .unwrap_or_else(|e| panic!("{k}={v} in {line:?}: {e}"));
+            (k.to_owned(), v)
+        })
+        .collect()
+}
+
+/// Index of the first line at or after `from` containing `needle`, waiting up to `timeout`.
+async fn wait_line(weir: &Weir, from: usize, needle: &str, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines = weir.stdout_lines();
+        if let Some(i) = (from..lines.len()).find(|&i| lines[i].contains(needle)) {
+            return i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stdout line with {needle:?} within {timeout:?}: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn demo_kills_a_backend_under_load_and_no_request_fails() {
+    let mut weir = Weir::demo(
+        WEIR,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--kill-every",
+            "2s",
+            "--down-for",
+            "1s",
+        ],
+    )
+    .await;
+    let dashboard = weir
+        .wait_for_stdout("Dashboard:", Duration::from_secs(5))
+        .await;
+    assert!(
+        dashboard.contains(&format!("http://{}/", weir.admin_addr())),
+        "{dashboard}"
+    );
+    // The first kill (b1) after 2 s, its return 1 s later; generous bounds for a busy CI.
+    let kill = wait_line(&weir, 0, "] KILL b1 ", Duration::from_secs(30)).await;
+    let back = wait_line(&weir, kill, "] BACK b1 ", Duration::from_secs(30)).await;
+    // Back in rotation: its count moves again once weir's health checks pass.
+    let lines = weir.stdout_lines();
+    let at_back = counts(&lines[back])["b1"];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let moved = loop {
+        let lines = weir.stdout_lines();
+        if let Some(i) = (back + 1..lines.len()).find(|&i| {
+            lines[i].contains("sent=") && counts(&lines[i]).get("b1").is_some_and(|&n| n > at_back)
+        }) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b1 never took traffic again: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    weir.sigint().await;
+    let status = weir.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+
+    let lines = weir.stdout_lines();
+    let show: Vec<(usize, HashMap<String, u64>)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with('[') && l.contains("sent="))
+        .map(|(i, l)| (i, counts(l)))
+        .collect();
+    assert!(show.len() >= 4, "a line a second: {lines:#?}");
+    for (i, c) in &show {
+        assert_eq!(c["failed"], 0, "a request failed: {:?}", lines[*i]);
+        let answered: u64 = (1..=3).map(|n| c[&format!("b{n}")]).sum();
+        assert_eq!(
+            answered, c["ok"],
+            "every ok names its backend: {:?}",
+            lines[*i]
+        );
+        assert!(c["ok"] + c["failed"] <= c["sent"], "{:?}", lines[*i]);
+    }
+    // While down, b1 answered nothing: its count is the same on every line from the kill
+    // (printed once b1 is gone and the requests in flight then are done) to the return
+    // (printed before b1 answers again), while the others kept serving.
+    let position = |line: usize| {
+        show.iter()
+            .position(|(i, _)| *i == line)
+            .expect("a counts line")
+    };
+    let down = &show[position(kill)..=position(back)];
+    let frozen = down[0].1["b1"];
+    for (i, c) in down {
+        assert_eq!(c["b1"], frozen, "b1 answered while down: {:?}", lines[*i]);
+    }
+    let (first, last) = (&down[0].1, &down[down.len() - 1].1);
+    assert_eq!(
+        first["sent"],
+        first["ok"] + first["failed"],
+        "the kill line waits out the requests in flight"
+    );
+    assert!(
+        last["b2"] + last["b3"] > first["b2"] + first["b3"],
+        "the others served meanwhile: {:?} .. {:?}",
+        lines[kill],
+        lines[back]
+    );
+    assert!(moved > back);
 }
 
 /// The demo's one listener, whatever it is called.
