@@ -10,6 +10,7 @@
 //! Without Chromium the test fails when `CI` is set (`.ci/run` installs it and sets `CI`)
 //! and is skipped with a loud line otherwise.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,7 +35,9 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
             "`{CHROMIUM}` is not installed: the dashboard browser test needs it in CI \
              (.ci/run installs it with `apt-get install -y chromium`)"
         );
-        eprintln!(
+        // Straight to stderr, past the test harness's capture, so it shows in a passing run.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!! SKIPPED dashboard browser test: `{CHROMIUM}` is not installed \
              (apt-get install -y chromium); set CI=1 to make this a failure !!!!!\n"
         );
@@ -73,7 +76,16 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
     .await;
     assert!(dom.contains(r#"data-pool="web""#), "the pool's table");
     assert!(dom.contains(r#"data-listener="web""#), "the listener's row");
-    assert!(dom.contains("generation"), "the reload generation");
+    assert!(
+        dom.contains(r#"id="generation">1<"#),
+        "the reload generation"
+    );
+    assert_eq!(banner(&dom), "", "no error banner");
+    let drawn = dom
+        .split(r#"<polyline points=""#)
+        .skip(1)
+        .any(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    assert!(drawn, "a sparkline with points");
 
     hc.kill().await;
     eventually("the killed backend down in /status", || async {
@@ -99,6 +111,15 @@ fn row_state(dom: &str, addr: SocketAddr) -> Option<&str> {
     let tag = &dom[start..start + dom[start..].find('>')?];
     let value = tag.split(r#"data-state=""#).nth(1)?;
     value.split('"').next()
+}
+
+/// The text of the page's error banner (empty when every poll succeeded).
+fn banner(dom: &str) -> &str {
+    dom.split(r#"id="banner""#)
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split("</div>").next())
+        .unwrap_or_else(|| panic!("no banner element in the DOM:\n{dom}"))
 }
 
 /// Loads the page until `done` holds for its rendered DOM, at most [`DOM_ATTEMPTS`] times.
@@ -174,6 +195,9 @@ async fn chromium(url: &str, extra: &[&str]) -> String {
         "--disable-sync",
         "--disable-quic",
         "--virtual-time-budget=5000",
+        // The page's console on stderr: script errors and CSP refusals fail the test.
+        "--enable-logging=stderr",
+        "--v=0",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(extra)
@@ -205,5 +229,21 @@ async fn chromium(url: &str, extra: &[&str]) -> String {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let console: Vec<&str> = stderr.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    let bad_lines = [
+        "Uncaught",
+        "Refused to",
+        "Content Security Policy",
+        "Failed to load",
+        "dashboard error",
+    ];
+    for bad in bad_lines {
+        assert!(
+            !console.iter().any(|l| l.contains(bad)),
+            "the page logged {bad:?}:\n{}",
+            console.join("\n")
+        );
+    }
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
