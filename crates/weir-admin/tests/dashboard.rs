@@ -46,6 +46,26 @@ async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> (Strin
     (head.to_ascii_lowercase(), body.to_owned())
 }
 
+/// Standard base64 with padding (the CSP hash-source encoding).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
@@ -65,7 +85,7 @@ async fn get_root_serves_the_self_contained_dashboard_with_its_csp() {
     assert_eq!(csp, DASHBOARD_CSP.to_ascii_lowercase());
     for directive in [
         "default-src 'none'",
-        "script-src 'unsafe-inline'",
+        "script-src 'sha256-",
         "style-src 'unsafe-inline'",
         "connect-src 'self'",
         "img-src data:",
@@ -73,6 +93,20 @@ async fn get_root_serves_the_self_contained_dashboard_with_its_csp() {
         assert!(csp.contains(directive), "CSP lacks {directive}: {csp}");
     }
     assert!(body.starts_with("<!DOCTYPE html>"), "{}", &body[..80]);
+    let script = body
+        .split_once("<script>")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(script, _)| script)
+        .expect("an inline script");
+    assert_eq!(body.matches("<script").count(), 1, "one script");
+    let hash = format!(
+        "'sha256-{}'",
+        base64(ring::digest::digest(&ring::digest::SHA256, script.as_bytes()).as_ref())
+    );
+    assert!(
+        DASHBOARD_CSP.contains(&hash),
+        "DASHBOARD_CSP must allow the page's script by its hash: set it to {hash}"
+    );
     assert!(body.len() < 30 * 1024, "page is {} bytes", body.len());
     assert!(
         body.contains("\"status\"") && body.contains("\"metrics\""),
