@@ -58,7 +58,7 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
     )
     .replace("- pool: web\n", &format!("- pool: \"{POOL}\"\n"))
     .replace("\n  web:\n", &format!("\n  \"{POOL}\":\n"));
-    let weir = Weir::start(WEIR, &yaml).await;
+    let mut weir = Weir::start(WEIR, &yaml).await;
     let url = format!("http://{}/", weir.admin_addr());
     let addrs = [a, b, c];
     eventually("all three backends up in /status", || async {
@@ -84,11 +84,9 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
         "the pool's name as text"
     );
     assert!(dom.contains(r#"data-listener="web""#), "the listener's row");
-    assert!(
-        dom.contains(r#"id="generation">1<"#),
-        "the reload generation"
-    );
-    assert_eq!(banner(&dom), "", "no error banner");
+    assert_eq!(text_of(&dom, "generation"), "1", "the reload generation");
+    assert_eq!(text_of(&dom, "reload"), "ok", "the last reload's result");
+    assert_eq!(text_of(&dom, "banner"), "", "no error banner");
     let drawn = dom
         .split(r#"<polyline points=""#)
         .skip(1)
@@ -102,12 +100,37 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
     .await;
     // Live traffic while the page loads, so the screenshot has rates and latencies.
     let load = Load::start(web, 1);
-    dom_until(&url, "the killed backend down, the others up", |dom| {
+    let dom = dom_until(&url, "the killed backend down, the others up", |dom| {
         row_state(dom, c) == Some("down")
             && row_state(dom, a) == Some("up")
             && row_state(dom, b) == Some("up")
     })
     .await;
+    for up in [a, b] {
+        let r = row(&dom, up);
+        assert!(
+            r.contains(" µs</td>") || r.contains(" ms</td>"),
+            "p50/p99 from the histogram deltas under load: {r}"
+        );
+    }
+    assert!(
+        row(&dom, c).contains("connect"),
+        "the down backend's reason: {}",
+        row(&dom, c)
+    );
+
+    // A rejected reload: the old configuration keeps serving, the page says the reload failed.
+    let mark = weir.log_mark();
+    weir.rewrite_config("listeners: [\n");
+    weir.sighup().await;
+    weir.wait_for_log_after(mark, "config reload rejected", Duration::from_secs(5))
+        .await;
+    let dom = dom_until(&url, "the rejected reload", |dom| {
+        text_of(dom, "reload").starts_with("FAILED")
+    })
+    .await;
+    assert_eq!(text_of(&dom, "generation"), "1", "still generation 1");
+    assert_eq!(text_of(&dom, "reloads"), "0 ok, 1 failed");
     let shot = screenshot(&url).await;
     load.stop().await;
     println!("dashboard screenshot: {}", shot.display());
@@ -121,13 +144,23 @@ fn row_state(dom: &str, addr: SocketAddr) -> Option<&str> {
     value.split('"').next()
 }
 
-/// The text of the page's error banner (empty when every poll succeeded).
-fn banner(dom: &str) -> &str {
-    dom.split(r#"id="banner""#)
+/// The rendered `<tr>` of backend `addr`.
+fn row(dom: &str, addr: SocketAddr) -> &str {
+    let at = dom
+        .find(&format!(r#"data-backend="{addr}""#))
+        .unwrap_or_else(|| panic!("no row for {addr}"));
+    let start = dom[..at].rfind("<tr").unwrap_or(at);
+    let end = dom[at..].find("</tr>").map_or(dom.len(), |e| at + e);
+    &dom[start..end]
+}
+
+/// The text of the element with `id` (up to its first child tag or end tag).
+fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
+    dom.split(&format!(r#"id="{id}""#))
         .nth(1)
         .and_then(|rest| rest.split_once('>'))
-        .and_then(|(_, rest)| rest.split("</div>").next())
-        .unwrap_or_else(|| panic!("no banner element in the DOM:\n{dom}"))
+        .and_then(|(_, rest)| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no element #{id} in the DOM:\n{dom}"))
 }
 
 /// Loads the page until `done` holds for its rendered DOM, at most [`DOM_ATTEMPTS`] times.
