@@ -1,4 +1,4 @@
-//! weir's admin server: `/metrics`, `/healthz` and `/status`.
+//! weir's admin server: the `/` dashboard, `/metrics`, `/healthz` and `/status`.
 //!
 //! It only reads: the current table snapshot, the backends' atomics, the metrics
 //! registry, and a view of the running listeners supplied by the binary (this crate
@@ -12,5 +12,5 @@
 mod server;
 mod status;
 
-pub use server::{serve, AdminState, ConfigStamp, ListenerStatus, ListenerView};
+pub use server::{serve, AdminState, ConfigStamp, ListenerStatus, ListenerView, DASHBOARD_CSP};
 pub use status::status_json;

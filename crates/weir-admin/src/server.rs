@@ -1,4 +1,4 @@
-//! The admin HTTP server: `/metrics`, `/status`, `/healthz`.
+//! The admin HTTP server: `/` (the dashboard), `/metrics`, `/status`, `/healthz`.
 //!
 //! Plain HTTP/1.1 on a loopback address by default: `/status` reveals the topology, so
 //! it is not meant to face clients. Each connection gets its own task; a slow scraper
@@ -21,6 +21,22 @@ use weir_telemetry::{Metrics, TEXT_CONTENT_TYPE};
 
 /// Every endpoint answers these methods only (the `Allow` header of a 405).
 const ALLOWED_METHODS: &str = "GET, HEAD";
+
+/// The dashboard: one page, its script and style inline, so it works with no network
+/// and no build step.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The page may run its one inline script (by hash: an event-handler attribute or any
+/// other script is refused, even if a string from `/status` were ever rendered as markup
+/// by mistake) and inline style, and fetch from the admin origin; nothing else: no
+/// external script, image, frame or form target.
+///
+/// The hash is the base64 SHA-256 of the text inside `<script>…</script>`; after editing
+/// the script, weir-admin's `tests/dashboard.rs` fails and prints the new value.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; \
+     script-src 'sha256-zKEGV6w88fcuf8GgFSJqSbvGQKYqVBRgsFGRftmOt58='; \
+     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 /// What `/status` shows about one running listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +177,7 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     match req.uri().path() {
         "/healthz" if state.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/" => dashboard(),
         "/metrics" => metrics(state),
         "/status" => {
             let body = crate::status::status_json(
@@ -178,9 +195,25 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz or /status\n",
+            "not found: try /, /metrics, /healthz or /status\n",
         ),
     }
+}
+
+fn dashboard() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(DASHBOARD.as_bytes())));
+    let headers = resp.headers_mut();
+    let fixed = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    resp
 }
 
 /// The Prometheus text exposition; a 500 naming the cause if encoding fails (a scraper
