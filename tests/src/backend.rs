@@ -149,15 +149,27 @@ pub async fn spawn_backend_at_with_health(
     start(listener, name, health_status).1
 }
 
-/// A loopback address that refuses connections (bound once, then closed).
+/// A loopback address that refuses connections, reserved for the whole test process.
+///
+/// The port stays bound (without listening) so that a connect is refused at once and
+/// no other test's backend, bound to port 0 in parallel, can be handed the same port:
+/// a port that was merely bound and released could be, and the "dead" backend then
+/// answered with another test's name.
 ///
 /// # Panics
 /// When loopback cannot be bound.
 pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
+    static RESERVED: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .expect("bind a loopback port");
-    listener.local_addr().expect("bound address")
+    let addr = socket.local_addr().expect("bound address");
+    match RESERVED.lock() {
+        Ok(mut held) => held.push(socket),
+        Err(poisoned) => poisoned.into_inner().push(socket),
+    }
+    addr
 }
 
 fn start(listener: TcpListener, name: &str, health_status: u16) -> (SocketAddr, BackendHandle) {

@@ -84,13 +84,9 @@ pub async fn eventually_async<F: Future<Output = bool>>(what: &str, mut check: i
     panic!("gave up waiting for: {what}");
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    listener.local_addr().expect("bound address")
-}
+/// A loopback port that refuses connections (see [`weir_e2e::closed_port`]).
+#[allow(unused_imports)] // not every test file that includes this module uses it
+pub use weir_e2e::closed_port;
 
 /// A TCP server that accepts and closes connections, counting them.
 pub struct TcpBackend {

@@ -120,13 +120,8 @@ impl Proxy {
     }
 }
 
-/// A port nothing listens on (bound, then closed).
-pub(crate) async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    addr
-}
+/// A loopback port that refuses connections (see [`weir_e2e::closed_port`]).
+pub(crate) use weir_e2e::closed_port;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Behaviour {
