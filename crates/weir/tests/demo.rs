@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use weir_e2e::{client, Weir};
 
@@ -157,9 +159,14 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
+    let mark = weir.log_mark();
     weir.sigint().await;
     let status = weir.wait_exit(Duration::from_secs(15)).await;
     assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+    // The demo backends outlive weir's drain: Ctrl-C takes no backend down under the
+    // requests still in flight.
+    let down = weir.logs_after(mark, "backend down");
+    assert!(down.is_empty(), "a backend went down at Ctrl-C: {down:?}");
 
     let lines = weir.stdout_lines();
     let show: Vec<(usize, HashMap<String, u64>)> = lines
@@ -205,6 +212,33 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
         lines[back]
     );
     assert!(moved > back);
+}
+
+#[tokio::test]
+async fn demo_ctrl_c_lets_a_request_in_flight_reach_a_live_backend() {
+    let mut weir = Weir::demo(WEIR, &["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).await;
+    wait_line(&weir, 0, "sent=", Duration::from_secs(30)).await;
+    let web = weir.listener_addr(&listener_name(&weir));
+    // Half a request head: weir's drain waits for this connection to finish its request.
+    let mut conn = TcpStream::connect(web).await.expect("connect to the demo");
+    conn.write_all(b"GET /in-flight HTTP/1.1\r\nHost: demo\r\n")
+        .await
+        .expect("write half a head");
+    let mark = weir.log_mark();
+    weir.sigint().await;
+    weir.wait_for_log_after(mark, "shutting down", Duration::from_secs(10))
+        .await;
+    // Before the fix the show had dropped the demo backends by now: 502.
+    conn.write_all(b"\r\n").await.expect("finish the head");
+    let resp = client::raw::read_response(&mut conn)
+        .await
+        .expect("an answer while draining");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("demo backend"), "{}", resp.text());
+    let status = weir.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+    let down = weir.logs_after(mark, "backend down");
+    assert!(down.is_empty(), "a backend went down at Ctrl-C: {down:?}");
 }
 
 /// `ADDR` in `[  4.0s] KILL b1 ADDR: ...`.
