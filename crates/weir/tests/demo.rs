@@ -271,7 +271,7 @@ async fn watch_weir_stop_sending(weir: &Weir, kill: usize, b1: &str) {
         let up = scrape.value("weir_backend_up", &labels);
         let errors = scrape.sum("weir_upstream_errors_total", &labels);
         match up {
-            Some(v) if v == 0.0 => seen_down += 1,
+            Some(0.0) => seen_down += 1,
             _ => assert_eq!(
                 seen_down, 0,
                 "weir took b1 {b1} back while it was down: weir_backend_up={up:?}"
