@@ -11,7 +11,9 @@ included) all query the `${datasource}` variable, with unique ids, and whose eve
                    histogram must be used as NAME_bucket, NAME_sum or NAME_count.
   --promtool       every expression parses as PromQL: with Grafana's variables replaced by
                    concrete values, they become recording rules in a temporary rules file
-                   checked by `promtool check rules` (.ci/ops-checks.sh runs this).
+                   checked by `promtool check rules` (.ci/ops-checks.sh runs this). And
+                   every 5xx ratio evaluates (`promtool test rules`) to 0, not to no
+                   data, over traffic that had no 5xx (its numerator has no series).
 
 Exits 1 naming every problem found.
 """
@@ -166,6 +168,38 @@ def check_promtool(exprs, promtool, problems):
                 problems.append(f"  grafana:expr_{n} is {where}: {expr}")
 
 
+def check_ratios_without_5xx(exprs, promtool, problems):
+    """Every `code=~"5.."` ratio is 0 over an hour of 200s only: Prometheus has no 5xx
+    series then, and a bare `5xx / all` would show "No data" instead of 0."""
+    ratios = [(w, e) for w, e in exprs if 'code=~"5.."' in e and " / " in e]
+    if not ratios:
+        problems.append('no 5xx ratio (code=~"5..") found to evaluate')
+        return
+    series = 'weir_http_requests_total{instance="i", listener="web", pool="web", backend="b", code="200"}'
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = os.path.join(tmp, "empty-rules.yml")
+        with open(rules, "w") as f:
+            f.write("groups: []\n")
+        path = os.path.join(tmp, "grafana-ratios.test.yml")
+        with open(path, "w") as f:
+            f.write(f"rule_files: [{json.dumps(rules)}]\nevaluation_interval: 1m\ntests:\n")
+            f.write(f"  - interval: 1m\n    input_series:\n      - series: {json.dumps(series)}\n")
+            f.write("        values: 0+60x70\n    promql_expr_test:\n")
+            for where, expr in ratios:
+                # The labels a `sum by (...)` keeps; none for a bare `sum(...)`.
+                by = re.match(r"\(?\s*sum by \(([^)]*)\)", expr)
+                keep = [l.strip() for l in by.group(1).split(",")] if by else []
+                labels = "{" + ", ".join(f'{l}="{"web" if l in ("listener", "pool") else "?"}"' for l in keep) + "}"
+                f.write(f"      # {where}\n      - expr: {json.dumps(expr)}\n        eval_time: 1h\n")
+                f.write(f"        exp_samples:\n          - labels: {json.dumps(labels)}\n            value: 0\n")
+        run = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
+        if run.returncode != 0:
+            problems.append("a 5xx ratio is not 0 without 5xx (No data in Grafana?):\n"
+                            + (run.stdout + run.stderr).strip())
+        else:
+            print(f"5xx ratios: {len(ratios)} evaluate to 0 without 5xx")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dashboard", default=os.path.join(HERE, "weir.json"))
@@ -188,6 +222,7 @@ def main():
         check_metrics(exprs, read_families(args.metrics), problems)
     if args.promtool:
         check_promtool(exprs, args.promtool, problems)
+        check_ratios_without_5xx(exprs, args.promtool, problems)
     if problems:
         for p in problems:
             print(p, file=sys.stderr)

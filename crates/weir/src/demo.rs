@@ -98,9 +98,12 @@ pub(crate) async fn run(
     let result = server.run().await;
     stop.cancel();
     on_signal.abort();
-    for task in clients.into_iter().chain([conductor]) {
+    for task in clients {
         let _ = task.await;
     }
+    // The conductor returned the stage (and its backends) on Ctrl-C; it is dropped only
+    // now, after weir has drained.
+    drop(conductor.await);
     result
 }
 
@@ -140,6 +143,7 @@ fn demo_yaml(listen: SocketAddr, admin: SocketAddr, backends: &[SocketAddr]) -> 
 }
 
 /// `--kill-every 2s`, `--down-for 500ms`: a number and `ms`, `s` or `m`.
+/// At most [`MAX_DURATION`], so no deadline computed from it can overflow.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -148,13 +152,20 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("{text:?}: expected a number and a unit: 500ms, 2s, 1m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
-        _ => Err(format!("{text:?}: the unit is ms, s or m")),
+    let d = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        _ => return Err(format!("{text:?}: the unit is ms, s or m")),
+    };
+    if d > MAX_DURATION {
+        return Err(format!("{text:?}: at most 24h (1440m)"));
     }
+    Ok(d)
 }
+
+/// The longest `--kill-every` / `--down-for`.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// `10s`, `1.5s`.
 fn human(d: Duration) -> String {

@@ -162,6 +162,23 @@ async fn version_prints_name_and_version() {
 }
 
 #[tokio::test]
+async fn demo_refuses_a_kill_cadence_over_a_day_instead_of_panicking() {
+    // Before the cap, `start + kill_every` overflowed the clock and panicked.
+    let huge = "18446744073709551615s";
+    for cadence in [
+        ["--kill-every", huge, "--down-for", "1s"],
+        ["--kill-every", "10s", "--down-for", huge],
+    ] {
+        let mut args = vec!["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+        args.extend(cadence);
+        let out = run_weir(WEIR, &args).await;
+        assert_eq!(out.code, Some(2), "a usage error, not a panic: {out:?}");
+        assert!(out.stderr.contains("at most 24h"), "{out:?}");
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+}
+
+#[tokio::test]
 async fn run_with_an_invalid_file_exits_1_and_says_where() {
     let yaml = VALID.replace("weight: 3", "weight: -3");
     let mut weir = Weir::spawn_run(WEIR, &yaml, "info");

@@ -100,22 +100,35 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
     .await;
     // Live traffic while the page loads, so the screenshot has rates and latencies.
     let load = Load::start(web, 1);
-    let dom = dom_until(&url, "the killed backend down, the others up", |dom| {
-        row_state(dom, c) == Some("down")
-            && row_state(dom, a) == Some("up")
-            && row_state(dom, b) == Some("up")
-    })
+    // The p50/p99 of the live backends come from histogram deltas between two polls, so
+    // they are part of what the page is waited for, not checked once after.
+    let dom = dom_until(
+        &url,
+        "the killed backend down, the others up with p50/p99 under load",
+        |dom| {
+            row_state(dom, c) == Some("down")
+                && [a, b].into_iter().all(|up| {
+                    row_state(dom, up) == Some("up") && {
+                        let r = row(dom, up);
+                        r.contains(" µs</td>") || r.contains(" ms</td>")
+                    }
+                })
+        },
+    )
     .await;
-    for up in [a, b] {
-        let r = row(&dom, up);
-        assert!(
-            r.contains(" µs</td>") || r.contains(" ms</td>"),
-            "p50/p99 from the histogram deltas under load: {r}"
-        );
-    }
     assert!(
         row(&dom, c).contains("connect"),
         "the down backend's reason: {}",
+        row(&dom, c)
+    );
+    // The filter matches address, state and reason, not the sparkline's title.
+    let search = row(&dom, c)
+        .split_once(r#"data-search=""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or("", |(value, _)| value);
+    assert!(
+        search.starts_with(&format!("{c} down ")) && search.contains("connect"),
+        "what the filter searches: {}",
         row(&dom, c)
     );
 
@@ -134,6 +147,59 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
     let shot = screenshot(&url).await;
     load.stop().await;
     println!("dashboard screenshot: {}", shot.display());
+}
+
+/// Two scrapes around a reload that removed listener `b` (its series of the pool are gone)
+/// and recreated listener `a`'s 503 series: the page's own functions, run in Chromium,
+/// must see 11 requests and 1 5xx, not the whole remaining count as new.
+const RELOAD_DELTAS: &str = r#"
+const then = parseMetrics(`weir_http_requests_total{listener="a",pool="p",backend="x",code="200"} 100
+weir_http_requests_total{listener="a",pool="p",backend="x",code="503"} 7
+weir_http_requests_total{listener="b",pool="p",backend="x",code="200"} 50
+weir_http_requests_total{listener="b",pool="p",backend="x",code="503"} 10
+weir_backend_response_duration_seconds_bucket{pool="p",backend="x",le="0.1"} 100
+weir_backend_response_duration_seconds_bucket{pool="p",backend="x",le="+Inf"} 167
+`);
+const now = parseMetrics(`weir_http_requests_total{listener="a",pool="p",backend="x",code="200"} 110
+weir_http_requests_total{listener="a",pool="p",backend="x",code="503"} 1
+weir_backend_response_duration_seconds_bucket{pool="p",backend="x",le="0.1"} 105
+weir_backend_response_duration_seconds_bucket{pool="p",backend="x",le="+Inf"} 116
+`);
+const r = reqDeltas(now, then).get(key("p", "x"));
+const h = histDeltas(now, then).get(key("p", "x"));
+document.body.textContent = "RESULT " + JSON.stringify([r.req, r.five, h.map(b => b[1])]) + " END";
+"#;
+
+#[tokio::test]
+async fn dashboard_deltas_ignore_series_a_reload_deleted() {
+    if !chromium_available().await {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{CHROMIUM}` is not installed"
+        );
+        return;
+    }
+    let html = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../weir-admin/src/dashboard.html"
+    ))
+    .expect("read dashboard.html");
+    // The page's pure functions: from `function key(` up to the formatting helpers.
+    let start = html.find("function key(").expect("key()");
+    let end = html.find("function fmtSecs(").expect("fmtSecs()");
+    let page = format!(
+        "<!DOCTYPE html><html><body><script>{}{RELOAD_DELTAS}</script></body></html>",
+        &html[start..end]
+    );
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-deltas.html");
+    std::fs::write(&path, page).expect("write the test page");
+    let dom = chromium(&format!("file://{}", path.display()), &["--dump-dom"]).await;
+    // 10 more 200s on a; a's 503 recreated (1, counted from 0); b's series gone (0).
+    // Buckets: 5 more at le=0.1; +Inf went down (recreated): 116 from 0.
+    assert!(
+        dom.contains("RESULT [11,1,[5,116]] END"),
+        "per-series deltas: {dom}"
+    );
 }
 
 /// The `data-state` of the row whose `data-backend` is `addr`, from the dumped DOM.

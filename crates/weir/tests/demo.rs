@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use weir_e2e::{client, Weir};
 
@@ -118,8 +120,10 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
+            // Every 4 s: a returned backend (rise 2 at 1 s checks) is healthy again
+            // before the next kill, so two backends serve at all times.
             "--kill-every",
-            "2s",
+            "4s",
             "--down-for",
             "1s",
         ],
@@ -132,8 +136,10 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
         dashboard.contains(&format!("http://{}/", weir.admin_addr())),
         "{dashboard}"
     );
-    // The first kill (b1) after 2 s, its return 1 s later; generous bounds for a busy CI.
+    // The first kill (b1) after 4 s, its return 1 s later; generous bounds for a busy CI.
     let kill = wait_line(&weir, 0, "] KILL b1 ", Duration::from_secs(30)).await;
+    let b1 = killed_addr(&weir.stdout_lines()[kill]);
+    watch_weir_stop_sending(&weir, kill, &b1).await;
     let back = wait_line(&weir, kill, "] BACK b1 ", Duration::from_secs(30)).await;
     // Back in rotation: its count moves again once weir's health checks pass.
     let lines = weir.stdout_lines();
@@ -153,9 +159,14 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
+    let mark = weir.log_mark();
     weir.sigint().await;
     let status = weir.wait_exit(Duration::from_secs(15)).await;
     assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+    // The demo backends outlive weir's drain: Ctrl-C takes no backend down under the
+    // requests still in flight.
+    let down = weir.logs_after(mark, "backend down");
+    assert!(down.is_empty(), "a backend went down at Ctrl-C: {down:?}");
 
     let lines = weir.stdout_lines();
     let show: Vec<(usize, HashMap<String, u64>)> = lines
@@ -201,6 +212,87 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
         lines[back]
     );
     assert!(moved > back);
+}
+
+#[tokio::test]
+async fn demo_ctrl_c_lets_a_request_in_flight_reach_a_live_backend() {
+    let mut weir = Weir::demo(WEIR, &["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).await;
+    wait_line(&weir, 0, "sent=", Duration::from_secs(30)).await;
+    let web = weir.listener_addr(&listener_name(&weir));
+    // Half a request head: weir's drain waits for this connection to finish its request.
+    let mut conn = TcpStream::connect(web).await.expect("connect to the demo");
+    conn.write_all(b"GET /in-flight HTTP/1.1\r\nHost: demo\r\n")
+        .await
+        .expect("write half a head");
+    let mark = weir.log_mark();
+    weir.sigint().await;
+    weir.wait_for_log_after(mark, "shutting down", Duration::from_secs(10))
+        .await;
+    // Before the fix the show had dropped the demo backends by now: 502.
+    conn.write_all(b"\r\n").await.expect("finish the head");
+    let resp = client::raw::read_response(&mut conn)
+        .await
+        .expect("an answer while draining");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("demo backend"), "{}", resp.text());
+    let status = weir.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+    let down = weir.logs_after(mark, "backend down");
+    assert!(down.is_empty(), "a backend went down at Ctrl-C: {down:?}");
+}
+
+/// `ADDR` in `[  4.0s] KILL b1 ADDR: ...`.
+fn killed_addr(line: &str) -> String {
+    let rest = &line[line.find("KILL b1 ").expect("a kill line") + "KILL b1 ".len()..];
+    rest.split(':').take(2).collect::<Vec<_>>().join(":")
+}
+
+/// From the kill of b1 to its return, scrapes weir's `/metrics`: weir must mark b1 down
+/// (`weir_backend_up` 0), keep it down until the return line, and stop sending to it (its
+/// `weir_upstream_errors_total` no longer grows). The counts lines alone cannot show this:
+/// b1 has no listener to answer while it is down.
+async fn watch_weir_stop_sending(weir: &Weir, kill: usize, b1: &str) {
+    let labels = [("pool", "demo"), ("backend", b1)];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The upstream errors of b1 once weir had marked it down (taken one scrape after
+    // the first 0, so a request picked just before the ejection may still fail).
+    let mut seen_down = 0;
+    let mut errors_when_down = None;
+    for _ in 0..2000 {
+        // BACK is printed before b1 listens again, so a scrape started before the line
+        // appeared still sees b1 as it was while down.
+        let back = weir.stdout_lines()[kill..]
+            .iter()
+            .any(|l| l.contains("] BACK b1 "));
+        if back {
+            break;
+        }
+        let scrape = weir.metrics().await;
+        let up = scrape.value("weir_backend_up", &labels);
+        let errors = scrape.sum("weir_upstream_errors_total", &labels);
+        match up {
+            Some(0.0) => seen_down += 1,
+            _ => assert_eq!(
+                seen_down, 0,
+                "weir took b1 {b1} back while it was down: weir_backend_up={up:?}"
+            ),
+        }
+        if seen_down == 2 {
+            errors_when_down = Some(errors);
+        }
+        if let Some(before) = errors_when_down {
+            assert_eq!(
+                errors, before,
+                "weir kept sending to b1 {b1} after marking it down"
+            );
+        }
+        assert!(Instant::now() < deadline, "b1 {b1} never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        errors_when_down.is_some(),
+        "weir never marked b1 {b1} down while it was killed (seen down {seen_down} times)"
+    );
 }
 
 /// The demo's one listener, whatever it is called.

@@ -29,8 +29,10 @@ pub(super) struct Stage {
     pub(super) show: Show,
 }
 
-/// Runs until `stop` is cancelled.
-pub(super) async fn run(mut stage: Stage, stop: CancellationToken) {
+/// Runs until `stop` is cancelled, then hands the stage back: the caller drops the
+/// backends only once weir has finished draining, so Ctrl-C does not kill them under
+/// the requests still in flight.
+pub(super) async fn run(mut stage: Stage, stop: CancellationToken) -> Stage {
     let start = Instant::now();
     let mut last = Snapshot::default();
     let mut next_tick = start + Duration::from_secs(1);
@@ -42,7 +44,7 @@ pub(super) async fn run(mut stage: Stage, stop: CancellationToken) {
         let next_event = down.map_or(next_kill, |(_, back_at)| back_at.min(next_kill));
         let wake = next_tick.min(next_event);
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return stage,
             () = tokio::time::sleep_until(wake) => {}
         }
         let now = Instant::now();
