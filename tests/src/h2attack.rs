@@ -49,17 +49,3 @@ pub async fn run(scenario: &str, addr: SocketAddr, arg: u64) -> Value {
         panic!("h2attack {scenario} printed no JSON ({e}):\n{stdout}\n{stderr}")
     })
 }
-
-/// The resident set size of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
-///
-/// # Panics
-/// When the file cannot be read or has no `VmRSS` line (Linux only).
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-}

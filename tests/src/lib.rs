@@ -47,6 +47,28 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// How many probes [`eventually`] makes before giving up (5 s in all).
 pub const POLL_ATTEMPTS: u32 = 500;
 
+/// Polls `sample` every 200 ms, for 30 s at most, until it returned the same `Some`
+/// value three polls in a row, and returns that value; `None` from `sample` means "not
+/// ready yet". A byte counter that stops growing is how the slow-reader tests see that
+/// weir stopped reading from a backend (back-pressure), without a fixed sleep.
+pub async fn until_steady<T: PartialEq>(mut sample: impl FnMut() -> Option<T>) -> Option<T> {
+    let (mut last, mut still) = (None, 0);
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = sample();
+        still = if now.is_some() && now == last {
+            still + 1
+        } else {
+            0
+        };
+        if still == 3 {
+            return now;
+        }
+        last = now;
+    }
+    None
+}
+
 /// Polls `probe` every 10 ms, at most 500 times; returns the first `Some`.
 ///
 /// # Panics

@@ -46,7 +46,7 @@ async fn attack(weir: &Weir, scenario: &str, arg: u64) -> Figures {
     let addr = weir.listener_addr("web");
     // Warm up (first connections allocate pools and buffers) before the baseline.
     served(addr).await;
-    let rss_before = h2attack::rss_kib(weir.pid());
+    let rss_before = weir.rss_kib();
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let bystander = tokio::spawn({
@@ -68,7 +68,7 @@ async fn attack(weir: &Weir, scenario: &str, arg: u64) -> Figures {
     bystander
         .await
         .expect("the bystander was served throughout");
-    let rss_after = h2attack::rss_kib(weir.pid());
+    let rss_after = weir.rss_kib();
     served(addr).await;
     let figures = Figures {
         report,

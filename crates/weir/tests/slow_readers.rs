@@ -26,17 +26,6 @@ const CLIENTS: usize = 50;
 const BODY: usize = 50 * 1024 * 1024;
 const PER_CLIENT_BOUND: u64 = 256 * 1024;
 
-/// `VmRSS` of process `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib * 1024
-}
-
 const REQUEST: &[u8] = b"GET /big HTTP/1.1\r\nhost: big.test\r\n\r\n";
 
 /// A backend that answers every request with a 50 MB body.
@@ -53,26 +42,14 @@ async fn big_backend() -> (SocketAddr, RawBackend) {
 /// three 200 ms polls (every buffer between backend and client is then full), 30 s at
 /// most; then checks weir's RSS growth since `before`.
 async fn assert_bounded(weir: &Weir, backend: &RawBackend, before: u64, what: &str) {
-    let mut last = 0;
-    let mut still = 0;
-    for _ in 0..150 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = backend.bytes_written();
-        if backend.hits() == CLIENTS && now == last {
-            still += 1;
-            if still == 3 {
-                break;
-            }
-        } else {
-            still = 0;
-        }
-        last = now;
-    }
-    assert_eq!(
-        still, 3,
+    let steady =
+        weir_e2e::until_steady(|| (backend.hits() == CLIENTS).then(|| backend.bytes_written()))
+            .await;
+    assert!(
+        steady.is_some(),
         "the backend kept writing: weir never stopped reading"
     );
-    let after = rss(weir.pid());
+    let after = weir.rss_kib() * 1024;
     let growth = after.saturating_sub(before);
     eprintln!(
         "{CLIENTS} stalled {what} readers: backend wrote {} KiB in all, weir RSS {} KiB -> \
@@ -102,7 +79,7 @@ async fn stalled_readers_cost_weir_a_bounded_buffer_each() {
     let (addr, backend) = big_backend().await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), "")).await;
     let listen = weir.listener_addr("web");
-    let before = rss(weir.pid());
+    let before = weir.rss_kib() * 1024;
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
         let s = TcpStream::connect(listen).await.expect("connect to weir");
@@ -166,7 +143,7 @@ async fn stalled_tls_readers_cost_weir_a_bounded_buffer_each() {
     );
     let weir = Weir::start(WEIR, &yaml).await;
     let listen = weir.listener_addr("web");
-    let before = rss(weir.pid());
+    let before = weir.rss_kib() * 1024;
     let connector = TlsConnector::from(Arc::new(certs.client.clone()));
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {

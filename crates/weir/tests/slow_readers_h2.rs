@@ -105,16 +105,6 @@ impl Body for Counting {
     }
 }
 
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_readers_neither_bloat_nor_block_a_shared_h2_backend_connection() {
     let (addr, counts) = h2_backend().await;
@@ -124,7 +114,7 @@ async fn stalled_readers_neither_bloat_nor_block_a_shared_h2_backend_connection(
     // Open the shared connection first, so the stalled requests all go over it.
     let mut probe = H1Client::connect(listen).await.expect("connect");
     assert_eq!(probe.get("/small").await.expect("GET").status, 200);
-    let before = rss(weir.pid());
+    let before = weir.rss_kib() * 1024;
 
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
@@ -136,25 +126,14 @@ async fn stalled_readers_neither_bloat_nor_block_a_shared_h2_backend_connection(
     }
     // Until every stream started and the backend's writes stopped growing over three
     // 200 ms polls; 30 s at most.
-    let (mut last, mut still) = (0, 0);
-    for _ in 0..150 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = counts.sent.load(Ordering::SeqCst);
-        if counts.big.load(Ordering::SeqCst) == CLIENTS && now == last {
-            still += 1;
-            if still == 3 {
-                break;
-            }
-        } else {
-            still = 0;
-        }
-        last = now;
-    }
-    assert_eq!(
-        still, 3,
-        "the backend kept sending: weir never applied back-pressure"
-    );
-    let growth = rss(weir.pid()).saturating_sub(before);
+    let last = weir_e2e::until_steady(|| {
+        (counts.big.load(Ordering::SeqCst) == CLIENTS).then(|| counts.sent.load(Ordering::SeqCst))
+    })
+    .await;
+    let Some(last) = last else {
+        panic!("the backend kept sending: weir never applied back-pressure");
+    };
+    let growth = (weir.rss_kib() * 1024).saturating_sub(before);
     eprintln!(
         "{CLIENTS} stalled readers over one h2 backend connection: backend sent {} KiB, \
          weir RSS +{} KiB ({} KiB per stream)",

@@ -35,33 +35,25 @@ async fn an_h2_client_that_stops_reading_holds_little_per_stream() {
     let listen = weir.listener_addr("web");
     let mut h2 = H2Client::connect(listen).await.expect("h2 connect");
     assert_eq!(h2.get("warm.test", "/").await.expect("GET").status, 200);
-    let before = h2attack::rss_kib(weir.pid());
+    let before = weir.rss_kib();
 
     let attack = tokio::spawn(h2attack::run("stalled-reader", listen, STREAMS as u64));
     // Until every download started and the backend's writes stopped growing over three
     // 200 ms polls (weir stopped reading: back-pressure); 30 s at most.
-    let (mut last, mut still, mut peak) = (0, 0, before);
-    for _ in 0..150 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        peak = peak.max(h2attack::rss_kib(weir.pid()));
-        let written = backend.bytes_written();
-        let started = backend.hits() > STREAMS;
-        still = if started && written == last {
-            still + 1
-        } else {
-            0
-        };
-        last = written;
-        if still >= 3 || attack.is_finished() {
-            break;
-        }
-    }
-    assert!(
-        still >= 3,
-        "the backend writes never stopped ({last} bytes)"
-    );
+    let mut peak = before;
+    let last = weir_e2e::until_steady(|| {
+        peak = peak.max(weir.rss_kib());
+        (backend.hits() > STREAMS).then(|| backend.bytes_written())
+    })
+    .await;
+    let Some(last) = last else {
+        panic!(
+            "the backend writes never stopped ({} bytes)",
+            backend.bytes_written()
+        );
+    };
     assert!(!attack.is_finished(), "the client was still stalled");
-    let after = h2attack::rss_kib(weir.pid()).max(peak);
+    let after = weir.rss_kib().max(peak);
     let growth = after.saturating_sub(before);
     eprintln!(
         "{STREAMS} stalled h2 streams: RSS {before} -> {after} KiB (+{growth}), backend wrote {} KiB of {} KiB",
