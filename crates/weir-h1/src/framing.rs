@@ -1,0 +1,1 @@
+//! Content-Length and Transfer-Encoding rules (RFC 9112 §6).

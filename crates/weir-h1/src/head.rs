@@ -1,0 +1,265 @@
+//! Request and response heads as spans into the read buffer.
+
+/// A byte range of the buffer a head was parsed from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// The bytes of `buf` this span covers (empty if out of range).
+    #[inline]
+    pub fn of(self, buf: &[u8]) -> &[u8] {
+        buf.get(self.start as usize..self.end as usize).unwrap_or_default()
+    }
+
+    /// Length in bytes.
+    #[inline]
+    pub fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// Whether the span is empty.
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// HTTP/1 minor version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1.
+    #[default]
+    Http11,
+}
+
+/// The request methods weir treats differently; every other token is `Other`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    #[default]
+    Get,
+    /// HEAD: its response has no body.
+    Head,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
+    /// OPTIONS: the only method an asterisk-form target may use.
+    Options,
+    /// TRACE.
+    Trace,
+    /// PATCH.
+    Patch,
+    /// CONNECT: weir answers it 501.
+    Connect,
+    /// Any other token (the method span has it).
+    Other,
+}
+
+impl Method {
+    /// Idempotent methods (RFC 9110 §9.2.2): replayable on another backend.
+    pub fn is_idempotent(self) -> bool {
+        unimplemented!()
+    }
+}
+
+/// What the codec knows about a header's name, decided once as the head is parsed so
+/// the writers never compare names again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// Any end-to-end header: forwarded as it is.
+    #[default]
+    Other,
+    /// A hop-by-hop header of RFC 9110 §7.6.1 or a legacy one (`Connection`,
+    /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`,
+    /// `Proxy-Authenticate`, `Proxy-Authorization`).
+    HopByHop,
+    /// Named by a `Connection` token (other than `close`, `keep-alive`, `upgrade`; never
+    /// `Host`): hop-by-hop for this message.
+    ConnectionNamed,
+    /// `Host`.
+    Host,
+    /// `Content-Length`.
+    ContentLength,
+    /// `Expect`.
+    Expect,
+    /// `X-Forwarded-For`.
+    XForwardedFor,
+    /// `X-Forwarded-Proto`.
+    XForwardedProto,
+    /// `X-Forwarded-Host`.
+    XForwardedHost,
+    /// `X-Request-Id`.
+    XRequestId,
+}
+
+/// One header field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// The name as sent.
+    pub name: Span,
+    /// The value, without surrounding whitespace.
+    pub value: Span,
+    /// What the name is.
+    pub kind: HeaderKind,
+}
+
+/// The tokens of all `Connection` headers that matter to a proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// `close`.
+    pub close: bool,
+    /// `keep-alive`.
+    pub keep_alive: bool,
+    /// `upgrade`.
+    pub upgrade: bool,
+}
+
+/// How a message's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: a request with neither header; HEAD, 1xx, 204 and 304 responses.
+    #[default]
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// A single `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Responses only: read until the backend closes.
+    Close,
+}
+
+/// A complete head, or more bytes needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// The head ended; its length is in the head.
+    Complete,
+    /// More bytes are needed (and the limit is not reached yet).
+    Partial,
+}
+
+/// Why a head is refused: the status weir answers (400, 431; 502 for a backend's) and a
+/// short reason safe to show a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, 431, or 502 for a response.
+    pub status: u16,
+    /// A generic reason, nothing from the input.
+    pub reason: &'static str,
+}
+
+/// A parsed request head. Reused across requests: parsing clears it without freeing.
+#[derive(Debug, Default)]
+pub struct RequestHead {
+    /// Bytes of the head, final blank line included (leading blank lines too).
+    pub len: usize,
+    /// The method.
+    pub method: Method,
+    /// The method token as sent.
+    pub method_span: Span,
+    /// The request target as sent.
+    pub target: Span,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// Every header field, in order.
+    pub headers: Vec<Header>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Number of `Host` fields.
+    pub host_count: u8,
+    /// The (first) `Host` value.
+    pub host: Option<Span>,
+    /// `Connection` tokens.
+    pub connection: Connection,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// `TE` lists `trailers` (the client accepts trailers; forwarded as `TE: trailers`).
+    pub te_trailers: bool,
+    /// The `Upgrade` value.
+    pub upgrade: Option<Span>,
+    /// The (first) `X-Request-Id` value.
+    pub request_id: Option<Span>,
+}
+
+impl RequestHead {
+    /// Parses the request head at the start of `buf` (blank lines before it are skipped,
+    /// as RFC 9112 §2.2 allows).
+    ///
+    /// Refuses, with nothing forwarded: a malformed head (`httparse`'s rules: NUL, CR or
+    /// LF in a value, obs-fold, bad tokens) 400; a head over [`crate::MAX_HEAD_BYTES`] or
+    /// with more than [`crate::MAX_HEADERS`] fields 431; `Content-Length` with
+    /// `Transfer-Encoding` 400; a `Transfer-Encoding` other than one `chunked` 400;
+    /// differing, empty or non-numeric `Content-Length`s 400.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, when the head must not be forwarded.
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Parsed, Refusal> {
+        let _ = buf;
+        unimplemented!()
+    }
+
+    /// The path of an origin-form target (`/a/b?q` → `/a/b`); `None` for other forms.
+    pub fn origin_path<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
+        let _ = buf;
+        unimplemented!()
+    }
+}
+
+/// A parsed response head. Reused across responses.
+#[derive(Debug, Default)]
+pub struct ResponseHead {
+    /// Bytes of the head, final blank line included.
+    pub len: usize,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase as sent.
+    pub reason: Span,
+    /// Every header field, in order.
+    pub headers: Vec<Header>,
+    /// How the body is delimited (given the request's method).
+    pub framing: Framing,
+    /// `Connection` tokens.
+    pub connection: Connection,
+    /// The `Upgrade` value.
+    pub upgrade: Option<Span>,
+    /// Both `Transfer-Encoding: chunked` and `Content-Length` (RFC 9112 §6.3): read as
+    /// chunked, and the connection is not reused.
+    pub length_and_chunked: bool,
+}
+
+impl ResponseHead {
+    /// Parses the response head at the start of `buf`, for a request made with `method`
+    /// (a HEAD response has no body). `max` bounds the head (over it: 502 "response head
+    /// too large").
+    ///
+    /// Refuses (status 502): a malformed head ("malformed response head", differing or
+    /// invalid `Content-Length`s included), a `Transfer-Encoding` other than a single
+    /// `chunked` ("Transfer-Encoding other than a single chunked").
+    ///
+    /// # Errors
+    ///
+    /// The refusal, when the response must not be forwarded.
+    pub fn parse(&mut self, buf: &[u8], max: usize, method: Method) -> Result<Parsed, Refusal> {
+        let _ = (buf, max, method);
+        unimplemented!()
+    }
+
+    /// Whether the backend keeps the connection open after this response and weir may
+    /// reuse it: HTTP/1.1, no `Connection: close`, not [`ResponseHead::length_and_chunked`],
+    /// not [`Framing::Close`].
+    pub fn reusable(&self) -> bool {
+        unimplemented!()
+    }
+}
