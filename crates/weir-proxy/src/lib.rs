@@ -29,6 +29,7 @@
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod h1;
 mod http;
 mod io;
 mod listener;
@@ -39,6 +40,6 @@ mod retry;
 mod tcp;
 pub mod tls;
 
-pub use http::{UpstreamError, UpstreamPool, MAX_HEAD_BYTES};
+pub use http::{ResetCause, UpstreamError, UpstreamPool, MAX_HEAD_BYTES};
 pub use listener::{spawn_listener, spawn_tls_listener, start_tls_listener, ListenerHandle};
 pub use outlier::REASON_EJECTION_OVER;

@@ -231,7 +231,7 @@ async fn dispatch<S>(
     table: SharedTable,
     scope: &ConnScope,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: crate::h1::ClientStream,
 {
     match listener.protocol() {
         Protocol::Http => {

@@ -62,17 +62,46 @@ impl Access {
         request_id: &HeaderValue,
         req: &Request<B>,
     ) -> Option<Box<Access>> {
-        if !enabled || !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        if !Self::enabled(enabled) {
             return None;
         }
-        Some(Box::new(Access {
+        let host = super::host::request_host(req.uri(), req.headers());
+        Some(Self::record(
             start,
-            request_id: request_id.clone(),
+            client,
+            listener,
+            request_id.clone(),
+            req.method().clone(),
+            host,
+            req.uri().path(),
+        ))
+    }
+
+    /// Whether a listener with `access_log: enabled` logs now (the target may be off).
+    #[inline]
+    pub(crate) fn enabled(enabled: bool) -> bool {
+        enabled && tracing::enabled!(target: TARGET, tracing::Level::INFO)
+    }
+
+    /// A record from the request's facts (call only when [`Access::enabled`]).
+    #[cold]
+    pub(crate) fn record(
+        start: Instant,
+        client: SocketAddr,
+        listener: &Arc<str>,
+        request_id: HeaderValue,
+        method: Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Box<Access> {
+        Box::new(Access {
+            start,
+            request_id,
             client,
             listener: Arc::clone(listener),
-            method: req.method().clone(),
-            host: super::host::request_host(req.uri(), req.headers()).map(str::to_owned),
-            path: req.uri().path().to_owned(),
+            method,
+            host: host.map(str::to_owned),
+            path: path.to_owned(),
             pool: None,
             backend: None,
             status: 0,
@@ -80,7 +109,7 @@ impl Access {
             error: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
             bytes_out: 0,
-        }))
+        })
     }
 }
 

@@ -49,6 +49,9 @@ pub(crate) enum ReqBody {
         /// Data bytes passed on, for the access log (`None` when it is off).
         counted: Option<Arc<AtomicU64>>,
     },
+    /// Fed by the HTTP/1 engine from an HTTP/1 client's connection, for an HTTP/2
+    /// backend ([`crate::h1`]): the body's data in order, then its end.
+    Channel(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 /// Adds a data frame's length to the access log's request byte count.
@@ -90,6 +93,7 @@ impl Body for ReqBody {
                 }
                 res
             }
+            ReqBody::Channel(rx) => rx.poll_recv(cx).map(|d| d.map(|d| Ok(Frame::data(d)))),
         }
     }
 
@@ -98,6 +102,7 @@ impl Body for ReqBody {
             ReqBody::Empty => true,
             ReqBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
             ReqBody::Streaming { first, rest, .. } => first.is_none() && rest.is_end_stream(),
+            ReqBody::Channel(rx) => rx.is_closed() && rx.is_empty(),
         }
     }
 
@@ -120,6 +125,7 @@ impl Body for ReqBody {
                 }
                 hint
             }
+            ReqBody::Channel(_) => SizeHint::new(),
         }
     }
 }

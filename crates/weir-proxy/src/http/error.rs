@@ -42,7 +42,7 @@ pub enum UpstreamError {
         backend: Arc<str>,
         /// hyper's view of the failure.
         #[source]
-        source: hyper::Error,
+        source: ResetCause,
         /// Whether the request head had left weir (a replay needs an idempotent method).
         request_sent: bool,
     },
@@ -69,6 +69,35 @@ pub enum UpstreamError {
         /// The pool's name.
         pool: Arc<str>,
     },
+}
+
+/// What broke a backend connection before its response head was read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetCause {
+    /// hyper's (HTTP/2 backends, and HTTP/1 for HTTP/2 clients).
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// A socket error on weir's own HTTP/1 backend connection.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The backend closed the connection before a complete response head.
+    #[error("connection closed before a complete response head")]
+    Closed,
+    /// The client's own request body failed (bad chunk, early close): not the backend's
+    /// fault.
+    #[error("the client's request body failed")]
+    Client,
+}
+
+impl ResetCause {
+    /// Whether weir's side caused it (the client's body), not the backend.
+    pub fn is_user(&self) -> bool {
+        match self {
+            ResetCause::Hyper(e) => e.is_user(),
+            ResetCause::Client => true,
+            ResetCause::Io(_) | ResetCause::Closed => false,
+        }
+    }
 }
 
 // === impl UpstreamError ===

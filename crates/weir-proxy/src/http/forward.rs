@@ -106,33 +106,53 @@ impl Outgoing {
     }
 }
 
-/// A backend's response head and what its body must release.
-#[derive(Debug)]
-pub(crate) struct Forwarded {
-    pub(crate) response: Response<Incoming>,
-    pub(crate) sender: Sender,
-    pub(crate) in_flight: InFlight,
+/// One way of sending a request to a backend: hyper's (HTTP/2 clients, HTTP/2
+/// backends) or weir's own HTTP/1 engine ([`crate::h1`]). [`forward`] drives either the
+/// same way, so both follow one set of retry rules.
+pub(crate) trait Attempt {
+    /// A response head, with the connection its body comes on.
+    type Response;
+
+    /// Whether the request may be sent again after it left weir (idempotent method, no
+    /// body or one held whole).
+    fn replayable(&self) -> bool;
+
+    /// Whether the body is streamed from the client (the response timer also covers it).
+    fn streaming(&self) -> bool;
+
+    /// One attempt on `backend`: an idle connection (unless `fresh`) or a new one, then
+    /// the response head. `reused` is set when the request went out on a pooled
+    /// connection. A response whose framing cannot be forwarded is an error here.
+    fn attempt(
+        &mut self,
+        backend: &Backend,
+        settings: &PoolSettings,
+        fresh: bool,
+        reused: &mut bool,
+    ) -> impl std::future::Future<Output = Result<Self::Response, UpstreamError>> + Send;
+
+    /// The response's status code.
+    fn status(response: &Self::Response) -> u16;
 }
 
-/// Sends `out` to `first`, retrying on other backends of `pool` as its settings and
-/// retry budget allow. `retries` is set to the number of further attempts made.
+/// Sends the request to `first`, retrying on other backends of `pool` as its settings
+/// and retry budget allow. `retries` is set to the number of further attempts made.
 ///
 /// # Errors
 ///
 /// The last attempt's error once no attempt may follow.
-pub(crate) async fn forward(
+pub(crate) async fn forward<A: Attempt>(
     pool: &Pool,
     first: &Arc<Backend>,
-    mut out: Outgoing,
+    out: &mut A,
     retries: &mut u32,
-) -> Result<Forwarded, UpstreamError> {
+) -> Result<(A::Response, InFlight), UpstreamError> {
     let settings = pool.settings();
     let max_attempts = retry::max_attempts(settings);
     retry::record_request(pool);
     let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
     let mut attempts = 0;
     let mut backend = first;
-    let mut pending = None;
     // The next attempt goes to the same backend on a new connection (see below).
     let mut fresh = false;
     let mut reused = false;
@@ -149,35 +169,17 @@ pub(crate) async fn forward(
         attempts += 1;
         let in_flight = backend.start_request();
         let sent_at = Instant::now();
-        let result = attempt(
-            backend,
-            settings,
-            &mut out,
-            &mut pending,
-            fresh,
-            &mut reused,
-        )
-        .await;
+        let result = out.attempt(backend, settings, fresh, &mut reused).await;
         fresh = false;
-        let result = result.and_then(|(response, sender)| {
-            match super::headers::check_response_framing(response.headers()) {
-                Ok(()) => Ok((response, sender)),
-                // Dropping the response and its sender closes the connection.
-                Err(reason) => Err(UpstreamError::InvalidResponse {
-                    backend: Arc::from(backend.address()),
-                    reason,
-                }),
-            }
-        });
         let err = match result {
-            Ok((response, sender)) => {
+            Ok(response) => {
                 if let Some(m) = backend.metrics() {
                     m.observe_response(sent_at.elapsed());
                 }
                 outlier::success(pool, backend);
-                let status = response.status();
-                let retry_status = settings.retry_on.status(status.as_u16())
-                    && out.replayable
+                let status = A::status(&response);
+                let retry_status = settings.retry_on.status(status)
+                    && out.replayable()
                     && attempts < max_attempts;
                 if retry_status {
                     if let Ok(next) = retry::next(
@@ -188,21 +190,17 @@ pub(crate) async fn forward(
                         tracing::debug!(
                             pool = pool.name(),
                             backend = backend.address(),
-                            status = status.as_u16(),
+                            status,
                             next = next.address(),
                             "backend answered a retryable status, retrying"
                         );
                         // Dropping the response and its connection discards the body.
-                        drop((response, sender, in_flight));
+                        drop((response, in_flight));
                         backend = next;
                         continue;
                     }
                 }
-                return Ok(Forwarded {
-                    response,
-                    sender,
-                    in_flight,
-                });
+                return Ok((response, in_flight));
             }
             Err(err) => err,
         };
@@ -211,16 +209,16 @@ pub(crate) async fn forward(
             if let Some(m) = backend.metrics() {
                 m.upstream_error(error_kind(&err));
             }
-            // The response timer also runs while hyper is still writing the client's
-            // body: a client that stalls its upload would otherwise make a healthy
+            // The response timer also runs while the client's body is still being
+            // written: a client that stalls its upload would otherwise make a healthy
             // backend time out, and a few such clients could get it ejected.
             let client_may_be_slow =
-                out.streaming && matches!(err, UpstreamError::ResponseTimeout { .. });
+                out.streaming() && matches!(err, UpstreamError::ResponseTimeout { .. });
             if !client_may_be_slow {
                 outlier::failure(pool, backend, &err);
             }
         }
-        let next = if !err.is_retryable_on(out.replayable, &settings.retry_on) {
+        let next = if !err.is_retryable_on(out.replayable(), &settings.retry_on) {
             Err(retry::Stop::NotRetryable)
         } else if attempts >= max_attempts {
             Err(retry::Stop::Attempts)
@@ -272,79 +270,125 @@ fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
     }
 }
 
-/// One attempt on one backend: an idle connection (unless `fresh`) or a new one, then
-/// the response head. `reused` is set when the attempt went out on a pooled connection.
-///
-/// The one free resend: a pooled connection that hyper finds closed before it started
-/// writing hands the request back (`take_message`), and it goes again on a fresh
-/// connection. Anything else, a reset after the request left weir included, is the
-/// caller's to count and to retry only as `retry_on` allows.
-async fn attempt(
-    backend: &Backend,
-    settings: &PoolSettings,
-    out: &mut Outgoing,
-    pending: &mut Option<Request<ReqBody>>,
-    fresh: bool,
-    reused: &mut bool,
-) -> Result<(Response<Incoming>, Sender), UpstreamError> {
-    let mut fresh_only = fresh;
-    loop {
-        let pooled = if fresh_only {
-            None
-        } else {
-            checkout(backend).await
-        };
-        *reused = pooled.is_some();
-        let mut sender = match pooled {
-            Some(s) => s,
-            None => connect(backend, settings.connect_timeout).await?,
-        };
-        let mut req = match pending.take() {
-            Some(req) => req,
-            None => out.build(),
-        };
-        if sender.is_h2() {
-            let tls = backend
-                .extension::<UpstreamPool>()
-                .is_some_and(|p| p.tls.load().is_some());
-            super::sender::to_h2(&mut req, tls);
-        }
-        let sent = sender.try_send_request(req);
-        let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
-            Ok(Ok(response)) => return Ok((response, sender)),
-            Ok(Err(err)) => err,
-            Err(_) => {
-                return Err(UpstreamError::ResponseTimeout {
-                    backend: Arc::from(backend.address()),
-                    timeout: settings.response_timeout,
-                })
-            }
-        };
-        let unsent = err.take_message();
-        let request_sent = unsent.is_none();
-        *pending = unsent;
-        if *reused && !request_sent {
-            // The backend closed a kept-alive connection before weir wrote a byte of
-            // this request on it: that says nothing about its health.
-            tracing::debug!(backend = backend.address(), error = %err.error(), "pooled connection closed, reconnecting");
-            fresh_only = true;
-            continue;
-        }
-        let source = err.into_error();
-        if let Some(reason) = invalid_head(&source) {
-            // The backend answered, with a head weir cannot parse: its fault, counted
-            // once, and not replayed (every backend serving this route would answer the
-            // same, and each would be counted against).
-            return Err(UpstreamError::InvalidResponse {
+/// A request sent through hyper: from an HTTP/2 client, or to an HTTP/2 backend.
+#[derive(Debug)]
+pub(crate) struct HyperAttempt {
+    pub(crate) out: Outgoing,
+    /// A request hyper handed back unsent, to go again as it is.
+    pending: Option<Request<ReqBody>>,
+}
+
+impl HyperAttempt {
+    pub(crate) fn new(out: Outgoing) -> Self {
+        HyperAttempt { out, pending: None }
+    }
+}
+
+impl Attempt for HyperAttempt {
+    type Response = (Response<Incoming>, Sender);
+
+    fn replayable(&self) -> bool {
+        self.out.replayable
+    }
+
+    fn streaming(&self) -> bool {
+        self.out.streaming
+    }
+
+    fn status(response: &Self::Response) -> u16 {
+        response.0.status().as_u16()
+    }
+
+    /// The one free resend: a pooled connection that hyper finds closed before it
+    /// started writing hands the request back (`take_message`), and it goes again on a
+    /// fresh connection. Anything else, a reset after the request left weir included, is
+    /// the caller's to count and to retry only as `retry_on` allows.
+    async fn attempt(
+        &mut self,
+        backend: &Backend,
+        settings: &PoolSettings,
+        fresh: bool,
+        reused: &mut bool,
+    ) -> Result<Self::Response, UpstreamError> {
+        let (response, sender) = self.send(backend, settings, fresh, reused).await?;
+        match super::headers::check_response_framing(response.headers()) {
+            Ok(()) => Ok((response, sender)),
+            // Dropping the response and its sender closes the connection.
+            Err(reason) => Err(UpstreamError::InvalidResponse {
                 backend: Arc::from(backend.address()),
                 reason,
+            }),
+        }
+    }
+}
+
+impl HyperAttempt {
+    async fn send(
+        &mut self,
+        backend: &Backend,
+        settings: &PoolSettings,
+        fresh: bool,
+        reused: &mut bool,
+    ) -> Result<(Response<Incoming>, Sender), UpstreamError> {
+        let mut fresh_only = fresh;
+        loop {
+            let pooled = if fresh_only {
+                None
+            } else {
+                checkout(backend).await
+            };
+            *reused = pooled.is_some();
+            let mut sender = match pooled {
+                Some(s) => s,
+                None => connect(backend, settings.connect_timeout).await?,
+            };
+            let mut req = match self.pending.take() {
+                Some(req) => req,
+                None => self.out.build(),
+            };
+            if sender.is_h2() {
+                let tls = backend
+                    .extension::<UpstreamPool>()
+                    .is_some_and(|p| p.tls.load().is_some());
+                super::sender::to_h2(&mut req, tls);
+            }
+            let sent = sender.try_send_request(req);
+            let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
+                Ok(Ok(response)) => return Ok((response, sender)),
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    return Err(UpstreamError::ResponseTimeout {
+                        backend: Arc::from(backend.address()),
+                        timeout: settings.response_timeout,
+                    })
+                }
+            };
+            let unsent = err.take_message();
+            let request_sent = unsent.is_none();
+            self.pending = unsent;
+            if *reused && !request_sent {
+                // The backend closed a kept-alive connection before weir wrote a byte of
+                // this request on it: that says nothing about its health.
+                tracing::debug!(backend = backend.address(), error = %err.error(), "pooled connection closed, reconnecting");
+                fresh_only = true;
+                continue;
+            }
+            let source = err.into_error();
+            if let Some(reason) = invalid_head(&source) {
+                // The backend answered, with a head weir cannot parse: its fault, counted
+                // once, and not replayed (every backend serving this route would answer
+                // the same, and each would be counted against).
+                return Err(UpstreamError::InvalidResponse {
+                    backend: Arc::from(backend.address()),
+                    reason,
+                });
+            }
+            return Err(UpstreamError::Reset {
+                backend: Arc::from(backend.address()),
+                source: source.into(),
+                request_sent,
             });
         }
-        return Err(UpstreamError::Reset {
-            backend: Arc::from(backend.address()),
-            source,
-            request_sent,
-        });
     }
 }
 

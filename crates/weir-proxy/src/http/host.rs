@@ -29,7 +29,7 @@ pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&
 /// `api.test.` (fully qualified, with the root's empty label) is `api.test` to DNS and to
 /// the backend's virtual hosts, so it must be to the routes too: otherwise a route that
 /// guards `api.test` is passed by, while the backend serves the request as `api.test`.
-fn strip_root_dot(host: &str) -> &str {
+pub(crate) fn strip_root_dot(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
 }
 
@@ -65,7 +65,7 @@ pub(crate) fn forwarded(authority: &Authority) -> Option<HeaderValue> {
     HeaderValue::from_str(host_port).ok()
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: keep the brackets, drop what follows `]`.
         return host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host);
@@ -78,7 +78,7 @@ fn strip_port(host: &str) -> &str {
 
 /// `uri-host [ ":" port ]` of RFC 3986: a bracketed IP literal or a reg-name (which
 /// covers IPv4), then optional digits. No userinfo, no path, no spaces.
-fn is_valid_host(v: &[u8]) -> bool {
+pub(crate) fn is_valid_host(v: &[u8]) -> bool {
     let (name_ok, port) = match v.strip_prefix(b"[") {
         Some(rest) => {
             let Some(end) = rest.iter().position(|&b| b == b']') else {

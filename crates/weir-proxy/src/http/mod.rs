@@ -23,14 +23,14 @@
 //! error.rs     UpstreamError and the texts clients see
 //! ```
 
-mod access;
+pub(crate) mod access;
 mod body;
 mod error;
 mod forward;
-mod headers;
-mod host;
+pub(crate) mod headers;
+pub(crate) mod host;
 mod limits;
-mod request_id;
+pub(crate) mod request_id;
 mod sender;
 mod service;
 pub(crate) mod smuggling;
@@ -46,7 +46,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use weir_balance::SharedTable;
 
-pub use error::UpstreamError;
+pub use error::{ResetCause, UpstreamError};
+pub(crate) use body::ReqBody;
+pub(crate) use forward::{forward, Attempt, BodySource, HyperAttempt, Outgoing};
 pub(crate) use limits::ConnLimits;
 pub use upstream::UpstreamPool;
 
@@ -77,27 +79,38 @@ pub(crate) struct ConnCtx {
     kill: tokio_util::sync::CancellationToken,
 }
 
-/// Serves one HTTP client connection until it closes, drains, idles out or is killed.
-pub(crate) async fn serve<S>(
+/// Serves one HTTP client connection until it closes, drains, idles out or is killed:
+/// HTTP/1 on weir's own engine ([`crate::h1`]), which hands HTTP/2 clients to
+/// [`serve_hyper`].
+pub(crate) async fn serve<S: crate::h1::ClientStream>(
     stream: S,
     is_tls: bool,
     peer: SocketAddr,
     limits: ConnLimits,
     table: SharedTable,
     scope: &ConnScope,
-) where
+) {
+    crate::h1::serve(stream, is_tls, peer, limits, table, scope).await;
+}
+
+/// Serves an HTTP/2 client connection with hyper (its preface is among the bytes the
+/// stream yields first).
+pub(crate) async fn serve_hyper<S>(stream: S, conn: &crate::h1::Ctx)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let scope = &conn.scope;
+    let limits = conn.limits.clone();
     let shared = Arc::new(ConnShared::new());
-    let io = ClientIo::new(stream, Arc::clone(&shared), true);
-    let client_ip = HeaderValue::from_str(&peer.ip().to_string())
+    let io = ClientIo::new(stream, Arc::clone(&shared), false);
+    let client_ip = HeaderValue::from_str(&conn.client_ip)
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let ctx = Arc::new(ConnCtx {
-        table,
+        table: Arc::clone(&conn.table),
         listener: Arc::clone(&scope.name),
-        peer,
+        peer: conn.peer,
         client_ip,
-        is_tls,
+        is_tls: conn.is_tls,
         shared: Arc::clone(&shared),
         h1_requests: AtomicU64::new(0),
         cap: limits::RequestCap::new(limits.max_requests),

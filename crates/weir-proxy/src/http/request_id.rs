@@ -42,8 +42,9 @@ pub(crate) fn is_valid(id: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// A fresh 128-bit id as 32 lowercase hex digits.
-fn generate() -> HeaderValue {
+/// A fresh 128-bit id as 32 lowercase hex digits, on the stack (the HTTP/1 engine
+/// writes it into heads without a header value).
+pub(crate) fn fresh() -> [u8; 32] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let (seed_hi, seed_lo) = seeds();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -52,6 +53,12 @@ fn generate() -> HeaderValue {
     let mut buf = [0u8; 32];
     hex(hi, &mut buf[..16]);
     hex(lo, &mut buf[16..]);
+    buf
+}
+
+/// A fresh 128-bit id as 32 lowercase hex digits.
+fn generate() -> HeaderValue {
+    let buf = fresh();
     // Owned by one refcounted allocation: the copies for the backend, the client and
     // the access log are reference counts, not more allocations.
     match HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf)) {

@@ -27,7 +27,7 @@ use super::access::Access;
 use super::body::{ReqBody, ResBody};
 use super::error::UpstreamError;
 use super::request_id::{self, X_REQUEST_ID};
-use super::upstream::{self, BodySource, Forwarded, Outgoing};
+use super::upstream::{self, BodySource, HyperAttempt, Outgoing};
 use super::{headers, host, upgrade, ConnCtx};
 use crate::io::RequestGuard;
 
@@ -255,18 +255,14 @@ async fn proxy<'t>(
         }
     };
     headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
-    let out = Outgoing::new(parts.method, parts.uri, parts.headers, source);
+    let mut out = HyperAttempt::new(Outgoing::new(parts.method, parts.uri, parts.headers, source));
 
     let mut retries = 0;
-    let forwarded = upstream::forward(pool, first, out, &mut retries).await;
+    let forwarded = upstream::forward(pool, first, &mut out, &mut retries).await;
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
     }
-    let Forwarded {
-        mut response,
-        sender,
-        in_flight,
-    } = match forwarded {
+    let ((mut response, sender), in_flight) = match forwarded {
         Ok(forwarded) => forwarded,
         Err(UpstreamError::Reset { source, .. }) if source.is_user() => {
             // The client's own body failed mid-stream (bad chunk, early close).

@@ -23,7 +23,7 @@ use weir_balance::Backend;
 use super::body::ReqBody;
 use super::error::UpstreamError;
 
-pub(crate) use super::forward::{forward, BodySource, Forwarded, Outgoing};
+pub(crate) use super::forward::{forward, BodySource, HyperAttempt, Outgoing};
 pub(crate) use super::sender::Sender;
 
 /// Idle connections kept per backend; more are closed when they come back.
@@ -59,6 +59,8 @@ const READY_GRACE: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct UpstreamPool {
     idle: ArrayQueue<Sender>,
+    /// Idle connections of weir's own HTTP/1 engine ([`crate::h1`]): bare streams.
+    pub(crate) h1_idle: ArrayQueue<crate::h1::Idle>,
     /// The pool's TLS settings, set by [`crate::tls::apply_upstream`]; `None`: plain.
     pub(crate) tls: arc_swap::ArcSwapOption<crate::tls::UpstreamTls>,
     /// `upstream_protocol: h2`: new connections speak HTTP/2 and are shared.
@@ -71,6 +73,7 @@ impl Default for UpstreamPool {
     fn default() -> Self {
         UpstreamPool {
             idle: ArrayQueue::new(IDLE_PER_BACKEND),
+            h1_idle: ArrayQueue::new(IDLE_PER_BACKEND),
             tls: arc_swap::ArcSwapOption::empty(),
             h2: std::sync::atomic::AtomicBool::new(false),
             h2_conn: arc_swap::ArcSwapOption::empty(),
@@ -81,12 +84,13 @@ impl Default for UpstreamPool {
 impl UpstreamPool {
     /// Idle connections currently held (some may have been closed by the backend).
     pub fn idle(&self) -> usize {
-        self.idle.len()
+        self.idle.len() + self.h1_idle.len()
     }
 
     /// Closes every idle connection (their transport settings changed).
     pub(crate) fn clear_idle(&self) {
         while self.idle.pop().is_some() {}
+        while self.h1_idle.pop().is_some() {}
         self.h2_conn.store(None);
     }
 }
@@ -191,7 +195,7 @@ where
             .await
             .map_err(|source| UpstreamError::Reset {
                 backend: Arc::from(backend.address()),
-                source,
+                source: source.into(),
                 request_sent: false,
             })?;
         tokio::spawn(async move {
@@ -211,7 +215,7 @@ where
         .await
         .map_err(|source| UpstreamError::Reset {
             backend: Arc::from(backend.address()),
-            source,
+            source: source.into(),
             request_sent: false,
         })?;
     tokio::spawn(async move {

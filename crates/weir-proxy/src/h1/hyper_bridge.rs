@@ -1,0 +1,260 @@
+//! HTTP/1 clients of `upstream_protocol: h2` pools: the request goes through hyper's
+//! HTTP/2 client (one shared connection per backend), with the same retry rules.
+//!
+//! This path builds hyper's types (a header map, a URI), which the HTTP/1 fast path
+//! avoids; it serves the pools that ask for HTTP/2 backends. A request body held whole
+//! is replayable as on the fast path; a longer one is fed to hyper through a channel of
+//! one chunk while the response head is awaited.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use weir_balance::Route;
+use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, Version};
+
+use super::buf::Buf;
+use super::request::{reply_for, Answer, Next, RequestId, Scratch, BAD_BODY};
+use super::server::{ClientStream, Ctx};
+use crate::http::{forward, headers, BodySource, HyperAttempt, Outgoing, ReqBody};
+
+/// Forwards the request in `sc.req` (its head still at the start of `buf`) to `route`'s
+/// HTTP/2 pool and answers the client.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn forward_h2<S: ClientStream>(
+    stream: &mut S,
+    ctx: &Ctx,
+    buf: &mut Buf,
+    sc: &mut Scratch,
+    id: &RequestId,
+    route: &Route,
+    answer: &mut Answer<'_>,
+    keep: bool,
+) -> Next {
+    let head = &sc.req;
+    let version = head.version;
+    let pool = route.pool();
+    let Some(first) = pool.pick() else {
+        let err = crate::http::UpstreamError::NoBackend {
+            pool: Arc::clone(pool.name_arc()),
+        };
+        let msg = err.reason(pool.name());
+        return reply_for(stream, sc, 503, &msg, id, version, true, answer).await;
+    };
+    let src = buf.filled();
+    let mut builder = Request::builder()
+        .method(head.method_span.of(src))
+        .uri(head.target.of(src));
+    let mut map = HeaderMap::with_capacity(head.headers.len() + 4);
+    for h in &head.headers {
+        if matches!(h.kind, HeaderKind::ContentLength) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.of(src)),
+            HeaderValue::from_bytes(h.value.of(src)),
+        ) {
+            map.append(n, v);
+        }
+    }
+    if let Some(h) = builder.headers_mut() {
+        *h = map;
+    }
+    builder = builder.version(match version {
+        Version::Http10 => http::Version::HTTP_10,
+        Version::Http11 => http::Version::HTTP_11,
+    });
+    let Ok(req) = builder.body(()) else {
+        let msg = "malformed request head";
+        return reply_for(stream, sc, 400, msg, id, version, true, answer).await;
+    };
+    let framing = head.framing;
+    let method_is_head = head.method == weir_h1::Method::Head;
+    buf.consume(head.len);
+    let (mut parts, ()) = req.into_parts();
+    let ip = HeaderValue::from_str(&ctx.client_ip).unwrap_or(HeaderValue::from_static("unknown"));
+    let hid = HeaderValue::from_bytes(id.as_bytes()).unwrap_or(HeaderValue::from_static("-"));
+    headers::prepare_request(&mut parts, &ip, &hid, false, ctx.is_tls);
+
+    // The body: whole if it is here, else fed through a channel.
+    let idle = ctx.limits.timeouts.idle;
+    let (tx, body) = match framing {
+        Framing::None | Framing::Close | Framing::Length(0) => (None, BodySource::Empty),
+        Framing::Length(n) if buf.len() as u64 >= n => {
+            let data = Bytes::copy_from_slice(buf.filled().get(..n as usize).unwrap_or_default());
+            buf.consume(n as usize);
+            (None, BodySource::Buffered { data, trailers: None })
+        }
+        _ => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            (Some(tx), BodySource::Streaming(Some(ReqBody::Channel(rx))))
+        }
+    };
+    let mut out = HyperAttempt::new(Outgoing::new(parts.method, parts.uri, parts.headers, body));
+    let mut retries = 0;
+    let (result, body_done) = {
+        let fwd = forward(pool, first, &mut out, &mut retries);
+        tokio::pin!(fwd);
+        let mut feeding = tx.map(|tx| Box::pin(feed(&mut *stream, &mut *buf, framing, tx, idle)));
+        let mut fed = true;
+        let result = loop {
+            match feeding.as_mut() {
+                Some(f) => tokio::select! {
+                    r = &mut fwd => break r,
+                    ok = f => { fed = ok; feeding = None; }
+                },
+                None => break (&mut fwd).await,
+            }
+        };
+        let body_done = match feeding.take() {
+            Some(f) => f.await,
+            None => fed,
+        };
+        (result, body_done)
+    };
+    if let Some(a) = answer.access.as_mut() {
+        a.retries = retries;
+    }
+    let ((response, _sender), in_flight) = match result {
+        Ok(ok) => ok,
+        Err(_) if !body_done => {
+            return reply_for(stream, sc, 400, BAD_BODY, id, version, true, answer).await;
+        }
+        Err(err) => {
+            tracing::warn!(request_id = id.as_str(), pool = pool.name(),
+                backend = err.backend().unwrap_or("-"), error = %err, "request failed");
+            if let Some(a) = answer.access.as_mut() {
+                a.backend = err.backend().map(str::to_owned);
+                a.error = Some(err.to_string());
+            }
+            let msg = err.reason(pool.name());
+            let status = err.status().as_u16();
+            return reply_for(stream, sc, status, &msg, id, version, !keep, answer).await;
+        }
+    };
+    let status = response.status();
+    answer.backend_answered(in_flight.backend(), status.as_u16());
+    let (mut parts, mut body) = response.into_parts();
+    headers::prepare_response(&mut parts.headers, false);
+    let no_body = method_is_head || status.as_u16() == 204 || status.as_u16() == 304;
+    let length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
+    let chunked = !no_body && !length && version == Version::Http11;
+    let keep = keep && (no_body || length || chunked) && !ctx.scope.drain.is_cancelled();
+    let out = &mut sc.out;
+    out.clear();
+    out.extend_from_slice(if version == Version::Http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in &parts.headers {
+        if n == "x-request-id" {
+            continue;
+        }
+        out.extend_from_slice(n.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"x-request-id: ");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(match (keep, version) {
+        (false, _) => b"\r\nconnection: close\r\n\r\n".as_slice(),
+        (true, Version::Http10) => b"\r\nconnection: keep-alive\r\n\r\n",
+        (true, Version::Http11) => b"\r\n\r\n",
+    });
+    answer.head_sent(status.as_u16());
+    if stream.write_all(out).await.is_err() {
+        return Next::Close;
+    }
+    let mut moved = 0u64;
+    if !no_body {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Next::Close;
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            moved += data.len() as u64;
+            out.clear();
+            if chunked {
+                weir_h1::chunk_header(data.len(), out);
+            }
+            out.extend_from_slice(&data);
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+            if stream.write_all(out).await.is_err() {
+                return Next::Close;
+            }
+        }
+        if chunked && stream.write_all(weir_h1::LAST_CHUNK).await.is_err() {
+            return Next::Close;
+        }
+    }
+    if let Some(a) = answer.access.as_mut() {
+        a.bytes_out = moved;
+    }
+    drop(in_flight);
+    if keep && body_done {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}
+
+/// Reads the rest of the client's body and sends its data down `tx`; `false` when the
+/// body failed (bad framing, the client gone or idle).
+async fn feed<S: ClientStream>(
+    stream: &mut S,
+    buf: &mut Buf,
+    framing: Framing,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    idle: std::time::Duration,
+) -> bool {
+    let mut left = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut decoder = ChunkedDecoder::default();
+    loop {
+        let input = buf.filled();
+        let (n, data, done) = match left.as_mut() {
+            Some(l) => {
+                let take = usize::try_from(*l).unwrap_or(usize::MAX).min(input.len());
+                *l -= take as u64;
+                (take, input.get(..take).map(Bytes::copy_from_slice), *l == 0)
+            }
+            None => match decoder.decode(input) {
+                Err(_) => return false,
+                Ok((n, Decoded::Data { start, len })) => {
+                    (n, input.get(start..start + len).map(Bytes::copy_from_slice), false)
+                }
+                Ok((n, Decoded::End)) => (n, None, true),
+                Ok((n, _)) => (n, None, false),
+            },
+        };
+        buf.consume(n);
+        if let Some(d) = data.filter(|d| !d.is_empty()) {
+            if tx.send(d).await.is_err() {
+                return false;
+            }
+        }
+        if done {
+            return true;
+        }
+        if n == 0 || buf.is_empty() {
+            match super::within(idle, buf.read_from(stream)).await {
+                Ok(Ok(r)) if r > 0 => {}
+                _ => return false,
+            }
+        }
+    }
+}

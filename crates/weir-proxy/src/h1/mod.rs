@@ -1,0 +1,55 @@
+//! weir's own HTTP/1.1 engine: client connections, backend connections, and the
+//! exchange between them, all in the client connection's task.
+//!
+//! hyper's server and client are general-purpose: a `HeaderMap` built and rebuilt per
+//! request, a task and a channel per backend connection, and read and write buffers
+//! held for the whole life of every connection. A proxy needs less. Here a head is
+//! parsed once into spans ([`weir_h1`]), every framing rule is decided there, the head
+//! for the other side is written straight from those spans into one output buffer, and
+//! bodies stream through the one read buffer with their framing checked. The backend
+//! connection is a bare socket (or TLS stream) taken from its backend's idle queue and
+//! driven by this task; it goes back when its response has been read to the end.
+//!
+//! A connection waiting for its next request holds no buffer: it waits for readiness
+//! only, and a buffer is lent from a per-worker pool when bytes arrive
+//! ([`buf`]). HTTP/2 (the client's preface) is handed to hyper with the bytes already
+//! read; so are requests to `upstream_protocol: h2` pools, through the hyper path.
+//!
+//! ```text
+//! server.rs    the connection loop: wait, read a head, answer, keep alive or close
+//! request.rs   one request: admit, route, pick, body, forward, respond
+//! exchange.rs  one attempt on one backend (driven by http::forward's retry rules)
+//! write.rs     the heads weir writes, from the spans of the heads it read
+//! body.rs      bodies, both ways, framing checked and rewritten
+//! conn.rs      backend connections and their idle queue
+//! buf.rs       read buffers lent per request
+//! ```
+
+mod body;
+mod buf;
+mod conn;
+mod exchange;
+mod request;
+mod rewind;
+mod server;
+mod tunnel;
+mod hyper_bridge;
+mod write;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub(crate) use conn::Idle;
+pub(crate) use server::{serve, ClientStream, Ctx};
+
+/// Runs `fut` for at most `limit`; a zero limit means none (a timeout of 0 is "off"
+/// in weir's config).
+pub(crate) async fn within<F: Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    if limit.is_zero() {
+        return Ok(fut.await);
+    }
+    tokio::time::timeout(limit, fut).await
+}

@@ -1,0 +1,143 @@
+//! The client connection loop of the HTTP/1 engine.
+//!
+//! Between requests the connection waits for readiness only, holding no buffer (TLS
+//! streams excepted: rustls keeps its own, and a TLS stream cannot tell readiness
+//! without reading). The first head must arrive within `timeouts.header_read` of the
+//! accept; later ones may wait `timeouts.idle` for their first byte and then get
+//! `header_read` to complete (HAProxy's `timeout http-request` and `timeout
+//! http-keep-alive`). A drain closes a waiting connection at once and makes the
+//! response in progress say `Connection: close`; a forced shutdown ends everything at
+//! the next poll. The request future is boxed, so what a waiting connection's task
+//! holds is this loop's few words, not the largest state of a request.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir_balance::SharedTable;
+
+use super::buf::Buf;
+use super::request::{self, Next, Scratch};
+use crate::http::ConnLimits;
+use crate::listener::ConnScope;
+
+/// A client stream the engine can serve: it can wait for readability without a buffer.
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Ready when a read would not block (or cannot tell: then at once).
+    fn poll_read_ready_idle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ClientStream for TcpStream {
+    fn poll_read_ready_idle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_read_ready(cx)
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn poll_read_ready_idle(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // rustls may hold decrypted bytes already: only a read can tell.
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What every request of one client connection needs.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) table: SharedTable,
+    pub(crate) peer: SocketAddr,
+    /// The peer's IP, formatted once for `X-Forwarded-For`.
+    pub(crate) client_ip: String,
+    pub(crate) is_tls: bool,
+    pub(crate) limits: ConnLimits,
+    pub(crate) scope: ConnScope,
+}
+
+/// Serves one client connection until it closes, drains, idles out or is killed; an
+/// HTTP/2 client is handed to hyper with what was read of it.
+pub(crate) async fn serve<S: ClientStream>(
+    mut stream: S,
+    is_tls: bool,
+    peer: SocketAddr,
+    limits: ConnLimits,
+    table: SharedTable,
+    scope: &ConnScope,
+) {
+    let ctx = Ctx {
+        table,
+        peer,
+        client_ip: peer.ip().to_string(),
+        is_tls,
+        limits,
+        scope: scope.clone(),
+    };
+    let mut held: Option<Buf> = None;
+    let mut served: u64 = 0;
+    loop {
+        let mut buf = match held.take() {
+            Some(buf) if !buf.is_empty() => buf,
+            other => {
+                if let Some(buf) = other {
+                    buf.give_back();
+                }
+                let wait = if served == 0 {
+                    ctx.limits.timeouts.header_read
+                } else {
+                    ctx.limits.timeouts.idle
+                };
+                if !wait_for_bytes(&stream, wait, scope).await {
+                    tracing::debug!("closing idle connection");
+                    return;
+                }
+                Buf::take()
+            }
+        };
+        let mut scratch = Scratch::take();
+        let next = {
+            let fut = Box::pin(request::handle(&mut stream, &ctx, &mut buf, &mut scratch, served));
+            tokio::select! {
+                biased;
+                () = scope.kill.cancelled() => {
+                    tracing::debug!("connection closed by force");
+                    return;
+                }
+                next = fut => next,
+            }
+        };
+        scratch.give_back();
+        served += 1;
+        match next {
+            Next::KeepAlive => held = Some(buf),
+            Next::Close => {
+                buf.give_back();
+                // FIN after the last response, so the client reads it before the close.
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+                return;
+            }
+            Next::Http2 => {
+                crate::http::serve_hyper(super::rewind::Rewind::new(buf, stream), &ctx).await;
+                return;
+            }
+            Next::Upgrade(tunnel) => {
+                buf.give_back();
+                tunnel.run(stream, &ctx).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until the client sends something; `false` when the wait timed out, the
+/// listener drains, or the socket failed.
+async fn wait_for_bytes<S: ClientStream>(stream: &S, limit: Duration, scope: &ConnScope) -> bool {
+    let ready = super::within(limit, poll_fn(|cx| stream.poll_read_ready_idle(cx)));
+    tokio::select! {
+        biased;
+        () = scope.kill.cancelled() => false,
+        r = ready => matches!(r, Ok(Ok(()))),
+        () = scope.drain.cancelled() => false,
+    }
+}

@@ -1,0 +1,192 @@
+//! Heads weir writes: the request to the backend and the response to the client, each
+//! straight into one output buffer from the spans of the head it received.
+//!
+//! Hop-by-hop headers and those a `Connection` header names go (RFC 9110 §7.6.1);
+//! `Upgrade` survives on upgrade requests and their 101. The backend gets the client's
+//! `Host` (or the authority of an absolute-form target, without userinfo),
+//! `X-Forwarded-For` with the client's address appended to any it sent (one field),
+//! `X-Forwarded-Proto`, `X-Forwarded-Host` and the request's `X-Request-Id`; the body's
+//! framing is weir's own (`Content-Length` as read, or chunked). The client gets the
+//! backend's status line and end-to-end headers, the request id, and the framing and
+//! `Connection` weir decided.
+
+use weir_h1::{Framing, HeaderKind, RequestHead, ResponseHead, Version};
+
+/// What the request head needs beyond the client's head.
+#[derive(Debug)]
+pub(crate) struct Forwarding<'a> {
+    /// Origin-form target to send (`None`: the client's, as sent).
+    pub(crate) target: Option<&'a [u8]>,
+    /// `Host` to send instead of the client's (absolute-form targets).
+    pub(crate) host: Option<&'a [u8]>,
+    pub(crate) request_id: &'a [u8],
+    pub(crate) client_ip: &'a [u8],
+    pub(crate) is_tls: bool,
+    /// An upgrade request: `Upgrade` and `Connection: upgrade` are kept.
+    pub(crate) upgrade: bool,
+}
+
+/// Writes the upstream request head for `head` (parsed from `src`) into `out`.
+pub(crate) fn request(head: &RequestHead, src: &[u8], fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(head.method_span.of(src));
+    out.push(b' ');
+    out.extend_from_slice(fwd.target.unwrap_or_else(|| head.target.of(src)));
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut forwarded_for = false;
+    let mut host_value: Option<&[u8]> = fwd.host;
+    for h in &head.headers {
+        match h.kind {
+            HeaderKind::Other => field(out, h.name.of(src), h.value.of(src)),
+            HeaderKind::Host if fwd.host.is_none() => {
+                let v = h.value.of(src);
+                host_value = Some(v);
+                field(out, b"host", v);
+            }
+            HeaderKind::XForwardedFor => forwarded_for = true,
+            _ => {}
+        }
+    }
+    // One field: every earlier hop, then this client.
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if forwarded_for {
+        for h in head.headers.iter().filter(|h| h.kind == HeaderKind::XForwardedFor) {
+            out.extend_from_slice(h.value.of(src));
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(fwd.client_ip);
+    out.extend_from_slice(b"\r\n");
+    if let Some(host) = fwd.host {
+        field(out, b"host", host);
+    }
+    if head.te_trailers {
+        out.extend_from_slice(b"te: trailers\r\n");
+    }
+    if let (true, Some(up)) = (fwd.upgrade, head.upgrade) {
+        field(out, b"upgrade", up.of(src));
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
+    field(out, b"x-request-id", fwd.request_id);
+    if let Some(host) = host_value {
+        field(out, b"x-forwarded-host", host);
+    }
+    out.extend_from_slice(if fwd.is_tls {
+        b"x-forwarded-proto: https\r\n"
+    } else {
+        b"x-forwarded-proto: http\r\n"
+    });
+    framing(out, head.framing);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the response body goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Out {
+    /// No body, or `Content-Length` (copied from the backend).
+    AsIs,
+    /// Chunked (the backend's chunked body, or one it ends by closing).
+    Chunked,
+    /// Until weir closes the connection (HTTP/1.0 clients without a length).
+    Close,
+}
+
+/// Writes the client's response head for `head` (parsed from `src`) into `out`.
+/// `keep_alive`: `None` closes (`Connection: close`), `Some(true)` says `keep-alive`
+/// (HTTP/1.0 clients), `Some(false)` says nothing (HTTP/1.1's default).
+pub(crate) fn response(
+    head: &ResponseHead,
+    src: &[u8],
+    version: Version,
+    body: Out,
+    request_id: &[u8],
+    keep_alive: Option<bool>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(match version {
+        Version::Http10 => b"HTTP/1.0 ",
+        Version::Http11 => b"HTTP/1.1 ",
+    });
+    status_code(out, head.status);
+    out.push(b' ');
+    out.extend_from_slice(head.reason.of(src));
+    out.extend_from_slice(b"\r\n");
+    let switching = head.status == 101;
+    let length_kept = body == Out::AsIs;
+    for h in &head.headers {
+        match h.kind {
+            HeaderKind::ContentLength if length_kept => {
+                field(out, h.name.of(src), h.value.of(src));
+            }
+            HeaderKind::Other
+            | HeaderKind::Host
+            | HeaderKind::Expect
+            | HeaderKind::XForwardedFor
+            | HeaderKind::XForwardedProto
+            | HeaderKind::XForwardedHost => field(out, h.name.of(src), h.value.of(src)),
+            _ => {}
+        }
+    }
+    if let (true, Some(up)) = (switching, head.upgrade) {
+        field(out, b"upgrade", up.of(src));
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
+    if body == Out::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    field(out, b"x-request-id", request_id);
+    if !switching {
+        match keep_alive {
+            None => out.extend_from_slice(b"connection: close\r\n"),
+            Some(true) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+            Some(false) => {}
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The request body's framing header.
+fn framing(out: &mut Vec<u8>, framing: Framing) {
+    match framing {
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::None | Framing::Close => {}
+    }
+}
+
+#[inline]
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn status_code(out: &mut Vec<u8>, code: u16) {
+    let code = code.clamp(100, 999);
+    out.extend_from_slice(&[
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ]);
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
