@@ -1,5 +1,21 @@
 //! Request and response heads as spans into the read buffer.
 
+use crate::framing::{scan, span_in, BAD_RESPONSE};
+use crate::{MAX_HEADERS, MAX_HEAD_BYTES};
+
+const MALFORMED: Refusal = Refusal {
+    status: 400,
+    reason: "malformed request head",
+};
+const TOO_LARGE: Refusal = Refusal {
+    status: 431,
+    reason: "request head too large",
+};
+const RESPONSE_TOO_LARGE: Refusal = Refusal {
+    status: 502,
+    reason: "response head too large",
+};
+
 /// A byte range of the buffer a head was parsed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Span {
@@ -13,7 +29,8 @@ impl Span {
     /// The bytes of `buf` this span covers (empty if out of range).
     #[inline]
     pub fn of(self, buf: &[u8]) -> &[u8] {
-        buf.get(self.start as usize..self.end as usize).unwrap_or_default()
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
     }
 
     /// Length in bytes.
@@ -68,7 +85,31 @@ pub enum Method {
 impl Method {
     /// Idempotent methods (RFC 9110 §9.2.2): replayable on another backend.
     pub fn is_idempotent(self) -> bool {
-        unimplemented!()
+        matches!(
+            self,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        )
+    }
+
+    /// The method a token names (methods are case-sensitive, RFC 9110 §9.1).
+    fn from_token(token: &[u8]) -> Method {
+        match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            b"CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
     }
 }
 
@@ -204,14 +245,52 @@ impl RequestHead {
     ///
     /// The refusal, when the head must not be forwarded.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Parsed, Refusal> {
-        let _ = buf;
-        unimplemented!()
+        // Never look past the limit: a head that has not ended within it is refused.
+        let window = buf.get(..MAX_HEAD_BYTES).unwrap_or(buf);
+        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut raw);
+        let len = match req.parse(window) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(TOO_LARGE),
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            Err(httparse::Error::TooManyHeaders) => return Err(TOO_LARGE),
+            Err(_) => return Err(MALFORMED),
+        };
+        let method = req.method.unwrap_or_default().as_bytes();
+        let target = req.path.unwrap_or_default().as_bytes();
+        let version = match req.version {
+            Some(0) => Version::Http10,
+            Some(1) => Version::Http11,
+            _ => return Err(MALFORMED),
+        };
+        let s = scan(buf, req.headers, &mut self.headers);
+        self.len = len;
+        self.method = Method::from_token(method);
+        self.method_span = span_in(buf, method);
+        self.target = span_in(buf, target);
+        self.version = version;
+        self.host_count = s.host_count;
+        self.host = s.host;
+        self.connection = s.connection;
+        self.expect_continue = s.expect_continue;
+        self.te_trailers = s.te_trailers;
+        self.upgrade = s.upgrade;
+        self.request_id = s.request_id;
+        self.framing = s.request_framing()?;
+        Ok(Parsed::Complete)
     }
 
     /// The path of an origin-form target (`/a/b?q` → `/a/b`); `None` for other forms.
     pub fn origin_path<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
-        let _ = buf;
-        unimplemented!()
+        let target = self.target.of(buf);
+        if !target.starts_with(b"/") {
+            return None;
+        }
+        let end = target
+            .iter()
+            .position(|&b| b == b'?' || b == b'#')
+            .unwrap_or(target.len());
+        Some(&target[..end])
     }
 }
 
@@ -252,14 +331,52 @@ impl ResponseHead {
     ///
     /// The refusal, when the response must not be forwarded.
     pub fn parse(&mut self, buf: &[u8], max: usize, method: Method) -> Result<Parsed, Refusal> {
-        let _ = (buf, max, method);
-        unimplemented!()
+        let window = buf.get(..max).unwrap_or(buf);
+        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut raw);
+        let len = match resp.parse(window) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() >= max => return Err(RESPONSE_TOO_LARGE),
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            Err(httparse::Error::TooManyHeaders) => return Err(RESPONSE_TOO_LARGE),
+            Err(_) => return Err(BAD_RESPONSE),
+        };
+        let version = match resp.version {
+            Some(0) => Version::Http10,
+            Some(1) => Version::Http11,
+            _ => return Err(BAD_RESPONSE),
+        };
+        let status = resp.code.unwrap_or_default();
+        if !(100..=999).contains(&status) {
+            return Err(BAD_RESPONSE);
+        }
+        let reason = span_in(buf, resp.reason.unwrap_or_default().as_bytes());
+        let s = scan(buf, resp.headers, &mut self.headers);
+        self.len = len;
+        self.version = version;
+        self.status = status;
+        self.reason = reason;
+        self.connection = s.connection;
+        self.upgrade = s.upgrade;
+        let bodiless = (100..200).contains(&status)
+            || status == 204
+            || status == 304
+            || method == Method::Head;
+        (self.framing, self.length_and_chunked) = if bodiless {
+            (Framing::None, false)
+        } else {
+            s.response_framing()?
+        };
+        Ok(Parsed::Complete)
     }
 
     /// Whether the backend keeps the connection open after this response and weir may
     /// reuse it: HTTP/1.1, no `Connection: close`, not [`ResponseHead::length_and_chunked`],
     /// not [`Framing::Close`].
     pub fn reusable(&self) -> bool {
-        unimplemented!()
+        self.version == Version::Http11
+            && !self.connection.close
+            && !self.length_and_chunked
+            && self.framing != Framing::Close
     }
 }
