@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use weir_config::ProxyProtocolVersion;
 
-use crate::http::smuggling::HeadScanner;
 use crate::proxy_protocol::{encode, parse_v1, parse_v2};
 use crate::tls::sni::NameIndex;
 
@@ -43,22 +42,33 @@ fn round_trip(version: ProxyProtocolVersion, src: SocketAddr, dst: SocketAddr) {
     assert_eq!(again, Ok(Some((src, dst))), "{version:?} {src} -> {dst}");
 }
 
-/// The HTTP/1 framing scanner (smuggling defence): however the bytes are split into
-/// reads, the first head flagged, and whether it gave up, are the same. The first byte
-/// picks the read size.
+/// The HTTP/1 request head parser (weir-h1, which decides every framing rule):
+/// however the bytes are split into reads, the verdict is the same as for all of them
+/// at once (the same head length and framing, or the same refusal), and it never
+/// panics. The first byte picks the read size.
 pub fn fuzz_head_scanner(data: &[u8]) {
+    use weir_h1::{Parsed, RequestHead};
     let Some((&split, input)) = data.split_first() else {
         return;
     };
-    let mut whole = HeadScanner::new();
-    let at_once = whole.scan(input);
-    let mut pieces = HeadScanner::new();
-    let mut in_pieces = None;
-    for piece in input.chunks(usize::from(split).max(1)) {
-        in_pieces = in_pieces.or(pieces.scan(piece));
+    let mut whole = RequestHead::default();
+    let at_once = whole.parse(input);
+    let mut pieces = RequestHead::default();
+    let step = usize::from(split).max(1);
+    let mut seen = 0;
+    let verdict = loop {
+        seen = (seen + step).min(input.len());
+        match pieces.parse(input.get(..seen).unwrap_or_default()) {
+            Ok(Parsed::Partial) if seen < input.len() => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(at_once, verdict, "split {split}");
+    if at_once == Ok(Parsed::Complete) {
+        assert_eq!(whole.len, pieces.len, "split {split}");
+        assert_eq!(whole.framing, pieces.framing, "split {split}");
+        assert!(whole.len <= input.len());
     }
-    assert_eq!(at_once, in_pieces, "split {split}");
-    assert_eq!(whole.is_off(), pieces.is_off(), "split {split}");
 }
 
 /// The SNI matcher: the first line is the name asked for, each further line one

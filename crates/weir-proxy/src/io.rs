@@ -1,9 +1,9 @@
 //! The client socket wrapper shared by HTTP and TCP connections.
 //!
 //! [`ClientIo`] counts traffic so a watchdog can close idle connections without a timer
-//! per read, and (HTTP/1 only) feeds the bytes hyper reads through a [`HeadScanner`] so
-//! request-smuggling patterns hyper tolerates can be rejected. [`ConnShared`] is the
-//! small block of atomics the socket, the request handler and the watchdog share.
+//! per read (HTTP/2 connections, served by hyper, and TCP relays; the HTTP/1 engine
+//! times its own waits). [`ConnShared`] is the small block of atomics the socket, the
+//! request handler and the watchdog share.
 
 use std::io;
 use std::pin::Pin;
@@ -16,11 +16,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use weir_telemetry::ListenerMetrics;
 
-use crate::http::smuggling::HeadScanner;
-
-/// No bad head seen yet.
-const NO_BAD_HEAD: u64 = u64::MAX;
-
 /// State shared by a client connection's socket, its requests and its idle watchdog.
 #[derive(Debug)]
 pub(crate) struct ConnShared {
@@ -28,11 +23,6 @@ pub(crate) struct ConnShared {
     activity: AtomicU64,
     /// Requests whose response is not finished yet (an idle connection has none).
     in_flight: AtomicU32,
-    /// Index of the first HTTP/1 request head carrying both `Content-Length` and
-    /// `Transfer-Encoding` (hyper accepts it and drops the length; weir refuses it).
-    bad_head: AtomicU64,
-    /// Set once the connection is upgraded: the bytes are no longer HTTP.
-    scan_off: AtomicBool,
     /// Set once the client sent the HTTP/2 preface. From then on bytes are no activity:
     /// weir's own keep-alive PINGs, and a client's PING or SETTINGS frames, must not keep
     /// a connection without requests open past its idle timeout. Requests still count.
@@ -44,8 +34,6 @@ impl ConnShared {
         ConnShared {
             activity: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
-            bad_head: AtomicU64::new(NO_BAD_HEAD),
-            scan_off: AtomicBool::new(false),
             h2: AtomicBool::new(false),
         }
     }
@@ -62,17 +50,6 @@ impl ConnShared {
         if !self.h2.load(Ordering::Relaxed) {
             self.touch();
         }
-    }
-
-    /// Whether HTTP/1 request number `index` (0-based) had an ambiguous length.
-    #[inline]
-    pub(crate) fn is_bad_head(&self, index: u64) -> bool {
-        self.bad_head.load(Ordering::Acquire) == index
-    }
-
-    /// Stops scanning: the connection now carries a tunnel.
-    pub(crate) fn stop_scanning(&self) {
-        self.scan_off.store(true, Ordering::Relaxed);
     }
 
     /// Counts a request as in flight until the guard is dropped.
@@ -128,7 +105,6 @@ impl Drop for RequestGuard {
 pub(crate) struct ClientIo<S = TcpStream> {
     stream: S,
     shared: Arc<ConnShared>,
-    scanner: Option<HeadScanner>,
     /// HTTP connections: how much of the HTTP/2 preface the first bytes matched
     /// (`None` once decided either way, and on TCP).
     preface: Option<usize>,
@@ -137,13 +113,12 @@ pub(crate) struct ClientIo<S = TcpStream> {
 }
 
 impl<S> ClientIo<S> {
-    /// Wraps `stream`; `scan_heads` enables the HTTP/1 head scanner.
-    pub(crate) fn new(stream: S, shared: Arc<ConnShared>, scan_heads: bool) -> Self {
+    /// Wraps `stream`; `http` follows the first bytes for the HTTP/2 preface.
+    pub(crate) fn new(stream: S, shared: Arc<ConnShared>, http: bool) -> Self {
         ClientIo {
             stream,
             shared,
-            scanner: scan_heads.then(HeadScanner::new),
-            preface: scan_heads.then_some(0),
+            preface: http.then_some(0),
             bytes: None,
         }
     }
@@ -172,21 +147,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
                 }
                 if let Some(m) = &this.bytes {
                     m.add_rx_bytes(new.len() as u64);
-                }
-                if let Some(scanner) = this.scanner.as_mut() {
-                    if this.shared.scan_off.load(Ordering::Relaxed) || scanner.is_off() {
-                        this.scanner = None;
-                    } else if let Some(index) = scanner.scan(new) {
-                        // Only the first one matters: hyper closes after that request.
-                        if let Err(prev) = this.shared.bad_head.compare_exchange(
-                            NO_BAD_HEAD,
-                            index,
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        ) {
-                            tracing::trace!(prev, index, "ambiguous head already recorded");
-                        }
-                    }
                 }
             }
         }

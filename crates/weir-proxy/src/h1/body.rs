@@ -49,6 +49,17 @@ pub(crate) enum PumpError {
     Idle,
 }
 
+impl std::fmt::Display for PumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PumpError::Source(e) => write!(f, "reading the body failed: {e}"),
+            PumpError::Framing(reason) => write!(f, "bad chunked framing: {reason}"),
+            PumpError::Sink(e) => write!(f, "writing the body failed: {e}"),
+            PumpError::Idle => f.write_str("no progress within the idle timeout"),
+        }
+    }
+}
+
 /// Moves the body from `src` (bytes already read past the head are in `buf`) to `dst`.
 /// `out` may hold bytes to send first (a head): they go out with the first body bytes
 /// in one write. Returns the body bytes moved.

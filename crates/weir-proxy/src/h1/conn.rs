@@ -67,7 +67,10 @@ pub(crate) fn checkout(backend: &Backend) -> Option<Stream> {
         if now.duration_since(idle.since) < POOL_IDLE_TIMEOUT && idle.stream.is_quiet() {
             return Some(idle.stream);
         }
-        tracing::trace!(backend = backend.address(), "idle connection closed or expired");
+        tracing::trace!(
+            backend = backend.address(),
+            "idle connection closed or expired"
+        );
     }
     None
 }

@@ -189,7 +189,17 @@ where
                     Source::Length(_) | Source::Close => Sink::Raw,
                 };
                 body.out.clear();
-                match pump(body.client, body.buf, stream, source, sink, body.out, body.idle).await {
+                match pump(
+                    body.client,
+                    body.buf,
+                    stream,
+                    source,
+                    sink,
+                    body.out,
+                    body.idle,
+                )
+                .await
+                {
                     Ok(n) => body.moved = n,
                     Err(PumpError::Sink(e)) => return Err(sent(e)),
                     Err(PumpError::Source(_) | PumpError::Framing(_) | PumpError::Idle) => {
@@ -200,8 +210,13 @@ where
         }
         stream.flush().await.map_err(sent)?;
         loop {
-            match self.head.parse(buf.filled(), MAX_RESPONSE_HEAD, self.method) {
-                Ok(Parsed::Complete) if (100..200).contains(&self.head.status) && self.head.status != 101 => {
+            match self
+                .head
+                .parse(buf.filled(), MAX_RESPONSE_HEAD, self.method)
+            {
+                Ok(Parsed::Complete)
+                    if (100..200).contains(&self.head.status) && self.head.status != 101 =>
+                {
                     // Interim responses (100 Continue, 103 Early Hints) are not passed
                     // on: weir answered the client's `Expect` itself.
                     buf.consume(self.head.len);

@@ -86,7 +86,13 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         Framing::Length(n) if buf.len() as u64 >= n => {
             let data = Bytes::copy_from_slice(buf.filled().get(..n as usize).unwrap_or_default());
             buf.consume(n as usize);
-            (None, BodySource::Buffered { data, trailers: None })
+            (
+                None,
+                BodySource::Buffered {
+                    data,
+                    trailers: None,
+                },
+            )
         }
         _ => {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -145,7 +151,11 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     let keep = keep && (no_body || length || chunked) && !ctx.scope.drain.is_cancelled();
     let out = &mut sc.out;
     out.clear();
-    out.extend_from_slice(if version == Version::Http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    out.extend_from_slice(if version == Version::Http10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
@@ -234,9 +244,11 @@ async fn feed<S: ClientStream>(
             }
             None => match decoder.decode(input) {
                 Err(_) => return false,
-                Ok((n, Decoded::Data { start, len })) => {
-                    (n, input.get(start..start + len).map(Bytes::copy_from_slice), false)
-                }
+                Ok((n, Decoded::Data { start, len })) => (
+                    n,
+                    input.get(start..start + len).map(Bytes::copy_from_slice),
+                    false,
+                ),
                 Ok((n, Decoded::End)) => (n, None, true),
                 Ok((n, _)) => (n, None, false),
             },

@@ -29,11 +29,11 @@ mod body;
 mod buf;
 mod conn;
 mod exchange;
+mod hyper_bridge;
 mod request;
 mod rewind;
 mod server;
 mod tunnel;
-mod hyper_bridge;
 mod write;
 
 use std::future::Future;

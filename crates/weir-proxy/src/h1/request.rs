@@ -58,14 +58,12 @@ thread_local! {
 
 impl Scratch {
     pub(crate) fn take() -> Box<Scratch> {
-        SCRATCH
-            .with(|s| s.borrow_mut().pop())
-            .unwrap_or_else(|| {
-                Box::new(Scratch {
-                    out: Vec::with_capacity(super::buf::BUF_SIZE + 4096),
-                    ..Scratch::default()
-                })
+        SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| {
+            Box::new(Scratch {
+                out: Vec::with_capacity(super::buf::BUF_SIZE + 4096),
+                ..Scratch::default()
             })
+        })
     }
 
     pub(crate) fn give_back(self: Box<Self>) {
@@ -190,13 +188,23 @@ pub(crate) async fn handle<S: ClientStream>(
     buf: &mut Buf,
     sc: &mut Scratch,
     served: u64,
+    wait: std::time::Duration,
 ) -> Next {
     let start = Instant::now();
-    if let Some(next) = read_head(stream, ctx, buf, sc, served).await {
+    if let Some(next) = read_head(stream, ctx, buf, sc, served, wait).await {
         return next;
     }
     let head = &sc.req;
     let version = head.version;
+    if version == Version::Http10 && head.framing == Framing::Chunked {
+        // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): a 1.0 message that claims it
+        // is read one way by a 1.0 backend and another by a 1.1 one.
+        let refusal = weir_h1::Refusal {
+            status: 400,
+            reason: "Transfer-Encoding in an HTTP/1.0 request",
+        };
+        return refuse(stream, ctx, sc, refusal).await;
+    }
     let id = RequestId::of(head, buf.filled());
     let Some(listener) = ctx
         .table
@@ -227,9 +235,18 @@ async fn read_head<S: ClientStream>(
     buf: &mut Buf,
     sc: &mut Scratch,
     served: u64,
+    wait: std::time::Duration,
 ) -> Option<Next> {
     let limit = ctx.limits.timeouts.header_read;
     let deadline = (!limit.is_zero()).then(|| Instant::now() + limit);
+    if buf.is_empty() {
+        // Woken by readiness that may have been a false positive: the first byte
+        // still gets only the wait it was due.
+        match super::within(wait, buf.read_from(stream)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Some(Next::Close),
+        }
+    }
     loop {
         if served == 0 {
             let seen = buf.filled();
@@ -288,7 +305,17 @@ async fn refuse<S: ClientStream>(
         m.protocol_error();
     }
     let id = RequestId::new_fresh();
-    reply(stream, sc, refusal.status, refusal.reason, &id, Version::Http11, true, None).await
+    reply(
+        stream,
+        sc,
+        refusal.status,
+        refusal.reason,
+        &id,
+        Version::Http11,
+        true,
+        None,
+    )
+    .await
 }
 
 /// Where a request goes, read from its target and `Host`.
@@ -373,7 +400,9 @@ async fn proxy<'t, S: ClientStream>(
     let (route_host, path): (Option<&str>, &str) = if fast && method != Method::Connect {
         let src = buf.filled();
         let host_ok = head.host.is_some_and(|h| host::is_valid_host(h.of(src)));
-        let path = head.origin_path(src).and_then(|p| std::str::from_utf8(p).ok());
+        let path = head
+            .origin_path(src)
+            .and_then(|p| std::str::from_utf8(p).ok());
         let host = head
             .host
             .and_then(|h| std::str::from_utf8(h.of(src)).ok())
@@ -435,10 +464,15 @@ async fn proxy<'t, S: ClientStream>(
     answer.routed(route);
     let pool = route.pool();
     if pool_is_h2(pool) {
-        return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep).await;
+        return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep)
+            .await;
     }
     let Some(first) = pool.pick() else {
-        tracing::debug!(pool = pool.name(), request_id = id.as_str(), "no backend up");
+        tracing::debug!(
+            pool = pool.name(),
+            request_id = id.as_str(),
+            "no backend up"
+        );
         let err = crate::http::UpstreamError::NoBackend {
             pool: Arc::clone(pool.name_arc()),
         };
@@ -472,13 +506,16 @@ async fn proxy<'t, S: ClientStream>(
         Framing::None | Framing::Close | Framing::Length(0) => {}
         Framing::Length(n) => {
             if buf.is_empty() {
-                if let Some(next) = first_bytes(stream, ctx, buf, sc, id, version, expect, idle, answer).await {
+                if let Some(next) =
+                    first_bytes(stream, ctx, buf, sc, id, version, expect, idle, answer).await
+                {
                     return next;
                 }
             }
             if buf.len() as u64 >= n {
                 let n = n as usize;
-                sc.out.extend_from_slice(buf.filled().get(..n).unwrap_or_default());
+                sc.out
+                    .extend_from_slice(buf.filled().get(..n).unwrap_or_default());
                 buf.consume(n);
                 bytes_in = n as u64;
             } else {
@@ -487,7 +524,9 @@ async fn proxy<'t, S: ClientStream>(
         }
         Framing::Chunked => {
             if buf.is_empty() {
-                if let Some(next) = first_bytes(stream, ctx, buf, sc, id, version, expect, idle, answer).await {
+                if let Some(next) =
+                    first_bytes(stream, ctx, buf, sc, id, version, expect, idle, answer).await
+                {
                     return next;
                 }
             }
@@ -510,7 +549,9 @@ async fn proxy<'t, S: ClientStream>(
     }
     let replayable = method.is_idempotent() && streamed.is_none();
     let was_streamed = streamed.is_some();
-    let Scratch { out, spare, resp, .. } = sc;
+    let Scratch {
+        out, spare, resp, ..
+    } = sc;
     let mut ex = Exchange {
         wire: out,
         body: streamed.map(|source| Streamed {
@@ -529,14 +570,18 @@ async fn proxy<'t, S: ClientStream>(
     let mut retries = 0;
     let result = forward(pool, first, &mut ex, &mut retries).await;
     let client_failed = ex.client_failed;
-    let body_done = ex.body.as_ref().is_none_or(|b| b.source.is_none() && !client_failed);
+    let body_done = ex
+        .body
+        .as_ref()
+        .is_none_or(|b| b.source.is_none() && !client_failed);
     if let Some(b) = &ex.body {
         bytes_in += b.moved;
     }
     drop(ex);
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
-        a.bytes_in.fetch_add(bytes_in, std::sync::atomic::Ordering::Relaxed);
+        a.bytes_in
+            .fetch_add(bytes_in, std::sync::atomic::Ordering::Relaxed);
     }
     let (answered, in_flight) = match result {
         Ok(ok) => ok,
@@ -560,14 +605,26 @@ async fn proxy<'t, S: ClientStream>(
             let close = !body_done || (was_streamed && !keep);
             let msg = err.reason(pool.name());
             let status = err.status().as_u16();
-            return reply(stream, sc, status, &msg, id, version, close || !keep, Some(answer)).await;
+            return reply(
+                stream,
+                sc,
+                status,
+                &msg,
+                id,
+                version,
+                close || !keep,
+                Some(answer),
+            )
+            .await;
         }
     };
     if !body_done {
         keep = false;
     }
-    respond(stream, ctx, buf, sc, id, version, keep, upgrade, answered, in_flight, pool, idle, answer)
-        .await
+    respond(
+        stream, ctx, buf, sc, id, version, keep, upgrade, answered, in_flight, pool, idle, answer,
+    )
+    .await
 }
 
 fn pool_is_h2(pool: &weir_balance::Pool) -> bool {
@@ -663,14 +720,26 @@ async fn respond<S: ClientStream>(
     let backend = Arc::clone(in_flight.backend());
     if status == 101 {
         if !upgrade {
-            tracing::debug!(pool = pool.name(), backend = backend.address(), "101 without an upgrade request");
+            tracing::debug!(
+                pool = pool.name(),
+                backend = backend.address(),
+                "101 without an upgrade request"
+            );
             upbuf.give_back();
             let msg = "backend switched protocols unasked";
             return reply(stream, sc, 502, msg, id, version, true, Some(answer)).await;
         }
         answer.backend_answered(&backend, 101);
         sc.out.clear();
-        write::response(&sc.resp, upbuf.filled(), version, Out::AsIs, id.as_bytes(), None, &mut sc.out);
+        write::response(
+            &sc.resp,
+            upbuf.filled(),
+            version,
+            Out::AsIs,
+            id.as_bytes(),
+            None,
+            &mut sc.out,
+        );
         upbuf.consume(sc.resp.len);
         sc.out.extend_from_slice(upbuf.filled());
         upbuf.give_back();
@@ -692,9 +761,10 @@ async fn respond<S: ClientStream>(
     let (out_mode, source) = match resp.framing {
         Framing::None => (Out::AsIs, None),
         Framing::Length(n) => (Out::AsIs, Some(Source::Length(n))),
-        Framing::Chunked if version == Version::Http11 => {
-            (Out::Chunked, Some(Source::Chunked(ChunkedDecoder::default())))
-        }
+        Framing::Chunked if version == Version::Http11 => (
+            Out::Chunked,
+            Some(Source::Chunked(ChunkedDecoder::default())),
+        ),
         Framing::Chunked => (Out::Close, Some(Source::Chunked(ChunkedDecoder::default()))),
         Framing::Close if version == Version::Http11 => (Out::Chunked, Some(Source::Close)),
         Framing::Close => (Out::Close, Some(Source::Close)),
@@ -710,11 +780,21 @@ async fn respond<S: ClientStream>(
     let reusable = resp.reusable();
     let te_trailers = sc.req.te_trailers;
     sc.out.clear();
-    write::response(resp, upbuf.filled(), version, out_mode, id.as_bytes(), keep_alive, &mut sc.out);
+    write::response(
+        resp,
+        upbuf.filled(),
+        version,
+        out_mode,
+        id.as_bytes(),
+        keep_alive,
+        &mut sc.out,
+    );
     upbuf.consume(resp.len);
     answer.head_sent(status);
     let sink = match out_mode {
-        Out::Chunked => Sink::Chunked { trailers: te_trailers },
+        Out::Chunked => Sink::Chunked {
+            trailers: te_trailers,
+        },
         Out::AsIs | Out::Close => Sink::Raw,
     };
     let moved = match source {
@@ -741,7 +821,7 @@ async fn respond<S: ClientStream>(
             upbuf.give_back();
             // The backend broke its body off: counted as a reset, reported to passive
             // checking like one before the head; the client sees its connection close.
-            tracing::debug!(backend = backend.address(), error = ?e, "backend response body failed");
+            tracing::debug!(backend = backend.address(), error = %e, "backend response body failed");
             if let Some(m) = backend.metrics() {
                 m.upstream_error(UpstreamErrorKind::Reset);
             }

@@ -77,17 +77,20 @@ pub(crate) async fn serve<S: ClientStream>(
     let mut held: Option<Buf> = None;
     let mut served: u64 = 0;
     loop {
+        let t = &ctx.limits.timeouts;
+        // The first head is also bounded by `header_read` from the accept.
+        let wait = match (served, t.idle, t.header_read) {
+            (0, idle, head) if idle.is_zero() => head,
+            (0, idle, head) if head.is_zero() => idle,
+            (0, idle, head) => idle.min(head),
+            (_, idle, _) => idle,
+        };
         let mut buf = match held.take() {
             Some(buf) if !buf.is_empty() => buf,
             other => {
                 if let Some(buf) = other {
                     buf.give_back();
                 }
-                let wait = if served == 0 {
-                    ctx.limits.timeouts.header_read
-                } else {
-                    ctx.limits.timeouts.idle
-                };
                 if !wait_for_bytes(&stream, wait, scope).await {
                     tracing::debug!("closing idle connection");
                     return;
@@ -97,7 +100,14 @@ pub(crate) async fn serve<S: ClientStream>(
         };
         let mut scratch = Scratch::take();
         let next = {
-            let fut = Box::pin(request::handle(&mut stream, &ctx, &mut buf, &mut scratch, served));
+            let fut = Box::pin(request::handle(
+                &mut stream,
+                &ctx,
+                &mut buf,
+                &mut scratch,
+                served,
+                wait,
+            ));
             tokio::select! {
                 biased;
                 () = scope.kill.cancelled() => {
@@ -130,8 +140,9 @@ pub(crate) async fn serve<S: ClientStream>(
     }
 }
 
-/// Waits until the client sends something; `false` when the wait timed out, the
-/// listener drains, or the socket failed.
+/// Waits until the client's socket is readable; `false` when the wait timed out, the
+/// listener drains, or the socket failed. Readiness can be a false positive (and is
+/// always claimed for TLS): the first read is bounded by the same wait.
 async fn wait_for_bytes<S: ClientStream>(stream: &S, limit: Duration, scope: &ConnScope) -> bool {
     let ready = super::within(limit, poll_fn(|cx| stream.poll_read_ready_idle(cx)));
     tokio::select! {

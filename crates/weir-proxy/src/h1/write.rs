@@ -49,7 +49,11 @@ pub(crate) fn request(head: &RequestHead, src: &[u8], fwd: &Forwarding<'_>, out:
     // One field: every earlier hop, then this client.
     out.extend_from_slice(b"x-forwarded-for: ");
     if forwarded_for {
-        for h in head.headers.iter().filter(|h| h.kind == HeaderKind::XForwardedFor) {
+        for h in head
+            .headers
+            .iter()
+            .filter(|h| h.kind == HeaderKind::XForwardedFor)
+        {
             out.extend_from_slice(h.value.of(src));
             out.extend_from_slice(b", ");
         }
@@ -111,7 +115,9 @@ pub(crate) fn response(
     out.extend_from_slice(head.reason.of(src));
     out.extend_from_slice(b"\r\n");
     let switching = head.status == 101;
-    let length_kept = body == Out::AsIs;
+    // A 204 has no content, so no length either (RFC 9110 §8.6); a 304's is the length
+    // the full response would have, and stays.
+    let length_kept = body == Out::AsIs && head.status != 204 && !switching;
     for h in &head.headers {
         match h.kind {
             HeaderKind::ContentLength if length_kept => {

@@ -169,15 +169,6 @@ impl ResBody {
         }
     }
 
-    /// No body (a 101's).
-    pub(crate) fn empty() -> Self {
-        ResBody::Text {
-            data: None,
-            _request: None,
-            access: None,
-        }
-    }
-
     /// A backend's body; `sender` is returned to the idle queue when it is read fully.
     pub(crate) fn upstream(
         inner: Incoming,

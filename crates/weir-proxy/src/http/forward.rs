@@ -178,9 +178,8 @@ pub(crate) async fn forward<A: Attempt>(
                 }
                 outlier::success(pool, backend);
                 let status = A::status(&response);
-                let retry_status = settings.retry_on.status(status)
-                    && out.replayable()
-                    && attempts < max_attempts;
+                let retry_status =
+                    settings.retry_on.status(status) && out.replayable() && attempts < max_attempts;
                 if retry_status {
                     if let Ok(next) = retry::next(
                         pool,

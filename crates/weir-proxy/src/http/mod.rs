@@ -16,10 +16,8 @@
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
 //! host.rs      which host a request is for; the Host rules (400s)
 //! request_id.rs X-Request-Id: kept or made
-//! smuggling.rs head scanner for Content-Length + Transfer-Encoding
 //! body.rs      request/response bodies and what they release at the end
 //! access.rs    the access log (`weir::access`), one event per request when enabled
-//! upgrade.rs   101 tunnels
 //! error.rs     UpstreamError and the texts clients see
 //! ```
 
@@ -33,12 +31,9 @@ mod limits;
 pub(crate) mod request_id;
 mod sender;
 mod service;
-pub(crate) mod smuggling;
-mod upgrade;
 mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -46,8 +41,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use weir_balance::SharedTable;
 
-pub use error::{ResetCause, UpstreamError};
 pub(crate) use body::ReqBody;
+pub use error::{ResetCause, UpstreamError};
 pub(crate) use forward::{forward, Attempt, BodySource, HyperAttempt, Outgoing};
 pub(crate) use limits::ConnLimits;
 pub use upstream::UpstreamPool;
@@ -71,12 +66,8 @@ pub(crate) struct ConnCtx {
     /// The client came over TLS: `X-Forwarded-Proto: https`.
     is_tls: bool,
     shared: Arc<ConnShared>,
-    /// HTTP/1 requests handed to the service so far (matches the head scanner's index).
-    h1_requests: AtomicU64,
     /// `max_requests_per_connection`.
     cap: limits::RequestCap,
-    tasks: tokio_util::task::TaskTracker,
-    kill: tokio_util::sync::CancellationToken,
 }
 
 /// Serves one HTTP client connection until it closes, drains, idles out or is killed:
@@ -102,7 +93,7 @@ where
     let scope = &conn.scope;
     let limits = conn.limits.clone();
     let shared = Arc::new(ConnShared::new());
-    let io = ClientIo::new(stream, Arc::clone(&shared), false);
+    let io = ClientIo::new(stream, Arc::clone(&shared), true);
     let client_ip = HeaderValue::from_str(&conn.client_ip)
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let ctx = Arc::new(ConnCtx {
@@ -112,17 +103,14 @@ where
         client_ip,
         is_tls: conn.is_tls,
         shared: Arc::clone(&shared),
-        h1_requests: AtomicU64::new(0),
         cap: limits::RequestCap::new(limits.max_requests),
-        tasks: scope.tasks.clone(),
-        kill: scope.kill.clone(),
     });
 
-    let builder = limits.builder();
+    let builder = limits.builder().http2_only();
     let timeouts = limits.timeouts;
     let cap_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| service::handle(Arc::clone(&ctx), req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let idle = shared.idle_expired(timeouts.idle);
     tokio::pin!(idle);

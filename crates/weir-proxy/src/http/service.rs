@@ -28,7 +28,7 @@ use super::body::{ReqBody, ResBody};
 use super::error::UpstreamError;
 use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::{self, BodySource, HyperAttempt, Outgoing};
-use super::{headers, host, upgrade, ConnCtx};
+use super::{headers, host, ConnCtx};
 use crate::io::RequestGuard;
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -54,10 +54,6 @@ pub(crate) async fn handle(
     let request_id = request_id::of(req.headers());
     let wants_keep_alive =
         version == Version::HTTP_10 && headers::connection_has(req.headers(), "keep-alive");
-    let bad_head = h1 && {
-        let index = ctx.h1_requests.fetch_add(1, Ordering::Relaxed);
-        ctx.shared.is_bad_head(index)
-    };
     // A fresh snapshot per request: a reload applies to the next request on a
     // kept-alive connection.
     let listener = ctx
@@ -84,15 +80,7 @@ pub(crate) async fn handle(
                 counted: false,
                 access,
             };
-            let mut resp = if bad_head {
-                tracing::debug!(peer = %ctx.peer, "refused Transfer-Encoding with Content-Length");
-                // The 400 closes the connection and hyper ends it `Ok`: counted here.
-                protocol_error(&listener);
-                let msg = "request has both Transfer-Encoding and Content-Length";
-                reply(StatusCode::BAD_REQUEST, msg, &request_id, guard, h1)
-            } else {
-                proxy(&ctx, &listener, req, &request_id, guard, &mut answer).await
-            };
+            let mut resp = proxy(&ctx, &listener, req, &request_id, guard, &mut answer).await;
             answer.finish(&mut resp, start);
             resp
         }
@@ -191,7 +179,7 @@ impl<'t> Answer<'t> {
 async fn proxy<'t>(
     ctx: &ConnCtx,
     listener: &'t ListenerTable,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     id: &HeaderValue,
     guard: RequestGuard,
     answer: &mut Answer<'t>,
@@ -240,7 +228,6 @@ async fn proxy<'t>(
     };
 
     let upgrade = headers::is_upgrade(version, req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
     let source = match read_first_frame(body, body_timeout, counted).await {
@@ -255,14 +242,19 @@ async fn proxy<'t>(
         }
     };
     headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
-    let mut out = HyperAttempt::new(Outgoing::new(parts.method, parts.uri, parts.headers, source));
+    let mut out = HyperAttempt::new(Outgoing::new(
+        parts.method,
+        parts.uri,
+        parts.headers,
+        source,
+    ));
 
     let mut retries = 0;
     let forwarded = upstream::forward(pool, first, &mut out, &mut retries).await;
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
     }
-    let ((mut response, sender), in_flight) = match forwarded {
+    let ((response, sender), in_flight) = match forwarded {
         Ok(forwarded) => forwarded,
         Err(UpstreamError::Reset { source, .. }) if source.is_user() => {
             // The client's own body failed mid-stream (bad chunk, early close).
@@ -289,23 +281,15 @@ async fn proxy<'t>(
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client_upgrade) = client_upgrade else {
-            tracing::debug!(
-                pool = pool.name(),
-                backend = in_flight.backend().address(),
-                "101 without an upgrade request"
-            );
-            let msg = "backend switched protocols unasked";
-            return reply(StatusCode::BAD_GATEWAY, msg, id, guard, h1);
-        };
-        answer.backend_answered(in_flight.backend(), response.status());
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
-        ctx.shared.stop_scanning();
-        upgrade::tunnel(ctx, client_upgrade, upstream_upgrade, in_flight);
-        let (mut parts, _) = response.into_parts();
-        headers::prepare_response(&mut parts.headers, true);
-        parts.version = version;
-        return Response::from_parts(parts, ResBody::empty());
+        // HTTP/2 has no Upgrade (RFC 9113 §8.6), and weir forwards none from an HTTP/2
+        // client: a 101 was not asked for.
+        tracing::debug!(
+            pool = pool.name(),
+            backend = in_flight.backend().address(),
+            "101 without an upgrade request"
+        );
+        let msg = "backend switched protocols unasked";
+        return reply(StatusCode::BAD_GATEWAY, msg, id, guard, h1);
     }
 
     answer.backend_answered(in_flight.backend(), response.status());
