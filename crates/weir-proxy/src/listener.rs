@@ -204,9 +204,16 @@ async fn serve(
         .map(weir_telemetry::ListenerMetrics::connection_opened);
     let mut stream = stream;
     let header_read = listener.timeouts().header_read;
-    let Some(origin) =
-        crate::proxy_protocol::on_accept(&mut stream, peer, &table, listener.name(), header_read)
-            .await
+    // Boxed, like every state an idle HTTP/1 connection is never in (TLS handshake, TCP
+    // relay): the connection task's future stays as small as the state it waits in.
+    let Some(origin) = Box::pin(crate::proxy_protocol::on_accept(
+        &mut stream,
+        peer,
+        &table,
+        listener.name(),
+        header_read,
+    ))
+    .await
     else {
         return;
     };
@@ -215,7 +222,7 @@ async fn serve(
     let Some(tls) = tls else {
         return dispatch(stream, false, peer, origin, listener, table, &scope).await;
     };
-    let Some(stream) = crate::tls::accept(&tls, stream, &scope.kill).await else {
+    let Some(stream) = Box::pin(crate::tls::accept(&tls, stream, &scope.kill)).await else {
         return;
     };
     dispatch(stream, true, peer, origin, listener, table, &scope).await;
@@ -241,7 +248,7 @@ async fn dispatch<S>(
             drop(listener);
             crate::http::serve(stream, is_tls, peer, limits, table, scope).await;
         }
-        Protocol::Tcp => crate::tcp::serve(stream, origin, &listener, scope).await,
+        Protocol::Tcp => Box::pin(crate::tcp::serve(stream, origin, &listener, scope)).await,
     }
 }
 

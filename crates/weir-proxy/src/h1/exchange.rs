@@ -11,31 +11,29 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use weir_balance::{Backend, PoolSettings};
 use weir_h1::{Method, Parsed, ResponseHead};
 
-use super::body::{pump, PumpError, Sink, Source};
+use super::body::PumpError;
 use super::buf::Buf;
 use super::conn::{self, Stream};
+use super::upload::Upload;
 use crate::http::{Attempt, ResetCause, UpstreamError};
 
 /// Largest backend response head (HAProxy's `tune.bufsize` caps its heads the same).
 pub(crate) const MAX_RESPONSE_HEAD: usize = super::buf::BUF_SIZE;
 
 /// The rest of a request body, streamed from the client during the first attempt that
-/// gets that far (such a request is never replayed).
+/// gets that far (such a request is never replayed), while the response is read.
 #[derive(Debug)]
 pub(crate) struct Streamed<'a, C: ?Sized> {
     pub(crate) client: &'a mut C,
     pub(crate) buf: &'a mut Buf,
-    pub(crate) source: Option<Source>,
-    pub(crate) out: &'a mut Vec<u8>,
-    pub(crate) idle: Duration,
-    /// Body bytes sent on (access log).
-    pub(crate) moved: u64,
+    pub(crate) upload: Upload,
+    /// Some of it went out.
+    pub(crate) started: bool,
 }
 
 /// A request ready to go to a backend.
@@ -170,6 +168,46 @@ impl<C> Exchange<'_, C>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + ?Sized,
 {
+    /// Streams the body while watching for the response: `Some(status)` when a final
+    /// response head arrived before the upload ended (the caller finishes the upload
+    /// alongside the response body), `None` once the upload is done first.
+    async fn upload_and_read(
+        body: &mut Streamed<'_, C>,
+        stream: &mut Stream,
+        buf: &mut Buf,
+        head: &mut ResponseHead,
+        method: Method,
+    ) -> Result<Option<u16>, Fail> {
+        let (mut rd, mut wr) = tokio::io::split(&mut *stream);
+        loop {
+            tokio::select! {
+                step = body.upload.step(&mut *body.client, &mut *body.buf, &mut wr) => match step {
+                    Ok(true) => return Ok(None),
+                    Ok(false) => {}
+                    Err(PumpError::Sink(e)) => return Err(Fail::Sent(ResetCause::Io(e))),
+                    Err(_) => return Err(Fail::Client),
+                },
+                read = buf.read_from(&mut rd) => {
+                    match read {
+                        Ok(0) => return Err(Fail::Sent(ResetCause::Closed)),
+                        Ok(_) => {}
+                        Err(e) => return Err(Fail::Sent(ResetCause::Io(e))),
+                    }
+                    loop {
+                        match head.parse(buf.filled(), MAX_RESPONSE_HEAD, method) {
+                            Ok(Parsed::Complete) if (100..200).contains(&head.status) && head.status != 101 => {
+                                buf.consume(head.len);
+                            }
+                            Ok(Parsed::Complete) => return Ok(Some(head.status)),
+                            Ok(Parsed::Partial) => break,
+                            Err(refusal) => return Err(Fail::Invalid(refusal.reason)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes the request and reads the final response head (1xx are skipped; a 101
     /// is final).
     async fn send(&mut self, stream: &mut Stream, buf: &mut Buf) -> Result<u16, Fail> {
@@ -183,29 +221,11 @@ where
             .await
             .map_err(sent)?;
         if let Some(body) = self.body.as_mut() {
-            if let Some(source) = body.source.take() {
-                let sink = match source {
-                    Source::Chunked(_) => Sink::Chunked { trailers: true },
-                    Source::Length(_) | Source::Close => Sink::Raw,
-                };
-                body.out.clear();
-                match pump(
-                    body.client,
-                    body.buf,
-                    stream,
-                    source,
-                    sink,
-                    body.out,
-                    body.idle,
-                )
-                .await
-                {
-                    Ok(n) => body.moved = n,
-                    Err(PumpError::Sink(e)) => return Err(sent(e)),
-                    Err(PumpError::Source(_) | PumpError::Framing(_) | PumpError::Idle) => {
-                        return Err(Fail::Client)
-                    }
-                }
+            body.started = true;
+            if let Some(status) =
+                Self::upload_and_read(body, stream, buf, self.head, self.method).await?
+            {
+                return Ok(status);
             }
         }
         stream.flush().await.map_err(sent)?;

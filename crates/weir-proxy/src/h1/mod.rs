@@ -34,6 +34,7 @@ mod request;
 mod rewind;
 mod server;
 mod tunnel;
+mod upload;
 mod write;
 
 use std::future::Future;

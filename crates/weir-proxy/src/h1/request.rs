@@ -23,6 +23,7 @@ use super::buf::Buf;
 use super::conn;
 use super::exchange::{Answered, Exchange, Streamed};
 use super::server::{ClientStream, Ctx};
+use super::upload::{Rest, Upload};
 use super::write::{self, Forwarding, Out};
 use crate::http::access::Access;
 use crate::http::{forward, host, request_id};
@@ -47,7 +48,7 @@ pub(crate) enum Next {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     pub(crate) out: Vec<u8>,
-    spare: Vec<u8>,
+    pub(crate) spare: Vec<u8>,
     pub(crate) req: RequestHead,
     resp: ResponseHead,
 }
@@ -500,7 +501,7 @@ async fn proxy<'t, S: ClientStream>(
 
     // The body: held whole if it came with the head, else streamed.
     let idle = listener.timeouts().idle;
-    let mut streamed: Option<Source> = None;
+    let mut streamed: Option<Rest> = None;
     let mut bytes_in = 0u64;
     match framing {
         Framing::None | Framing::Close | Framing::Length(0) => {}
@@ -519,7 +520,7 @@ async fn proxy<'t, S: ClientStream>(
                 buf.consume(n);
                 bytes_in = n as u64;
             } else {
-                streamed = Some(Source::Length(n));
+                streamed = Some(Rest::Length(n));
             }
         }
         Framing::Chunked => {
@@ -538,7 +539,7 @@ async fn proxy<'t, S: ClientStream>(
                 Ok((_, false)) => {
                     sc.out.truncate(mark);
                     bytes_in = 0;
-                    streamed = Some(Source::Chunked(ChunkedDecoder::default()));
+                    streamed = Some(Rest::Chunked(ChunkedDecoder::default()));
                 }
                 Err(e) => {
                     tracing::debug!(peer = %ctx.peer, error = ?e, "invalid request body");
@@ -554,13 +555,11 @@ async fn proxy<'t, S: ClientStream>(
     } = sc;
     let mut ex = Exchange {
         wire: out,
-        body: streamed.map(|source| Streamed {
+        body: streamed.map(|rest| Streamed {
             client: &mut *stream,
             buf: &mut *buf,
-            source: Some(source),
-            out: spare,
-            idle,
-            moved: 0,
+            upload: Upload::new(rest, std::mem::take(spare), idle),
+            started: false,
         }),
         method,
         replayable,
@@ -570,19 +569,27 @@ async fn proxy<'t, S: ClientStream>(
     let mut retries = 0;
     let result = forward(pool, first, &mut ex, &mut retries).await;
     let client_failed = ex.client_failed;
-    let body_done = ex
-        .body
-        .as_ref()
-        .is_none_or(|b| b.source.is_none() && !client_failed);
-    if let Some(b) = &ex.body {
-        bytes_in += b.moved;
-    }
+    // The upload goes on beside the response when the response came first.
+    let upload = ex.body.take().map(|b| b.upload);
     drop(ex);
+    let body_done = !client_failed && upload.as_ref().is_none_or(|u| u.done);
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
         a.bytes_in
             .fetch_add(bytes_in, std::sync::atomic::Ordering::Relaxed);
     }
+    let pending = match upload {
+        Some(u) if !u.done && result.is_ok() => Some(u),
+        Some(u) => {
+            if let Some(a) = answer.access.as_mut() {
+                a.bytes_in
+                    .fetch_add(u.moved, std::sync::atomic::Ordering::Relaxed);
+            }
+            sc.spare = u.into_buffer();
+            None
+        }
+        None => None,
+    };
     let (answered, in_flight) = match result {
         Ok(ok) => ok,
         Err(_) if client_failed => {
@@ -618,11 +625,12 @@ async fn proxy<'t, S: ClientStream>(
             .await;
         }
     };
-    if !body_done {
+    if pending.is_none() && !body_done {
         keep = false;
     }
     respond(
         stream, ctx, buf, sc, id, version, keep, upgrade, answered, in_flight, pool, idle, answer,
+        pending,
     )
     .await
 }
@@ -711,6 +719,7 @@ async fn respond<S: ClientStream>(
     pool: &Arc<weir_balance::Pool>,
     idle: std::time::Duration,
     answer: &mut Answer<'_>,
+    mut upload: Option<Upload>,
 ) -> Next {
     let Answered {
         stream: mut up,
@@ -719,7 +728,7 @@ async fn respond<S: ClientStream>(
     } = answered;
     let backend = Arc::clone(in_flight.backend());
     if status == 101 {
-        if !upgrade {
+        if !upgrade || upload.is_some() {
             tracing::debug!(
                 pool = pool.name(),
                 backend = backend.address(),
@@ -797,16 +806,56 @@ async fn respond<S: ClientStream>(
         },
         Out::AsIs | Out::Close => Sink::Raw,
     };
-    let moved = match source {
-        None => body::write(stream, &sc.out, idle).await.map(|()| 0),
-        Some(source) => pump(&mut up, &mut upbuf, stream, source, sink, &mut sc.out, idle).await,
+    let moved = match upload.as_mut() {
+        None => match source {
+            None => body::write(stream, &sc.out, idle).await.map(|()| 0),
+            Some(source) => {
+                pump(&mut up, &mut upbuf, stream, source, sink, &mut sc.out, idle).await
+            }
+        },
+        Some(upload) => {
+            // Both directions at once: the rest of the request body up, the response down.
+            let (mut client_rd, mut client_wr) = tokio::io::split(&mut *stream);
+            let (mut up_rd, mut up_wr) = tokio::io::split(&mut up);
+            let down = async {
+                match source {
+                    None => body::write(&mut client_wr, &sc.out, idle).await.map(|()| 0),
+                    Some(source) => {
+                        pump(
+                            &mut up_rd,
+                            &mut upbuf,
+                            &mut client_wr,
+                            source,
+                            sink,
+                            &mut sc.out,
+                            idle,
+                        )
+                        .await
+                    }
+                }
+            };
+            let rest = upload.finish(&mut client_rd, buf, &mut up_wr);
+            let (down, rest) = tokio::join!(down, rest);
+            if let Some(a) = answer.access.as_mut() {
+                a.bytes_in
+                    .fetch_add(upload.moved, std::sync::atomic::Ordering::Relaxed);
+            }
+            if rest.is_err() {
+                keep = false;
+            }
+            down
+        }
     };
+    let upload_ok = upload.as_ref().is_none_or(|u| u.done);
+    if let Some(u) = upload.take() {
+        sc.spare = u.into_buffer();
+    }
     match moved {
         Ok(n) => {
             if let Some(a) = answer.access.as_mut() {
                 a.bytes_out = n;
             }
-            if reusable && upbuf.is_empty() {
+            if reusable && upload_ok && upbuf.is_empty() {
                 conn::give_back(&backend, up);
             }
             upbuf.give_back();

@@ -128,12 +128,16 @@ pub(crate) async fn serve<S: ClientStream>(
                 return;
             }
             Next::Http2 => {
-                crate::http::serve_hyper(super::rewind::Rewind::new(buf, stream), &ctx).await;
+                Box::pin(crate::http::serve_hyper(
+                    super::rewind::Rewind::new(buf, stream),
+                    &ctx,
+                ))
+                .await;
                 return;
             }
             Next::Upgrade(tunnel) => {
                 buf.give_back();
-                tunnel.run(stream, &ctx).await;
+                Box::pin(tunnel.run(stream, &ctx)).await;
                 return;
             }
         }
