@@ -348,3 +348,77 @@ async fn head_keeps_content_length_and_the_backend_connection() {
         "connection reused after HEAD"
     );
 }
+
+/// Opens a tunnel through `proxy` to the echo-upgrade backend and waits for its 101.
+async fn open_tunnel(proxy: &Proxy) -> TcpStream {
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(s.read_u8().await.expect("read head"));
+        }
+    })
+    .await
+    .expect("101 in time");
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_after_timeouts_idle() {
+    // Issue 9: tunnels used to escape the idle timeout and lived until a side closed.
+    let b = backend(Behaviour::Upgrade).await;
+    let mut listener = http_listener("app");
+    listener.timeouts.idle = Duration::from_millis(300);
+    let proxy = Proxy::start(config(listener, vec![pool("app", &[b.addr])])).await;
+    let mut s = open_tunnel(&proxy).await;
+    s.write_all(b"still here").await.expect("write");
+    let mut back = [0u8; 10];
+    s.read_exact(&mut back).await.expect("echo");
+    let quiet = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .expect("the idle tunnel was closed");
+    assert!(n.is_ok(), "{n:?}");
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(250),
+        "closed before it was idle: {:?}",
+        quiet.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_tunnel_keeps_its_connection_counted_and_its_permit() {
+    // Issue 9: a tunnel used to leave its client connection's count and
+    // `max_connections` permit behind once the 101 was sent.
+    let b = backend(Behaviour::Upgrade).await;
+    let mut listener = http_listener("app");
+    listener.max_connections = 1;
+    let proxy = Proxy::start(config(listener, vec![pool("app", &[b.addr])])).await;
+    let mut s = open_tunnel(&proxy).await;
+    s.write_all(b"x").await.expect("write");
+    let mut one = [0u8; 1];
+    s.read_exact(&mut one).await.expect("echo");
+    assert_eq!(proxy.handle.active_connections(), 1, "the tunnel is not counted");
+    // A second client waits in the backlog while the tunnel holds the only permit...
+    let mut second = TcpStream::connect(proxy.addr).await.expect("connect");
+    second
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut early = [0u8; 1];
+    let answered = tokio::time::timeout(Duration::from_millis(300), second.read(&mut early)).await;
+    assert!(answered.is_err(), "served beyond max_connections: {answered:?}");
+    // ...and is served once the tunnel closes.
+    drop(s);
+    let mut reply = Vec::new();
+    tokio::time::timeout(WAIT, second.read_to_end(&mut reply))
+        .await
+        .expect("served after the tunnel closed")
+        .expect("read");
+    assert!(reply.starts_with(b"HTTP/1.1 "), "{}", String::from_utf8_lossy(&reply));
+}
