@@ -225,7 +225,10 @@ async fn serve(
     let Some(stream) = Box::pin(crate::tls::accept(&tls, stream, &scope.kill)).await else {
         return;
     };
-    dispatch(stream, true, peer, origin, listener, table, &scope).await;
+    Box::pin(dispatch(
+        stream, true, peer, origin, listener, table, &scope,
+    ))
+    .await;
 }
 
 /// Hands a client stream (plain, or TLS after its handshake) to HTTP or TCP.

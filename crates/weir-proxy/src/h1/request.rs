@@ -73,7 +73,7 @@ impl Scratch {
         }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            if s.len() < 64 {
+            if s.len() < 16 {
                 s.push(self);
             }
         });

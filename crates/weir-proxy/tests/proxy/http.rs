@@ -363,7 +363,11 @@ async fn open_tunnel(proxy: &Proxy) -> TcpStream {
     })
     .await
     .expect("101 in time");
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
@@ -403,7 +407,11 @@ async fn a_tunnel_keeps_its_connection_counted_and_its_permit() {
     s.write_all(b"x").await.expect("write");
     let mut one = [0u8; 1];
     s.read_exact(&mut one).await.expect("echo");
-    assert_eq!(proxy.handle.active_connections(), 1, "the tunnel is not counted");
+    assert_eq!(
+        proxy.handle.active_connections(),
+        1,
+        "the tunnel is not counted"
+    );
     // A second client waits in the backlog while the tunnel holds the only permit...
     let mut second = TcpStream::connect(proxy.addr).await.expect("connect");
     second
@@ -412,7 +420,10 @@ async fn a_tunnel_keeps_its_connection_counted_and_its_permit() {
         .expect("write");
     let mut early = [0u8; 1];
     let answered = tokio::time::timeout(Duration::from_millis(300), second.read(&mut early)).await;
-    assert!(answered.is_err(), "served beyond max_connections: {answered:?}");
+    assert!(
+        answered.is_err(),
+        "served beyond max_connections: {answered:?}"
+    );
     // ...and is served once the tunnel closes.
     drop(s);
     let mut reply = Vec::new();
@@ -420,5 +431,9 @@ async fn a_tunnel_keeps_its_connection_counted_and_its_permit() {
         .await
         .expect("served after the tunnel closed")
         .expect("read");
-    assert!(reply.starts_with(b"HTTP/1.1 "), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
 }
