@@ -16,6 +16,9 @@ const RESPONSE_TOO_LARGE: Refusal = Refusal {
     reason: "response head too large",
 };
 
+/// Headers a response is first parsed with (more: parsed again with [`MAX_HEADERS`]).
+const FEW_HEADERS: usize = 24;
+
 /// A byte range of the buffer a head was parsed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Span {
@@ -247,9 +250,11 @@ impl RequestHead {
     pub fn parse(&mut self, buf: &[u8]) -> Result<Parsed, Refusal> {
         // Never look past the limit: a head that has not ended within it is refused.
         let window = buf.get(..MAX_HEAD_BYTES).unwrap_or(buf);
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut raw);
-        let len = match req.parse(window) {
+        // Uninitialised: filling 100 empty headers per parse cost more than the parse.
+        let mut raw =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(window, &mut raw) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(TOO_LARGE),
             Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
@@ -332,9 +337,18 @@ impl ResponseHead {
     /// The refusal, when the response must not be forwarded.
     pub fn parse(&mut self, buf: &[u8], max: usize, method: Method) -> Result<Parsed, Refusal> {
         let window = buf.get(..max).unwrap_or(buf);
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut raw);
-        let len = match resp.parse(window) {
+        // httparse has no uninitialised form for responses: most have few headers, so
+        // a short array is tried first (filling 100 empty ones cost more than the parse).
+        let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+        let mut many;
+        let mut resp = httparse::Response::new(&mut few);
+        let mut parsed = resp.parse(window);
+        if parsed == Err(httparse::Error::TooManyHeaders) {
+            many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            resp = httparse::Response::new(&mut many);
+            parsed = resp.parse(window);
+        }
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() >= max => return Err(RESPONSE_TOO_LARGE),
             Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),

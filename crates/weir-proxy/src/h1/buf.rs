@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub(crate) const BUF_SIZE: usize = 16 * 1024;
 
 /// Buffers kept per worker thread.
-const KEPT_PER_WORKER: usize = 16;
+const KEPT_PER_WORKER: usize = 64;
 
 thread_local! {
     static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };

@@ -239,7 +239,8 @@ async fn read_head<S: ClientStream>(
     wait: std::time::Duration,
 ) -> Option<Next> {
     let limit = ctx.limits.timeouts.header_read;
-    let deadline = (!limit.is_zero()).then(|| Instant::now() + limit);
+    // Set when a head needs a second read (most arrive in one).
+    let mut deadline = None;
     if buf.is_empty() {
         // Woken by readiness that may have been a false positive: the first byte
         // still gets only the wait it was due.
@@ -273,9 +274,11 @@ async fn read_head<S: ClientStream>(
         if buf.is_full() {
             buf.grow(weir_h1::MAX_HEAD_BYTES + 1);
         }
-        let read = match deadline {
-            Some(d) => tokio::time::timeout_at(d, buf.read_from(stream)).await,
-            None => Ok(buf.read_from(stream).await),
+        let d = *deadline.get_or_insert_with(|| Instant::now() + limit);
+        let read = if limit.is_zero() {
+            Ok(buf.read_from(stream).await)
+        } else {
+            tokio::time::timeout_at(d, buf.read_from(stream)).await
         };
         match read {
             Err(_) => {

@@ -13,11 +13,13 @@
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::WaitForCancellationFuture;
 use weir_balance::SharedTable;
 
 use super::buf::Buf;
@@ -76,6 +78,12 @@ pub(crate) async fn serve<S: ClientStream>(
     };
     let mut held: Option<Buf> = None;
     let mut served: u64 = 0;
+    // Registered once for the connection's life: a fresh wait per request would lock
+    // each token's waiter list twice per request.
+    let kill = scope.kill.cancelled();
+    tokio::pin!(kill);
+    let drain = scope.drain.cancelled();
+    tokio::pin!(drain);
     loop {
         let t = &ctx.limits.timeouts;
         // The first head is also bounded by `header_read` from the accept.
@@ -91,7 +99,7 @@ pub(crate) async fn serve<S: ClientStream>(
                 if let Some(buf) = other {
                     buf.give_back();
                 }
-                if !wait_for_bytes(&stream, wait, scope).await {
+                if !wait_for_bytes(&stream, wait, kill.as_mut(), drain.as_mut()).await {
                     tracing::debug!("closing idle connection");
                     return;
                 }
@@ -110,7 +118,7 @@ pub(crate) async fn serve<S: ClientStream>(
             ));
             tokio::select! {
                 biased;
-                () = scope.kill.cancelled() => {
+                () = kill.as_mut() => {
                     tracing::debug!("connection closed by force");
                     return;
                 }
@@ -147,12 +155,17 @@ pub(crate) async fn serve<S: ClientStream>(
 /// Waits until the client's socket is readable; `false` when the wait timed out, the
 /// listener drains, or the socket failed. Readiness can be a false positive (and is
 /// always claimed for TLS): the first read is bounded by the same wait.
-async fn wait_for_bytes<S: ClientStream>(stream: &S, limit: Duration, scope: &ConnScope) -> bool {
+async fn wait_for_bytes<S: ClientStream>(
+    stream: &S,
+    limit: Duration,
+    kill: Pin<&mut WaitForCancellationFuture<'_>>,
+    drain: Pin<&mut WaitForCancellationFuture<'_>>,
+) -> bool {
     let ready = super::within(limit, poll_fn(|cx| stream.poll_read_ready_idle(cx)));
     tokio::select! {
         biased;
-        () = scope.kill.cancelled() => false,
+        () = kill => false,
         r = ready => matches!(r, Ok(Ok(()))),
-        () = scope.drain.cancelled() => false,
+        () = drain => false,
     }
 }
