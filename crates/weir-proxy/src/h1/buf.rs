@@ -96,6 +96,32 @@ impl Buf {
         }
     }
 
+    /// [`Buf::read_from`] as a poll, for bodies polled by hyper.
+    pub(crate) fn poll_read_from<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        src: &mut R,
+    ) -> std::task::Poll<io::Result<usize>> {
+        if self.end == self.data.len() && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let Some(room) = self.data.get_mut(self.end..).filter(|r| !r.is_empty()) else {
+            return std::task::Poll::Ready(Ok(0));
+        };
+        let mut rb = tokio::io::ReadBuf::new(room);
+        match std::pin::Pin::new(src).poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                self.end += n;
+                std::task::Poll::Ready(Ok(n))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
     /// Reads once from `src` after the unconsumed bytes; returns the byte count (0: EOF,
     /// or no room).
     pub(crate) async fn read_from<R: AsyncRead + Unpin + ?Sized>(

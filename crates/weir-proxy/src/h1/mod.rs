@@ -29,6 +29,7 @@ mod body;
 mod buf;
 mod conn;
 mod exchange;
+mod from_h2;
 mod hyper_bridge;
 mod request;
 mod rewind;
@@ -41,6 +42,8 @@ use std::future::Future;
 use std::time::Duration;
 
 pub(crate) use conn::Idle;
+pub(crate) use from_h2::{forward_buffered, wire, BoxError, H1Body};
+pub(crate) use request::pool_is_h2;
 pub(crate) use server::{serve, ClientStream, Ctx};
 
 /// Runs `fut` for at most `limit`; a zero limit means none (a timeout of 0 is "off"

@@ -141,6 +141,12 @@ pub(crate) enum ResBody {
     },
     /// A backend's body, streamed.
     Upstream(UpstreamBody),
+    /// A backend's body read by weir's HTTP/1 engine ([`crate::h1`]), for an HTTP/2
+    /// client.
+    H1 {
+        body: crate::h1::H1Body,
+        _request: RequestGuard,
+    },
 }
 
 /// A backend's response body and what must be released when it ends.
@@ -188,24 +194,33 @@ impl ResBody {
         })
     }
 
+    /// A body from weir's HTTP/1 engine.
+    pub(crate) fn h1(body: crate::h1::H1Body, request: RequestGuard) -> Self {
+        ResBody::H1 {
+            body,
+            _request: request,
+        }
+    }
+
     /// Attaches the request's access-log record: response bytes are added to it as they
     /// pass, and it is logged when this body is dropped.
     pub(crate) fn set_access(&mut self, record: Box<Access>) {
         match self {
             ResBody::Text { access, .. } => *access = Some(record),
             ResBody::Upstream(up) => up.access = Some(record),
+            ResBody::H1 { body, .. } => body.access = Some(record),
         }
     }
 }
 
 impl Body for ResBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::h1::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ResBody::Text { data, access, .. } => {
                 let data = data.take();
@@ -228,8 +243,9 @@ impl Body for ResBody {
                     Poll::Ready(Some(Err(e))) => up.failed(e),
                     _ => {}
                 }
-                res
+                res.map(|r| r.map(|r| r.map_err(Into::into)))
             }
+            ResBody::H1 { body, .. } => body.poll_data(cx),
         }
     }
 
@@ -237,6 +253,7 @@ impl Body for ResBody {
         match self {
             ResBody::Text { data, .. } => data.is_none(),
             ResBody::Upstream(up) => up.done || up.inner.is_end_stream(),
+            ResBody::H1 { body, .. } => body.is_done(),
         }
     }
 
@@ -246,6 +263,7 @@ impl Body for ResBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ResBody::Upstream(up) => up.inner.size_hint(),
+            ResBody::H1 { .. } => SizeHint::new(),
         }
     }
 }

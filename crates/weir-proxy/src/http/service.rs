@@ -242,6 +242,37 @@ async fn proxy<'t>(
         }
     };
     headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+    let bodyless_or_whole = matches!(
+        &source,
+        BodySource::Empty | BodySource::Buffered { trailers: None, .. }
+    );
+    if bodyless_or_whole && !crate::h1::pool_is_h2(pool) {
+        // weir's own HTTP/1 engine to the backend (see `crate::h1::from_h2`).
+        let data = match &source {
+            BodySource::Buffered { data, .. } => data.clone(),
+            _ => Bytes::new(),
+        };
+        let mut wire = Vec::with_capacity(1024 + data.len());
+        crate::h1::wire(&parts, &data, &mut wire);
+        let mut retries = 0;
+        let forwarded =
+            crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await;
+        if let Some(a) = answer.access.as_mut() {
+            a.retries = retries;
+        }
+        let (mut response, backend) = match forwarded {
+            Ok(f) => f,
+            Err(err) => return failed(ctx, pool, id, guard, answer, err),
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let msg = "backend switched protocols unasked";
+            return reply(StatusCode::BAD_GATEWAY, msg, id, guard, h1);
+        }
+        answer.backend_answered(&backend, response.status());
+        *response.version_mut() = version;
+        let (parts, body) = response.into_parts();
+        return Response::from_parts(parts, ResBody::h1(body, guard));
+    }
     let mut out = HyperAttempt::new(Outgoing::new(
         parts.method,
         parts.uri,
@@ -256,28 +287,7 @@ async fn proxy<'t>(
     }
     let ((response, sender), in_flight) = match forwarded {
         Ok(forwarded) => forwarded,
-        Err(UpstreamError::Reset { source, .. }) if source.is_user() => {
-            // The client's own body failed mid-stream (bad chunk, early close).
-            tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
-            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
-        }
-        Err(err) => {
-            // The detail stays here: the log and the access log get it, the client the
-            // status, a generic reason and the id to find this line by.
-            tracing::warn!(
-                request_id = log_id(id),
-                pool = pool.name(),
-                backend = err.backend().unwrap_or("-"),
-                status = err.status().as_u16(),
-                error = %err,
-                "request failed"
-            );
-            if let Some(a) = answer.access.as_mut() {
-                a.backend = err.backend().map(str::to_owned);
-                a.error = Some(err.to_string());
-            }
-            return reply(err.status(), err.reason(pool.name()), id, guard, false);
-        }
+        Err(err) => return failed(ctx, pool, id, guard, answer, err),
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -300,6 +310,39 @@ async fn proxy<'t>(
     let pool = Arc::clone(pool);
     let body = ResBody::upstream(body, reusable.then_some(sender), in_flight, pool, guard);
     Response::from_parts(parts, body)
+}
+
+/// Answers a request no backend answered: the client's own body failing is its 400,
+/// anything else the error's status with a generic reason; the detail goes to the log
+/// and the access log under the request id.
+fn failed(
+    ctx: &ConnCtx,
+    pool: &weir_balance::Pool,
+    id: &HeaderValue,
+    guard: RequestGuard,
+    answer: &mut Answer<'_>,
+    err: UpstreamError,
+) -> Response<ResBody> {
+    if let UpstreamError::Reset { source, .. } = &err {
+        if source.is_user() {
+            // The client's own body failed mid-stream (bad chunk, early close).
+            tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
+            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, false);
+        }
+    }
+    tracing::warn!(
+        request_id = log_id(id),
+        pool = pool.name(),
+        backend = err.backend().unwrap_or("-"),
+        status = err.status().as_u16(),
+        error = %err,
+        "request failed"
+    );
+    if let Some(a) = answer.access.as_mut() {
+        a.backend = err.backend().map(str::to_owned);
+        a.error = Some(err.to_string());
+    }
+    reply(err.status(), err.reason(pool.name()), id, guard, false)
 }
 
 enum FirstFrame {
