@@ -44,6 +44,10 @@ pub(crate) struct ConnScope {
     pub(crate) drain: CancellationToken,
     /// Ends whatever is left (forced).
     pub(crate) kill: CancellationToken,
+    /// Set just before `drain` is cancelled: read per request without the token's lock.
+    pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Set just before `kill` is cancelled (see `draining`).
+    pub(crate) killed: Arc<std::sync::atomic::AtomicBool>,
     /// Every connection task and tunnel.
     pub(crate) tasks: TaskTracker,
     /// The listener's current name.
@@ -99,6 +103,8 @@ pub fn start_tls_listener(
     let scope = ConnScope {
         drain: CancellationToken::new(),
         kill: CancellationToken::new(),
+        draining: Arc::default(),
+        killed: Arc::default(),
         tasks: TaskTracker::new(),
         name: Arc::new(ArcSwap::from_pointee(name)),
     };
@@ -340,6 +346,7 @@ impl ListenerHandle {
     /// finish: HTTP/1.1 connections close after their current response
     /// (`Connection: close`), HTTP/2 ones get GOAWAY, TCP streams run to their end.
     pub fn drain(&self) {
+        self.scope.draining.store(true, Ordering::Release);
         self.scope.drain.cancel();
         self.scope.tasks.close();
     }
@@ -373,6 +380,7 @@ impl ListenerHandle {
             return 0;
         }
         let left = self.scope.tasks.len();
+        self.scope.killed.store(true, Ordering::Release);
         self.scope.kill.cancel();
         // Every task selects on `kill`, so they end at their next poll.
         if tokio::time::timeout(Duration::from_secs(1), self.scope.tasks.wait())

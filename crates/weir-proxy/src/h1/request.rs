@@ -782,7 +782,12 @@ async fn respond<S: ClientStream>(
         Framing::Close if version == Version::Http11 => (Out::Chunked, Some(Source::Close)),
         Framing::Close => (Out::Close, Some(Source::Close)),
     };
-    if out_mode == Out::Close || ctx.scope.drain.is_cancelled() {
+    if out_mode == Out::Close
+        || ctx
+            .scope
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
         keep = false;
     }
     let keep_alive = match (keep, version) {

@@ -14,6 +14,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -78,12 +79,14 @@ pub(crate) async fn serve<S: ClientStream>(
     };
     let mut held: Option<Buf> = None;
     let mut served: u64 = 0;
-    // Registered once for the connection's life: a fresh wait per request would lock
-    // each token's waiter list twice per request.
+    // Registered once for the connection's life: a fresh wait per request, or even a
+    // re-poll of a registered one, locks each token's waiter list.
     let kill = scope.kill.cancelled();
     tokio::pin!(kill);
+    let mut kill = Signal::new(&scope.killed, kill);
     let drain = scope.drain.cancelled();
     tokio::pin!(drain);
+    let mut drain = Signal::new(&scope.draining, drain);
     loop {
         let t = &ctx.limits.timeouts;
         // The first head is also bounded by `header_read` from the accept.
@@ -99,7 +102,7 @@ pub(crate) async fn serve<S: ClientStream>(
                 if let Some(buf) = other {
                     buf.give_back();
                 }
-                if !wait_for_bytes(&stream, wait, kill.as_mut(), drain.as_mut()).await {
+                if !wait_for_bytes(&stream, wait, &mut kill, &mut drain).await {
                     tracing::debug!("closing idle connection");
                     return;
                 }
@@ -118,7 +121,7 @@ pub(crate) async fn serve<S: ClientStream>(
             ));
             tokio::select! {
                 biased;
-                () = kill.as_mut() => {
+                () = &mut kill => {
                     tracing::debug!("connection closed by force");
                     return;
                 }
@@ -158,14 +161,50 @@ pub(crate) async fn serve<S: ClientStream>(
 async fn wait_for_bytes<S: ClientStream>(
     stream: &S,
     limit: Duration,
-    kill: Pin<&mut WaitForCancellationFuture<'_>>,
-    drain: Pin<&mut WaitForCancellationFuture<'_>>,
+    kill: &mut Signal<'_, '_>,
+    drain: &mut Signal<'_, '_>,
 ) -> bool {
     let ready = super::within(limit, poll_fn(|cx| stream.poll_read_ready_idle(cx)));
     tokio::select! {
         biased;
-        () = kill => false,
+        () = &mut *kill => false,
         r = ready => matches!(r, Ok(Ok(()))),
-        () = drain => false,
+        () = &mut *drain => false,
+    }
+}
+
+/// A listener's drain or kill as this connection's task sees it: the token's wait is
+/// registered with the task's waker once (a task's waker does not change), after which
+/// a poll reads only the flag set just before the token is cancelled.
+struct Signal<'f, 't> {
+    flag: &'f AtomicBool,
+    wait: Pin<&'f mut WaitForCancellationFuture<'t>>,
+    registered: bool,
+}
+
+impl<'f, 't> Signal<'f, 't> {
+    fn new(flag: &'f AtomicBool, wait: Pin<&'f mut WaitForCancellationFuture<'t>>) -> Self {
+        Signal {
+            flag,
+            wait,
+            registered: false,
+        }
+    }
+}
+
+impl std::future::Future for Signal<'_, '_> {
+    type Output = ();
+
+    /// Ready once the signal is given.
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.flag.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if this.registered {
+            return Poll::Pending;
+        }
+        this.registered = true;
+        std::future::Future::poll(this.wait.as_mut(), cx)
     }
 }

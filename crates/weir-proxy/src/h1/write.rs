@@ -10,7 +10,7 @@
 //! backend's status line and end-to-end headers, the request id, and the framing and
 //! `Connection` weir decided.
 
-use weir_h1::{Framing, HeaderKind, RequestHead, ResponseHead, Version};
+use weir_h1::{Framing, Header, HeaderKind, RequestHead, ResponseHead, Version};
 
 /// What the request head needs beyond the client's head.
 #[derive(Debug)]
@@ -34,18 +34,19 @@ pub(crate) fn request(head: &RequestHead, src: &[u8], fwd: &Forwarding<'_>, out:
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut forwarded_for = false;
     let mut host_value: Option<&[u8]> = fwd.host;
-    for h in &head.headers {
+    let mut runs = Runs::new(src, &head.headers, head.len);
+    for (i, h) in head.headers.iter().enumerate() {
         match h.kind {
-            HeaderKind::Other => field(out, h.name.of(src), h.value.of(src)),
+            HeaderKind::Other => runs.keep(i, out),
             HeaderKind::Host if fwd.host.is_none() => {
-                let v = h.value.of(src);
-                host_value = Some(v);
-                field(out, b"host", v);
+                host_value = Some(h.value.of(src));
+                runs.keep(i, out);
             }
             HeaderKind::XForwardedFor => forwarded_for = true,
             _ => {}
         }
     }
+    runs.flush(out);
     // One field: every earlier hop, then this client.
     out.extend_from_slice(b"x-forwarded-for: ");
     if forwarded_for {
@@ -118,20 +119,20 @@ pub(crate) fn response(
     // A 204 has no content, so no length either (RFC 9110 §8.6); a 304's is the length
     // the full response would have, and stays.
     let length_kept = body == Out::AsIs && head.status != 204 && !switching;
-    for h in &head.headers {
+    let mut runs = Runs::new(src, &head.headers, head.len);
+    for (i, h) in head.headers.iter().enumerate() {
         match h.kind {
-            HeaderKind::ContentLength if length_kept => {
-                field(out, h.name.of(src), h.value.of(src));
-            }
+            HeaderKind::ContentLength if length_kept => runs.keep(i, out),
             HeaderKind::Other
             | HeaderKind::Host
             | HeaderKind::Expect
             | HeaderKind::XForwardedFor
             | HeaderKind::XForwardedProto
-            | HeaderKind::XForwardedHost => field(out, h.name.of(src), h.value.of(src)),
+            | HeaderKind::XForwardedHost => runs.keep(i, out),
             _ => {}
         }
     }
+    runs.flush(out);
     if let (true, Some(up)) = (switching, head.upgrade) {
         field(out, b"upgrade", up.of(src));
         out.extend_from_slice(b"connection: upgrade\r\n");
@@ -148,6 +149,62 @@ pub(crate) fn response(
         }
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Header lines passed on as they were received: consecutive ones in one copy (a head
+/// is mostly such lines), instead of four appends per field. A line that does not end
+/// in CRLF (httparse also takes a bare LF) is written again as `name: value` CRLF.
+struct Runs<'s> {
+    src: &'s [u8],
+    headers: &'s [Header],
+    head_len: usize,
+    run: (usize, usize),
+}
+
+impl<'s> Runs<'s> {
+    fn new(src: &'s [u8], headers: &'s [Header], head_len: usize) -> Self {
+        Runs {
+            src,
+            headers,
+            head_len,
+            run: (0, 0),
+        }
+    }
+
+    /// Passes header `i` on.
+    fn keep(&mut self, i: usize, out: &mut Vec<u8>) {
+        let Some(h) = self.headers.get(i) else {
+            return;
+        };
+        let start = h.name.start as usize;
+        let end = self
+            .headers
+            .get(i + 1)
+            .map_or(self.head_len.saturating_sub(2), |n| n.name.start as usize);
+        let whole = self
+            .src
+            .get(start..end)
+            .is_some_and(|line| line.len() > 2 && line.ends_with(b"\r\n"));
+        if !whole {
+            self.flush(out);
+            field(out, h.name.of(self.src), h.value.of(self.src));
+            return;
+        }
+        if self.run.1 == start && self.run.1 > self.run.0 {
+            self.run.1 = end;
+        } else {
+            self.flush(out);
+            self.run = (start, end);
+        }
+    }
+
+    /// Writes the pending run.
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.run.1 > self.run.0 {
+            out.extend_from_slice(self.src.get(self.run.0..self.run.1).unwrap_or_default());
+        }
+        self.run = (0, 0);
+    }
 }
 
 /// The request body's framing header.
