@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034  # RPS, P50 and P99 are read through summary's nameref
 # weir vs HAProxy vs nginx as HTTP/1.1 keep-alive reverse proxies, side by side in one run.
 #
 # Each proxy runs with ONE worker thread pinned to CPU 1; the load generator and the backend

@@ -120,6 +120,10 @@ make_cert() {
   cat "$work/tls/site.pem" "$work/tls/site.key" > "$work/tls/site.both.pem"
 }
 
+# https://localhost:PORT/ of proxy $1's TLS port: clients send SNI "localhost" (an IP
+# address is no valid SNI, and rustls logs a warning for each one).
+tls_url() { echo "https://localhost:${TLS[$1]#*:}/"; }
+
 # Picks the ports and writes the three proxies' configs, each with the same three entry
 # points in front of the backend $BACKEND: H1[name] (HTTP/1.1; weir's also takes h2c),
 # H2C[name] (HTTP/2 with prior knowledge), TLS[name] (ALPN h2 and http/1.1, the
