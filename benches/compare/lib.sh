@@ -128,7 +128,9 @@ tls_url() { echo "https://localhost:${TLS[$1]#*:}/"; }
 # points in front of the backend $BACKEND: H1[name] (HTTP/1.1; weir's also takes h2c),
 # H2C[name] (HTTP/2 with prior knowledge), TLS[name] (ALPN h2 and http/1.1, the
 # certificate from make_cert). HAProxy and nginx are configured as a keep-alive reverse
-# proxy the way their manuals show; weir with its defaults.
+# proxy the way their manuals show; weir with its defaults, except that it too keeps a
+# connection for any number of requests (HAProxy has no such cap, nginx gets 1,000,000;
+# h2load would not reconnect after weir's default GOAWAY at 1,000).
 declare -A H1 H2C TLS PID
 write_proxy_configs() {
   local ports
@@ -142,9 +144,10 @@ write_proxy_configs() {
   cat > "$work/weir.yaml" <<CONF
 admin: { listen: $ADMIN }
 listeners:
-  - { name: bench, listen: ${H1[weir]}, routes: [ { pool: app } ] }
+  - { name: bench, listen: ${H1[weir]}, max_requests_per_connection: 0, routes: [ { pool: app } ] }
   - name: bench-tls
     listen: ${TLS[weir]}
+    max_requests_per_connection: 0
     tls: { certificates: [ { cert: $work/tls/site.pem, key: $work/tls/site.key } ] }
     routes: [ { pool: app } ]
 pools:
