@@ -1,125 +1,119 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034  # RPS, P50 and P99 are read through summary's nameref
 # weir vs HAProxy vs nginx as HTTP/1.1 keep-alive reverse proxies, side by side in one run.
 #
-# Each proxy runs with ONE worker thread pinned to CPU 1; wrk and the backend (an nginx
-# answering a fixed 13-byte body) share CPU 0. For each proxy the script runs wrk at
-# saturation and reads the proxy's own CPU time from /proc, so the figure that matters,
-# CPU microseconds per request, does not depend on how fast the client side is. Ratios are
-# against HAProxy and nginx measured in the same run.
+# Each proxy runs with ONE worker thread pinned to CPU 1; the load generator and the backend
+# (an nginx answering a fixed 13-byte body) share CPU 0. Two phases, each in interleaved
+# rounds (the proxy order rotates every round, so background load hits all alike):
 #
-#   benches/compare/http.sh                 # DURATION=10 CONNS=50 by default
-#   DURATION=20 CONNS=100 benches/compare/http.sh
+#  1. saturation: wrk (CONNS keep-alive connections, DURATION s) as fast as it goes; the
+#     proxy's own CPU time (utime and stime from /proc/PID/stat) over the run gives CPU
+#     microseconds per request, split into user and system, and wrk gives requests/s;
+#  2. fixed rate: oha at RATE requests/s (default a third of HAProxy's median saturation
+#     rate) with --latency-correction (no coordinated omission): p50 and p99 latency.
+#
+# Ratios are the median of per-round ratios to HAProxy measured in the same round.
+#
+#   benches/compare/http.sh                      # ROUNDS=6 DURATION=10 CONNS=50
+#   ROUNDS=2 DURATION=3 LAT_ROUNDS=1 LAT_DURATION=3 benches/compare/http.sh   # smoke test
 #   WEIR_BIN=path/to/weir benches/compare/http.sh    # skip the cargo build
+#   RATE=8000 benches/compare/http.sh                # fixed rate instead of capacity / 3
 #
-# Needs: haproxy, nginx, wrk (apt-get install haproxy nginx wrk), taskset, a release weir.
+# Needs: haproxy, nginx, wrk, oha, taskset, python3, openssl, a release weir.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/compare/lib.sh
+. benches/compare/lib.sh
+ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
+LAT_ROUNDS=${LAT_ROUNDS:-3}
+LAT_DURATION=${LAT_DURATION:-10}
 LAT_CONNS=${LAT_CONNS:-10}
-BACKEND=127.0.0.1:18001
-WEIR=127.0.0.1:18080
-HAPROXY=127.0.0.1:18081
-NGINX=127.0.0.1:18082
-ADMIN=127.0.0.1:18099
+RATE=${RATE:-}
+need haproxy nginx wrk oha taskset python3 openssl
+need_two_cpus
+weir_bin
+start_all
+names=(weir haproxy nginx)
 
-for tool in haproxy nginx wrk taskset; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install haproxy nginx wrk util-linux)"; exit 2; }
-done
-[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (proxy on CPU 1, load on CPU 0)"; exit 2; }
-
-WEIR_BIN=${WEIR_BIN:-}
-if [ -z "$WEIR_BIN" ]; then cargo build --release -q -p weir; WEIR_BIN=./target/release/weir; fi
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
-
-# --- backend: nginx, one worker on CPU 0 -------------------------------------------
-mkdir -p "$work/backend" "$work/proxy"
-cat > "$work/backend/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/backend/nginx.pid; error_log /dev/null crit;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen $BACKEND; location / { return 200 "hello, world\n"; } } }
-CONF
-taskset -c 0 nginx -p "$work/backend" -c "$work/backend/nginx.conf" & pids+=($!)
-wait_port $BACKEND
-
-# --- the three proxies --------------------------------------------------------------
-cat > "$work/weir.yaml" <<CONF
-admin: { listen: $ADMIN }
-listeners:
-  - { name: bench, listen: $WEIR, routes: [ { pool: app } ] }
-pools:
-  app: { backends: [ { address: $BACKEND } ] }
-CONF
-cat > "$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-frontend bench
-  bind $HAPROXY
-  default_backend app
-backend app
-  http-reuse always
-  server s1 $BACKEND
-CONF
-cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/proxy/nginx.pid; error_log /dev/null crit;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  upstream app { server $BACKEND; keepalive 128; }
-  server { listen $NGINX; location / { proxy_pass http://app; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Host \$host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
-CONF
-
-WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=($weir_pid)
-taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & haproxy_pid=$!; pids+=($haproxy_pid)
-taskset -c 1 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & nginx_pid=$!; pids+=($nginx_pid)
-wait_port $WEIR; wait_port $HAPROXY; wait_port $NGINX
-
-# CPU seconds used so far by a process and its children threads/workers.
-cpu_of() {
-  local total=0 p
-  for p in $(pgrep -P "$1") "$1"; do
-    [ -r "/proc/$p/stat" ] || continue
-    set -- $(sed 's/^.*) //' "/proc/$p/stat")
-    total=$(( total + ${12} + ${13} ))   # utime + stime (fields 14, 15), clock ticks
+declare -A USR SYS TOT RPS P50 P99
+# One saturation run of proxy $1 in round $2.
+saturate() {
+  local n=$1 r=$2 reqs
+  measure_cpu "${PID[$n]}" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://${H1[$n]}/"
+  if grep -q "Non-2xx\|Socket errors" <<<"$OUT"; then echo "$n: errors during the run:"; echo "$OUT"; fi
+  reqs=$(awk '/requests in/ {print $1}' <<<"$OUT")
+  RPS[$n,$r]=$(awk '/Requests\/sec/ {print $2}' <<<"$OUT")
+  USR[$n,$r]=$(awk -v c="$CPU_U" -v q="$reqs" 'BEGIN { printf "%.3f", c * 1e6 / q }')
+  SYS[$n,$r]=$(awk -v c="$CPU_S" -v q="$reqs" 'BEGIN { printf "%.3f", c * 1e6 / q }')
+  TOT[$n,$r]=$(awk -v u="${USR[$n,$r]}" -v s="${SYS[$n,$r]}" 'BEGIN { printf "%.3f", u + s }')
+}
+# p50 and p99 (ms) of one fixed-rate run of proxy $1 in round $2.
+fixed_rate() {
+  local n=$1 r=$2 out
+  out=$(taskset -c 0 oha --no-tui --output-format json --worker-threads 1 -w -z "${LAT_DURATION}s" -c "$LAT_CONNS" \
+    -q "$RATE" --latency-correction "http://${H1[$n]}/")
+  read -r "P50[$n,$r]" "P99[$n,$r]" < <(python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+codes = r.get("statusCodeDistribution", {})
+bad = sum(v for k, v in codes.items() if k != "200") + sum(r.get("errorDistribution", {}).values())
+if bad:
+    print("'"$n"': %d failed or non-200 requests" % bad, file=sys.stderr)
+p = r["latencyPercentiles"]
+print("%.3f %.3f" % (p["p50"] * 1e3, p["p99"] * 1e3))' <<<"$out")
+}
+# "median lowest highest" over the rounds of metric array $1 for proxy $2, and of the
+# per-round ratio to HAProxy when $3 is "ratio".
+summary() {
+  local -n arr=$1
+  local n=$2 r vals=() rounds=$4
+  for (( r = 0; r < rounds; r++ )); do
+    if [ "$3" = ratio ]; then
+      vals+=("$(awk -v a="${arr[$n,$r]}" -v b="${arr[haproxy,$r]}" 'BEGIN { print a / b }')")
+    else
+      vals+=("${arr[$n,$r]}")
+    fi
   done
-  echo "$total"
+  echo "$(median "${vals[@]}") $(lowest "${vals[@]}") $(printf '%s\n' "${vals[@]}" | sort -g | tail -1)"
 }
-hz=$(getconf CLK_TCK)
 
-declare -A US RPS P99
-measure() { # name addr pid
-  local name=$1 addr=$2 pid=$3
-  taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://$addr/" >/dev/null           # warm-up
-  local before after out reqs
-  before=$(cpu_of "$pid")
-  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://$addr/")
-  after=$(cpu_of "$pid")
-  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  RPS[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  US[$name]=$(awk -v t=$((after - before)) -v hz="$hz" -v r="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / r }')
-  P99[$name]=$(taskset -c 0 wrk -t1 -c"$LAT_CONNS" -d5s --latency "http://$addr/" | awk '$1 == "99%" {print $2}')
-  if echo "$out" | grep -q "Non-2xx\|Socket errors"; then echo "$name: errors during the run:"; echo "$out"; fi
-}
-measure weir "$WEIR" "$weir_pid"
-measure haproxy "$HAPROXY" "$haproxy_pid"
-measure nginx "$NGINX" "$nginx_pid"
+for n in "${names[@]}"; do taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://${H1[$n]}/" >/dev/null; done   # warm-up
+for (( r = 0; r < ROUNDS; r++ )); do
+  for n in $(round_order "$r"); do saturate "$n" "$r"; done
+  echo "round $((r + 1))/$ROUNDS: CPU us/req weir ${TOT[weir,$r]} haproxy ${TOT[haproxy,$r]} nginx ${TOT[nginx,$r]}" >&2
+done
+if [ -z "$RATE" ]; then
+  RATE=$(awk -v m="$(summary RPS haproxy value "$ROUNDS" | cut -d' ' -f1)" 'BEGIN { printf "%d", m / 3 }')
+fi
+for (( r = 0; r < LAT_ROUNDS; r++ )); do
+  for n in $(round_order "$r"); do fixed_rate "$n" "$r"; done
+done
 
-printf '\nHTTP/1.1 keep-alive, %s connections, %ss, 1 worker thread pinned to CPU 1\n' "$CONNS" "$DURATION"
-printf '%-8s %14s %12s %16s\n' proxy "CPU us/req" "req/s" "p99 (${LAT_CONNS} conns)"
-for n in weir haproxy nginx; do printf '%-8s %14s %12s %16s\n' "$n" "${US[$n]}" "${RPS[$n]}" "${P99[$n]}"; done
-awk -v w="${US[weir]}" -v h="${US[haproxy]}" -v n="${US[nginx]}" 'BEGIN {
-  printf "\nweir CPU per request: %.2fx HAProxy, %.2fx nginx (target <= 0.80x HAProxy)\n", w / h, w / n }'
+printf '\nHTTP/1.1 keep-alive, 1 worker thread pinned to CPU 1; saturation: wrk -c%s, %s rounds of %ss\n' \
+  "$CONNS" "$ROUNDS" "$DURATION"
+printf '%-8s %11s %8s %8s %10s %16s %10s %9s\n' proxy "CPU us/req" user system lowest "ratio (range)" "req/s" "ratio"
+for n in "${names[@]}"; do
+  read -r tm tl _ < <(summary TOT "$n" value "$ROUNDS")
+  read -r um _ _ < <(summary USR "$n" value "$ROUNDS")
+  read -r sm _ _ < <(summary SYS "$n" value "$ROUNDS")
+  read -r rm rl rh < <(summary TOT "$n" ratio "$ROUNDS")
+  read -r qm _ _ < <(summary RPS "$n" value "$ROUNDS")
+  read -r qr _ _ < <(summary RPS "$n" ratio "$ROUNDS")
+  printf '%-8s %11.2f %8.2f %8.2f %10.2f %6.2fx (%.2f-%.2f) %10.0f %8.2fx\n' "$n" "$tm" "$um" "$sm" "$tl" "$rm" "$rl" "$rh" "$qm" "$qr"
+done
+printf '\nfixed rate %s req/s (oha -c%s --latency-correction), %s rounds of %ss, medians\n' \
+  "$RATE" "$LAT_CONNS" "$LAT_ROUNDS" "$LAT_DURATION"
+printf '%-8s %10s %10s %12s\n' proxy "p50 ms" "p99 ms" "p99 ratio"
+for n in "${names[@]}"; do
+  read -r pm _ _ < <(summary P50 "$n" value "$LAT_ROUNDS")
+  read -r qm _ _ < <(summary P99 "$n" value "$LAT_ROUNDS")
+  read -r qr _ _ < <(summary P99 "$n" ratio "$LAT_ROUNDS")
+  printf '%-8s %10.3f %10.3f %11.2fx\n' "$n" "$pm" "$qm" "$qr"
+done
+read -r wr _ _ < <(summary TOT weir ratio "$ROUNDS")
+read -r wq _ _ < <(summary RPS weir ratio "$ROUNDS")
+read -r wp _ _ < <(summary P99 weir ratio "$LAT_ROUNDS")
+printf '\nweir vs HAProxy: CPU/req %.2fx (target <= 0.80x), req/s %.2fx (target >= 1.00x), p99 %.2fx (target <= 1.00x)\n' \
+  "$wr" "$wq" "$wp"

@@ -75,9 +75,9 @@ http { access_log off; keepalive_timeout 10m; keepalive_requests 1000000;
   server { listen $NGINX; location / { proxy_pass http://app; proxy_http_version 1.1;
     proxy_set_header Connection ""; } } }
 CONF
-WEIR_LOG=warn "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=($weir_pid)
-haproxy -f "$work/haproxy.cfg" -db 2>/dev/null & haproxy_pid=$!; pids+=($haproxy_pid)
-nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & nginx_pid=$!; pids+=($nginx_pid)
+WEIR_LOG=warn "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=("$weir_pid")
+haproxy -f "$work/haproxy.cfg" -db 2>/dev/null & haproxy_pid=$!; pids+=("$haproxy_pid")
+nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" & nginx_pid=$!; pids+=("$nginx_pid")
 wait_port $BACKEND; wait_port $WEIR; wait_port $HAPROXY; wait_port $NGINX
 
 rss_kib() { local t=0 p; for p in "$1" $(pgrep -P "$1"); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $t; }

@@ -79,9 +79,9 @@ events { worker_connections 4096; }
 stream { server { listen $NGINX; proxy_pass $BACKEND; proxy_buffer_size 64k; } }
 CONF
 
-WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=($weir_pid)
-taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & haproxy_pid=$!; pids+=($haproxy_pid)
-taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & nginx_pid=$!; pids+=($nginx_pid)
+WEIR_LOG=warn taskset -c 1 "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml" & weir_pid=$!; pids+=("$weir_pid")
+taskset -c 1 haproxy -f "$work/haproxy.cfg" -db & haproxy_pid=$!; pids+=("$haproxy_pid")
+taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & nginx_pid=$!; pids+=("$nginx_pid")
 wait_port $WEIR; wait_port $HAPROXY; wait_port $NGINX
 
 # CPU clock ticks used so far by a process and its children (nginx's worker).
@@ -89,6 +89,7 @@ cpu_of() {
   local total=0 p
   for p in $(pgrep -P "$1") "$1"; do
     [ -r "/proc/$p/stat" ] || continue
+    # shellcheck disable=SC2046  # the fields of /proc/PID/stat, split on purpose
     set -- $(sed 's/^.*) //' "/proc/$p/stat")
     total=$(( total + ${12} + ${13} ))   # utime + stime (fields 14, 15)
   done
@@ -108,7 +109,7 @@ declare -A ADDR=([direct]=$BACKEND [weir]=$WEIR [haproxy]=$HAPROXY [nginx]=$NGIN
 declare -A PID=([direct]=0 [weir]=$weir_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid)
 declare -A ALL MED CPU BYTES
 for n in "${names[@]}"; do iperf "${ADDR[$n]}" 2 >/dev/null; CPU[$n]=0; BYTES[$n]=0; done   # warm-up
-for run in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
   # Interleaved, so a burst of background load hits every contender alike.
   for n in "${names[@]}"; do
     before=0; [ "${PID[$n]}" = 0 ] || before=$(cpu_of "${PID[$n]}")
@@ -117,6 +118,7 @@ for run in $(seq "$RUNS"); do
     ALL[$n]="${ALL[$n]:-} $g"; CPU[$n]=$(( CPU[$n] + after - before )); BYTES[$n]=$(( BYTES[$n] + b ))
   done
 done
+# shellcheck disable=SC2086  # ALL[n] is a space-separated list
 for n in "${names[@]}"; do MED[$n]=$(median ${ALL[$n]}); done
 
 printf '\nBulk TCP, 1 stream, %ss x %s runs, proxy: 1 thread pinned to CPU 1, iperf3 on CPU 0\n' "$DURATION" "$RUNS"

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# User-space instructions per HTTP/1.1 keep-alive request: weir vs HAProxy, in one run.
+#
+# Instruction counts do not move with the machine's noise, unlike CPU time. Each proxy in
+# turn runs under `valgrind --tool=callgrind` with one worker thread (weir `--threads 1`,
+# HAProxy `nbthread 1`) in front of one nginx backend; the script sends WARMUP requests,
+# zeroes the counters (`callgrind_control -z`), sends REQUESTS keep-alive requests
+# (`oha -n REQUESTS -c CONNS`), dumps the counters (`callgrind_control -d`) and divides the
+# dump's total Ir by REQUESTS. Then it prints the ratio and weir's TOP self-cost functions
+# (callgrind_annotate; functions still on the stack at the dump, main and its callers,
+# show as 100% there and are left out). The kernel's share (system calls) is not counted.
+#
+#   benches/compare/callgrind.sh                       # REQUESTS=5000 CONNS=10 WARMUP=200 TOP=15
+#   WEIR_BIN=path/to/weir benches/compare/callgrind.sh # skip the cargo build
+#   KEEP=dir benches/compare/callgrind.sh              # keep the callgrind dumps in dir
+#
+# Function names come from the symbol table; for file names too build with
+# CARGO_PROFILE_RELEASE_DEBUG=line-tables-only. Needs: valgrind, haproxy, nginx, oha,
+# python3, openssl.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=benches/compare/lib.sh
+. benches/compare/lib.sh
+REQUESTS=${REQUESTS:-5000}
+CONNS=${CONNS:-10}
+WARMUP=${WARMUP:-200}
+TOP=${TOP:-15}
+KEEP=${KEEP:-}
+need valgrind callgrind_control callgrind_annotate haproxy nginx oha python3 openssl
+weir_bin
+write_proxy_configs
+start_backend "$BACKEND" 0
+
+# oha -n $1 -c CONNS against $2; exits unless every request got a 200.
+load() {
+  oha --no-tui --output-format json -n "$1" -c "$CONNS" "http://$2/" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+ok = r.get("statusCodeDistribution", {}).get("200", 0)
+if ok != int(sys.argv[1]):
+    sys.exit("%d of %s requests answered 200: %s" % (ok, sys.argv[1], r.get("errorDistribution")))' "$1"
+}
+
+declare -A IR
+# Runs the proxy command "$@" under callgrind (name $1, listening on $2) and sets IR[name].
+count() {
+  local name=$1 addr=$2 pid dump
+  shift 2
+  spawn valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg" "$@" 2>"$work/$name.valgrind.log"
+  pid=$!
+  wait_port "$addr" 120
+  load "$WARMUP" "$addr"
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  load "$REQUESTS" "$addr"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  dump=$(find "$work" -maxdepth 1 -name "$name.cg.*" | sort | head -1)
+  [ -n "$dump" ] || { echo "$name: no callgrind dump in $work" >&2; exit 1; }
+  IR[$name]=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
+  mv "$dump" "$work/$name.dump"
+  stop "$pid"
+  [ -z "$KEEP" ] || { mkdir -p "$KEEP"; cp "$work/$name.dump" "$KEEP/$name.callgrind"; }
+}
+
+export WEIR_LOG=warn   # not `env`: callgrind would follow env, not the exec
+count weir "${H1[weir]}" "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml"
+count haproxy "${H1[haproxy]}" haproxy -f "$work/haproxy.cfg" -db
+
+printf '\nuser-space instructions per HTTP/1.1 keep-alive request (callgrind, 1 thread, oha -n %s -c %s after %s warm-up)\n' \
+  "$REQUESTS" "$CONNS" "$WARMUP"
+for n in weir haproxy; do
+  awk -v n="$n" -v ir="${IR[$n]}" -v q="$REQUESTS" 'BEGIN { printf "%-8s %14d Ir total %10.0f Ir/request\n", n, ir, ir / q }'
+done
+awk -v w="${IR[weir]}" -v h="${IR[haproxy]}" 'BEGIN {
+  printf "weir: %.2fx HAProxy (target <= 0.40x, about 12,000 Ir/request)\n", w / h }'
+printf '\nweir, top %s functions by self cost (Ir, share of the total)\n' "$TOP"
+callgrind_annotate --inclusive=no --threshold=100 "$work/weir.dump" 2>/dev/null |
+  awk '/^-+$/ { rule++; next } rule >= 3 && NF >= 2 && !/^Ir / && !/\(100\.0%\)/' | sed -n "1,${TOP}p" | cut -c1-160
