@@ -44,14 +44,17 @@ enum Length {
 
 /// The offset of `part` inside `buf` as a span (empty at 0 if it is not inside).
 pub(crate) fn span_in(buf: &[u8], part: &[u8]) -> Span {
-    let base = buf.as_ptr() as usize;
-    let at = part.as_ptr() as usize;
-    match at.checked_sub(base) {
-        Some(start) if start + part.len() <= buf.len() => Span {
-            start: u32::try_from(start).unwrap_or(0),
-            end: u32::try_from(start + part.len()).unwrap_or(0),
-        },
-        _ => Span::default(),
+    // Runs for every field of every head: one subtraction and one comparison. Heads are
+    // parsed from windows of at most a few hundred KiB, so the offsets fit in u32.
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    let end = start.wrapping_add(part.len());
+    if start <= end && end <= buf.len() && end <= u32::MAX as usize {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    } else {
+        Span::default()
     }
 }
 
