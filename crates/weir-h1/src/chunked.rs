@@ -73,7 +73,11 @@ enum State {
     TrailerStart {
         total: u16,
     },
-    /// In a trailer field line.
+    /// In a trailer field's name (a token, up to its colon).
+    TrailerName {
+        total: u16,
+    },
+    /// In a trailer field line, past its colon.
     TrailerLine {
         total: u16,
     },
@@ -190,7 +194,9 @@ impl ChunkedDecoder {
             };
             let in_trailer = match self.state {
                 State::TrailerStart { .. } => b != b'\r',
-                State::TrailerLine { .. } | State::TrailerLf { .. } => true,
+                State::TrailerName { .. } | State::TrailerLine { .. } | State::TrailerLf { .. } => {
+                    true
+                }
                 _ => false,
             };
             if in_trailer {
@@ -200,6 +206,28 @@ impl ChunkedDecoder {
             pos += 1;
         }
     }
+}
+
+/// A token character of RFC 9110 §5.6.2 (field names).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// The state after byte `b` (never called in `Data`, `Done` or `Failed`).
@@ -279,12 +307,21 @@ fn next(state: State, b: u8) -> Result<State, ChunkError> {
         State::TrailerStart { total } => match b {
             b'\r' => State::EndLf,
             b'\n' => return Err(BAD_LINE_END),
-            // A field line cannot start with whitespace (obs-fold) or a control.
-            b' ' | b'\t' | 0..=0x1f | 0x7f => return Err(BAD_TRAILER),
-            _ => State::TrailerLine {
+            // A field line starts with its name, a token: not whitespace (obs-fold), a
+            // control, or anything that could pass for a request line to a lenient reader.
+            b if is_tchar(b) => State::TrailerName {
                 total: trailer_byte(total)?,
             },
+            _ => return Err(BAD_TRAILER),
         },
+        State::TrailerName { total } => {
+            let total = trailer_byte(total)?;
+            match b {
+                b':' => State::TrailerLine { total },
+                b if is_tchar(b) => State::TrailerName { total },
+                _ => return Err(BAD_TRAILER),
+            }
+        }
         State::TrailerLine { total } => {
             let total = trailer_byte(total)?;
             match b {

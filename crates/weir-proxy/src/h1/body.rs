@@ -22,7 +22,7 @@ pub(crate) enum Source {
     /// Exactly this many bytes.
     Length(u64),
     /// Chunked.
-    Chunked(ChunkedDecoder),
+    Chunked(Dechunk),
     /// Until the sender closes (backend responses only).
     Close,
 }
@@ -137,17 +137,28 @@ where
     }
 }
 
+/// A chunked body being decoded and framed again: the codec's decoder, and whether
+/// the trailer section was begun in the output (it may span several reads).
+#[derive(Debug, Default)]
+pub(crate) struct Dechunk {
+    decoder: ChunkedDecoder,
+    trailers_started: bool,
+}
+
 /// Decodes what `input` holds of a chunked body into `out`; returns the bytes consumed
 /// and whether the body ended.
 pub(crate) fn decode(
-    decoder: &mut ChunkedDecoder,
+    state: &mut Dechunk,
     input: &[u8],
     out: &mut Vec<u8>,
     sink: Sink,
     moved: &mut u64,
 ) -> Result<(usize, bool), PumpError> {
     let mut at = 0;
-    let mut trailers_started = false;
+    let Dechunk {
+        decoder,
+        trailers_started,
+    } = state;
     loop {
         let rest = input.get(at..).unwrap_or_default();
         let (n, piece) = decoder.decode(rest).map_err(|e| PumpError::Framing(e.0))?;
@@ -159,9 +170,9 @@ pub(crate) fn decode(
             }
             Decoded::Trailer { start, len } => {
                 if let Sink::Chunked { trailers: true } = sink {
-                    if !trailers_started {
+                    if !*trailers_started {
                         out.extend_from_slice(b"0\r\n");
-                        trailers_started = true;
+                        *trailers_started = true;
                     }
                     out.extend_from_slice(rest.get(start..start + len).unwrap_or_default());
                 }
@@ -169,7 +180,7 @@ pub(crate) fn decode(
             Decoded::End => {
                 at += n;
                 match sink {
-                    Sink::Chunked { .. } if trailers_started => out.extend_from_slice(b"\r\n"),
+                    Sink::Chunked { .. } if *trailers_started => out.extend_from_slice(b"\r\n"),
                     Sink::Chunked { .. } => out.extend_from_slice(LAST_CHUNK),
                     Sink::Raw => {}
                 }
@@ -213,5 +224,57 @@ pub(crate) async fn write<W: AsyncWrite + Unpin + ?Sized>(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(PumpError::Sink(e)),
         Err(_) => Err(PumpError::Idle),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded_in_pieces(input: &[u8], split: usize) -> Vec<u8> {
+        let mut state = Dechunk::default();
+        let mut out = Vec::new();
+        let mut moved = 0;
+        let sink = Sink::Chunked { trailers: true };
+        let mut pending: Vec<u8> = Vec::new();
+        for piece in input.chunks(split) {
+            pending.extend_from_slice(piece);
+            let (n, _) = decode(&mut state, &pending, &mut out, sink, &mut moved).expect("valid");
+            pending.drain(..n);
+        }
+        out
+    }
+
+    /// Reads a chunked message back: its data, its trailer bytes, and whether it ended
+    /// exactly at the end of `wire`.
+    fn read_back(wire: &[u8]) -> (Vec<u8>, Vec<u8>, bool) {
+        let mut d = ChunkedDecoder::default();
+        let (mut data, mut trailers, mut at) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let rest = wire.get(at..).unwrap_or_default();
+            let (n, piece) = d.decode(rest).expect("weir's own framing is valid");
+            match piece {
+                Decoded::Data { start, len } => data.extend_from_slice(&rest[start..start + len]),
+                Decoded::Trailer { start, len } => {
+                    trailers.extend_from_slice(&rest[start..start + len])
+                }
+                Decoded::End => return (data, trailers, at + n == wire.len()),
+                Decoded::NeedMore => return (data, trailers, false),
+            }
+            at += n;
+        }
+    }
+
+    #[test]
+    fn trailers_split_across_reads_are_framed_once() {
+        // Review of issue 9: the trailer section's `0\r\n` was written again for each
+        // read it spanned, and a second last-chunk could follow.
+        let body = b"5\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Other: 2\r\n\r\n";
+        for split in 1..=body.len() {
+            let (data, trailers, exact) = read_back(&decoded_in_pieces(body, split));
+            assert_eq!(data, b"hello", "split {split}");
+            assert_eq!(trailers, b"X-Sum: 1\r\nX-Other: 2\r\n", "split {split}");
+            assert!(exact, "bytes after the end, split {split}");
+        }
     }
 }

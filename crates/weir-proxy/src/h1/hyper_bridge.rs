@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
 use weir_balance::Route;
 use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, Version};
 
@@ -42,7 +41,7 @@ pub(crate) async fn forward_h2<S: ClientStream>(
             pool: Arc::clone(pool.name_arc()),
         };
         let msg = err.reason(pool.name());
-        return reply_for(stream, sc, 503, &msg, id, version, true, answer).await;
+        return reply_for(stream, ctx, sc, 503, &msg, id, version, true, answer).await;
     };
     let src = buf.filled();
     let mut builder = Request::builder()
@@ -69,9 +68,10 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     });
     let Ok(req) = builder.body(()) else {
         let msg = "malformed request head";
-        return reply_for(stream, sc, 400, msg, id, version, true, answer).await;
+        return reply_for(stream, ctx, sc, 400, msg, id, version, true, answer).await;
     };
     let framing = head.framing;
+    let expect = head.expect_continue;
     let method_is_head = head.method == weir_h1::Method::Head;
     buf.consume(head.len);
     let (mut parts, ()) = req.into_parts();
@@ -95,6 +95,12 @@ pub(crate) async fn forward_h2<S: ClientStream>(
             )
         }
         _ => {
+            if expect && version == Version::Http11 {
+                let go_on = b"HTTP/1.1 100 Continue\r\n\r\n";
+                if super::body::write(stream, go_on, idle).await.is_err() {
+                    return Next::Close;
+                }
+            }
             let (tx, rx) = tokio::sync::mpsc::channel(1);
             (Some(tx), BodySource::Streaming(Some(ReqBody::Channel(rx))))
         }
@@ -115,8 +121,11 @@ pub(crate) async fn forward_h2<S: ClientStream>(
                 None => break (&mut fwd).await,
             }
         };
+        // The rest of the body goes on only to a request that was sent: a failed one
+        // holds its channel until this function returns.
         let body_done = match feeding.take() {
-            Some(f) => f.await,
+            Some(f) if result.is_ok() => f.await,
+            Some(_) => false,
             None => fed,
         };
         (result, body_done)
@@ -127,7 +136,7 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     let ((response, _sender), in_flight) = match result {
         Ok(ok) => ok,
         Err(_) if !body_done => {
-            return reply_for(stream, sc, 400, BAD_BODY, id, version, true, answer).await;
+            return reply_for(stream, ctx, sc, 400, BAD_BODY, id, version, true, answer).await;
         }
         Err(err) => {
             tracing::warn!(request_id = id.as_str(), pool = pool.name(),
@@ -138,7 +147,7 @@ pub(crate) async fn forward_h2<S: ClientStream>(
             }
             let msg = err.reason(pool.name());
             let status = err.status().as_u16();
-            return reply_for(stream, sc, status, &msg, id, version, !keep, answer).await;
+            return reply_for(stream, ctx, sc, status, &msg, id, version, !keep, answer).await;
         }
     };
     let status = response.status();
@@ -185,14 +194,16 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         (true, Version::Http11) => b"\r\n\r\n",
     });
     answer.head_sent(status.as_u16());
-    if stream.write_all(out).await.is_err() {
+    if super::body::write(stream, out, idle).await.is_err() {
         return Next::Close;
     }
     let mut moved = 0u64;
     if !no_body {
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                return Next::Close;
+        loop {
+            let frame = match super::within(idle, body.frame()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None) => break,
+                _ => return Next::Close,
             };
             let Ok(data) = frame.into_data() else {
                 continue;
@@ -206,11 +217,15 @@ pub(crate) async fn forward_h2<S: ClientStream>(
             if chunked {
                 out.extend_from_slice(b"\r\n");
             }
-            if stream.write_all(out).await.is_err() {
+            if super::body::write(stream, out, idle).await.is_err() {
                 return Next::Close;
             }
         }
-        if chunked && stream.write_all(weir_h1::LAST_CHUNK).await.is_err() {
+        if chunked
+            && super::body::write(stream, weir_h1::LAST_CHUNK, idle)
+                .await
+                .is_err()
+        {
             return Next::Close;
         }
     }
@@ -260,8 +275,10 @@ async fn feed<S: ClientStream>(
         };
         buf.consume(n);
         if let Some(d) = data.filter(|d| !d.is_empty()) {
-            if tx.send(d).await.is_err() {
-                return false;
+            // A backend that stops taking the body must not hold the client forever.
+            match super::within(idle, tx.send(d)).await {
+                Ok(Ok(())) => {}
+                _ => return false,
             }
         }
         if done {

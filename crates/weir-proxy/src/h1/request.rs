@@ -12,13 +12,12 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
-use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use weir_balance::{Backend, InFlight, ListenerTable, Route};
-use weir_h1::{ChunkedDecoder, Framing, Method, Parsed, RequestHead, ResponseHead, Version};
+use weir_h1::{Framing, Method, Parsed, RequestHead, ResponseHead, Version};
 use weir_telemetry::{RouteMetrics, UpstreamErrorKind};
 
-use super::body::{self, pump, PumpError, Sink, Source};
+use super::body::{self, pump, Dechunk, PumpError, Sink, Source};
 use super::buf::Buf;
 use super::conn;
 use super::exchange::{Answered, Exchange, Streamed};
@@ -214,7 +213,7 @@ pub(crate) async fn handle<S: ClientStream>(
         .map(Arc::clone)
     else {
         let msg = "listener is shutting down";
-        return reply(stream, sc, 503, msg, &id, version, true, None).await;
+        return reply(stream, ctx, sc, 503, msg, &id, version, true, None).await;
     };
     let mut answer = Answer {
         route: listener.unrouted_metrics(),
@@ -238,13 +237,26 @@ async fn read_head<S: ClientStream>(
     served: u64,
     wait: std::time::Duration,
 ) -> Option<Next> {
+    // A refusal before the head parses must not read the last request's method
+    // (a HEAD would leave its body out).
+    sc.req.method = Method::Get;
     let limit = ctx.limits.timeouts.header_read;
     // Set when a head needs a second read (most arrive in one).
     let mut deadline = None;
     if buf.is_empty() {
         // Woken by readiness that may have been a false positive: the first byte
         // still gets only the wait it was due.
-        match super::within(wait, buf.read_from(stream)).await {
+        let first = super::within(wait, buf.read_from(stream));
+        let read = if S::READINESS {
+            first.await
+        } else {
+            // The wait is this read (TLS): a drain must end it as it ends a wait.
+            tokio::select! {
+                r = first => r,
+                () = ctx.scope.drain.cancelled() => return Some(Next::Close),
+            }
+        };
+        match read {
             Ok(Ok(n)) if n > 0 => {}
             _ => return Some(Next::Close),
         }
@@ -288,7 +300,9 @@ async fn read_head<S: ClientStream>(
                 }
                 let id = RequestId::new_fresh();
                 let msg = "request head did not arrive in time";
-                return Some(reply(stream, sc, 408, msg, &id, Version::Http11, true, None).await);
+                return Some(
+                    reply(stream, ctx, sc, 408, msg, &id, Version::Http11, true, None).await,
+                );
             }
             Ok(Ok(0) | Err(_)) => return Some(Next::Close),
             Ok(Ok(_)) => {}
@@ -311,6 +325,7 @@ async fn refuse<S: ClientStream>(
     let id = RequestId::new_fresh();
     reply(
         stream,
+        ctx,
         sc,
         refusal.status,
         refusal.reason,
@@ -444,7 +459,7 @@ async fn proxy<'t, S: ClientStream>(
         // weir is a reverse proxy and tunnels nothing on request. The client may
         // already be sending tunnel bytes: the connection closes.
         let msg = "CONNECT is not supported";
-        return reply(stream, sc, 501, msg, id, version, true, Some(answer)).await;
+        return reply(stream, ctx, sc, 501, msg, id, version, true, Some(answer)).await;
     }
     if !fast && owned.is_none() {
         owned = Some(target(&sc.req, buf.filled()));
@@ -453,7 +468,7 @@ async fn proxy<'t, S: ClientStream>(
         Some(Ok(t)) => Some(t),
         Some(Err(msg)) => {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused request target or host");
-            return reply(stream, sc, 400, msg, id, version, true, Some(answer)).await;
+            return reply(stream, ctx, sc, 400, msg, id, version, true, Some(answer)).await;
         }
         None => None,
     };
@@ -463,7 +478,7 @@ async fn proxy<'t, S: ClientStream>(
     };
     let Some(route) = listener.find_route(route_host, path) else {
         let msg = "no route for this host and path";
-        return body_then_reply(stream, sc, buf, 404, msg, id, answer, keep).await;
+        return body_then_reply(stream, ctx, sc, buf, 404, msg, id, answer, keep).await;
     };
     answer.routed(route);
     let pool = route.pool();
@@ -484,7 +499,7 @@ async fn proxy<'t, S: ClientStream>(
             a.error = Some(err.to_string());
         }
         let msg = err.reason(pool.name());
-        return body_then_reply(stream, sc, buf, 503, &msg, id, answer, keep).await;
+        return body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep).await;
     };
     let head = &sc.req;
     let upgrade = version == Version::Http11 && head.upgrade.is_some() && head.connection.upgrade;
@@ -535,18 +550,29 @@ async fn proxy<'t, S: ClientStream>(
                 }
             }
             let mark = sc.out.len();
-            let mut decoder = ChunkedDecoder::default();
+            let mut decoder = Dechunk::default();
             let sink = Sink::Chunked { trailers: true };
             match body::decode(&mut decoder, buf.filled(), &mut sc.out, sink, &mut bytes_in) {
                 Ok((n, true)) => buf.consume(n),
                 Ok((_, false)) => {
                     sc.out.truncate(mark);
                     bytes_in = 0;
-                    streamed = Some(Rest::Chunked(ChunkedDecoder::default()));
+                    streamed = Some(Rest::Chunked(Dechunk::default()));
                 }
                 Err(e) => {
                     tracing::debug!(peer = %ctx.peer, error = ?e, "invalid request body");
-                    return reply(stream, sc, 400, BAD_BODY, id, version, true, Some(answer)).await;
+                    return reply(
+                        stream,
+                        ctx,
+                        sc,
+                        400,
+                        BAD_BODY,
+                        id,
+                        version,
+                        true,
+                        Some(answer),
+                    )
+                    .await;
                 }
             }
         }
@@ -597,7 +623,18 @@ async fn proxy<'t, S: ClientStream>(
         Ok(ok) => ok,
         Err(_) if client_failed => {
             tracing::debug!(peer = %ctx.peer, "request body failed while forwarding");
-            return reply(stream, sc, 400, BAD_BODY, id, version, true, Some(answer)).await;
+            return reply(
+                stream,
+                ctx,
+                sc,
+                400,
+                BAD_BODY,
+                id,
+                version,
+                true,
+                Some(answer),
+            )
+            .await;
         }
         Err(err) => {
             tracing::warn!(
@@ -617,6 +654,7 @@ async fn proxy<'t, S: ClientStream>(
             let status = err.status().as_u16();
             return reply(
                 stream,
+                ctx,
                 sc,
                 status,
                 &msg,
@@ -660,7 +698,7 @@ async fn first_bytes<S: ClientStream>(
     idle: std::time::Duration,
     answer: &mut Answer<'_>,
 ) -> Option<Next> {
-    if expect && version == Version::Http11 && stream.write_all(CONTINUE).await.is_err() {
+    if expect && version == Version::Http11 && body::write(stream, CONTINUE, idle).await.is_err() {
         return Some(Next::Close);
     }
     match super::within(idle, buf.read_from(stream)).await {
@@ -671,7 +709,7 @@ async fn first_bytes<S: ClientStream>(
         }
         Err(_) => {
             let msg = "request body did not arrive in time";
-            Some(reply(stream, sc, 408, msg, id, version, true, Some(answer)).await)
+            Some(reply(stream, ctx, sc, 408, msg, id, version, true, Some(answer)).await)
         }
     }
 }
@@ -681,6 +719,7 @@ async fn first_bytes<S: ClientStream>(
 #[allow(clippy::too_many_arguments)]
 async fn body_then_reply<S: ClientStream>(
     stream: &mut S,
+    ctx: &Ctx,
     sc: &mut Scratch,
     buf: &mut Buf,
     status: u16,
@@ -693,17 +732,42 @@ async fn body_then_reply<S: ClientStream>(
     let version = head.version;
     let skip = match head.framing {
         Framing::None | Framing::Close => Some(head.len),
-        Framing::Length(n) if (buf.len() as u64) >= head.len as u64 + n => {
-            Some(head.len + n as usize)
+        // Saturating: a huge length must not wrap into "already read".
+        Framing::Length(n) if (buf.len().saturating_sub(head.len) as u64) >= n => {
+            usize::try_from(n).ok().map(|n| head.len + n)
         }
         _ => None,
     };
     match skip {
         Some(n) => {
             buf.consume(n);
-            reply(stream, sc, status, msg, id, version, !keep, Some(answer)).await
+            reply(
+                stream,
+                ctx,
+                sc,
+                status,
+                msg,
+                id,
+                version,
+                !keep,
+                Some(answer),
+            )
+            .await
         }
-        None => reply(stream, sc, status, msg, id, version, true, Some(answer)).await,
+        None => {
+            reply(
+                stream,
+                ctx,
+                sc,
+                status,
+                msg,
+                id,
+                version,
+                true,
+                Some(answer),
+            )
+            .await
+        }
     }
 }
 
@@ -740,7 +804,7 @@ async fn respond<S: ClientStream>(
             );
             upbuf.give_back();
             let msg = "backend switched protocols unasked";
-            return reply(stream, sc, 502, msg, id, version, true, Some(answer)).await;
+            return reply(stream, ctx, sc, 502, msg, id, version, true, Some(answer)).await;
         }
         answer.backend_answered(&backend, 101);
         sc.out.clear();
@@ -757,11 +821,11 @@ async fn respond<S: ClientStream>(
         sc.out.extend_from_slice(upbuf.filled());
         upbuf.give_back();
         answer.head_sent(101);
-        if stream.write_all(&sc.out).await.is_err() {
+        if body::write(stream, &sc.out, idle).await.is_err() {
             return Next::Close;
         }
         if !buf.is_empty() {
-            if up.write_all(buf.filled()).await.is_err() {
+            if body::write(&mut up, buf.filled(), idle).await.is_err() {
                 return Next::Close;
             }
             let n = buf.len();
@@ -774,11 +838,10 @@ async fn respond<S: ClientStream>(
     let (out_mode, source) = match resp.framing {
         Framing::None => (Out::AsIs, None),
         Framing::Length(n) => (Out::AsIs, Some(Source::Length(n))),
-        Framing::Chunked if version == Version::Http11 => (
-            Out::Chunked,
-            Some(Source::Chunked(ChunkedDecoder::default())),
-        ),
-        Framing::Chunked => (Out::Close, Some(Source::Chunked(ChunkedDecoder::default()))),
+        Framing::Chunked if version == Version::Http11 => {
+            (Out::Chunked, Some(Source::Chunked(Dechunk::default())))
+        }
+        Framing::Chunked => (Out::Close, Some(Source::Chunked(Dechunk::default()))),
         Framing::Close if version == Version::Http11 => (Out::Chunked, Some(Source::Close)),
         Framing::Close => (Out::Close, Some(Source::Close)),
     };
@@ -898,6 +961,7 @@ async fn respond<S: ClientStream>(
 #[allow(clippy::too_many_arguments)]
 async fn reply<S: ClientStream>(
     stream: &mut S,
+    ctx: &Ctx,
     sc: &mut Scratch,
     status: u16,
     reason: &str,
@@ -921,6 +985,12 @@ async fn reply<S: ClientStream>(
     write::decimal(out, body.len() as u64);
     out.extend_from_slice(b"\r\nx-request-id: ");
     out.extend_from_slice(id.as_bytes());
+    // A drain closes after this answer too.
+    let close = close
+        || ctx
+            .scope
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire);
     out.extend_from_slice(match (close, version) {
         (true, _) => b"\r\nconnection: close\r\n\r\n".as_slice(),
         (false, Version::Http10) => b"\r\nconnection: keep-alive\r\n\r\n",
@@ -935,7 +1005,8 @@ async fn reply<S: ClientStream>(
             rec.bytes_out = body.len() as u64;
         }
     }
-    if stream.write_all(out).await.is_err() || close {
+    let idle = ctx.limits.timeouts.idle;
+    if body::write(stream, out, idle).await.is_err() || close {
         return Next::Close;
     }
     Next::KeepAlive
@@ -945,6 +1016,7 @@ async fn reply<S: ClientStream>(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn reply_for<S: ClientStream>(
     stream: &mut S,
+    ctx: &Ctx,
     sc: &mut Scratch,
     status: u16,
     reason: &str,
@@ -953,5 +1025,16 @@ pub(crate) async fn reply_for<S: ClientStream>(
     close: bool,
     answer: &mut Answer<'_>,
 ) -> Next {
-    reply(stream, sc, status, reason, id, version, close, Some(answer)).await
+    reply(
+        stream,
+        ctx,
+        sc,
+        status,
+        reason,
+        id,
+        version,
+        close,
+        Some(answer),
+    )
+    .await
 }

@@ -30,17 +30,25 @@ use crate::listener::ConnScope;
 
 /// A client stream the engine can serve: it can wait for readability without a buffer.
 pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Whether [`ClientStream::poll_read_ready_idle`] really waits (else the first read
+    /// of a request is the wait, and must watch the drain itself).
+    const READINESS: bool;
+
     /// Ready when a read would not block (or cannot tell: then at once).
     fn poll_read_ready_idle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
 impl ClientStream for TcpStream {
+    const READINESS: bool = true;
+
     fn poll_read_ready_idle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_read_ready(cx)
     }
 }
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    const READINESS: bool = false;
+
     fn poll_read_ready_idle(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // rustls may hold decrypted bytes already: only a read can tell.
         Poll::Ready(Ok(()))

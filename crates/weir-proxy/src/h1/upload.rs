@@ -10,9 +10,8 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use weir_h1::ChunkedDecoder;
 
-use super::body::{decode, PumpError, Sink};
+use super::body::{decode, Dechunk, PumpError, Sink};
 use super::buf::Buf;
 
 /// How the rest of the body arrives.
@@ -21,7 +20,7 @@ pub(crate) enum Rest {
     /// This many bytes.
     Length(u64),
     /// Chunked (re-framed by weir, trailers kept).
-    Chunked(ChunkedDecoder),
+    Chunked(Dechunk),
 }
 
 /// A streamed request body in progress.
@@ -77,11 +76,12 @@ impl Upload {
             return Ok(true);
         }
         if let Some(pending) = self.out.get(self.pos..).filter(|p| !p.is_empty()) {
+            // A backend that stops reading is the backend's failure, not the client's.
             let n = match super::within(self.idle, dst.write(pending)).await {
                 Ok(Ok(0)) => return Err(PumpError::Sink(std::io::ErrorKind::WriteZero.into())),
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(PumpError::Sink(e)),
-                Err(_) => return Err(PumpError::Idle),
+                Err(_) => return Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
             };
             self.pos += n;
             if self.pos >= self.out.len() {
@@ -91,7 +91,10 @@ impl Upload {
             return Ok(false);
         }
         if self.read_all {
-            dst.flush().await.map_err(PumpError::Sink)?;
+            match super::within(self.idle, dst.flush()).await {
+                Ok(r) => r.map_err(PumpError::Sink)?,
+                Err(_) => return Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
+            }
             self.done = true;
             return Ok(true);
         }

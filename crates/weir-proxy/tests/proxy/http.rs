@@ -437,3 +437,24 @@ async fn a_tunnel_keeps_its_connection_counted_and_its_permit() {
         String::from_utf8_lossy(&reply)
     );
 }
+
+#[tokio::test]
+async fn a_huge_length_on_a_refused_request_never_turns_its_body_into_a_request() {
+    // Review of issue 9: head length + Content-Length wrapped around, so the body of a
+    // request answered 404 counted as read and its bytes were parsed as a next request.
+    let b = backend(Behaviour::Name("a")).await;
+    let mut listener = http_listener("app");
+    listener.routes[0].host = Some("known.test".to_owned());
+    let proxy = Proxy::start(config(listener, vec![pool("app", &[b.addr])])).await;
+    let attack =
+        b"POST / HTTP/1.1\r\nHost: other.test\r\nContent-Length: 18446744073709551615\r\n\r\n\
+        GET /smuggled HTTP/1.1\r\nHost: known.test\r\n\r\n";
+    let out = raw(proxy.addr, attack).await;
+    assert!(out.starts_with("HTTP/1.1 404"), "{out}");
+    assert_eq!(
+        out.matches("HTTP/1.1 ").count(),
+        1,
+        "a second answer: {out}"
+    );
+    assert_eq!(b.hits(), 0, "the body reached the backend as a request");
+}
