@@ -15,8 +15,9 @@ use http_body_util::BodyExt;
 use weir_balance::Route;
 use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, Version};
 
+use super::answer::{reply_for, Answer, RequestId};
 use super::buf::Buf;
-use super::request::{reply_for, Answer, Next, RequestId, Scratch, BAD_BODY};
+use super::request::{Next, Scratch, BAD_BODY};
 use super::server::{ClientStream, Ctx};
 use crate::http::{forward, headers, BodySource, HyperAttempt, Outgoing, ReqBody};
 
@@ -139,12 +140,8 @@ pub(crate) async fn forward_h2<S: ClientStream>(
             return reply_for(stream, ctx, sc, 400, BAD_BODY, id, version, true, answer).await;
         }
         Err(err) => {
-            tracing::warn!(request_id = id.as_str(), pool = pool.name(),
-                backend = err.backend().unwrap_or("-"), error = %err, "request failed");
-            if let Some(a) = answer.access.as_mut() {
-                a.backend = err.backend().map(str::to_owned);
-                a.error = Some(err.to_string());
-            }
+            let access = answer.access.as_deref_mut();
+            crate::http::access::upstream_failed(&err, id.as_str(), pool.name(), access);
             let msg = err.reason(pool.name());
             let status = err.status().as_u16();
             return reply_for(stream, ctx, sc, status, &msg, id, version, !keep, answer).await;

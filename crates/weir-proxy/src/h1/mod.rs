@@ -18,6 +18,9 @@
 //! ```text
 //! server.rs    the connection loop: wait, read a head, answer, keep alive or close
 //! request.rs   one request: admit, route, pick, body, forward, respond
+//! admit.rs     reading a head within its timeouts, refusals, target and Host rules
+//! answer.rs    request ids, what is recorded of an answer, weir's own answers
+//! respond.rs   a backend's answer sent on; 101 into a tunnel
 //! exchange.rs  one attempt on one backend (driven by http::forward's retry rules)
 //! write.rs     the heads weir writes, from the spans of the heads it read
 //! body.rs      bodies, both ways, framing checked and rewritten
@@ -25,6 +28,8 @@
 //! buf.rs       read buffers lent per request
 //! ```
 
+mod admit;
+mod answer;
 mod body;
 mod buf;
 mod conn;
@@ -32,6 +37,7 @@ mod exchange;
 mod from_h2;
 mod hyper_bridge;
 mod request;
+mod respond;
 mod rewind;
 mod server;
 mod tunnel;

@@ -113,6 +113,28 @@ impl Access {
     }
 }
 
+/// Logs a request no backend answered, once, at warn with the request id (the client got
+/// only a generic reason), and puts the detail in its access-log record.
+pub(crate) fn upstream_failed(
+    err: &super::UpstreamError,
+    request_id: &str,
+    pool: &str,
+    access: Option<&mut Access>,
+) {
+    tracing::warn!(
+        request_id,
+        pool,
+        backend = err.backend().unwrap_or("-"),
+        status = err.status().as_u16(),
+        error = %err,
+        "request failed"
+    );
+    if let Some(a) = access {
+        a.backend = err.backend().map(str::to_owned);
+        a.error = Some(err.to_string());
+    }
+}
+
 impl Drop for Access {
     fn drop(&mut self) {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;

@@ -330,18 +330,7 @@ fn failed(
             return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, false);
         }
     }
-    tracing::warn!(
-        request_id = log_id(id),
-        pool = pool.name(),
-        backend = err.backend().unwrap_or("-"),
-        status = err.status().as_u16(),
-        error = %err,
-        "request failed"
-    );
-    if let Some(a) = answer.access.as_mut() {
-        a.backend = err.backend().map(str::to_owned);
-        a.error = Some(err.to_string());
-    }
+    super::access::upstream_failed(&err, log_id(id), pool.name(), answer.access.as_deref_mut());
     reply(err.status(), err.reason(pool.name()), id, guard, false)
 }
 
