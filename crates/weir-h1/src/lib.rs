@@ -14,6 +14,9 @@
 
 mod chunked;
 mod framing;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 
 pub use chunked::{chunk_header, ChunkError, ChunkedDecoder, Decoded, LAST_CHUNK};

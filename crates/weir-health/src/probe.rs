@@ -3,7 +3,8 @@
 //!
 //! The HTTP probe is a small hand-written client rather than hyper's: it sends exactly one
 //! request (`Connection: close`, `User-Agent: weir-health`), reads the response head only
-//! up to its status line (skipping `1xx` interim responses) and never a body, with at most
+//! through `weir-h1`, the data plane's parser, up to its final status (skipping
+//! `1xx` interim responses) and never a body, with at most
 //! [`MAX_HEAD_BYTES`] buffered, so a misbehaving backend cannot make a probe read without
 //! bound. Every probe uses a fresh connection: a kept-alive one could hide a backend that
 //! no longer accepts new connections. Only the configured path is ever requested, because
@@ -25,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_balance::Backend;
 use weir_config::{HealthCheckConfig, HealthCheckKind};
+use weir_h1::{Method, Parsed, ResponseHead};
 
 use crate::transport::{ProbeKind, ProbeStream, Transport};
 
@@ -237,65 +239,22 @@ enum Head {
 }
 
 /// Finds the final status in `buf`, skipping complete `1xx` interim responses
-/// (`101` is final: it ends HTTP on this connection).
+/// (`101` is final: it ends HTTP on this connection). Heads are read by `weir-h1`, the
+/// parser the data plane uses, so a probe and the proxy judge a response the same way.
 fn parse_final_status(buf: &[u8]) -> Head {
+    let mut head = ResponseHead::default();
     let mut rest = buf;
     loop {
-        let Some(eol) = rest.iter().position(|&b| b == b'\n') else {
-            return Head::Incomplete;
-        };
-        let status = match parse_status_line(&rest[..eol]) {
-            Ok(status) => status,
-            Err(what) => return Head::Invalid(what),
-        };
-        if !(100..200).contains(&status) || status == 101 {
-            return Head::Status(status);
+        match head.parse(rest, MAX_HEAD_BYTES, Method::Get) {
+            Ok(Parsed::Partial) => return Head::Incomplete,
+            Err(refusal) => return Head::Invalid(refusal.reason),
+            Ok(Parsed::Complete) => {}
         }
-        // An interim response: its head ends with an empty line.
-        let Some(end) = find_head_end(rest) else {
-            return Head::Incomplete;
-        };
-        rest = &rest[end..];
-    }
-}
-
-/// Parses `HTTP/1.x NNN reason` (the trailing `\r`, if any, included in `line`).
-fn parse_status_line(line: &[u8]) -> Result<u16, &'static str> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(rest) = line.strip_prefix(b"HTTP/1.") else {
-        return Err("not an HTTP/1.x status line");
-    };
-    let code = match rest {
-        [_minor, b' ', a, b, c, ..] => [*a, *b, *c],
-        _ => return Err("truncated status line"),
-    };
-    if rest.get(5).is_some_and(|&b| b != b' ') {
-        return Err("status code is not three digits");
-    }
-    if !code.iter().all(u8::is_ascii_digit) {
-        return Err("status code is not three digits");
-    }
-    let status = code
-        .iter()
-        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
-    if status < 100 {
-        return Err("status code out of range");
-    }
-    Ok(status)
-}
-
-/// Offset just past the empty line ending the head that starts `buf`.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let mut line_start = 0;
-    while let Some(pos) = buf[line_start..].iter().position(|&b| b == b'\n') {
-        let line = &buf[line_start..line_start + pos];
-        let next = line_start + pos + 1;
-        if line_start > 0 && (line.is_empty() || line == b"\r") {
-            return Some(next);
+        if !(100..200).contains(&head.status) || head.status == 101 {
+            return Head::Status(head.status);
         }
-        line_start = next;
+        rest = rest.get(head.len..).unwrap_or_default();
     }
-    None
 }
 
 #[cfg(test)]
@@ -305,12 +264,15 @@ mod tests {
     #[test]
     fn status_line_parses_code() {
         assert_eq!(
-            parse_final_status(b"HTTP/1.1 200 OK\r\n"),
+            parse_final_status(b"HTTP/1.1 200 OK\r\n\r\n"),
             Head::Status(200)
         );
-        assert_eq!(parse_final_status(b"HTTP/1.0 503\r\n"), Head::Status(503));
         assert_eq!(
-            parse_final_status(b"HTTP/1.1 204 No Content\n"),
+            parse_final_status(b"HTTP/1.0 503\r\n\r\n"),
+            Head::Status(503)
+        );
+        assert_eq!(
+            parse_final_status(b"HTTP/1.1 204 No Content\n\n"),
             Head::Status(204)
         );
     }
@@ -319,36 +281,37 @@ mod tests {
     fn partial_status_line_needs_more_bytes() {
         assert_eq!(parse_final_status(b""), Head::Incomplete);
         assert_eq!(parse_final_status(b"HTTP/1.1 20"), Head::Incomplete);
+        assert_eq!(parse_final_status(b"HTTP/1.1 200 OK\r\n"), Head::Incomplete);
     }
 
     #[test]
     fn garbage_is_invalid() {
         assert!(matches!(
-            parse_final_status(b"SSH-2.0-OpenSSH\r\n"),
+            parse_final_status(b"SSH-2.0-OpenSSH\r\n\r\n"),
             Head::Invalid(_)
         ));
         assert!(matches!(
-            parse_final_status(b"HTTP/1.1 2000 OK\r\n"),
+            parse_final_status(b"HTTP/1.1 2000 OK\r\n\r\n"),
             Head::Invalid(_)
         ));
         assert!(matches!(
-            parse_final_status(b"HTTP/1.1 abc OK\r\n"),
+            parse_final_status(b"HTTP/1.1 abc OK\r\n\r\n"),
             Head::Invalid(_)
         ));
         assert!(matches!(
-            parse_final_status(b"HTTP/1.1 099 OK\r\n"),
+            parse_final_status(b"HTTP/1.1 099 OK\r\n\r\n"),
             Head::Invalid(_)
         ));
     }
 
     #[test]
     fn interim_responses_are_skipped() {
-        let head = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 503 Busy\r\n";
+        let head = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 503 Busy\r\n\r\n";
         assert_eq!(parse_final_status(head), Head::Status(503));
         let partial = b"HTTP/1.1 100 Continue\r\n";
         assert_eq!(parse_final_status(partial), Head::Incomplete);
         assert_eq!(
-            parse_final_status(b"HTTP/1.1 101 Switching\r\n"),
+            parse_final_status(b"HTTP/1.1 101 Switching\r\n\r\n"),
             Head::Status(101)
         );
     }
