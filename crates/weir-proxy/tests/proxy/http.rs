@@ -213,19 +213,8 @@ async fn ten_megabytes_stream_up_and_back_intact() {
 async fn upgrade_tunnels_raw_bytes_after_101() {
     let b = backend(Behaviour::Upgrade).await;
     let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-        .await
-        .expect("write");
-    let mut head = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(s.read_u8().await.expect("read head"));
-        }
-    })
-    .await
-    .expect("101 in time");
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let (mut s, head) = open_tunnel_with_head(&proxy).await;
+    let head = head.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
     let seen = b.last_headers();
@@ -351,6 +340,11 @@ async fn head_keeps_content_length_and_the_backend_connection() {
 
 /// Opens a tunnel through `proxy` to the echo-upgrade backend and waits for its 101.
 async fn open_tunnel(proxy: &Proxy) -> TcpStream {
+    open_tunnel_with_head(proxy).await.0
+}
+
+/// [`open_tunnel`], with the 101's head.
+async fn open_tunnel_with_head(proxy: &Proxy) -> (TcpStream, String) {
     let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
     s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
         .await
@@ -363,12 +357,9 @@ async fn open_tunnel(proxy: &Proxy) -> TcpStream {
     })
     .await
     .expect("101 in time");
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    s
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (s, head)
 }
 
 #[tokio::test]
