@@ -22,6 +22,7 @@
 mod raw;
 mod server;
 mod sink;
+mod tcp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -29,12 +30,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Version};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::port::HeldPort;
+
 pub use raw::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
 pub use sink::{spawn_tcp_sink, TcpSink};
+pub use tcp::{spawn_tcp_echo, spawn_tcp_recorder};
 
 /// One request as the backend received it.
 #[derive(Debug, Clone)]
@@ -72,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) health_status: AtomicU16,
     pub(crate) held: Semaphore,
     pub(crate) tasks: Mutex<Tasks>,
+    /// Keeps the port refusing, and free for a restart, while the backend is killed.
+    pub(crate) port: Arc<HeldPort>,
 }
 
 /// The tasks to abort when the backend is killed.
@@ -107,73 +112,23 @@ pub struct BackendHandle {
     shared: Arc<Shared>,
 }
 
-/// Starts a backend named `name` on `127.0.0.1:0`.
+/// Starts a backend named `name` on a port the backend holds ([`HeldPort`]): once
+/// killed, the port refuses and stays free for [`BackendHandle::restart`].
 ///
 /// # Panics
 /// When loopback cannot be bound.
 pub async fn spawn_backend(name: &str) -> (SocketAddr, BackendHandle) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port for a test backend");
-    start(listener, name, 200)
+    start(Arc::new(HeldPort::new()), name, 200).await
 }
 
-/// Starts a backend named `name` on exactly `addr`: brings a killed backend back on its
-/// old address, as a restarted process would. Retries the bind for up to 5 s.
-///
-/// # Panics
-/// When `addr` cannot be bound within 5 s.
-pub async fn spawn_backend_at(addr: SocketAddr, name: &str) -> BackendHandle {
-    let listener = crate::eventually(&format!("binding backend {name} on {addr}"), || async {
-        TcpListener::bind(addr).await.ok()
+async fn start(port: Arc<HeldPort>, name: &str, health_status: u16) -> (SocketAddr, BackendHandle) {
+    let addr = port.addr();
+    // Retried: a killed backend's listener may take a moment to be closed by its task.
+    let listener = crate::eventually(&format!("listening for backend {name} on {addr}"), || {
+        let listener = port.listen().ok();
+        async move { listener }
     })
     .await;
-    start(listener, name, 200).1
-}
-
-/// As [`spawn_backend_at`], with `GET /health` answering `health_status` from the first
-/// probe on: a restarted process that is not healthy yet, with no window in which a
-/// probe could see 200 before the test sets the status.
-///
-/// # Panics
-/// When `addr` cannot be bound within 5 s.
-pub async fn spawn_backend_at_with_health(
-    addr: SocketAddr,
-    name: &str,
-    health_status: u16,
-) -> BackendHandle {
-    let listener = crate::eventually(&format!("binding backend {name} on {addr}"), || async {
-        TcpListener::bind(addr).await.ok()
-    })
-    .await;
-    start(listener, name, health_status).1
-}
-
-/// A loopback address that refuses connections, reserved for the whole test process.
-///
-/// The port stays bound (without listening) so that a connect is refused at once and
-/// no other test's backend, bound to port 0 in parallel, can be handed the same port:
-/// a port that was merely bound and released could be, and the "dead" backend then
-/// answered with another test's name.
-///
-/// # Panics
-/// When loopback cannot be bound.
-pub async fn closed_port() -> SocketAddr {
-    static RESERVED: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
-    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("bind a loopback port");
-    let addr = socket.local_addr().expect("bound address");
-    match RESERVED.lock() {
-        Ok(mut held) => held.push(socket),
-        Err(poisoned) => poisoned.into_inner().push(socket),
-    }
-    addr
-}
-
-fn start(listener: TcpListener, name: &str, health_status: u16) -> (SocketAddr, BackendHandle) {
-    let addr = listener.local_addr().expect("bound address");
     let shared = Arc::new(Shared {
         name: name.to_owned(),
         hits: AtomicUsize::new(0),
@@ -187,6 +142,7 @@ fn start(listener: TcpListener, name: &str, health_status: u16) -> (SocketAddr, 
         health_status: AtomicU16::new(health_status),
         held: Semaphore::new(0),
         tasks: Mutex::new(Tasks::default()),
+        port,
     });
     let accept = tokio::spawn(server::accept_loop(listener, Arc::clone(&shared)));
     shared.tasks().accept = Some(accept);
@@ -259,6 +215,27 @@ impl BackendHandle {
     /// Lets `n` held (`/hold...`) requests answer, in arrival order.
     pub fn release(&self, n: usize) {
         self.shared.held.add_permits(n);
+    }
+
+    /// A backend named `name` on this (killed) backend's port, as a restarted process
+    /// would come back on its old address.
+    ///
+    /// # Panics
+    /// When the port cannot be listened on within 5 s (this backend still runs).
+    pub async fn restart(&self, name: &str) -> BackendHandle {
+        self.restart_with_health(name, 200).await
+    }
+
+    /// As [`restart`](BackendHandle::restart), with `GET /health` answering
+    /// `health_status` from the first probe on: a restarted process that is not healthy
+    /// yet, with no window in which a probe could see 200 before the test sets the status.
+    ///
+    /// # Panics
+    /// As [`restart`](BackendHandle::restart).
+    pub async fn restart_with_health(&self, name: &str, health_status: u16) -> BackendHandle {
+        start(Arc::clone(&self.shared.port), name, health_status)
+            .await
+            .1
     }
 
     /// Stops accepting and closes every open connection; returns once the port refuses.

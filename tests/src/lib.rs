@@ -6,16 +6,22 @@
 //!
 //! - [`backend`]: in-process HTTP/1.1 backends that name themselves, record what reached
 //!   them, and can be slowed, failed, held or killed ([`spawn_backend`]), a raw TCP
-//!   sink that only records whether any byte arrived ([`spawn_tcp_sink`]), and a
-//!   scripted raw backend writing exact bytes ([`backend::spawn_raw_backend`]).
+//!   sink that only records whether any byte arrived ([`spawn_tcp_sink`]), a TCP echo
+//!   server and recorder ([`spawn_tcp_echo`], [`spawn_tcp_recorder`]), and a scripted raw
+//!   backend writing exact bytes ([`backend::spawn_raw_backend`]).
 //! - [`process`]: a `weir` child process with its config in a temp dir, its JSON log lines
 //!   collected for waiting on events ([`Weir`]), and `weir check` ([`check_config`]).
 //! - [`client`]: small HTTP/1.1 (keep-alive), h2c and raw-socket clients.
 //! - [`h2attack`]: hostile HTTP/2 clients (Python) and weir's resident memory.
 //! - [`load`]: many clients at once, tallied, for "zero failed requests" under change.
 //! - [`status`]: finding a pool or backend in weir's `/status` document.
-//! - [`metrics`]: scraping `/metrics` and parsing the Prometheus text format.
-//! - [`eventually`]: the one bounded wait loop; tests never sleep on a guess (STYLE.md §11).
+//! - [`metrics`]: scraping `/metrics`, parsing the Prometheus text format, and the table
+//!   of every family weir exports ([`metrics::FAMILIES`]).
+//! - [`port`]: loopback ports a test holds, refusing until it listens on them
+//!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
+//! - [`config`]: weir YAML for the usual shapes (one pool, a TCP listener, health checks).
+//! - [`eventually`], [`until`]: the bounded wait loops; tests never sleep on a guess
+//!   (STYLE.md §11).
 //!
 //! Every wait here is bounded in count and time and panics with a message naming what it
 //! waited for, so a broken build fails fast and says why instead of hanging CI.
@@ -26,6 +32,7 @@ pub mod config;
 pub mod h2attack;
 pub mod load;
 pub mod metrics;
+pub mod port;
 pub mod process;
 pub mod status;
 mod tempdir;
@@ -34,12 +41,12 @@ use std::future::Future;
 use std::hash::Hasher;
 use std::time::Duration;
 
-pub use backend::spawn_backend_at_with_health;
-pub use backend::{closed_port, spawn_backend, spawn_backend_at, spawn_tcp_sink, BackendHandle};
-pub use backend::{Recorded, TcpSink};
+pub use backend::{spawn_backend, spawn_tcp_echo, spawn_tcp_recorder, spawn_tcp_sink};
+pub use backend::{BackendHandle, Recorded, TcpSink};
 pub use client::{H1Client, H2Client, Response};
 pub use load::{Load, LoadReport};
 pub use metrics::{Sample, Scrape};
+pub use port::{closed_port, HeldPort};
 pub use process::{check_config, run_weir, CheckOutput, Weir};
 
 /// How often [`eventually`] probes.
@@ -86,6 +93,32 @@ where
     panic!(
         "gave up after {POLL_ATTEMPTS} attempts ({:?}) waiting for: {what}",
         POLL_INTERVAL * POLL_ATTEMPTS
+    );
+}
+
+/// Polls `cond` every 10 ms, at most 1,000 times (10 s), until it holds: for state a
+/// test reads synchronously (a backend's counters, a table's flags).
+///
+/// # Panics
+/// When `cond` still does not hold after 10 s, naming `what`.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    until_async(what, || std::future::ready(cond())).await;
+}
+
+/// As [`until`], for a condition that must be awaited.
+///
+/// # Panics
+/// As [`until`].
+pub async fn until_async<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    for _ in 0..2 * POLL_ATTEMPTS {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    panic!(
+        "gave up after {:?} waiting for: {what}",
+        POLL_INTERVAL * 2 * POLL_ATTEMPTS
     );
 }
 

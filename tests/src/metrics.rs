@@ -108,6 +108,68 @@ impl Scrape {
     }
 }
 
+/// Every family of DESIGN.md §5, verbatim (plus the two info gauges): name, type and
+/// label names. The one list both the exporter's unit tests and the end-to-end tests
+/// check a scrape against.
+pub const FAMILIES: &[(&str, &str, &[&str])] = &[
+    (
+        "weir_http_requests_total",
+        "counter",
+        &["listener", "pool", "backend", "code"],
+    ),
+    (
+        "weir_http_request_duration_seconds",
+        "histogram",
+        &["listener", "pool"],
+    ),
+    (
+        "weir_backend_response_duration_seconds",
+        "histogram",
+        &["pool", "backend"],
+    ),
+    ("weir_backend_up", "gauge", &["pool", "backend"]),
+    ("weir_pool_backends_up", "gauge", &["pool"]),
+    (
+        "weir_backend_downtime_seconds_total",
+        "counter",
+        &["pool", "backend"],
+    ),
+    ("weir_backend_in_flight", "gauge", &["pool", "backend"]),
+    (
+        "weir_backend_transitions_total",
+        "counter",
+        &["pool", "backend", "to"],
+    ),
+    (
+        "weir_health_checks_total",
+        "counter",
+        &["pool", "backend", "result"],
+    ),
+    (
+        "weir_upstream_errors_total",
+        "counter",
+        &["pool", "backend", "kind"],
+    ),
+    ("weir_retries_total", "counter", &["pool"]),
+    ("weir_listener_connections_active", "gauge", &["listener"]),
+    ("weir_listener_connections_total", "counter", &["listener"]),
+    (
+        "weir_tcp_bytes_total",
+        "counter",
+        &["listener", "direction"],
+    ),
+    ("weir_http_protocol_errors_total", "counter", &["listener"]),
+    ("weir_config_reloads_total", "counter", &["result"]),
+    ("weir_config_last_reload_successful", "gauge", &[]),
+    (
+        "weir_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        &[],
+    ),
+    ("weir_config_info", "gauge", &["hash"]),
+    ("weir_build_info", "gauge", &["version"]),
+];
+
 fn parse_sample(line: &str) -> Sample {
     let name_end = line
         .find(['{', ' '])

@@ -10,8 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_e2e::client::{self, raw, H1Client};
 use weir_e2e::{
-    closed_port, deterministic_bytes, eventually, fnv1a, spawn_backend, spawn_backend_at,
-    spawn_tcp_sink,
+    closed_port, deterministic_bytes, eventually, fnv1a, spawn_backend, spawn_tcp_sink,
 };
 
 #[tokio::test]
@@ -44,10 +43,10 @@ async fn killed_backend_refuses_and_closes_open_connections_then_can_return() {
     assert!(raw::is_refused(addr).await, "port still accepts after kill");
     assert!(c.get("/").await.is_err(), "open connection survived kill");
 
-    let h2 = spawn_backend_at(addr, "k2").await;
+    let h2 = h.restart("k2").await;
     assert_eq!(client::get(addr, "/").await.text(), "k2");
     assert_eq!(h2.hits(), 1);
-    assert!(raw::is_refused(closed_port().await).await);
+    assert!(raw::is_refused(closed_port().addr()).await);
 }
 
 #[tokio::test]

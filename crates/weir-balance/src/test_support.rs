@@ -1,16 +1,12 @@
-//! Builders shared by the unit tests: backends with given weights, and configs built
-//! by hand (the tests do not depend on the YAML parser).
+//! Builders shared by the unit tests: backends with given weights, named `a`, `b`, …, on
+//! top of `weir_config::test_util`'s hand-built configs (the tests do not depend on the
+//! YAML parser).
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use weir_config::{
-    AdminConfig, BackendConfig, Config, ListenerConfig, ListenerTimeouts, PoolConfig, PoolTimeouts,
-    Protocol, RouteConfig, StrategyKind,
-};
+pub(crate) use weir_config::test_util::{config, route, routed_listener as http_listener};
+use weir_config::{test_util, BackendConfig, PoolConfig, StrategyKind};
 
 use crate::Backend;
 
@@ -23,12 +19,12 @@ pub(crate) fn name(i: usize) -> String {
 }
 
 pub(crate) fn backend_config(i: usize, weight: u32, backup: bool) -> BackendConfig {
+    assert!(weight > 0, "weights start at 1");
     let port = u16::try_from(10_000 + i).expect("test pools are small");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     BackendConfig {
-        address: name(i),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        weight: NonZeroU32::new(weight).expect("weights start at 1"),
         backup,
+        ..test_util::weighted_backend(&name(i), addr, weight)
     }
 }
 
@@ -55,62 +51,7 @@ pub(crate) fn pool_config(
     backends: Vec<BackendConfig>,
 ) -> PoolConfig {
     PoolConfig {
-        name: name.to_owned(),
         strategy,
-        backends,
-        health_check: None,
-        timeouts: PoolTimeouts {
-            connect: Duration::from_secs(2),
-            response: Duration::from_secs(30),
-        },
-        retries: 2,
-        passive: weir_config::PassiveConfig::default(),
-        fail_open: false,
-        slow_start: None,
-        retry_on: weir_config::RetryOn::default(),
-        retry_budget: weir_config::RetryBudgetConfig::default(),
-        tls: None,
-        upstream_protocol: weir_config::UpstreamProtocol::Http1,
-    }
-}
-
-pub(crate) fn route(host: Option<&str>, path_prefix: Option<&str>, pool: &str) -> RouteConfig {
-    RouteConfig {
-        host: host.map(str::to_owned),
-        path_prefix: path_prefix.map(str::to_owned),
-        pool: pool.to_owned(),
-    }
-}
-
-pub(crate) fn http_listener(name: &str, routes: Vec<RouteConfig>) -> ListenerConfig {
-    ListenerConfig {
-        name: name.to_owned(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        protocol: Protocol::Http,
-        tls: None,
-        routes,
-        pool: None,
-        timeouts: ListenerTimeouts {
-            header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
-        },
-        max_connections: 10_000,
-        access_log: false,
-        proxy_protocol: None,
-        accept_proxy_protocol: None,
-        max_requests_per_connection: 1000,
-        http2: weir_config::Http2Config::default(),
-    }
-}
-
-pub(crate) fn config(listeners: Vec<ListenerConfig>, pools: Vec<PoolConfig>) -> Config {
-    Config {
-        source: PathBuf::from("<test>"),
-        admin: AdminConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
-        },
-        shutdown_timeout: Duration::from_secs(30),
-        listeners,
-        pools,
+        ..test_util::pool(name, backends)
     }
 }

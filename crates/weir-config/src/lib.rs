@@ -55,6 +55,8 @@ mod model;
 mod parse;
 mod position;
 mod raw;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod tls;
 mod validate;
 mod walk;

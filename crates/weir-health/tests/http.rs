@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{eventually, only_backend, silent_backend, table, HttpBackend, PoolSpec};
+use support::{only_backend, silent_backend, table, until, HttpBackend, PoolSpec};
 use tokio::time::Instant;
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
@@ -26,12 +26,12 @@ async fn http_check_follows_the_health_endpoint_status() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     let b = only_backend(&t);
-    eventually("two probes answered", || server.count() >= 2).await;
+    until("two probes answered", || server.count() >= 2).await;
     assert!(b.is_up());
 
     server.set_healthy(false);
     let switched = Instant::now();
-    eventually("backend down on 503", || !b.is_up()).await;
+    until("backend down on 503", || !b.is_up()).await;
     // fall = 2 failures at least 90 ms apart.
     assert!(
         switched.elapsed() >= Duration::from_millis(90),
@@ -41,7 +41,7 @@ async fn http_check_follows_the_health_endpoint_status() {
     assert_eq!(b.last_transition().reason, "status 503 not in 200-399");
 
     server.set_healthy(true);
-    eventually("backend up on 200", || b.is_up()).await;
+    until("backend up on 200", || b.is_up()).await;
     assert_eq!(b.transitions(), 2);
     assert_eq!(b.last_transition().reason, "check passed");
 
@@ -78,7 +78,7 @@ async fn http_check_sends_the_configured_host_and_path() {
     );
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
-    eventually("first probe answered at once", || server.count() >= 1).await;
+    until("first probe answered at once", || server.count() >= 1).await;
     let seen = server.requests();
     assert_eq!(seen[0].path, "/status/ready?full=1");
     assert_eq!(seen[0].host.as_deref(), Some("health.example.com"));
@@ -102,7 +102,7 @@ async fn http_check_fails_a_backend_that_never_answers_within_timeout() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     let b = only_backend(&t);
-    eventually("silent backend down", || !b.is_up()).await;
+    until("silent backend down", || !b.is_up()).await;
     assert_eq!(b.last_transition().reason, "timeout after 200ms");
 }
 
@@ -123,7 +123,7 @@ async fn http_check_fails_a_backend_that_does_not_speak_http() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     let b = only_backend(&t);
-    eventually("backend that closes at once is down", || !b.is_up()).await;
+    until("backend that closes at once is down", || !b.is_up()).await;
     let reason = b.last_transition().reason;
     assert!(
         reason == "connection closed before the response status"

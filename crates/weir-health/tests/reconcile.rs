@@ -4,7 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{backend, closed_port, eventually, only_backend, table, PoolSpec, TcpBackend};
+use support::{backend, closed_port, only_backend, table, until, PoolSpec, TcpBackend};
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
 
@@ -27,7 +27,7 @@ async fn removed_backend_is_no_longer_probed_and_kept_backend_keeps_its_task() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t1);
     let (gone_backend, kept_backend) = (Arc::downgrade(&backend(&t1, 0)), backend(&t1, 1));
-    eventually("both backends probed", || {
+    until("both backends probed", || {
         gone.count() >= 2 && kept.count() >= 2
     })
     .await;
@@ -54,20 +54,20 @@ async fn removed_backend_is_no_longer_probed_and_kept_backend_keeps_its_task() {
     );
 
     // The stopped task held the last reference to the removed backend.
-    eventually("removed backend's task ended", || {
+    until("removed backend's task ended", || {
         gone_backend.upgrade().is_none()
     })
     .await;
     // One more probe of the kept backend lets the removed one's server accept any
     // connection made just before the abort.
     let probes_of_kept = kept.count();
-    eventually("kept backend probed again", || {
+    until("kept backend probed again", || {
         kept.count() > probes_of_kept
     })
     .await;
     let probes_of_gone = gone.count();
     let probes_of_kept = kept.count();
-    eventually("kept backend probed three more times", || {
+    until("kept backend probed three more times", || {
         kept.count() >= probes_of_kept + 3
     })
     .await;
@@ -96,7 +96,7 @@ async fn reconcile_with_an_unchanged_check_sends_no_extra_probe_and_new_backends
     let mut checker = HealthChecker::new();
     checker.reconcile(&t1);
     let old_backend = only_backend(&t1);
-    eventually("first probe at once", || old.count() == 1).await;
+    until("first probe at once", || old.count() == 1).await;
     let task = checker.task_id(&old_backend);
 
     // Same table again: nothing changes.
@@ -117,13 +117,14 @@ async fn reconcile_with_an_unchanged_check_sends_no_extra_probe_and_new_backends
     checker.reconcile(&t2);
     assert_eq!(checker.task_count(), 2);
     assert_eq!(checker.task_id(&old_backend), task);
-    eventually("new backend probed at once", || new.count() == 1).await;
+    until("new backend probed at once", || new.count() == 1).await;
     assert_eq!(old.count(), 1, "no extra probe of the kept backend");
 }
 
 #[tokio::test]
 async fn changed_check_restarts_the_task_but_keeps_the_backend_state() {
-    let addr = closed_port().await;
+    let held = closed_port();
+    let addr = held.addr();
     let registry = BackendRegistry::new();
     let t1 = table(
         &registry,
@@ -137,7 +138,7 @@ async fn changed_check_restarts_the_task_but_keeps_the_backend_state() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t1);
     let b = only_backend(&t1);
-    eventually("dead backend down", || !b.is_up()).await;
+    until("dead backend down", || !b.is_up()).await;
     let task = checker.task_id(&b);
 
     let changed = "{ type: tcp, interval: 30s, timeout: 1s }";
@@ -177,7 +178,7 @@ async fn removing_the_health_check_forces_the_pool_up_and_stops_probing() {
     checker.reconcile(&t1);
     let b = only_backend(&t1);
     server.stop().await;
-    eventually("backend down", || !b.is_up()).await;
+    until("backend down", || !b.is_up()).await;
 
     let t2 = table(
         &registry,
@@ -215,7 +216,7 @@ async fn removing_the_health_check_forces_the_pool_up_and_stops_probing() {
         ],
     );
     checker.reconcile(&t3);
-    eventually("other pool probed three times", || other.count() >= 3).await;
+    until("other pool probed three times", || other.count() >= 3).await;
     assert_eq!(
         server.count(),
         before,
@@ -238,7 +239,7 @@ async fn shutdown_and_drop_stop_every_task() {
     );
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
-    eventually("probed", || server.count() >= 1).await;
+    until("probed", || server.count() >= 1).await;
     checker.shutdown();
     assert_eq!(checker.task_count(), 0);
 
@@ -248,7 +249,7 @@ async fn shutdown_and_drop_stop_every_task() {
     drop(checker);
     drop(t);
     drop(registry);
-    eventually("task ended with the checker", || weak.upgrade().is_none()).await;
+    until("task ended with the checker", || weak.upgrade().is_none()).await;
 }
 
 #[test]

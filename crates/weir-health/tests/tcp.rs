@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{closed_port, eventually, only_backend, table, PoolSpec, TcpBackend};
+use support::{closed_port, only_backend, table, until, PoolSpec, TcpBackend};
 use tokio::time::Instant;
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
@@ -27,7 +27,7 @@ async fn listening_backend_stays_up() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     let b = only_backend(&t);
-    eventually("three probes accepted", || server.count() >= 3).await;
+    until("three probes accepted", || server.count() >= 3).await;
     assert!(b.is_up());
     assert_eq!(b.transitions(), 0);
     assert_eq!(checker.task_count(), 1);
@@ -37,7 +37,8 @@ async fn listening_backend_stays_up() {
 async fn dead_new_backend_goes_down_after_its_first_probe() {
     // fall is 3 and the second probe comes after at least 5 s: only the first probe
     // (fragile initial state) can pull the backend within the wait.
-    let addr = closed_port().await;
+    let held = closed_port();
+    let addr = held.addr();
     let registry = BackendRegistry::new();
     let check = "{ type: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 3 }";
     let t = table(
@@ -52,7 +53,7 @@ async fn dead_new_backend_goes_down_after_its_first_probe() {
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     let b = only_backend(&t);
-    eventually("backend down", || !b.is_up()).await;
+    until("backend down", || !b.is_up()).await;
     assert_eq!(b.transitions(), 1);
     let reason = b.last_transition().reason;
     assert!(reason.starts_with("connect: "), "{reason}");
@@ -76,11 +77,11 @@ async fn checked_backend_goes_down_after_fall_failures_and_up_after_rise_success
     checker.reconcile(&t);
     let b = only_backend(&t);
     // The second probe starts only after the first result was recorded.
-    eventually("two probes accepted", || server.count() >= 2).await;
+    until("two probes accepted", || server.count() >= 2).await;
 
     server.stop().await;
     let stopped = Instant::now();
-    eventually("backend down", || !b.is_up()).await;
+    until("backend down", || !b.is_up()).await;
     // Three failures in a row, at least 90 ms apart: never sooner than 180 ms.
     assert!(
         stopped.elapsed() >= Duration::from_millis(180),
@@ -92,7 +93,7 @@ async fn checked_backend_goes_down_after_fall_failures_and_up_after_rise_success
 
     server.restart().await;
     let restarted = Instant::now();
-    eventually("backend up again", || b.is_up()).await;
+    until("backend up again", || b.is_up()).await;
     assert!(
         restarted.elapsed() >= Duration::from_millis(90),
         "{:?}",

@@ -27,8 +27,6 @@ mod requests;
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
-#[cfg(test)]
-mod text;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -124,7 +124,8 @@ async fn access_lines_are_json_with_every_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_line_names_the_backend_that_answered_after_a_retry() {
-    let dead = weir_e2e::closed_port().await;
+    let held = weir_e2e::closed_port();
+    let dead = held.addr();
     let (live, _h) = spawn_backend("live").await;
     let weir = Weir::start(WEIR, &logged(&[dead, live])).await;
     let mark = weir.log_mark();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use weir_e2e::client::{self, H1Client};
 use weir_e2e::config::{backend, backend_with, backends, one_pool, FAST_HEALTH_CHECK};
-use weir_e2e::{closed_port, spawn_backend, spawn_backend_at, BackendHandle, Weir};
+use weir_e2e::{closed_port, spawn_backend, BackendHandle, HeldPort, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -54,7 +54,7 @@ async fn backup_takes_over_when_primaries_die_and_gives_back_when_one_returns() 
     assert!(got.iter().all(|b| b == "backup"), "{got:?}");
 
     let mark = weir.log_mark();
-    let hp1 = spawn_backend_at(p1, "p1").await;
+    let hp1 = hp1.restart("p1").await;
     wait_backend_log(&weir, mark, "backend up", &hp1).await;
     let backup_hits = hbk.hits();
     let got = bodies(&weir, 10).await;
@@ -106,7 +106,8 @@ async fn nothing_up_answers_503_at_once_then_recovers() {
 
 #[tokio::test]
 async fn every_backend_refusing_answers_502() {
-    let refused = [closed_port().await, closed_port().await];
+    let held = [closed_port(), closed_port()];
+    let refused = held.each_ref().map(HeldPort::addr);
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&refused), "")).await;
 
     let resp = client::get(weir.listener_addr("web"), "/").await;
@@ -116,7 +117,8 @@ async fn every_backend_refusing_answers_502() {
 
 #[tokio::test]
 async fn connect_failure_is_retried_on_another_backend() {
-    let dead = closed_port().await;
+    let held = closed_port();
+    let dead = held.addr();
     let (live, hlive) = spawn_backend("live").await;
     // No health check: only the retry can hide the dead backend from clients.
     let weir = Weir::start(

@@ -7,70 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use weir_e2e::config::{backend, backends, one_pool, FAST_HEALTH_CHECK};
+use weir_e2e::metrics::FAMILIES;
 use weir_e2e::{closed_port, eventually, spawn_backend, spawn_tcp_sink, H1Client, Scrape, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(10);
-
-/// Every DESIGN.md §5 family (plus the two info gauges), its type and its label names.
-const FAMILIES: &[(&str, &str, &[&str])] = &[
-    (
-        "weir_http_requests_total",
-        "counter",
-        &["listener", "pool", "backend", "code"],
-    ),
-    (
-        "weir_http_request_duration_seconds",
-        "histogram",
-        &["listener", "pool"],
-    ),
-    (
-        "weir_backend_response_duration_seconds",
-        "histogram",
-        &["pool", "backend"],
-    ),
-    ("weir_backend_up", "gauge", &["pool", "backend"]),
-    ("weir_pool_backends_up", "gauge", &["pool"]),
-    (
-        "weir_backend_downtime_seconds_total",
-        "counter",
-        &["pool", "backend"],
-    ),
-    ("weir_backend_in_flight", "gauge", &["pool", "backend"]),
-    (
-        "weir_backend_transitions_total",
-        "counter",
-        &["pool", "backend", "to"],
-    ),
-    (
-        "weir_health_checks_total",
-        "counter",
-        &["pool", "backend", "result"],
-    ),
-    (
-        "weir_upstream_errors_total",
-        "counter",
-        &["pool", "backend", "kind"],
-    ),
-    ("weir_retries_total", "counter", &["pool"]),
-    ("weir_listener_connections_active", "gauge", &["listener"]),
-    ("weir_listener_connections_total", "counter", &["listener"]),
-    (
-        "weir_tcp_bytes_total",
-        "counter",
-        &["listener", "direction"],
-    ),
-    ("weir_http_protocol_errors_total", "counter", &["listener"]),
-    ("weir_config_reloads_total", "counter", &["result"]),
-    ("weir_config_last_reload_successful", "gauge", &[]),
-    (
-        "weir_config_last_reload_success_timestamp_seconds",
-        "gauge",
-        &[],
-    ),
-    ("weir_config_info", "gauge", &["hash"]),
-    ("weir_build_info", "gauge", &["version"]),
-];
 
 /// An HTTP listener `web` -> pool `web` (health-checked) and a TCP listener `raw` ->
 /// pool `db`.
@@ -288,7 +229,8 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
-    let dead = closed_port().await;
+    let held = closed_port();
+    let dead = held.addr();
     let (live, _h) = spawn_backend("live").await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[dead, live]), "")).await;
     let mut client = H1Client::connect(weir.listener_addr("web"))

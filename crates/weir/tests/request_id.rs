@@ -54,7 +54,8 @@ fn is_generated(id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_backend_is_not_named_to_the_client_but_logged_under_the_request_id() {
-    let dead = closed_port().await;
+    let held = closed_port();
+    let dead = held.addr();
     let weir = Weir::start(WEIR, &logged(&[dead])).await;
     let mark = weir.log_mark();
     let mut client = H1Client::connect(weir.listener_addr("web"))

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{eventually, spawn_backend, spawn_backend_at_with_health, status, Load, Weir};
+use weir_e2e::{eventually, spawn_backend, status, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -65,7 +65,7 @@ async fn kill_one_of_three_under_load(pool_extra: &str) {
     assert!(!status::is_up(&weir.status().await, "web", c));
 
     // The same address answers again, but its health path fails: it must stay out.
-    let restarted = spawn_backend_at_with_health(c, "c again", 503).await;
+    let restarted = hc.restart_with_health("c again", 503).await;
     let (a_then, b_then) = (ha.hits(), hb.hits());
     load.wait_for_more(500, "after detection").await;
     eventually("the restarted but unhealthy backend being probed", || {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{closed_port, eventually, spawn_backend, spawn_backend_at, status, Load, Weir};
+use weir_e2e::{closed_port, eventually, spawn_backend, status, HeldPort, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -20,11 +20,8 @@ const GENEROUS_RETRIES: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passive_ejection_never_takes_more_than_max_ejected_percent_of_the_pool() {
     let (live, hlive) = spawn_backend("live").await;
-    let dead = [
-        closed_port().await,
-        closed_port().await,
-        closed_port().await,
-    ];
+    let held = [closed_port(), closed_port(), closed_port()];
+    let dead = held.each_ref().map(HeldPort::addr);
     let mut all = vec![live];
     all.extend_from_slice(&dead);
     let pool_extra = format!(
@@ -123,7 +120,7 @@ async fn passively_ejected_backend_returns_after_base_ejection_time() {
         "{entry}"
     );
 
-    let hb = spawn_backend_at(b, "b again").await;
+    let hb = hb.restart("b again").await;
     weir.wait_for_backend_log(mark, "backend up", b, LOG_WAIT)
         .await;
     let took = ejected_at.elapsed();

@@ -28,8 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use weir_e2e::{
-    eventually, spawn_backend, spawn_backend_at, spawn_tcp_sink, status, BackendHandle, Load,
-    LoadReport, Weir,
+    eventually, spawn_backend, spawn_tcp_sink, status, BackendHandle, Load, LoadReport, Weir,
 };
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -172,6 +171,9 @@ async fn wait_clients_gone(weir: &Weir) {
 /// The four main backends, each either serving (`Some`) or killed (`None`).
 struct Fleet {
     addrs: Vec<SocketAddr>,
+    /// The first incarnation of each backend: it holds the port, so a killed backend's
+    /// port refuses and no other test can take it before the restart.
+    first: Vec<BackendHandle>,
     live: Vec<Option<BackendHandle>>,
     /// Hits of incarnations already killed.
     dead_hits: usize,
@@ -218,7 +220,7 @@ impl Fleet {
     async fn restart(&mut self, i: usize, delay: Duration) {
         if self.live[i].is_none() {
             let name = format!("m{i}");
-            let backend = spawn_backend_at(self.addrs[i], &name).await;
+            let backend = self.first[i].restart(&name).await;
             backend.set_delay(delay);
             self.live[i] = Some(backend);
             self.restarts += 1;
@@ -242,6 +244,7 @@ async fn chaos_soak_loses_no_request_that_had_a_live_backend() {
 
     let mut fleet = Fleet {
         addrs: Vec::new(),
+        first: Vec::new(),
         live: Vec::new(),
         dead_hits: 0,
         kills: 0,
@@ -251,6 +254,7 @@ async fn chaos_soak_loses_no_request_that_had_a_live_backend() {
         let (addr, handle) = spawn_backend(&format!("m{i}")).await;
         handle.set_delay(answer_delay(&mut rng));
         fleet.addrs.push(addr);
+        fleet.first.push(handle.clone());
         fleet.live.push(Some(handle));
     }
     let (hang, sink) = spawn_tcp_sink().await;

@@ -4,11 +4,9 @@
 #![allow(dead_code, unreachable_pub)] // each test file uses a different part
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use weir_balance::{Backend, BackendRegistry, Table};
+use weir_e2e::HeldPort;
 
 /// A pool for [`table`]: name, backend addresses and the `health_check` YAML (if any).
 pub struct PoolSpec<'a> {
@@ -62,49 +61,28 @@ pub fn backend(table: &Table, i: usize) -> Arc<Backend> {
     Arc::clone(table.pools()[0].backends().nth(i).expect("backend exists"))
 }
 
-/// Polls `check` every 10 ms, at most 1000 times (10 s); panics naming `what` on giving up.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for: {what}");
-}
-
-/// Like [`eventually`] for an async condition.
-pub async fn eventually_async<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..1000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for: {what}");
-}
-
-/// A loopback port that refuses connections (see [`weir_e2e::closed_port`]).
-#[allow(unused_imports)] // not every test file that includes this module uses it
-pub use weir_e2e::closed_port;
+#[allow(unused_imports)] // not every test file that includes this module uses each
+pub use weir_e2e::{closed_port, until};
 
 /// A TCP server that accepts and closes connections, counting them.
+///
+/// Its port is held for the whole test ([`HeldPort`]): stopped, it refuses, and nothing
+/// else can take the port before [`TcpBackend::restart`].
 pub struct TcpBackend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    port: Arc<HeldPort>,
     task: Option<JoinHandle<()>>,
 }
 
 impl TcpBackend {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        Self::serve(listener, Arc::new(AtomicUsize::new(0)))
+        Self::serve(Arc::new(HeldPort::new()), Arc::new(AtomicUsize::new(0)))
     }
 
-    fn serve(listener: TcpListener, connections: Arc<AtomicUsize>) -> Self {
-        let addr = listener.local_addr().expect("bound address");
+    fn serve(port: Arc<HeldPort>, connections: Arc<AtomicUsize>) -> Self {
+        let listener = port.listen().expect("listen on the held port");
+        let addr = port.addr();
         let count = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -115,6 +93,7 @@ impl TcpBackend {
         TcpBackend {
             addr,
             connections,
+            port,
             task: Some(task),
         }
     }
@@ -133,10 +112,7 @@ impl TcpBackend {
 
     /// Listens on the same port again.
     pub async fn restart(&mut self) {
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("rebind the same port");
-        *self = Self::serve(listener, Arc::clone(&self.connections));
+        *self = Self::serve(Arc::clone(&self.port), Arc::clone(&self.connections));
     }
 }
 

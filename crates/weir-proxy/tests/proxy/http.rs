@@ -109,7 +109,8 @@ async fn nothing_up_answers_503_naming_the_pool() {
 
 #[tokio::test]
 async fn every_backend_refusing_answers_502() {
-    let (x, y) = (closed_port().await, closed_port().await);
+    let held = [closed_port(), closed_port()];
+    let [x, y] = held.each_ref().map(HeldPort::addr);
     let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[x, y])])).await;
     let (status, headers, body) = send(&mut client(proxy.addr).await, get("/")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
@@ -152,7 +153,8 @@ async fn slow_backend_answers_504_after_the_response_timeout() {
 
 #[tokio::test]
 async fn connect_failure_is_retried_on_another_backend() {
-    let dead = closed_port().await;
+    let held = closed_port();
+    let dead = held.addr();
     let live = backend(Behaviour::Name("live")).await;
     let proxy = Proxy::start(config(
         http_listener("app"),
@@ -295,7 +297,7 @@ async fn drained_closes_what_is_left_by_force_and_counts_it() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
-    eventually_hits(&b, 1).await;
+    weir_e2e::until("the backend receiving the request", || b.hits() >= 1).await;
     assert_eq!(proxy.handle.drained(Duration::from_millis(100)).await, 1);
     let mut out = Vec::new();
     let read = tokio::time::timeout(WAIT, s.read_to_end(&mut out))
@@ -305,16 +307,6 @@ async fn drained_closes_what_is_left_by_force_and_counts_it() {
         read.is_err() || out.is_empty(),
         "no response expected: {out:?}"
     );
-}
-
-async fn eventually_hits(b: &TestBackend, n: usize) {
-    for _ in 0..500 {
-        if b.hits() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("backend never got {n} requests");
 }
 
 #[tokio::test]

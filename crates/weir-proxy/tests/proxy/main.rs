@@ -5,7 +5,6 @@
 #![allow(missing_docs)]
 
 mod http;
-mod l4;
 mod limits;
 mod resilience;
 mod retry;

@@ -12,7 +12,8 @@ use http_body_util::Full;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use weir_balance::Backend;
-use weir_config::{Config, PoolConfig, Protocol};
+use weir_config::{Config, PoolConfig};
+use weir_e2e::until;
 
 use crate::support::*;
 
@@ -29,20 +30,10 @@ fn app(addrs: &[SocketAddr], edit: impl FnOnce(&mut PoolConfig)) -> Config {
     config(http_listener("app"), vec![p])
 }
 
-/// Polls `cond` every 10 ms for at most 5 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn dead_backend_is_ejected_after_three_connect_failures_and_clients_see_200() {
-    let dead = closed_port().await;
+    let held = closed_port();
+    let dead = held.addr();
     let good = backend(Behaviour::Name("good")).await;
     let proxy = Proxy::start(app(&[dead, good.addr], |_| {})).await;
     let mut c = client(proxy.addr).await;
@@ -64,7 +55,8 @@ async fn dead_backend_is_ejected_after_three_connect_failures_and_clients_see_20
 
 #[tokio::test]
 async fn cap_keeps_the_second_of_two_failing_backends_in_rotation() {
-    let (a, b) = (closed_port().await, closed_port().await);
+    let held = [closed_port(), closed_port()];
+    let [a, b] = held.each_ref().map(HeldPort::addr);
     let proxy = Proxy::start(app(&[a, b], |_| {})).await;
     let mut c = client(proxy.addr).await;
     for _ in 0..10 {
@@ -82,9 +74,8 @@ async fn cap_keeps_the_second_of_two_failing_backends_in_rotation() {
 
 #[tokio::test]
 async fn ejected_backend_returns_after_its_ejection_time() {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let flaky = l.local_addr().expect("addr");
-    drop(l);
+    let held = closed_port();
+    let flaky = held.addr();
     let good = backend(Behaviour::Name("good")).await;
     let proxy = Proxy::start(app(&[flaky, good.addr], |p| {
         p.passive.base_ejection_time = Duration::from_millis(200);
@@ -96,7 +87,7 @@ async fn ejected_backend_returns_after_its_ejection_time() {
     }
     let f = backend_state(&proxy, flaky);
     assert!(f.is_ejected());
-    eventually("the ejection to end", || f.is_up()).await;
+    until("the ejection to end", || f.is_up()).await;
     assert_eq!(f.last_transition().reason, weir_proxy::REASON_EJECTION_OVER);
     assert_eq!(f.ejections(), 1);
     assert_eq!(f.transitions(), 2);
@@ -240,7 +231,8 @@ async fn retry_budget_caps_the_attempts_a_failing_pool_sees() {
 
 #[tokio::test]
 async fn tcp_connect_failures_eject_the_backend() {
-    let dead = closed_port().await;
+    let held = closed_port();
+    let dead = held.addr();
     let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let live = echo.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -248,11 +240,7 @@ async fn tcp_connect_failures_eject_the_backend() {
             drop(s);
         }
     });
-    let mut l = http_listener("app");
-    l.protocol = Protocol::Tcp;
-    l.routes.clear();
-    l.pool = Some("app".into());
-    let proxy = Proxy::start(config(l, vec![pool("app", &[dead, live])])).await;
+    let proxy = Proxy::start(tcp_config("app", &[dead, live])).await;
     for _ in 0..8 {
         let mut s = tokio::net::TcpStream::connect(proxy.addr)
             .await

@@ -1,8 +1,8 @@
-//! Test support: hand-built configs, a proxy on 127.0.0.1:0, hyper test backends, and
-//! raw/hyper clients. Every wait is bounded.
+//! Test support: configs on top of `weir_config::test_util`, a proxy on 127.0.0.1:0,
+//! hyper test backends with scripted behaviours, and raw/hyper clients. Loopback ports,
+//! TCP echo servers and waits come from `weir_e2e`. Every wait is bounded.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,78 +17,46 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use weir_balance::{BackendRegistry, SharedTable};
-use weir_config::{
-    AdminConfig, BackendConfig, Config, ListenerConfig, ListenerTimeouts, PoolConfig, PoolTimeouts,
-    Protocol, RouteConfig, StrategyKind,
-};
+use weir_config::{test_util, Config, ListenerConfig, PoolConfig};
 use weir_proxy::{spawn_listener, ListenerHandle};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
+/// Pool `name`: round robin over `addrs`, the defaults of `weir_config::test_util::pool`.
 pub(crate) fn pool(name: &str, addrs: &[SocketAddr]) -> PoolConfig {
-    PoolConfig {
-        name: name.into(),
-        strategy: StrategyKind::RoundRobin,
-        backends: addrs
-            .iter()
-            .map(|a| BackendConfig {
-                address: a.to_string(),
-                addr: *a,
-                weight: NonZeroU32::MIN,
-                backup: false,
-            })
-            .collect(),
-        health_check: None,
-        timeouts: PoolTimeouts {
-            connect: Duration::from_secs(2),
-            response: Duration::from_secs(30),
-        },
-        retries: 2,
-        passive: weir_config::PassiveConfig::default(),
-        fail_open: false,
-        slow_start: None,
-        retry_on: weir_config::RetryOn::default(),
-        retry_budget: weir_config::RetryBudgetConfig::default(),
-        tls: None,
-        upstream_protocol: weir_config::UpstreamProtocol::Http1,
-    }
+    test_util::pool(
+        name,
+        addrs.iter().copied().map(test_util::backend).collect(),
+    )
 }
 
+/// Listener `web` sending every request to `pool`, at most 100 connections.
 pub(crate) fn http_listener(pool: &str) -> ListenerConfig {
     ListenerConfig {
-        name: "web".into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        protocol: Protocol::Http,
-        tls: None,
-        routes: vec![RouteConfig {
-            host: None,
-            path_prefix: None,
-            pool: pool.into(),
-        }],
-        pool: None,
-        timeouts: ListenerTimeouts {
-            header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
-        },
         max_connections: 100,
-        access_log: false,
-        proxy_protocol: None,
-        accept_proxy_protocol: None,
-        max_requests_per_connection: 1000,
-        http2: weir_config::Http2Config::default(),
+        ..test_util::http_listener("web", pool)
     }
 }
 
+/// TCP listener `web` relaying to `pool`, at most 100 connections.
+pub(crate) fn tcp_listener(pool: &str) -> ListenerConfig {
+    ListenerConfig {
+        max_connections: 100,
+        ..test_util::tcp_listener("web", pool)
+    }
+}
+
+/// A config of `listener` and `pools`, 5 s to drain.
 pub(crate) fn config(listener: ListenerConfig, pools: Vec<PoolConfig>) -> Config {
     Config {
-        source: "<test>".into(),
-        admin: AdminConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        },
         shutdown_timeout: Duration::from_secs(5),
-        listeners: vec![listener],
-        pools,
+        ..test_util::config(vec![listener], pools)
     }
+}
+
+/// A TCP listener relaying to pool `name` over `backends`.
+pub(crate) fn tcp_config(name: &str, backends: &[SocketAddr]) -> Config {
+    config(tcp_listener(name), vec![pool(name, backends)])
 }
 
 pub(crate) struct Proxy {
@@ -120,8 +88,7 @@ impl Proxy {
     }
 }
 
-/// A loopback port that refuses connections (see [`weir_e2e::closed_port`]).
-pub(crate) use weir_e2e::closed_port;
+pub(crate) use weir_e2e::{closed_port, HeldPort};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Behaviour {

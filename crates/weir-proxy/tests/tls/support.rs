@@ -1,7 +1,6 @@
 //! Proxies with TLS listeners, plain and TLS backends, and a rustls client.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +19,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use weir_balance::{BackendRegistry, SharedTable};
 use weir_config::{
-    AdminConfig, BackendConfig, CertificateConfig, Config, ListenerConfig, ListenerTimeouts,
-    ListenerTlsConfig, Origin, PoolConfig, PoolTimeouts, Protocol, RouteConfig, StrategyKind,
-    UpstreamTlsConfig,
+    test_util, CertificateConfig, Config, ListenerConfig, ListenerTlsConfig, Origin, PoolConfig,
+    Protocol, UpstreamTlsConfig,
 };
 use weir_proxy::tls::{apply_upstream, ListenerTls, UpstreamTlsSet};
 use weir_proxy::{spawn_tls_listener, ListenerHandle};
@@ -57,57 +55,25 @@ pub(crate) fn tls_config(dir: &Dir, leaves: &[&Leaf]) -> ListenerTlsConfig {
     }
 }
 
+/// Pool `web` with the one backend `addr` (over TLS with `tls`): response 10 s, no retries.
 pub(crate) fn pool(addr: SocketAddr, tls: Option<UpstreamTlsConfig>) -> PoolConfig {
-    PoolConfig {
-        name: "web".into(),
-        strategy: StrategyKind::RoundRobin,
-        backends: vec![BackendConfig {
-            address: addr.to_string(),
-            addr,
-            weight: NonZeroU32::MIN,
-            backup: false,
-        }],
-        health_check: None,
-        timeouts: PoolTimeouts {
-            connect: Duration::from_secs(2),
-            response: Duration::from_secs(10),
-        },
-        retries: 0,
-        passive: weir_config::PassiveConfig::default(),
-        fail_open: false,
-        slow_start: None,
-        retry_on: weir_config::RetryOn::default(),
-        retry_budget: weir_config::RetryBudgetConfig::default(),
-        tls,
-        upstream_protocol: weir_config::UpstreamProtocol::Http1,
-    }
+    let mut pool = test_util::pool("web", vec![test_util::backend(addr)]);
+    pool.timeouts.response = Duration::from_secs(10);
+    pool.retries = 0;
+    pool.tls = tls;
+    pool
 }
 
+/// Listener `web` of `protocol` terminating `tls`, to pool `web`, at most 100 connections.
 pub(crate) fn listener(protocol: Protocol, tls: ListenerTlsConfig) -> ListenerConfig {
+    let plain = match protocol {
+        Protocol::Http => test_util::http_listener("web", "web"),
+        Protocol::Tcp => test_util::tcp_listener("web", "web"),
+    };
     ListenerConfig {
-        name: "web".into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        protocol,
         tls: Some(tls),
-        routes: match protocol {
-            Protocol::Http => vec![RouteConfig {
-                host: None,
-                path_prefix: None,
-                pool: "web".into(),
-            }],
-            Protocol::Tcp => Vec::new(),
-        },
-        pool: (protocol == Protocol::Tcp).then(|| "web".into()),
-        timeouts: ListenerTimeouts {
-            header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
-        },
         max_connections: 100,
-        access_log: false,
-        proxy_protocol: None,
-        accept_proxy_protocol: None,
-        max_requests_per_connection: 1000,
-        http2: weir_config::Http2Config::default(),
+        ..plain
     }
 }
 
@@ -127,13 +93,8 @@ impl Proxy {
             .as_ref()
             .map(|t| ListenerTls::load(t, protocol).expect("listener TLS loads"));
         let config = Config {
-            source: "<test>".into(),
-            admin: AdminConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            },
             shutdown_timeout: Duration::from_secs(5),
-            listeners: vec![listener],
-            pools: vec![pool],
+            ..test_util::config(vec![listener], vec![pool])
         };
         let upstream = UpstreamTlsSet::load(&config).expect("upstream TLS loads");
         let table = BackendRegistry::new().build(Arc::new(config), 1);
@@ -277,22 +238,7 @@ where
     }
 }
 
-/// A TCP echo backend.
-pub(crate) async fn echo_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
-    let addr = listener.local_addr().expect("echo addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                if let Err(e) = tokio::io::copy(&mut r, &mut w).await {
-                    eprintln!("echo: {e}");
-                }
-            });
-        }
-    });
-    addr
-}
+pub(crate) use weir_e2e::spawn_tcp_echo as echo_backend;
 
 /// A rustls client config trusting `ca`, offering `alpn`.
 pub(crate) fn client_config(ca: &Ca, alpn: &[&[u8]]) -> ClientConfig {

@@ -4,14 +4,13 @@
 //! failure (counted by passive checking, retried on another backend).
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use weir_config::{BackendConfig, ListenerConfig, PoolConfig, Protocol, ProxyProtocolVersion};
+use weir_config::{ListenerConfig, PoolConfig, Protocol, ProxyProtocolVersion};
 
 use crate::certs::{Ca, Dir, Leaf};
 use crate::support::*;
@@ -110,12 +109,7 @@ fn plain_tcp_listener() -> ListenerConfig {
 }
 
 fn add_backend(pool: &mut PoolConfig, addr: SocketAddr) {
-    pool.backends.push(BackendConfig {
-        address: addr.to_string(),
-        addr,
-        weight: NonZeroU32::MIN,
-        backup: false,
-    });
+    pool.backends.push(weir_config::test_util::backend(addr));
 }
 
 /// Sends `payload` through the proxy, half-closes, and reads the echo back up to the

@@ -1,76 +1,20 @@
-//! Metrics as a scraper sees them: every test encodes to text and parses it back.
+//! Metrics as a scraper sees them: every test encodes to text and parses it back with
+//! the end-to-end tests' Prometheus reader (`weir_e2e::Scrape`), against the same table
+//! of families (`weir_e2e::metrics::FAMILIES`).
 
 use std::time::Duration;
 
-use super::text::{parse, Exposition};
+use weir_e2e::metrics::FAMILIES as DESIGN;
+use weir_e2e::Scrape as Exposition;
+
 use super::*;
 
 pub(super) const B1: &str = "10.0.0.11:80";
 pub(super) const B2: &str = "10.0.0.12:80";
 
 pub(super) fn scrape(m: &Metrics) -> Exposition {
-    parse(&m.encode().expect("encode"))
+    Exposition::parse(&m.encode().expect("encode"))
 }
-
-/// DESIGN.md §5, verbatim: name, type, labels.
-const DESIGN: &[(&str, &str, &[&str])] = &[
-    (
-        "weir_http_requests_total",
-        "counter",
-        &["listener", "pool", "backend", "code"],
-    ),
-    (
-        "weir_http_request_duration_seconds",
-        "histogram",
-        &["listener", "pool"],
-    ),
-    (
-        "weir_backend_response_duration_seconds",
-        "histogram",
-        &["pool", "backend"],
-    ),
-    ("weir_backend_up", "gauge", &["pool", "backend"]),
-    ("weir_pool_backends_up", "gauge", &["pool"]),
-    (
-        "weir_backend_downtime_seconds_total",
-        "counter",
-        &["pool", "backend"],
-    ),
-    ("weir_backend_in_flight", "gauge", &["pool", "backend"]),
-    (
-        "weir_backend_transitions_total",
-        "counter",
-        &["pool", "backend", "to"],
-    ),
-    (
-        "weir_health_checks_total",
-        "counter",
-        &["pool", "backend", "result"],
-    ),
-    (
-        "weir_upstream_errors_total",
-        "counter",
-        &["pool", "backend", "kind"],
-    ),
-    ("weir_retries_total", "counter", &["pool"]),
-    ("weir_listener_connections_active", "gauge", &["listener"]),
-    ("weir_listener_connections_total", "counter", &["listener"]),
-    (
-        "weir_tcp_bytes_total",
-        "counter",
-        &["listener", "direction"],
-    ),
-    ("weir_http_protocol_errors_total", "counter", &["listener"]),
-    ("weir_config_reloads_total", "counter", &["result"]),
-    ("weir_config_last_reload_successful", "gauge", &[]),
-    (
-        "weir_config_last_reload_success_timestamp_seconds",
-        "gauge",
-        &[],
-    ),
-    ("weir_config_info", "gauge", &["hash"]),
-    ("weir_build_info", "gauge", &["version"]),
-];
 
 /// Handles for one listener → pool route with one backend, each used once.
 pub(super) struct World {

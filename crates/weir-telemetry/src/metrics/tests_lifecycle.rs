@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::tests::{scrape, world, World, B1, B2};
-use super::text::Exposition;
+use weir_e2e::Scrape as Exposition;
+
 use super::*;
 
 #[test]
