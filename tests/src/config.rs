@@ -4,6 +4,25 @@
 
 use std::net::SocketAddr;
 
+/// The `admin` section on port 0.
+pub const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
+
+/// `listeners:` with HTTP listener `web` on port 0 sending everything to pool `web`; a
+/// test appends further listeners, then `pools:`.
+pub const WEB_LISTENER: &str =
+    "listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    routes:\n      - pool: web\n";
+
+/// The smallest valid config: [`WEB_LISTENER`] and pool `web` with the one backend
+/// `127.0.0.1:8081` (never connected to), no `admin`. A test appends pool fields
+/// (indented by four spaces) or more pools (by two), so the line numbers of what it adds
+/// are those of its own text.
+pub const MINIMAL: &str = "listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    routes:\n      - pool: web\npools:\n  web:\n    backends:\n      - { address: 127.0.0.1:8081 }\n";
+
+/// A TCP listener entry `name` relaying to `pool`, for after [`WEB_LISTENER`].
+pub fn tcp_listener(name: &str, pool: &str) -> String {
+    format!("  - name: {name}\n    listen: 127.0.0.1:0\n    protocol: tcp\n    pool: {pool}\n")
+}
+
 /// An active HTTP health check fast enough for tests: `/health` every 50 ms, one failure
 /// marks a backend down, one success up.
 pub const FAST_HEALTH_CHECK: &str =
@@ -47,6 +66,24 @@ pools:
     )
 }
 
+/// An HTTP listener `web` -> pool `web` (health-checked) and a TCP listener `raw` ->
+/// pool `db` (one backend), admin on port 0.
+pub fn web_and_tcp(web: &[SocketAddr], db: SocketAddr) -> String {
+    format!(
+        "\
+{ADMIN}{WEB_LISTENER}{}pools:
+  web:
+    strategy: round_robin
+    backends:
+{}{FAST_HEALTH_CHECK}  db:
+    backends:
+{}",
+        tcp_listener("raw", "db"),
+        backends(web),
+        backend(db)
+    )
+}
+
 /// An active HTTP health check on `/health` with the given timings (milliseconds) and
 /// thresholds, indented for [`one_pool`]'s `pool_extra`.
 pub fn health_check(interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -> String {
@@ -54,4 +91,17 @@ pub fn health_check(interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -> 
         "    health_check: {{ type: http, path: /health, interval: {interval_ms}ms, \
          timeout: {timeout_ms}ms, rise: {rise}, fall: {fall} }}\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_is_the_web_listener_and_one_pool() {
+        assert_eq!(
+            MINIMAL,
+            format!("{WEB_LISTENER}pools:\n  web:\n    backends:\n      - {{ address: 127.0.0.1:8081 }}\n")
+        );
+    }
 }

@@ -2,26 +2,18 @@
 
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use weir_config::{parse, HealthCheckKind, Protocol, StrategyKind};
 
-const MINIMAL: &str = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-      - { address: 127.0.0.1:8081 }
-    health_check: {}
-";
+/// The smallest valid config, with a health check of every default.
+static MINIMAL: LazyLock<String> =
+    LazyLock::new(|| format!("{}    health_check: {{}}\n", weir_e2e::config::MINIMAL));
 
 #[test]
 fn minimal_config_gets_every_default() {
-    let config = parse(MINIMAL, Path::new("weir.yaml")).expect("valid");
+    let config = parse(&MINIMAL, Path::new("weir.yaml")).expect("valid");
     assert_eq!(config.source, Path::new("weir.yaml"));
     assert_eq!(config.admin.listen, "127.0.0.1:9901".parse().expect("addr"));
     assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
@@ -108,7 +100,8 @@ fn hostname_backend_resolves_and_keeps_its_written_address() {
 #[test]
 fn pools_keep_file_order_and_unused_pools_are_fine() {
     let yaml = format!(
-        "{MINIMAL}  zeta:\n    backends: [{{ address: 127.0.0.1:1 }}]\n  alpha:\n    strategy: least_connections\n    backends: [{{ address: '[::1]:2', weight: 256, backup: true }}]\n"
+        "{}  zeta:\n    backends: [{{ address: 127.0.0.1:1 }}]\n  alpha:\n    strategy: least_connections\n    backends: [{{ address: '[::1]:2', weight: 256, backup: true }}]\n",
+        *MINIMAL
     );
     let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
     let names: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();

@@ -5,12 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use weir_config::{parse, ConfigErrors, Http2Config};
+use weir_e2e::config::{MINIMAL, WEB_LISTENER};
 
 /// An http listener with `extra` (indented under the listener) added.
 fn with_listener_fields(extra: &str) -> String {
-    format!(
-        "listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    routes:\n      - pool: web\n{extra}pools:\n  web:\n    backends:\n      - {{ address: 127.0.0.1:8081 }}\n"
-    )
+    let pools = MINIMAL
+        .strip_prefix(WEB_LISTENER)
+        .expect("MINIMAL starts with WEB_LISTENER");
+    format!("{WEB_LISTENER}{extra}{pools}")
 }
 
 fn errors(yaml: &str) -> Vec<String> {

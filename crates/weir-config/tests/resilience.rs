@@ -6,17 +6,7 @@ use std::time::Duration;
 
 use weir_config::{parse, ConfigErrors, PassiveConfig, RetryBudgetConfig, RetryOn};
 
-const POOL: &str = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-      - { address: 127.0.0.1:8081 }
-";
+use weir_e2e::config::MINIMAL as POOL;
 
 fn errors(yaml: &str) -> Vec<String> {
     match parse(yaml, Path::new("weir.yaml")) {

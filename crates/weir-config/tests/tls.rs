@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use weir_config::{parse, ConfigErrors};
+use weir_e2e::config::MINIMAL;
 
 fn errors(yaml: &str, file: &Path) -> Vec<String> {
     match parse(yaml, file) {
@@ -111,19 +112,8 @@ pools:
 
 #[test]
 fn verify_false_needs_no_ca() {
-    let yaml = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-      - { address: 127.0.0.1:8081 }
-    tls: { verify: false }
-";
-    let config = parse(yaml, Path::new("weir.yaml")).expect("valid");
+    let yaml = format!("{MINIMAL}    tls: {{ verify: false }}\n");
+    let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
     let up = config.pools[0].tls.as_ref().expect("pool tls");
     assert!(!up.verify);
     assert_eq!(up.ca, None);

@@ -3,21 +3,10 @@
 use std::path::Path;
 
 use weir_config::{parse, ConfigErrors, UpstreamProtocol};
+use weir_e2e::config::MINIMAL;
 
 fn pool_with(extra: &str) -> String {
-    format!(
-        "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-      - {{ address: 127.0.0.1:8081 }}
-{extra}"
-    )
+    format!("{MINIMAL}{extra}")
 }
 
 #[test]

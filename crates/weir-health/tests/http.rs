@@ -4,7 +4,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{only_backend, silent_backend, table, until, HttpBackend, PoolSpec};
+use support::{
+    checked, only_backend, silent_backend, table, until, Checked, HttpBackend, PoolSpec,
+};
 use tokio::time::Instant;
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
@@ -12,20 +14,13 @@ use weir_health::HealthChecker;
 #[tokio::test]
 async fn http_check_follows_the_health_endpoint_status() {
     let server = HttpBackend::start().await;
-    let registry = BackendRegistry::new();
     let check = "{ type: http, path: /healthz, expect_status: 200-399, interval: 100ms, timeout: 1s, rise: 2, fall: 2 }";
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: Some(check),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
-    let b = only_backend(&t);
+    let Checked {
+        checker: _checker,
+        backend: b,
+        table: _table,
+        registry: _registry,
+    } = checked(server.addr, check);
     until("two probes answered", || server.count() >= 2).await;
     assert!(b.is_up());
 
@@ -88,20 +83,13 @@ async fn http_check_sends_the_configured_host_and_path() {
 #[tokio::test]
 async fn http_check_fails_a_backend_that_never_answers_within_timeout() {
     let (addr, _server) = silent_backend().await;
-    let registry = BackendRegistry::new();
     let check = "{ type: http, path: /, interval: 10s, timeout: 200ms }";
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[addr],
-            health_check: Some(check),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
-    let b = only_backend(&t);
+    let Checked {
+        checker: _checker,
+        backend: b,
+        table: _table,
+        registry: _registry,
+    } = checked(addr, check);
     until("silent backend down", || !b.is_up()).await;
     assert_eq!(b.last_transition().reason, "timeout after 200ms");
 }
@@ -109,20 +97,13 @@ async fn http_check_fails_a_backend_that_never_answers_within_timeout() {
 #[tokio::test]
 async fn http_check_fails_a_backend_that_does_not_speak_http() {
     let mut server = support::TcpBackend::start().await;
-    let registry = BackendRegistry::new();
     let check = "{ type: http, path: /, interval: 10s, timeout: 1s }";
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: Some(check),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
-    let b = only_backend(&t);
+    let Checked {
+        checker: _checker,
+        backend: b,
+        table: _table,
+        registry: _registry,
+    } = checked(server.addr, check);
     until("backend that closes at once is down", || !b.is_up()).await;
     let reason = b.last_transition().reason;
     assert!(

@@ -4,29 +4,20 @@ mod support;
 
 use std::time::Duration;
 
-use support::{closed_port, only_backend, table, until, PoolSpec, TcpBackend};
+use support::{checked, closed_port, until, Checked, TcpBackend};
 use tokio::time::Instant;
-use weir_balance::BackendRegistry;
-use weir_health::HealthChecker;
 
 const FAST: &str = "{ type: tcp, interval: 100ms, timeout: 500ms, rise: 2, fall: 3 }";
 
 #[tokio::test]
 async fn listening_backend_stays_up() {
     let server = TcpBackend::start().await;
-    let registry = BackendRegistry::new();
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: Some(FAST),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
-    let b = only_backend(&t);
+    let Checked {
+        checker,
+        backend: b,
+        table: _table,
+        registry: _registry,
+    } = checked(server.addr, FAST);
     until("three probes accepted", || server.count() >= 3).await;
     assert!(b.is_up());
     assert_eq!(b.transitions(), 0);
@@ -39,20 +30,13 @@ async fn dead_new_backend_goes_down_after_its_first_probe() {
     // (fragile initial state) can pull the backend within the wait.
     let held = closed_port();
     let addr = held.addr();
-    let registry = BackendRegistry::new();
     let check = "{ type: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 3 }";
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[addr],
-            health_check: Some(check),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
-    let b = only_backend(&t);
+    let Checked {
+        checker: _checker,
+        backend: b,
+        table: _table,
+        registry: _registry,
+    } = checked(addr, check);
     until("backend down", || !b.is_up()).await;
     assert_eq!(b.transitions(), 1);
     let reason = b.last_transition().reason;
@@ -63,19 +47,12 @@ async fn dead_new_backend_goes_down_after_its_first_probe() {
 #[tokio::test]
 async fn checked_backend_goes_down_after_fall_failures_and_up_after_rise_successes() {
     let mut server = TcpBackend::start().await;
-    let registry = BackendRegistry::new();
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: Some(FAST),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
-    let b = only_backend(&t);
+    let Checked {
+        checker: _checker,
+        backend: b,
+        table: _table,
+        registry: _registry,
+    } = checked(server.addr, FAST);
     // The second probe starts only after the first result was recorded.
     until("two probes accepted", || server.count() >= 2).await;
 

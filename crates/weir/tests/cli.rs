@@ -2,8 +2,10 @@
 //! `FILE:LINE:COLUMN: FIELD.PATH: message` form, `--version`, `run` refusing a bad file,
 //! and the shell completions and man page generated from the same definition.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use weir_e2e::config::{ADMIN, MINIMAL, WEB_LISTENER};
 use weir_e2e::{check_config, run_weir, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -28,26 +30,23 @@ fn error_line<'a>(lines: &[&'a str], yaml: &str, line: usize, key: &str, path: &
         .unwrap_or_else(|| panic!("no line starting {at_key:?} or {at_value:?} in {lines:#?}"))
 }
 
-const VALID: &str = "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
+/// A valid file: weighted pool `web` of two backends, health-checked.
+static VALID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ADMIN}{WEB_LISTENER}pools:
   web:
     strategy: weighted
     backends:
-      - { address: 127.0.0.1:1, weight: 3 }
-      - { address: 127.0.0.1:2 }
-    health_check: { type: http, path: /health, interval: 2s, timeout: 1s }
-";
+      - {{ address: 127.0.0.1:1, weight: 3 }}
+      - {{ address: 127.0.0.1:2 }}
+    health_check: {{ type: http, path: /health, interval: 2s, timeout: 1s }}
+"
+    )
+});
 
 #[tokio::test]
 async fn check_accepts_a_valid_file_with_exit_0() {
-    let out = check_config(WEIR, VALID).await;
+    let out = check_config(WEIR, &VALID).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
         out.stdout.contains("weir.yaml: configuration ok"),
@@ -107,19 +106,8 @@ pools:
 
 #[tokio::test]
 async fn check_names_an_unknown_field_and_its_parent() {
-    let yaml = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-      - { address: 127.0.0.1:8081 }
-    bogus_field: 1
-";
-    let out = check_config(WEIR, yaml).await;
+    let yaml = format!("{MINIMAL}    bogus_field: 1\n");
+    let out = check_config(WEIR, &yaml).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     let lines = out.stderr_lines();
     let line = lines
@@ -135,7 +123,7 @@ pools:
 
 #[tokio::test]
 async fn check_rejects_an_unknown_upstream_protocol() {
-    let yaml = format!("{VALID}    upstream_protocol: h3\n");
+    let yaml = format!("{}    upstream_protocol: h3\n", *VALID);
     let out = check_config(WEIR, &yaml).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(

@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use weir_e2e::config::{backend, backends, FAST_HEALTH_CHECK};
+use weir_e2e::config::web_and_tcp;
 use weir_e2e::{eventually, spawn_backend, spawn_tcp_sink, H1Client, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -42,28 +42,7 @@ async fn dashboard_queries_only_metrics_a_running_weir_exports() {
     let (a, _ha) = spawn_backend("a").await;
     let (b, _hb) = spawn_backend("b").await;
     let (db, sink) = spawn_tcp_sink().await;
-    let yaml = format!(
-        "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-  - name: raw
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: db
-pools:
-  web:
-    backends:
-{}{FAST_HEALTH_CHECK}  db:
-    backends:
-{}",
-        backends(&[a, b]),
-        backend(db)
-    );
+    let yaml = web_and_tcp(&[a, b], db);
     let weir = Weir::start(WEIR, &yaml).await;
 
     let mut client = H1Client::connect(weir.listener_addr("web"))

@@ -3,43 +3,14 @@
 //! counts, a killed backend's state and growing downtime, reload outcomes, and removed
 //! backends' series gone after a reload.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use weir_e2e::config::{backend, backends, one_pool, FAST_HEALTH_CHECK};
+use weir_e2e::config::{backend, backends, one_pool, web_and_tcp, FAST_HEALTH_CHECK};
 use weir_e2e::metrics::FAMILIES;
 use weir_e2e::{closed_port, eventually, spawn_backend, spawn_tcp_sink, H1Client, Scrape, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(10);
-
-/// An HTTP listener `web` -> pool `web` (health-checked) and a TCP listener `raw` ->
-/// pool `db`.
-fn web_and_tcp(web: &[SocketAddr], db: SocketAddr) -> String {
-    format!(
-        "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-  - name: raw
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: db
-pools:
-  web:
-    strategy: round_robin
-    backends:
-{}{FAST_HEALTH_CHECK}  db:
-    backends:
-{}",
-        backends(web),
-        backend(db)
-    )
-}
 
 fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape

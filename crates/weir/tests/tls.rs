@@ -19,6 +19,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use weir_e2e::config::{tcp_listener, ADMIN, WEB_LISTENER};
 use weir_e2e::{check_config, eventually, spawn_backend, status, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -343,18 +344,7 @@ async fn health_checks_of_a_tls_pool_probe_over_tls_with_its_verification() {
     let ca_path = dir.write("ca.pem", &ca.cert.pem());
     let yaml = format!(
         "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-  - name: raw
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: strict
-pools:
+{ADMIN}{WEB_LISTENER}{raw}pools:
   web:
     backends:
       - {{ address: {secure} }}
@@ -366,7 +356,8 @@ pools:
     tls: {{ server_name: backend.test, ca: {ca} }}
     health_check: {{ type: tcp, interval: 100ms, timeout: 2s, rise: 1, fall: 1 }}
 ",
-        ca = ca_path.display()
+        ca = ca_path.display(),
+        raw = tcp_listener("raw", "strict"),
     );
     let weir = Weir::start(WEIR, &yaml).await;
     let checks = |result: &'static str| {

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use weir_balance::{Backend, BackendRegistry, Table};
 use weir_e2e::HeldPort;
+use weir_health::HealthChecker;
 
 /// A pool for [`table`]: name, backend addresses and the `health_check` YAML (if any).
 pub struct PoolSpec<'a> {
@@ -49,6 +50,38 @@ pub fn table(registry: &BackendRegistry, generation: u64, pools: &[PoolSpec<'_>]
     let config = weir_config::parse(&yaml, "test.yaml".as_ref())
         .unwrap_or_else(|e| panic!("test config is valid: {e:?}\n{yaml}"));
     registry.build(Arc::new(config), generation)
+}
+
+/// What [`checked`] started: keep `checker`, whose drop stops the probes.
+pub struct Checked {
+    pub registry: BackendRegistry,
+    pub table: Table,
+    pub checker: HealthChecker,
+    pub backend: Arc<Backend>,
+}
+
+/// Pool `app` with the one backend `addr`, checked by `health_check` (YAML), in a table
+/// of generation 1 that a new checker has reconciled.
+pub fn checked(addr: SocketAddr, health_check: &str) -> Checked {
+    let registry = BackendRegistry::new();
+    let table = table(
+        &registry,
+        1,
+        &[PoolSpec {
+            name: "app",
+            backends: &[addr],
+            health_check: Some(health_check),
+        }],
+    );
+    let mut checker = HealthChecker::new();
+    checker.reconcile(&table);
+    let backend = only_backend(&table);
+    Checked {
+        registry,
+        table,
+        checker,
+        backend,
+    }
 }
 
 /// The one backend of the one pool of `table`.
