@@ -7,6 +7,11 @@ use std::net::SocketAddr;
 /// The `admin` section on port 0.
 pub const ADMIN: &str = "admin:\n  listen: 127.0.0.1:0\n";
 
+/// [`ADMIN`] and `listeners:` opening HTTP listener `web` on port 0; a test goes on with
+/// the listener's fields (indented by four spaces), `routes` among them.
+pub const WEB_HEAD: &str =
+    "admin:\n  listen: 127.0.0.1:0\nlisteners:\n  - name: web\n    listen: 127.0.0.1:0\n";
+
 /// `listeners:` with HTTP listener `web` on port 0 sending everything to pool `web`; a
 /// test appends further listeners, then `pools:`.
 pub const WEB_LISTENER: &str =
@@ -98,7 +103,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minimal_is_the_web_listener_and_one_pool() {
+    fn the_openings_agree() {
+        assert_eq!(
+            format!("{ADMIN}{WEB_LISTENER}"),
+            format!("{WEB_HEAD}    routes:\n      - pool: web\n")
+        );
         assert_eq!(
             MINIMAL,
             format!("{WEB_LISTENER}pools:\n  web:\n    backends:\n      - {{ address: 127.0.0.1:8081 }}\n")

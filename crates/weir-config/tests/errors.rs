@@ -1,18 +1,15 @@
 //! Error reports: exact `FILE:LINE:COLUMN: path: message` text, every validation error in
 //! one pass, structural errors from serde with their parent path.
 
+mod support;
+
+use support::errors;
+
 use std::path::Path;
 
-use weir_config::{load, parse, ConfigErrors};
+use weir_config::{load, ConfigErrors};
 
 /// The errors of a config that must be invalid, one display line each.
-fn errors(yaml: &str) -> Vec<String> {
-    match parse(yaml, Path::new("weir.yaml")) {
-        Ok(config) => panic!("expected errors, got a valid config: {config:?}"),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
 fn load_errors(file: &str) -> Vec<String> {
     // cargo runs integration tests from the package root.
     match load(Path::new(file)) {

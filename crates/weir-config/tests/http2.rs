@@ -1,10 +1,14 @@
 //! A listener's `http2` limits and `max_requests_per_connection`: defaults, sizes written
 //! with units or as bytes, and every range reported at its field.
 
+mod support;
+
+use support::errors;
+
 use std::path::Path;
 use std::time::Duration;
 
-use weir_config::{parse, ConfigErrors, Http2Config};
+use weir_config::{parse, Http2Config};
 use weir_e2e::config::{MINIMAL, WEB_LISTENER};
 
 /// An http listener with `extra` (indented under the listener) added.
@@ -13,13 +17,6 @@ fn with_listener_fields(extra: &str) -> String {
         .strip_prefix(WEB_LISTENER)
         .expect("MINIMAL starts with WEB_LISTENER");
     format!("{WEB_LISTENER}{extra}{pools}")
-}
-
-fn errors(yaml: &str) -> Vec<String> {
-    match parse(yaml, Path::new("weir.yaml")) {
-        Ok(config) => panic!("expected errors, got a valid config: {config:?}"),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
 }
 
 #[test]

@@ -2,16 +2,13 @@
 //! crossed, before serde expands or recurses into anything; documents just inside them
 //! still load.
 
+mod support;
+
+use support::errors;
+
 use std::path::Path;
 
-use weir_config::{parse, ConfigErrors};
-
-fn errors(yaml: &str) -> Vec<String> {
-    match parse(yaml, Path::new("weir.yaml")) {
-        Ok(config) => panic!("expected errors, got a valid config: {config:?}"),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
+use weir_config::parse;
 
 const POOL: &str = "pools:\n  web:\n    backends: [{ address: 127.0.0.1:8081 }]\n";
 

@@ -1,15 +1,12 @@
 //! `proxy_protocol` and `accept_proxy_protocol`: accepted values and the errors for the rest.
 
+mod support;
+
+use support::errors;
+
 use std::path::Path;
 
-use weir_config::{parse, Cidr, ConfigErrors, ProxyProtocolVersion};
-
-fn errors(yaml: &str) -> Vec<String> {
-    match parse(yaml, Path::new("weir.yaml")) {
-        Ok(config) => panic!("expected errors, got a valid config: {config:?}"),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
+use weir_config::{parse, Cidr, ProxyProtocolVersion};
 
 #[test]
 fn proxy_protocol_settings_are_parsed() {

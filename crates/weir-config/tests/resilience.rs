@@ -1,19 +1,16 @@
 //! Passive checks, fail-open, slow start, retry conditions and the retry budget: their
 //! defaults, every value an operator may write, and the errors for values out of range.
 
+mod support;
+
+use support::errors;
+
 use std::path::Path;
 use std::time::Duration;
 
-use weir_config::{parse, ConfigErrors, PassiveConfig, RetryBudgetConfig, RetryOn};
+use weir_config::{parse, PassiveConfig, RetryBudgetConfig, RetryOn};
 
 use weir_e2e::config::MINIMAL as POOL;
-
-fn errors(yaml: &str) -> Vec<String> {
-    match parse(yaml, Path::new("weir.yaml")) {
-        Ok(config) => panic!("expected errors, got a valid config: {config:?}"),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
 
 #[test]
 fn resilience_defaults_eject_after_three_failures_and_budget_retries() {

@@ -1,17 +1,14 @@
 //! `listeners[].tls` and `pools.*.tls`: shapes, defaults, file checks, positions.
 
+mod support;
+
+use support::errors_in;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use weir_config::{parse, ConfigErrors};
+use weir_config::parse;
 use weir_e2e::config::MINIMAL;
-
-fn errors(yaml: &str, file: &Path) -> Vec<String> {
-    match parse(yaml, file) {
-        Ok(config) => panic!("expected errors, got a valid config: {config:?}"),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
 
 /// A directory with `site.pem`, `site.key` and `ca.pem` (contents are not parsed here).
 fn dir_with_files(label: &str) -> PathBuf {
@@ -85,7 +82,7 @@ pools:
       - { address: 127.0.0.1:8081 }
     tls: { server_name: api.internal }
 ";
-    let errs = errors(yaml, &file);
+    let errs = errors_in(yaml, &file);
     let f = file.display().to_string();
     assert_eq!(errs.len(), 5, "{errs:#?}");
     assert!(errs[0].starts_with(&format!("{f}:6:13: listeners[0].tls.certificates[0].cert: cannot read the certificate chain file ")), "{}", errs[0]);

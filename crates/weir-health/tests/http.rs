@@ -4,9 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{
-    checked, only_backend, silent_backend, table, until, Checked, HttpBackend, PoolSpec,
-};
+use support::{checked, only_backend, silent_backend, table, until, HttpBackend, PoolSpec};
 use tokio::time::Instant;
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
@@ -15,12 +13,7 @@ use weir_health::HealthChecker;
 async fn http_check_follows_the_health_endpoint_status() {
     let server = HttpBackend::start().await;
     let check = "{ type: http, path: /healthz, expect_status: 200-399, interval: 100ms, timeout: 1s, rise: 2, fall: 2 }";
-    let Checked {
-        checker: _checker,
-        backend: b,
-        table: _table,
-        registry: _registry,
-    } = checked(server.addr, check);
+    let (_registry, _table, _checker, b) = checked(server.addr, check);
     until("two probes answered", || server.count() >= 2).await;
     assert!(b.is_up());
 
@@ -84,12 +77,7 @@ async fn http_check_sends_the_configured_host_and_path() {
 async fn http_check_fails_a_backend_that_never_answers_within_timeout() {
     let (addr, _server) = silent_backend().await;
     let check = "{ type: http, path: /, interval: 10s, timeout: 200ms }";
-    let Checked {
-        checker: _checker,
-        backend: b,
-        table: _table,
-        registry: _registry,
-    } = checked(addr, check);
+    let (_registry, _table, _checker, b) = checked(addr, check);
     until("silent backend down", || !b.is_up()).await;
     assert_eq!(b.last_transition().reason, "timeout after 200ms");
 }
@@ -98,12 +86,7 @@ async fn http_check_fails_a_backend_that_never_answers_within_timeout() {
 async fn http_check_fails_a_backend_that_does_not_speak_http() {
     let mut server = support::TcpBackend::start().await;
     let check = "{ type: http, path: /, interval: 10s, timeout: 1s }";
-    let Checked {
-        checker: _checker,
-        backend: b,
-        table: _table,
-        registry: _registry,
-    } = checked(server.addr, check);
+    let (_registry, _table, _checker, b) = checked(server.addr, check);
     until("backend that closes at once is down", || !b.is_up()).await;
     let reason = b.last_transition().reason;
     assert!(

@@ -4,9 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{
-    backend, checked, closed_port, only_backend, table, until, Checked, PoolSpec, TcpBackend,
-};
+use support::{backend, checked, closed_port, only_backend, table, until, PoolSpec, TcpBackend};
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
 
@@ -85,12 +83,7 @@ async fn removed_backend_is_no_longer_probed_and_kept_backend_keeps_its_task() {
 async fn reconcile_with_an_unchanged_check_sends_no_extra_probe_and_new_backends_are_probed_at_once(
 ) {
     let (old, new) = (TcpBackend::start().await, TcpBackend::start().await);
-    let Checked {
-        registry,
-        table: t1,
-        mut checker,
-        backend: old_backend,
-    } = checked(old.addr, SLOW);
+    let (registry, t1, mut checker, old_backend) = checked(old.addr, SLOW);
     until("first probe at once", || old.count() == 1).await;
     let task = checker.task_id(&old_backend);
 
@@ -120,12 +113,7 @@ async fn reconcile_with_an_unchanged_check_sends_no_extra_probe_and_new_backends
 async fn changed_check_restarts_the_task_but_keeps_the_backend_state() {
     let held = closed_port();
     let addr = held.addr();
-    let Checked {
-        registry,
-        table: _t1,
-        mut checker,
-        backend: b,
-    } = checked(addr, SLOW);
+    let (registry, _t1, mut checker, b) = checked(addr, SLOW);
     until("dead backend down", || !b.is_up()).await;
     let task = checker.task_id(&b);
 
@@ -152,12 +140,7 @@ async fn changed_check_restarts_the_task_but_keeps_the_backend_state() {
 #[tokio::test]
 async fn removing_the_health_check_forces_the_pool_up_and_stops_probing() {
     let mut server = TcpBackend::start().await;
-    let Checked {
-        registry,
-        table: _t1,
-        mut checker,
-        backend: b,
-    } = checked(server.addr, FAST);
+    let (registry, _t1, mut checker, b) = checked(server.addr, FAST);
     server.stop().await;
     until("backend down", || !b.is_up()).await;
 

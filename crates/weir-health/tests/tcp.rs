@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{checked, closed_port, until, Checked, TcpBackend};
+use support::{checked, closed_port, until, TcpBackend};
 use tokio::time::Instant;
 
 const FAST: &str = "{ type: tcp, interval: 100ms, timeout: 500ms, rise: 2, fall: 3 }";
@@ -12,12 +12,7 @@ const FAST: &str = "{ type: tcp, interval: 100ms, timeout: 500ms, rise: 2, fall:
 #[tokio::test]
 async fn listening_backend_stays_up() {
     let server = TcpBackend::start().await;
-    let Checked {
-        checker,
-        backend: b,
-        table: _table,
-        registry: _registry,
-    } = checked(server.addr, FAST);
+    let (_registry, _table, checker, b) = checked(server.addr, FAST);
     until("three probes accepted", || server.count() >= 3).await;
     assert!(b.is_up());
     assert_eq!(b.transitions(), 0);
@@ -31,12 +26,7 @@ async fn dead_new_backend_goes_down_after_its_first_probe() {
     let held = closed_port();
     let addr = held.addr();
     let check = "{ type: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 3 }";
-    let Checked {
-        checker: _checker,
-        backend: b,
-        table: _table,
-        registry: _registry,
-    } = checked(addr, check);
+    let (_registry, _table, _checker, b) = checked(addr, check);
     until("backend down", || !b.is_up()).await;
     assert_eq!(b.transitions(), 1);
     let reason = b.last_transition().reason;
@@ -47,12 +37,7 @@ async fn dead_new_backend_goes_down_after_its_first_probe() {
 #[tokio::test]
 async fn checked_backend_goes_down_after_fall_failures_and_up_after_rise_successes() {
     let mut server = TcpBackend::start().await;
-    let Checked {
-        checker: _checker,
-        backend: b,
-        table: _table,
-        registry: _registry,
-    } = checked(server.addr, FAST);
+    let (_registry, _table, _checker, b) = checked(server.addr, FAST);
     // The second probe starts only after the first result was recorded.
     until("two probes accepted", || server.count() >= 2).await;
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use weir_e2e::client::{raw, H1Client, H2Client};
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::{backends, one_pool, WEB_HEAD};
 use weir_e2e::{spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -135,12 +135,7 @@ async fn forwarding_headers_append_client_and_preserve_host() {
 fn two_hosts(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
     format!(
         "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
+{WEB_HEAD}    routes:
       - match: {{ host: a.test }}
         pool: a
       - match: {{ host: b.test }}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use weir_e2e::config::backends;
+use weir_e2e::config::{backends, WEB_HEAD};
 use weir_e2e::{closed_port, spawn_backend, H1Client, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -18,12 +18,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn logged(addrs: &[SocketAddr]) -> String {
     format!(
         "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    access_log: true
+{WEB_HEAD}    access_log: true
     routes:
       - pool: web
 pools:

@@ -1,7 +1,7 @@
 //! Routes by host and path prefix: first match wins, a route without `match` is the default.
 
 use weir_e2e::client;
-use weir_e2e::config::backend;
+use weir_e2e::config::{backend, WEB_HEAD};
 use weir_e2e::{spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -14,12 +14,7 @@ async fn routes_by_host_and_path_prefix_first_match_wins() {
     let (web, _) = spawn_backend("web").await;
     let yaml = format!(
         "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
+{WEB_HEAD}    routes:
       - match: {{ host: api.test, path_prefix: /v1/ }}
         pool: api
       - match: {{ path_prefix: /static/ }}

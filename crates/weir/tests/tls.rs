@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use weir_e2e::config::{tcp_listener, ADMIN, WEB_LISTENER};
+use weir_e2e::config::{tcp_listener, ADMIN, WEB_HEAD, WEB_LISTENER};
 use weir_e2e::{check_config, eventually, spawn_backend, status, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -114,12 +114,7 @@ impl Drop for Dir {
 fn yaml(dir: &Path, backend: SocketAddr) -> String {
     format!(
         "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    tls:
+{WEB_HEAD}    tls:
       certificates:
         - {{ cert: {d}/site.pem, key: {d}/site.key }}
     routes:

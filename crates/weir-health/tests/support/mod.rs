@@ -52,17 +52,13 @@ pub fn table(registry: &BackendRegistry, generation: u64, pools: &[PoolSpec<'_>]
     registry.build(Arc::new(config), generation)
 }
 
-/// What [`checked`] started: keep `checker`, whose drop stops the probes.
-pub struct Checked {
-    pub registry: BackendRegistry,
-    pub table: Table,
-    pub checker: HealthChecker,
-    pub backend: Arc<Backend>,
-}
-
 /// Pool `app` with the one backend `addr`, checked by `health_check` (YAML), in a table
-/// of generation 1 that a new checker has reconciled.
-pub fn checked(addr: SocketAddr, health_check: &str) -> Checked {
+/// of generation 1 that a new checker has reconciled: the registry, the table, the
+/// checker (keep it: its drop stops the probes) and the backend.
+pub fn checked(
+    addr: SocketAddr,
+    health_check: &str,
+) -> (BackendRegistry, Table, HealthChecker, Arc<Backend>) {
     let registry = BackendRegistry::new();
     let table = table(
         &registry,
@@ -76,12 +72,7 @@ pub fn checked(addr: SocketAddr, health_check: &str) -> Checked {
     let mut checker = HealthChecker::new();
     checker.reconcile(&table);
     let backend = only_backend(&table);
-    Checked {
-        registry,
-        table,
-        checker,
-        backend,
-    }
+    (registry, table, checker, backend)
 }
 
 /// The one backend of the one pool of `table`.
