@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use weir_e2e::client::{self, H1Client};
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{eventually, spawn_backend, BackendHandle, Weir};
@@ -64,12 +63,6 @@ async fn load_client(id: usize, addr: SocketAddr, stop: Arc<AtomicBool>, tally: 
     }
 }
 
-fn generation(line: &Value) -> u64 {
-    line.get("generation")
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("no numeric generation in {line}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_sighups_under_load_change_the_pool_with_zero_failed_requests() {
     let (a, ha) = spawn_backend("a").await;
@@ -99,14 +92,9 @@ async fn thirty_sighups_under_load_change_the_pool_with_zero_failed_requests() {
         } else {
             (&config_ab, &ha, &hc)
         };
-        let mark = weir.log_mark();
         let added_before = added.hits();
-        weir.rewrite_config(yaml);
-        weir.sighup().await;
-        let line = weir
-            .wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-            .await;
-        assert_eq!(generation(&line), i + 1, "reload {i}: {line}");
+        let (line, generation) = weir.reload(yaml, LOG_WAIT).await;
+        assert_eq!(generation, i + 1, "reload {i}: {line}");
         assert_eq!(
             weir.listener_addr("web"),
             addr,
@@ -225,13 +213,10 @@ async fn invalid_sighup_is_rejected_with_its_position_and_the_old_config_keeps_s
     assert_eq!(weir.status().await["generation"], 1);
 
     // A valid file afterwards is applied.
-    let mark = weir.log_mark();
-    weir.rewrite_config(&one_pool("round_robin", &backends(&[b]), ""));
-    weir.sighup().await;
-    let line = weir
-        .wait_for_log_after(mark, "config reloaded", LOG_WAIT)
+    let (line, generation) = weir
+        .reload(&one_pool("round_robin", &backends(&[b]), ""), LOG_WAIT)
         .await;
-    assert_eq!(generation(&line), 2, "{line}");
+    assert_eq!(generation, 2, "{line}");
     let resp = client::get(addr, "/").await;
     assert_eq!((resp.status.as_u16(), resp.text()), (200, "b".to_owned()));
 }

@@ -8,19 +8,12 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use weir_e2e::config::{backends, health_check, one_pool};
 use weir_e2e::{eventually, spawn_backend, BackendHandle, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
 const RELOADS: u64 = 100;
-
-fn generation(line: &Value) -> u64 {
-    line.get("generation")
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("no numeric generation in {line}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_sighups_alternating_pool_membership_under_load_lose_nothing() {
@@ -43,14 +36,9 @@ async fn hundred_sighups_alternating_pool_membership_under_load_lose_nothing() {
         } else {
             (&config_ab, &ha)
         };
-        let mark = weir.log_mark();
         let added_before = added.hits();
-        weir.rewrite_config(yaml);
-        weir.sighup().await;
-        let line = weir
-            .wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-            .await;
-        assert_eq!(generation(&line), i + 1, "reload {i}: {line}");
+        let (line, generation) = weir.reload(yaml, LOG_WAIT).await;
+        assert_eq!(generation, i + 1, "reload {i}: {line}");
         eventually(
             &format!("reload {i}: {} receiving traffic", added.name()),
             || {

@@ -4,40 +4,18 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use weir_e2e::{deterministic_bytes, fnv1a, Weir};
+use tokio::net::TcpStream;
+use weir_e2e::config::ADMIN;
+use weir_e2e::{deterministic_bytes, fnv1a, spawn_tcp_echo, spawn_tcp_recorder, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const TEN_MB: usize = 10 * 1024 * 1024;
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Echoes every connection; after the client's EOF, half-closes too.
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                if let Err(e) = tokio::io::copy(&mut r, &mut w).await {
-                    eprintln!("echo: {e}");
-                }
-                if let Err(e) = w.shutdown().await {
-                    eprintln!("echo shutdown: {e}");
-                }
-            });
-        }
-    });
-    addr
-}
-
 fn tcp_yaml(backend: SocketAddr, listener_extra: &str) -> String {
     format!(
         "\
-admin:
-  listen: 127.0.0.1:0
-listeners:
+{ADMIN}listeners:
   - name: pg
     listen: 127.0.0.1:0
     protocol: tcp
@@ -53,7 +31,7 @@ pools:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_listener_echoes_10_mb_intact_through_the_binary() {
-    let echo = echo_server().await;
+    let echo = spawn_tcp_echo().await;
     let weir = Weir::start(WEIR, &tcp_yaml(echo, "")).await;
     let mut s = TcpStream::connect(weir.listener_addr("pg"))
         .await
@@ -76,15 +54,7 @@ async fn tcp_listener_echoes_10_mb_intact_through_the_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_listener_turns_a_trusted_v1_header_into_a_v2_header() {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let backend = l.local_addr().expect("addr");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.expect("accept");
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).await.expect("read");
-        tx.send(got).expect("test waiting");
-    });
+    let (backend, mut rx) = spawn_tcp_recorder().await;
     let extra = "    proxy_protocol: v2\n    accept_proxy_protocol: { trusted: [127.0.0.1/32] }";
     let weir = Weir::start(WEIR, &tcp_yaml(backend, extra)).await;
     let mut s = TcpStream::connect(weir.listener_addr("pg"))

@@ -17,6 +17,25 @@ impl Weir {
         self.logs.stderr_len()
     }
 
+    /// Rewrites the config file to `yaml`, sends SIGHUP and waits for weir's `config
+    /// reloaded` line: that line, and the `generation` it reports.
+    ///
+    /// # Panics
+    /// When no such line appears within `timeout`, or it carries no numeric generation.
+    pub async fn reload(&mut self, yaml: &str, timeout: Duration) -> (Value, u64) {
+        let mark = self.log_mark();
+        self.rewrite_config(yaml);
+        self.sighup().await;
+        let line = self
+            .wait_for_log_after(mark, "config reloaded", timeout)
+            .await;
+        let generation = line
+            .get("generation")
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("no numeric generation in {line}"));
+        (line, generation)
+    }
+
     /// The first JSON log line whose `message` equals `message`.
     ///
     /// # Panics
