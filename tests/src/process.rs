@@ -74,15 +74,23 @@ impl Weir {
         Self::spawn(bin, &args, dir, config_path, filter)
     }
 
-    /// Runs `weir demo --log-format json` with `extra` arguments (e.g. `--listen`), and
-    /// waits for `weir ready`.
+    /// Runs `weir demo --log-format json` with its listener and admin server on loopback
+    /// port 0 and `extra` arguments (e.g. `--quiet`), and waits for `weir ready`.
     ///
     /// # Panics
     /// When weir cannot be spawned, exits, or is not ready within 15 s.
     pub async fn demo(bin: &str, extra: &[&str]) -> Weir {
         let dir = TempDir::new("demo");
         let config_path = dir.path().join("weir.yaml");
-        let mut args = vec!["demo", "--log-format", "json"];
+        let mut args = vec![
+            "demo",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ];
         args.extend_from_slice(extra);
         let weir = Self::spawn(bin, &args, dir, config_path, DEFAULT_LOG_FILTER);
         weir.wait_for_log("weir ready", READY_TIMEOUT).await;

@@ -24,17 +24,7 @@ fn curl_addr(line: &str) -> SocketAddr {
 
 #[tokio::test]
 async fn demo_quiet_prints_curl_lines_that_reach_three_backends() {
-    let mut weir = Weir::demo(
-        WEIR,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--quiet",
-        ],
-    )
-    .await;
+    let mut weir = Weir::demo(WEIR, &["--quiet"]).await;
     let line = weir
         .wait_for_stdout("curl http://", Duration::from_secs(5))
         .await;
@@ -116,10 +106,6 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
     let mut weir = Weir::demo(
         WEIR,
         &[
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
             // Every 4 s: a returned backend (rise 2 at 1 s checks) is healthy again
             // before the next kill, so two backends serve at all times.
             "--kill-every",
@@ -216,7 +202,7 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
 
 #[tokio::test]
 async fn demo_ctrl_c_lets_a_request_in_flight_reach_a_live_backend() {
-    let mut weir = Weir::demo(WEIR, &["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]).await;
+    let mut weir = Weir::demo(WEIR, &[]).await;
     wait_line(&weir, 0, "sent=", Duration::from_secs(30)).await;
     let web = weir.listener_addr(&listener_name(&weir));
     // Half a request head: weir's drain waits for this connection to finish its request.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use weir_e2e::client::{self, H1Client};
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, BackendHandle, Weir};
+use weir_e2e::{spawn_backend, until, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -78,9 +78,8 @@ async fn thirty_sighups_under_load_change_the_pool_with_zero_failed_requests() {
     let clients: Vec<_> = (0..8)
         .map(|id| tokio::spawn(load_client(id, addr, Arc::clone(&stop), Arc::clone(&tally))))
         .collect();
-    eventually("load reaching both backends", || {
-        let ok = ha.hits() > 0 && hb.hits() > 0;
-        async move { ok.then_some(()) }
+    until("load reaching both backends", || {
+        ha.hits() > 0 && hb.hits() > 0
     })
     .await;
     assert_eq!(hc.hits(), 0, "c is not in the first config");
@@ -101,24 +100,18 @@ async fn thirty_sighups_under_load_change_the_pool_with_zero_failed_requests() {
             "the listener kept its port"
         );
 
-        eventually(
+        until(
             &format!("reload {i}: {} receiving traffic", added.name()),
-            || {
-                let got = added.hits() > added_before;
-                async move { got.then_some(()) }
-            },
+            || added.hits() > added_before,
         )
         .await;
         // Once the new table serves, the removed backend only finishes what was in flight
         // (at most one request per client), while the added one keeps getting traffic.
         let removed_then = removed.hits();
         let added_then = added.hits();
-        eventually(
+        until(
             &format!("reload {i}: traffic flowing after the swap"),
-            || {
-                let more = added.hits() >= added_then + 16;
-                async move { more.then_some(()) }
-            },
+            || added.hits() >= added_then + 16,
         )
         .await;
         assert!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_e2e::client;
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{eventually, spawn_backend, status, Weir};
+use weir_e2e::{spawn_backend, status, until, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -37,11 +37,7 @@ async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_time
     let weir = Weir::start(WEIR, &yaml).await;
     let addr = weir.listener_addr("web");
     // Past the initial state: from here on `fall` failures are needed, not one.
-    eventually("a few probes of a", || {
-        let n = ha.health_probes() >= 2;
-        async move { n.then_some(()) }
-    })
-    .await;
+    until("a few probes of a", || ha.health_probes() >= 2).await;
 
     let interval = Duration::from_millis(INTERVAL_MS);
     let timeout = Duration::from_millis(TIMEOUT_MS);
@@ -126,26 +122,17 @@ async fn a_single_failed_probe_after_start_up_does_not_flap_the_backend() {
         &health_check(INTERVAL_MS, TIMEOUT_MS, RISE, 3),
     );
     let weir = Weir::start(WEIR, &yaml).await;
-    eventually("a few probes of a", || {
-        let n = ha.health_probes() >= 2;
-        async move { n.then_some(()) }
-    })
-    .await;
+    until("a few probes of a", || ha.health_probes() >= 2).await;
 
     // One failing probe, then healthy again: below `fall`, so no transition at all.
     let mark = weir.log_mark();
     let probes = ha.health_probes();
     ha.set_health_status(503);
-    eventually("one probe seeing 503", || {
-        let n = ha.health_probes() > probes;
-        async move { n.then_some(()) }
-    })
-    .await;
+    until("one probe seeing 503", || ha.health_probes() > probes).await;
     ha.set_health_status(200);
     let probes = ha.health_probes();
-    eventually("three more passing probes", || {
-        let n = ha.health_probes() >= probes + 3;
-        async move { n.then_some(()) }
+    until("three more passing probes", || {
+        ha.health_probes() >= probes + 3
     })
     .await;
     assert!(

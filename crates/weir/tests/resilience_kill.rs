@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{eventually, spawn_backend, status, Load, Weir};
+use weir_e2e::{spawn_backend, status, until, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -41,9 +41,8 @@ async fn kill_one_of_three_under_load(pool_extra: &str) {
     let weir = Weir::start(WEIR, &yaml).await;
 
     let load = Load::start(weir.listener_addr("web"), 20);
-    eventually("load reaching all three backends", || {
-        let all = ha.hits() > 0 && hb.hits() > 0 && hc.hits() > 0;
-        async move { all.then_some(()) }
+    until("load reaching all three backends", || {
+        ha.hits() > 0 && hb.hits() > 0 && hc.hits() > 0
     })
     .await;
     load.wait_for_more(200, "before the kill").await;
@@ -68,9 +67,8 @@ async fn kill_one_of_three_under_load(pool_extra: &str) {
     let restarted = hc.restart_with_health("c again", 503).await;
     let (a_then, b_then) = (ha.hits(), hb.hits());
     load.wait_for_more(500, "after detection").await;
-    eventually("the restarted but unhealthy backend being probed", || {
-        let probed = restarted.health_probes() >= 2;
-        async move { probed.then_some(()) }
+    until("the restarted but unhealthy backend being probed", || {
+        restarted.health_probes() >= 2
     })
     .await;
     load.wait_for_more(100, "after the restarted backend was probed")
@@ -82,9 +80,8 @@ async fn kill_one_of_three_under_load(pool_extra: &str) {
     restarted.set_health_status(200);
     weir.wait_for_backend_log(up_mark, "backend up", c, LOG_WAIT)
         .await;
-    eventually("the recovered backend receiving traffic", || {
-        let got = restarted.hits() > 0;
-        async move { got.then_some(()) }
+    until("the recovered backend receiving traffic", || {
+        restarted.hits() > 0
     })
     .await;
     let report = load.stop().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{closed_port, eventually, spawn_backend, status, HeldPort, Load, Weir};
+use weir_e2e::{closed_port, spawn_backend, status, until, HeldPort, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -128,11 +128,7 @@ async fn passively_ejected_backend_returns_after_base_ejection_time() {
         took < Duration::from_millis(500) * 3 + Duration::from_secs(1),
         "back {took:?} after ejection; base_ejection_time is 500ms"
     );
-    eventually("b receiving traffic again", || {
-        let got = hb.hits() > 0;
-        async move { got.then_some(()) }
-    })
-    .await;
+    until("b receiving traffic again", || hb.hits() > 0).await;
     let report = load.stop().await;
     let doc = weir.status().await;
     let entry = status::backend(&doc, "web", b);

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{eventually, spawn_backend, BackendHandle, Load, Weir};
+use weir_e2e::{spawn_backend, until, BackendHandle, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -39,12 +39,9 @@ async fn hundred_sighups_alternating_pool_membership_under_load_lose_nothing() {
         let added_before = added.hits();
         let (line, generation) = weir.reload(yaml, LOG_WAIT).await;
         assert_eq!(generation, i + 1, "reload {i}: {line}");
-        eventually(
+        until(
             &format!("reload {i}: {} receiving traffic", added.name()),
-            || {
-                let got = added.hits() > added_before;
-                async move { got.then_some(()) }
-            },
+            || added.hits() > added_before,
         )
         .await;
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_e2e::client::{self, raw, H1Client};
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::{eventually, spawn_backend, until, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 /// What `one_pool` configures.
@@ -62,9 +62,8 @@ async fn sigterm_with_2s_requests_in_flight_answers_all_refuses_new_and_exits_0(
         "the listener kept accepting new connections until {refused_after:?} after SIGTERM, \
          when the slow requests had finished; it should refuse as soon as draining starts"
     );
-    eventually("the idle keep-alive connection being closed", || {
-        let closed = idle.is_closed();
-        async move { closed.then_some(()) }
+    until("the idle keep-alive connection being closed", || {
+        idle.is_closed()
     })
     .await;
 
@@ -85,9 +84,8 @@ async fn sigterm_with_2s_requests_in_flight_answers_all_refuses_new_and_exits_0(
         "a response sent while draining should carry `Connection: close`: {:?}",
         resp.headers
     );
-    eventually("the busy keep-alive connection being closed", || {
-        let closed = busy.is_closed();
-        async move { closed.then_some(()) }
+    until("the busy keep-alive connection being closed", || {
+        busy.is_closed()
     })
     .await;
 

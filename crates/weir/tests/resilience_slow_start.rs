@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{eventually, spawn_backend, status, BackendHandle, Load, Weir};
+use weir_e2e::{spawn_backend, status, until, BackendHandle, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -60,11 +60,7 @@ async fn recovered_backend_ramps_up(strategy: &str) {
         SLOW_START.as_millis()
     );
     let weir = Weir::start(WEIR, &one_pool(strategy, &backends(&[a, b]), &pool_extra)).await;
-    eventually("a few probes of b", || {
-        let n = hb.health_probes() >= 2;
-        async move { n.then_some(()) }
-    })
-    .await;
+    until("a few probes of b", || hb.health_probes() >= 2).await;
 
     let mark = weir.log_mark();
     hb.set_health_status(503);

@@ -17,19 +17,25 @@ use tokio::net::TcpStream;
 use weir_config::Protocol;
 use weir_proxy::tls::ListenerTls;
 
-use certs::{Ca, Dir};
+use certs::{Ca, Dir, Leaf};
 use support::*;
+
+/// A proxy with an HTTP listener terminating TLS with `leaves` (files in `dir`), in
+/// front of a plain HTTP backend named `app`.
+async fn https_proxy(dir: &Dir, leaves: &[&Leaf]) -> Proxy {
+    let be = backend("app", None).await;
+    Proxy::start(
+        listener(Protocol::Http, tls_config(dir, leaves)),
+        pool(be, None),
+    )
+    .await
+}
 
 #[tokio::test]
 async fn sni_picks_the_certificate_that_names_it() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (a, b) = (ca.leaf(&["a.test"]), ca.leaf(&["b.test", "www.b.test"]));
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&a, &b])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&a, &b]).await;
     for (name, want) in [
         ("a.test", &a.der),
         ("b.test", &b.der),
@@ -46,12 +52,7 @@ async fn sni_picks_the_certificate_that_names_it() {
 async fn no_sni_or_an_unknown_name_gets_the_first_certificate() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (a, b) = (ca.leaf(&["a.test"]), ca.leaf(&["b.test"]));
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&a, &b])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&a, &b]).await;
     let mut no_sni = client_config(&ca, &[]);
     no_sni.enable_sni = false;
     let s = connect(proxy.addr, no_sni, "a.test")
@@ -71,12 +72,7 @@ async fn no_sni_or_an_unknown_name_gets_the_first_certificate() {
 async fn wildcard_certificate_serves_one_level_of_subdomains() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (a, wild) = (ca.leaf(&["a.test"]), ca.leaf(&["*.wild.test"]));
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&a, &wild])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&a, &wild]).await;
     let s = connect(proxy.addr, client_config(&ca, &[]), "x.wild.test")
         .await
         .expect("wildcard handshake");
@@ -93,12 +89,7 @@ async fn wildcard_certificate_serves_one_level_of_subdomains() {
 async fn alpn_h2_is_negotiated_and_an_h2_request_is_proxied_with_https_proto() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let a = ca.leaf(&["a.test"]);
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&a])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&a]).await;
     let s = connect(
         proxy.addr,
         client_config(&ca, &[b"h2", b"http/1.1"]),
@@ -120,12 +111,7 @@ async fn alpn_h2_is_negotiated_and_an_h2_request_is_proxied_with_https_proto() {
 async fn tls_1_2_is_accepted_and_tls_1_1_is_refused() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let a = ca.leaf(&["a.test"]);
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&a])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&a]).await;
     let mut tls12 = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("TLS 1.2")
@@ -158,12 +144,7 @@ async fn tls_1_2_is_accepted_and_tls_1_1_is_refused() {
 async fn plain_http_on_a_tls_port_gets_no_http_answer_and_is_closed() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let a = ca.leaf(&["a.test"]);
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&a])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&a]).await;
     let mut raw = TcpStream::connect(proxy.addr).await.expect("connect");
     raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
@@ -200,12 +181,7 @@ async fn handshake_not_finished_in_time_is_closed() {
 async fn replaced_certificate_serves_new_connections_while_established_ones_keep_working() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (old, new) = (ca.leaf(&["a.test"]), ca.leaf(&["a.test"]));
-    let be = backend("app", None).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&old])),
-        pool(be, None),
-    )
-    .await;
+    let proxy = https_proxy(&dir, &[&old]).await;
     let s = connect(proxy.addr, client_config(&ca, &[b"http/1.1"]), "a.test")
         .await
         .expect("handshake");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use weir_e2e::client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, H1Client, Weir};
+use weir_e2e::{eventually, spawn_backend, until, H1Client, Weir};
 
 use crate::WEIR;
 
@@ -40,11 +40,7 @@ async fn out_of_descriptors_weir_serves_again_once_the_flood_is_gone() {
             .expect("connect");
         flood.push(stream);
     }
-    eventually("weir's descriptor table full", || {
-        let full = weir.open_fds() >= NOFILE;
-        async move { full.then_some(()) }
-    })
-    .await;
+    until("weir's descriptor table full", || weir.open_fds() >= NOFILE).await;
     weir.wait_for_log("accept failed, backing off", Duration::from_secs(5))
         .await;
     let full = weir.open_fds();

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_e2e::client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::{spawn_backend, until, Weir};
 
 use crate::WEIR;
 
@@ -211,9 +211,8 @@ async fn ambiguous_framings_are_refused_and_nothing_of_them_is_forwarded() {
     }
 
     assert_eq!(client::get(addr, "/marker").await.status, 200);
-    eventually("the marker reaching the backend", || {
-        let seen = backend.requests().iter().any(|r| r.path == "/marker");
-        async move { seen.then_some(()) }
+    until("the marker reaching the backend", || {
+        backend.requests().iter().any(|r| r.path == "/marker")
     })
     .await;
     let forwarded: Vec<String> = backend
@@ -244,9 +243,8 @@ async fn a_chunked_body_breaking_mid_stream_smuggles_nothing_and_blames_no_backe
         assert_eq!(answers(addr, bad).await, Ok(vec![400]));
     }
     assert_eq!(client::get(addr, "/marker").await.status, 200);
-    eventually("the marker reaching the backend", || {
-        let seen = backend.requests().iter().any(|r| r.path == "/marker");
-        async move { seen.then_some(()) }
+    until("the marker reaching the backend", || {
+        backend.requests().iter().any(|r| r.path == "/marker")
     })
     .await;
     let paths: Vec<String> = backend.requests().into_iter().map(|r| r.path).collect();
