@@ -2,7 +2,10 @@
 //!
 //! The tests in `crates/weir/tests/` run the real `weir` binary against real HTTP servers
 //! on loopback, so what they check is what an operator would see. This crate owns the
-//! pieces every such test needs:
+//! pieces every such test needs, and it is the one fixture layer of the other crates'
+//! tests too (weir-config, weir-telemetry, weir-health, weir-proxy): it depends on no weir
+//! crate, so a dev-dependency on it never makes a cycle. Configs built by hand, without
+//! YAML, are `weir_config::test_util`'s (feature `test-util`).
 //!
 //! - [`backend`]: in-process HTTP/1.1 backends that name themselves, record what reached
 //!   them, and can be slowed, failed, held or killed ([`spawn_backend`]), a raw TCP
