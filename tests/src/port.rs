@@ -73,6 +73,18 @@ fn reusable_socket() -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
+/// A listener on a fresh loopback port for the test server `what`, and its address.
+///
+/// # Panics
+/// When loopback cannot be bound, naming `what`.
+pub async fn bind_loopback(what: &str) -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind a loopback port for {what}: {e}"));
+    let addr = listener.local_addr().expect("bound address");
+    (listener, addr)
+}
+
 /// A loopback address that refuses connections for as long as the test holds it.
 ///
 /// # Panics

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use crate::port::bind_loopback;
 
 /// One request as the raw backend read it.
 #[derive(Debug, Clone)]
@@ -98,10 +100,7 @@ impl RawBackend {
 pub async fn spawn_raw_backend(
     script: impl Fn(&RawRequest) -> RawAction + Send + Sync + 'static,
 ) -> (SocketAddr, RawBackend) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port for a raw backend");
-    let addr = listener.local_addr().expect("bound address");
+    let (listener, addr) = bind_loopback("a raw backend").await;
     let backend = RawBackend::default();
     let state = backend.clone();
     let script: Arc<Script> = Arc::new(script);

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+
+use crate::port::bind_loopback;
 
 /// Counts connections and bytes that reached a raw TCP listener. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -34,10 +35,7 @@ impl TcpSink {
 /// # Panics
 /// When loopback cannot be bound.
 pub async fn spawn_tcp_sink() -> (SocketAddr, TcpSink) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port for a TCP sink");
-    let addr = listener.local_addr().expect("bound address");
+    let (listener, addr) = bind_loopback("a TCP sink").await;
     let sink = TcpSink::default();
     let counters = sink.clone();
     tokio::spawn(async move {

@@ -6,8 +6,10 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
 use tokio::sync::mpsc;
+
+use crate::port::bind_loopback;
 
 /// Starts a TCP echo server on `127.0.0.1:0`: every connection gets its bytes back, and
 /// after the client's EOF the server's own (so a reply EOF proves the half-close went
@@ -16,10 +18,7 @@ use tokio::sync::mpsc;
 /// # Panics
 /// When loopback cannot be bound.
 pub async fn spawn_tcp_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port for a TCP echo server");
-    let addr = listener.local_addr().expect("bound address");
+    let (listener, addr) = bind_loopback("a TCP echo server").await;
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
@@ -43,10 +42,7 @@ pub async fn spawn_tcp_echo() -> SocketAddr {
 /// # Panics
 /// When loopback cannot be bound.
 pub async fn spawn_tcp_recorder() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port for a TCP recorder");
-    let addr = listener.local_addr().expect("bound address");
+    let (listener, addr) = bind_loopback("a TCP recorder").await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {

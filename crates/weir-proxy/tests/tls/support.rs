@@ -111,23 +111,30 @@ impl Proxy {
     }
 }
 
+/// A backend's TLS side: `leaf`'s certificate, offering `alpn`.
+pub(crate) fn acceptor(leaf: &Leaf, alpn: &[&[u8]]) -> TlsAcceptor {
+    let key =
+        <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(
+            leaf.key_pem.as_bytes(),
+        )
+        .expect("key PEM");
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der.clone()], key)
+        .expect("backend server config");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsAcceptor::from(Arc::new(config))
+}
+
 /// An HTTP/1.1 backend answering `name proto=<X-Forwarded-Proto>`; over TLS with `leaf`.
 pub(crate) async fn backend(name: &'static str, leaf: Option<&Leaf>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind backend");
     let addr = listener.local_addr().expect("backend addr");
-    let acceptor = leaf.map(|l| {
-        let key = <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(l.key_pem.as_bytes())
-            .expect("key PEM");
-        let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![l.der.clone()], key)
-            .expect("backend server config");
-        TlsAcceptor::from(Arc::new(config))
-    });
+    let acceptor = leaf.map(|l| acceptor(l, &[]));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -183,18 +190,7 @@ pub(crate) async fn h2_backend(
         .expect("bind backend");
     let addr = listener.local_addr().expect("backend addr");
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let acceptor = leaf.map(|l| {
-        let key = <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(l.key_pem.as_bytes())
-            .expect("key PEM");
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![l.der.clone()], key)
-            .expect("backend server config");
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        TlsAcceptor::from(Arc::new(config))
-    });
+    let acceptor = leaf.map(|l| acceptor(l, &[b"h2"]));
     let count = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use weir_config::{ListenerConfig, PoolConfig, Protocol, ProxyProtocolVersion};
 
 use crate::certs::{Ca, Dir, Leaf};
@@ -33,18 +32,7 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 async fn tls_echo_backend(leaf: &Leaf, proxy_line: bool) -> (SocketAddr, Log) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let key =
-        <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(
-            leaf.key_pem.as_bytes(),
-        )
-        .expect("key PEM");
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der.clone()], key)
-        .expect("server config");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = acceptor(leaf, &[]);
     let log: Log = Arc::default();
     let seen = Arc::clone(&log);
     tokio::spawn(async move {
