@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use tokio::sync::mpsc;
 
 use crate::port::bind_loopback;
