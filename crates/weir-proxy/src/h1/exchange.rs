@@ -281,7 +281,11 @@ where
         W: AsyncWrite + Unpin + ?Sized,
     {
         match self {
-            Up::H1(body) => body.upload.step(&mut *body.client, &mut *body.buf, dst).await,
+            Up::H1(body) => {
+                body.upload
+                    .step(&mut *body.client, &mut *body.buf, dst)
+                    .await
+            }
             Up::H2(frames) => frames.step(dst).await,
         }
     }

@@ -79,12 +79,10 @@ impl FrameUpload {
                 return Poll::Ready(Ok(true));
             }
             if let Some(pending) = self.out.get(self.pos..).filter(|p| !p.is_empty()) {
-                let n = ready!(Pin::new(&mut *dst).poll_write(cx, pending))
-                    .map_err(PumpError::Sink)?;
+                let n =
+                    ready!(Pin::new(&mut *dst).poll_write(cx, pending)).map_err(PumpError::Sink)?;
                 if n == 0 {
-                    return Poll::Ready(Err(PumpError::Sink(
-                        std::io::ErrorKind::WriteZero.into(),
-                    )));
+                    return Poll::Ready(Err(PumpError::Sink(std::io::ErrorKind::WriteZero.into())));
                 }
                 self.pos += n;
                 if self.pos >= self.out.len() {

@@ -51,7 +51,9 @@ use std::future::Future;
 use std::time::Duration;
 
 pub(crate) use conn::Idle;
-pub(crate) use from_h2::{forward_buffered, forward_streamed, wire, wire_streamed, BoxError, H1Body};
+pub(crate) use from_h2::{
+    forward_buffered, forward_streamed, wire, wire_streamed, BoxError, H1Body,
+};
 pub(crate) use h2_upload::FrameUpload;
 pub(crate) use request::pool_is_h2;
 pub(crate) use server::{serve, ClientStream, Ctx};

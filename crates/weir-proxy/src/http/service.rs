@@ -293,7 +293,7 @@ async fn proxy<'t>(
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
     }
-    let ((response, sender), in_flight) = match forwarded {
+    let (response, in_flight) = match forwarded {
         Ok(forwarded) => forwarded,
         Err(err) => return failed(ctx, pool, id, guard, answer, err),
     };
@@ -311,12 +311,11 @@ async fn proxy<'t>(
     }
 
     answer.backend_answered(in_flight.backend(), response.status());
-    let reusable = headers::response_keeps_alive(&response);
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, false);
     parts.version = version;
     let pool = Arc::clone(pool);
-    let body = ResBody::upstream(body, reusable.then_some(sender), in_flight, pool, guard);
+    let body = ResBody::upstream(body, in_flight, pool, guard);
     Response::from_parts(parts, body)
 }
 
