@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{request, HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 use http_body::Frame;
 use weir_balance::{Backend, InFlight, Pool};
 use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, Method, ResponseHead};
@@ -25,86 +25,12 @@ use weir_telemetry::UpstreamErrorKind;
 use super::buf::Buf;
 use super::conn::{self, Stream};
 use super::exchange::{Answered, Exchange};
-use super::h2_upload::{FrameUpload, Framing as UpFraming};
-use super::write::decimal;
+use super::h2_upload::FrameUpload;
 use crate::http::{forward, UpstreamError};
 use crate::outlier;
 
 /// Error type of the bodies weir hands hyper.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The head of an HTTP/1.1 request for `parts` (already prepared for the backend), with
-/// `body` (held whole) after it.
-pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
-    head_lines(parts, out);
-    if !body.is_empty() || needs_length(&parts.method) {
-        out.extend_from_slice(b"content-length: ");
-        decimal(out, body.len() as u64);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-}
-
-/// The head of an HTTP/1.1 request for `parts` whose body is streamed after it: the
-/// client's `Content-Length` when it declared one (every value the same number), else
-/// `Transfer-Encoding: chunked`, as hyper's client framed such a body.
-pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> UpFraming {
-    let mut length = None;
-    let mut agreed = true;
-    for v in parts.headers.get_all(http::header::CONTENT_LENGTH) {
-        let n = std::str::from_utf8(v.as_bytes())
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok());
-        match (n, length) {
-            (Some(n), None) => length = Some(n),
-            (Some(n), Some(m)) if n == m => {}
-            _ => agreed = false,
-        }
-    }
-    head_lines(parts, out);
-    let framing = match length.filter(|_| agreed) {
-        Some(n) => {
-            out.extend_from_slice(b"content-length: ");
-            decimal(out, n);
-            out.extend_from_slice(b"\r\n");
-            UpFraming::Length(n)
-        }
-        None => {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-            UpFraming::Chunked
-        }
-    };
-    out.extend_from_slice(b"\r\n");
-    framing
-}
-
-/// The request line and every header but `Content-Length` (the caller frames the body).
-#[inline]
-fn head_lines(parts: &request::Parts, out: &mut Vec<u8>) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(pq.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if name == http::header::CONTENT_LENGTH {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Methods whose empty body is still said (`Content-Length: 0`), as hyper's client did.
-fn needs_length(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::POST | http::Method::PUT | http::Method::PATCH
-    )
-}
 
 /// Sends a prepared HTTP/2 client's request (head and whole body in `wire`) to `first`
 /// of `pool`, with the engine's attempts and retry rules.

@@ -1,7 +1,7 @@
-//! A request body streamed from an HTTP/2 client to an HTTP/1 backend: hyper's DATA
-//! frames written to the backend socket as they come, `Content-Length` bytes as they are
-//! when the client declared a length, chunks framed by weir otherwise, with the
-//! client's trailers as chunked trailers.
+//! An HTTP/2 client's request as an HTTP/1 backend gets it: the head written from
+//! hyper's request parts, and a body streamed from the client as hyper's DATA frames
+//! come, `Content-Length` bytes as they are when the client declared a length, chunks
+//! framed by weir otherwise, with the client's trailers as chunked trailers.
 //!
 //! The upload is a poll-driven state (no task, no channel, no second buffer): one frame
 //! at a time is framed into a small output buffer and written before the next is
@@ -16,13 +16,87 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
-use http::HeaderMap;
+use http::{request, HeaderMap};
 use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
 use weir_h1::{chunk_header, LAST_CHUNK};
 
 use super::body::PumpError;
+use super::write::decimal;
 use crate::http::ReqBody;
+
+/// The head of an HTTP/1.1 request for `parts` (already prepared for the backend), with
+/// `body` (held whole) after it.
+pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
+    head_lines(parts, out);
+    if !body.is_empty() || needs_length(&parts.method) {
+        out.extend_from_slice(b"content-length: ");
+        decimal(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The head of an HTTP/1.1 request for `parts` whose body is streamed after it: the
+/// client's `Content-Length` when it declared one (every value the same number), else
+/// `Transfer-Encoding: chunked`, as hyper's client framed such a body.
+pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framing {
+    let mut length = None;
+    let mut agreed = true;
+    for v in parts.headers.get_all(http::header::CONTENT_LENGTH) {
+        let n = std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        match (n, length) {
+            (Some(n), None) => length = Some(n),
+            (Some(n), Some(m)) if n == m => {}
+            _ => agreed = false,
+        }
+    }
+    head_lines(parts, out);
+    let framing = match length.filter(|_| agreed) {
+        Some(n) => {
+            out.extend_from_slice(b"content-length: ");
+            decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+            Framing::Length(n)
+        }
+        None => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            Framing::Chunked
+        }
+    };
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// The request line and every header but `Content-Length` (the caller frames the body).
+#[inline]
+fn head_lines(parts: &request::Parts, out: &mut Vec<u8>) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(pq.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Methods whose empty body is still said (`Content-Length: 0`), as hyper's client did.
+fn needs_length(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
+}
 
 /// How the body is framed to the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,4 +271,46 @@ fn allowed_in_trailers(name: &HeaderName) -> bool {
             | header::TRANSFER_ENCODING
             | header::TE
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed_head(req: http::request::Builder) -> (String, Framing) {
+        let (parts, ()) = req.body(()).expect("request").into_parts();
+        let mut out = Vec::new();
+        let framing = wire_streamed(&parts, &mut out);
+        (String::from_utf8(out).expect("ascii head"), framing)
+    }
+
+    #[test]
+    fn a_declared_length_is_kept_and_any_other_body_is_chunked() {
+        let (head, framing) = streamed_head(
+            http::Request::put("/f?x=1")
+                .header("host", "a.test")
+                .header("content-length", "12"),
+        );
+        assert_eq!(framing, Framing::Length(12));
+        assert_eq!(
+            head,
+            "PUT /f?x=1 HTTP/1.1\r\nhost: a.test\r\ncontent-length: 12\r\n\r\n"
+        );
+        let (head, framing) = streamed_head(http::Request::post("/").header("host", "a.test"));
+        assert_eq!(framing, Framing::Chunked);
+        assert_eq!(
+            head,
+            "POST / HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        // Lengths that disagree (or are not numbers) are not trusted: chunked, without them.
+        for (a, b) in [("5", "6"), ("5", "x5")] {
+            let (head, framing) = streamed_head(
+                http::Request::post("/")
+                    .header("content-length", a)
+                    .header("content-length", b),
+            );
+            assert_eq!(framing, Framing::Chunked, "{a}, {b}");
+            assert!(!head.contains("content-length"), "{head}");
+        }
+    }
 }
