@@ -29,9 +29,12 @@ WARMUP=${WARMUP:-200}
 TOP=${TOP:-15}
 KEEP=${KEEP:-}
 PROTO=${PROTO:-h1}
-need valgrind callgrind_control callgrind_annotate haproxy nginx oha python3 openssl
-[ "$PROTO" = h1 ] || [ "$PROTO" = h2c ] || { echo "PROTO is h1 or h2c, not $PROTO" >&2; exit 2; }
-[ "$PROTO" = h1 ] || need h2load
+need valgrind callgrind_control callgrind_annotate haproxy nginx python3 openssl
+case $PROTO in
+  h1) need oha ;;
+  h2c) need h2load ;;
+  *) echo "PROTO is h1 or h2c, not $PROTO" >&2; exit 2 ;;
+esac
 weir_bin
 write_proxy_configs
 start_backend "$BACKEND" 0
