@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::tests::{scrape, world, World, B1, B2};
+use super::tests::{scrape, with_both, world, World, B1, B2};
 use super::text::Exposition;
 use super::*;
 
@@ -76,6 +76,7 @@ fn dropping_a_backend_removes_every_series_of_it_and_only_those() {
     let m = Metrics::new().expect("metrics");
     let w = world(&m);
     let b2 = BackendMetrics::new(&m, "api", B2);
+    let w = with_both(w, &b2);
     w.route.count(&w.backend, 200);
     w.route.count(&b2, 200);
     w.route.count(&b2, 418);
@@ -144,7 +145,7 @@ fn a_route_removed_and_added_again_counts_from_zero_through_the_same_backend() {
     w.route.count(&w.backend, 200);
     let listener = w.listener.clone();
     drop(w.route);
-    let route = listener.route("api");
+    let route = listener.route("api", [&w.backend]);
     route.count(&w.backend, 200);
     route.count(&w.backend, 200);
     let exp = scrape(&m);
