@@ -16,110 +16,57 @@ use super::listener::{ListenerInner, PoolInner};
 use super::route::{RequestCounters, RouteInner};
 use super::{Metrics, MetricsError, NO_BACKEND};
 
-const fn family(name: &'static str, help: &'static str, kind: Kind) -> Family {
-    Family { name, help, kind }
+/// Declares each family as a `static` [`Family`], one line each, like DESIGN.md's table.
+macro_rules! families {
+    ($($id:ident = $kind:ident $name:literal $help:literal;)*) => {
+        $(static $id: Family = Family { name: $name, help: $help, kind: Kind::$kind };)*
+    };
 }
 
-static HTTP_REQUESTS: Family = family(
-    "weir_http_requests_total",
-    "HTTP requests answered, by the backend that answered (\"none\" when weir answered itself) and status code.",
-    Kind::Counter,
-);
-static REQUEST_DURATION: Family = family(
-    "weir_http_request_duration_seconds",
-    "Time from request received to response headers sent, retries included.",
-    Kind::Histogram,
-);
-static BACKEND_RESPONSE_DURATION: Family = family(
-    "weir_backend_response_duration_seconds",
-    "Time from request sent to a backend to its response headers.",
-    Kind::Histogram,
-);
-static BACKEND_UP: Family = family(
-    "weir_backend_up",
-    "1 if the backend is in rotation, 0 if it is down.",
-    Kind::Gauge,
-);
-static POOL_BACKENDS_UP: Family = family(
-    "weir_pool_backends_up",
-    "Backends of the pool (primaries and backups) that are up.",
-    Kind::Gauge,
-);
-static BACKEND_DOWNTIME: Family = family(
-    "weir_backend_downtime_seconds_total",
-    "Seconds the backend has spent down (grows while it is down).",
-    Kind::Counter,
-);
-static BACKEND_IN_FLIGHT: Family = family(
-    "weir_backend_in_flight",
-    "Requests (HTTP) or connections (TCP) being served by the backend.",
-    Kind::Gauge,
-);
-static BACKEND_TRANSITIONS: Family = family(
-    "weir_backend_transitions_total",
-    "Backend state changes, by the state entered.",
-    Kind::Counter,
-);
-static HEALTH_CHECKS: Family = family(
-    "weir_health_checks_total",
-    "Active health probes, by result.",
-    Kind::Counter,
-);
-static UPSTREAM_ERRORS: Family = family(
-    "weir_upstream_errors_total",
-    "Failures talking to a backend seen by live traffic, by kind.",
-    Kind::Counter,
-);
-static RETRIES: Family = family(
-    "weir_retries_total",
-    "Further attempts made on another backend after a failed one.",
-    Kind::Counter,
-);
-static CONNECTIONS_ACTIVE: Family = family(
-    "weir_listener_connections_active",
-    "Client connections currently open.",
-    Kind::Gauge,
-);
-static CONNECTIONS_TOTAL: Family = family(
-    "weir_listener_connections_total",
-    "Client connections accepted.",
-    Kind::Counter,
-);
-static TCP_BYTES: Family = family(
-    "weir_tcp_bytes_total",
-    "Bytes relayed by TCP listeners: rx from clients, tx to clients.",
-    Kind::Counter,
-);
-static HTTP_PROTOCOL_ERRORS: Family = family(
-    "weir_http_protocol_errors_total",
-    "Client connections weir closed for breaking the protocol: a malformed HTTP/1 head, or an HTTP/2 GOAWAY with an error (flood and reset limits included).",
-    Kind::Counter,
-);
-static CONFIG_RELOADS: Family = family(
-    "weir_config_reloads_total",
-    "Configuration reloads, by outcome.",
-    Kind::Counter,
-);
-static CONFIG_LAST_RELOAD_SUCCESSFUL: Family = family(
-    "weir_config_last_reload_successful",
-    "1 if the last configuration load or reload succeeded.",
-    Kind::Gauge,
-);
-static CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: Family = family(
-    "weir_config_last_reload_success_timestamp_seconds",
-    "Unix time of the last successful configuration load or reload.",
-    Kind::Gauge,
-);
-static CONFIG_INFO: Family = family(
-    "weir_config_info",
-    "Always 1; the hash label identifies the configuration being served.",
-    Kind::Gauge,
-);
-static BUILD_INFO: Family = family(
-    "weir_build_info",
-    "Always 1; the version label is weir's version.",
-    Kind::Gauge,
-);
+// Names, types, help texts and label names are the product's contract with dashboards
+// and alert rules (`configs/prometheus/weir-rules.yml`): change them only with those.
+families! {
+    HTTP_REQUESTS = Counter "weir_http_requests_total"
+        "HTTP requests answered, by the backend that answered (\"none\" when weir answered itself) and status code.";
+    REQUEST_DURATION = Histogram "weir_http_request_duration_seconds"
+        "Time from request received to response headers sent, retries included.";
+    BACKEND_RESPONSE_DURATION = Histogram "weir_backend_response_duration_seconds"
+        "Time from request sent to a backend to its response headers.";
+    BACKEND_UP = Gauge "weir_backend_up"
+        "1 if the backend is in rotation, 0 if it is down.";
+    POOL_BACKENDS_UP = Gauge "weir_pool_backends_up"
+        "Backends of the pool (primaries and backups) that are up.";
+    BACKEND_DOWNTIME = Counter "weir_backend_downtime_seconds_total"
+        "Seconds the backend has spent down (grows while it is down).";
+    BACKEND_IN_FLIGHT = Gauge "weir_backend_in_flight"
+        "Requests (HTTP) or connections (TCP) being served by the backend.";
+    BACKEND_TRANSITIONS = Counter "weir_backend_transitions_total"
+        "Backend state changes, by the state entered.";
+    HEALTH_CHECKS = Counter "weir_health_checks_total"
+        "Active health probes, by result.";
+    UPSTREAM_ERRORS = Counter "weir_upstream_errors_total"
+        "Failures talking to a backend seen by live traffic, by kind.";
+    RETRIES = Counter "weir_retries_total"
+        "Further attempts made on another backend after a failed one.";
+    CONNECTIONS_ACTIVE = Gauge "weir_listener_connections_active"
+        "Client connections currently open.";
+    CONNECTIONS_TOTAL = Counter "weir_listener_connections_total"
+        "Client connections accepted.";
+    TCP_BYTES = Counter "weir_tcp_bytes_total"
+        "Bytes relayed by TCP listeners: rx from clients, tx to clients.";
+    HTTP_PROTOCOL_ERRORS = Counter "weir_http_protocol_errors_total"
+        "Client connections weir closed for breaking the protocol: a malformed HTTP/1 head, or an HTTP/2 GOAWAY with an error (flood and reset limits included).";
+    CONFIG_RELOADS = Counter "weir_config_reloads_total"
+        "Configuration reloads, by outcome.";
+    CONFIG_LAST_RELOAD_SUCCESSFUL = Gauge "weir_config_last_reload_successful"
+        "1 if the last configuration load or reload succeeded.";
+    CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP = Gauge "weir_config_last_reload_success_timestamp_seconds"
+        "Unix time of the last successful configuration load or reload.";
+    CONFIG_INFO = Gauge "weir_config_info"
+        "Always 1; the hash label identifies the configuration being served.";
+    BUILD_INFO = Gauge "weir_build_info"
+        "Always 1; the version label is weir's version.";
+}
 
 impl Metrics {
     /// Every metric in the Prometheus text format (serve with
