@@ -14,6 +14,7 @@ use super::backend::BackendInner;
 use super::exposition::{Family, FamilyWriter, Kind};
 use super::listener::{ListenerInner, PoolInner};
 use super::route::{RequestCounters, RouteInner};
+use super::value::Counter;
 use super::{Metrics, MetricsError, NO_BACKEND};
 
 /// Declares each family as a `static` [`Family`], one line each, like DESIGN.md's table.
@@ -104,11 +105,10 @@ impl Metrics {
         pools.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         backends.sort_unstable_by(|a, b| (&a.pool, &a.backend).cmp(&(&b.pool, &b.backend)));
         write_requests(out, requests, &routes);
-        let mut f = FamilyWriter::new(out, &REQUEST_DURATION);
-        for r in &routes {
+        each(out, &REQUEST_DURATION, &routes, |f, r| {
             let labels = [("listener", r.listener.as_str()), ("pool", &r.pool)];
             f.histogram(&labels, &r.duration.snapshot());
-        }
+        });
         write_backends(out, &backends);
         write_pools(out, &pools, &backends);
         write_listeners(out, &listeners);
@@ -131,7 +131,7 @@ impl Metrics {
     }
 }
 
-fn pb(b: &BackendInner) -> [(&'static str, &str); 2] {
+fn labels(b: &BackendInner) -> [(&'static str, &str); 2] {
     [("pool", &b.pool), ("backend", &b.backend)]
 }
 
@@ -179,94 +179,88 @@ fn write_requests(
 /// `weir_pool_backends_up` (counted over the live backends now) and retries.
 fn write_pools(out: &mut String, pools: &[Arc<PoolInner>], backends: &[Arc<BackendInner>]) {
     let mut up: HashMap<&str, usize> = HashMap::new();
-    for b in backends {
-        if b.is_up() {
-            *up.entry(b.pool.as_str()).or_default() += 1;
-        }
+    for b in backends.iter().filter(|b| b.is_up()) {
+        *up.entry(b.pool.as_str()).or_default() += 1;
     }
-    let mut f = FamilyWriter::new(out, &POOL_BACKENDS_UP);
-    for p in pools {
+    each(out, &POOL_BACKENDS_UP, pools, |f, p| {
         let n = up.get(p.name.as_str()).copied().unwrap_or(0);
         f.sample(&[("pool", &p.name)], n as f64);
-    }
-    let mut f = FamilyWriter::new(out, &RETRIES);
-    for p in pools {
+    });
+    each(out, &RETRIES, pools, |f, p| {
         f.sample(&[("pool", &p.name)], p.retries.get() as f64);
-    }
+    });
 }
 
 fn write_listeners(out: &mut String, listeners: &[Arc<ListenerInner>]) {
-    let mut f = FamilyWriter::new(out, &CONNECTIONS_ACTIVE);
-    for l in listeners {
-        f.sample(&[("listener", &l.name)], l.active.get() as f64);
-    }
-    let mut f = FamilyWriter::new(out, &CONNECTIONS_TOTAL);
-    for l in listeners {
-        f.sample(&[("listener", &l.name)], l.total.get() as f64);
-    }
-    let mut f = FamilyWriter::new(out, &TCP_BYTES);
-    for l in listeners {
-        for (direction, n) in [("rx", l.rx.get()), ("tx", l.tx.get())] {
-            f.sample(&[("listener", &l.name), ("direction", direction)], n as f64);
+    let one = |f: &mut FamilyWriter<'_>, l: &ListenerInner, n: f64| {
+        f.sample(&[("listener", &l.name)], n);
+    };
+    each(out, &CONNECTIONS_ACTIVE, listeners, |f, l| {
+        one(f, l, l.active.get() as f64);
+    });
+    each(out, &CONNECTIONS_TOTAL, listeners, |f, l| {
+        one(f, l, l.total.get() as f64);
+    });
+    each(out, &TCP_BYTES, listeners, |f, l| {
+        for (direction, n) in [("rx", &l.rx), ("tx", &l.tx)] {
+            f.sample(
+                &[("listener", &l.name), ("direction", direction)],
+                n.get() as f64,
+            );
         }
-    }
-    let mut f = FamilyWriter::new(out, &HTTP_PROTOCOL_ERRORS);
-    for l in listeners {
-        f.sample(&[("listener", &l.name)], l.protocol_errors.get() as f64);
-    }
+    });
+    each(out, &HTTP_PROTOCOL_ERRORS, listeners, |f, l| {
+        one(f, l, l.protocol_errors.get() as f64);
+    });
 }
 
 /// Every per-backend family; downtime is brought up to the scrape's instant first.
 fn write_backends(out: &mut String, backends: &[Arc<BackendInner>]) {
     let now = Instant::now();
-    let mut f = FamilyWriter::new(out, &BACKEND_RESPONSE_DURATION);
-    for b in backends {
-        f.histogram(&pb(b), &b.response.snapshot());
-    }
-    let mut f = FamilyWriter::new(out, &BACKEND_UP);
-    for b in backends {
-        f.sample(&pb(b), f64::from(u8::from(b.is_up())));
-    }
-    let mut f = FamilyWriter::new(out, &BACKEND_DOWNTIME);
-    for b in backends {
-        f.sample(&pb(b), b.downtime(now).as_secs_f64());
-    }
-    let mut f = FamilyWriter::new(out, &BACKEND_IN_FLIGHT);
-    for b in backends {
-        f.sample(&pb(b), b.in_flight.get() as f64);
-    }
-    let by_value = |f: &mut FamilyWriter<'_>, b: &BackendInner, name, values: &[(&str, u64)]| {
+    each(out, &BACKEND_RESPONSE_DURATION, backends, |f, b| {
+        f.histogram(&labels(b), &b.response.snapshot());
+    });
+    each(out, &BACKEND_UP, backends, |f, b| {
+        f.sample(&labels(b), f64::from(u8::from(b.is_up())));
+    });
+    each(out, &BACKEND_DOWNTIME, backends, |f, b| {
+        f.sample(&labels(b), b.downtime(now).as_secs_f64());
+    });
+    each(out, &BACKEND_IN_FLIGHT, backends, |f, b| {
+        f.sample(&labels(b), b.in_flight.get() as f64);
+    });
+    let by = |f: &mut FamilyWriter<'_>, b: &BackendInner, name, values: &[(&str, &Counter)]| {
         for &(value, n) in values {
-            f.sample(
-                &[("pool", &b.pool), ("backend", &b.backend), (name, value)],
-                n as f64,
-            );
+            let [pool, backend] = labels(b);
+            f.sample(&[pool, backend, (name, value)], n.get() as f64);
         }
     };
-    let mut f = FamilyWriter::new(out, &BACKEND_TRANSITIONS);
-    for b in backends {
-        by_value(
-            &mut f,
-            b,
-            "to",
-            &[("up", b.to_up.get()), ("down", b.to_down.get())],
-        );
-    }
-    let mut f = FamilyWriter::new(out, &HEALTH_CHECKS);
-    for b in backends {
-        let results = [
-            ("success", b.check_success.get()),
-            ("failure", b.check_failure.get()),
-        ];
-        by_value(&mut f, b, "result", &results);
-    }
-    let mut f = FamilyWriter::new(out, &UPSTREAM_ERRORS);
-    for b in backends {
+    each(out, &BACKEND_TRANSITIONS, backends, |f, b| {
+        by(f, b, "to", &[("up", &b.to_up), ("down", &b.to_down)]);
+    });
+    each(out, &HEALTH_CHECKS, backends, |f, b| {
+        let results = [("success", &b.check_success), ("failure", &b.check_failure)];
+        by(f, b, "result", &results);
+    });
+    each(out, &UPSTREAM_ERRORS, backends, |f, b| {
         let kinds = [
-            ("connect", b.err_connect.get()),
-            ("timeout", b.err_timeout.get()),
-            ("reset", b.err_reset.get()),
+            ("connect", &b.err_connect),
+            ("timeout", &b.err_timeout),
+            ("reset", &b.err_reset),
         ];
-        by_value(&mut f, b, "kind", &kinds);
+        by(f, b, "kind", &kinds);
+    });
+}
+
+/// Writes `family` with the series `write` gives for each of `items`.
+fn each<T>(
+    out: &mut String,
+    family: &'static Family,
+    items: &[Arc<T>],
+    mut write: impl FnMut(&mut FamilyWriter<'_>, &T),
+) {
+    let mut f = FamilyWriter::new(out, family);
+    for item in items {
+        write(&mut f, item);
     }
 }
