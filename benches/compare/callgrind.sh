@@ -13,6 +13,8 @@
 #   benches/compare/callgrind.sh                       # REQUESTS=5000 CONNS=10 WARMUP=200 TOP=15
 #   WEIR_BIN=path/to/weir benches/compare/callgrind.sh # skip the cargo build
 #   KEEP=dir benches/compare/callgrind.sh              # keep the callgrind dumps in dir
+#   PROTO=h2c benches/compare/callgrind.sh             # HTTP/2 clients (h2load -m 10, prior
+#                                                      # knowledge) to the HTTP/1.1 backend
 #
 # Function names come from the symbol table; for file names too build with
 # CARGO_PROFILE_RELEASE_DEBUG=line-tables-only. Needs: valgrind, haproxy, nginx, oha,
@@ -26,13 +28,26 @@ CONNS=${CONNS:-10}
 WARMUP=${WARMUP:-200}
 TOP=${TOP:-15}
 KEEP=${KEEP:-}
-need valgrind callgrind_control callgrind_annotate haproxy nginx oha python3 openssl
+PROTO=${PROTO:-h1}
+need valgrind callgrind_control callgrind_annotate haproxy nginx python3 openssl
+case $PROTO in
+  h1) need oha ;;
+  h2c) need h2load ;;
+  *) echo "PROTO is h1 or h2c, not $PROTO" >&2; exit 2 ;;
+esac
 weir_bin
 write_proxy_configs
 start_backend "$BACKEND" 0
 
-# oha -n $1 -c CONNS against $2; exits unless every request got a 200.
+# $1 requests (CONNS connections) against $2; exits unless every request got a 200.
 load() {
+  if [ "$PROTO" = h2c ]; then
+    local out
+    out=$(h2load -n "$1" -c "$CONNS" -m 10 "http://$2/")
+    awk -v n="$1" '/^status codes:/ { gsub(",", ""); if ($3 + 0 == n) ok = 1 } END { exit !ok }' <<<"$out" ||
+      { echo "not every request answered 200: $out" >&2; exit 1; }
+    return
+  fi
   oha --no-tui --output-format json -n "$1" -c "$CONNS" "http://$2/" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -62,16 +77,24 @@ count() {
 }
 
 export WEIR_LOG=warn   # not `env`: callgrind would follow env, not the exec
-count weir "${H1[weir]}" "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml"
-count haproxy "${H1[haproxy]}" haproxy -f "$work/haproxy.cfg" -db
+if [ "$PROTO" = h2c ]; then
+  count weir "${H2C[weir]}" "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml"
+  count haproxy "${H2C[haproxy]}" haproxy -f "$work/haproxy.cfg" -db
+  what="HTTP/2 (h2c) request to an HTTP/1.1 backend (callgrind, 1 thread, h2load -n $REQUESTS -c $CONNS -m 10"
+else
+  count weir "${H1[weir]}" "$WEIR_BIN" --threads 1 run -c "$work/weir.yaml"
+  count haproxy "${H1[haproxy]}" haproxy -f "$work/haproxy.cfg" -db
+  what="HTTP/1.1 keep-alive request (callgrind, 1 thread, oha -n $REQUESTS -c $CONNS"
+fi
 
-printf '\nuser-space instructions per HTTP/1.1 keep-alive request (callgrind, 1 thread, oha -n %s -c %s after %s warm-up)\n' \
-  "$REQUESTS" "$CONNS" "$WARMUP"
+printf '\nuser-space instructions per %s after %s warm-up)\n' "$what" "$WARMUP"
 for n in weir haproxy; do
   awk -v n="$n" -v ir="${IR[$n]}" -v q="$REQUESTS" 'BEGIN { printf "%-8s %14d Ir total %10.0f Ir/request\n", n, ir, ir / q }'
 done
-awk -v w="${IR[weir]}" -v h="${IR[haproxy]}" 'BEGIN {
-  printf "weir: %.2fx HAProxy (target <= 0.40x, about 12,000 Ir/request)\n", w / h }'
+target="target <= 0.40x, about 12,000 Ir/request"
+[ "$PROTO" = h1 ] || target="CPU target <= 1.00x"
+awk -v w="${IR[weir]}" -v h="${IR[haproxy]}" -v t="$target" 'BEGIN {
+  printf "weir: %.2fx HAProxy (%s)\n", w / h, t }'
 printf '\nweir, top %s functions by self cost (Ir, share of the total)\n' "$TOP"
 callgrind_annotate --inclusive=no --threshold=100 "$work/weir.dump" 2>/dev/null |
   awk '/^-+$/ { rule++; next } rule >= 3 && NF >= 2 && !/^Ir / && !/\(100\.0%\)/' | sed -n "1,${TOP}p" | cut -c1-160

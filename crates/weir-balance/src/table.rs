@@ -6,7 +6,8 @@
 //! finishes on it.
 //!
 //! The snapshot also carries the metric handles a request bumps: per listener
-//! ([`ListenerMetrics`]) and per route ([`RouteMetrics`], the `(listener, pool)` pair),
+//! ([`ListenerMetrics`]) and per route ([`RouteMetrics`], the `(listener, pool)` pair,
+//! built with its pool's backends so it can count each of their responses by index),
 //! resolved when the table is built, so the request path never looks a label up.
 
 use std::collections::HashMap;
@@ -249,13 +250,16 @@ impl Table {
                             Arc::clone(pool),
                         );
                         Some(match &listener_metrics {
-                            Some(m) => route.with_metrics(m.route(&r.pool)),
+                            Some(m) => {
+                                let backends = pool.backends().filter_map(|b| b.metrics());
+                                route.with_metrics(m.route(&r.pool, backends))
+                            }
                             None => route,
                         })
                     })
                     .collect();
                 let unrouted = match (&listener_metrics, l.protocol) {
-                    (Some(m), Protocol::Http) => Some(m.route(NO_BACKEND)),
+                    (Some(m), Protocol::Http) => Some(m.route(NO_BACKEND, [])),
                     _ => None,
                 };
                 let tcp_pool = l

@@ -46,6 +46,11 @@
 //! 10,000 times (or to more than 1,000,000 nodes) is refused before serde parses it:
 //! configurations are read while serving, at every reload.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod cidr;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]

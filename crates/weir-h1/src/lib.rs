@@ -12,6 +12,11 @@
 //! chunked.rs  streaming chunked decoder (bounded) and encoder
 //! ```
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod chunked;
 mod framing;
 #[cfg(any(test, feature = "fuzzing"))]

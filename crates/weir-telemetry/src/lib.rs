@@ -3,6 +3,11 @@
 //!
 //! This crate depends on no other weir crate, so every layer can use it.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod logging;
 pub mod metrics;
 

@@ -1,9 +1,9 @@
-//! Prometheus metrics: the families of DESIGN.md §5 and the handles the data plane bumps.
+//! Prometheus metrics: the families of DESIGN.md §5, kept as plain atomics on the objects
+//! they describe and written out at scrape time.
 //!
-//! [`Metrics`] owns one `prometheus::Registry` (not the global one, so every test and every
-//! embedded instance has its own) holding every family, `weir_build_info`,
-//! `weir_config_info` and the process collector. Everything else is a *handle* resolved
-//! once when the table is built, so the request path only does atomic adds (STYLE.md §10):
+//! The data plane holds *handles*, resolved once when the table is built, and every
+//! handle is the values themselves, so the request path only does atomic adds
+//! (STYLE.md §10):
 //!
 //! - [`ListenerMetrics`]: connections and TCP bytes of one listener; hands out
 //!   [`RouteMetrics`] for `(listener, pool)`: request latency and per-backend request
@@ -13,44 +13,50 @@
 //!   response latency.
 //! - [`ConfigMetrics`]: reload outcome and the config hash.
 //!
-//! A handle's series live as long as any handle for the same labels: dropping the last
-//! one (a reload removed the backend, pool, listener or route) deletes them, so removed
-//! backends vanish from `/metrics` without any explicit call.
+//! [`Metrics`] keeps a weak pointer to every live handle, by label set. Asking for live
+//! labels returns the same values, so a reload that keeps a listener, route, pool or
+//! backend keeps counting; a scrape ([`Metrics::encode`]) walks the handles that are
+//! still alive and writes them as text. When the last holder of a handle goes (a reload
+//! removed the backend, pool, listener or route, and the last table and connection that
+//! had it are done), its series are simply no longer there: nothing is ever deleted.
 
 mod backend;
 mod config;
-mod families;
+mod exposition;
 mod listener;
-mod live;
-mod requests;
+mod route;
+mod scrape;
+mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
+mod value;
 
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use prometheus::{Registry, TextEncoder};
-use tokio::time::Instant;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 pub use backend::{BackendMetrics, UpstreamErrorKind};
 pub use config::{config_hash, ConfigMetrics};
-pub use families::LATENCY_BUCKETS;
-pub use listener::{ConnectionGuard, ListenerMetrics, PoolMetrics, RouteMetrics};
-pub use requests::NO_BACKEND;
+pub use listener::{ConnectionGuard, ListenerMetrics, PoolMetrics};
+pub use route::{RouteMetrics, NO_BACKEND};
+pub use value::LATENCY_BUCKETS;
 
-use families::Families;
-use live::Live;
+use backend::BackendInner;
+use config::ConfigState;
+use listener::{ListenerInner, PoolInner};
+use route::{RequestCounters, RouteInner};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Registering a family failed (a duplicate name: a bug, reported rather than panicking).
+/// Encoding the `process_*` metrics failed.
 #[derive(Debug, thiserror::Error)]
 #[error("metrics: {0}")]
 pub struct MetricsError(#[from] prometheus::Error);
 
-/// The registry and every metric family. Cheap to clone: clones share one registry.
+/// Every live handle and the configuration state. Cheap to clone: clones share them.
 #[derive(Clone)]
 pub struct Metrics {
     shared: Arc<Shared>,
@@ -62,17 +68,19 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// What every handle points back to (to delete its series when dropped).
-pub(crate) struct Shared {
-    registry: Registry,
-    families: Families,
+struct Shared {
     live: Mutex<Live>,
+    config: Arc<ConfigState>,
+    /// `process_*` (CPU, memory, file descriptors, threads), from the client library,
+    /// which reads `/proc` exactly; Linux only, as there.
+    #[cfg(target_os = "linux")]
+    process: prometheus::process_collector::ProcessCollector,
 }
 
 impl Shared {
-    /// The live-series tables. A panic while holding the lock cannot leave them
-    /// inconsistent in a way that matters (worst case: a series is not deleted), so a
-    /// poisoned lock is used as is.
+    /// The live set. Only the control path takes this lock (handle creation when a table
+    /// is built, and scrapes), never a request. A panic while holding it leaves at worst
+    /// a dead weak pointer behind, so a poisoned lock is used as is.
     fn live(&self) -> MutexGuard<'_, Live> {
         match self.live.lock() {
             Ok(guard) => guard,
@@ -82,64 +90,118 @@ impl Shared {
 }
 
 impl Metrics {
-    /// A fresh registry with every family registered, `weir_build_info{version}` set and,
-    /// on Linux, the `process_*` collector.
+    /// Empty metrics: `weir_build_info{version}` and the reload counters (both outcomes
+    /// at 0, so `increase(...[5m])` sees the first failure) exist from the start.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` stays so that a collector that can fail to set up has
+    /// somewhere to report it.
     pub fn new() -> Result<Self, MetricsError> {
-        let registry = Registry::new();
-        let families = Families::register(&registry)?;
-        #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
-        families
-            .build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        // Both outcomes exist from the start, so `increase(...[5m])` sees the first failure.
-        families.config_reloads.with_label_values(&["success"]);
-        families.config_reloads.with_label_values(&["failure"]);
         Ok(Metrics {
             shared: Arc::new(Shared {
-                registry,
-                families,
                 live: Mutex::new(Live::default()),
+                config: Arc::default(),
+                #[cfg(target_os = "linux")]
+                process: prometheus::process_collector::ProcessCollector::for_self(),
             }),
         })
     }
 
-    /// The underlying registry, to register further collectors.
-    pub fn registry(&self) -> &Registry {
-        &self.shared.registry
-    }
-
     /// The configuration reload handles.
     pub fn config(&self) -> ConfigMetrics {
-        ConfigMetrics::new(&self.shared.families)
+        ConfigMetrics {
+            state: Arc::clone(&self.shared.config),
+        }
     }
+}
 
-    /// Brings the scrape-time values up to date: downtime of backends that are down right
-    /// now, and `weir_pool_backends_up`. [`Metrics::encode`] calls it; call it yourself
-    /// only when gathering the registry another way.
-    pub fn refresh(&self) {
-        let (backends, pools) = self.shared.live().snapshot();
-        let now = Instant::now();
-        let mut up: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-        for backend in &backends {
-            backend.account_downtime(now);
-            if backend.is_up() {
-                *up.entry(backend.pool()).or_default() += 1;
+/// Weak pointers to the live handles of one kind, by label set.
+struct WeakMap<K, T> {
+    map: HashMap<K, Weak<T>>,
+    /// Dead entries are swept when the map reaches this size (and at every scrape), so a
+    /// process that is never scraped does not grow with reloads.
+    sweep_at: usize,
+}
+
+impl<K, T> Default for WeakMap<K, T> {
+    fn default() -> Self {
+        WeakMap {
+            map: HashMap::new(),
+            sweep_at: 64,
+        }
+    }
+}
+
+impl<K: Eq + Hash, T> WeakMap<K, T> {
+    /// The live handle for `key` if `accept` takes it, else a new one from `make`.
+    fn intern(&mut self, key: K, accept: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> Arc<T> {
+        if let Some(alive) = self.map.get(&key).and_then(Weak::upgrade) {
+            if accept(&alive) {
+                return alive;
             }
         }
-        for pool in &pools {
-            pool.set_backends_up(up.get(pool.name()).copied().unwrap_or(0));
+        let fresh = Arc::new(make());
+        self.map.insert(key, Arc::downgrade(&fresh));
+        if self.map.len() >= self.sweep_at {
+            self.sweep();
+            self.sweep_at = (self.map.len() * 2).max(64);
         }
-        // `backends` and `pools` drop here, after the lock was released.
+        fresh
     }
 
-    /// Every metric in the Prometheus text format (serve with [`TEXT_CONTENT_TYPE`]).
-    pub fn encode(&self) -> Result<String, MetricsError> {
-        self.refresh();
-        let families = self.shared.registry.gather();
-        Ok(TextEncoder::new().encode_to_string(&families)?)
+    fn sweep(&mut self) {
+        self.map.retain(|_, w| w.strong_count() > 0);
+    }
+
+    /// Strong pointers to every live handle, for a scrape.
+    fn alive(&mut self) -> Vec<Arc<T>> {
+        self.sweep();
+        self.map.values().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// Every live handle.
+#[derive(Default)]
+struct Live {
+    listeners: WeakMap<String, ListenerInner>,
+    routes: WeakMap<(String, String), RouteInner>,
+    pools: WeakMap<String, PoolInner>,
+    backends: WeakMap<(String, String), BackendInner>,
+    requests: WeakMap<(String, String, String), RequestCounters>,
+    /// Per pool, its backends by ordinal; a dead entry's ordinal is free again.
+    ordinals: HashMap<String, Vec<Weak<BackendInner>>>,
+}
+
+impl Live {
+    /// The live backend `(pool, backend)`, or a new one from `make(ordinal)` with the
+    /// smallest ordinal no live backend of the pool has.
+    fn backend(
+        &mut self,
+        pool: &str,
+        backend: &str,
+        make: impl FnOnce(usize) -> BackendInner,
+    ) -> Arc<BackendInner> {
+        let slots = self.ordinals.entry(pool.to_owned()).or_default();
+        let key = (pool.to_owned(), backend.to_owned());
+        let mut created = None;
+        let inner = self.backends.intern(
+            key,
+            |_| true,
+            || {
+                let free = slots.iter().position(|w| w.strong_count() == 0);
+                let ordinal = free.unwrap_or(slots.len());
+                created = Some(ordinal);
+                make(ordinal)
+            },
+        );
+        if let Some(ordinal) = created {
+            let weak = Arc::downgrade(&inner);
+            match slots.get_mut(ordinal) {
+                Some(slot) => *slot = weak,
+                None => slots.push(weak),
+            }
+        }
+        inner
     }
 }

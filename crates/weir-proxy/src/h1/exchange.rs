@@ -1,6 +1,7 @@
 //! One attempt of the HTTP/1 engine on one backend: a pooled or new connection, the
 //! request written (head and any body held whole in one write), a streamed body after
-//! it, then the response head read into a buffer of its own. [`crate::http::forward`]
+//! it (from an HTTP/1 client's connection, or an HTTP/2 client's stream), then the
+//! response head read into a buffer of its own. [`crate::http::forward`]
 //! drives the attempts and their retries, for this engine and for hyper's alike.
 //!
 //! Which failures allow what: a first write that fails put nothing on the wire, so on
@@ -19,6 +20,7 @@ use weir_h1::{Method, Parsed, ResponseHead};
 use super::body::PumpError;
 use super::buf::Buf;
 use super::conn::{self, Stream};
+use super::h2_upload::FrameUpload;
 use super::upload::Upload;
 use crate::http::{Attempt, ResetCause, UpstreamError};
 
@@ -42,6 +44,8 @@ pub(crate) struct Exchange<'a, C: ?Sized> {
     /// Head, and the body when it is held whole: written as one.
     pub(crate) wire: &'a [u8],
     pub(crate) body: Option<Streamed<'a, C>>,
+    /// A body streamed from an HTTP/2 client instead (never both).
+    pub(crate) frames: Option<Box<FrameUpload>>,
     pub(crate) method: Method,
     pub(crate) replayable: bool,
     /// Where the response head is parsed.
@@ -82,7 +86,7 @@ where
     }
 
     fn streaming(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.frames.is_some()
     }
 
     fn status(response: &Answered) -> u16 {
@@ -172,7 +176,7 @@ where
     /// response head arrived before the upload ended (the caller finishes the upload
     /// alongside the response body), `None` once the upload is done first.
     async fn upload_and_read(
-        body: &mut Streamed<'_, C>,
+        mut up: Up<'_, '_, C>,
         stream: &mut Stream,
         buf: &mut Buf,
         head: &mut ResponseHead,
@@ -181,7 +185,7 @@ where
         let (mut rd, mut wr) = tokio::io::split(&mut *stream);
         loop {
             tokio::select! {
-                step = body.upload.step(&mut *body.client, &mut *body.buf, &mut wr) => match step {
+                step = up.step(&mut wr) => match step {
                     Ok(true) => return Ok(None),
                     Ok(false) => {}
                     Err(PumpError::Sink(e)) => return Err(Fail::Sent(ResetCause::Io(e))),
@@ -220,10 +224,17 @@ where
             .write_all(self.wire.get(first..).unwrap_or_default())
             .await
             .map_err(sent)?;
-        if let Some(body) = self.body.as_mut() {
-            body.started = true;
+        let up = match (self.body.as_mut(), self.frames.as_deref_mut()) {
+            (Some(body), _) => {
+                body.started = true;
+                Some(Up::H1(body))
+            }
+            (None, Some(frames)) => Some(Up::H2(frames)),
+            (None, None) => None,
+        };
+        if let Some(up) = up {
             if let Some(status) =
-                Self::upload_and_read(body, stream, buf, self.head, self.method).await?
+                Self::upload_and_read(up, stream, buf, self.head, self.method).await?
             {
                 return Ok(status);
             }
@@ -250,6 +261,32 @@ where
                 }
                 Err(refusal) => return Err(Fail::Invalid(refusal.reason)),
             }
+        }
+    }
+}
+
+/// The streamed body of one attempt, from either kind of client.
+enum Up<'x, 'a, C: ?Sized> {
+    H1(&'x mut Streamed<'a, C>),
+    H2(&'x mut FrameUpload),
+}
+
+impl<C> Up<'_, '_, C>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + ?Sized,
+{
+    /// One step of the upload (see [`Upload::step`] and [`FrameUpload::poll_step`]).
+    async fn step<W>(&mut self, dst: &mut W) -> Result<bool, PumpError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        match self {
+            Up::H1(body) => {
+                body.upload
+                    .step(&mut *body.client, &mut *body.buf, dst)
+                    .await
+            }
+            Up::H2(frames) => frames.step(dst).await,
         }
     }
 }

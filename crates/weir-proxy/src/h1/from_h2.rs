@@ -3,16 +3,20 @@
 //! bare pooled socket as for HTTP/1 clients, and the response body is read by polling
 //! that socket from the HTTP/2 stream's own body (no connection task, no channel).
 //!
-//! Requests whose body is streamed from the client keep hyper's HTTP/1 client (the
-//! engine's uploads read from an HTTP/1 connection); bodyless and buffered ones, the
-//! common case, come here.
+//! A body that arrived whole (the common case) goes out with the head in one write and
+//! can be replayed on a retry. A body still streaming from the client
+//! ([`super::h2_upload`]) goes out once, `Content-Length` bytes when the client declared
+//! a length, chunked otherwise (its trailers as chunked trailers); only attempts that
+//! sent nothing are retried. A backend may answer before the upload ends: the rest of
+//! the upload is then driven from the response body, which hyper polls, and the
+//! connection is reused only if the upload ended too.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{request, HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 use http_body::Frame;
 use weir_balance::{Backend, InFlight, Pool};
 use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, Method, ResponseHead};
@@ -21,46 +25,12 @@ use weir_telemetry::UpstreamErrorKind;
 use super::buf::Buf;
 use super::conn::{self, Stream};
 use super::exchange::{Answered, Exchange};
-use super::write::decimal;
+use super::h2_upload::FrameUpload;
 use crate::http::{forward, UpstreamError};
 use crate::outlier;
 
 /// Error type of the bodies weir hands hyper.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The head of an HTTP/1.1 request for `parts` (already prepared for the backend), with
-/// `body` (held whole) after it.
-pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(pq.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if name == http::header::CONTENT_LENGTH {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !body.is_empty() || needs_length(&parts.method) {
-        out.extend_from_slice(b"content-length: ");
-        decimal(out, body.len() as u64);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-}
-
-/// Methods whose empty body is still said (`Content-Length: 0`), as hyper's client did.
-fn needs_length(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::POST | http::Method::PUT | http::Method::PATCH
-    )
-}
 
 /// Sends a prepared HTTP/2 client's request (head and whole body in `wire`) to `first`
 /// of `pool`, with the engine's attempts and retry rules.
@@ -75,17 +45,53 @@ pub(crate) async fn forward_buffered(
     method: &http::Method,
     retries: &mut u32,
 ) -> Result<(Response<H1Body>, Arc<Backend>), UpstreamError> {
+    let replayable = method_idempotent(method);
+    forward_h1(pool, first, wire, method, replayable, None, retries).await
+}
+
+/// Sends a prepared HTTP/2 client's request whose body is streamed: its head in `wire`
+/// (from [`wire_streamed`]), then `upload`. Never replayed: only an attempt that sent
+/// nothing (a connect failure) is retried.
+///
+/// # Errors
+///
+/// The last attempt's error; the client's own body failing is a `Reset` whose cause
+/// [`is_user`](crate::http::ResetCause::is_user).
+pub(crate) async fn forward_streamed(
+    pool: &Arc<Pool>,
+    first: &Arc<Backend>,
+    wire: &[u8],
+    method: &http::Method,
+    upload: FrameUpload,
+    retries: &mut u32,
+) -> Result<(Response<H1Body>, Arc<Backend>), UpstreamError> {
+    let upload = Some(Box::new(upload));
+    forward_h1(pool, first, wire, method, false, upload, retries).await
+}
+
+async fn forward_h1(
+    pool: &Arc<Pool>,
+    first: &Arc<Backend>,
+    wire: &[u8],
+    method: &http::Method,
+    replayable: bool,
+    frames: Option<Box<FrameUpload>>,
+    retries: &mut u32,
+) -> Result<(Response<H1Body>, Arc<Backend>), UpstreamError> {
     let m = to_method(method);
     let mut head = Box::<ResponseHead>::default();
     let mut ex: Exchange<'_, tokio::net::TcpStream> = Exchange {
         wire,
         body: None,
+        frames,
         method: m,
-        replayable: method_idempotent(method),
+        replayable,
         head: &mut head,
         client_failed: false,
     };
     let (answered, in_flight) = forward(pool, first, &mut ex, retries).await?;
+    // What is left of a streamed upload goes on from the response body.
+    let upload = ex.frames.take().filter(|f| !f.done);
     drop(ex);
     let Answered {
         stream,
@@ -124,6 +130,7 @@ pub(crate) async fn forward_buffered(
             Framing::Close => State::Close,
         },
         reusable,
+        upload,
         in_flight: None,
         pool: Arc::clone(pool),
         access: None,
@@ -166,6 +173,10 @@ enum State {
     Done,
 }
 
+/// Writes of a pending upload per poll of the response body, so neither direction
+/// starves the other.
+const UPLOAD_STEPS_PER_POLL: usize = 16;
+
 /// A backend's HTTP/1 response body, read from its connection as hyper polls it.
 #[derive(Debug)]
 pub(crate) struct H1Body {
@@ -173,6 +184,8 @@ pub(crate) struct H1Body {
     buf: Option<Buf>,
     state: State,
     reusable: bool,
+    /// The rest of a streamed request body, when the backend answered before it ended.
+    upload: Option<Box<FrameUpload>>,
     in_flight: Option<InFlight>,
     pool: Arc<Pool>,
     pub(crate) access: Option<Box<crate::http::access::Access>>,
@@ -183,13 +196,17 @@ impl H1Body {
         matches!(self.state, State::Done)
     }
 
-    /// The body ended: its connection goes back if it can be reused.
+    /// The body ended: its connection goes back if it can be reused. An upload still
+    /// going is cut off (dropping the client's body resets its HTTP/2 stream, as RFC
+    /// 9113 §8.1 has a server do once it answered early) and the connection, left
+    /// mid-request, is closed.
     fn release(&mut self) {
         let (Some(stream), Some(buf)) = (self.stream.take(), self.buf.take()) else {
             return;
         };
+        let upload_done = self.upload.take().is_none();
         if let Some(f) = self.in_flight.take() {
-            if self.reusable && buf.is_empty() {
+            if self.reusable && upload_done && buf.is_empty() {
                 conn::give_back(f.backend(), stream);
             }
         }
@@ -217,10 +234,40 @@ impl H1Body {
         }
     }
 
+    /// Moves the rest of the upload on as far as it goes without blocking (its wake-ups
+    /// come back here: hyper polls this body again).
+    fn drive_upload(&mut self, cx: &mut Context<'_>) {
+        let (Some(up), Some(stream)) = (self.upload.as_mut(), self.stream.as_mut()) else {
+            return;
+        };
+        for _ in 0..UPLOAD_STEPS_PER_POLL {
+            match up.poll_step(cx, stream) {
+                Poll::Pending => return,
+                Poll::Ready(Ok(false)) => {}
+                Poll::Ready(Ok(true)) => {
+                    self.upload = None;
+                    return;
+                }
+                Poll::Ready(Err(e)) => {
+                    // The response may still come whole; the connection is not reused.
+                    tracing::debug!(error = %e, "streamed request body failed after the response head");
+                    self.reusable = false;
+                    self.upload = None;
+                    return;
+                }
+            }
+        }
+        // More to move: come back after the response side had its turn.
+        cx.waker().wake_by_ref();
+    }
+
     pub(crate) fn poll_data(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.upload.is_some() {
+            self.drive_upload(cx);
+        }
         loop {
             let Some(buf) = self.buf.as_mut() else {
                 return Poll::Ready(None);

@@ -134,7 +134,7 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
     }
-    let ((response, _sender), in_flight) = match result {
+    let (response, in_flight) = match result {
         Ok(ok) => ok,
         Err(_) if !body_done => {
             return reply_for(stream, ctx, sc, 400, BAD_BODY, id, version, true, answer).await;

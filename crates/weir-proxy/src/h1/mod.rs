@@ -22,6 +22,8 @@
 //! answer.rs    request ids, what is recorded of an answer, weir's own answers
 //! respond.rs   a backend's answer sent on; 101 into a tunnel
 //! exchange.rs  one attempt on one backend (driven by http::forward's retry rules)
+//! from_h2.rs   requests of HTTP/2 clients (hyper's server) to HTTP/1 backends
+//! h2_upload.rs an HTTP/2 client's request head and streamed body, in HTTP/1
 //! write.rs     the heads weir writes, from the spans of the heads it read
 //! body.rs      bodies, both ways, framing checked and rewritten
 //! conn.rs      backend connections and their idle queue
@@ -35,6 +37,7 @@ mod buf;
 mod conn;
 mod exchange;
 mod from_h2;
+mod h2_upload;
 mod hyper_bridge;
 mod request;
 mod respond;
@@ -48,7 +51,8 @@ use std::future::Future;
 use std::time::Duration;
 
 pub(crate) use conn::Idle;
-pub(crate) use from_h2::{forward_buffered, wire, BoxError, H1Body};
+pub(crate) use from_h2::{forward_buffered, forward_streamed, BoxError, H1Body};
+pub(crate) use h2_upload::{wire, wire_streamed, FrameUpload};
 pub(crate) use request::pool_is_h2;
 pub(crate) use server::{serve, ClientStream, Ctx};
 

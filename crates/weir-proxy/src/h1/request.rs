@@ -305,6 +305,7 @@ async fn proxy<'t, S: ClientStream>(
             upload: Upload::new(rest, std::mem::take(spare), idle),
             started: false,
         }),
+        frames: None,
         method,
         replayable,
         head: resp,

@@ -5,11 +5,11 @@
 //! frame ends the body, the body is kept as [`ReqBody::Buffered`] and can be replayed on
 //! a retry, otherwise the first frame is sent ahead of the rest of the stream.
 //!
-//! A backend response is streamed back as [`ResBody::Upstream`], which also carries the
-//! backend's in-flight guard and the pooled connection: both are released when hyper
-//! drops the body, the connection going back to its backend's idle queue only if the
-//! body was read to its end. A body the backend breaks off is counted as a reset, for
-//! the metrics and passive checking, as one before the head is.
+//! A response from an HTTP/2 backend is streamed back as [`ResBody::Upstream`], which
+//! also carries the backend's in-flight guard, released when hyper drops the body (the
+//! connection is the backend's shared one, never queued); one from an HTTP/1 backend is
+//! [`ResBody::H1`], read by weir's engine. A body the backend breaks off is counted as a
+//! reset, for the metrics and passive checking, as one before the head is.
 //!
 //! With the access log on, both bodies also count the bytes they pass (request bytes
 //! into a shared counter, response bytes into the [`Access`] record the response body
@@ -28,7 +28,6 @@ use weir_balance::{InFlight, Pool};
 use weir_telemetry::UpstreamErrorKind;
 
 use super::access::Access;
-use super::upstream::{self, Sender};
 use crate::io::RequestGuard;
 use crate::outlier;
 
@@ -139,7 +138,7 @@ pub(crate) enum ResBody {
         _request: Option<RequestGuard>,
         access: Option<Box<Access>>,
     },
-    /// A backend's body, streamed.
+    /// An HTTP/2 backend's body, streamed.
     Upstream(UpstreamBody),
     /// A backend's body read by weir's HTTP/1 engine ([`crate::h1`]), for an HTTP/2
     /// client.
@@ -155,8 +154,6 @@ pub(crate) struct UpstreamBody {
     inner: Incoming,
     /// Whether `poll_frame` saw the end (for bodies whose end is known only then).
     done: bool,
-    /// The connection, to return to its backend's idle queue once the body is read.
-    sender: Option<Sender>,
     in_flight: InFlight,
     /// The backend's pool, told when the backend breaks the body off.
     pool: Arc<Pool>,
@@ -175,10 +172,9 @@ impl ResBody {
         }
     }
 
-    /// A backend's body; `sender` is returned to the idle queue when it is read fully.
+    /// An HTTP/2 backend's body.
     pub(crate) fn upstream(
         inner: Incoming,
-        sender: Option<Sender>,
         in_flight: InFlight,
         pool: Arc<Pool>,
         request: RequestGuard,
@@ -186,7 +182,6 @@ impl ResBody {
         ResBody::Upstream(UpstreamBody {
             inner,
             done: false,
-            sender,
             in_flight,
             pool,
             access: None,
@@ -235,11 +230,7 @@ impl Body for ResBody {
                     a.bytes_out += frame.data_ref().map_or(0, |d| d.len() as u64);
                 }
                 match &res {
-                    Poll::Ready(None) => {
-                        up.done = true;
-                        up.release();
-                    }
-                    Poll::Ready(Some(Ok(_))) if up.inner.is_end_stream() => up.release(),
+                    Poll::Ready(None) => up.done = true,
                     Poll::Ready(Some(Err(e))) => up.failed(e),
                     _ => {}
                 }
@@ -275,8 +266,7 @@ impl UpstreamBody {
     /// and reported to passive checking like one before the head. A client that goes
     /// away never gets here (hyper drops the body unpolled); a user error is weir's own.
     #[cold]
-    fn failed(&mut self, e: &hyper::Error) {
-        self.sender = None;
+    fn failed(&self, e: &hyper::Error) {
         let backend = self.in_flight.backend();
         tracing::debug!(backend = backend.address(), error = %e, "backend response body failed");
         if e.is_user() {
@@ -286,23 +276,5 @@ impl UpstreamBody {
             m.upstream_error(UpstreamErrorKind::Reset);
         }
         outlier::failure(&self.pool, backend, e);
-    }
-
-    /// Returns the connection to the idle queue if the body was read to its end.
-    fn release(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            if self.done || self.inner.is_end_stream() {
-                upstream::give_back(self.in_flight.backend(), sender);
-            }
-        }
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // hyper drops the body without polling it when it is empty from the start (HEAD,
-        // 204, 304, `content-length: 0`); the connection is still reusable then. A body
-        // dropped half-read leaves the connection mid-message: it is closed instead.
-        self.release();
     }
 }

@@ -7,14 +7,14 @@
 //! one); after a 502/503 response, if `retry_on` lists it, for replayable requests (that
 //! response is discarded, its connection closed). A reset on a reused connection with no
 //! other backend left is retried on a new connection to the same backend, under the same
-//! rules. The only free resend is a request hyper hands back unwritten
-//! (`try_send_request`) because the pooled connection was found closed: it provably never
-//! left weir. Every other attempt's outcome is reported to passive health checking
-//! ([`crate::outlier`]) and to the backend's metrics (response latency to headers, or the
-//! error's kind); each retry is counted in the pool's metrics. A response whose framing
-//! cannot be forwarded faithfully is refused here too (`InvalidResponse`, `502`), as is
-//! one whose head hyper cannot parse (too large, malformed): the backend answered, so it
-//! is counted against it once and never replayed.
+//! rules. The only free resend is a request that provably never left weir: one the
+//! engine could not write a byte of on a pooled connection, or one hyper hands back
+//! unwritten (`try_send_request`) from a shared HTTP/2 connection found closed. Every
+//! other attempt's outcome is reported to passive health checking ([`crate::outlier`])
+//! and to the backend's metrics (response latency to headers, or the error's kind); each
+//! retry is counted in the pool's metrics. A response whose framing cannot be forwarded
+//! faithfully is refused by the attempt (`InvalidResponse`, `502`): the backend answered,
+//! so it is counted against it once and never replayed.
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use weir_telemetry::UpstreamErrorKind;
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
-use super::upstream::{checkout, connect, Sender, UpstreamPool};
+use super::upstream::{checkout, connect, UpstreamPool};
 use crate::{outlier, retry};
 
 /// A request ready to go upstream, rebuildable for retries when it is replayable.
@@ -106,8 +106,8 @@ impl Outgoing {
     }
 }
 
-/// One way of sending a request to a backend: hyper's (HTTP/2 clients, HTTP/2
-/// backends) or weir's own HTTP/1 engine ([`crate::h1`]). [`forward`] drives either the
+/// One way of sending a request to a backend: hyper's (HTTP/2 backends) or weir's own
+/// HTTP/1 engine ([`crate::h1`], every HTTP/1 backend). [`forward`] drives either the
 /// same way, so both follow one set of retry rules.
 pub(crate) trait Attempt {
     /// A response head, with the connection its body comes on.
@@ -269,7 +269,7 @@ fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
     }
 }
 
-/// A request sent through hyper: from an HTTP/2 client, or to an HTTP/2 backend.
+/// A request sent through hyper's HTTP/2 client, to an `upstream_protocol: h2` backend.
 #[derive(Debug)]
 pub(crate) struct HyperAttempt {
     pub(crate) out: Outgoing,
@@ -284,7 +284,7 @@ impl HyperAttempt {
 }
 
 impl Attempt for HyperAttempt {
-    type Response = (Response<Incoming>, Sender);
+    type Response = Response<Incoming>;
 
     fn replayable(&self) -> bool {
         self.out.replayable
@@ -295,10 +295,10 @@ impl Attempt for HyperAttempt {
     }
 
     fn status(response: &Self::Response) -> u16 {
-        response.0.status().as_u16()
+        response.status().as_u16()
     }
 
-    /// The one free resend: a pooled connection that hyper finds closed before it
+    /// The one free resend: a shared connection that hyper finds closed before it
     /// started writing hands the request back (`take_message`), and it goes again on a
     /// fresh connection. Anything else, a reset after the request left weir included, is
     /// the caller's to count and to retry only as `retry_on` allows.
@@ -309,10 +309,10 @@ impl Attempt for HyperAttempt {
         fresh: bool,
         reused: &mut bool,
     ) -> Result<Self::Response, UpstreamError> {
-        let (response, sender) = self.send(backend, settings, fresh, reused).await?;
+        let response = self.send(backend, settings, fresh, reused).await?;
         match super::headers::check_response_framing(response.headers()) {
-            Ok(()) => Ok((response, sender)),
-            // Dropping the response and its sender closes the connection.
+            Ok(()) => Ok(response),
+            // Dropping the response resets its stream.
             Err(reason) => Err(UpstreamError::InvalidResponse {
                 backend: Arc::from(backend.address()),
                 reason,
@@ -328,14 +328,10 @@ impl HyperAttempt {
         settings: &PoolSettings,
         fresh: bool,
         reused: &mut bool,
-    ) -> Result<(Response<Incoming>, Sender), UpstreamError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let mut fresh_only = fresh;
         loop {
-            let pooled = if fresh_only {
-                None
-            } else {
-                checkout(backend).await
-            };
+            let pooled = if fresh_only { None } else { checkout(backend) };
             *reused = pooled.is_some();
             let mut sender = match pooled {
                 Some(s) => s,
@@ -345,15 +341,17 @@ impl HyperAttempt {
                 Some(req) => req,
                 None => self.out.build(),
             };
-            if sender.is_h2() {
-                let tls = backend
-                    .extension::<UpstreamPool>()
-                    .is_some_and(|p| p.tls.load().is_some());
-                super::sender::to_h2(&mut req, tls);
-            }
+            let tls = backend
+                .extension::<UpstreamPool>()
+                .is_some_and(|p| p.tls.load().is_some());
+            super::sender::to_h2(&mut req, tls);
             let sent = sender.try_send_request(req);
             let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
-                Ok(Ok(response)) => return Ok((response, sender)),
+                Ok(Ok(mut response)) => {
+                    // The client's own connection decides the version it is answered in.
+                    *response.version_mut() = Version::HTTP_11;
+                    return Ok(response);
+                }
                 Ok(Err(err)) => err,
                 Err(_) => {
                     return Err(UpstreamError::ResponseTimeout {
@@ -366,40 +364,18 @@ impl HyperAttempt {
             let request_sent = unsent.is_none();
             self.pending = unsent;
             if *reused && !request_sent {
-                // The backend closed a kept-alive connection before weir wrote a byte of
+                // The backend closed its shared connection before weir wrote a byte of
                 // this request on it: that says nothing about its health.
                 tracing::debug!(backend = backend.address(), error = %err.error(), "pooled connection closed, reconnecting");
                 fresh_only = true;
                 continue;
             }
             let source = err.into_error();
-            if let Some(reason) = invalid_head(&source) {
-                // The backend answered, with a head weir cannot parse: its fault, counted
-                // once, and not replayed (every backend serving this route would answer
-                // the same, and each would be counted against).
-                return Err(UpstreamError::InvalidResponse {
-                    backend: Arc::from(backend.address()),
-                    reason,
-                });
-            }
             return Err(UpstreamError::Reset {
                 backend: Arc::from(backend.address()),
                 source: source.into(),
                 request_sent,
             });
         }
-    }
-}
-
-/// Why hyper could not parse a backend's response head, if that is what failed: a head
-/// over the read buffer (`upstream::UPSTREAM_READ_BUF`), or a malformed one (bad status
-/// line or header, differing `Content-Length` values).
-fn invalid_head(error: &hyper::Error) -> Option<&'static str> {
-    if error.is_parse_too_large() {
-        Some("response head too large")
-    } else if error.is_parse() {
-        Some("malformed response head")
-    } else {
-        None
     }
 }

@@ -9,7 +9,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{request, Response, Version};
+use http::{request, Version};
 
 use super::host;
 use super::request_id::X_REQUEST_ID;
@@ -224,17 +224,6 @@ fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether the backend will keep this connection open after the response, and weir
-/// trusts it to: a response that carried both `Transfer-Encoding` and `Content-Length`
-/// (RFC 9112 §6.3: a sign of smuggling or a broken backend) costs its connection.
-pub(crate) fn response_keeps_alive<B>(resp: &Response<B>) -> bool {
-    let headers = resp.headers();
-    resp.version() == Version::HTTP_11
-        && !connection_has(headers, "close")
-        && !(headers.contains_key(header::TRANSFER_ENCODING)
-            && headers.contains_key(header::CONTENT_LENGTH))
-}
-
 /// Refuses a backend response whose body weir cannot pass on faithfully: one with a
 /// `Transfer-Encoding` other than a single `chunked`. weir never forwards a `TE` other
 /// than `trailers`, so a backend may not apply any other transfer coding (RFC 9110
@@ -400,15 +389,6 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         assert!(check_response_framing(&h).is_ok());
-        let resp = Response::builder()
-            .header("content-length", "2")
-            .header("transfer-encoding", "chunked")
-            .body(())
-            .unwrap_or_default();
-        assert!(
-            !response_keeps_alive(&resp),
-            "a CL + TE backend keeps its connection"
-        );
         prepare_response(&mut h, false);
         assert!(h.is_empty(), "{h:?}");
         for te in ["gzip", "gzip, chunked", "chunked, gzip"] {

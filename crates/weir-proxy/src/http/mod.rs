@@ -10,9 +10,9 @@
 //!
 //! ```text
 //! service.rs   route, pick, first body frame, retries, response wrapping
-//! upstream.rs  per-backend idle pools, connect, handshakes
-//! forward.rs   attempts, retries, what each attempt reports
-//! sender.rs    HTTP/1.1 or shared HTTP/2 backend connections
+//! upstream.rs  per-backend idle pools; HTTP/2 backend connections (hyper)
+//! forward.rs   attempts and retries (both engines), hyper's HTTP/2 attempt
+//! sender.rs    requests rewritten for shared HTTP/2 backend connections
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
 //! host.rs      which host a request is for; the Host rules (400s)
 //! request_id.rs X-Request-Id: kept or made

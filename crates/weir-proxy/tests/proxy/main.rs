@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+mod h2_upload;
 mod http;
 mod limits;
 mod resilience;

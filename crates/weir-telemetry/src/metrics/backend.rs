@@ -1,23 +1,19 @@
-//! Per-backend handles: state, downtime clock, probes, upstream errors, latency.
+//! Per-backend values: state, downtime clock, probes, upstream errors, latency.
 //!
 //! Downtime is a counter that must grow *while* a backend is down, not only when it comes
 //! back, or a 30-day availability query would miss an outage still in progress. So each
-//! backend keeps a small clock: going down stamps the instant; going up, and every scrape
-//! ([`Metrics::refresh`](super::Metrics::refresh)), add the time since the stamp to the
-//! counter and move the stamp forward. The clock is `tokio::time::Instant`, so
-//! paused-time tests see exact figures.
+//! backend keeps a small clock: going down stamps the instant; going up, and every scrape,
+//! add the time since the stamp to the total and move the stamp forward. The clock is
+//! `tokio::time::Instant`, so paused-time tests see exact figures. Its mutex is taken on
+//! state changes and scrapes only, never per request.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use prometheus::{Counter, Histogram, IntCounter, IntGauge};
 use tokio::time::Instant;
 
-use super::families::{forget, result_pair};
-use super::live::{intern, release};
-use super::requests::RouteEntry;
-use super::{Metrics, Shared};
+use super::value::{Counter, Gauge, Histogram};
+use super::Metrics;
 
 /// Why a request to a backend failed (the `kind` label of `weir_upstream_errors_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +26,10 @@ pub enum UpstreamErrorKind {
     Reset,
 }
 
-/// The metric handles of one backend of one pool.
+/// The metric values of one backend of one pool.
 ///
 /// Create it with the `Backend` (the registry keeps one per `(pool, address)`) and keep it
-/// as long as the backend; its series are deleted when the last clone is dropped.
+/// as long as the backend; its series leave `/metrics` when the last clone is dropped.
 #[derive(Clone)]
 pub struct BackendMetrics {
     pub(super) inner: Arc<BackendInner>,
@@ -48,79 +44,62 @@ impl std::fmt::Debug for BackendMetrics {
     }
 }
 
-pub(crate) struct BackendInner {
-    shared: Arc<Shared>,
-    pool: String,
-    backend: String,
-    up: IntGauge,
-    in_flight: IntGauge,
-    downtime: Counter,
-    to_up: IntCounter,
-    to_down: IntCounter,
-    check_success: IntCounter,
-    check_failure: IntCounter,
-    err_connect: IntCounter,
-    err_timeout: IntCounter,
-    err_reset: IntCounter,
-    response: Histogram,
+pub(super) struct BackendInner {
+    pub(super) pool: String,
+    pub(super) backend: String,
+    /// Smallest number no other live backend of the pool has: where a route's view keeps
+    /// this backend's request counters (see `route.rs`).
+    pub(super) ordinal: usize,
+    pub(super) in_flight: Gauge,
+    pub(super) to_up: Counter,
+    pub(super) to_down: Counter,
+    pub(super) check_success: Counter,
+    pub(super) check_failure: Counter,
+    pub(super) err_connect: Counter,
+    pub(super) err_timeout: Counter,
+    pub(super) err_reset: Counter,
+    pub(super) response: Histogram,
     clock: Mutex<Clock>,
-    /// Request counters of this backend, one entry per route that sent it traffic.
-    /// Read lock-free per request; replaced (copy on write) only when a route is new.
-    pub(super) routes: ArcSwap<Vec<RouteEntry>>,
 }
 
 struct Clock {
     up: bool,
-    /// While down: the instant up to which downtime has been added to the counter.
+    /// While down: the instant up to which downtime has been added to `downtime`.
     down_accounted_to: Option<Instant>,
+    downtime: Duration,
 }
 
 impl BackendMetrics {
-    /// The handles for `backend` (its address exactly as written in the config) of
+    /// The values for `backend` (its address exactly as written in the config) of
     /// `pool`. A new backend starts *up*, as `weir_balance::Backend` does; asking again
-    /// for live labels returns the same handles and state.
+    /// for live labels returns the same values and state.
     pub fn new(metrics: &Metrics, pool: &str, backend: &str) -> Self {
-        let shared = &metrics.shared;
-        let mut live = shared.live();
-        let key = (pool.to_owned(), backend.to_owned());
-        let inner = intern(&mut live.backends, key, || {
-            let f = &shared.families;
-            let labels = [pool, backend];
-            let to = |state: &str| {
-                f.backend_transitions
-                    .with_label_values(&[pool, backend, state])
-            };
-            let kind = |k: &str| f.upstream_errors.with_label_values(&[pool, backend, k]);
-            let (check_success, check_failure) = result_pair(&f.health_checks, &labels);
-            let up = f.backend_up.with_label_values(&labels);
-            up.set(1);
-            BackendInner {
-                shared: Arc::clone(shared),
+        let inner = metrics
+            .shared
+            .live()
+            .backend(pool, backend, |ordinal| BackendInner {
                 pool: pool.to_owned(),
                 backend: backend.to_owned(),
-                up,
-                in_flight: f.backend_in_flight.with_label_values(&labels),
-                downtime: f.backend_downtime.with_label_values(&labels),
-                to_up: to("up"),
-                to_down: to("down"),
-                check_success,
-                check_failure,
-                err_connect: kind("connect"),
-                err_timeout: kind("timeout"),
-                err_reset: kind("reset"),
-                response: f.backend_response_duration.with_label_values(&labels),
+                ordinal,
+                in_flight: Gauge::default(),
+                to_up: Counter::default(),
+                to_down: Counter::default(),
+                check_success: Counter::default(),
+                check_failure: Counter::default(),
+                err_connect: Counter::default(),
+                err_timeout: Counter::default(),
+                err_reset: Counter::default(),
+                response: Histogram::default(),
                 clock: Mutex::new(Clock {
                     up: true,
                     down_accounted_to: None,
+                    downtime: Duration::ZERO,
                 }),
-                routes: ArcSwap::from_pointee(Vec::new()),
-            }
-        });
-        drop(live);
+            });
         BackendMetrics { inner }
     }
 
-    /// Records the backend's state. On a change it counts the transition, sets
+    /// Records the backend's state. On a change it counts the transition, flips
     /// `weir_backend_up` and starts or stops the downtime clock; the same state again is
     /// a no-op. Returns whether the state changed.
     pub fn set_up(&self, up: bool) -> bool {
@@ -132,13 +111,11 @@ impl BackendMetrics {
         clock.up = up;
         if up {
             if let Some(since) = clock.down_accounted_to.take() {
-                self.inner.add_downtime(since, now);
+                clock.downtime += now.saturating_duration_since(since);
             }
-            self.inner.up.set(1);
             self.inner.to_up.inc();
         } else {
             clock.down_accounted_to = Some(now);
-            self.inner.up.set(0);
             self.inner.to_down.inc();
         }
         true
@@ -151,8 +128,7 @@ impl BackendMetrics {
 
     /// Total downtime so far in seconds, the current outage included (for `/status`).
     pub fn downtime_seconds(&self) -> f64 {
-        self.inner.account_downtime(Instant::now());
-        self.inner.downtime.get()
+        self.inner.downtime(Instant::now()).as_secs_f64()
     }
 
     /// One more request (HTTP) or connection (TCP) in flight.
@@ -189,7 +165,7 @@ impl BackendMetrics {
     /// Records the time from sending a request to this backend to its response headers.
     #[inline]
     pub fn observe_response(&self, elapsed: Duration) {
-        self.inner.response.observe(elapsed.as_secs_f64());
+        self.inner.response.observe(elapsed);
     }
 
     /// The pool label.
@@ -205,6 +181,7 @@ impl BackendMetrics {
 
 impl BackendInner {
     fn clock(&self) -> MutexGuard<'_, Clock> {
+        // A panic while holding the clock cannot leave it worse than one lost interval.
         match self.clock.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -215,69 +192,15 @@ impl BackendInner {
         self.clock().up
     }
 
-    pub(super) fn pool(&self) -> &str {
-        &self.pool
-    }
-
-    /// Adds the downtime of an outage still in progress up to `now`.
-    pub(super) fn account_downtime(&self, now: Instant) {
+    /// Total downtime up to `now`, an outage still in progress included.
+    pub(super) fn downtime(&self, now: Instant) -> Duration {
         let mut clock = self.clock();
         if let Some(since) = clock.down_accounted_to {
             if now > since {
-                self.add_downtime(since, now);
+                clock.downtime += now.saturating_duration_since(since);
                 clock.down_accounted_to = Some(now);
             }
         }
-    }
-
-    fn add_downtime(&self, since: Instant, now: Instant) {
-        self.downtime
-            .inc_by(now.saturating_duration_since(since).as_secs_f64());
-    }
-}
-
-impl Drop for BackendInner {
-    fn drop(&mut self) {
-        let shared = Arc::clone(&self.shared);
-        let mut live = shared.live();
-        let key = (self.pool.clone(), self.backend.clone());
-        if !release(&mut live.backends, &key, self) {
-            return;
-        }
-        let f = &shared.families;
-        let (pool, backend) = (self.pool.as_str(), self.backend.as_str());
-        let pb = [pool, backend];
-        forget(f.backend_up.remove_label_values(&pb), "backend_up", &pb);
-        forget(
-            f.backend_in_flight.remove_label_values(&pb),
-            "in_flight",
-            &pb,
-        );
-        forget(f.backend_downtime.remove_label_values(&pb), "downtime", &pb);
-        forget(
-            f.backend_response_duration.remove_label_values(&pb),
-            "backend_response_duration",
-            &pb,
-        );
-        let by_value: [(&str, &prometheus::IntCounterVec, &[&str]); 3] = [
-            ("transitions", &f.backend_transitions, &["up", "down"]),
-            ("health_checks", &f.health_checks, &["success", "failure"]),
-            (
-                "upstream_errors",
-                &f.upstream_errors,
-                &["connect", "timeout", "reset"],
-            ),
-        ];
-        for (family, vec, values) in by_value {
-            for value in values {
-                let labels = [pool, backend, value];
-                forget(vec.remove_label_values(&labels), family, &labels);
-            }
-        }
-        for ((listener, p, b), codes) in
-            live.take_requests(|(_, p, b)| p.as_str() == pool && b.as_str() == backend)
-        {
-            super::requests::remove_series(f, &listener, &p, &b, &codes);
-        }
+        clock.downtime
     }
 }

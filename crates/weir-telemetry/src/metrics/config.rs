@@ -1,33 +1,40 @@
 //! Configuration load and reload outcome: the series an operator alerts on after `SIGHUP`.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus::{Gauge, IntCounter, IntGauge, IntGaugeVec};
-
-use super::families::{result_pair, Families};
+use super::value::Counter;
 
 /// Handles for `weir_config_*`. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ConfigMetrics {
-    success: IntCounter,
-    failure: IntCounter,
-    last_successful: IntGauge,
-    last_success_timestamp: Gauge,
-    info: IntGaugeVec,
+    pub(super) state: Arc<ConfigState>,
+}
+
+/// What `weir_config_*` read at scrape time.
+#[derive(Debug, Default)]
+pub(super) struct ConfigState {
+    pub(super) success: Counter,
+    pub(super) failure: Counter,
+    pub(super) last_successful: AtomicBool,
+    /// `f64` bits of the Unix time of the last success; 0 (0.0) before the first.
+    pub(super) last_success_timestamp: AtomicU64,
+    /// The `hash` label of `weir_config_info`: the configuration being served.
+    hash: Mutex<Option<String>>,
+}
+
+impl ConfigState {
+    pub(super) fn hash(&self) -> MutexGuard<'_, Option<String>> {
+        // Only ever replaced whole, so a poisoned lock still holds a valid hash.
+        match self.hash.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 impl ConfigMetrics {
-    pub(super) fn new(f: &Families) -> Self {
-        let (success, failure) = result_pair(&f.config_reloads, &[]);
-        ConfigMetrics {
-            success,
-            failure,
-            last_successful: f.config_last_reload_successful.clone(),
-            last_success_timestamp: f.config_last_reload_success_timestamp.clone(),
-            info: f.config_info.clone(),
-        }
-    }
-
     /// The configuration loaded at start-up (not a reload, so not counted in
     /// `weir_config_reloads_total`; Prometheus' own `config_last_reload_*` behave alike).
     pub fn loaded(&self, hash: &str) {
@@ -36,25 +43,26 @@ impl ConfigMetrics {
 
     /// A reload applied: counts it and records the new configuration's `hash`.
     pub fn reload_succeeded(&self, hash: &str) {
-        self.success.inc();
+        self.state.success.inc();
         self.mark_current(hash);
     }
 
     /// A reload rejected: counts it; the old configuration (and its hash) stays.
     pub fn reload_failed(&self) {
-        self.failure.inc();
-        self.last_successful.set(0);
+        self.state.failure.inc();
+        self.state.last_successful.store(false, Ordering::Relaxed);
     }
 
     fn mark_current(&self, hash: &str) {
         // Exactly one `weir_config_info` series: the configuration being served.
-        self.info.reset();
-        self.info.with_label_values(&[hash]).set(1);
-        self.last_successful.set(1);
+        *self.state.hash() = Some(hash.to_owned());
+        self.state.last_successful.store(true, Ordering::Relaxed);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        self.last_success_timestamp.set(now);
+        self.state
+            .last_success_timestamp
+            .store(now.to_bits(), Ordering::Relaxed);
     }
 }
 

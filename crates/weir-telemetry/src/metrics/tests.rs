@@ -26,14 +26,22 @@ pub(super) struct World {
 
 pub(super) fn world(m: &Metrics) -> World {
     let listener = ListenerMetrics::new(m, "web");
-    let route = listener.route("api");
     let pool = PoolMetrics::new(m, "api");
     let backend = BackendMetrics::new(m, "api", B1);
+    let route = listener.route("api", [&backend]);
     World {
         listener,
         route,
         pool,
         backend,
+    }
+}
+
+/// `w` with its route rebuilt to know `b2` as well, as the next table would be.
+pub(super) fn with_both(w: World, b2: &BackendMetrics) -> World {
+    World {
+        route: w.listener.route("api", [&w.backend, b2]),
+        ..w
     }
 }
 
@@ -86,6 +94,7 @@ fn counters_and_histograms_equal_what_was_recorded() {
     let m = Metrics::new().expect("metrics");
     let w = world(&m);
     let b2 = BackendMetrics::new(&m, "api", B2);
+    let w = with_both(w, &b2);
     for _ in 0..3 {
         w.route.count(&w.backend, 200);
         w.route.observe_request(Duration::from_micros(80));

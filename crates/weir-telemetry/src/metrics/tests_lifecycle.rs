@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use super::tests::{scrape, world, World, B1, B2};
 use weir_e2e::Scrape as Exposition;
 
+use super::tests::{scrape, with_both, world, World, B1, B2};
 use super::*;
 
 #[test]
@@ -77,6 +77,7 @@ fn dropping_a_backend_removes_every_series_of_it_and_only_those() {
     let m = Metrics::new().expect("metrics");
     let w = world(&m);
     let b2 = BackendMetrics::new(&m, "api", B2);
+    let w = with_both(w, &b2);
     w.route.count(&w.backend, 200);
     w.route.count(&b2, 200);
     w.route.count(&b2, 418);
@@ -145,7 +146,7 @@ fn a_route_removed_and_added_again_counts_from_zero_through_the_same_backend() {
     w.route.count(&w.backend, 200);
     let listener = w.listener.clone();
     drop(w.route);
-    let route = listener.route("api");
+    let route = listener.route("api", [&w.backend]);
     route.count(&w.backend, 200);
     route.count(&w.backend, 200);
     let exp = scrape(&m);
@@ -229,4 +230,50 @@ fn config_hash_is_fnv1a_64_in_hex() {
     assert_eq!(config_hash(b""), "cbf29ce484222325");
     assert_eq!(config_hash(b"a"), "af63dc4c8601ec8c");
     assert_ne!(config_hash(b"pools: {}"), config_hash(b"pools: {} "));
+}
+
+#[test]
+fn a_backend_added_in_place_of_a_removed_one_is_counted_by_the_next_route() {
+    let m = Metrics::new().expect("metrics");
+    let w = world(&m);
+    let b2 = BackendMetrics::new(&m, "api", B2);
+    let w = with_both(w, &b2);
+    w.route.count(&b2, 200);
+    // A reload removes B2 and adds B3: B3 reuses B2's slot once B2 is gone.
+    drop(w.route);
+    drop(b2);
+    let b3 = BackendMetrics::new(&m, "api", "10.0.0.13:80");
+    let route = w.listener.route("api", [&w.backend, &b3]);
+    route.count(&b3, 200);
+    route.count(&w.backend, 204);
+    let exp = scrape(&m);
+    let req = |b| exp.value("weir_http_requests_total", &[("backend", b)]);
+    assert_eq!(req("10.0.0.13:80"), Some(1.0));
+    assert_eq!(req(B1), Some(1.0));
+    assert_eq!(req(B2), None);
+}
+
+#[test]
+fn live_backends_of_one_pool_never_share_a_slot() {
+    let m = Metrics::new().expect("metrics");
+    let backends: Vec<BackendMetrics> = (0..5)
+        .map(|i| BackendMetrics::new(&m, "api", &format!("10.0.0.{i}:80")))
+        .collect();
+    let again = BackendMetrics::new(&m, "api", "10.0.0.2:80");
+    let other = BackendMetrics::new(&m, "other", "10.0.0.9:80");
+    let route = ListenerMetrics::new(&m, "web").route("api", &backends);
+    for (i, b) in backends.iter().enumerate() {
+        for _ in 0..=i {
+            route.count(b, 200);
+        }
+    }
+    route.count(&again, 200);
+    let exp = scrape(&m);
+    for i in 0..5 {
+        let b = format!("10.0.0.{i}:80");
+        let want = if i == 2 { 4.0 } else { i as f64 + 1.0 };
+        let got = exp.value("weir_http_requests_total", &[("backend", b.as_str())]);
+        assert_eq!(got, Some(want), "{b}");
+    }
+    drop(other);
 }
