@@ -23,12 +23,19 @@ use weir_h1::{chunk_header, LAST_CHUNK};
 
 use super::body::PumpError;
 use super::write::decimal;
+use crate::http::headers::{self, Forwarding};
 use crate::http::ReqBody;
 
-/// The head of an HTTP/1.1 request for `parts` (already prepared for the backend), with
-/// `body` (held whole) after it.
-pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
-    head_lines(parts, out);
+/// The head of an HTTP/1.1 request for `parts`, with `body` (held whole) after it.
+/// `direct`: `parts` is the client's and its prepared lines are written straight from it
+/// ([`headers::write_prepared`]); `None`: `parts` was prepared already.
+pub(crate) fn wire(
+    parts: &request::Parts,
+    direct: Option<Forwarding<'_>>,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    head_lines(parts, direct, out);
     if !body.is_empty() || needs_length(&parts.method) {
         out.extend_from_slice(b"content-length: ");
         decimal(out, body.len() as u64);
@@ -41,7 +48,11 @@ pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
 /// The head of an HTTP/1.1 request for `parts` whose body is streamed after it: the
 /// client's `Content-Length` when it declared one (every value the same number), else
 /// `Transfer-Encoding: chunked`, as hyper's client framed such a body.
-pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framing {
+pub(crate) fn wire_streamed(
+    parts: &request::Parts,
+    direct: Option<Forwarding<'_>>,
+    out: &mut Vec<u8>,
+) -> Framing {
     let mut length = None;
     let mut agreed = true;
     for v in parts.headers.get_all(http::header::CONTENT_LENGTH) {
@@ -54,7 +65,7 @@ pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framin
             _ => agreed = false,
         }
     }
-    head_lines(parts, out);
+    head_lines(parts, direct, out);
     let framing = match length.filter(|_| agreed) {
         Some(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -73,12 +84,16 @@ pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framin
 
 /// The request line and every header but `Content-Length` (the caller frames the body).
 #[inline]
-fn head_lines(parts: &request::Parts, out: &mut Vec<u8>) {
+fn head_lines(parts: &request::Parts, direct: Option<Forwarding<'_>>, out: &mut Vec<u8>) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(pq.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(fwd) = direct {
+        headers::write_prepared(parts, fwd, out);
+        return;
+    }
     for (name, value) in &parts.headers {
         if name == http::header::CONTENT_LENGTH {
             continue;
@@ -280,7 +295,7 @@ mod tests {
     fn streamed_head(req: http::request::Builder) -> (String, Framing) {
         let (parts, ()) = req.body(()).expect("request").into_parts();
         let mut out = Vec::new();
-        let framing = wire_streamed(&parts, &mut out);
+        let framing = wire_streamed(&parts, None, &mut out);
         (String::from_utf8(out).expect("ascii head"), framing)
     }
 
