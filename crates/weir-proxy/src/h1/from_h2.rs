@@ -190,7 +190,7 @@ impl H1Body {
         };
         if let Some(f) = self.in_flight.take() {
             if self.reusable && buf.is_empty() {
-                conn::give_back(f.backend(), stream);
+                conn::give_back(f.backend(), &self.pool, stream);
             }
         }
         buf.give_back();

@@ -47,7 +47,6 @@ mod write;
 use std::future::Future;
 use std::time::Duration;
 
-pub(crate) use conn::Idle;
 pub(crate) use from_h2::{forward_buffered, wire, BoxError, H1Body};
 pub(crate) use request::pool_is_h2;
 pub(crate) use server::{serve, ClientStream, Ctx};

@@ -292,7 +292,7 @@ impl UpstreamBody {
     fn release(&mut self) {
         if let Some(sender) = self.sender.take() {
             if self.done || self.inner.is_end_stream() {
-                upstream::give_back(self.in_flight.backend(), sender);
+                upstream::give_back(self.in_flight.backend(), self.pool.transport(), sender);
             }
         }
     }

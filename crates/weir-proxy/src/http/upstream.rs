@@ -1,14 +1,16 @@
-//! Connections to backends: per-backend idle pools, connecting, handshakes.
+//! hyper's backend connections: per-backend state, connecting, handshakes.
 //!
-//! Each backend keeps its idle HTTP/1.1 keep-alive connections in its own lock-free
-//! queue ([`UpstreamPool`], stored in the backend's extension slot), so concurrent
-//! requests never contend on a global lock and a backend kept across a reload keeps its
-//! warm connections. A request takes an idle connection or opens one; when the response
-//! body has been read to its end, the connection goes back (see [`super::body`]). A
-//! pool with `upstream_protocol: h2` shares one HTTP/2 connection per backend instead
-//! ([`super::sender`]); a pool with `tls` runs the TLS handshake after the TCP connect,
-//! within the same connect timeout ([`crate::tls::UpstreamTls`]). Sending a request and
-//! retrying it is [`super::forward`]'s.
+//! Connections are opened by the pool's transport (`weir_upstream::Transport::connect`:
+//! TCP, then TLS with the pool's ALPN, within the connect timeout), the one connector
+//! every backend connection goes through; hyper then runs its handshake over the stream.
+//! What hyper keeps per backend ([`UpstreamPool`]: idle HTTP/1.1 senders, the shared
+//! HTTP/2 connection of a pool with `upstream_protocol: h2`, see [`super::sender`])
+//! lives in the backend's `Conns` (`Conns::client_state`), tagged with the transport it
+//! was made under: a request routed on an older table than the one whose settings the
+//! backend now uses shares nothing and pools nothing. A request takes an idle
+//! connection or opens one; when the response body has been read to its end, the
+//! connection goes back (see [`super::body`]). Sending a request and retrying it is
+//! [`super::forward`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,8 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio::time::Instant;
 use weir_balance::Backend;
+use weir_upstream::{Alpn, ConnectError, Transport};
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
@@ -27,7 +28,7 @@ pub(crate) use super::forward::{forward, BodySource, HyperAttempt, Outgoing};
 pub(crate) use super::sender::Sender;
 
 /// Idle connections kept per backend; more are closed when they come back.
-const IDLE_PER_BACKEND: usize = 256;
+const IDLE_PER_BACKEND: usize = weir_upstream::IDLE_PER_BACKEND;
 
 /// Largest read buffer of a backend HTTP/1.1 connection, so the largest response head
 /// (a larger one is a `502`, see `forward::invalid_head`) and body chunk: hyper bounds
@@ -55,66 +56,41 @@ const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 /// task marks it idle just after the body's last frame was handed over.
 const READY_GRACE: Duration = Duration::from_millis(100);
 
-/// A backend's idle keep-alive connections (lives in `Backend::extension`).
+/// What hyper keeps per backend (lives in `Conns::client_state`, under one transport).
 #[derive(Debug)]
-pub struct UpstreamPool {
+pub(crate) struct UpstreamPool {
     idle: ArrayQueue<Sender>,
-    /// Idle connections of weir's own HTTP/1 engine ([`crate::h1`]): bare streams.
-    pub(crate) h1_idle: ArrayQueue<crate::h1::Idle>,
-    /// The pool's TLS settings, set by [`crate::tls::apply_upstream`]; `None`: plain.
-    pub(crate) tls: arc_swap::ArcSwapOption<crate::tls::UpstreamTls>,
-    /// `upstream_protocol: h2`: new connections speak HTTP/2 and are shared.
-    pub(crate) h2: std::sync::atomic::AtomicBool,
     /// The shared HTTP/2 connection, once opened.
-    pub(crate) h2_conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
+    h2_conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
 }
 
 impl Default for UpstreamPool {
     fn default() -> Self {
         UpstreamPool {
             idle: ArrayQueue::new(IDLE_PER_BACKEND),
-            h1_idle: ArrayQueue::new(IDLE_PER_BACKEND),
-            tls: arc_swap::ArcSwapOption::empty(),
-            h2: std::sync::atomic::AtomicBool::new(false),
             h2_conn: arc_swap::ArcSwapOption::empty(),
         }
     }
 }
 
-impl UpstreamPool {
-    /// Idle connections currently held (some may have been closed by the backend).
-    pub fn idle(&self) -> usize {
-        self.idle.len() + self.h1_idle.len()
-    }
-
-    /// Closes every idle connection (their transport settings changed).
-    pub(crate) fn clear_idle(&self) {
-        while self.idle.pop().is_some() {}
-        while self.h1_idle.pop().is_some() {}
-        self.h2_conn.store(None);
-    }
-}
-
 /// Returns a connection whose response was read fully to its backend's idle queue.
-pub(crate) fn give_back(backend: &Backend, sender: Sender) {
+pub(crate) fn give_back(backend: &Backend, transport: &Transport, sender: Sender) {
     // An HTTP/2 clone is just dropped: the connection stays shared in `h2_conn`.
     if sender.is_closed() || sender.is_h2() {
         return;
     }
-    match backend.extension::<UpstreamPool>() {
-        Some(pool) => {
-            if pool.idle.push(sender).is_err() {
-                tracing::trace!(backend = backend.address(), "idle queue full, closing");
-            }
+    // `None`: the backend's pool has other settings now; the connection closes.
+    if let Some(pool) = backend.conns().client_state::<UpstreamPool>(transport) {
+        if pool.idle.push(sender).is_err() {
+            tracing::trace!(backend = backend.address(), "idle queue full, closing");
         }
-        None => tracing::error!(backend = backend.address(), "backend extension slot taken"),
     }
 }
 
 /// Takes a live idle connection to `backend`, if it has one.
-pub(super) async fn checkout(backend: &Backend) -> Option<Sender> {
-    let pool = backend.extension::<UpstreamPool>()?;
-    if pool.h2.load(std::sync::atomic::Ordering::Relaxed) {
+pub(super) async fn checkout(backend: &Backend, transport: &Transport) -> Option<Sender> {
+    let pool = backend.conns().client_state::<UpstreamPool>(transport)?;
+    if transport.is_h2() {
         return pool
             .h2_conn
             .load_full()
@@ -137,56 +113,50 @@ pub(super) async fn checkout(backend: &Backend) -> Option<Sender> {
     None
 }
 
-/// Opens a new HTTP/1.1 connection to `backend` within `timeout`.
-pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, UpstreamError> {
-    let addr = backend.addr();
-    // The TLS handshake, if any, shares the connect timeout.
-    let deadline = Instant::now() + timeout;
-    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(source)) => {
-            return Err(UpstreamError::Connect {
-                backend: Arc::from(backend.address()),
-                source,
-            })
-        }
-        Err(_) => {
-            return Err(UpstreamError::ConnectTimeout {
-                backend: Arc::from(backend.address()),
-                timeout,
-            })
-        }
-    };
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(backend = %addr, error = %e, "TCP_NODELAY failed");
-    }
-    let Some(tls) = crate::tls::backend_tls(backend) else {
-        return handshake(backend, stream).await;
-    };
-    match tokio::time::timeout_at(deadline, tls.connect(backend, stream)).await {
-        Ok(Ok(stream)) => handshake(backend, stream).await,
-        Ok(Err(source)) => Err(UpstreamError::Connect {
+/// Opens a new connection to `backend` with the pool's `transport` within `timeout`
+/// (TLS, if any, included) and runs hyper's handshake over it.
+pub(super) async fn connect(
+    backend: &Backend,
+    transport: &Transport,
+    timeout: Duration,
+) -> Result<Sender, UpstreamError> {
+    let stream = transport
+        .connect(backend.addr(), backend.address(), Alpn::Pool, None, timeout)
+        .await
+        .map_err(|e| connect_error(backend, e, timeout))?;
+    handshake(backend, transport, stream).await
+}
+
+/// A failed [`Transport::connect`] as the HTTP path reports it.
+pub(crate) fn connect_error(
+    backend: &Backend,
+    e: ConnectError,
+    timeout: Duration,
+) -> UpstreamError {
+    match e.into_io() {
+        Some(source) => UpstreamError::Connect {
             backend: Arc::from(backend.address()),
             source,
-        }),
-        Err(_) => Err(UpstreamError::ConnectTimeout {
+        },
+        None => UpstreamError::ConnectTimeout {
             backend: Arc::from(backend.address()),
             timeout,
-        }),
+        },
     }
 }
 
 /// HTTP/1.1, or HTTP/2 for an `h2` pool, over a connected (plain or TLS) stream; its
 /// connection task is spawned.
-async fn handshake<I>(backend: &Backend, io: I) -> Result<Sender, UpstreamError>
+async fn handshake<I>(
+    backend: &Backend,
+    transport: &Transport,
+    io: I,
+) -> Result<Sender, UpstreamError>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let addr = backend.addr();
-    if let Some(pool) = backend
-        .extension::<UpstreamPool>()
-        .filter(|p| p.h2.load(std::sync::atomic::Ordering::Relaxed))
-    {
+    if transport.is_h2() {
         let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
             .initial_stream_window_size(H2_STREAM_WINDOW)
@@ -203,7 +173,10 @@ where
                 tracing::debug!(backend = %addr, error = %e, "backend HTTP/2 connection failed");
             }
         });
-        pool.h2_conn.store(Some(Arc::new(sender.clone())));
+        // Shared from now on, unless the pool has other settings by now.
+        if let Some(pool) = backend.conns().client_state::<UpstreamPool>(transport) {
+            pool.h2_conn.store(Some(Arc::new(sender.clone())));
+        }
         return Ok(Sender::H2(sender));
     }
     let (sender, conn) = http1::Builder::new()

@@ -24,8 +24,9 @@ use weir_config::{
     ListenerTlsConfig, Origin, PoolConfig, PoolTimeouts, Protocol, RouteConfig, StrategyKind,
     UpstreamTlsConfig,
 };
-use weir_proxy::tls::{apply_upstream, ListenerTls, UpstreamTlsSet};
+use weir_proxy::tls::ListenerTls;
 use weir_proxy::{spawn_tls_listener, ListenerHandle};
+use weir_upstream::Transports;
 
 use crate::certs::{Ca, Dir, Leaf};
 
@@ -135,9 +136,8 @@ impl Proxy {
             listeners: vec![listener],
             pools: vec![pool],
         };
-        let upstream = UpstreamTlsSet::load(&config).expect("upstream TLS loads");
-        let table = BackendRegistry::new().build(Arc::new(config), 1);
-        apply_upstream(&table, &upstream);
+        let upstream = Transports::load(&config).expect("upstream TLS loads");
+        let table = BackendRegistry::new().build_with(Arc::new(config), 1, &upstream);
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
         let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let handle = spawn_tls_listener(socket, Arc::from("web"), Arc::clone(&table), tls)
