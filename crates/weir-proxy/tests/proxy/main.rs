@@ -7,6 +7,7 @@
 mod http;
 mod l4;
 mod limits;
+mod pooling;
 mod resilience;
 mod retry;
 mod support;
