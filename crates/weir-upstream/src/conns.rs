@@ -94,7 +94,7 @@ impl Conns {
 
     /// Makes `transport` the one new requests connect with. If it is another identity
     /// than before (the pool's TLS or HTTP version changed), every idle connection and
-    /// the client state are closed; returns whether that happened.
+    /// the client state are closed; returns whether a former transport was replaced so.
     pub fn adopt(&self, transport: &Transport) -> bool {
         let before = self.current.swap(transport.id(), Ordering::AcqRel);
         if before == transport.id() {

@@ -278,16 +278,16 @@ impl Transports {
 
 /// A kept pool keeps its transport's identity when its settings did not change.
 ///
-/// Returns `previous` (with `next`'s idle timeout applied, if it differs) when both
-/// describe the same connections, else `next` as a new identity.
+/// Returns `previous` when both describe the same connections (with `next`'s idle
+/// timeout, if that is all that changed), else `next` as a new identity. As before
+/// transports were part of the table, equal settings keep the TLS client config built
+/// first, with its session cache.
 pub fn carry_over(previous: Option<&Arc<Transport>>, next: Transport) -> Arc<Transport> {
     match previous {
         Some(p) if p.same_settings(&next) && p.idle_timeout == next.idle_timeout => Arc::clone(p),
         Some(p) if p.same_settings(&next) => Arc::new(Transport {
-            id: p.id,
-            tls: next.tls,
-            h2: next.h2,
             idle_timeout: next.idle_timeout,
+            ..Transport::clone(p)
         }),
         _ => Arc::new(next),
     }

@@ -1,3 +1,6 @@
+//! Unit tests of the idle queue on loopback sockets: reuse under one transport only,
+//! what a change of settings closes, expiry and closed connections.
+
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
