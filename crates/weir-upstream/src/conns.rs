@@ -29,7 +29,7 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use crossbeam_queue::ArrayQueue;
@@ -61,7 +61,9 @@ pub struct Conns {
     /// [`Transport::id`] of the newest table's transport for this backend's pool; 0
     /// before any.
     current: AtomicU64,
-    idle: ArrayQueue<Idle>,
+    /// Made on the first connection given back: a backend that never pools (TCP
+    /// pools, unused backends of a 1,000-backend config) allocates no 256 slots.
+    idle: OnceLock<ArrayQueue<Idle>>,
     client: ArcSwapOption<Tagged>,
 }
 
@@ -69,7 +71,7 @@ impl std::fmt::Debug for Conns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conns")
             .field("transport", &self.current.load(Ordering::Relaxed))
-            .field("idle", &self.idle.len())
+            .field("idle", &self.idle())
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +89,7 @@ impl Conns {
     pub fn new() -> Self {
         Conns {
             current: AtomicU64::new(0),
-            idle: ArrayQueue::new(IDLE_PER_BACKEND),
+            idle: OnceLock::new(),
             client: ArcSwapOption::empty(),
         }
     }
@@ -106,7 +108,9 @@ impl Conns {
 
     /// Closes every idle connection and drops the client state.
     pub fn clear(&self) {
-        while self.idle.pop().is_some() {}
+        if let Some(idle) = self.idle.get() {
+            while idle.pop().is_some() {}
+        }
         self.client.store(None);
     }
 
@@ -119,7 +123,7 @@ impl Conns {
 
     /// Idle connections held now (some may have been closed by the backend since).
     pub fn idle(&self) -> usize {
-        self.idle.len()
+        self.idle.get().map_or(0, ArrayQueue::len)
     }
 
     /// Takes a live idle connection made with `transport`, if there is one. Expired,
@@ -128,8 +132,9 @@ impl Conns {
         if !self.is_current(transport) {
             return None;
         }
+        let queue = self.idle.get()?;
         let now = Instant::now();
-        while let Some(idle) = self.idle.pop() {
+        while let Some(idle) = queue.pop() {
             if is_usable(&idle, transport, now) {
                 return Some(idle.stream);
             }
@@ -151,7 +156,8 @@ impl Conns {
             since: Instant::now(),
             transport: transport.id(),
         };
-        if self.idle.push(idle).is_err() {
+        let queue = self.idle.get_or_init(|| ArrayQueue::new(IDLE_PER_BACKEND));
+        if queue.push(idle).is_err() {
             tracing::trace!("idle queue full, closing");
         }
     }
@@ -161,14 +167,17 @@ impl Conns {
     /// their order. Returns how many were closed. A request checking out meanwhile may
     /// miss the few connections being looked at and open a new one.
     pub fn sweep(&self, transport: &Transport) -> usize {
+        let Some(queue) = self.idle.get() else {
+            return 0;
+        };
         let now = Instant::now();
         let mut closed = 0;
-        for _ in 0..self.idle.len() {
-            let Some(idle) = self.idle.pop() else {
+        for _ in 0..queue.len() {
+            let Some(idle) = queue.pop() else {
                 break;
             };
             if is_usable(&idle, transport, now) && self.is_current(transport) {
-                if self.idle.push(idle).is_err() {
+                if queue.push(idle).is_err() {
                     closed += 1;
                 }
             } else {
