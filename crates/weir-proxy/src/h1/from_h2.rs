@@ -207,7 +207,7 @@ impl H1Body {
         let upload_done = self.upload.take().is_none();
         if let Some(f) = self.in_flight.take() {
             if self.reusable && upload_done && buf.is_empty() {
-                conn::give_back(f.backend(), stream);
+                conn::give_back(f.backend(), &self.pool, stream);
             }
         }
         buf.give_back();

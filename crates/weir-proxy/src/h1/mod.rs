@@ -50,7 +50,6 @@ mod write;
 use std::future::Future;
 use std::time::Duration;
 
-pub(crate) use conn::Idle;
 pub(crate) use from_h2::{forward_buffered, forward_streamed, BoxError, H1Body};
 pub(crate) use h2_upload::{wire, wire_streamed, FrameUpload};
 pub(crate) use request::pool_is_h2;
