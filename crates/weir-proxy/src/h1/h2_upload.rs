@@ -134,6 +134,8 @@ pub(crate) struct FrameUpload {
     read_all: bool,
     /// Everything is written and flushed.
     pub(crate) done: bool,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
 }
 
 impl FrameUpload {
@@ -145,6 +147,7 @@ impl FrameUpload {
             pos: 0,
             read_all: false,
             done: false,
+            unflushed: false,
         }
     }
 
@@ -174,6 +177,7 @@ impl FrameUpload {
                     return Poll::Ready(Err(PumpError::Sink(std::io::ErrorKind::WriteZero.into())));
                 }
                 self.pos += n;
+                self.unflushed = true;
                 if self.pos >= self.out.len() {
                     self.out.clear();
                     self.pos = 0;
@@ -185,7 +189,20 @@ impl FrameUpload {
                 self.done = true;
                 return Poll::Ready(Ok(true));
             }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    // A TLS stream may hold written bytes in its own buffer: flush them
+                    // before waiting for the client, or the backend might never see
+                    // what it needs to answer.
+                    if self.unflushed {
+                        ready!(Pin::new(&mut *dst).poll_flush(cx)).map_err(PumpError::Sink)?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match frame {
                 None => self.end(None)?,
                 Some(Ok(frame)) => self.frame(frame)?,
                 Some(Err(e)) => {
@@ -271,9 +288,24 @@ impl FrameUpload {
 /// Fields that must not arrive as trailers (framing, routing, authentication: RFC 9110
 /// §6.5.1), dropped as hyper's encoder drops them.
 fn allowed_in_trailers(name: &HeaderName) -> bool {
+    // Hop-by-hop and weir's own fields too: a backend merging trailers into the head
+    // must not find a spoofed `X-Forwarded-For` or request id there.
+    let name_str = name.as_str();
+    if name_str.starts_with("x-forwarded-")
+        || matches!(name_str, "x-request-id" | "keep-alive" | "proxy-connection")
+    {
+        return false;
+    }
     !matches!(
         *name,
-        header::AUTHORIZATION
+        header::CONNECTION
+            | header::UPGRADE
+            | header::PROXY_AUTHORIZATION
+            | header::PROXY_AUTHENTICATE
+            | header::EXPECT
+            | header::RANGE
+            | header::PRAGMA
+            | header::AUTHORIZATION
             | header::CACHE_CONTROL
             | header::CONTENT_ENCODING
             | header::CONTENT_LENGTH

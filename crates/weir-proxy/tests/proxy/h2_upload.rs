@@ -105,6 +105,8 @@ enum Mode {
     /// Answers `200` chunked right after the head, then echoes each request chunk as
     /// it arrives, ending its body with the request's.
     Echo,
+    /// Answers `101 Switching Protocols` (unasked), then reads until EOF.
+    Switch,
 }
 
 struct RawBackend {
@@ -192,6 +194,18 @@ async fn serve_raw(stream: TcpStream, conn: usize, mode: Mode, tx: &mpsc::Unboun
                 break;
             }
             seen.head.push_str(&line.to_ascii_lowercase());
+        }
+        if let Mode::Switch = mode {
+            let answer =
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n";
+            if rd.get_mut().write_all(answer).await.is_err() {
+                return;
+            }
+            let mut sink = [0u8; 4096];
+            while let Ok(n @ 1..) = rd.read(&mut sink).await {
+                let _ = tx.send(Event::Data(n));
+            }
+            return;
         }
         if let Mode::Early413 = mode {
             let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!";
@@ -398,8 +412,12 @@ async fn trailers_of_a_streamed_h2_upload_are_sent_as_chunked_trailers() {
     let sent = feed_in_steps(&mut b, &tx, 2).await;
     let mut trailers = HeaderMap::new();
     trailers.insert("x-checksum", HeaderValue::from_static("abc123"));
-    // Framing or routing fields may not come as trailers: dropped.
+    // Framing, routing, hop-by-hop and weir's own fields may not come as trailers:
+    // dropped.
     trailers.insert("content-length", HeaderValue::from_static("5"));
+    trailers.insert("proxy-authorization", HeaderValue::from_static("basic x"));
+    trailers.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+    trailers.insert("x-request-id", HeaderValue::from_static("spoofed"));
     feed(&tx, Frame::trailers(trailers)).await;
     drop(tx);
     let seen = b.request().await;
@@ -437,6 +455,23 @@ async fn a_backend_answering_413_mid_upload_reaches_the_client_at_once() {
     // Left mid-request, the backend connection is closed, not pooled.
     assert_eq!(b.closed().await, 1);
     drop(tx);
+}
+
+#[tokio::test]
+async fn a_backend_switching_protocols_unasked_is_a_502_and_its_connection_is_closed() {
+    let mut b = RawBackend::start(Mode::Switch).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = h2(proxy.addr).await;
+    let (req, tx) = upload(None);
+    drop(tx);
+    let res = tokio::time::timeout(WAIT, c.send_request(req))
+        .await
+        .expect("response in time")
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    // The connection speaks another protocol now: closed, never pooled for the next
+    // request.
+    assert_eq!(b.closed().await, 1);
 }
 
 #[tokio::test]
