@@ -42,11 +42,23 @@ impl Body for Fed {
 type Feed = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
 async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Fed> {
+    h2_with_window(addr, None).await
+}
+
+/// An HTTP/2 client; `window`: its per-stream receive window (else hyper's default).
+async fn h2_with_window(
+    addr: SocketAddr,
+    window: Option<u32>,
+) -> hyper::client::conn::http2::SendRequest<Fed> {
     let stream = TcpStream::connect(addr).await.expect("connect to proxy");
-    let (tx, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(w) = window {
+        builder.initial_stream_window_size(w);
+    }
+    let (tx, conn) = builder
+        .handshake(TokioIo::new(stream))
+        .await
+        .expect("h2 handshake");
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             eprintln!("test h2 client connection: {e}");
@@ -552,4 +564,42 @@ async fn a_backend_echoing_as_it_reads_gets_the_rest_while_its_answer_streams() 
         assert!(seen.data == sent);
         assert_eq!(seen.conn, 1, "round {round}: the connection was reused");
     }
+}
+
+#[tokio::test]
+async fn an_early_answer_does_not_hold_up_an_upload_the_client_sends_before_reading() {
+    // The client sends its whole body before it reads any of the answer, which the
+    // backend echoes as it reads: far more than the client's 64 KiB stream window.
+    let mut b = RawBackend::start(Mode::Echo).await;
+    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let mut c = h2_with_window(proxy.addr, Some(65_535)).await;
+    let (req, tx) = upload(None);
+    let res = tokio::spawn(c.send_request(req));
+    let pieces: Vec<Bytes> = (0..24)
+        .map(|i| Bytes::from(vec![b'a' + (i % 26) as u8; 16 * 1024]))
+        .collect();
+    for p in &pieces {
+        // Times out if weir stopped taking the upload once the answer filled the window.
+        feed(&tx, Frame::data(p.clone())).await;
+    }
+    drop(tx);
+    let seen = b.request().await;
+    let sent: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+    assert!(
+        seen.data == sent,
+        "upload differs ({} bytes)",
+        seen.data.len()
+    );
+    let res = tokio::time::timeout(WAIT, res)
+        .await
+        .expect("response in time")
+        .expect("client task")
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::OK);
+    let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
+        .await
+        .expect("answer in time")
+        .expect("answer")
+        .to_bytes();
+    assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
 }
