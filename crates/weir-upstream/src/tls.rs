@@ -114,6 +114,9 @@ pub struct UpstreamTls {
     h2: bool,
     /// The settings this was built from: equal settings keep idle connections.
     config: Arc<UpstreamTlsConfig>,
+    /// The DER of every CA certificate read, in order: a reload that rewrote the CA
+    /// file under the same path has other settings, though its config reads the same.
+    roots: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for UpstreamTls {
@@ -141,10 +144,13 @@ impl UpstreamTls {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::new(origin, format!("TLS setup failed: {e}")))?;
+        let mut read_roots = Vec::new();
         let client = if config.verify {
             let mut roots = RootCertStore::empty();
             if let Some(ca) = &config.ca {
                 for cert in read_certificates(ca, origin, "CA certificates")? {
+                    read_roots.extend_from_slice(&(cert.len() as u64).to_be_bytes());
+                    read_roots.extend_from_slice(&cert);
                     roots.add(cert).map_err(|e| {
                         TlsError::new(
                             origin,
@@ -188,13 +194,21 @@ impl UpstreamTls {
             server_name,
             h2,
             config: Arc::new(config.clone()),
+            roots: Arc::from(read_roots),
         })
     }
 
     /// Whether `other` was built from the same settings (then connections made with one
-    /// are as good as connections made with the other).
+    /// are as good as connections made with the other): the same HTTP version, server
+    /// name, verification and trusted certificates. Where the `tls` entry stands in the
+    /// file (its origin) and the CA file's path do not count: moving a line or the file
+    /// must not close every warm connection, and rewriting the file under the same
+    /// path must not keep the old roots.
     pub fn same_settings(&self, other: &UpstreamTls) -> bool {
-        self.h2 == other.h2 && self.config == other.config
+        self.h2 == other.h2
+            && self.config.server_name == other.config.server_name
+            && self.config.verify == other.config.verify
+            && self.roots == other.roots
     }
 
     /// The TLS handshake with the backend written `address` in the config, over a
@@ -302,8 +316,54 @@ impl ServerCertVerifier for NoVerification {
 
 #[cfg(test)]
 mod tests {
-    use super::host_name;
+    use super::{host_name, UpstreamTls};
     use rustls_pki_types::ServerName;
+    use weir_config::{Origin, UpstreamTlsConfig};
+
+    /// A fresh self-signed CA certificate, as PEM.
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).expect("self-signed").pem()
+    }
+
+    fn settings(ca: &std::path::Path, line: usize) -> UpstreamTlsConfig {
+        UpstreamTlsConfig {
+            server_name: None,
+            ca: Some(ca.to_path_buf()),
+            verify: true,
+            origin: Origin {
+                file: "weir.yaml".into(),
+                line,
+                column: 5,
+                path: "pools.app.tls".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn settings_are_the_same_by_what_they_trust_not_by_where_they_are_written() {
+        let dir = std::env::temp_dir().join(format!("weir-upstream-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, ca_pem()).expect("write CA");
+        let first = UpstreamTls::load(&settings(&ca, 3), false).expect("load");
+        let moved = UpstreamTls::load(&settings(&ca, 9), false).expect("load");
+        assert!(
+            first.same_settings(&moved),
+            "moving the tls entry changes nothing"
+        );
+        assert!(!first.same_settings(&UpstreamTls::load(&settings(&ca, 3), true).expect("h2")));
+        // The CA file rewritten under the same path (a CA rotation, then SIGHUP).
+        std::fs::write(&ca, ca_pem()).expect("rewrite CA");
+        let rotated = UpstreamTls::load(&settings(&ca, 3), false).expect("load");
+        assert!(
+            !first.same_settings(&rotated),
+            "a rotated CA must be taken up"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn backend_address_host_becomes_the_tls_name() {
