@@ -172,10 +172,14 @@ impl BackendRegistry {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.retain(|_, backend| {
-            table
+            let kept = table
                 .pools()
                 .iter()
-                .any(|p| p.backends().any(|b| Arc::ptr_eq(b, backend)))
+                .any(|p| p.backends().any(|b| Arc::ptr_eq(b, backend)));
+            if !kept {
+                backend.conns().retire();
+            }
+            kept
         });
         drop(map);
         let mut shared = match self.pools.lock() {

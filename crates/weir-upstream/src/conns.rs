@@ -56,6 +56,10 @@ struct Tagged {
     value: Arc<dyn Any + Send + Sync>,
 }
 
+/// [`Conns::current`] of a backend that left the configuration: no transport has it
+/// (identities count up from 1).
+const RETIRED: u64 = u64::MAX;
+
 /// One backend's idle connections (see the module docs).
 pub struct Conns {
     /// [`Transport::id`] of the newest table's transport for this backend's pool; 0
@@ -104,6 +108,15 @@ impl Conns {
         }
         self.clear();
         before != 0
+    }
+
+    /// The backend left the configuration: its idle connections are closed, and no
+    /// request still running on an older table pools one again (a long-lived tunnel
+    /// may keep the backend itself alive for hours, and the sweeper walks only the
+    /// current table).
+    pub fn retire(&self) {
+        self.current.store(RETIRED, Ordering::Release);
+        self.clear();
     }
 
     /// Closes every idle connection and drops the client state.

@@ -137,3 +137,28 @@ async fn client_state_is_shared_under_one_transport_and_replaced_under_another()
         "one type per slot"
     );
 }
+
+#[tokio::test]
+async fn a_retired_backend_closes_its_idle_connections_and_pools_no_more() {
+    let t = Transport::plain(false);
+    let conns = Conns::new();
+    conns.adopt(&t);
+    let (a, mut backend_a) = pair().await;
+    let (b, _kb) = pair().await;
+    conns.give_back(&t, a);
+    conns.retire();
+    assert_eq!(conns.idle(), 0);
+    // The backend sees its connection closed.
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut backend_a, &mut byte),
+    )
+    .await
+    .expect("EOF in time");
+    assert_eq!(read.expect("read"), 0, "closed by weir");
+    // A request still running on the old table gives its connection back: closed.
+    conns.give_back(&t, b);
+    assert_eq!(conns.idle(), 0, "a retired backend pools nothing");
+    assert!(conns.checkout(&t).is_none());
+}
