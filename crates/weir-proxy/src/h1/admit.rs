@@ -5,9 +5,10 @@
 use tokio::time::Instant;
 use weir_h1::{Method, Parsed, RequestHead, Version};
 
-use super::answer::{reply, Answer, RequestId};
+use super::answer::{reply, RequestId};
 use super::body;
 use super::buf::Buf;
+use super::refusal::Refusal;
 use super::request::{Next, Scratch};
 use super::server::{ClientStream, Ctx};
 use crate::http::host;
@@ -182,31 +183,27 @@ pub(super) fn target(head: &RequestHead, src: &[u8]) -> Result<Target, &'static 
 }
 
 /// Waits for the first body bytes (after `100 Continue` if the client asked for it);
-/// `Some` when the connection ends instead.
-#[allow(clippy::too_many_arguments)]
+/// the refusal when the connection ends or the body is late instead.
 pub(super) async fn first_bytes<S: ClientStream>(
     stream: &mut S,
     ctx: &Ctx,
     buf: &mut Buf,
-    sc: &mut Scratch,
-    id: &RequestId,
     version: Version,
     expect: bool,
     idle: std::time::Duration,
-    answer: &mut Answer<'_>,
-) -> Option<Next> {
+) -> Result<(), Refusal<'static>> {
     if expect && version == Version::Http11 && body::write(stream, CONTINUE, idle).await.is_err() {
-        return Some(Next::Close);
+        return Err(Refusal::Gone);
     }
     match super::within(idle, buf.read_from(stream)).await {
-        Ok(Ok(n)) if n > 0 => None,
+        Ok(Ok(n)) if n > 0 => Ok(()),
         Ok(_) => {
             tracing::debug!(peer = %ctx.peer, "client closed before its request body");
-            Some(Next::Close)
+            Err(Refusal::Gone)
         }
-        Err(_) => {
-            let msg = "request body did not arrive in time";
-            Some(reply(stream, ctx, sc, 408, msg, id, version, true, Some(answer)).await)
-        }
+        Err(_) => Err(Refusal::Close {
+            status: 408,
+            reason: "request body did not arrive in time",
+        }),
     }
 }

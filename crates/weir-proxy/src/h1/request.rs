@@ -1,5 +1,8 @@
-//! One request on a client connection: admit → route → pick → body → forward →
-//! respond, each early answer a short text of weir's own.
+//! One request on a client connection: admit → route → pick → prepare → forward →
+//! respond, one function each ([`admit`], [`route`], [`pick`], [`prepare`],
+//! [`forward_phase`], then [`respond`]); a phase that stops the request returns a
+//! [`Refusal`], which [`proxy`] turns into a short text answer of weir's own. The
+//! access-log line is written when the request's [`Answer`] is dropped, in [`handle`].
 //!
 //! The checks run in the order the hyper path applies them, so both give the same
 //! answers: the head's framing (in [`weir_h1`]), CONNECT (501), the target's form and
@@ -13,14 +16,15 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use tokio::time::Instant;
-use weir_balance::ListenerTable;
+use weir_balance::{Backend, InFlight, ListenerTable, Pool, Route};
 use weir_h1::{Framing, Method, RequestHead, ResponseHead, Version};
 
-use super::admit::{first_bytes, read_head, refuse, target};
-use super::answer::{bad_body, body_then_reply, reply, Answer, RequestId};
+use super::admit::{first_bytes, read_head, refuse, target, Target};
+use super::answer::{reply, Answer, RequestId};
 use super::body::{self, Dechunk, Sink};
 use super::buf::Buf;
-use super::exchange::{Exchange, Streamed};
+use super::exchange::{Answered, Exchange, Streamed};
+use super::refusal::Refusal;
 use super::respond::respond;
 use super::server::{ClientStream, Ctx};
 use super::upload::{Rest, Upload};
@@ -119,6 +123,9 @@ pub(crate) async fn handle<S: ClientStream>(
     next
 }
 
+/// The phases of one request, in order; each that can stop the request says why
+/// ([`Refusal`]) and the answer is written here, after the phase has let go of what
+/// it borrowed.
 #[allow(clippy::too_many_arguments)]
 async fn proxy<'t, S: ClientStream>(
     stream: &mut S,
@@ -132,39 +139,108 @@ async fn proxy<'t, S: ClientStream>(
 ) -> Next {
     let head = &sc.req;
     let version = head.version;
+    let admitted = admit(ctx, listener, head, buf.filled(), id, answer, served);
+    let Admitted {
+        mut keep,
+        owned,
+        host,
+        path,
+    } = match admitted {
+        Ok(a) => a,
+        // Admit refuses only with `Close`: `keep` is not looked at.
+        Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, false).await,
+    };
+    let route = match route(listener, owned.as_ref(), host, path, answer) {
+        Ok(route) => route,
+        Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
+    };
+    let pool = route.pool();
+    if pool_is_h2(pool) {
+        return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep)
+            .await;
+    }
+    let first = match pick(pool, id) {
+        Ok(first) => first,
+        Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
+    };
+    let idle = listener.timeouts().idle;
+    let prepared = match prepare(stream, ctx, buf, sc, id, owned.as_ref(), idle).await {
+        Ok(p) => p,
+        Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
+    };
+    let upgrade = prepared.upgrade;
+    let done = forward_phase(
+        stream, ctx, buf, sc, pool, first, prepared, idle, answer, keep,
+    )
+    .await;
+    let done = match done {
+        Ok(done) => done,
+        Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
+    };
+    if done.pending.is_none() && !done.body_done {
+        keep = false;
+    }
+    respond(
+        stream,
+        ctx,
+        buf,
+        sc,
+        id,
+        version,
+        keep,
+        upgrade,
+        done.answered,
+        done.in_flight,
+        pool,
+        idle,
+        answer,
+        done.pending,
+    )
+    .await
+}
+
+/// What admitting a request decided.
+struct Admitted<'b> {
+    /// Whether the connection may stay open after this request.
+    keep: bool,
+    /// The target and `Host` checked the slow way (absolute-form, unusual `Host`);
+    /// `None` on the fast path, whose route key is `host` and `path`.
+    owned: Option<Target>,
+    host: Option<&'b str>,
+    path: &'b str,
+}
+
+/// Admit: keep-alive, the target's form and the `Host` rules, and the access-log
+/// record (started before any refusal, so a refused request is logged too).
+fn admit<'b>(
+    ctx: &Ctx,
+    listener: &ListenerTable,
+    head: &RequestHead,
+    src: &'b [u8],
+    id: &RequestId,
+    answer: &mut Answer<'_>,
+    served: u64,
+) -> Result<Admitted<'b>, Refusal<'static>> {
+    let version = head.version;
     let method = head.method;
-    let head_len = head.len;
     let cap = ctx.limits.max_requests;
     let last = cap != 0 && served + 1 >= u64::from(cap);
-    let mut keep = !head.connection.close
+    let keep = !head.connection.close
         && (version == Version::Http11 || head.connection.keep_alive)
         && !last;
-    let fast = head.origin_path(buf.filled()).is_some() && head.host_count == 1;
+    let fast = head.origin_path(src).is_some() && head.host_count == 1;
     // The common case (origin-form, one valid Host) needs no allocation to route.
     let mut owned = None;
     let (route_host, path): (Option<&str>, &str) = if fast && method != Method::Connect {
-        let src = buf.filled();
-        let host_ok = head.host.is_some_and(|h| host::is_valid_host(h.of(src)));
-        let path = head
-            .origin_path(src)
-            .and_then(|p| std::str::from_utf8(p).ok());
-        let host = head
-            .host
-            .and_then(|h| std::str::from_utf8(h.of(src)).ok())
-            .map(|h| host::strip_root_dot(host::strip_port(h)));
-        match (host_ok, path) {
-            (true, Some(path)) => (host, path),
-            _ => {
-                owned = Some(target(head, src));
-                (None, "")
-            }
-        }
+        fast_key(head, src).unwrap_or_else(|| {
+            owned = Some(target(head, src));
+            (None, "")
+        })
     } else {
         (None, "")
     };
     if answer.access.is_none() && Access::enabled(listener.access_log()) {
-        let m = http::Method::from_bytes(head.method_span.of(buf.filled()))
-            .unwrap_or(http::Method::GET);
+        let m = http::Method::from_bytes(head.method_span.of(src)).unwrap_or(http::Method::GET);
         let (h, p) = match (&owned, fast) {
             (Some(Ok(t)), _) => (t.route_host.as_deref(), t.path.as_str()),
             (None, true) => (route_host, path),
@@ -184,57 +260,115 @@ async fn proxy<'t, S: ClientStream>(
     if method == Method::Connect {
         // weir is a reverse proxy and tunnels nothing on request. The client may
         // already be sending tunnel bytes: the connection closes.
-        let msg = "CONNECT is not supported";
-        return reply(stream, ctx, sc, 501, msg, id, version, true, Some(answer)).await;
+        return Err(Refusal::Close {
+            status: 501,
+            reason: "CONNECT is not supported",
+        });
     }
     if !fast && owned.is_none() {
-        owned = Some(target(&sc.req, buf.filled()));
+        owned = Some(target(head, src));
     }
     let owned = match owned {
         Some(Ok(t)) => Some(t),
         Some(Err(msg)) => {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused request target or host");
-            return reply(stream, ctx, sc, 400, msg, id, version, true, Some(answer)).await;
+            return Err(Refusal::Close {
+                status: 400,
+                reason: msg,
+            });
         }
         None => None,
     };
-    let (route_host, path) = match &owned {
+    Ok(Admitted {
+        keep,
+        owned,
+        host: route_host,
+        path,
+    })
+}
+
+/// The route key of an origin-form request with one valid `Host`, read from the head
+/// in place; `None` when the target needs the slow way ([`target`]).
+fn fast_key<'b>(head: &RequestHead, src: &'b [u8]) -> Option<(Option<&'b str>, &'b str)> {
+    let host_ok = head.host.is_some_and(|h| host::is_valid_host(h.of(src)));
+    let path = head
+        .origin_path(src)
+        .and_then(|p| std::str::from_utf8(p).ok());
+    let host = head
+        .host
+        .and_then(|h| std::str::from_utf8(h.of(src)).ok())
+        .map(|h| host::strip_root_dot(host::strip_port(h)));
+    match (host_ok, path) {
+        (true, Some(path)) => Some((host, path)),
+        _ => None,
+    }
+}
+
+/// Route: the listener's first route for the host and path; its metrics count the
+/// request from here on.
+fn route<'t>(
+    listener: &'t ListenerTable,
+    owned: Option<&Target>,
+    host: Option<&str>,
+    path: &str,
+    answer: &mut Answer<'t>,
+) -> Result<&'t Route, Refusal<'static>> {
+    let (host, path) = match owned {
         Some(t) => (t.route_host.as_deref(), t.path.as_str()),
-        None => (route_host, path),
+        None => (host, path),
     };
-    let Some(route) = listener.find_route(route_host, path) else {
-        let msg = "no route for this host and path";
-        return body_then_reply(stream, ctx, sc, buf, 404, msg, id, answer, keep).await;
+    let Some(route) = listener.find_route(host, path) else {
+        return Err(Refusal::Unread {
+            status: 404,
+            reason: "no route for this host and path",
+        });
     };
     answer.routed(route);
-    let pool = route.pool();
-    if pool_is_h2(pool) {
-        return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep)
-            .await;
-    }
+    Ok(route)
+}
+
+/// Pick: the first attempt's backend (the retries pick their own in `forward`).
+fn pick<'t>(pool: &'t Pool, id: &RequestId) -> Result<&'t Arc<Backend>, Refusal<'t>> {
     let Some(first) = pool.pick() else {
         tracing::debug!(
             pool = pool.name(),
             request_id = id.as_str(),
             "no backend up"
         );
-        let err = crate::http::UpstreamError::NoBackend {
-            pool: Arc::clone(pool.name_arc()),
-        };
-        if let Some(a) = answer.access.as_mut() {
-            a.error = Some(err.to_string());
-        }
-        let msg = err.reason(pool.name());
-        return body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep).await;
+        return Err(Refusal::NoBackend(pool));
     };
+    Ok(first)
+}
+
+/// A request ready for its first attempt: its head, and its body if held whole, in
+/// `sc.out`; `streamed` the rest of a body still to come.
+struct Prepared {
+    upgrade: bool,
+    streamed: Option<Rest>,
+    bytes_in: u64,
+}
+
+/// Prepare: the head for the backend, and the body held whole if it came with the
+/// head, else left to be streamed during the first attempt.
+async fn prepare<S: ClientStream>(
+    stream: &mut S,
+    ctx: &Ctx,
+    buf: &mut Buf,
+    sc: &mut Scratch,
+    id: &RequestId,
+    owned: Option<&Target>,
+    idle: std::time::Duration,
+) -> Result<Prepared, Refusal<'static>> {
     let head = &sc.req;
+    let version = head.version;
+    let head_len = head.len;
     let upgrade = version == Version::Http11 && head.upgrade.is_some() && head.connection.upgrade;
     let expect = head.expect_continue;
     let framing = head.framing;
     sc.out.clear();
     let fwd = Forwarding {
-        target: owned.as_ref().and_then(|t| t.origin.as_deref()),
-        host: owned.as_ref().and_then(|t| t.host.as_deref()),
+        target: owned.and_then(|t| t.origin.as_deref()),
+        host: owned.and_then(|t| t.host.as_deref()),
         request_id: id.as_bytes(),
         client_ip: ctx.client_ip.as_bytes(),
         is_tls: ctx.is_tls,
@@ -243,19 +377,13 @@ async fn proxy<'t, S: ClientStream>(
     write::request(head, buf.filled(), &fwd, &mut sc.out);
     buf.consume(head_len);
 
-    // The body: held whole if it came with the head, else streamed.
-    let idle = listener.timeouts().idle;
     let mut streamed: Option<Rest> = None;
     let mut bytes_in = 0u64;
     match framing {
         Framing::None | Framing::Close | Framing::Length(0) => {}
         Framing::Length(n) => {
             if buf.is_empty() {
-                if let Some(next) =
-                    first_bytes(stream, ctx, buf, sc, id, version, expect, idle, answer).await
-                {
-                    return next;
-                }
+                first_bytes(stream, ctx, buf, version, expect, idle).await?;
             }
             if buf.len() as u64 >= n {
                 let n = n as usize;
@@ -269,11 +397,7 @@ async fn proxy<'t, S: ClientStream>(
         }
         Framing::Chunked => {
             if buf.is_empty() {
-                if let Some(next) =
-                    first_bytes(stream, ctx, buf, sc, id, version, expect, idle, answer).await
-                {
-                    return next;
-                }
+                first_bytes(stream, ctx, buf, version, expect, idle).await?;
             }
             let mark = sc.out.len();
             let mut decoder = Dechunk::default();
@@ -287,13 +411,48 @@ async fn proxy<'t, S: ClientStream>(
                 }
                 Err(e) => {
                     tracing::debug!(peer = %ctx.peer, error = ?e, "invalid request body");
-                    return bad_body(stream, ctx, sc, id, version, answer).await;
+                    return Err(Refusal::BadBody);
                 }
             }
         }
     }
+    Ok(Prepared {
+        upgrade,
+        streamed,
+        bytes_in,
+    })
+}
+
+/// A backend's answer, ready to be sent on.
+struct Forwarded {
+    answered: Answered,
+    in_flight: InFlight,
+    /// The upload still going on beside the response (the response came first).
+    pending: Option<Upload>,
+    /// Whether the client's body was read to its end.
+    body_done: bool,
+}
+
+/// Forward: the attempts (retried where `http::forward` allows), the body's bytes and
+/// the retries recorded for the access log.
+#[allow(clippy::too_many_arguments)]
+async fn forward_phase<'t, S: ClientStream>(
+    stream: &mut S,
+    ctx: &Ctx,
+    buf: &mut Buf,
+    sc: &mut Scratch,
+    pool: &'t Pool,
+    first: &Arc<Backend>,
+    prepared: Prepared,
+    idle: std::time::Duration,
+    answer: &mut Answer<'_>,
+    keep: bool,
+) -> Result<Forwarded, Refusal<'t>> {
+    let Prepared {
+        streamed, bytes_in, ..
+    } = prepared;
+    let method = sc.req.method;
     let replayable = method.is_idempotent() && streamed.is_none();
-    let was_streamed = streamed.is_some();
     let Scratch {
         out, spare, resp, ..
     } = sc;
@@ -335,44 +494,25 @@ async fn proxy<'t, S: ClientStream>(
         }
         None => None,
     };
-    let (answered, in_flight) = match result {
-        Ok(ok) => ok,
+    match result {
+        Ok((answered, in_flight)) => Ok(Forwarded {
+            answered,
+            in_flight,
+            pending,
+            body_done,
+        }),
         Err(_) if client_failed => {
             tracing::debug!(peer = %ctx.peer, "request body failed while forwarding");
-            return bad_body(stream, ctx, sc, id, version, answer).await;
+            Err(Refusal::BadBody)
         }
-        Err(err) => {
-            crate::http::access::upstream_failed(
-                &err,
-                id.as_str(),
-                pool.name(),
-                answer.access.as_deref_mut(),
-            );
-            let close = !body_done || (was_streamed && !keep);
-            let msg = err.reason(pool.name());
-            let status = err.status().as_u16();
-            return reply(
-                stream,
-                ctx,
-                sc,
-                status,
-                &msg,
-                id,
-                version,
-                close || !keep,
-                Some(answer),
-            )
-            .await;
-        }
-    };
-    if pending.is_none() && !body_done {
-        keep = false;
+        // Closing when the body's end was not reached, or when the connection would
+        // close anyway (`!keep` covers a streamed body's `!keep` as well).
+        Err(err) => Err(Refusal::Upstream {
+            err,
+            pool,
+            close: !body_done || !keep,
+        }),
     }
-    respond(
-        stream, ctx, buf, sc, id, version, keep, upgrade, answered, in_flight, pool, idle, answer,
-        pending,
-    )
-    .await
 }
 
 /// Whether `pool` speaks HTTP/2 to its backends (`upstream_protocol: h2`).

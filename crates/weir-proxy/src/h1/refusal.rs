@@ -1,0 +1,110 @@
+//! Why weir answers a request itself ([`Refusal`]) and how that answer is written.
+//!
+//! Each phase of [`super::request`] says what stopped the request and leaves the
+//! writing to [`Refusal::answer`], so the phases read as decisions and every early
+//! answer (status, text, `Connection: close`, access-log fields) is written in one
+//! place. A refusal holds only `&'static` text and what the request already owned: it
+//! costs nothing more than the answer it replaces.
+
+use weir_balance::Pool;
+
+use super::answer::{bad_body, body_then_reply, reply, Answer, RequestId};
+use super::buf::Buf;
+use super::request::{Next, Scratch};
+use super::server::{ClientStream, Ctx};
+use crate::http::UpstreamError;
+
+/// What stopped a request before a backend's answer could be sent on.
+#[derive(Debug)]
+pub(super) enum Refusal<'t> {
+    /// Answered, then the connection closes: the bytes after the head cannot be told
+    /// apart from it (CONNECT, a bad target or `Host`, the body's late arrival).
+    Close { status: u16, reason: &'static str },
+    /// Answered before the body was read: it is skipped if already here and short
+    /// (the connection may stay open), else the connection closes.
+    Unread { status: u16, reason: &'static str },
+    /// The client's body was malformed or broke off: 400, and the connection closes.
+    BadBody,
+    /// No backend of the pool is up: 503, and the access log records the error.
+    NoBackend(&'t Pool),
+    /// The last attempt failed: its status and text, the warning line and the
+    /// access-log fields of [`crate::http::access::upstream_failed`].
+    Upstream {
+        err: UpstreamError,
+        pool: &'t Pool,
+        close: bool,
+    },
+    /// The client is gone (or could not be written to): closed without an answer.
+    Gone,
+}
+
+impl Refusal<'_> {
+    /// Writes the answer this refusal stands for; `keep` is whether the connection
+    /// could have stayed open had a backend answered.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn answer<S: ClientStream>(
+        self,
+        stream: &mut S,
+        ctx: &Ctx,
+        sc: &mut Scratch,
+        buf: &mut Buf,
+        id: &RequestId,
+        answer: &mut Answer<'_>,
+        keep: bool,
+    ) -> Next {
+        let version = sc.req.version;
+        match self {
+            Refusal::Close { status, reason } => {
+                reply(
+                    stream,
+                    ctx,
+                    sc,
+                    status,
+                    reason,
+                    id,
+                    version,
+                    true,
+                    Some(answer),
+                )
+                .await
+            }
+            Refusal::Unread { status, reason } => {
+                body_then_reply(stream, ctx, sc, buf, status, reason, id, answer, keep).await
+            }
+            Refusal::BadBody => bad_body(stream, ctx, sc, id, version, answer).await,
+            Refusal::NoBackend(pool) => {
+                let err = UpstreamError::NoBackend {
+                    pool: std::sync::Arc::clone(pool.name_arc()),
+                };
+                if let Some(a) = answer.access.as_mut() {
+                    a.error = Some(err.to_string());
+                }
+                let msg = err.reason(pool.name());
+                body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep).await
+            }
+            Refusal::Upstream { err, pool, close } => {
+                crate::http::access::upstream_failed(
+                    &err,
+                    id.as_str(),
+                    pool.name(),
+                    answer.access.as_deref_mut(),
+                );
+                let msg = err.reason(pool.name());
+                let status = err.status().as_u16();
+                reply(
+                    stream,
+                    ctx,
+                    sc,
+                    status,
+                    &msg,
+                    id,
+                    version,
+                    close,
+                    Some(answer),
+                )
+                .await
+            }
+            Refusal::Gone => Next::Close,
+        }
+    }
+}
