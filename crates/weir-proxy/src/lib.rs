@@ -22,6 +22,48 @@
 //! sweep.rs     the idle sweeper: pooled backend connections closed after their timeout
 //! ```
 //!
+//! # Life of a request
+//!
+//! Both HTTP paths run the same phases in the same order, one function each, so a
+//! question ("where is the 404 decided?", "when is the body read?") has one place to
+//! look. A phase that stops the request returns a typed `Refusal` (status, `&'static`
+//! reason, its metric and access-log effect); the phase's caller writes the answer.
+//!
+//! HTTP/1 clients, weir's own engine (`h1/`, from `h1/server.rs::serve`):
+//!
+//! ```text
+//! admit    h1/admit.rs::read_head      the head within its timeouts, codec refusals
+//!          h1/request.rs::handle       HTTP/1.0 chunked, the listener, the request id
+//!          h1/request.rs::admit        keep-alive, CONNECT, target and Host, access record
+//! route    h1/request.rs::route        the listener's route (404)
+//! pick     h1/request.rs::pick         the first backend (503)
+//! prepare  h1/request.rs::prepare      the backend's head, the body held or streamed
+//! forward  h1/request.rs::forward_phase  attempts and retries (http/forward.rs::forward,
+//!                                      one attempt: h1/exchange.rs); h2 pools go to
+//!                                      h1/hyper_bridge.rs::forward_h2 after route
+//! respond  h1/respond.rs::respond      the backend's answer sent on; 101 into a tunnel
+//! refusal  h1/refusal.rs::Refusal::answer  weir's own short text answer
+//! log      h1/answer.rs::Answer        metrics when the head is sent; the access-log
+//!                                      line when it drops (http/access.rs, Drop)
+//! ```
+//!
+//! HTTP/2 clients (and whatever hyper's server takes: TLS with ALPN h2, the h2c
+//! preface), `http/service.rs` from `http/mod.rs::serve_hyper`:
+//!
+//! ```text
+//! admit    http/service.rs::handle     the listener, the request id, access record
+//!          http/service.rs::admit      HTTP/1 framing, CONNECT, the Host rules
+//! route    http/service.rs::route      the listener's route (404)
+//! pick     http/service.rs::pick       the first backend (503)
+//! prepare  http/service.rs::prepare    the body's first frame (408, 400)
+//! forward  http/service.rs::forward    h1/from_h2.rs for HTTP/1 pools, hyper's
+//!                                      client (http/upstream.rs) for h2 pools
+//! respond  http/service.rs::respond    the backend's answer wrapped for hyper
+//! refusal  http/service.rs::Refusal::answer  weir's own short text answer
+//! log      http/service.rs::Answer::finish  metrics; the access-log record rides
+//!                                      the response body, logged when it ends
+//! ```
+//!
 //! Every connection to a backend (HTTP and TCP alike) is opened by its pool's transport
 //! (`weir_upstream::Transport`, part of the table, so a request connects with the
 //! settings of the table it was routed on), which the health probes use too; idle

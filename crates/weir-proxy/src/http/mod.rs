@@ -9,7 +9,7 @@
 //! turns into hyper's graceful shutdown (`Connection: close` on HTTP/1.1, GOAWAY on h2).
 //!
 //! ```text
-//! service.rs   route, pick, first body frame, retries, response wrapping
+//! service.rs   admit, route, pick, prepare (first body frame), forward, respond
 //! upstream.rs  hyper's per-backend HTTP/2 state, connect, handshakes
 //! forward.rs   attempts and retries (both engines), hyper's HTTP/2 attempt
 //! sender.rs    requests rewritten for shared HTTP/2 backend connections

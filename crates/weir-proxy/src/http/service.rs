@@ -1,4 +1,6 @@
-//! The per-request path: route, pick, read the first body frame, forward, wrap.
+//! The per-request path of hyper's server, in named phases: admit, route, pick,
+//! prepare (the first body frame), forward, respond; a phase that stops the request
+//! returns a `Refusal`, answered in one place.
 //!
 //! Runs once per request on every client connection, so it takes no lock and allocates
 //! only what hyper's types require: the table is an `ArcSwap` load, the pick works on
@@ -20,7 +22,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::{Backend, ListenerTable, Route};
+use weir_balance::{Backend, InFlight, ListenerTable, Route};
 use weir_telemetry::RouteMetrics;
 
 use super::access::Access;
@@ -181,7 +183,9 @@ impl<'t> Answer<'t> {
     }
 }
 
-/// Routes, picks, forwards; every answer weir gives itself is returned from here.
+/// The phases of one request, in order: admit, route, pick, prepare, forward, respond.
+/// A phase that stops the request returns a [`Refusal`]; it is answered here, where
+/// the request's guard is still held.
 async fn proxy<'t>(
     ctx: &ConnCtx,
     listener: &'t ListenerTable,
@@ -192,11 +196,84 @@ async fn proxy<'t>(
 ) -> Response<ResBody> {
     let version = req.version();
     let h1 = version != Version::HTTP_2;
+    let route = match admit(ctx, &req).and_then(|()| route(listener, &req, answer)) {
+        Ok(route) => route,
+        Err(r) => return r.answer(ctx, listener, id, guard, answer),
+    };
+    let pool = route.pool();
+    let first = match pick(pool, id) {
+        Ok(first) => first,
+        Err(r) => return r.answer(ctx, listener, id, guard, answer),
+    };
+    let prepared = match prepare(ctx, listener, req, answer).await {
+        Ok(p) => p,
+        Err(r) => return r.answer(ctx, listener, id, guard, answer),
+    };
+    match forward(ctx, pool, first, prepared, id, h1, answer).await {
+        Ok(forwarded) => respond(forwarded, pool, version, guard, answer),
+        Err(r) => r.answer(ctx, listener, id, guard, answer),
+    }
+}
+
+/// Why weir answers a request itself: what each phase decided, turned into the
+/// answer by [`Refusal::answer`]. Reasons are `&'static` text; an upstream error is
+/// the one the attempts already made.
+enum Refusal<'t> {
+    /// A short text answer; `close` ends an HTTP/1 client's connection after it.
+    Text {
+        status: StatusCode,
+        reason: &'static str,
+        close: bool,
+    },
+    /// An ambiguous HTTP/1 framing: 400, closing, and counted as a protocol error.
+    Framing(&'static str),
+    /// No backend of the pool is up: 503, and the access log records the error.
+    NoBackend(&'t weir_balance::Pool),
+    /// The last attempt failed (see [`failed`]).
+    Failed(&'t weir_balance::Pool, UpstreamError),
+}
+
+impl Refusal<'_> {
+    fn answer(
+        self,
+        ctx: &ConnCtx,
+        listener: &ListenerTable,
+        id: &HeaderValue,
+        guard: RequestGuard,
+        answer: &mut Answer<'_>,
+    ) -> Response<ResBody> {
+        match self {
+            Refusal::Text {
+                status,
+                reason,
+                close,
+            } => reply(status, reason, id, guard, close),
+            Refusal::Framing(msg) => {
+                protocol_error(listener);
+                reply(StatusCode::BAD_REQUEST, msg, id, guard, true)
+            }
+            Refusal::NoBackend(pool) => {
+                let err = UpstreamError::NoBackend {
+                    pool: Arc::clone(pool.name_arc()),
+                };
+                if let Some(a) = answer.access.as_mut() {
+                    a.error = Some(err.to_string());
+                }
+                reply(err.status(), err.reason(pool.name()), id, guard, false)
+            }
+            Refusal::Failed(pool, err) => failed(ctx, pool, id, guard, answer, err),
+        }
+    }
+}
+
+/// Admit: an HTTP/1 head's framing, CONNECT, the `Host` rules and the target's form.
+fn admit(ctx: &ConnCtx, req: &Request<Incoming>) -> Result<(), Refusal<'static>> {
+    let version = req.version();
+    let h1 = version != Version::HTTP_2;
     if h1 {
         if let Err(msg) = headers::check_framing(req.headers()) {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
-            protocol_error(listener);
-            return reply(StatusCode::BAD_REQUEST, msg, id, guard, h1);
+            return Err(Refusal::Framing(msg));
         }
     }
     if req.method() == Method::CONNECT {
@@ -204,49 +281,120 @@ async fn proxy<'t>(
         // resource of weir's supports CONNECT, and 405 would owe an `Allow` list. An
         // HTTP/1 connection is closed: the client may already be sending tunnel bytes,
         // which must never be read as a next request.
-        let msg = "CONNECT is not supported";
-        return reply(StatusCode::NOT_IMPLEMENTED, msg, id, guard, h1);
+        return Err(Refusal::Text {
+            status: StatusCode::NOT_IMPLEMENTED,
+            reason: "CONNECT is not supported",
+            close: h1,
+        });
     }
     let checked = host::check(version, req.uri(), req.headers())
         .and_then(|()| host::check_asterisk(req.method(), req.uri()));
     if let Err(msg) = checked {
         tracing::debug!(peer = %ctx.peer, reason = msg, "refused request host");
-        return reply(StatusCode::BAD_REQUEST, msg, id, guard, h1);
+        return Err(Refusal::Text {
+            status: StatusCode::BAD_REQUEST,
+            reason: msg,
+            close: h1,
+        });
     }
+    Ok(())
+}
 
+/// Route: the listener's first route for the host and path; its metrics count the
+/// request from here on.
+fn route<'t>(
+    listener: &'t ListenerTable,
+    req: &Request<Incoming>,
+    answer: &mut Answer<'t>,
+) -> Result<&'t Route, Refusal<'static>> {
     let host = host::request_host(req.uri(), req.headers());
     let Some(route) = listener.find_route(host, req.uri().path()) else {
-        let msg = "no route for this host and path";
-        return reply(StatusCode::NOT_FOUND, msg, id, guard, false);
+        return Err(Refusal::Text {
+            status: StatusCode::NOT_FOUND,
+            reason: "no route for this host and path",
+            close: false,
+        });
     };
     answer.routed(route);
-    let pool = route.pool();
-    let body_timeout = listener.timeouts().idle;
-    let Some(first) = pool.pick() else {
-        let err = UpstreamError::NoBackend {
-            pool: Arc::clone(pool.name_arc()),
-        };
-        tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
-        if let Some(a) = answer.access.as_mut() {
-            a.error = Some(err.to_string());
-        }
-        return reply(err.status(), err.reason(pool.name()), id, guard, false);
-    };
+    Ok(route)
+}
 
-    let upgrade = headers::is_upgrade(version, req.headers());
-    let (mut parts, body) = req.into_parts();
+/// Pick: the first attempt's backend (the retries pick their own).
+fn pick<'t>(
+    pool: &'t weir_balance::Pool,
+    id: &HeaderValue,
+) -> Result<&'t Arc<Backend>, Refusal<'t>> {
+    let Some(first) = pool.pick() else {
+        tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
+        return Err(Refusal::NoBackend(pool));
+    };
+    Ok(first)
+}
+
+/// A request ready for its attempts: its head, and its body's first frame read.
+struct Prepared {
+    parts: http::request::Parts,
+    source: BodySource,
+    upgrade: bool,
+}
+
+/// Prepare: the body's first frame, read before any backend is contacted.
+async fn prepare(
+    ctx: &ConnCtx,
+    listener: &ListenerTable,
+    req: Request<Incoming>,
+    answer: &Answer<'_>,
+) -> Result<Prepared, Refusal<'static>> {
+    let h1 = req.version() != Version::HTTP_2;
+    let body_timeout = listener.timeouts().idle;
+    let upgrade = headers::is_upgrade(req.version(), req.headers());
+    let (parts, body) = req.into_parts();
     let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
-    let source = match read_first_frame(body, body_timeout, counted).await {
-        Ok(source) => source,
-        Err(FirstFrame::Timeout) => {
-            let msg = "request body did not arrive in time";
-            return reply(StatusCode::REQUEST_TIMEOUT, msg, id, guard, h1);
-        }
+    match read_first_frame(body, body_timeout, counted).await {
+        Ok(source) => Ok(Prepared {
+            parts,
+            source,
+            upgrade,
+        }),
+        Err(FirstFrame::Timeout) => Err(Refusal::Text {
+            status: StatusCode::REQUEST_TIMEOUT,
+            reason: "request body did not arrive in time",
+            close: h1,
+        }),
         Err(FirstFrame::Invalid(e)) => {
             tracing::debug!(peer = %ctx.peer, error = %e, "invalid request body");
-            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
+            Err(Refusal::Text {
+                status: StatusCode::BAD_REQUEST,
+                reason: BAD_BODY,
+                close: h1,
+            })
         }
-    };
+    }
+}
+
+/// A backend's answer, from weir's HTTP/1 engine or hyper's HTTP/2 client.
+enum Forwarded {
+    H1(Response<crate::h1::H1Body>, Arc<Backend>),
+    Upstream(Response<Incoming>, InFlight),
+}
+
+/// Forward: the head written for the backend and the attempts, retried where
+/// [`upstream::forward`]'s rules allow, with weir's own HTTP/1 engine (see
+/// `crate::h1::from_h2`) or, for `upstream_protocol: h2` pools, hyper's client.
+async fn forward<'t>(
+    ctx: &ConnCtx,
+    pool: &'t Arc<weir_balance::Pool>,
+    first: &Arc<Backend>,
+    prepared: Prepared,
+    id: &HeaderValue,
+    h1: bool,
+    answer: &mut Answer<'_>,
+) -> Result<Forwarded, Refusal<'t>> {
+    let Prepared {
+        mut parts,
+        source,
+        upgrade,
+    } = prepared;
     if !crate::h1::pool_is_h2(pool) {
         let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
             client_ip: &ctx.client_ip,
@@ -256,7 +404,6 @@ async fn proxy<'t>(
         if direct.is_none() {
             headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
         }
-        // weir's own HTTP/1 engine to the backend (see `crate::h1::from_h2`).
         let mut retries = 0;
         let forwarded = match source {
             BodySource::Streaming(Some(body)) => {
@@ -281,18 +428,11 @@ async fn proxy<'t>(
         if let Some(a) = answer.access.as_mut() {
             a.retries = retries;
         }
-        let (mut response, backend) = match forwarded {
-            Ok(f) => f,
-            Err(err) => return failed(ctx, pool, id, guard, answer, err),
-        };
+        let (response, backend) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let msg = "backend switched protocols unasked";
-            return reply(StatusCode::BAD_GATEWAY, msg, id, guard, h1);
+            return Err(unasked_101(h1));
         }
-        answer.backend_answered(&backend, response.status());
-        *response.version_mut() = version;
-        let (parts, body) = response.into_parts();
-        return Response::from_parts(parts, ResBody::h1(body, guard));
+        return Ok(Forwarded::H1(response, backend));
     }
     headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     let mut out = HyperAttempt::new(Outgoing::new(
@@ -307,11 +447,7 @@ async fn proxy<'t>(
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
     }
-    let (response, in_flight) = match forwarded {
-        Ok(forwarded) => forwarded,
-        Err(err) => return failed(ctx, pool, id, guard, answer, err),
-    };
-
+    let (response, in_flight) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         // HTTP/2 has no Upgrade (RFC 9113 §8.6), and weir forwards none from an HTTP/2
         // client: a 101 was not asked for.
@@ -320,17 +456,45 @@ async fn proxy<'t>(
             backend = in_flight.backend().address(),
             "101 without an upgrade request"
         );
-        let msg = "backend switched protocols unasked";
-        return reply(StatusCode::BAD_GATEWAY, msg, id, guard, h1);
+        return Err(unasked_101(h1));
     }
+    Ok(Forwarded::Upstream(response, in_flight))
+}
 
-    answer.backend_answered(in_flight.backend(), response.status());
-    let (mut parts, body) = response.into_parts();
-    headers::prepare_response(&mut parts.headers, false);
-    parts.version = version;
-    let pool = Arc::clone(pool);
-    let body = ResBody::upstream(body, in_flight, pool, guard);
-    Response::from_parts(parts, body)
+/// A 101 the request did not ask for: 502.
+fn unasked_101(h1: bool) -> Refusal<'static> {
+    Refusal::Text {
+        status: StatusCode::BAD_GATEWAY,
+        reason: "backend switched protocols unasked",
+        close: h1,
+    }
+}
+
+/// Respond: the backend's answer counted and sent on in the client's version.
+fn respond(
+    forwarded: Forwarded,
+    pool: &Arc<weir_balance::Pool>,
+    version: Version,
+    guard: RequestGuard,
+    answer: &mut Answer<'_>,
+) -> Response<ResBody> {
+    match forwarded {
+        Forwarded::H1(mut response, backend) => {
+            answer.backend_answered(&backend, response.status());
+            *response.version_mut() = version;
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, ResBody::h1(body, guard))
+        }
+        Forwarded::Upstream(response, in_flight) => {
+            answer.backend_answered(in_flight.backend(), response.status());
+            let (mut parts, body) = response.into_parts();
+            headers::prepare_response(&mut parts.headers, false);
+            parts.version = version;
+            let pool = Arc::clone(pool);
+            let body = ResBody::upstream(body, in_flight, pool, guard);
+            Response::from_parts(parts, body)
+        }
+    }
 }
 
 /// Answers a request no backend answered: the client's own body failing is its 400,
