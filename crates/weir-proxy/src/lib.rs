@@ -34,11 +34,11 @@
 //! ```text
 //! admit    h1/admit.rs::read_head      the head within its timeouts, codec refusals
 //!          h1/request.rs::handle       HTTP/1.0 chunked, the listener, the request id
-//!          h1/request.rs::admit        keep-alive, CONNECT, target and Host, access record
-//! route    h1/request.rs::route        the listener's route (404)
-//! pick     h1/request.rs::pick         the first backend (503)
-//! prepare  h1/request.rs::prepare      the backend's head, the body held or streamed
-//! forward  h1/request.rs::forward_phase  attempts and retries (http/forward.rs::forward,
+//!          h1/phases.rs::admit         keep-alive, CONNECT, target and Host, access record
+//! route    h1/phases.rs::route         the listener's route (404)
+//! pick     h1/phases.rs::pick          the first backend (503)
+//! prepare  h1/phases.rs::prepare       the backend's head, the body held or streamed
+//! forward  h1/phases.rs::forward_phase  attempts and retries (http/forward.rs::forward,
 //!                                      one attempt: h1/exchange.rs); h2 pools go to
 //!                                      h1/hyper_bridge.rs::forward_h2 after route
 //! respond  h1/respond.rs::respond      the backend's answer sent on; 101 into a tunnel

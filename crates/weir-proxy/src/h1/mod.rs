@@ -17,7 +17,8 @@
 //!
 //! ```text
 //! server.rs    the connection loop: wait, read a head, answer, keep alive or close
-//! request.rs   one request: admit, route, pick, prepare, forward, respond
+//! request.rs   one request: its phases run in order, a refusal answered
+//! phases.rs    the phases: admit, route, pick, prepare, forward
 //! refusal.rs   why weir answers a request itself, and that answer written
 //! admit.rs     reading a head within its timeouts, refusals, target and Host rules
 //! answer.rs    request ids, what is recorded of an answer, weir's own answers
@@ -40,6 +41,7 @@ mod exchange;
 mod from_h2;
 mod h2_upload;
 mod hyper_bridge;
+mod phases;
 mod refusal;
 mod request;
 mod respond;

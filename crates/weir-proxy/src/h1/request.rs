@@ -1,8 +1,8 @@
 //! One request on a client connection: admit → route → pick → prepare → forward →
-//! respond, one function each ([`admit`], [`route`], [`pick`], [`prepare`],
-//! [`forward_phase`], then [`respond`]); a phase that stops the request returns a
-//! [`Refusal`], which [`proxy`] turns into a short text answer of weir's own. The
-//! access-log line is written when the request's [`Answer`] is dropped, in [`handle`].
+//! respond, one function each (in [`super::phases`], then [`respond`]). A phase that
+//! stops the request returns a [`Refusal`](super::refusal::Refusal), which [`proxy`]
+//! turns into a short text answer of weir's own. The access-log line is written when
+//! the request's [`Answer`] is dropped, in [`handle`].
 //!
 //! The checks run in the order the hyper path applies them, so both give the same
 //! answers: the head's framing (in [`weir_h1`]), CONNECT (501), the target's form and
@@ -14,23 +14,16 @@
 
 use std::sync::Arc;
 
-use http::HeaderValue;
 use tokio::time::Instant;
-use weir_balance::{Backend, InFlight, ListenerTable, Pool, Route};
-use weir_h1::{Framing, Method, RequestHead, ResponseHead, Version};
+use weir_balance::ListenerTable;
+use weir_h1::{Framing, RequestHead, ResponseHead, Version};
 
-use super::admit::{first_bytes, read_head, refuse, target, Target};
+use super::admit::{read_head, refuse};
 use super::answer::{reply, Answer, RequestId};
-use super::body::{self, Dechunk, Sink};
 use super::buf::Buf;
-use super::exchange::{Answered, Exchange, Streamed};
-use super::refusal::Refusal;
+use super::phases::{admit, forward_phase, pick, prepare, route, Admitted};
 use super::respond::respond;
 use super::server::{ClientStream, Ctx};
-use super::upload::{Rest, Upload};
-use super::write::{self, Forwarding};
-use crate::http::access::Access;
-use crate::http::{forward, host};
 
 pub(crate) const BAD_BODY: &str = "invalid request body";
 
@@ -124,8 +117,8 @@ pub(crate) async fn handle<S: ClientStream>(
 }
 
 /// The phases of one request, in order; each that can stop the request says why
-/// ([`Refusal`]) and the answer is written here, after the phase has let go of what
-/// it borrowed.
+/// ([`Refusal`](super::refusal::Refusal)) and the answer is written here, after the
+/// phase has let go of what it borrowed.
 #[allow(clippy::too_many_arguments)]
 async fn proxy<'t, S: ClientStream>(
     stream: &mut S,
@@ -197,322 +190,6 @@ async fn proxy<'t, S: ClientStream>(
         done.pending,
     )
     .await
-}
-
-/// What admitting a request decided.
-struct Admitted<'b> {
-    /// Whether the connection may stay open after this request.
-    keep: bool,
-    /// The target and `Host` checked the slow way (absolute-form, unusual `Host`);
-    /// `None` on the fast path, whose route key is `host` and `path`.
-    owned: Option<Target>,
-    host: Option<&'b str>,
-    path: &'b str,
-}
-
-/// Admit: keep-alive, the target's form and the `Host` rules, and the access-log
-/// record (started before any refusal, so a refused request is logged too).
-fn admit<'b>(
-    ctx: &Ctx,
-    listener: &ListenerTable,
-    head: &RequestHead,
-    src: &'b [u8],
-    id: &RequestId,
-    answer: &mut Answer<'_>,
-    served: u64,
-) -> Result<Admitted<'b>, Refusal<'static>> {
-    let version = head.version;
-    let method = head.method;
-    let cap = ctx.limits.max_requests;
-    let last = cap != 0 && served + 1 >= u64::from(cap);
-    let keep = !head.connection.close
-        && (version == Version::Http11 || head.connection.keep_alive)
-        && !last;
-    let fast = head.origin_path(src).is_some() && head.host_count == 1;
-    // The common case (origin-form, one valid Host) needs no allocation to route.
-    let mut owned = None;
-    let (route_host, path): (Option<&str>, &str) = if fast && method != Method::Connect {
-        fast_key(head, src).unwrap_or_else(|| {
-            owned = Some(target(head, src));
-            (None, "")
-        })
-    } else {
-        (None, "")
-    };
-    if answer.access.is_none() && Access::enabled(listener.access_log()) {
-        let m = http::Method::from_bytes(head.method_span.of(src)).unwrap_or(http::Method::GET);
-        let (h, p) = match (&owned, fast) {
-            (Some(Ok(t)), _) => (t.route_host.as_deref(), t.path.as_str()),
-            (None, true) => (route_host, path),
-            _ => (None, ""),
-        };
-        let hv = HeaderValue::from_bytes(id.as_bytes()).unwrap_or(HeaderValue::from_static("-"));
-        answer.access = Some(Access::record(
-            answer.start,
-            ctx.peer,
-            listener.name_arc(),
-            hv,
-            m,
-            h,
-            p,
-        ));
-    }
-    if method == Method::Connect {
-        // weir is a reverse proxy and tunnels nothing on request. The client may
-        // already be sending tunnel bytes: the connection closes.
-        return Err(Refusal::Close {
-            status: 501,
-            reason: "CONNECT is not supported",
-        });
-    }
-    if !fast && owned.is_none() {
-        owned = Some(target(head, src));
-    }
-    let owned = match owned {
-        Some(Ok(t)) => Some(t),
-        Some(Err(msg)) => {
-            tracing::debug!(peer = %ctx.peer, reason = msg, "refused request target or host");
-            return Err(Refusal::Close {
-                status: 400,
-                reason: msg,
-            });
-        }
-        None => None,
-    };
-    Ok(Admitted {
-        keep,
-        owned,
-        host: route_host,
-        path,
-    })
-}
-
-/// The route key of an origin-form request with one valid `Host`, read from the head
-/// in place; `None` when the target needs the slow way ([`target`]).
-fn fast_key<'b>(head: &RequestHead, src: &'b [u8]) -> Option<(Option<&'b str>, &'b str)> {
-    let host_ok = head.host.is_some_and(|h| host::is_valid_host(h.of(src)));
-    let path = head
-        .origin_path(src)
-        .and_then(|p| std::str::from_utf8(p).ok());
-    let host = head
-        .host
-        .and_then(|h| std::str::from_utf8(h.of(src)).ok())
-        .map(|h| host::strip_root_dot(host::strip_port(h)));
-    match (host_ok, path) {
-        (true, Some(path)) => Some((host, path)),
-        _ => None,
-    }
-}
-
-/// Route: the listener's first route for the host and path; its metrics count the
-/// request from here on.
-fn route<'t>(
-    listener: &'t ListenerTable,
-    owned: Option<&Target>,
-    host: Option<&str>,
-    path: &str,
-    answer: &mut Answer<'t>,
-) -> Result<&'t Route, Refusal<'static>> {
-    let (host, path) = match owned {
-        Some(t) => (t.route_host.as_deref(), t.path.as_str()),
-        None => (host, path),
-    };
-    let Some(route) = listener.find_route(host, path) else {
-        return Err(Refusal::Unread {
-            status: 404,
-            reason: "no route for this host and path",
-        });
-    };
-    answer.routed(route);
-    Ok(route)
-}
-
-/// Pick: the first attempt's backend (the retries pick their own in `forward`).
-fn pick<'t>(pool: &'t Pool, id: &RequestId) -> Result<&'t Arc<Backend>, Refusal<'t>> {
-    let Some(first) = pool.pick() else {
-        tracing::debug!(
-            pool = pool.name(),
-            request_id = id.as_str(),
-            "no backend up"
-        );
-        return Err(Refusal::NoBackend(pool));
-    };
-    Ok(first)
-}
-
-/// A request ready for its first attempt: its head, and its body if held whole, in
-/// `sc.out`; `streamed` the rest of a body still to come.
-struct Prepared {
-    upgrade: bool,
-    streamed: Option<Rest>,
-    bytes_in: u64,
-}
-
-/// Prepare: the head for the backend, and the body held whole if it came with the
-/// head, else left to be streamed during the first attempt.
-async fn prepare<S: ClientStream>(
-    stream: &mut S,
-    ctx: &Ctx,
-    buf: &mut Buf,
-    sc: &mut Scratch,
-    id: &RequestId,
-    owned: Option<&Target>,
-    idle: std::time::Duration,
-) -> Result<Prepared, Refusal<'static>> {
-    let head = &sc.req;
-    let version = head.version;
-    let head_len = head.len;
-    let upgrade = version == Version::Http11 && head.upgrade.is_some() && head.connection.upgrade;
-    let expect = head.expect_continue;
-    let framing = head.framing;
-    sc.out.clear();
-    let fwd = Forwarding {
-        target: owned.and_then(|t| t.origin.as_deref()),
-        host: owned.and_then(|t| t.host.as_deref()),
-        request_id: id.as_bytes(),
-        client_ip: ctx.client_ip.as_bytes(),
-        is_tls: ctx.is_tls,
-        upgrade,
-    };
-    write::request(head, buf.filled(), &fwd, &mut sc.out);
-    buf.consume(head_len);
-
-    let mut streamed: Option<Rest> = None;
-    let mut bytes_in = 0u64;
-    match framing {
-        Framing::None | Framing::Close | Framing::Length(0) => {}
-        Framing::Length(n) => {
-            if buf.is_empty() {
-                first_bytes(stream, ctx, buf, version, expect, idle).await?;
-            }
-            if buf.len() as u64 >= n {
-                let n = n as usize;
-                sc.out
-                    .extend_from_slice(buf.filled().get(..n).unwrap_or_default());
-                buf.consume(n);
-                bytes_in = n as u64;
-            } else {
-                streamed = Some(Rest::Length(n));
-            }
-        }
-        Framing::Chunked => {
-            if buf.is_empty() {
-                first_bytes(stream, ctx, buf, version, expect, idle).await?;
-            }
-            let mark = sc.out.len();
-            let mut decoder = Dechunk::default();
-            let sink = Sink::Chunked { trailers: true };
-            match body::decode(&mut decoder, buf.filled(), &mut sc.out, sink, &mut bytes_in) {
-                Ok((n, true)) => buf.consume(n),
-                Ok((_, false)) => {
-                    sc.out.truncate(mark);
-                    bytes_in = 0;
-                    streamed = Some(Rest::Chunked(Dechunk::default()));
-                }
-                Err(e) => {
-                    tracing::debug!(peer = %ctx.peer, error = ?e, "invalid request body");
-                    return Err(Refusal::BadBody);
-                }
-            }
-        }
-    }
-    Ok(Prepared {
-        upgrade,
-        streamed,
-        bytes_in,
-    })
-}
-
-/// A backend's answer, ready to be sent on.
-struct Forwarded {
-    answered: Answered,
-    in_flight: InFlight,
-    /// The upload still going on beside the response (the response came first).
-    pending: Option<Upload>,
-    /// Whether the client's body was read to its end.
-    body_done: bool,
-}
-
-/// Forward: the attempts (retried where `http::forward` allows), the body's bytes and
-/// the retries recorded for the access log.
-#[allow(clippy::too_many_arguments)]
-async fn forward_phase<'t, S: ClientStream>(
-    stream: &mut S,
-    ctx: &Ctx,
-    buf: &mut Buf,
-    sc: &mut Scratch,
-    pool: &'t Pool,
-    first: &Arc<Backend>,
-    prepared: Prepared,
-    idle: std::time::Duration,
-    answer: &mut Answer<'_>,
-    keep: bool,
-) -> Result<Forwarded, Refusal<'t>> {
-    let Prepared {
-        streamed, bytes_in, ..
-    } = prepared;
-    let method = sc.req.method;
-    let replayable = method.is_idempotent() && streamed.is_none();
-    let Scratch {
-        out, spare, resp, ..
-    } = sc;
-    let mut ex = Exchange {
-        wire: out,
-        body: streamed.map(|rest| Streamed {
-            client: &mut *stream,
-            buf: &mut *buf,
-            upload: Upload::new(rest, std::mem::take(spare), idle),
-            started: false,
-        }),
-        frames: None,
-        method,
-        replayable,
-        head: resp,
-        client_failed: false,
-    };
-    let mut retries = 0;
-    let result = forward(pool, first, &mut ex, &mut retries).await;
-    let client_failed = ex.client_failed;
-    // The upload goes on beside the response when the response came first.
-    let upload = ex.body.take().map(|b| b.upload);
-    drop(ex);
-    let body_done = !client_failed && upload.as_ref().is_none_or(|u| u.done);
-    if let Some(a) = answer.access.as_mut() {
-        a.retries = retries;
-        a.bytes_in
-            .fetch_add(bytes_in, std::sync::atomic::Ordering::Relaxed);
-    }
-    let pending = match upload {
-        Some(u) if !u.done && result.is_ok() => Some(u),
-        Some(u) => {
-            if let Some(a) = answer.access.as_mut() {
-                a.bytes_in
-                    .fetch_add(u.moved, std::sync::atomic::Ordering::Relaxed);
-            }
-            sc.spare = u.into_buffer();
-            None
-        }
-        None => None,
-    };
-    match result {
-        Ok((answered, in_flight)) => Ok(Forwarded {
-            answered,
-            in_flight,
-            pending,
-            body_done,
-        }),
-        Err(_) if client_failed => {
-            tracing::debug!(peer = %ctx.peer, "request body failed while forwarding");
-            Err(Refusal::BadBody)
-        }
-        // Closing when the body's end was not reached, or when the connection would
-        // close anyway (`!keep` covers a streamed body's `!keep` as well).
-        Err(err) => Err(Refusal::Upstream {
-            err,
-            pool,
-            close: !body_done || !keep,
-        }),
-    }
 }
 
 /// Whether `pool` speaks HTTP/2 to its backends (`upstream_protocol: h2`).
