@@ -48,18 +48,18 @@
 //! ```
 //!
 //! HTTP/2 clients (and whatever hyper's server takes: TLS with ALPN h2, the h2c
-//! preface), `http/service.rs` from `http/mod.rs::serve_hyper`:
+//! preface), `http/service.rs` and `http/phases.rs`, from `http/mod.rs::serve_hyper`:
 //!
 //! ```text
 //! admit    http/service.rs::handle     the listener, the request id, access record
-//!          http/service.rs::admit      HTTP/1 framing, CONNECT, the Host rules
-//! route    http/service.rs::route      the listener's route (404)
-//! pick     http/service.rs::pick       the first backend (503)
-//! prepare  http/service.rs::prepare    the body's first frame (408, 400)
-//! forward  http/service.rs::forward    h1/from_h2.rs for HTTP/1 pools, hyper's
+//!          http/phases.rs::admit       HTTP/1 framing, CONNECT, the Host rules
+//! route    http/phases.rs::route       the listener's route (404)
+//! pick     http/phases.rs::pick        the first backend (503)
+//! prepare  http/phases.rs::prepare     the body's first frame (408, 400)
+//! forward  http/phases.rs::forward     h1/from_h2.rs for HTTP/1 pools, hyper's
 //!                                      client (http/upstream.rs) for h2 pools
-//! respond  http/service.rs::respond    the backend's answer wrapped for hyper
-//! refusal  http/service.rs::Refusal::answer  weir's own short text answer
+//! respond  http/phases.rs::respond     the backend's answer wrapped for hyper
+//! refusal  http/phases.rs::Refusal::answer  weir's own short text answer
 //! log      http/service.rs::Answer::finish  metrics; the access-log record rides
 //!                                      the response body, logged when it ends
 //! ```

@@ -9,7 +9,8 @@
 //! turns into hyper's graceful shutdown (`Connection: close` on HTTP/1.1, GOAWAY on h2).
 //!
 //! ```text
-//! service.rs   admit, route, pick, prepare (first body frame), forward, respond
+//! service.rs   one request: its phases run in order, a refusal answered
+//! phases.rs    the phases: admit, route, pick, prepare (first body frame), forward, respond
 //! upstream.rs  hyper's per-backend HTTP/2 state, connect, handshakes
 //! forward.rs   attempts and retries (both engines), hyper's HTTP/2 attempt
 //! sender.rs    requests rewritten for shared HTTP/2 backend connections
@@ -28,6 +29,7 @@ mod forward;
 pub(crate) mod headers;
 pub(crate) mod host;
 mod limits;
+mod phases;
 pub(crate) mod request_id;
 mod sender;
 mod service;

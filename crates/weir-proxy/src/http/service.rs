@@ -17,26 +17,26 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::{Backend, InFlight, ListenerTable, Route};
+use weir_balance::{Backend, ListenerTable, Route};
 use weir_telemetry::RouteMetrics;
 
 use super::access::Access;
 use super::body::{ReqBody, ResBody};
-use super::error::UpstreamError;
+use super::phases::{admit, forward, pick, prepare, respond, route};
 use super::request_id::{self, X_REQUEST_ID};
-use super::upstream::{self, BodySource, HyperAttempt, Outgoing};
-use super::{headers, host, ConnCtx};
+use super::upstream::BodySource;
+use super::{headers, ConnCtx};
 use crate::io::RequestGuard;
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 const KEEP_ALIVE: HeaderValue = HeaderValue::from_static("keep-alive");
-const BAD_BODY: &str = "invalid request body";
+pub(super) const BAD_BODY: &str = "invalid request body";
 
 /// Answers one client request, and records it: latency and request counters of its
 /// route, and the access-log record when the listener has one.
@@ -109,7 +109,7 @@ pub(crate) async fn handle(
 /// `weir_http_protocol_errors_total` (an unparsable one is counted as its connection
 /// ends; this one ends without a hyper error).
 #[cold]
-fn protocol_error(listener: &ListenerTable) {
+pub(super) fn protocol_error(listener: &ListenerTable) {
     if let Some(m) = listener.metrics() {
         m.protocol_error();
     }
@@ -137,18 +137,18 @@ fn http10_connection(resp: &mut Response<ResBody>, wants_keep_alive: bool) {
 }
 
 /// How a request was answered, for its metrics and access-log record.
-struct Answer<'t> {
+pub(super) struct Answer<'t> {
     /// The matched route's metrics; the listener's `pool="none"` ones until a route
     /// matched.
     route: Option<&'t RouteMetrics>,
     /// Whether a backend's response was counted (else weir answered itself).
     counted: bool,
-    access: Option<Box<Access>>,
+    pub(super) access: Option<Box<Access>>,
 }
 
 impl<'t> Answer<'t> {
     /// The request matched `route` of `pool`.
-    fn routed(&mut self, route: &'t Route) {
+    pub(super) fn routed(&mut self, route: &'t Route) {
         self.route = route.metrics();
         if let Some(a) = self.access.as_mut() {
             a.pool = Some(Arc::clone(route.pool().name_arc()));
@@ -156,7 +156,7 @@ impl<'t> Answer<'t> {
     }
 
     /// `backend` answered with `status`; its response goes to the client.
-    fn backend_answered(&mut self, backend: &Backend, status: StatusCode) {
+    pub(super) fn backend_answered(&mut self, backend: &Backend, status: StatusCode) {
         if let (Some(route), Some(m)) = (self.route, backend.metrics()) {
             route.count(m, status.as_u16());
             self.counted = true;
@@ -184,7 +184,8 @@ impl<'t> Answer<'t> {
 }
 
 /// The phases of one request, in order: admit, route, pick, prepare, forward, respond.
-/// A phase that stops the request returns a [`Refusal`]; it is answered here, where
+/// A phase that stops the request returns a [`Refusal`](super::phases::Refusal); it
+/// is answered here, where
 /// the request's guard is still held.
 async fn proxy<'t>(
     ctx: &ConnCtx,
@@ -215,311 +216,7 @@ async fn proxy<'t>(
     }
 }
 
-/// Why weir answers a request itself: what each phase decided, turned into the
-/// answer by [`Refusal::answer`]. Reasons are `&'static` text; an upstream error is
-/// the one the attempts already made.
-enum Refusal<'t> {
-    /// A short text answer; `close` ends an HTTP/1 client's connection after it.
-    Text {
-        status: StatusCode,
-        reason: &'static str,
-        close: bool,
-    },
-    /// An ambiguous HTTP/1 framing: 400, closing, and counted as a protocol error.
-    Framing(&'static str),
-    /// No backend of the pool is up: 503, and the access log records the error.
-    NoBackend(&'t weir_balance::Pool),
-    /// The last attempt failed (see [`failed`]).
-    Failed(&'t weir_balance::Pool, UpstreamError),
-}
-
-impl Refusal<'_> {
-    fn answer(
-        self,
-        ctx: &ConnCtx,
-        listener: &ListenerTable,
-        id: &HeaderValue,
-        guard: RequestGuard,
-        answer: &mut Answer<'_>,
-    ) -> Response<ResBody> {
-        match self {
-            Refusal::Text {
-                status,
-                reason,
-                close,
-            } => reply(status, reason, id, guard, close),
-            Refusal::Framing(msg) => {
-                protocol_error(listener);
-                reply(StatusCode::BAD_REQUEST, msg, id, guard, true)
-            }
-            Refusal::NoBackend(pool) => {
-                let err = UpstreamError::NoBackend {
-                    pool: Arc::clone(pool.name_arc()),
-                };
-                if let Some(a) = answer.access.as_mut() {
-                    a.error = Some(err.to_string());
-                }
-                reply(err.status(), err.reason(pool.name()), id, guard, false)
-            }
-            Refusal::Failed(pool, err) => failed(ctx, pool, id, guard, answer, err),
-        }
-    }
-}
-
-/// Admit: an HTTP/1 head's framing, CONNECT, the `Host` rules and the target's form.
-fn admit(ctx: &ConnCtx, req: &Request<Incoming>) -> Result<(), Refusal<'static>> {
-    let version = req.version();
-    let h1 = version != Version::HTTP_2;
-    if h1 {
-        if let Err(msg) = headers::check_framing(req.headers()) {
-            tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
-            return Err(Refusal::Framing(msg));
-        }
-    }
-    if req.method() == Method::CONNECT {
-        // weir is a reverse proxy and tunnels nothing on request. 501, not 405: no
-        // resource of weir's supports CONNECT, and 405 would owe an `Allow` list. An
-        // HTTP/1 connection is closed: the client may already be sending tunnel bytes,
-        // which must never be read as a next request.
-        return Err(Refusal::Text {
-            status: StatusCode::NOT_IMPLEMENTED,
-            reason: "CONNECT is not supported",
-            close: h1,
-        });
-    }
-    let checked = host::check(version, req.uri(), req.headers())
-        .and_then(|()| host::check_asterisk(req.method(), req.uri()));
-    if let Err(msg) = checked {
-        tracing::debug!(peer = %ctx.peer, reason = msg, "refused request host");
-        return Err(Refusal::Text {
-            status: StatusCode::BAD_REQUEST,
-            reason: msg,
-            close: h1,
-        });
-    }
-    Ok(())
-}
-
-/// Route: the listener's first route for the host and path; its metrics count the
-/// request from here on.
-fn route<'t>(
-    listener: &'t ListenerTable,
-    req: &Request<Incoming>,
-    answer: &mut Answer<'t>,
-) -> Result<&'t Route, Refusal<'static>> {
-    let host = host::request_host(req.uri(), req.headers());
-    let Some(route) = listener.find_route(host, req.uri().path()) else {
-        return Err(Refusal::Text {
-            status: StatusCode::NOT_FOUND,
-            reason: "no route for this host and path",
-            close: false,
-        });
-    };
-    answer.routed(route);
-    Ok(route)
-}
-
-/// Pick: the first attempt's backend (the retries pick their own).
-fn pick<'t>(
-    pool: &'t weir_balance::Pool,
-    id: &HeaderValue,
-) -> Result<&'t Arc<Backend>, Refusal<'t>> {
-    let Some(first) = pool.pick() else {
-        tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
-        return Err(Refusal::NoBackend(pool));
-    };
-    Ok(first)
-}
-
-/// A request ready for its attempts: its head, and its body's first frame read.
-struct Prepared {
-    parts: http::request::Parts,
-    source: BodySource,
-    upgrade: bool,
-}
-
-/// Prepare: the body's first frame, read before any backend is contacted.
-async fn prepare(
-    ctx: &ConnCtx,
-    listener: &ListenerTable,
-    req: Request<Incoming>,
-    answer: &Answer<'_>,
-) -> Result<Prepared, Refusal<'static>> {
-    let h1 = req.version() != Version::HTTP_2;
-    let body_timeout = listener.timeouts().idle;
-    let upgrade = headers::is_upgrade(req.version(), req.headers());
-    let (parts, body) = req.into_parts();
-    let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
-    match read_first_frame(body, body_timeout, counted).await {
-        Ok(source) => Ok(Prepared {
-            parts,
-            source,
-            upgrade,
-        }),
-        Err(FirstFrame::Timeout) => Err(Refusal::Text {
-            status: StatusCode::REQUEST_TIMEOUT,
-            reason: "request body did not arrive in time",
-            close: h1,
-        }),
-        Err(FirstFrame::Invalid(e)) => {
-            tracing::debug!(peer = %ctx.peer, error = %e, "invalid request body");
-            Err(Refusal::Text {
-                status: StatusCode::BAD_REQUEST,
-                reason: BAD_BODY,
-                close: h1,
-            })
-        }
-    }
-}
-
-/// A backend's answer, from weir's HTTP/1 engine or hyper's HTTP/2 client.
-enum Forwarded {
-    H1(Response<crate::h1::H1Body>, Arc<Backend>),
-    Upstream(Response<Incoming>, InFlight),
-}
-
-/// Forward: the head written for the backend and the attempts, retried where
-/// [`upstream::forward`]'s rules allow, with weir's own HTTP/1 engine (see
-/// `crate::h1::from_h2`) or, for `upstream_protocol: h2` pools, hyper's client.
-async fn forward<'t>(
-    ctx: &ConnCtx,
-    pool: &'t Arc<weir_balance::Pool>,
-    first: &Arc<Backend>,
-    prepared: Prepared,
-    id: &HeaderValue,
-    h1: bool,
-    answer: &mut Answer<'_>,
-) -> Result<Forwarded, Refusal<'t>> {
-    let Prepared {
-        mut parts,
-        source,
-        upgrade,
-    } = prepared;
-    if !crate::h1::pool_is_h2(pool) {
-        let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
-            client_ip: &ctx.client_ip,
-            request_id: id,
-            is_tls: ctx.is_tls,
-        });
-        if direct.is_none() {
-            headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
-        }
-        let mut retries = 0;
-        let forwarded = match source {
-            BodySource::Streaming(Some(body)) => {
-                let mut wire = Vec::with_capacity(1024);
-                let framing = crate::h1::wire_streamed(&parts, direct, &mut wire);
-                let upload = crate::h1::FrameUpload::new(body, framing);
-                crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, &mut retries)
-                    .await
-            }
-            // Trailers alone after an empty body are dropped, as hyper's client did (it
-            // sent them only on a chunked body, and weir strips `Trailer`).
-            source => {
-                let data = match source {
-                    BodySource::Buffered { data, .. } => data,
-                    _ => Bytes::new(),
-                };
-                let mut wire = Vec::with_capacity(1024 + data.len());
-                crate::h1::wire(&parts, direct, &data, &mut wire);
-                crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await
-            }
-        };
-        if let Some(a) = answer.access.as_mut() {
-            a.retries = retries;
-        }
-        let (response, backend) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(unasked_101(h1));
-        }
-        return Ok(Forwarded::H1(response, backend));
-    }
-    headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
-    let mut out = HyperAttempt::new(Outgoing::new(
-        parts.method,
-        parts.uri,
-        parts.headers,
-        source,
-    ));
-
-    let mut retries = 0;
-    let forwarded = upstream::forward(pool, first, &mut out, &mut retries).await;
-    if let Some(a) = answer.access.as_mut() {
-        a.retries = retries;
-    }
-    let (response, in_flight) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        // HTTP/2 has no Upgrade (RFC 9113 §8.6), and weir forwards none from an HTTP/2
-        // client: a 101 was not asked for.
-        tracing::debug!(
-            pool = pool.name(),
-            backend = in_flight.backend().address(),
-            "101 without an upgrade request"
-        );
-        return Err(unasked_101(h1));
-    }
-    Ok(Forwarded::Upstream(response, in_flight))
-}
-
-/// A 101 the request did not ask for: 502.
-fn unasked_101(h1: bool) -> Refusal<'static> {
-    Refusal::Text {
-        status: StatusCode::BAD_GATEWAY,
-        reason: "backend switched protocols unasked",
-        close: h1,
-    }
-}
-
-/// Respond: the backend's answer counted and sent on in the client's version.
-fn respond(
-    forwarded: Forwarded,
-    pool: &Arc<weir_balance::Pool>,
-    version: Version,
-    guard: RequestGuard,
-    answer: &mut Answer<'_>,
-) -> Response<ResBody> {
-    match forwarded {
-        Forwarded::H1(mut response, backend) => {
-            answer.backend_answered(&backend, response.status());
-            *response.version_mut() = version;
-            let (parts, body) = response.into_parts();
-            Response::from_parts(parts, ResBody::h1(body, guard))
-        }
-        Forwarded::Upstream(response, in_flight) => {
-            answer.backend_answered(in_flight.backend(), response.status());
-            let (mut parts, body) = response.into_parts();
-            headers::prepare_response(&mut parts.headers, false);
-            parts.version = version;
-            let pool = Arc::clone(pool);
-            let body = ResBody::upstream(body, in_flight, pool, guard);
-            Response::from_parts(parts, body)
-        }
-    }
-}
-
-/// Answers a request no backend answered: the client's own body failing is its 400,
-/// anything else the error's status with a generic reason; the detail goes to the log
-/// and the access log under the request id.
-fn failed(
-    ctx: &ConnCtx,
-    pool: &weir_balance::Pool,
-    id: &HeaderValue,
-    guard: RequestGuard,
-    answer: &mut Answer<'_>,
-    err: UpstreamError,
-) -> Response<ResBody> {
-    if let UpstreamError::Reset { source, .. } = &err {
-        if source.is_user() {
-            // The client's own body failed mid-stream (bad chunk, early close).
-            tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
-            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, false);
-        }
-    }
-    super::access::upstream_failed(&err, log_id(id), pool.name(), answer.access.as_deref_mut());
-    reply(err.status(), err.reason(pool.name()), id, guard, false)
-}
-
-enum FirstFrame {
+pub(super) enum FirstFrame {
     Timeout,
     Invalid(hyper::Error),
 }
@@ -528,7 +225,7 @@ enum FirstFrame {
 /// body is refused here, and a body that fits in one frame can be replayed on retry.
 ///
 /// `counted` (access log on) receives the body bytes that are passed on.
-async fn read_first_frame(
+pub(super) async fn read_first_frame(
     mut body: Incoming,
     limit: Duration,
     counted: Option<Arc<AtomicU64>>,
@@ -568,7 +265,7 @@ async fn read_first_frame(
 /// A short text response written by weir: `{status}: {reason}` and the request id, so a
 /// client's error report leads to the log line with the detail. `close` asks an HTTP/1
 /// client to reconnect: after a framing error the rest of its stream cannot be trusted.
-fn reply(
+pub(super) fn reply(
     status: StatusCode,
     reason: impl std::fmt::Display,
     id: &HeaderValue,
@@ -586,6 +283,6 @@ fn reply(
 }
 
 /// The id as text: always valid ASCII (checked, or made by weir).
-fn log_id(id: &HeaderValue) -> &str {
+pub(super) fn log_id(id: &HeaderValue) -> &str {
     id.to_str().unwrap_or("-")
 }

@@ -1,0 +1,328 @@
+//! The phases of one request of hyper's server, in the order `service.rs::proxy` runs
+//! them: admit, route, pick, prepare, forward, respond.
+//!
+//! Each phase decides and does not answer: where it stops the request it returns a
+//! [`Refusal`], which `proxy` answers while it still holds the request's guard. The
+//! checks run in the order weir's HTTP/1 engine applies them (`h1/phases.rs`), so both
+//! give the same answers.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use weir_balance::{Backend, InFlight, ListenerTable, Route};
+
+use super::body::ResBody;
+use super::error::UpstreamError;
+use super::service::{
+    log_id, protocol_error, read_first_frame, reply, Answer, FirstFrame, BAD_BODY,
+};
+use super::upstream::{self, BodySource, HyperAttempt, Outgoing};
+use super::{headers, host, ConnCtx};
+use crate::io::RequestGuard;
+
+/// Why weir answers a request itself: what each phase decided, turned into the
+/// answer by [`Refusal::answer`]. Reasons are `&'static` text; an upstream error is
+/// the one the attempts already made.
+pub(super) enum Refusal<'t> {
+    /// A short text answer; `close` ends an HTTP/1 client's connection after it.
+    Text {
+        status: StatusCode,
+        reason: &'static str,
+        close: bool,
+    },
+    /// An ambiguous HTTP/1 framing: 400, closing, and counted as a protocol error.
+    Framing(&'static str),
+    /// No backend of the pool is up: 503, and the access log records the error.
+    NoBackend(&'t weir_balance::Pool),
+    /// The last attempt failed (see [`failed`]).
+    Failed(&'t weir_balance::Pool, UpstreamError),
+}
+
+impl Refusal<'_> {
+    pub(super) fn answer(
+        self,
+        ctx: &ConnCtx,
+        listener: &ListenerTable,
+        id: &HeaderValue,
+        guard: RequestGuard,
+        answer: &mut Answer<'_>,
+    ) -> Response<ResBody> {
+        match self {
+            Refusal::Text {
+                status,
+                reason,
+                close,
+            } => reply(status, reason, id, guard, close),
+            Refusal::Framing(msg) => {
+                protocol_error(listener);
+                reply(StatusCode::BAD_REQUEST, msg, id, guard, true)
+            }
+            Refusal::NoBackend(pool) => {
+                let err = UpstreamError::NoBackend {
+                    pool: Arc::clone(pool.name_arc()),
+                };
+                if let Some(a) = answer.access.as_mut() {
+                    a.error = Some(err.to_string());
+                }
+                reply(err.status(), err.reason(pool.name()), id, guard, false)
+            }
+            Refusal::Failed(pool, err) => failed(ctx, pool, id, guard, answer, err),
+        }
+    }
+}
+
+/// Admit: an HTTP/1 head's framing, CONNECT, the `Host` rules and the target's form.
+pub(super) fn admit(ctx: &ConnCtx, req: &Request<Incoming>) -> Result<(), Refusal<'static>> {
+    let version = req.version();
+    let h1 = version != Version::HTTP_2;
+    if h1 {
+        if let Err(msg) = headers::check_framing(req.headers()) {
+            tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
+            return Err(Refusal::Framing(msg));
+        }
+    }
+    if req.method() == Method::CONNECT {
+        // weir is a reverse proxy and tunnels nothing on request. 501, not 405: no
+        // resource of weir's supports CONNECT, and 405 would owe an `Allow` list. An
+        // HTTP/1 connection is closed: the client may already be sending tunnel bytes,
+        // which must never be read as a next request.
+        return Err(Refusal::Text {
+            status: StatusCode::NOT_IMPLEMENTED,
+            reason: "CONNECT is not supported",
+            close: h1,
+        });
+    }
+    let checked = host::check(version, req.uri(), req.headers())
+        .and_then(|()| host::check_asterisk(req.method(), req.uri()));
+    if let Err(msg) = checked {
+        tracing::debug!(peer = %ctx.peer, reason = msg, "refused request host");
+        return Err(Refusal::Text {
+            status: StatusCode::BAD_REQUEST,
+            reason: msg,
+            close: h1,
+        });
+    }
+    Ok(())
+}
+
+/// Route: the listener's first route for the host and path; its metrics count the
+/// request from here on.
+pub(super) fn route<'t>(
+    listener: &'t ListenerTable,
+    req: &Request<Incoming>,
+    answer: &mut Answer<'t>,
+) -> Result<&'t Route, Refusal<'static>> {
+    let host = host::request_host(req.uri(), req.headers());
+    let Some(route) = listener.find_route(host, req.uri().path()) else {
+        return Err(Refusal::Text {
+            status: StatusCode::NOT_FOUND,
+            reason: "no route for this host and path",
+            close: false,
+        });
+    };
+    answer.routed(route);
+    Ok(route)
+}
+
+/// Pick: the first attempt's backend (the retries pick their own).
+pub(super) fn pick<'t>(
+    pool: &'t weir_balance::Pool,
+    id: &HeaderValue,
+) -> Result<&'t Arc<Backend>, Refusal<'t>> {
+    let Some(first) = pool.pick() else {
+        tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
+        return Err(Refusal::NoBackend(pool));
+    };
+    Ok(first)
+}
+
+/// A request ready for its attempts: its head, and its body's first frame read.
+pub(super) struct Prepared {
+    parts: http::request::Parts,
+    source: BodySource,
+    upgrade: bool,
+}
+
+/// Prepare: the body's first frame, read before any backend is contacted.
+pub(super) async fn prepare(
+    ctx: &ConnCtx,
+    listener: &ListenerTable,
+    req: Request<Incoming>,
+    answer: &Answer<'_>,
+) -> Result<Prepared, Refusal<'static>> {
+    let h1 = req.version() != Version::HTTP_2;
+    let body_timeout = listener.timeouts().idle;
+    let upgrade = headers::is_upgrade(req.version(), req.headers());
+    let (parts, body) = req.into_parts();
+    let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
+    match read_first_frame(body, body_timeout, counted).await {
+        Ok(source) => Ok(Prepared {
+            parts,
+            source,
+            upgrade,
+        }),
+        Err(FirstFrame::Timeout) => Err(Refusal::Text {
+            status: StatusCode::REQUEST_TIMEOUT,
+            reason: "request body did not arrive in time",
+            close: h1,
+        }),
+        Err(FirstFrame::Invalid(e)) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "invalid request body");
+            Err(Refusal::Text {
+                status: StatusCode::BAD_REQUEST,
+                reason: BAD_BODY,
+                close: h1,
+            })
+        }
+    }
+}
+
+/// A backend's answer, from weir's HTTP/1 engine or hyper's HTTP/2 client.
+pub(super) enum Forwarded {
+    H1(Response<crate::h1::H1Body>, Arc<Backend>),
+    Upstream(Response<Incoming>, InFlight),
+}
+
+/// Forward: the head written for the backend and the attempts, retried where
+/// [`upstream::forward`]'s rules allow, with weir's own HTTP/1 engine (see
+/// `crate::h1::from_h2`) or, for `upstream_protocol: h2` pools, hyper's client.
+pub(super) async fn forward<'t>(
+    ctx: &ConnCtx,
+    pool: &'t Arc<weir_balance::Pool>,
+    first: &Arc<Backend>,
+    prepared: Prepared,
+    id: &HeaderValue,
+    h1: bool,
+    answer: &mut Answer<'_>,
+) -> Result<Forwarded, Refusal<'t>> {
+    let Prepared {
+        mut parts,
+        source,
+        upgrade,
+    } = prepared;
+    if !crate::h1::pool_is_h2(pool) {
+        let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
+            client_ip: &ctx.client_ip,
+            request_id: id,
+            is_tls: ctx.is_tls,
+        });
+        if direct.is_none() {
+            headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+        }
+        let mut retries = 0;
+        let forwarded = match source {
+            BodySource::Streaming(Some(body)) => {
+                let mut wire = Vec::with_capacity(1024);
+                let framing = crate::h1::wire_streamed(&parts, direct, &mut wire);
+                let upload = crate::h1::FrameUpload::new(body, framing);
+                crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, &mut retries)
+                    .await
+            }
+            // Trailers alone after an empty body are dropped, as hyper's client did (it
+            // sent them only on a chunked body, and weir strips `Trailer`).
+            source => {
+                let data = match source {
+                    BodySource::Buffered { data, .. } => data,
+                    _ => Bytes::new(),
+                };
+                let mut wire = Vec::with_capacity(1024 + data.len());
+                crate::h1::wire(&parts, direct, &data, &mut wire);
+                crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await
+            }
+        };
+        if let Some(a) = answer.access.as_mut() {
+            a.retries = retries;
+        }
+        let (response, backend) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(unasked_101(h1));
+        }
+        return Ok(Forwarded::H1(response, backend));
+    }
+    headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+    let mut out = HyperAttempt::new(Outgoing::new(
+        parts.method,
+        parts.uri,
+        parts.headers,
+        source,
+    ));
+
+    let mut retries = 0;
+    let forwarded = upstream::forward(pool, first, &mut out, &mut retries).await;
+    if let Some(a) = answer.access.as_mut() {
+        a.retries = retries;
+    }
+    let (response, in_flight) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // HTTP/2 has no Upgrade (RFC 9113 §8.6), and weir forwards none from an HTTP/2
+        // client: a 101 was not asked for.
+        tracing::debug!(
+            pool = pool.name(),
+            backend = in_flight.backend().address(),
+            "101 without an upgrade request"
+        );
+        return Err(unasked_101(h1));
+    }
+    Ok(Forwarded::Upstream(response, in_flight))
+}
+
+/// A 101 the request did not ask for: 502.
+pub(super) fn unasked_101(h1: bool) -> Refusal<'static> {
+    Refusal::Text {
+        status: StatusCode::BAD_GATEWAY,
+        reason: "backend switched protocols unasked",
+        close: h1,
+    }
+}
+
+/// Respond: the backend's answer counted and sent on in the client's version.
+pub(super) fn respond(
+    forwarded: Forwarded,
+    pool: &Arc<weir_balance::Pool>,
+    version: Version,
+    guard: RequestGuard,
+    answer: &mut Answer<'_>,
+) -> Response<ResBody> {
+    match forwarded {
+        Forwarded::H1(mut response, backend) => {
+            answer.backend_answered(&backend, response.status());
+            *response.version_mut() = version;
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, ResBody::h1(body, guard))
+        }
+        Forwarded::Upstream(response, in_flight) => {
+            answer.backend_answered(in_flight.backend(), response.status());
+            let (mut parts, body) = response.into_parts();
+            headers::prepare_response(&mut parts.headers, false);
+            parts.version = version;
+            let pool = Arc::clone(pool);
+            let body = ResBody::upstream(body, in_flight, pool, guard);
+            Response::from_parts(parts, body)
+        }
+    }
+}
+
+/// Answers a request no backend answered: the client's own body failing is its 400,
+/// anything else the error's status with a generic reason; the detail goes to the log
+/// and the access log under the request id.
+pub(super) fn failed(
+    ctx: &ConnCtx,
+    pool: &weir_balance::Pool,
+    id: &HeaderValue,
+    guard: RequestGuard,
+    answer: &mut Answer<'_>,
+    err: UpstreamError,
+) -> Response<ResBody> {
+    if let UpstreamError::Reset { source, .. } = &err {
+        if source.is_user() {
+            // The client's own body failed mid-stream (bad chunk, early close).
+            tracing::debug!(peer = %ctx.peer, error = %source, "request body failed while forwarding");
+            return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, false);
+        }
+    }
+    super::access::upstream_failed(&err, log_id(id), pool.name(), answer.access.as_deref_mut());
+    reply(err.status(), err.reason(pool.name()), id, guard, false)
+}
