@@ -187,9 +187,26 @@ pub(super) enum Forwarded {
 }
 
 /// Forward: the head written for the backend and the attempts, retried where
-/// [`upstream::forward`]'s rules allow, with weir's own HTTP/1 engine (see
-/// `crate::h1::from_h2`) or, for `upstream_protocol: h2` pools, hyper's client.
+/// [`upstream::forward`]'s rules allow, with weir's own HTTP/1 engine or, for
+/// `upstream_protocol: h2` pools, hyper's client.
 pub(super) async fn forward<'t>(
+    ctx: &ConnCtx,
+    pool: &'t Arc<weir_balance::Pool>,
+    first: &Arc<Backend>,
+    prepared: Prepared,
+    id: &HeaderValue,
+    h1: bool,
+    answer: &mut Answer<'_>,
+) -> Result<Forwarded, Refusal<'t>> {
+    if crate::h1::pool_is_h2(pool) {
+        forward_hyper(ctx, pool, first, prepared, id, h1, answer).await
+    } else {
+        forward_engine(ctx, pool, first, prepared, id, h1, answer).await
+    }
+}
+
+/// [`forward`] to an HTTP/1 pool, by weir's own engine (see `crate::h1::from_h2`).
+async fn forward_engine<'t>(
     ctx: &ConnCtx,
     pool: &'t Arc<weir_balance::Pool>,
     first: &Arc<Backend>,
@@ -203,45 +220,60 @@ pub(super) async fn forward<'t>(
         source,
         upgrade,
     } = prepared;
-    if !crate::h1::pool_is_h2(pool) {
-        let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
-            client_ip: &ctx.client_ip,
-            request_id: id,
-            is_tls: ctx.is_tls,
-        });
-        if direct.is_none() {
-            headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
-        }
-        let mut retries = 0;
-        let forwarded = match source {
-            BodySource::Streaming(Some(body)) => {
-                let mut wire = Vec::with_capacity(1024);
-                let framing = crate::h1::wire_streamed(&parts, direct, &mut wire);
-                let upload = crate::h1::FrameUpload::new(body, framing);
-                crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, &mut retries)
-                    .await
-            }
-            // Trailers alone after an empty body are dropped, as hyper's client did (it
-            // sent them only on a chunked body, and weir strips `Trailer`).
-            source => {
-                let data = match source {
-                    BodySource::Buffered { data, .. } => data,
-                    _ => Bytes::new(),
-                };
-                let mut wire = Vec::with_capacity(1024 + data.len());
-                crate::h1::wire(&parts, direct, &data, &mut wire);
-                crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await
-            }
-        };
-        if let Some(a) = answer.access.as_mut() {
-            a.retries = retries;
-        }
-        let (response, backend) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(unasked_101(h1));
-        }
-        return Ok(Forwarded::H1(response, backend));
+    let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
+        client_ip: &ctx.client_ip,
+        request_id: id,
+        is_tls: ctx.is_tls,
+    });
+    if direct.is_none() {
+        headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     }
+    let mut retries = 0;
+    let forwarded = match source {
+        BodySource::Streaming(Some(body)) => {
+            let mut wire = Vec::with_capacity(1024);
+            let framing = crate::h1::wire_streamed(&parts, direct, &mut wire);
+            let upload = crate::h1::FrameUpload::new(body, framing);
+            crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, &mut retries)
+                .await
+        }
+        // Trailers alone after an empty body are dropped, as hyper's client did (it
+        // sent them only on a chunked body, and weir strips `Trailer`).
+        source => {
+            let data = match source {
+                BodySource::Buffered { data, .. } => data,
+                _ => Bytes::new(),
+            };
+            let mut wire = Vec::with_capacity(1024 + data.len());
+            crate::h1::wire(&parts, direct, &data, &mut wire);
+            crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await
+        }
+    };
+    if let Some(a) = answer.access.as_mut() {
+        a.retries = retries;
+    }
+    let (response, backend) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(unasked_101(h1));
+    }
+    Ok(Forwarded::H1(response, backend))
+}
+
+/// [`forward`] to an `upstream_protocol: h2` pool, by hyper's client.
+async fn forward_hyper<'t>(
+    ctx: &ConnCtx,
+    pool: &'t Arc<weir_balance::Pool>,
+    first: &Arc<Backend>,
+    prepared: Prepared,
+    id: &HeaderValue,
+    h1: bool,
+    answer: &mut Answer<'_>,
+) -> Result<Forwarded, Refusal<'t>> {
+    let Prepared {
+        mut parts,
+        source,
+        upgrade,
+    } = prepared;
     headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     let mut out = HyperAttempt::new(Outgoing::new(
         parts.method,
