@@ -124,9 +124,7 @@ async fn access_line_names_the_backend_that_answered_after_a_retry() {
     let (live, _h) = spawn_backend("live").await;
     let weir = Weir::start(WEIR, &logged(&[dead, live])).await;
     let mark = weir.log_mark();
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     // Round robin alternates, so one of two requests first goes to the dead backend and
     // is retried on `live`.
     for _ in 0..2 {
@@ -158,9 +156,7 @@ async fn no_access_lines_when_the_setting_is_off() {
     let yaml = one_pool("round_robin", &backends(&[a]), "");
     let mut weir = Weir::start(WEIR, &yaml).await;
     let mark = weir.log_mark();
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     for _ in 0..5 {
         assert_eq!(client.get("/").await.expect("GET").status, 200);
     }

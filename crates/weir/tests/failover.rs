@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use weir_e2e::client::{self, H1Client};
+use weir_e2e::client;
 use weir_e2e::config::{backend, backend_with, backends, one_pool, FAST_HEALTH_CHECK};
 use weir_e2e::{closed_port, spawn_backend, BackendHandle, HeldPort, Weir};
 
@@ -127,9 +127,7 @@ async fn connect_failure_is_retried_on_another_backend() {
     )
     .await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     for i in 0..20 {
         let resp = client.get("/").await.expect("request");
         assert_eq!(resp.status, 200, "request {i}: {}", resp.text());

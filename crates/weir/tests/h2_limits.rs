@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{h2attack, spawn_backend, Weir};
 
@@ -62,9 +61,7 @@ async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections()
 async fn http1_connection_closes_after_max_requests() {
     let (a, ha) = spawn_backend("a").await;
     let weir = Weir::start(WEIR, &config(a, "    max_requests_per_connection: 3\n")).await;
-    let mut stream = TcpStream::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut stream = weir.connect("web").await;
     // Five pipelined requests: weir answers three, the third saying it closes.
     let one = "GET / HTTP/1.1\r\nHost: h1.test\r\n\r\n";
     stream

@@ -14,8 +14,7 @@ use weir_e2e::{eventually, spawn_backend, BackendHandle, Weir};
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 async fn setup() -> (Weir, SocketAddr, BackendHandle) {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
     let resp = client::get(addr, "/before").await;
     assert_eq!(resp.status, 200, "{}", resp.text());

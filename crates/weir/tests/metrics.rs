@@ -34,9 +34,7 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
         assert_eq!(resp.status, 200);
     }
     // 1000 bytes through the TCP listener.
-    let mut raw = tokio::net::TcpStream::connect(weir.listener_addr("raw"))
-        .await
-        .expect("connect to raw");
+    let mut raw = weir.connect("raw").await;
     tokio::io::AsyncWriteExt::write_all(&mut raw, &[7u8; 1000])
         .await
         .expect("write to raw");
@@ -204,9 +202,7 @@ async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
     let dead = held.addr();
     let (live, _h) = spawn_backend("live").await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[dead, live]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     for _ in 0..10 {
         let resp = client.get("/").await.expect("request");
         assert_eq!(

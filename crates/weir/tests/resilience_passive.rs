@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{closed_port, spawn_backend, status, until, HeldPort, Load, Weir};
 
@@ -29,9 +28,7 @@ async fn passive_ejection_never_takes_more_than_max_ejected_percent_of_the_pool(
     );
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&all), &pool_extra)).await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     for i in 0..80 {
         let resp = client.get("/").await.expect("request");
         assert_eq!(

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use tokio::time::Instant;
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{spawn_backend, BackendHandle, Weir};
 
@@ -32,9 +31,7 @@ async fn retry_budget_caps_the_attempts_a_failing_pool_sees() {
     .await;
 
     const N: usize = 200;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     let started = Instant::now();
     for i in 0..N {
         let resp = client.get("/").await.expect("request");
@@ -67,9 +64,7 @@ async fn retry_on_503_hides_a_failing_backend_from_get_but_never_replays_post() 
         &one_pool("round_robin", &backends(&[good, bad]), RETRY_503),
     )
     .await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
 
     for i in 0..10 {
         let resp = client.get("/").await.expect("GET");

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backend_with, one_pool, FAST_HEALTH_CHECK};
 use weir_e2e::{spawn_backend, Weir};
 
@@ -34,9 +33,7 @@ async fn spread_with_first_down(
     weir.wait_for_log_field(0, "backend down", "backend", &port, Duration::from_secs(5))
         .await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     let mut counts = HashMap::new();
     for i in 0..n {
         let resp = client

@@ -207,6 +207,28 @@ impl Weir {
         parse_addr(&line, "listener bound")
     }
 
+    /// An HTTP/1.1 client connected to listener `name`.
+    ///
+    /// # Panics
+    /// As [`Weir::listener_addr`], and when the connection fails.
+    pub async fn h1_client(&self, name: &str) -> client::H1Client {
+        let addr = self.listener_addr(name);
+        client::H1Client::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect to listener {name} at {addr}: {e}"))
+    }
+
+    /// A plain TCP connection to listener `name`.
+    ///
+    /// # Panics
+    /// As [`Weir::h1_client`].
+    pub async fn connect(&self, name: &str) -> tokio::net::TcpStream {
+        let addr = self.listener_addr(name);
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect to listener {name} at {addr}: {e}"))
+    }
+
     /// The address the admin server bound (latest `admin listening` line).
     ///
     /// # Panics

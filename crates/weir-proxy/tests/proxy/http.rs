@@ -237,7 +237,7 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
 async fn h2c_client_is_proxied_to_http1_backend() {
     let b = backend(Behaviour::Name("a")).await;
     let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2_client(proxy.addr).await;
+    let mut c = h2_client::<Full<Bytes>>(proxy.addr).await;
     for _ in 0..2 {
         let req = Request::get("http://h2.example.com/v1?x=1")
             .version(http::Version::HTTP_2)

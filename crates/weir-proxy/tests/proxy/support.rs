@@ -248,9 +248,13 @@ pub(crate) async fn client(addr: SocketAddr) -> Client {
     tx
 }
 
-pub(crate) async fn h2_client(
-    addr: SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+/// An HTTP/2 client connection to `addr` whose requests carry bodies of type `B`.
+pub(crate) async fn h2_client<B>(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(addr).await.expect("connect to proxy");
     let (tx, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
