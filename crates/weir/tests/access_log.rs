@@ -164,10 +164,7 @@ async fn no_access_lines_when_the_setting_is_off() {
     // up past those requests.
     let status = weir.status().await;
     assert_eq!(status["listeners"][0]["access_log"], false, "{status}");
-    let reload = weir.log_mark();
-    weir.sighup().await;
-    weir.wait_for_log_after(reload, "config reloaded", WAIT)
-        .await;
+    weir.sighup_reloaded(WAIT).await;
     assert!(
         weir.access_log_after(mark).is_empty(),
         "no access lines with access_log off: {:#?}",

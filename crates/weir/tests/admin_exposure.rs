@@ -47,10 +47,7 @@ async fn a_405_names_the_allowed_methods_and_loopback_gets_no_warning() {
     assert_eq!(resp.status, 200);
     assert_eq!(client::get(admin, "/healthz").await.status, 200);
 
-    let mark = weir.log_mark();
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.sighup_reloaded(LOG_WAIT).await;
     assert!(
         weir.logs_with(EXPOSED).is_empty(),
         "a loopback admin server is not worth a warning:\n{}",

@@ -18,6 +18,21 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
         .unwrap_or_else(|| panic!("no sample {name} {labels:?} in {:#?}", scrape.samples))
 }
 
+/// The reload series of `scrape`: successes, failures, and whether the last one succeeded.
+fn assert_reloads(scrape: &Scrape, success: f64, failure: f64, last_successful: f64) {
+    for (result, want) in [("success", success), ("failure", failure)] {
+        assert_eq!(
+            value(scrape, "weir_config_reloads_total", &[("result", result)]),
+            want,
+            "reloads with result {result}"
+        );
+    }
+    assert_eq!(
+        value(scrape, "weir_config_last_reload_successful", &[]),
+        last_successful
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
     let (a, _ha) = spawn_backend("a").await;
@@ -160,16 +175,7 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
         1.0,
         "an open TCP connection is in flight"
     );
-    for result in ["success", "failure"] {
-        assert_eq!(
-            value(&scrape, "weir_config_reloads_total", &[("result", result)]),
-            0.0
-        );
-    }
-    assert_eq!(
-        value(&scrape, "weir_config_last_reload_successful", &[]),
-        1.0
-    );
+    assert_reloads(&scrape, 0.0, 0.0, 1.0);
     assert!(
         value(
             &scrape,
@@ -312,26 +318,7 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
     weir.wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
         .await;
     let failed = weir.metrics().await;
-    assert_eq!(
-        value(
-            &failed,
-            "weir_config_reloads_total",
-            &[("result", "failure")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &failed,
-            "weir_config_reloads_total",
-            &[("result", "success")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        value(&failed, "weir_config_last_reload_successful", &[]),
-        0.0
-    );
+    assert_reloads(&failed, 0.0, 1.0, 0.0);
     assert_eq!(hash(&failed), first_hash);
 
     // A valid file without b: applied, counted, and every series naming b goes.
@@ -347,26 +334,7 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
         (s.with_label("backend", &b).count() == 0).then_some(s)
     })
     .await;
-    assert_eq!(
-        value(
-            &after,
-            "weir_config_reloads_total",
-            &[("result", "success")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &after,
-            "weir_config_reloads_total",
-            &[("result", "failure")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(&after, "weir_config_last_reload_successful", &[]),
-        1.0
-    );
+    assert_reloads(&after, 1.0, 1.0, 1.0);
     let second_hash = hash(&after);
     assert_ne!(second_hash, first_hash);
     let status = weir.status().await;

@@ -47,6 +47,17 @@ async fn spread_with_first_down(
     counts
 }
 
+/// Each of `names` got a share of `counts` within `range`.
+fn assert_shares(
+    counts: &HashMap<String, usize>,
+    names: &[&str],
+    range: std::ops::RangeInclusive<usize>,
+) {
+    for name in names {
+        assert!(range.contains(&share(counts, name)), "{name}: {counts:?}");
+    }
+}
+
 fn share(counts: &HashMap<String, usize>, name: &str) -> usize {
     counts.get(name).copied().unwrap_or(0)
 }
@@ -71,12 +82,7 @@ async fn weighted_keeps_the_weight_ratio_among_the_backends_that_are_up() {
 async fn random_spreads_evenly_over_the_backends_that_are_up() {
     // Expected 200 each (σ ≈ 11.5); b0's share going to b1 would make it about 300.
     let counts = spread_with_first_down("random", &[1, 1, 1, 1], 600).await;
-    for name in ["b1", "b2", "b3"] {
-        assert!(
-            (140..=260).contains(&share(&counts, name)),
-            "{name}: {counts:?}"
-        );
-    }
+    assert_shares(&counts, &["b1", "b2", "b3"], 140..=260);
 }
 
 #[tokio::test]
@@ -84,10 +90,5 @@ async fn least_connections_spreads_sequential_requests_over_the_backends_that_ar
     // Sequential requests leave every backend idle, so only the tie-break decides; it must
     // not always favour one backend (DESIGN.md §4: ties broken fairly).
     let counts = spread_with_first_down("least_connections", &[1, 1, 1, 1], 300).await;
-    for name in ["b1", "b2", "b3"] {
-        assert!(
-            (50..=150).contains(&share(&counts, name)),
-            "{name}: {counts:?}"
-        );
-    }
+    assert_shares(&counts, &["b1", "b2", "b3"], 50..=150);
 }

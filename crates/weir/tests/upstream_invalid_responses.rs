@@ -110,12 +110,9 @@ async fn unparsable_heads_are_502_counted_once_and_never_replayed() {
 async fn a_body_the_backend_resets_is_counted_a_client_leaving_is_not() {
     let (a, backend) = backend().await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let listen = weir.listener_addr("web");
 
     // A client that reads 1 MB of a 50 MB body and leaves: no backend error.
-    let mut s = tokio::net::TcpStream::connect(listen)
-        .await
-        .expect("connect to weir");
+    let mut s = weir.connect("web").await;
     s.write_all(b"GET /long HTTP/1.1\r\nhost: cut.test\r\n\r\n")
         .await
         .expect("write request");
@@ -138,9 +135,7 @@ async fn a_body_the_backend_resets_is_counted_a_client_leaving_is_not() {
     assert_eq!(resets(&weir).await, 0.0, "the client's leaving is no reset");
 
     // The backend resets after 1 000 of 100 000 body bytes.
-    let mut s = tokio::net::TcpStream::connect(listen)
-        .await
-        .expect("connect to weir");
+    let mut s = weir.connect("web").await;
     s.write_all(b"GET /cut HTTP/1.1\r\nhost: cut.test\r\n\r\n")
         .await
         .expect("write request");

@@ -36,6 +36,18 @@ impl Weir {
         (line, generation)
     }
 
+    /// Sends SIGHUP with the config file as it is and waits for weir's `config reloaded`
+    /// line, which it returns.
+    ///
+    /// # Panics
+    /// When no such line appears within `timeout`.
+    pub async fn sighup_reloaded(&mut self, timeout: Duration) -> Value {
+        let mark = self.log_mark();
+        self.sighup().await;
+        self.wait_for_log_after(mark, "config reloaded", timeout)
+            .await
+    }
+
     /// The first JSON log line whose `message` equals `message`.
     ///
     /// # Panics
