@@ -45,7 +45,7 @@ type Feed = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 /// A raw backend in `mode`, a proxy in front of it, and an HTTP/2 client of the proxy.
 async fn start(mode: Mode) -> (RawBackend, Proxy, SendRequest<Fed>) {
     let b = RawBackend::start(mode).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let proxy = Proxy::http(&[b.addr]).await;
     let c = h2_client(proxy.addr).await;
     (b, proxy, c)
 }

@@ -48,7 +48,7 @@ async fn raw_backend(answer: bool) -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn backend_closing_kept_alive_connections_costs_no_request() {
     let (addr, heads) = raw_backend(true).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[addr])])).await;
+    let proxy = Proxy::http(&[addr]).await;
     let mut c = client(proxy.addr).await;
     for i in 0..5 {
         let (status, _, body) = send(&mut c, get("/")).await;
@@ -62,11 +62,7 @@ async fn backend_closing_kept_alive_connections_costs_no_request() {
 async fn reset_before_response_is_retried_elsewhere_for_idempotent_requests() {
     let (resetting, heads) = raw_backend(false).await;
     let good = backend(Behaviour::Name("good")).await;
-    let proxy = Proxy::start(config(
-        http_listener("app"),
-        vec![pool("app", &[resetting, good.addr])],
-    ))
-    .await;
+    let proxy = Proxy::http(&[resetting, good.addr]).await;
     let mut c = client(proxy.addr).await;
     for _ in 0..4 {
         let (status, _, body) = send(&mut c, get("/")).await;

@@ -81,6 +81,11 @@ impl Proxy {
         }
     }
 
+    /// An HTTP listener sending every request to pool `app` over `backends`.
+    pub(crate) async fn http(backends: &[SocketAddr]) -> Proxy {
+        Proxy::start(config(http_listener("app"), vec![pool("app", backends)])).await
+    }
+
     pub(crate) fn reload(&self, config: Config) {
         let generation = self.table.load().generation() + 1;
         self.table
