@@ -7,7 +7,7 @@ use http::Request;
 use http_body_util::Full;
 use weir_e2e::client::{raw, H2Client};
 use weir_e2e::config::{backends, WEB_HEAD};
-use weir_e2e::{spawn_backend, Weir};
+use weir_e2e::{spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -180,8 +180,7 @@ async fn userinfo_in_http2_authority_never_reaches_the_backend() {
 
 #[tokio::test]
 async fn an_absolute_form_authority_wins_over_host_for_routing_and_forwarding() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(WEIR, &two_hosts(a, b)).await;
     // RFC 9112 §3.2.2: the target's authority, not Host, names the resource.
     let req = b"GET http://a.test/abs HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n";

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use weir_e2e::config::{backend, backends, one_pool, web_and_tcp, FAST_HEALTH_CHECK};
 use weir_e2e::metrics::FAMILIES;
-use weir_e2e::{closed_port, eventually, spawn_backend, spawn_tcp_sink, H1Client, Scrape, Weir};
+use weir_e2e::{
+    closed_port, eventually, spawn_backend, spawn_backends, spawn_tcp_sink, H1Client, Scrape, Weir,
+};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(10);
@@ -35,9 +37,7 @@ fn assert_reloads(scrape: &Scrape, success: f64, failure: f64, last_successful: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
-    let (c, _hc) = spawn_backend("c").await;
+    let ([a, b, c], [_ha, _hb, _hc]) = spawn_backends(["a", "b", "c"]).await;
     let (db, sink) = spawn_tcp_sink().await;
     let weir = Weir::start(WEIR, &web_and_tcp(&[a, b, c], db)).await;
     let web = weir.listener_addr("web");
@@ -53,11 +53,7 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
     tokio::io::AsyncWriteExt::write_all(&mut raw, &[7u8; 1000])
         .await
         .expect("write to raw");
-    eventually("the sink receiving 1000 bytes", || {
-        let n = sink.bytes_received();
-        async move { (n == 1000).then_some(()) }
-    })
-    .await;
+    sink.wait_bytes(1000, "the sink receiving 1000 bytes").await;
     // Every probe series exists once each backend has been probed.
     let scrape = eventually("a health check per backend", || async {
         let s = weir.metrics().await;
@@ -248,8 +244,7 @@ async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backend_reads_down_with_growing_downtime() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(
         WEIR,
         &one_pool("round_robin", &backends(&[a, b]), FAST_HEALTH_CHECK),
@@ -291,8 +286,7 @@ async fn killed_backend_reads_down_with_growing_downtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_are_counted_and_removed_backends_lose_their_series() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let mut weir = Weir::start(
         WEIR,
         &one_pool("round_robin", &backends(&[a, b]), FAST_HEALTH_CHECK),

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weir_e2e::client::raw;
 use weir_e2e::client::H2Client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{deterministic_bytes, fnv1a, spawn_backend, Weir};
+use weir_e2e::{deterministic_bytes, fnv1a, spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -69,8 +69,7 @@ async fn websocket_upgrade_is_tunnelled_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_client_requests_are_proxied_and_spread() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a, b]), "")).await;
     let addr = weir.listener_addr("web");
     let client = H2Client::connect(addr)

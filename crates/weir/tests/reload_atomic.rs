@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use weir_e2e::client;
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::{eventually, spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -198,8 +198,7 @@ async fn limit_descriptors(pid: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_on_an_address_in_use_rejects_the_whole_reload() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let web = vec![("web".to_owned(), "127.0.0.1:0".to_owned())];
     let mut weir = Weir::start(WEIR, &yaml(&web, a)).await;
     let web_addr = weir.listener_addr("web");
@@ -281,8 +280,7 @@ async fn reload_past_the_descriptor_limit(
     old: &[(String, String)],
     new: &[(String, String)],
 ) -> (Weir, Vec<SocketAddr>) {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, hb]) = spawn_backends(["a", "b"]).await;
     let mut weir = Weir::start(WEIR, &yaml(old, a)).await;
     let old_addrs: Vec<SocketAddr> = old.iter().map(|(n, _)| weir.listener_addr(n)).collect();
     let before = weir.status().await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_e2e::client;
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{spawn_backend, status, until, BackendHandle, Weir};
+use weir_e2e::{spawn_backend, spawn_backends, status, until, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -57,8 +57,7 @@ async fn status_entry(weir: &Weir, addr: std::net::SocketAddr, up: bool) -> serd
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_timeout_and_up_after_rise(
 ) {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [ha, _hb]) = spawn_backends(["a", "b"]).await;
     let yaml = one_pool(
         "round_robin",
         &backends(&[a, b]),

@@ -40,14 +40,7 @@ async fn resets_on_reused_connections_are_counted_and_retried_as_retry_on_allows
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), "")).await;
     let mut client = weir.h1_client("web").await;
     const N: usize = 5;
-    for i in 0..N {
-        let resp = client.get("/").await.expect("GET");
-        assert_eq!(
-            (resp.status.as_u16(), resp.text()),
-            (200, "ok".into()),
-            "GET {i}"
-        );
-    }
+    client.assert_gets(N, "/", "ok").await;
     // Each GET after the first: reset on the reused connection (counted), then retried
     // on a new connection to the same backend (the only one), which answers.
     let scrape = weir.metrics().await;

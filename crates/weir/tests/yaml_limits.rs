@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use weir_e2e::client;
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{check_config, spawn_backend, Weir};
+use weir_e2e::{check_config, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 /// Generous: a refusal takes milliseconds; the old code took minutes or crashed.
@@ -58,8 +57,7 @@ async fn run_refuses_deep_nesting_at_start() {
 
 #[tokio::test]
 async fn a_reload_past_the_limits_is_rejected_and_the_old_config_keeps_serving() {
-    let (a, _ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (mut weir, _ha) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
     for (yaml, error) in [
         (
