@@ -71,6 +71,15 @@ pools:
     )
 }
 
+/// [`one_pool`] round robin over the one `backend`, with `listener_extra` added to
+/// listener `web` (lines indented by four spaces, e.g. `"    timeouts: { idle: 2s }\n"`).
+pub fn one_backend_listener(backend: SocketAddr, listener_extra: &str) -> String {
+    one_pool("round_robin", &self::backend(backend), "").replace(
+        "    protocol: http\n",
+        &format!("    protocol: http\n{listener_extra}"),
+    )
+}
+
 /// An HTTP listener `web` -> pool `web` (health-checked) and a TCP listener `raw` ->
 /// pool `db` (one backend), admin on port 0.
 pub fn web_and_tcp(web: &[SocketAddr], db: SocketAddr) -> String {

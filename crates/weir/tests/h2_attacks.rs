@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use weir_e2e::client::{self, H2Client};
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::one_backend_listener;
 use weir_e2e::{h2attack, spawn_backend, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -33,10 +33,7 @@ struct Figures {
 /// weir in front of one test backend, `listener_extra` under the listener.
 async fn start(listener_extra: &str) -> (Weir, BackendHandle) {
     let (a, ha) = spawn_backend("a").await;
-    let yaml = one_pool("round_robin", &backends(&[a]), "").replace(
-        "    protocol: http\n",
-        &format!("    protocol: http\n{listener_extra}"),
-    );
+    let yaml = one_backend_listener(a, listener_extra);
     (Weir::start(WEIR, &yaml).await, ha)
 }
 

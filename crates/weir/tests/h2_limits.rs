@@ -6,18 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::one_backend_listener;
 use weir_e2e::{h2attack, spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-
-/// One pool, one listener `web` with `listener_extra` (indented four spaces).
-fn config(backend: std::net::SocketAddr, listener_extra: &str) -> String {
-    one_pool("round_robin", &backends(&[backend]), "").replace(
-        "    protocol: http\n",
-        &format!("    protocol: http\n{listener_extra}"),
-    )
-}
 
 fn settings(report: &Value) -> &Value {
     &report["settings"]
@@ -26,7 +18,7 @@ fn settings(report: &Value) -> &Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections() {
     let (a, _ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &config(a, "")).await;
+    let mut weir = Weir::start(WEIR, &one_backend_listener(a, "")).await;
     let report = h2attack::run("settings", weir.listener_addr("web"), 0).await;
     eprintln!("defaults advertised: {report}");
     assert_eq!(
@@ -41,14 +33,10 @@ async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections()
     );
     assert_eq!(report["connection_window"], 1_048_576, "{report}");
 
-    let mark = weir.log_mark();
-    weir.rewrite_config(&config(
+    weir.reload(&one_backend_listener(
         a,
         "    http2:\n      max_concurrent_streams: 7\n      max_header_list_size: 16KiB\n      initial_stream_window: 128KiB\n      initial_connection_window: 2MiB\n",
-    ));
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", Duration::from_secs(10))
-        .await;
+    ), Duration::from_secs(10)).await;
     let report = h2attack::run("settings", weir.listener_addr("web"), 0).await;
     let s = settings(&report);
     assert_eq!(s["MAX_CONCURRENT_STREAMS"], 7, "{report}");
@@ -60,7 +48,11 @@ async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_connection_closes_after_max_requests() {
     let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "    max_requests_per_connection: 3\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &one_backend_listener(a, "    max_requests_per_connection: 3\n"),
+    )
+    .await;
     let mut stream = weir.connect("web").await;
     // Five pipelined requests: weir answers three, the third saying it closes.
     let one = "GET / HTTP/1.1\r\nHost: h1.test\r\n\r\n";
@@ -89,7 +81,11 @@ async fn http1_connection_closes_after_max_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_connection_gets_goaway_after_max_requests() {
     let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "    max_requests_per_connection: 3\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &one_backend_listener(a, "    max_requests_per_connection: 3\n"),
+    )
+    .await;
     let report = h2attack::run("requests", weir.listener_addr("web"), 10).await;
     eprintln!("max_requests_per_connection 3 over h2: {report}");
     assert_eq!(report["responses"], 3, "{report}");
@@ -101,7 +97,11 @@ async fn http2_connection_gets_goaway_after_max_requests() {
 
     // 0 lifts the limit.
     let (b, hb) = spawn_backend("b").await;
-    let weir = Weir::start(WEIR, &config(b, "    max_requests_per_connection: 0\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &one_backend_listener(b, "    max_requests_per_connection: 0\n"),
+    )
+    .await;
     let addr = weir.listener_addr("web");
     let report = h2attack::run("requests", addr, 1200).await;
     assert_eq!(report["responses"], 1200, "{report}");
@@ -112,7 +112,7 @@ async fn http2_connection_gets_goaway_after_max_requests() {
 async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
     let (a, _ha) = spawn_backend("a").await;
     let extra = "    timeouts: { idle: 3s }\n    http2: { keepalive_interval: 1s }\n";
-    let weir = Weir::start(WEIR, &config(a, extra)).await;
+    let weir = Weir::start(WEIR, &one_backend_listener(a, extra)).await;
     let report = h2attack::run("idle", weir.listener_addr("web"), 0).await;
     eprintln!("idle h2 connection with 1s keep-alive PINGs: {report}");
     assert_eq!(report["goaway"], true, "closed as idle: {report}");
@@ -148,7 +148,7 @@ async fn an_ambiguous_http1_head_is_counted_as_a_protocol_error() {
 /// `weir_http_protocol_errors_total` (`what` names them in a failure).
 async fn refused_heads_are_counted(what: &str, heads: &[&[u8]]) {
     let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "")).await;
+    let weir = Weir::start(WEIR, &one_backend_listener(a, "")).await;
     for head in heads {
         let resp = weir_e2e::client::raw::exchange(weir.listener_addr("web"), head)
             .await
@@ -170,14 +170,14 @@ async fn refused_heads_are_counted(what: &str, heads: &[&[u8]]) {
 #[tokio::test]
 async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
     let backend: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
-    let good = config(
+    let good = one_backend_listener(
         backend,
         "    max_requests_per_connection: 1000\n    http2: { max_concurrent_streams: 100, max_header_list_size: 64KiB, max_pending_reset_streams: 20, max_stream_errors: 100, initial_stream_window: 65536, initial_connection_window: 1MiB, keepalive_interval: 30s, keepalive_timeout: 60s }\n",
     );
     let out = weir_e2e::check_config(WEIR, &good).await;
     assert_eq!(out.code, Some(0), "{out:?}");
 
-    let bad = config(
+    let bad = one_backend_listener(
         backend,
         "    max_requests_per_connection: many\n    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
     );
@@ -190,7 +190,7 @@ async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
             && l.contains("listeners[0].max_requests_per_connection")),
         "{lines:#?}"
     );
-    let bad = config(
+    let bad = one_backend_listener(
         backend,
         "    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
     );

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use weir_e2e::client::{self, raw};
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::one_backend_listener;
 use weir_e2e::{eventually, spawn_backend, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -148,10 +148,7 @@ async fn headers_well_under_the_limit_are_forwarded() {
 #[tokio::test]
 async fn a_request_head_slower_than_header_read_is_cut_off() {
     let (a, backend) = spawn_backend("a").await;
-    let yaml = one_pool("round_robin", &backends(&[a]), "").replace(
-        "    protocol: http\n",
-        "    protocol: http\n    timeouts: { header_read: 300ms }\n",
-    );
+    let yaml = one_backend_listener(a, "    timeouts: { header_read: 300ms }\n");
     let weir = Weir::start(WEIR, &yaml).await;
     let addr = weir.listener_addr("web");
 

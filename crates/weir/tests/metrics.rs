@@ -316,11 +316,11 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
     assert_eq!(hash(&failed), first_hash);
 
     // A valid file without b: applied, counted, and every series naming b goes.
-    let mark = weir.log_mark();
-    weir.rewrite_config(&one_pool("round_robin", &backend(a), FAST_HEALTH_CHECK));
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.reload(
+        &one_pool("round_robin", &backend(a), FAST_HEALTH_CHECK),
+        LOG_WAIT,
+    )
+    .await;
     assert_eq!(client.get("/").await.expect("request").text(), "a");
     let b = b.to_string();
     let after = eventually("b's series removed", || async {

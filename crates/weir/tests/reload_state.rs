@@ -44,11 +44,7 @@ async fn reload_binds_added_listeners_and_closes_removed_ones() {
     );
     assert_eq!(client::get(web, "/").await.text(), "a");
 
-    let mark = weir.log_mark();
-    weir.rewrite_config(&base);
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.reload(&base, LOG_WAIT).await;
     eventually("the removed listener refusing connections", || async move {
         raw::is_refused(extra).await.then_some(())
     })

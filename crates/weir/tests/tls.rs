@@ -171,14 +171,19 @@ async fn get(sender: &mut Sender) -> u16 {
         .as_u16()
 }
 
+/// weir serving `leaf` (installed in `dir`) in front of backend `a`.
+async fn serving(dir: &Dir, leaf: &Leaf) -> (Weir, weir_e2e::BackendHandle) {
+    dir.install(leaf);
+    let (backend, handle) = spawn_backend("a").await;
+    (Weir::start(WEIR, &yaml(&dir.0, backend)).await, handle)
+}
+
 #[tokio::test]
 async fn replaced_certificate_is_served_after_sighup_while_an_established_connection_keeps_working()
 {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (old, new) = (ca.leaf("a.test"), ca.leaf("a.test"));
-    dir.install(&old);
-    let (backend, _b) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &yaml(&dir.0, backend)).await;
+    let (mut weir, _b) = serving(&dir, &old).await;
     let addr = weir.listener_addr("web");
 
     let established = connect(addr, &ca).await;
@@ -207,9 +212,7 @@ async fn replaced_certificate_is_served_after_sighup_while_an_established_connec
 async fn mismatched_key_on_reload_is_rejected_and_the_old_certificate_keeps_serving() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (good, other) = (ca.leaf("a.test"), ca.leaf("a.test"));
-    dir.install(&good);
-    let (backend, _b) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &yaml(&dir.0, backend)).await;
+    let (mut weir, _b) = serving(&dir, &good).await;
     let addr = weir.listener_addr("web");
 
     dir.write("site.key", &other.key_pem);

@@ -66,12 +66,7 @@ async fn a_reload_past_the_limits_is_rejected_and_the_old_config_keeps_serving()
         ),
         (deep(), "weir.yaml:1:129: nesting deeper than 64 levels"),
     ] {
-        let mark = weir.log_mark();
-        weir.rewrite_config(&yaml);
-        weir.sighup().await;
-        let line = weir
-            .wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
-            .await;
+        let line = weir.reload_rejected(&yaml, LOG_WAIT).await;
         let text = line["error"].as_str().unwrap_or_default();
         assert!(text.contains(error), "{line}");
         let resp = client::get(addr, "/").await;

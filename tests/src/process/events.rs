@@ -36,6 +36,19 @@ impl Weir {
         (line, generation)
     }
 
+    /// Rewrites the config file to `yaml`, sends SIGHUP and waits for weir's `config
+    /// reload rejected` line, which it returns.
+    ///
+    /// # Panics
+    /// When no such line appears within `timeout`.
+    pub async fn reload_rejected(&mut self, yaml: &str, timeout: Duration) -> Value {
+        let mark = self.log_mark();
+        self.rewrite_config(yaml);
+        self.sighup().await;
+        self.wait_for_log_after(mark, "config reload rejected", timeout)
+            .await
+    }
+
     /// Sends SIGHUP with the config file as it is and waits for weir's `config reloaded`
     /// line, which it returns.
     ///
