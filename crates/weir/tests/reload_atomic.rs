@@ -68,11 +68,7 @@ fn listeners(status: &Value) -> Vec<(String, String)> {
 /// Sends SIGHUP and returns the `config reload rejected` line.
 async fn rejected_reload(weir: &mut Weir, yaml: &str) -> Value {
     let mark = weir.log_mark();
-    weir.rewrite_config(yaml);
-    weir.sighup().await;
-    let line = weir
-        .wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
-        .await;
+    let line = weir.reload_rejected(yaml, LOG_WAIT).await;
     assert_eq!(line["level"], "WARN", "{line}");
     assert!(
         weir.logs_after(mark, "config reloaded").is_empty(),
@@ -84,11 +80,7 @@ async fn rejected_reload(weir: &mut Weir, yaml: &str) -> Value {
 
 /// Sends SIGHUP and waits for `config reloaded`.
 async fn applied_reload(weir: &mut Weir, yaml: &str) -> Value {
-    let mark = weir.log_mark();
-    weir.rewrite_config(yaml);
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await
+    weir.reload(yaml, LOG_WAIT).await.0
 }
 
 /// After `failures` rejected reloads: everything `before` (a `/status` taken before them)
