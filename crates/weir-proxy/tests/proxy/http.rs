@@ -12,8 +12,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = client(proxy.addr).await;
     for _ in 0..3 {
         let (status, _, body) = send(&mut c, get("/hello")).await;
@@ -31,8 +30,7 @@ async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = client(proxy.addr).await;
     let req = Request::get("/p?q=1")
         .header("host", "shop.example.com:8443")
@@ -71,8 +69,7 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
 
 #[tokio::test]
 async fn te_trailers_is_the_one_te_value_forwarded() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = client(proxy.addr).await;
     let req = Request::get("/grpc")
         .header("host", "example.com")
@@ -90,8 +87,7 @@ async fn te_trailers_is_the_one_te_value_forwarded() {
 
 #[tokio::test]
 async fn nothing_up_answers_503_naming_the_pool() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     for backend in proxy.table.load().pools()[0].backends() {
         backend.force(false, "test");
     }
@@ -231,8 +227,7 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
 
 #[tokio::test]
 async fn h2c_client_is_proxied_to_http1_backend() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = h2_client::<Full<Bytes>>(proxy.addr).await;
     for _ in 0..2 {
         let req = Request::get("http://h2.example.com/v1?x=1")
@@ -256,14 +251,20 @@ async fn h2c_client_is_proxied_to_http1_backend() {
     assert_eq!(b.seen.lock().expect("lock")[0].0, "/v1?x=1");
 }
 
-#[tokio::test]
-async fn drain_finishes_the_in_flight_response_with_connection_close() {
-    let b = backend(Behaviour::Gate).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+/// A raw connection to `proxy` that has sent `GET /`.
+async fn sent_get(proxy: &Proxy) -> TcpStream {
     let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
+    s
+}
+
+#[tokio::test]
+async fn drain_finishes_the_in_flight_response_with_connection_close() {
+    let b = backend(Behaviour::Gate).await;
+    let proxy = Proxy::http(&[b.addr]).await;
+    let mut s = sent_get(&proxy).await;
     tokio::time::timeout(WAIT, b.got.notified())
         .await
         .expect("backend got the request");
@@ -289,10 +290,7 @@ async fn drain_finishes_the_in_flight_response_with_connection_close() {
 async fn drained_closes_what_is_left_by_force_and_counts_it() {
     let b = backend(Behaviour::Hang).await;
     let proxy = Proxy::http(&[b.addr]).await;
-    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let mut s = sent_get(&proxy).await;
     weir_e2e::until("the backend receiving the request", || b.hits() >= 1).await;
     assert_eq!(proxy.handle.drained(Duration::from_millis(100)).await, 1);
     let mut out = Vec::new();

@@ -8,8 +8,7 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 async fn refused_without_reaching_backend(request: &[u8]) -> String {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let response = raw(proxy.addr, request).await;
     assert_eq!(
         b.hits(),
@@ -44,8 +43,7 @@ async fn content_length_with_transfer_encoding_gets_400() {
 
 #[tokio::test]
 async fn smuggled_second_request_after_a_good_one_is_refused() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::http(&[b.addr]).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let res = raw(
         proxy.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",

@@ -86,6 +86,13 @@ impl Proxy {
         Proxy::start(config(http_listener("app"), vec![pool("app", backends)])).await
     }
 
+    /// [`Proxy::http`] in front of one backend named `a`.
+    pub(crate) async fn http_to_a() -> (TestBackend, Proxy) {
+        let b = backend(Behaviour::Name("a")).await;
+        let proxy = Proxy::http(&[b.addr]).await;
+        (b, proxy)
+    }
+
     pub(crate) fn reload(&self, config: Config) {
         let generation = self.table.load().generation() + 1;
         self.table
