@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use weir_e2e::config::{backends, one_pool, WEB_HEAD};
+use weir_e2e::config::{access_logged, backends, one_pool};
 use weir_e2e::{spawn_backend, H1Client, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -17,18 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Listener `web` with the access log on: `app.test` goes to pool `web`, other hosts
 /// find no route (404).
 fn logged(addrs: &[SocketAddr]) -> String {
-    format!(
-        "\
-{WEB_HEAD}    access_log: true
-    routes:
-      - match: {{ host: app.test }}
-        pool: web
-pools:
-  web:
-    backends:
-{}",
-        backends(addrs)
-    )
+    access_logged("match: { host: app.test }\n        pool: web", addrs)
 }
 
 fn field<'a>(line: &'a Value, name: &str) -> &'a Value {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use weir_e2e::config::{backends, WEB_HEAD};
+use weir_e2e::config::access_logged;
 use weir_e2e::{closed_port, spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -16,17 +16,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Listener `web`, access log on, everything to pool `web`.
 fn logged(addrs: &[SocketAddr]) -> String {
-    format!(
-        "\
-{WEB_HEAD}    access_log: true
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-{}",
-        backends(addrs)
-    )
+    access_logged("pool: web", addrs)
 }
 
 fn get(path: &str, id: Option<&str>) -> http::Request<Full<Bytes>> {
