@@ -107,60 +107,33 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
             ("backend", x.as_str()),
             ("code", "200"),
         ];
-        assert_eq!(
-            value(&scrape, "weir_http_requests_total", &per_backend),
-            10.0
-        );
+        scrape.assert_value("weir_http_requests_total", &per_backend, 10.0);
         let pb = [("pool", "web"), ("backend", x.as_str())];
-        assert_eq!(
-            value(&scrape, "weir_backend_response_duration_seconds_count", &pb),
-            10.0
-        );
-        assert_eq!(value(&scrape, "weir_backend_up", &pb), 1.0);
-        assert_eq!(value(&scrape, "weir_backend_in_flight", &pb), 0.0);
-        assert_eq!(
-            value(&scrape, "weir_backend_downtime_seconds_total", &pb),
-            0.0
-        );
+        scrape.assert_value("weir_backend_response_duration_seconds_count", &pb, 10.0);
+        scrape.assert_value("weir_backend_up", &pb, 1.0);
+        scrape.assert_value("weir_backend_in_flight", &pb, 0.0);
+        scrape.assert_value("weir_backend_downtime_seconds_total", &pb, 0.0);
     }
-    assert_eq!(
-        value(&scrape, "weir_http_request_duration_seconds_count", &route),
-        30.0
-    );
+    scrape.assert_value("weir_http_request_duration_seconds_count", &route, 30.0);
     let inf = [("listener", "web"), ("pool", "web"), ("le", "+Inf")];
-    assert_eq!(
-        value(&scrape, "weir_http_request_duration_seconds_bucket", &inf),
-        30.0
-    );
+    scrape.assert_value("weir_http_request_duration_seconds_bucket", &inf, 30.0);
     assert!(
         scrape
             .find("weir_http_request_duration_seconds_bucket", &route)
             .any(|s| s.label("le") == Some("0.0001")),
         "buckets go below a millisecond"
     );
-    assert_eq!(
-        value(&scrape, "weir_pool_backends_up", &[("pool", "web")]),
-        3.0
-    );
-    assert_eq!(
-        value(&scrape, "weir_retries_total", &[("pool", "web")]),
-        0.0
-    );
+    scrape.assert_value("weir_pool_backends_up", &[("pool", "web")], 3.0);
+    scrape.assert_value("weir_retries_total", &[("pool", "web")], 0.0);
     assert_eq!(
         scrape.sum("weir_upstream_errors_total", &[("pool", "web")]),
         0.0
     );
     let listener = [("listener", "web")];
-    assert_eq!(
-        value(&scrape, "weir_listener_connections_total", &listener),
-        1.0
-    );
-    assert_eq!(
-        value(&scrape, "weir_listener_connections_active", &listener),
-        1.0
-    );
+    scrape.assert_value("weir_listener_connections_total", &listener, 1.0);
+    scrape.assert_value("weir_listener_connections_active", &listener, 1.0);
     let rx = [("listener", "raw"), ("direction", "rx")];
-    assert_eq!(value(&scrape, "weir_tcp_bytes_total", &rx), 1000.0);
+    scrape.assert_value("weir_tcp_bytes_total", &rx, 1000.0);
     let db = db.to_string();
     assert_eq!(
         value(
@@ -232,7 +205,7 @@ async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
         ("backend", live.as_str()),
         ("code", "200"),
     ];
-    assert_eq!(value(&scrape, "weir_http_requests_total", &on_live), 10.0);
+    scrape.assert_value("weir_http_requests_total", &on_live, 10.0);
     assert_eq!(
         scrape
             .find("weir_http_requests_total", &[("backend", dead.as_str())])
@@ -258,16 +231,10 @@ async fn killed_backend_reads_down_with_growing_downtime() {
     let b = b.to_string();
     let pb = [("pool", "web"), ("backend", b.as_str())];
     let first = weir.metrics().await;
-    assert_eq!(value(&first, "weir_backend_up", &pb), 0.0);
-    assert_eq!(
-        value(&first, "weir_pool_backends_up", &[("pool", "web")]),
-        1.0
-    );
+    first.assert_value("weir_backend_up", &pb, 0.0);
+    first.assert_value("weir_pool_backends_up", &[("pool", "web")], 1.0);
     let to_down = [("pool", "web"), ("backend", b.as_str()), ("to", "down")];
-    assert_eq!(
-        value(&first, "weir_backend_transitions_total", &to_down),
-        1.0
-    );
+    first.assert_value("weir_backend_transitions_total", &to_down, 1.0);
     let failures = [
         ("pool", "web"),
         ("backend", b.as_str()),
@@ -341,9 +308,6 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
         ("backend", a.as_str()),
         ("code", "200"),
     ];
-    assert_eq!(value(&after, "weir_http_requests_total", &on_a), 3.0);
-    assert_eq!(
-        value(&after, "weir_pool_backends_up", &[("pool", "web")]),
-        1.0
-    );
+    after.assert_value("weir_http_requests_total", &on_a, 3.0);
+    after.assert_value("weir_pool_backends_up", &[("pool", "web")], 1.0);
 }
