@@ -45,6 +45,13 @@ pub(super) fn with_both(w: World, b2: &BackendMetrics) -> World {
     }
 }
 
+/// [`world`] with a second backend `B2` in pool `api`, known to the route.
+pub(super) fn world_of_two(m: &Metrics) -> (World, BackendMetrics) {
+    let w = world(m);
+    let b2 = BackendMetrics::new(m, "api", B2);
+    (with_both(w, &b2), b2)
+}
+
 #[test]
 fn every_design_metric_is_exposed_with_exactly_its_labels() {
     let m = Metrics::new().expect("metrics");
@@ -89,9 +96,7 @@ fn every_design_metric_is_exposed_with_exactly_its_labels() {
 #[test]
 fn counters_and_histograms_equal_what_was_recorded() {
     let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    let b2 = BackendMetrics::new(&m, "api", B2);
-    let w = with_both(w, &b2);
+    let (w, b2) = world_of_two(&m);
     for _ in 0..3 {
         w.route.count(&w.backend, 200);
         w.route.observe_request(Duration::from_micros(80));

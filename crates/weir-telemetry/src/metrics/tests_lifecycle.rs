@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use weir_e2e::Scrape as Exposition;
 
-use super::tests::{scrape, with_both, world, World, B1, B2};
+use super::tests::{scrape, world, world_of_two, World, B1, B2};
 use super::*;
 
 #[test]
@@ -69,9 +69,7 @@ fn pool_backends_up_counts_the_pools_up_backends_at_scrape() {
 #[test]
 fn dropping_a_backend_removes_every_series_of_it_and_only_those() {
     let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    let b2 = BackendMetrics::new(&m, "api", B2);
-    let w = with_both(w, &b2);
+    let (w, b2) = world_of_two(&m);
     w.route.count(&w.backend, 200);
     w.route.count(&b2, 200);
     w.route.count(&b2, 418);
@@ -196,9 +194,7 @@ fn config_hash_is_fnv1a_64_in_hex() {
 #[test]
 fn a_backend_added_in_place_of_a_removed_one_is_counted_by_the_next_route() {
     let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    let b2 = BackendMetrics::new(&m, "api", B2);
-    let w = with_both(w, &b2);
+    let (w, b2) = world_of_two(&m);
     w.route.count(&b2, 200);
     // A reload removes B2 and adds B3: B3 reuses B2's slot once B2 is gone.
     drop(w.route);
