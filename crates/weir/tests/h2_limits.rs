@@ -110,10 +110,8 @@ async fn http2_connection_gets_goaway_after_max_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
-    let (a, _ha) = spawn_backend("a").await;
     let extra = "    timeouts: { idle: 3s }\n    http2: { keepalive_interval: 1s }\n";
-    let weir = Weir::start(WEIR, &one_backend_listener(a, extra)).await;
-    let report = h2attack::run("idle", weir.listener_addr("web"), 0).await;
+    let report = h2attack::run_fresh(WEIR, extra, "idle", 0).await;
     eprintln!("idle h2 connection with 1s keep-alive PINGs: {report}");
     assert_eq!(report["goaway"], true, "closed as idle: {report}");
     assert_eq!(report["error_code"], 0, "{report}");
