@@ -116,10 +116,8 @@ async fn shutdown_waits_for_a_listener_a_reload_removed_that_is_still_draining()
 /// Review: a second signal stops at once and says how many connections it abandons.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_counts_the_connections_it_abandons() {
-    let (a, ha) = spawn_backend("a").await;
     // shutdown_timeout 10s: the held request would outlast this test.
-    let yaml = one_pool("round_robin", &backends(&[a]), "");
-    let mut weir = Weir::start(WEIR, &yaml).await;
+    let (mut weir, ha) = Weir::one_backend(WEIR, "a").await;
     let web = weir.listener_addr("web");
     let held = tokio::spawn(async move { client::request(web, hold()).await });
     ha.wait_in_progress(1, "the held request reaching the backend")

@@ -155,10 +155,7 @@ async fn connect_failure_is_retried_on_another_backend() {
     let proxy = Proxy::http(&[dead, live.addr]).await;
     let mut c = client(proxy.addr).await;
     for _ in 0..4 {
-        let req = Request::post("/")
-            .header("host", "x")
-            .body(Full::new(Bytes::from_static(b"payload")))
-            .expect("request");
+        let req = post(b"payload");
         let (status, _, body) = send(&mut c, req).await;
         assert_eq!(
             status,

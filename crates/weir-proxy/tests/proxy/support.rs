@@ -280,6 +280,14 @@ where
     tx
 }
 
+/// `POST /` to host `x` with `body`.
+pub(crate) fn post(body: &'static [u8]) -> Request<Full<Bytes>> {
+    Request::post("/")
+        .header("host", "x")
+        .body(Full::new(Bytes::from_static(body)))
+        .expect("request")
+}
+
 pub(crate) fn get(path: &str) -> Request<Full<Bytes>> {
     Request::get(path)
         .header("host", "example.com")
