@@ -1,8 +1,8 @@
 //! A backend server and its live state.
 //!
 //! A `Backend` outlives any one routing table: the registry hands the same `Arc<Backend>`
-//! to every table that keeps it, so its health, in-flight count and upstream connection
-//! pool survive reloads. All mutable state is atomic, because the data plane reads it on
+//! to every table that keeps it, so its health, in-flight count and idle connections
+//! ([`Conns`], a typed field) survive reloads. All mutable state is atomic, because the data plane reads it on
 //! every pick and must never lock.
 //!
 //! Three writers change a backend's state: its health task ([`Backend::observe`]), live
@@ -15,14 +15,14 @@
 
 mod passive;
 
-use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use weir_config::BackendConfig;
 use weir_telemetry::BackendMetrics;
+use weir_upstream::Conns;
 
 use crate::clock;
 
@@ -83,10 +83,10 @@ pub struct Backend {
     /// Written only by transitions (which hold it, so they are serialised) and read by
     /// `/status`: never touched per request.
     last: Mutex<LastTransition>,
-    /// The proxy's per-backend upstream state (its idle connection pool). Kept here so it
-    /// lives exactly as long as the backend; typed `Any` so this crate does not depend on
-    /// the proxy's HTTP stack.
-    extension: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Idle connections to this backend, kept here so they live exactly as long as the
+    /// backend (and across reloads that keep it). Which settings they were made with
+    /// is their own business ([`Conns::adopt`]).
+    conns: Conns,
     /// The metric handles, created with the backend (by the registry) and dropped with
     /// it, which removes its series. `None` only for backends built outside a registry
     /// with metrics (unit tests).
@@ -144,7 +144,7 @@ impl Backend {
             downtime_ms: AtomicU64::new(0),
             created_unix_ms: unix_ms(),
             last: Mutex::new(LastTransition::default()),
-            extension: OnceLock::new(),
+            conns: Conns::new(),
             metrics,
         }
     }
@@ -362,14 +362,11 @@ impl Backend {
         self.ramping.store(false, Ordering::Relaxed);
     }
 
-    /// The proxy's per-backend state of type `T`, created on first use.
-    ///
-    /// Returns `None` only if another type was stored first, which would be a bug in the
-    /// caller (one crate owns the slot).
-    pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Option<&T> {
-        self.extension
-            .get_or_init(|| Box::new(T::default()))
-            .downcast_ref::<T>()
+    /// The backend's idle connections (the proxy's HTTP paths check them out and give
+    /// them back; the pool's transport decides which may be reused).
+    #[inline]
+    pub fn conns(&self) -> &Conns {
+        &self.conns
     }
 }
 

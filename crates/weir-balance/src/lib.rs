@@ -7,6 +7,10 @@
 //! The proxy loads the table from an `ArcSwap` per request and calls [`Pool::pick`],
 //! which neither allocates nor locks. Health checkers write only through a
 //! [`Backend`]'s atomics and never rebuild the table.
+//!
+//! How a pool's backends are reached is part of the snapshot too: each [`Pool`] holds
+//! its `weir_upstream::Transport` (upstream TLS, HTTP version) and each [`Backend`] its
+//! idle connections (`weir_upstream::Conns`), both typed, from the crate below this one.
 
 #![cfg_attr(
     not(test),

@@ -12,6 +12,10 @@
 //!
 //! What must outlive a reload (the retry budget, the ejection lock) lives in
 //! [`PoolShared`], which the registry keeps per pool name.
+//!
+//! The pool also holds its [`Transport`] (upstream TLS and HTTP version): it is part of
+//! the snapshot, so a request connects with the settings of the table it was routed on,
+//! and a reload changes them only for requests routed on the new table.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use weir_config::{
     HealthCheckConfig, PassiveConfig, PoolConfig, RetryBudgetConfig, RetryOn, StrategyKind,
 };
 use weir_telemetry::PoolMetrics;
+use weir_upstream::Transport;
 
 use crate::strategy::Strategy;
 use crate::Backend;
@@ -71,6 +76,8 @@ pub struct Pool {
     settings: PoolSettings,
     health_check: Option<HealthCheckConfig>,
     shared: Arc<PoolShared>,
+    /// How its backends are reached; its backends' idle connections are tagged with it.
+    transport: Arc<Transport>,
     /// `weir_retries_total{pool}` (`None` outside a registry with metrics).
     metrics: Option<PoolMetrics>,
 }
@@ -79,17 +86,37 @@ pub struct Pool {
 
 impl Pool {
     /// Builds a pool from its config and the (registry-owned) backends, in config order,
-    /// with fresh shared state (an empty retry budget).
+    /// with fresh shared state (an empty retry budget) and plain TCP to its backends (in
+    /// its configured HTTP version).
     pub fn new(config: &PoolConfig, backends: Vec<Arc<Backend>>) -> Self {
-        Self::with_shared(config, backends, Arc::new(PoolShared::new()))
+        let h2 = config.upstream_protocol == weir_config::UpstreamProtocol::H2;
+        Self::with_shared(
+            config,
+            backends,
+            Arc::new(PoolShared::new()),
+            Arc::new(Transport::plain(h2)),
+        )
     }
 
-    /// Like [`Pool::new`], with shared state carried over from an earlier table.
+    /// Like [`Pool::new`], with shared state carried over from an earlier table and the
+    /// pool's `transport`, which its backends adopt for their idle connections (see
+    /// [`weir_upstream::Conns::adopt`]): build the table that holds the pool right
+    /// before it goes live.
     pub fn with_shared(
         config: &PoolConfig,
         backends: Vec<Arc<Backend>>,
         shared: Arc<PoolShared>,
+        transport: Arc<Transport>,
     ) -> Self {
+        for b in &backends {
+            if b.conns().adopt(&transport) {
+                tracing::debug!(
+                    pool = %config.name,
+                    backend = b.address(),
+                    "transport settings changed, idle connections closed"
+                );
+            }
+        }
         let (backups, primaries): (Vec<_>, Vec<_>) =
             backends.into_iter().partition(|b| b.is_backup());
         let primary_strategy = Strategy::new(config.strategy, &primaries);
@@ -113,6 +140,7 @@ impl Pool {
             },
             health_check: config.health_check.clone(),
             shared,
+            transport,
             metrics: None,
         }
     }
@@ -148,6 +176,12 @@ impl Pool {
     /// Upstream settings.
     pub fn settings(&self) -> &PoolSettings {
         &self.settings
+    }
+
+    /// How the pool's backends are reached: TLS, HTTP version, the connector.
+    #[inline]
+    pub fn transport(&self) -> &Arc<Transport> {
+        &self.transport
     }
 
     /// The active health check, if the pool has one.

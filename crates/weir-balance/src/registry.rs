@@ -5,7 +5,10 @@
 //! in-flight count and upstream connection pool carry over; a new one is created. After
 //! a table is swapped in, [`BackendRegistry::retain`] forgets backends it no longer has.
 //! Each pool name likewise keeps one [`PoolShared`] (retry budget, ejection lock) across
-//! reloads.
+//! reloads, and one `Arc<Transport>` (TLS, HTTP version): a reload that keeps a pool's
+//! transport settings hands the new table the same transport, so the idle connections
+//! of kept backends stay usable ([`weir_upstream::carry_over`]); one that changes them
+//! gives it a new one, and those connections are closed.
 //!
 //! The registry also resolves every metric handle the table needs, once per build: a
 //! backend's [`BackendMetrics`](weir_telemetry::BackendMetrics) is created with the
@@ -19,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use weir_config::Config;
 use weir_telemetry::{BackendMetrics, Metrics, PoolMetrics};
+use weir_upstream::{Transport, Transports};
 
 use crate::{Backend, Pool, PoolShared, Table};
 
@@ -31,6 +35,8 @@ type Key = (String, String, SocketAddr);
 pub struct BackendRegistry {
     backends: Mutex<HashMap<Key, Arc<Backend>>>,
     pools: Mutex<HashMap<String, Arc<PoolShared>>>,
+    /// Each pool's transport in the newest table built.
+    transports: Mutex<HashMap<String, Arc<Transport>>>,
     metrics: Option<Metrics>,
 }
 
@@ -51,20 +57,21 @@ impl BackendRegistry {
             Ok(metrics) => Self::with_metrics(metrics),
             Err(e) => {
                 tracing::error!(error = %e, "cannot register metrics; building tables without them");
-                Self::build_with(None)
+                Self::from_metrics(None)
             }
         }
     }
 
     /// An empty registry whose tables record into `metrics` (the one `/metrics` serves).
     pub fn with_metrics(metrics: Metrics) -> Self {
-        Self::build_with(Some(metrics))
+        Self::from_metrics(Some(metrics))
     }
 
-    fn build_with(metrics: Option<Metrics>) -> Self {
+    fn from_metrics(metrics: Option<Metrics>) -> Self {
         BackendRegistry {
             backends: Mutex::new(HashMap::new()),
             pools: Mutex::new(HashMap::new()),
+            transports: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -74,7 +81,9 @@ impl BackendRegistry {
         self.metrics.as_ref()
     }
 
-    /// Builds the table for `config`, reusing every backend the registry already has.
+    /// Builds the table for `config`, reusing every backend the registry already has,
+    /// with plain TCP to every backend (tests, benches, configs without `tls`; see
+    /// [`BackendRegistry::build_with`]).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -91,11 +100,28 @@ impl BackendRegistry {
     /// assert!(Arc::ptr_eq(a, b), "a kept backend is the same object");
     /// ```
     pub fn build(&self, config: Arc<Config>, generation: u64) -> Table {
+        self.build_with(config, generation, &Transports::default())
+    }
+
+    /// Builds the table for `config` with each pool's `transports` (loaded with the
+    /// config, see [`Transports::load`]), reusing every backend the registry already
+    /// has. Kept backends adopt their pool's transport here: build the table right
+    /// before it goes live.
+    pub fn build_with(
+        &self,
+        config: Arc<Config>,
+        generation: u64,
+        transports: &Transports,
+    ) -> Table {
         let mut map = match self.backends.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let mut shared = match self.pools.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut kept = match self.transports.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -123,13 +149,17 @@ impl BackendRegistry {
                     })
                     .collect();
                 let state = shared.entry(pool.name.clone()).or_default();
-                let built = Pool::with_shared(pool, backends, Arc::clone(state));
+                let transport =
+                    weir_upstream::carry_over(kept.get(&pool.name), transports.for_pool(pool));
+                kept.insert(pool.name.clone(), Arc::clone(&transport));
+                let built = Pool::with_shared(pool, backends, Arc::clone(state), transport);
                 Arc::new(match &self.metrics {
                     Some(m) => built.with_metrics(PoolMetrics::new(m, &pool.name)),
                     None => built,
                 })
             })
             .collect();
+        drop(kept);
         drop(shared);
         drop(map);
         Table::assemble(generation, config, pools, self.metrics.as_ref())
@@ -142,10 +172,14 @@ impl BackendRegistry {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.retain(|_, backend| {
-            table
+            let kept = table
                 .pools()
                 .iter()
-                .any(|p| p.backends().any(|b| Arc::ptr_eq(b, backend)))
+                .any(|p| p.backends().any(|b| Arc::ptr_eq(b, backend)));
+            if !kept {
+                backend.conns().retire();
+            }
+            kept
         });
         drop(map);
         let mut shared = match self.pools.lock() {
@@ -153,6 +187,12 @@ impl BackendRegistry {
             Err(poisoned) => poisoned.into_inner(),
         };
         shared.retain(|name, _| table.pool(name).is_some());
+        drop(shared);
+        let mut kept = match self.transports.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        kept.retain(|name, _| table.pool(name).is_some());
     }
 
     /// Number of backends known.
@@ -479,6 +519,26 @@ mod tests {
         assert!(
             !Arc::ptr_eq(pool.shared(), fresh.shared()),
             "removed pool starts over"
+        );
+    }
+
+    #[test]
+    fn kept_pool_keeps_its_transport_until_its_settings_change() {
+        let registry = BackendRegistry::new();
+        let listeners = || vec![http_listener("web", vec![route(None, None, "web")])];
+        let pool = || web(vec![backend_config(0, 1, false)]);
+        let first = registry.build(cfg(vec![pool()], listeners()), 1);
+        let second = registry.build(cfg(vec![pool()], listeners()), 2);
+        let id = |t: &Table| t.pool("web").map(|p| p.transport().id());
+        assert_eq!(id(&first), id(&second), "same settings, same transport");
+        let mut h2 = pool();
+        h2.upstream_protocol = weir_config::UpstreamProtocol::H2;
+        let third = registry.build(cfg(vec![h2], listeners()), 3);
+        assert_ne!(id(&second), id(&third), "HTTP version changed");
+        assert!(third.pool("web").is_some_and(|p| p.transport().is_h2()));
+        assert!(
+            Arc::ptr_eq(find(&second, "web", "a"), find(&third, "web", "a")),
+            "the backend itself is kept"
         );
     }
 }

@@ -384,9 +384,11 @@ impl ResponseHead {
 
     /// Whether the backend keeps the connection open after this response and weir may
     /// reuse it: HTTP/1.1, no `Connection: close`, not [`ResponseHead::length_and_chunked`],
-    /// not [`Framing::Close`].
+    /// not [`Framing::Close`], and not a `101` (the connection speaks another protocol
+    /// from then on, even when weir refuses the switch).
     pub fn reusable(&self) -> bool {
-        self.version == Version::Http11
+        self.status != 101
+            && self.version == Version::Http11
             && !self.connection.close
             && !self.length_and_chunked
             && self.framing != Framing::Close

@@ -8,6 +8,10 @@
 //! its backend, which keeps the allocation (and so the pointer used as key) from being
 //! reused by another backend while the entry exists.
 //!
+//! **Transport.** A task connects with its pool's transport (TLS, HTTP version) from the
+//! newest table it was reconciled with: a reload that changes a pool's `tls` applies to
+//! the next probe of each kept task, without restarting it.
+//!
 //! **Schedule.** A task probes at once, then waits a random delay in
 //! `[interval/2, interval]` before the second probe and `[0.9 × interval, interval]`
 //! between later ones, measured from the start of the previous probe. Backends added
@@ -23,13 +27,14 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use weir_balance::{Backend, Table, Transition};
 use weir_config::HealthCheckConfig;
+use weir_upstream::Transport;
 
 use crate::probe::{probe, ProbeError};
-use crate::transport::{Plain, Transport};
 
 /// What a pool whose health check was removed writes as its backends' transition reason.
 pub const REASON_CHECK_REMOVED: &str = "health check removed";
@@ -43,17 +48,9 @@ const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Owns one probe task per backend of every pool that has a `health_check`.
 ///
 /// Dropping the checker stops every task, like [`HealthChecker::shutdown`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct HealthChecker {
     tasks: HashMap<usize, CheckTask>,
-    /// How probes reach backends (TLS for pools with `tls`); [`Plain`] by default.
-    transport: Arc<dyn Transport>,
-}
-
-impl Default for HealthChecker {
-    fn default() -> Self {
-        HealthChecker::with_transport(Arc::new(Plain))
-    }
 }
 
 /// A running probe task.
@@ -62,6 +59,8 @@ struct CheckTask {
     /// Pins the allocation whose address is this task's key.
     backend: Weak<Backend>,
     check: HealthCheckConfig,
+    /// The pool's transport in the newest table; the task reads it at each probe.
+    transport: Arc<ArcSwap<Transport>>,
     handle: JoinHandle<()>,
 }
 
@@ -73,18 +72,9 @@ fn key(backend: &Arc<Backend>) -> usize {
 // === impl HealthChecker ===
 
 impl HealthChecker {
-    /// No tasks yet; every backend probed in plain TCP.
+    /// No tasks yet.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// No tasks yet; probes connect through `transport` (the binary's knows each
-    /// pool's TLS settings).
-    pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
-        HealthChecker {
-            tasks: HashMap::new(),
-            transport,
-        }
     }
 
     /// Makes the running tasks match `table`: tasks of backends no longer present stop,
@@ -111,6 +101,7 @@ impl HealthChecker {
                             std::ptr::eq(task.backend.as_ptr(), Arc::as_ptr(backend)),
                             "the Weak pins the allocation, so an equal key is the same backend"
                         );
+                        task.transport.store(Arc::clone(pool.transport()));
                         kept += 1;
                     }
                     (Some(check), existing) => {
@@ -119,14 +110,16 @@ impl HealthChecker {
                         } else {
                             started += 1;
                         }
+                        let transport = Arc::new(ArcSwap::new(Arc::clone(pool.transport())));
                         let task = CheckTask {
                             backend: Arc::downgrade(backend),
                             check: check.clone(),
                             handle: runtime.spawn(run(
                                 Arc::clone(backend),
                                 check.clone(),
-                                Arc::clone(&self.transport),
+                                Arc::clone(&transport),
                             )),
+                            transport,
                         };
                         if let Some(old) = self.tasks.insert(key, task) {
                             old.handle.abort();
@@ -200,12 +193,15 @@ impl Drop for HealthChecker {
 // === probe loop ===
 
 /// The task of one backend: probe, record, wait, forever (until aborted).
-async fn run(backend: Arc<Backend>, check: HealthCheckConfig, transport: Arc<dyn Transport>) {
+async fn run(backend: Arc<Backend>, check: HealthCheckConfig, transport: Arc<ArcSwap<Transport>>) {
     // Shared with each probe future, so a probe clones one `Arc` and not the config.
     let target = Arc::new((Arc::clone(&backend), check.clone(), transport));
     run_with(backend, check, move || {
         let target = Arc::clone(&target);
-        async move { probe(&target.0, &target.1, &*target.2).await }
+        async move {
+            let transport = target.2.load_full();
+            probe(&target.0, &target.1, &transport).await
+        }
     })
     .await;
 }

@@ -11,9 +11,9 @@
 //! * [`checker`] owns the tasks: which backends have one, when a task is kept, restarted
 //!   or stopped on reload, and the probe schedule.
 //! * [`probe`] owns the probes themselves: TCP connect, or `GET path` over a fresh
-//!   HTTP/1.1 connection, over TLS for a pool with `tls`.
-//! * [`transport`] secures a probe's connection the way the pool's traffic is (the
-//!   binary provides the TLS one).
+//!   HTTP/1.1 connection, over TLS for a pool with `tls`. A probe connects with its
+//!   pool's transport (`weir_upstream::Transport`, from the table), the connector the
+//!   proxy's traffic uses, so it reaches and verifies a backend as requests do.
 //!
 //! **Passive ejection.** Live traffic can also take a backend down (passive checking, in
 //! `weir_balance::Pool::report_failure`); in a pool with a `health_check` it is these
@@ -32,8 +32,6 @@
 
 pub mod checker;
 pub mod probe;
-pub mod transport;
 
 pub use checker::HealthChecker;
 pub use probe::{probe, ProbeError};
-pub use transport::{Plain, ProbeKind, ProbeStream, Secured, Transport};

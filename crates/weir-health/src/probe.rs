@@ -1,5 +1,7 @@
 //! The probes: a TCP connect, or `GET path` on a fresh HTTP/1.1 connection; over TLS
-//! for a pool with `tls` ([`Transport`]).
+//! for a pool with `tls`. The connection is opened by the pool's [`Transport`], the
+//! connector the proxy's traffic uses, so a probe connects and verifies as a request
+//! does.
 //!
 //! The HTTP probe is a small hand-written client rather than hyper's: it sends exactly one
 //! request (`Connection: close`, `User-Agent: weir-health`), reads the response head only
@@ -23,12 +25,10 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use weir_balance::Backend;
 use weir_config::{HealthCheckConfig, HealthCheckKind};
 use weir_h1::{Method, Parsed, ResponseHead};
-
-use crate::transport::{ProbeKind, ProbeStream, Transport};
+use weir_upstream::{Alpn, ConnectError, Stream, Transport};
 
 /// Most bytes of a response read while looking for its final status line.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -109,19 +109,23 @@ impl fmt::Display for IoText<'_> {
 }
 
 /// Probes `backend` once as `check` says, within `check.timeout` (connect and TLS
-/// handshake included), over what `transport` makes of the connection.
+/// handshake included), connecting with its pool's `transport`.
 ///
 /// # Errors
 /// The reason the backend is not healthy; see [`ProbeError`].
 pub async fn probe(
     backend: &Backend,
     check: &HealthCheckConfig,
-    transport: &dyn Transport,
+    transport: &Transport,
 ) -> Result<(), ProbeError> {
     let attempt = async {
         match &check.kind {
             HealthCheckKind::Tcp => {
-                let mut stream = connect(backend, transport, ProbeKind::Tcp).await?;
+                // A bare handshake offers `h2` on an `h2` pool: h2-only servers
+                // (grpc-go, Go's `crypto/tls` with `NextProtos: ["h2"]`) refuse a
+                // client offering nothing else.
+                let mut stream =
+                    connect(backend, transport, Alpn::Handshake, check.timeout).await?;
                 // Over TLS this sends close_notify, so the backend logs an orderly close
                 // rather than a reset at every interval; a failure here is not the
                 // backend's health.
@@ -134,7 +138,7 @@ pub async fn probe(
                 expect_status,
             } => {
                 let host = host.as_deref().unwrap_or(backend.address());
-                http(backend, transport, host, path, expect_status).await
+                http(backend, transport, check.timeout, host, path, expect_status).await
             }
         }
     };
@@ -144,29 +148,30 @@ pub async fn probe(
     }
 }
 
-/// A fresh connection to `backend`, secured by `transport` (a TCP check passes here).
+/// A fresh connection to `backend` with its pool's `transport`, offering `alpn` if it
+/// is TLS (a TCP check passes here).
 async fn connect(
     backend: &Backend,
-    transport: &dyn Transport,
-    kind: ProbeKind,
-) -> Result<Box<dyn ProbeStream>, ProbeError> {
+    transport: &Transport,
+    alpn: Alpn,
+    timeout: Duration,
+) -> Result<Stream, ProbeError> {
     let addr: SocketAddr = backend.addr();
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(ProbeError::Connect)?;
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(%addr, error = %e, "health probe: could not set TCP_NODELAY");
-    }
     transport
-        .secure(backend, stream, kind)
+        .connect(addr, backend.address(), alpn, None, timeout)
         .await
-        .map_err(ProbeError::Tls)
+        .map_err(|e| match e {
+            ConnectError::Connect(e) | ConnectError::Preamble(e) => ProbeError::Connect(e),
+            ConnectError::Tls(e) => ProbeError::Tls(e),
+            ConnectError::Timeout => ProbeError::Timeout(timeout),
+        })
 }
 
 /// Healthy when `GET path` answers a final status within `expect`.
 async fn http(
     backend: &Backend,
-    transport: &dyn Transport,
+    transport: &Transport,
+    timeout: Duration,
     host: &str,
     path: &str,
     expect: &RangeInclusive<u16>,
@@ -181,7 +186,8 @@ async fn http(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
          User-Agent: weir-health\r\nAccept: */*\r\n\r\n"
     );
-    let mut stream = connect(backend, transport, ProbeKind::Http).await?;
+    // HTTP/1.1 whatever the pool speaks: ALPN `http/1.1`.
+    let mut stream = connect(backend, transport, Alpn::Http1, timeout).await?;
     stream
         .write_all(request.as_bytes())
         .await

@@ -6,28 +6,26 @@
 //! backend's in-flight count includes the connection for its whole life, so
 //! `least_connections` balances open connections. Half-closes propagate (a client's
 //! EOF becomes a `shutdown(Write)` towards the backend and back). With nothing up, the
-//! client connection is closed at once. With `proxy_protocol`, the PROXY header goes to
-//! the backend right after the connect, before any relayed byte. A pool with `tls` gets
-//! a TLS handshake after that (no ALPN, verified as for HTTP), within the same connect
-//! timeout; a failed handshake or refused certificate is a connect failure like a
-//! refused connect. The bytes themselves move in [`crate::relay`] (splice(2) on Linux
+//! client connection is closed at once. The connection is opened by the pool's
+//! transport (`weir_upstream::Transport::connect`, the connector of the HTTP path and
+//! the health probes): with `proxy_protocol`, the PROXY header goes to the backend right
+//! after the connect, before any relayed byte; a pool with `tls` gets a TLS handshake
+//! after that (no ALPN, verified as for HTTP), within the same connect timeout; a failed
+//! handshake or refused certificate is a connect failure like a refused connect. The bytes themselves move in [`crate::relay`] (splice(2) on Linux
 //! between plain sockets, bounded buffers when either side is TLS), counted in
 //! `weir_tcp_bytes_total` as they pass, so a long stream shows its traffic while it runs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use weir_balance::{Backend, ListenerTable, MAX_ATTEMPTS};
+use weir_upstream::{Alpn, ConnectError, Stream, Transport};
 
 use crate::io::ConnShared;
 use crate::listener::ConnScope;
 use crate::proxy_protocol::{self, Origin};
 use crate::relay::{self, Meter};
-use crate::tls::{backend_tls, Alpn};
 use crate::{outlier, retry};
 
 /// Relays one client connection until either side closes, it idles out, or is killed.
@@ -62,7 +60,7 @@ where
         }
         attempts += 1;
         let in_flight = backend.start_request();
-        let error = match open(backend, &origin, settings.connect_timeout).await {
+        let error = match open(backend, pool.transport(), &origin, settings.connect_timeout).await {
             Ok(stream) => {
                 outlier::success(&pool, backend);
                 break (stream, in_flight);
@@ -109,8 +107,8 @@ where
     tokio::select! {
         r = async {
             match upstream {
-                Upstream::Plain(tcp) => relay::relay(client, tcp, meter).await,
-                Upstream::Tls(tls) => relay::relay_buffered(client, tls, meter).await,
+                Stream::Plain(tcp) => relay::relay(client, tcp, meter).await,
+                Stream::Tls(tls) => relay::relay_buffered(client, tls, meter).await,
             }
         } => match r {
             Ok(t) => tracing::debug!(backend = %backend_addr, to_backend = t.from_client, to_client = t.to_client, "TCP stream closed"),
@@ -122,58 +120,35 @@ where
     drop(in_flight);
 }
 
-/// A connected backend: the socket itself, or TLS over it for a pool with `tls`.
-enum Upstream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-/// Opens a connection to `backend` within `timeout`: the TCP connect, then the PROXY
-/// header if the listener sends one, then the TLS handshake if the pool has `tls`.
-///
-/// The PROXY header goes first and in the clear, as HAProxy's `send-proxy` with `ssl`
-/// does: it describes the TCP connection, and a backend reads it before its TLS
-/// handshake (nginx's `listen ... ssl proxy_protocol`). Any failure, a refused
-/// certificate included, is a connect failure: no client byte has been sent yet.
-async fn open(backend: &Backend, origin: &Origin, timeout: Duration) -> Result<Upstream, String> {
-    let deadline = Instant::now() + timeout;
-    let timed_out = || {
-        format!(
-            "connect to {} timed out after {timeout:?}",
-            backend.address()
+/// Opens a connection to `backend` with the pool's `transport` within `timeout`: the TCP
+/// connect, then the PROXY header if the listener sends one, then the TLS handshake if
+/// the pool has `tls` (see [`Transport::connect`]). Any failure, a refused certificate
+/// included, is a connect failure: no client byte has been sent yet.
+async fn open(
+    backend: &Backend,
+    transport: &Transport,
+    origin: &Origin,
+    timeout: Duration,
+) -> Result<Stream, String> {
+    let header = origin
+        .send
+        .map(|version| proxy_protocol::encode(version, origin.client, origin.local));
+    let address = backend.address();
+    transport
+        .connect(
+            backend.addr(),
+            address,
+            Alpn::None,
+            header.as_deref(),
+            timeout,
         )
-    };
-    let mut tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(backend.addr())).await
-    {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return Err(format!("connect to {} failed: {e}", backend.address())),
-        Err(_) => return Err(timed_out()),
-    };
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY failed on backend socket");
-    }
-    if let Some(version) = origin.send {
-        let header = proxy_protocol::encode(version, origin.client, origin.local);
-        match tokio::time::timeout_at(deadline, tcp.write_all(&header)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(format!(
-                    "sending the PROXY header to {} failed: {e}",
-                    backend.address()
-                ))
+        .await
+        .map_err(|e| match e {
+            ConnectError::Connect(e) => format!("connect to {address} failed: {e}"),
+            ConnectError::Preamble(e) => {
+                format!("sending the PROXY header to {address} failed: {e}")
             }
-            Err(_) => return Err(timed_out()),
-        }
-    }
-    let Some(tls) = backend_tls(backend) else {
-        return Ok(Upstream::Plain(tcp));
-    };
-    match tokio::time::timeout_at(deadline, tls.connect_as(backend, tcp, Alpn::None)).await {
-        Ok(Ok(stream)) => Ok(Upstream::Tls(Box::new(stream))),
-        Ok(Err(e)) => Err(format!(
-            "TLS handshake with {} failed: {e}",
-            backend.address()
-        )),
-        Err(_) => Err(timed_out()),
-    }
+            ConnectError::Tls(e) => format!("TLS handshake with {address} failed: {e}"),
+            ConnectError::Timeout => format!("connect to {address} timed out after {timeout:?}"),
+        })
 }

@@ -5,7 +5,8 @@
 //!         -> read certificates and keys (failure rejects the reload)
 //!         -> prepare: bind/duplicate/register listener sockets (failure rejects it)
 //!         -- from here nothing can fail --
-//!         -> build the new table (same Arc<Backend> for kept backends)
+//!         -> build the new table (same Arc<Backend> for kept backends, each pool's
+//!            transport in it: kept settings keep their idle connections)
 //!         -> kept listeners take their new TLS; replaced and removed ones stop accepting
 //!         -> swap the table -> rename kept listeners, start new tasks, drain the old
 //!         -> reconcile health tasks
@@ -46,6 +47,8 @@ pub(crate) struct Server {
     admin: Arc<AdminState>,
     admin_addr: SocketAddr,
     admin_task: tokio::task::JoinHandle<()>,
+    /// Closes pooled backend connections idle past their timeout.
+    sweeper: tokio::task::JoinHandle<()>,
     config_metrics: ConfigMetrics,
 }
 
@@ -127,8 +130,7 @@ impl Server {
         let admin_socket =
             tokio::net::TcpListener::from_std(admin_socket).context("admin socket")?;
         let admin_addr = admin_socket.local_addr().context("admin socket address")?;
-        let first = registry.build(Arc::clone(&config), 1);
-        weir_proxy::tls::apply_upstream(&first, &tls.upstream);
+        let first = registry.build_with(Arc::clone(&config), 1, &tls.upstream);
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
         // Nothing runs yet, so there is nothing to hand over.
         lock(&listeners).commit(plan, &table, config.shutdown_timeout);
@@ -148,8 +150,9 @@ impl Server {
         tracing::info!(addr = %admin_addr, "admin listening");
         warn_if_exposed(admin_addr);
 
-        let mut health = HealthChecker::with_transport(Arc::new(crate::tls::ProbeTls));
+        let mut health = HealthChecker::new();
         health.reconcile(&table.load());
+        let sweeper = weir_proxy::spawn_idle_sweeper(Arc::clone(&table));
 
         Ok(Server {
             config_path,
@@ -160,6 +163,7 @@ impl Server {
             admin,
             admin_addr,
             admin_task,
+            sweeper,
             config_metrics,
         })
     }
@@ -245,10 +249,12 @@ impl Server {
         // Nothing that serves has changed yet, so an error rejects the reload whole.
         let mut plan = lock(&self.listeners).prepare(&config, tls.listeners)?;
         // Phase two cannot fail. Building the table is here, not before, because it
-        // updates the settings of kept backends in place.
+        // updates the settings of kept backends in place (weights, and the transport
+        // their new idle connections are pooled under).
         let generation = old.generation() + 1;
-        let mut table = self.registry.build(Arc::clone(&config), generation);
-        weir_proxy::tls::apply_upstream(&table, &tls.upstream);
+        let mut table = self
+            .registry
+            .build_with(Arc::clone(&config), generation, &tls.upstream);
         plan.alias_renamed(&mut table);
         let changes = Changes::between(old.config(), &config);
         // No task may accept for a listener the new table lacks: the ones that stop,
@@ -291,6 +297,7 @@ impl Server {
             _ = int.recv() => abandoned(),
         };
         self.health.shutdown();
+        self.sweeper.abort();
         self.admin_task.abort();
         tracing::info!(forced, "shutdown complete");
     }

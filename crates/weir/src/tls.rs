@@ -6,21 +6,22 @@
 //! reload with one is rejected before the running listeners are touched (they keep
 //! serving the certificates they had).
 //!
-//! Health probes reach a pool with `tls` through the same settings ([`ProbeTls`]).
+//! Each pool's transport (its TLS client settings and HTTP version) is built here too
+//! and goes into the table with the pool ([`weir_balance::BackendRegistry::build_with`]),
+//! so requests, TCP relays and health probes all reach a pool with `tls` through the
+//! same settings, those of the table they run on.
 
-use tokio::net::TcpStream;
-use weir_balance::Backend;
 use weir_config::{Config, ConfigError};
-use weir_health::{ProbeKind, ProbeStream, Secured, Transport};
-use weir_proxy::tls::{Alpn, ListenerTls, UpstreamTlsSet};
+use weir_proxy::tls::ListenerTls;
+use weir_upstream::Transports;
 
 /// TLS for one configuration: per listener (in config order), and per pool.
 #[derive(Debug, Default)]
 pub(crate) struct TlsSet {
     /// `listeners[i]` of the config: `None` when it has no `tls`.
     pub(crate) listeners: Vec<Option<ListenerTls>>,
-    /// Pools with `tls`.
-    pub(crate) upstream: UpstreamTlsSet,
+    /// Every pool's transport.
+    pub(crate) upstream: Transports,
 }
 
 /// Reads every certificate and key of `config`. Blocking file I/O.
@@ -40,9 +41,9 @@ pub(crate) fn load(config: &Config) -> Result<TlsSet, Vec<ConfigError>> {
                 .ok()
         })
         .collect();
-    let upstream = UpstreamTlsSet::load(config).unwrap_or_else(|es| {
-        errors.extend(es.iter().map(weir_proxy::tls::TlsError::config_error));
-        UpstreamTlsSet::default()
+    let upstream = Transports::load(config).unwrap_or_else(|es| {
+        errors.extend(es.iter().map(weir_upstream::TlsError::config_error));
+        Transports::default()
     });
     if errors.is_empty() {
         Ok(TlsSet {
@@ -62,32 +63,4 @@ pub(crate) fn describe(errors: &[ConfigError]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Probes over the TLS settings the proxy attached to each backend (`apply_upstream`),
-/// so a probe and the pool's traffic verify the backend alike; plain TCP for a pool
-/// without `tls`. Read at each probe: a reload that changes a pool's `tls` applies to
-/// the next probe.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ProbeTls;
-
-impl Transport for ProbeTls {
-    fn secure<'a>(
-        &'a self,
-        backend: &'a Backend,
-        stream: TcpStream,
-        kind: ProbeKind,
-    ) -> Secured<'a> {
-        Box::pin(async move {
-            let Some(tls) = weir_proxy::tls::backend_tls(backend) else {
-                return Ok(Box::new(stream) as Box<dyn ProbeStream>);
-            };
-            let alpn = match kind {
-                ProbeKind::Http => Alpn::Http1,
-                ProbeKind::Tcp => Alpn::Handshake,
-            };
-            let stream = tls.connect_as(backend, stream, alpn).await?;
-            Ok(Box::new(stream) as Box<dyn ProbeStream>)
-        })
-    }
 }

@@ -121,16 +121,6 @@ fn update_settings_changes_weight_and_backup() {
 }
 
 #[test]
-fn extension_is_created_once_and_typed() {
-    let b = backend();
-    let first: &AtomicU32 = b.extension().expect("first type stored");
-    first.store(5, Ordering::Relaxed);
-    let again: &AtomicU32 = b.extension().expect("same type");
-    assert_eq!(again.load(Ordering::Relaxed), 5);
-    assert!(b.extension::<String>().is_none(), "another type is refused");
-}
-
-#[test]
 fn passive_failures_count_until_a_success() {
     let b = backend();
     assert_eq!(b.passive_failure(), 1);

@@ -14,7 +14,7 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use weir_balance::{Backend, PoolSettings};
+use weir_balance::{Backend, Pool};
 use weir_h1::{Method, Parsed, ResponseHead};
 
 use super::body::PumpError;
@@ -96,22 +96,23 @@ where
     async fn attempt(
         &mut self,
         backend: &Backend,
-        settings: &PoolSettings,
+        pool: &Pool,
         fresh: bool,
         reused: &mut bool,
     ) -> Result<Answered, UpstreamError> {
+        let settings = pool.settings();
         let mut fresh_only = fresh;
         let name = || Arc::from(backend.address());
         loop {
             let pooled = if fresh_only {
                 None
             } else {
-                conn::checkout(backend)
+                conn::checkout(backend, pool)
             };
             *reused = pooled.is_some();
             let mut stream = match pooled {
                 Some(s) => s,
-                None => conn::connect(backend, settings.connect_timeout).await?,
+                None => conn::connect(backend, pool, settings.connect_timeout).await?,
             };
             let mut buf = Buf::take();
             let sent = self.send(&mut stream, &mut buf);

@@ -7,9 +7,9 @@
 //! can be replayed on a retry. A body still streaming from the client
 //! ([`super::h2_upload`]) goes out once, `Content-Length` bytes when the client declared
 //! a length, chunked otherwise (its trailers as chunked trailers); only attempts that
-//! sent nothing are retried. A backend may answer before the upload ends: the rest of
-//! the upload is then driven from the response body, which hyper polls, and the
-//! connection is reused only if the upload ended too.
+//! sent nothing are retried. A backend may answer before the upload ends: the response
+//! body then moves to a task of its own ([`H1Body::detach`]) that drives the rest of the
+//! upload beside it, and the connection is reused only if the upload ended too.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -177,6 +177,13 @@ enum State {
 /// starves the other.
 const UPLOAD_STEPS_PER_POLL: usize = 16;
 
+/// Response frames a detached body ([`H1Body::detach`]) may hold for its client: each
+/// is at most one read of the backend (16 KiB).
+const DETACHED_FRAMES: usize = 4;
+
+/// The frames of a detached response body, as its task reads them.
+pub(crate) type Detached = tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BoxError>>;
+
 /// A backend's HTTP/1 response body, read from its connection as hyper polls it.
 #[derive(Debug)]
 pub(crate) struct H1Body {
@@ -196,6 +203,51 @@ impl H1Body {
         matches!(self.state, State::Done)
     }
 
+    /// Whether the backend answered while the request body was still being uploaded.
+    pub(crate) fn uploading(&self) -> bool {
+        self.upload.is_some()
+    }
+
+    /// Moves this body into a task of its own that drives the rest of the upload
+    /// whether or not the client reads the answer, and hands the answer over a channel
+    /// of [`DETACHED_FRAMES`]. hyper polls a response body only while its stream has
+    /// flow-control window, so an upload driven from the body stalled once a client that
+    /// sends everything before reading had filled it (hyper's HTTP/1 client ran a task
+    /// per connection for the same reason). Only for early answers: the task and its
+    /// channel cost what the common case avoids.
+    pub(crate) fn detach(mut self) -> Detached {
+        let (tx, rx) = tokio::sync::mpsc::channel(DETACHED_FRAMES);
+        tokio::spawn(async move {
+            loop {
+                let permit = {
+                    let reserve = tx.reserve();
+                    tokio::pin!(reserve);
+                    std::future::poll_fn(|cx| {
+                        if self.upload.is_some() {
+                            self.drive_upload(cx);
+                        }
+                        std::future::Future::poll(reserve.as_mut(), cx)
+                    })
+                    .await
+                };
+                // Err: the client is gone (its stream reset); dropping `self` closes
+                // the connection, left mid-message.
+                let Ok(permit) = permit else {
+                    return;
+                };
+                let next = tokio::select! {
+                    next = std::future::poll_fn(|cx| self.poll_data(cx)) => next,
+                    () = tx.closed() => return,
+                };
+                match next {
+                    Some(frame) => permit.send(frame),
+                    None => return,
+                }
+            }
+        });
+        rx
+    }
+
     /// The body ended: its connection goes back if it can be reused. An upload still
     /// going is cut off (dropping the client's body resets its HTTP/2 stream, as RFC
     /// 9113 §8.1 has a server do once it answered early) and the connection, left
@@ -207,7 +259,7 @@ impl H1Body {
         let upload_done = self.upload.take().is_none();
         if let Some(f) = self.in_flight.take() {
             if self.reusable && upload_done && buf.is_empty() {
-                conn::give_back(f.backend(), stream);
+                conn::give_back(f.backend(), &self.pool, stream);
             }
         }
         buf.give_back();

@@ -23,12 +23,19 @@ use weir_h1::{chunk_header, LAST_CHUNK};
 
 use super::body::PumpError;
 use super::write::decimal;
+use crate::http::headers::{self, Forwarding};
 use crate::http::ReqBody;
 
-/// The head of an HTTP/1.1 request for `parts` (already prepared for the backend), with
-/// `body` (held whole) after it.
-pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
-    head_lines(parts, out);
+/// The head of an HTTP/1.1 request for `parts`, with `body` (held whole) after it.
+/// `direct`: `parts` is the client's and its prepared lines are written straight from it
+/// ([`headers::write_prepared`]); `None`: `parts` was prepared already.
+pub(crate) fn wire(
+    parts: &request::Parts,
+    direct: Option<Forwarding<'_>>,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    head_lines(parts, direct, out);
     if !body.is_empty() || needs_length(&parts.method) {
         out.extend_from_slice(b"content-length: ");
         decimal(out, body.len() as u64);
@@ -41,7 +48,11 @@ pub(crate) fn wire(parts: &request::Parts, body: &[u8], out: &mut Vec<u8>) {
 /// The head of an HTTP/1.1 request for `parts` whose body is streamed after it: the
 /// client's `Content-Length` when it declared one (every value the same number), else
 /// `Transfer-Encoding: chunked`, as hyper's client framed such a body.
-pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framing {
+pub(crate) fn wire_streamed(
+    parts: &request::Parts,
+    direct: Option<Forwarding<'_>>,
+    out: &mut Vec<u8>,
+) -> Framing {
     let mut length = None;
     let mut agreed = true;
     for v in parts.headers.get_all(http::header::CONTENT_LENGTH) {
@@ -54,7 +65,7 @@ pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framin
             _ => agreed = false,
         }
     }
-    head_lines(parts, out);
+    head_lines(parts, direct, out);
     let framing = match length.filter(|_| agreed) {
         Some(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -73,12 +84,16 @@ pub(crate) fn wire_streamed(parts: &request::Parts, out: &mut Vec<u8>) -> Framin
 
 /// The request line and every header but `Content-Length` (the caller frames the body).
 #[inline]
-fn head_lines(parts: &request::Parts, out: &mut Vec<u8>) {
+fn head_lines(parts: &request::Parts, direct: Option<Forwarding<'_>>, out: &mut Vec<u8>) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(pq.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(fwd) = direct {
+        headers::write_prepared(parts, fwd, out);
+        return;
+    }
     for (name, value) in &parts.headers {
         if name == http::header::CONTENT_LENGTH {
             continue;
@@ -119,6 +134,8 @@ pub(crate) struct FrameUpload {
     read_all: bool,
     /// Everything is written and flushed.
     pub(crate) done: bool,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
 }
 
 impl FrameUpload {
@@ -130,6 +147,7 @@ impl FrameUpload {
             pos: 0,
             read_all: false,
             done: false,
+            unflushed: false,
         }
     }
 
@@ -159,6 +177,7 @@ impl FrameUpload {
                     return Poll::Ready(Err(PumpError::Sink(std::io::ErrorKind::WriteZero.into())));
                 }
                 self.pos += n;
+                self.unflushed = true;
                 if self.pos >= self.out.len() {
                     self.out.clear();
                     self.pos = 0;
@@ -170,7 +189,20 @@ impl FrameUpload {
                 self.done = true;
                 return Poll::Ready(Ok(true));
             }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    // A TLS stream may hold written bytes in its own buffer: flush them
+                    // before waiting for the client, or the backend might never see
+                    // what it needs to answer.
+                    if self.unflushed {
+                        ready!(Pin::new(&mut *dst).poll_flush(cx)).map_err(PumpError::Sink)?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match frame {
                 None => self.end(None)?,
                 Some(Ok(frame)) => self.frame(frame)?,
                 Some(Err(e)) => {
@@ -256,9 +288,24 @@ impl FrameUpload {
 /// Fields that must not arrive as trailers (framing, routing, authentication: RFC 9110
 /// §6.5.1), dropped as hyper's encoder drops them.
 fn allowed_in_trailers(name: &HeaderName) -> bool {
+    // Hop-by-hop and weir's own fields too: a backend merging trailers into the head
+    // must not find a spoofed `X-Forwarded-For` or request id there.
+    let name_str = name.as_str();
+    if name_str.starts_with("x-forwarded-")
+        || matches!(name_str, "x-request-id" | "keep-alive" | "proxy-connection")
+    {
+        return false;
+    }
     !matches!(
         *name,
-        header::AUTHORIZATION
+        header::CONNECTION
+            | header::UPGRADE
+            | header::PROXY_AUTHORIZATION
+            | header::PROXY_AUTHENTICATE
+            | header::EXPECT
+            | header::RANGE
+            | header::PRAGMA
+            | header::AUTHORIZATION
             | header::CACHE_CONTROL
             | header::CONTENT_ENCODING
             | header::CONTENT_LENGTH
@@ -280,7 +327,7 @@ mod tests {
     fn streamed_head(req: http::request::Builder) -> (String, Framing) {
         let (parts, ()) = req.body(()).expect("request").into_parts();
         let mut out = Vec::new();
-        let framing = wire_streamed(&parts, &mut out);
+        let framing = wire_streamed(&parts, None, &mut out);
         (String::from_utf8(out).expect("ascii head"), framing)
     }
 

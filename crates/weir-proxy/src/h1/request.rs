@@ -377,8 +377,5 @@ async fn proxy<'t, S: ClientStream>(
 
 /// Whether `pool` speaks HTTP/2 to its backends (`upstream_protocol: h2`).
 pub(crate) fn pool_is_h2(pool: &weir_balance::Pool) -> bool {
-    pool.backends().next().is_some_and(|b| {
-        b.extension::<crate::http::UpstreamPool>()
-            .is_some_and(|p| p.h2.load(std::sync::atomic::Ordering::Relaxed))
-    })
+    pool.transport().is_h2()
 }

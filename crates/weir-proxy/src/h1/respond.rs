@@ -177,7 +177,7 @@ pub(super) async fn respond<S: ClientStream>(
                 a.bytes_out = n;
             }
             if reusable && upload_ok && upbuf.is_empty() {
-                conn::give_back(&backend, up);
+                conn::give_back(&backend, pool, up);
             }
             upbuf.give_back();
             drop(in_flight);

@@ -37,6 +37,8 @@ pub(crate) struct Upload {
     /// Body bytes read from the client.
     pub(crate) moved: u64,
     idle: Duration,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
 }
 
 impl Upload {
@@ -49,6 +51,7 @@ impl Upload {
             done: false,
             moved: 0,
             idle,
+            unflushed: false,
         }
     }
 
@@ -84,6 +87,7 @@ impl Upload {
                 Err(_) => return Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
             };
             self.pos += n;
+            self.unflushed = true;
             if self.pos >= self.out.len() {
                 self.out.clear();
                 self.pos = 0;
@@ -101,6 +105,15 @@ impl Upload {
         if !buf.is_empty() {
             self.frame(buf)?;
             return Ok(false);
+        }
+        if self.unflushed {
+            // A TLS stream may hold written bytes in its own buffer: flush them before
+            // waiting for the client, or the backend might never see what it needs.
+            match super::within(self.idle, dst.flush()).await {
+                Ok(r) => r.map_err(PumpError::Sink)?,
+                Err(_) => return Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
+            }
+            self.unflushed = false;
         }
         match super::within(self.idle, buf.read_from(client)).await {
             Ok(Ok(0)) => Err(PumpError::Source(std::io::ErrorKind::UnexpectedEof.into())),

@@ -146,6 +146,14 @@ pub(crate) enum ResBody {
         body: crate::h1::H1Body,
         _request: RequestGuard,
     },
+    /// The same, for an answer that came while the request body was still uploading:
+    /// read by a task of its own ([`crate::h1::H1Body::detach`]).
+    H1Detached {
+        frames: crate::h1::Detached,
+        done: bool,
+        access: Option<Box<Access>>,
+        _request: RequestGuard,
+    },
 }
 
 /// A backend's response body and what must be released when it ends.
@@ -191,6 +199,14 @@ impl ResBody {
 
     /// A body from weir's HTTP/1 engine.
     pub(crate) fn h1(body: crate::h1::H1Body, request: RequestGuard) -> Self {
+        if body.uploading() {
+            return ResBody::H1Detached {
+                frames: body.detach(),
+                done: false,
+                access: None,
+                _request: request,
+            };
+        }
         ResBody::H1 {
             body,
             _request: request,
@@ -204,6 +220,7 @@ impl ResBody {
             ResBody::Text { access, .. } => *access = Some(record),
             ResBody::Upstream(up) => up.access = Some(record),
             ResBody::H1 { body, .. } => body.access = Some(record),
+            ResBody::H1Detached { access, .. } => *access = Some(record),
         }
     }
 }
@@ -237,6 +254,24 @@ impl Body for ResBody {
                 res.map(|r| r.map(|r| r.map_err(Into::into)))
             }
             ResBody::H1 { body, .. } => body.poll_data(cx),
+            ResBody::H1Detached {
+                frames,
+                done,
+                access,
+                ..
+            } => {
+                let next = std::task::ready!(frames.poll_recv(cx));
+                match &next {
+                    None => *done = true,
+                    Some(Ok(frame)) => {
+                        if let (Some(a), Some(d)) = (access.as_mut(), frame.data_ref()) {
+                            a.bytes_out += d.len() as u64;
+                        }
+                    }
+                    Some(Err(_)) => {}
+                }
+                Poll::Ready(next)
+            }
         }
     }
 
@@ -245,6 +280,7 @@ impl Body for ResBody {
             ResBody::Text { data, .. } => data.is_none(),
             ResBody::Upstream(up) => up.done || up.inner.is_end_stream(),
             ResBody::H1 { body, .. } => body.is_done(),
+            ResBody::H1Detached { done, .. } => *done,
         }
     }
 
@@ -254,7 +290,7 @@ impl Body for ResBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ResBody::Upstream(up) => up.inner.size_hint(),
-            ResBody::H1 { .. } => SizeHint::new(),
+            ResBody::H1 { .. } | ResBody::H1Detached { .. } => SizeHint::new(),
         }
     }
 }

@@ -22,12 +22,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
+use weir_balance::{Backend, InFlight, Pool, MAX_ATTEMPTS};
 use weir_telemetry::UpstreamErrorKind;
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
-use super::upstream::{checkout, connect, UpstreamPool};
+use super::upstream::{checkout, connect};
 use crate::{outlier, retry};
 
 /// A request ready to go upstream, rebuildable for retries when it is replayable.
@@ -120,13 +120,14 @@ pub(crate) trait Attempt {
     /// Whether the body is streamed from the client (the response timer also covers it).
     fn streaming(&self) -> bool;
 
-    /// One attempt on `backend`: an idle connection (unless `fresh`) or a new one, then
-    /// the response head. `reused` is set when the request went out on a pooled
-    /// connection. A response whose framing cannot be forwarded is an error here.
+    /// One attempt on `backend` of `pool`: an idle connection (unless `fresh`) or a new
+    /// one made with the pool's transport, then the response head. `reused` is set when
+    /// the request went out on a pooled connection. A response whose framing cannot be
+    /// forwarded is an error here.
     fn attempt(
         &mut self,
         backend: &Backend,
-        settings: &PoolSettings,
+        pool: &Pool,
         fresh: bool,
         reused: &mut bool,
     ) -> impl std::future::Future<Output = Result<Self::Response, UpstreamError>> + Send;
@@ -169,7 +170,7 @@ pub(crate) async fn forward<A: Attempt>(
         attempts += 1;
         let in_flight = backend.start_request();
         let sent_at = Instant::now();
-        let result = out.attempt(backend, settings, fresh, &mut reused).await;
+        let result = out.attempt(backend, pool, fresh, &mut reused).await;
         fresh = false;
         let err = match result {
             Ok(response) => {
@@ -305,11 +306,11 @@ impl Attempt for HyperAttempt {
     async fn attempt(
         &mut self,
         backend: &Backend,
-        settings: &PoolSettings,
+        pool: &Pool,
         fresh: bool,
         reused: &mut bool,
     ) -> Result<Self::Response, UpstreamError> {
-        let response = self.send(backend, settings, fresh, reused).await?;
+        let response = self.send(backend, pool, fresh, reused).await?;
         match super::headers::check_response_framing(response.headers()) {
             Ok(()) => Ok(response),
             // Dropping the response resets its stream.
@@ -325,26 +326,29 @@ impl HyperAttempt {
     async fn send(
         &mut self,
         backend: &Backend,
-        settings: &PoolSettings,
+        pool: &Pool,
         fresh: bool,
         reused: &mut bool,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let settings = pool.settings();
+        let transport = pool.transport();
         let mut fresh_only = fresh;
         loop {
-            let pooled = if fresh_only { None } else { checkout(backend) };
+            let pooled = if fresh_only {
+                None
+            } else {
+                checkout(backend, transport)
+            };
             *reused = pooled.is_some();
             let mut sender = match pooled {
                 Some(s) => s,
-                None => connect(backend, settings.connect_timeout).await?,
+                None => connect(backend, transport, settings.connect_timeout).await?,
             };
             let mut req = match self.pending.take() {
                 Some(req) => req,
                 None => self.out.build(),
             };
-            let tls = backend
-                .extension::<UpstreamPool>()
-                .is_some_and(|p| p.tls.load().is_some());
-            super::sender::to_h2(&mut req, tls);
+            super::sender::to_h2(&mut req, transport.is_tls());
             let sent = sender.try_send_request(req);
             let mut err = match tokio::time::timeout(settings.response_timeout, sent).await {
                 Ok(Ok(mut response)) => {

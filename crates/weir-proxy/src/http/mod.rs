@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! service.rs   route, pick, first body frame, retries, response wrapping
-//! upstream.rs  per-backend idle pools; HTTP/2 backend connections (hyper)
+//! upstream.rs  hyper's per-backend HTTP/2 state, connect, handshakes
 //! forward.rs   attempts and retries (both engines), hyper's HTTP/2 attempt
 //! sender.rs    requests rewritten for shared HTTP/2 backend connections
 //! headers.rs   hop-by-hop, X-Forwarded-*, framing checks
@@ -45,7 +45,7 @@ pub(crate) use body::ReqBody;
 pub use error::{ResetCause, UpstreamError};
 pub(crate) use forward::{forward, Attempt, BodySource, HyperAttempt, Outgoing};
 pub(crate) use limits::ConnLimits;
-pub use upstream::UpstreamPool;
+pub(crate) use upstream::connect_error;
 
 use crate::io::{ClientIo, ConnShared};
 use crate::listener::{ConnScope, ListenerName};

@@ -247,14 +247,21 @@ async fn proxy<'t>(
             return reply(StatusCode::BAD_REQUEST, BAD_BODY, id, guard, h1);
         }
     };
-    headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     if !crate::h1::pool_is_h2(pool) {
+        let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
+            client_ip: &ctx.client_ip,
+            request_id: id,
+            is_tls: ctx.is_tls,
+        });
+        if direct.is_none() {
+            headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+        }
         // weir's own HTTP/1 engine to the backend (see `crate::h1::from_h2`).
         let mut retries = 0;
         let forwarded = match source {
             BodySource::Streaming(Some(body)) => {
                 let mut wire = Vec::with_capacity(1024);
-                let framing = crate::h1::wire_streamed(&parts, &mut wire);
+                let framing = crate::h1::wire_streamed(&parts, direct, &mut wire);
                 let upload = crate::h1::FrameUpload::new(body, framing);
                 crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, &mut retries)
                     .await
@@ -267,7 +274,7 @@ async fn proxy<'t>(
                     _ => Bytes::new(),
                 };
                 let mut wire = Vec::with_capacity(1024 + data.len());
-                crate::h1::wire(&parts, &data, &mut wire);
+                crate::h1::wire(&parts, direct, &data, &mut wire);
                 crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await
             }
         };
@@ -287,6 +294,7 @@ async fn proxy<'t>(
         let (parts, body) = response.into_parts();
         return Response::from_parts(parts, ResBody::h1(body, guard));
     }
+    headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     let mut out = HyperAttempt::new(Outgoing::new(
         parts.method,
         parts.uri,

@@ -1,31 +1,28 @@
-//! Connections to backends: per-backend idle pools, and hyper's HTTP/2 connections.
+//! hyper's backend connections: the shared HTTP/2 connection of an `h2` pool.
 //!
-//! Each backend keeps its idle HTTP/1.1 keep-alive connections, bare sockets of weir's
-//! own engine ([`crate::h1`]), in its own lock-free queue ([`UpstreamPool`], stored in
-//! the backend's extension slot), so concurrent requests never contend on a global lock
-//! and a backend kept across a reload keeps its warm connections. A pool with
-//! `upstream_protocol: h2` shares one HTTP/2 connection per backend instead, opened here
-//! through hyper ([`super::sender`]); a pool with `tls` runs the TLS handshake after the
-//! TCP connect, within the same connect timeout ([`crate::tls::UpstreamTls`]). Sending a
-//! request and retrying it is [`super::forward`]'s.
+//! HTTP/1.1 backends are spoken to by weir's own engine ([`crate::h1`]), whose idle
+//! connections are bare streams in the backend's `Conns`. A pool with
+//! `upstream_protocol: h2` shares one HTTP/2 connection per backend instead, opened here:
+//! the pool's transport connects (`weir_upstream::Transport::connect`: TCP, then TLS with
+//! the pool's ALPN, within the connect timeout), the one connector every backend
+//! connection goes through, and hyper runs its HTTP/2 handshake over the stream. What
+//! hyper keeps per backend ([`UpstreamPool`]) lives in the backend's `Conns`
+//! (`Conns::client_state`), tagged with the transport it was made under: a request routed
+//! on an older table than the one whose settings the backend now uses shares nothing.
+//! Sending a request and retrying it is [`super::forward`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
 use hyper::client::conn::http2;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio::time::Instant;
 use weir_balance::Backend;
+use weir_upstream::{Alpn, ConnectError, Transport};
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
 
 pub(crate) use super::forward::{forward, BodySource, HyperAttempt, Outgoing};
-
-/// Idle connections kept per backend; more are closed when they come back.
-const IDLE_PER_BACKEND: usize = 256;
 
 /// Flow-control window of one stream on a shared HTTP/2 backend connection: what a
 /// client that stops reading can make weir hold for it (hyper's default is 2 MiB).
@@ -38,92 +35,55 @@ const H2_STREAM_WINDOW: u32 = 64 * 1024;
 /// 2 MiB per stream in 5 MiB, three of them did).
 const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
-/// A backend's idle keep-alive connections (lives in `Backend::extension`).
-#[derive(Debug)]
-pub struct UpstreamPool {
-    /// Idle connections of weir's own HTTP/1 engine ([`crate::h1`]): bare streams.
-    pub(crate) h1_idle: ArrayQueue<crate::h1::Idle>,
-    /// The pool's TLS settings, set by [`crate::tls::apply_upstream`]; `None`: plain.
-    pub(crate) tls: arc_swap::ArcSwapOption<crate::tls::UpstreamTls>,
-    /// `upstream_protocol: h2`: new connections speak HTTP/2 and are shared.
-    pub(crate) h2: std::sync::atomic::AtomicBool,
+/// What hyper keeps per backend (lives in `Conns::client_state`, under one transport).
+#[derive(Debug, Default)]
+pub(crate) struct UpstreamPool {
     /// The shared HTTP/2 connection, once opened.
-    pub(crate) h2_conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
+    h2_conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
 }
 
-impl Default for UpstreamPool {
-    fn default() -> Self {
-        UpstreamPool {
-            h1_idle: ArrayQueue::new(IDLE_PER_BACKEND),
-            tls: arc_swap::ArcSwapOption::empty(),
-            h2: std::sync::atomic::AtomicBool::new(false),
-            h2_conn: arc_swap::ArcSwapOption::empty(),
-        }
-    }
-}
-
-impl UpstreamPool {
-    /// Idle connections currently held (some may have been closed by the backend).
-    pub fn idle(&self) -> usize {
-        self.h1_idle.len()
-    }
-
-    /// Closes every idle connection (their transport settings changed).
-    pub(crate) fn clear_idle(&self) {
-        while self.h1_idle.pop().is_some() {}
-        self.h2_conn.store(None);
-    }
-}
-
-/// The backend's shared HTTP/2 connection, if it is open.
-pub(super) fn checkout(backend: &Backend) -> Option<http2::SendRequest<ReqBody>> {
-    let pool = backend.extension::<UpstreamPool>()?;
+/// The backend's shared HTTP/2 connection, if it is open and made under `transport`.
+pub(super) fn checkout(
+    backend: &Backend,
+    transport: &Transport,
+) -> Option<http2::SendRequest<ReqBody>> {
+    let pool = backend.conns().client_state::<UpstreamPool>(transport)?;
     pool.h2_conn
         .load_full()
         .filter(|s| !s.is_closed())
         .map(|s| (*s).clone())
 }
 
-/// Opens a new HTTP/2 connection to `backend` within `timeout` (HTTP/1 backends are
-/// connected by [`crate::h1`]).
+/// Opens a new HTTP/2 connection to `backend` with the pool's `transport` within
+/// `timeout` (TLS, if any, included) and runs hyper's handshake over it (HTTP/1
+/// backends are connected by [`crate::h1`]).
 pub(super) async fn connect(
     backend: &Backend,
+    transport: &Transport,
     timeout: Duration,
 ) -> Result<http2::SendRequest<ReqBody>, UpstreamError> {
-    let addr = backend.addr();
-    // The TLS handshake, if any, shares the connect timeout.
-    let deadline = Instant::now() + timeout;
-    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(source)) => {
-            return Err(UpstreamError::Connect {
-                backend: Arc::from(backend.address()),
-                source,
-            })
-        }
-        Err(_) => {
-            return Err(UpstreamError::ConnectTimeout {
-                backend: Arc::from(backend.address()),
-                timeout,
-            })
-        }
-    };
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(backend = %addr, error = %e, "TCP_NODELAY failed");
-    }
-    let Some(tls) = crate::tls::backend_tls(backend) else {
-        return handshake(backend, stream).await;
-    };
-    match tokio::time::timeout_at(deadline, tls.connect(backend, stream)).await {
-        Ok(Ok(stream)) => handshake(backend, stream).await,
-        Ok(Err(source)) => Err(UpstreamError::Connect {
+    let stream = transport
+        .connect(backend.addr(), backend.address(), Alpn::Pool, None, timeout)
+        .await
+        .map_err(|e| connect_error(backend, e, timeout))?;
+    handshake(backend, transport, stream).await
+}
+
+/// A failed [`Transport::connect`] as the HTTP path reports it.
+pub(crate) fn connect_error(
+    backend: &Backend,
+    e: ConnectError,
+    timeout: Duration,
+) -> UpstreamError {
+    match e.into_io() {
+        Some(source) => UpstreamError::Connect {
             backend: Arc::from(backend.address()),
             source,
-        }),
-        Err(_) => Err(UpstreamError::ConnectTimeout {
+        },
+        None => UpstreamError::ConnectTimeout {
             backend: Arc::from(backend.address()),
             timeout,
-        }),
+        },
     }
 }
 
@@ -131,6 +91,7 @@ pub(super) async fn connect(
 /// spawned and the connection shared from the backend's pool.
 async fn handshake<I>(
     backend: &Backend,
+    transport: &Transport,
     io: I,
 ) -> Result<http2::SendRequest<ReqBody>, UpstreamError>
 where
@@ -153,7 +114,8 @@ where
             tracing::debug!(backend = %addr, error = %e, "backend HTTP/2 connection failed");
         }
     });
-    if let Some(pool) = backend.extension::<UpstreamPool>() {
+    // Shared from now on, unless the pool has other settings by now.
+    if let Some(pool) = backend.conns().client_state::<UpstreamPool>(transport) {
         pool.h2_conn.store(Some(Arc::new(sender.clone())));
     }
     Ok(sender)

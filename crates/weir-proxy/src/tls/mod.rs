@@ -1,4 +1,6 @@
-//! TLS with rustls: terminating on listeners, and (see [`upstream`]) talking to backends.
+//! TLS with rustls, terminating on listeners. TLS to backends is the pool's transport's
+//! (`weir_upstream::UpstreamTls`, reached through `Pool::transport`), so this module and
+//! the HTTP one no longer depend on each other.
 //!
 //! A [`ListenerTls`] is built from the validated config off the data path (at start-up,
 //! in `weir check` and on every reload, so certificates are re-read each time) and set
@@ -12,15 +14,13 @@
 //! [`sni`]; errors carry the config entry's position ([`TlsError::config_error`]).
 //!
 //! ```text
-//! mod.rs       ListenerTls, TlsError, reading PEM files
+//! mod.rs       ListenerTls, the server handshake
 //! sni.rs       certificate selection by server name (exact, then wildcard, then default)
-//! upstream.rs  client configs for pools with `tls`
 //! ```
+//! [`TlsError`] and the PEM reading are shared with the upstream side (`weir_upstream`).
 
 pub(crate) mod sni;
-mod upstream;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,42 +28,15 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::PrivateKeyDer;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use weir_config::{CertificateConfig, ListenerTlsConfig, Origin, Protocol};
+use weir_config::{CertificateConfig, ListenerTlsConfig, Protocol};
+use weir_upstream::tls::{pem_error, provider, read_certificates};
 
-pub use upstream::{apply_upstream, backend_tls, Alpn, UpstreamTls, UpstreamTlsSet};
-
-/// A certificate, key or CA file that cannot be used, and where the config names it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct TlsError {
-    origin: Origin,
-    message: String,
-}
-
-impl TlsError {
-    fn new(origin: &Origin, message: String) -> Self {
-        TlsError {
-            origin: origin.clone(),
-            message,
-        }
-    }
-
-    /// The same error as a configuration error (`FILE:LINE:COLUMN: FIELD.PATH: message`),
-    /// for `weir check` and rejected reloads.
-    pub fn config_error(&self) -> weir_config::ConfigError {
-        self.origin.error(self.message.clone())
-    }
-}
-
-/// The crypto provider weir uses everywhere: `ring` (no C toolchain or cmake needed).
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+pub use weir_upstream::TlsError;
 
 /// TLS termination for one listener: its certificates and handshake timeout.
 #[derive(Clone)]
@@ -199,39 +172,4 @@ fn certified_key(c: &CertificateConfig, provider: &CryptoProvider) -> Result<sni
         key: Arc::new(key),
         names,
     })
-}
-
-/// Every certificate in the PEM file at `path`; at least one.
-pub(crate) fn read_certificates(
-    path: &Path,
-    origin: &Origin,
-    what: &str,
-) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let fail = |detail: String| {
-        TlsError::new(
-            origin,
-            format!("cannot read the {what} {}: {detail}", path.display()),
-        )
-    };
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| fail(pem_error(&e)))?;
-    let certs = iter
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(pem_error(&e)))?;
-    if certs.is_empty() {
-        return Err(fail(
-            "no PEM certificate (BEGIN CERTIFICATE) found".to_owned(),
-        ));
-    }
-    Ok(certs)
-}
-
-/// pki-types' PEM errors, in an operator's words.
-fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
-    match e {
-        rustls_pki_types::pem::Error::Io(io) => io.to_string(),
-        rustls_pki_types::pem::Error::NoItemsFound => {
-            "no PEM item of the expected kind found".to_owned()
-        }
-        other => format!("invalid PEM: {other:?}"),
-    }
 }

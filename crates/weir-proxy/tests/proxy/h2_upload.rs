@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -42,11 +43,37 @@ impl Body for Fed {
 
 type Feed = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
+async fn h2(addr: SocketAddr) -> SendRequest<Fed> {
+    h2_with_window(addr, None).await
+}
+
+/// An HTTP/2 client; `window`: its per-stream receive window (else hyper's default).
+async fn h2_with_window(
+    addr: SocketAddr,
+    window: Option<u32>,
+) -> hyper::client::conn::http2::SendRequest<Fed> {
+    let stream = TcpStream::connect(addr).await.expect("connect to proxy");
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(w) = window {
+        builder.initial_stream_window_size(w);
+    }
+    let (tx, conn) = builder
+        .handshake(TokioIo::new(stream))
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("test h2 client connection: {e}");
+        }
+    });
+    tx
+}
+
 /// A raw backend in `mode`, a proxy in front of it, and an HTTP/2 client of the proxy.
 async fn start(mode: Mode) -> (RawBackend, Proxy, SendRequest<Fed>) {
     let b = RawBackend::start(mode).await;
     let proxy = Proxy::http(&[b.addr]).await;
-    let c = h2_client(proxy.addr).await;
+    let c = h2(proxy.addr).await;
     (b, proxy, c)
 }
 
@@ -129,6 +156,8 @@ enum Mode {
     /// Answers `200` chunked right after the head, then echoes each request chunk as
     /// it arrives, ending its body with the request's.
     Echo,
+    /// Answers `101 Switching Protocols` (unasked), then reads until EOF.
+    Switch,
 }
 
 struct RawBackend {
@@ -216,6 +245,18 @@ async fn serve_raw(stream: TcpStream, conn: usize, mode: Mode, tx: &mpsc::Unboun
                 break;
             }
             seen.head.push_str(&line.to_ascii_lowercase());
+        }
+        if let Mode::Switch = mode {
+            let answer =
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n";
+            if rd.get_mut().write_all(answer).await.is_err() {
+                return;
+            }
+            let mut sink = [0u8; 4096];
+            while let Ok(n @ 1..) = rd.read(&mut sink).await {
+                let _ = tx.send(Event::Data(n));
+            }
+            return;
         }
         if let Mode::Early413 = mode {
             let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!";
@@ -397,8 +438,12 @@ async fn trailers_of_a_streamed_h2_upload_are_sent_as_chunked_trailers() {
     let sent = feed_in_steps(&mut b, &tx, 2).await;
     let mut trailers = HeaderMap::new();
     trailers.insert("x-checksum", HeaderValue::from_static("abc123"));
-    // Framing or routing fields may not come as trailers: dropped.
+    // Framing, routing, hop-by-hop and weir's own fields may not come as trailers:
+    // dropped.
     trailers.insert("content-length", HeaderValue::from_static("5"));
+    trailers.insert("proxy-authorization", HeaderValue::from_static("basic x"));
+    trailers.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+    trailers.insert("x-request-id", HeaderValue::from_static("spoofed"));
     feed(&tx, Frame::trailers(trailers)).await;
     drop(tx);
     let seen = b.request().await;
@@ -421,6 +466,21 @@ async fn a_backend_answering_413_mid_upload_reaches_the_client_at_once() {
     // Left mid-request, the backend connection is closed, not pooled.
     assert_eq!(b.closed().await, 1);
     drop(tx);
+}
+
+#[tokio::test]
+async fn a_backend_switching_protocols_unasked_is_a_502_and_its_connection_is_closed() {
+    let (mut b, _proxy, mut c) = start(Mode::Switch).await;
+    let (req, tx) = upload(None);
+    drop(tx);
+    let res = tokio::time::timeout(WAIT, c.send_request(req))
+        .await
+        .expect("response in time")
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    // The connection speaks another protocol now: closed, never pooled for the next
+    // request.
+    assert_eq!(b.closed().await, 1);
 }
 
 #[tokio::test]
@@ -483,4 +543,37 @@ async fn a_backend_echoing_as_it_reads_gets_the_rest_while_its_answer_streams() 
         assert!(seen.data == sent);
         assert_eq!(seen.conn, 1, "round {round}: the connection was reused");
     }
+}
+
+#[tokio::test]
+async fn an_early_answer_does_not_hold_up_an_upload_the_client_sends_before_reading() {
+    // The client sends its whole body before it reads any of the answer, which the
+    // backend echoes as it reads: far more than the client's 64 KiB stream window.
+    let mut b = RawBackend::start(Mode::Echo).await;
+    let proxy = Proxy::http(&[b.addr]).await;
+    let mut c = h2_with_window(proxy.addr, Some(65_535)).await;
+    let (res, tx) = send_upload(&mut c, None);
+    let pieces: Vec<Bytes> = (0..24)
+        .map(|i| Bytes::from(vec![b'a' + (i % 26) as u8; 16 * 1024]))
+        .collect();
+    for p in &pieces {
+        // Times out if weir stopped taking the upload once the answer filled the window.
+        feed(&tx, Frame::data(p.clone())).await;
+    }
+    drop(tx);
+    let seen = b.request().await;
+    let sent: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+    assert!(
+        seen.data == sent,
+        "upload differs ({} bytes)",
+        seen.data.len()
+    );
+    let res = response(res, "response").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
+        .await
+        .expect("answer in time")
+        .expect("answer")
+        .to_bytes();
+    assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
 }

@@ -7,6 +7,7 @@
 mod h2_upload;
 mod http;
 mod limits;
+mod pooling;
 mod resilience;
 mod retry;
 mod support;

@@ -22,8 +22,9 @@ use weir_config::{
     test_util, CertificateConfig, Config, ListenerConfig, ListenerTlsConfig, Origin, PoolConfig,
     Protocol, UpstreamTlsConfig,
 };
-use weir_proxy::tls::{apply_upstream, ListenerTls, UpstreamTlsSet};
+use weir_proxy::tls::ListenerTls;
 use weir_proxy::{spawn_tls_listener, ListenerHandle};
+use weir_upstream::Transports;
 
 use crate::certs::{Ca, Dir, Leaf};
 
@@ -96,9 +97,8 @@ impl Proxy {
             shutdown_timeout: Duration::from_secs(5),
             ..test_util::config(vec![listener], vec![pool])
         };
-        let upstream = UpstreamTlsSet::load(&config).expect("upstream TLS loads");
-        let table = BackendRegistry::new().build(Arc::new(config), 1);
-        apply_upstream(&table, &upstream);
+        let upstream = Transports::load(&config).expect("upstream TLS loads");
+        let table = BackendRegistry::new().build_with(Arc::new(config), 1, &upstream);
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
         let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let handle = spawn_tls_listener(socket, Arc::from("web"), Arc::clone(&table), tls)

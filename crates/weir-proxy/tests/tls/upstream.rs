@@ -117,7 +117,7 @@ async fn unusable_ca_file_is_an_error_at_the_pool_tls_entry() {
         column: 5,
         path: "pools.web.tls".into(),
     };
-    let err = weir_proxy::tls::UpstreamTls::load(&tls, false).expect_err("junk CA refused");
+    let err = weir_upstream::UpstreamTls::load(&tls, false).expect_err("junk CA refused");
     let text = err.config_error().to_string();
     assert!(
         text.starts_with("weir.yaml:12:5: pools.web.tls: cannot read the CA certificates "),

@@ -1,39 +1,103 @@
 //! TLS from weir to backends, per pool (`pools.*.tls`).
 //!
 //! An [`UpstreamTls`] is built from the pool's config off the data path (start-up, `weir
-//! check`, every reload, so CA files are re-read) and attached to each backend of the
-//! pool with [`apply_upstream`] before the table holding them goes live. New backend connections
-//! then run the TLS handshake right after the TCP connect, sending the configured
-//! `server_name` (default: the host of the backend's address as written) as SNI and
-//! verifying the chain against the pool's `ca` and that name. A handshake failure is a
-//! connect failure: nothing was sent, so the request may go to another backend, and the
-//! client gets 502 if none is left.
+//! check`, every reload, so CA files are re-read) and becomes part of the pool's
+//! [`crate::Transport`], which the routing table holds. New backend connections run the
+//! TLS handshake right after the TCP connect (and the PROXY header, if any), sending the
+//! configured `server_name` (default: the host of the backend's address as written) as
+//! SNI and verifying the chain against the pool's `ca` and that name. A handshake
+//! failure is a connect failure: nothing was sent, so the request may go to another
+//! backend, and the client gets 502 if none is left.
 //!
-//! The attachment lives in the backend's [`UpstreamPool`], with the pool's HTTP version
-//! (`upstream_protocol`), so a backend kept across a reload keeps its idle connections
-//! only while these settings stay the same: a change empties the idle queue, and new
-//! connections use the new settings. An `h2` pool offers ALPN `h2` only.
+//! HTTP requests, TCP relays and health probes all use the same settings and the same
+//! verification; only the ALPN offered differs ([`Alpn`]): the pool's HTTP version for
+//! its requests, none for relayed bytes, `http/1.1` for HTTP probes. An `h2` pool offers
+//! ALPN `h2` only.
 //!
-//! TCP listeners and health probes use the same settings ([`backend_tls`],
-//! [`UpstreamTls::connect_as`]), with the same verification; only the ALPN offered
-//! differs ([`Alpn`]): none for relayed bytes, `http/1.1` for HTTP probes.
+//! [`TlsError`] and the PEM reading live here too, shared with the proxy's listener TLS:
+//! both report an unusable file at its entry in the configuration.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use weir_balance::{Backend, Table};
-use weir_config::{Config, UpstreamProtocol, UpstreamTlsConfig};
+use weir_config::{Origin, UpstreamTlsConfig};
 
-use super::{provider, read_certificates, TlsError};
-use crate::http::UpstreamPool;
+/// A certificate, key or CA file that cannot be used, and where the config names it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct TlsError {
+    origin: Origin,
+    message: String,
+}
+
+impl TlsError {
+    /// An error about the config entry at `origin`.
+    pub fn new(origin: &Origin, message: String) -> Self {
+        TlsError {
+            origin: origin.clone(),
+            message,
+        }
+    }
+
+    /// The same error as a configuration error (`FILE:LINE:COLUMN: FIELD.PATH: message`),
+    /// for `weir check` and rejected reloads.
+    pub fn config_error(&self) -> weir_config::ConfigError {
+        self.origin.error(self.message.clone())
+    }
+}
+
+/// The crypto provider weir uses everywhere: `ring` (no C toolchain or cmake needed).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in the PEM file at `path`; at least one. `what` names the file's
+/// role in the error (`certificate chain`, `CA certificates`).
+///
+/// # Errors
+///
+/// An unreadable file, invalid PEM, or no certificate in it; placed at `origin`.
+pub fn read_certificates(
+    path: &Path,
+    origin: &Origin,
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let fail = |detail: String| {
+        TlsError::new(
+            origin,
+            format!("cannot read the {what} {}: {detail}", path.display()),
+        )
+    };
+    let iter = CertificateDer::pem_file_iter(path).map_err(|e| fail(pem_error(&e)))?;
+    let certs = iter
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(pem_error(&e)))?;
+    if certs.is_empty() {
+        return Err(fail(
+            "no PEM certificate (BEGIN CERTIFICATE) found".to_owned(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// pki-types' PEM errors, in an operator's words.
+pub fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    match e {
+        rustls_pki_types::pem::Error::Io(io) => io.to_string(),
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            "no PEM item of the expected kind found".to_owned()
+        }
+        other => format!("invalid PEM: {other:?}"),
+    }
+}
 
 /// A pool's TLS client settings.
 #[derive(Clone)]
@@ -50,6 +114,9 @@ pub struct UpstreamTls {
     h2: bool,
     /// The settings this was built from: equal settings keep idle connections.
     config: Arc<UpstreamTlsConfig>,
+    /// The DER of every CA certificate read, in order: a reload that rewrote the CA
+    /// file under the same path has other settings, though its config reads the same.
+    roots: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for UpstreamTls {
@@ -77,10 +144,13 @@ impl UpstreamTls {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::new(origin, format!("TLS setup failed: {e}")))?;
+        let mut read_roots = Vec::new();
         let client = if config.verify {
             let mut roots = RootCertStore::empty();
             if let Some(ca) = &config.ca {
                 for cert in read_certificates(ca, origin, "CA certificates")? {
+                    read_roots.extend_from_slice(&(cert.len() as u64).to_be_bytes());
+                    read_roots.extend_from_slice(&cert);
                     roots.add(cert).map_err(|e| {
                         TlsError::new(
                             origin,
@@ -124,30 +194,34 @@ impl UpstreamTls {
             server_name,
             h2,
             config: Arc::new(config.clone()),
+            roots: Arc::from(read_roots),
         })
     }
 
-    /// The TLS handshake with `backend` over a connected `stream`, for the pool's
-    /// HTTP requests.
-    pub(crate) async fn connect(
-        &self,
-        backend: &Backend,
-        stream: TcpStream,
-    ) -> std::io::Result<TlsStream<TcpStream>> {
-        self.connect_as(backend, stream, Alpn::Pool).await
+    /// Whether `other` was built from the same settings (then connections made with one
+    /// are as good as connections made with the other): the same HTTP version, server
+    /// name, verification and trusted certificates. Where the `tls` entry stands in the
+    /// file (its origin) and the CA file's path do not count: moving a line or the file
+    /// must not close every warm connection, and rewriting the file under the same
+    /// path must not keep the old roots.
+    pub fn same_settings(&self, other: &UpstreamTls) -> bool {
+        self.h2 == other.h2
+            && self.config.server_name == other.config.server_name
+            && self.config.verify == other.config.verify
+            && self.roots == other.roots
     }
 
-    /// The TLS handshake with `backend` over a connected `stream`, offering `alpn`;
-    /// verified as every connection of the pool is. No timeout of its own: the caller
-    /// bounds it (the pool's connect timeout, a probe's timeout).
+    /// The TLS handshake with the backend written `address` in the config, over a
+    /// connected `stream`, offering `alpn`; verified as every connection of the pool is.
+    /// No timeout of its own: the caller bounds it ([`crate::Transport::connect`]).
     ///
     /// # Errors
     ///
     /// No usable server name for the backend, a failed handshake or a refused
     /// certificate.
-    pub async fn connect_as(
+    pub async fn handshake(
         &self,
-        backend: &Backend,
+        address: &str,
         stream: TcpStream,
         alpn: Alpn,
     ) -> std::io::Result<TlsStream<TcpStream>> {
@@ -160,7 +234,7 @@ impl UpstreamTls {
         };
         let name = match &self.server_name {
             Some(name) => name.clone(),
-            None => host_name(backend.address())
+            None => host_name(address)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         };
         connector.connect(name, stream).await
@@ -182,96 +256,12 @@ pub enum Alpn {
     Handshake,
 }
 
-/// The TLS settings [`apply_upstream`] attached to `backend`; `None`: plain TCP.
-pub fn backend_tls(backend: &Backend) -> Option<Arc<UpstreamTls>> {
-    backend
-        .extension::<UpstreamPool>()
-        .and_then(|p| p.tls.load_full())
-}
-
 /// The host part of an address written as `host:port` (`[v6]:port` too), as a TLS name.
 fn host_name(address: &str) -> Result<ServerName<'static>, String> {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_owned())
         .map_err(|e| format!("backend {address}: no TLS server name ({e}); set tls.server_name"))
-}
-
-/// Every pool's [`UpstreamTls`], by pool name.
-#[derive(Debug, Clone, Default)]
-pub struct UpstreamTlsSet {
-    pools: HashMap<String, UpstreamTls>,
-}
-
-impl UpstreamTlsSet {
-    /// Builds the TLS settings of every pool of `config` that has `tls`.
-    ///
-    /// # Errors
-    ///
-    /// Every pool's error (see [`UpstreamTls::load`]).
-    pub fn load(config: &Config) -> Result<Self, Vec<TlsError>> {
-        let mut pools = HashMap::new();
-        let mut errors = Vec::new();
-        for p in &config.pools {
-            if let Some(tls) = &p.tls {
-                match UpstreamTls::load(tls, p.upstream_protocol == UpstreamProtocol::H2) {
-                    Ok(t) => {
-                        pools.insert(p.name.clone(), t);
-                    }
-                    Err(e) => errors.push(e),
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(UpstreamTlsSet { pools })
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// The settings of pool `name`.
-    pub fn get(&self, name: &str) -> Option<&UpstreamTls> {
-        self.pools.get(name)
-    }
-}
-
-/// Attaches each pool's TLS settings (or none) and HTTP version to every backend of
-/// `table`. Call before the table goes live, so its first request already connects
-/// the right way.
-pub fn apply_upstream(table: &Table, set: &UpstreamTlsSet) {
-    for pool in table.pools() {
-        let tls = set.get(pool.name());
-        let h2 = table
-            .config()
-            .pool(pool.name())
-            .is_some_and(|p| p.upstream_protocol == UpstreamProtocol::H2);
-        for backend in pool.backends() {
-            match backend.extension::<UpstreamPool>() {
-                Some(p) => p.set_transport(tls, h2),
-                None => {
-                    tracing::error!(backend = backend.address(), "backend extension slot taken")
-                }
-            }
-        }
-    }
-}
-
-impl UpstreamPool {
-    /// Switches new connections to `tls` and HTTP/2 or not; idle connections made
-    /// with other settings are closed.
-    fn set_transport(&self, tls: Option<&UpstreamTls>, h2: bool) {
-        let same_tls = match (self.tls.load().as_deref(), tls) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.config == b.config,
-            _ => false,
-        };
-        if same_tls && self.h2.load(Ordering::Relaxed) == h2 {
-            return;
-        }
-        self.tls.store(tls.cloned().map(Arc::new));
-        self.h2.store(h2, Ordering::Relaxed);
-        self.clear_idle();
-    }
 }
 
 /// `verify: false`: any certificate is accepted (the handshake's signatures are still
@@ -326,8 +316,54 @@ impl ServerCertVerifier for NoVerification {
 
 #[cfg(test)]
 mod tests {
-    use super::host_name;
+    use super::{host_name, UpstreamTls};
     use rustls_pki_types::ServerName;
+    use weir_config::{Origin, UpstreamTlsConfig};
+
+    /// A fresh self-signed CA certificate, as PEM.
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).expect("self-signed").pem()
+    }
+
+    fn settings(ca: &std::path::Path, line: usize) -> UpstreamTlsConfig {
+        UpstreamTlsConfig {
+            server_name: None,
+            ca: Some(ca.to_path_buf()),
+            verify: true,
+            origin: Origin {
+                file: "weir.yaml".into(),
+                line,
+                column: 5,
+                path: "pools.app.tls".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn settings_are_the_same_by_what_they_trust_not_by_where_they_are_written() {
+        let dir = std::env::temp_dir().join(format!("weir-upstream-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, ca_pem()).expect("write CA");
+        let first = UpstreamTls::load(&settings(&ca, 3), false).expect("load");
+        let moved = UpstreamTls::load(&settings(&ca, 9), false).expect("load");
+        assert!(
+            first.same_settings(&moved),
+            "moving the tls entry changes nothing"
+        );
+        assert!(!first.same_settings(&UpstreamTls::load(&settings(&ca, 3), true).expect("h2")));
+        // The CA file rewritten under the same path (a CA rotation, then SIGHUP).
+        std::fs::write(&ca, ca_pem()).expect("rewrite CA");
+        let rotated = UpstreamTls::load(&settings(&ca, 3), false).expect("load");
+        assert!(
+            !first.same_settings(&rotated),
+            "a rotated CA must be taken up"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn backend_address_host_becomes_the_tls_name() {
