@@ -246,20 +246,17 @@ async fn serve_raw(stream: TcpStream, conn: usize, mode: Mode, tx: &mpsc::Unboun
             }
             seen.head.push_str(&line.to_ascii_lowercase());
         }
-        if let Mode::Switch = mode {
-            let answer =
-                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n";
-            if rd.get_mut().write_all(answer).await.is_err() {
-                return;
+        // Modes that answer right after the head, then only read what comes.
+        let early: Option<&[u8]> = match mode {
+            Mode::Switch => Some(
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n",
+            ),
+            Mode::Early413 => {
+                Some(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!")
             }
-            let mut sink = [0u8; 4096];
-            while let Ok(n @ 1..) = rd.read(&mut sink).await {
-                let _ = tx.send(Event::Data(n));
-            }
-            return;
-        }
-        if let Mode::Early413 = mode {
-            let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!";
+            Mode::Read | Mode::Echo => None,
+        };
+        if let Some(answer) = early {
             if rd.get_mut().write_all(answer).await.is_err() {
                 return;
             }
