@@ -23,12 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=benches/compare/lib.sh
 . benches/compare/lib.sh
-REQUESTS=${REQUESTS:-5000}
-CONNS=${CONNS:-10}
-WARMUP=${WARMUP:-200}
-TOP=${TOP:-15}
-KEEP=${KEEP:-}
-PROTO=${PROTO:-h1}
+defaults REQUESTS=5000 CONNS=10 WARMUP=200 TOP=15 KEEP="" PROTO=h1
 need valgrind callgrind_control callgrind_annotate haproxy nginx python3 openssl
 case $PROTO in
   h1) need oha ;;

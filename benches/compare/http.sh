@@ -24,13 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=benches/compare/lib.sh
 . benches/compare/lib.sh
-ROUNDS=${ROUNDS:-6}
-DURATION=${DURATION:-10}
-CONNS=${CONNS:-50}
-LAT_ROUNDS=${LAT_ROUNDS:-3}
-LAT_DURATION=${LAT_DURATION:-10}
-LAT_CONNS=${LAT_CONNS:-10}
-RATE=${RATE:-}
+defaults ROUNDS=6 DURATION=10 CONNS=50 LAT_ROUNDS=3 LAT_DURATION=10 LAT_CONNS=10 RATE=""
 need haproxy nginx wrk oha taskset python3 openssl
 need_two_cpus
 weir_bin

@@ -10,6 +10,8 @@
 #   N=20000 WEIR_BIN=path/to/weir benches/compare/idle_memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/compare/lib.sh
+. benches/compare/lib.sh
 N=${N:-9000}   # HAProxy reserves 2 descriptors per connection: 10,000 needs a hard limit above 20,000
 BACKEND=127.0.0.1:18101
 WEIR=127.0.0.1:18180
@@ -22,13 +24,7 @@ done
 # Each process (client, proxy) holds about N descriptors: raise the soft limit to the hard one.
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((N + 500)) ] || { echo "open-file limit $(ulimit -n) too low for N=$N"; exit 2; }
-WEIR_BIN=${WEIR_BIN:-}
-if [ -z "$WEIR_BIN" ]; then cargo build --release -q -p weir; WEIR_BIN=./target/release/weir; fi
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+weir_bin
 
 mkdir -p "$work/backend" "$work/proxy"
 cat > "$work/backend/nginx.conf" <<CONF

@@ -3,6 +3,16 @@
 # the clean-up trap, free loopback ports, waiting for a port, CPU time of a process from
 # /proc, medians, the nginx backend and the test certificate. See benches/README.md.
 
+# Settings: each NAME=VALUE given sets NAME to VALUE unless the caller's environment
+# already gives it a non-empty value (`defaults ROUNDS=3 DURATION=10`).
+defaults() {
+  local kv name
+  for kv in "$@"; do
+    name=${kv%%=*}
+    [ -n "${!name:-}" ] || printf -v "$name" '%s' "${kv#*=}"
+  done
+}
+
 # Exit 2 naming the first missing tool; the install lines are in benches/README.md.
 need() {
   local tool

@@ -18,6 +18,8 @@
 # (apt-get install haproxy nginx libnginx-mod-stream iperf3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/compare/lib.sh
+. benches/compare/lib.sh
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 BACKEND=127.0.0.1:15201
@@ -33,14 +35,7 @@ done
 [ -r "$STREAM_MODULE" ] || { echo "missing $STREAM_MODULE (apt-get install libnginx-mod-stream)"; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (proxy on CPU 1, load on CPU 0)"; exit 2; }
 
-WEIR_BIN=${WEIR_BIN:-}
-if [ -z "$WEIR_BIN" ]; then cargo build --release -q -p weir; WEIR_BIN=./target/release/weir; fi
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+weir_bin
 
 # --- backend: an iperf3 server on CPU 0 ----------------------------------------------
 taskset -c 0 iperf3 -s -B "${BACKEND%:*}" -p "${BACKEND#*:}" >/dev/null 2>&1 & pids+=($!)

@@ -24,10 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=benches/compare/lib.sh
 . benches/compare/lib.sh
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
-BATCH=${BATCH:-100}
-CONNS=${CONNS:-50}
+defaults ROUNDS=3 DURATION=10 BATCH=100 CONNS=50
 need h2load wrk haproxy nginx taskset python3 openssl
 need_two_cpus
 weir_bin

@@ -121,6 +121,25 @@ pub async fn spawn_backend(name: &str) -> (SocketAddr, BackendHandle) {
     start(Arc::new(HeldPort::new()), name, 200).await
 }
 
+/// [`spawn_backend`] for each of `names`, in order: their addresses and handles.
+///
+/// # Panics
+/// As [`spawn_backend`].
+pub async fn spawn_backends<const N: usize>(
+    names: [&str; N],
+) -> ([SocketAddr; N], [BackendHandle; N]) {
+    let mut addrs = Vec::with_capacity(N);
+    let mut handles = Vec::with_capacity(N);
+    for name in names {
+        let (addr, handle) = spawn_backend(name).await;
+        addrs.push(addr);
+        handles.push(handle);
+    }
+    let addrs = <[SocketAddr; N]>::try_from(addrs).expect("one address per name");
+    let handles = <[BackendHandle; N]>::try_from(handles).expect("one handle per name");
+    (addrs, handles)
+}
+
 async fn start(port: Arc<HeldPort>, name: &str, health_status: u16) -> (SocketAddr, BackendHandle) {
     let addr = port.addr();
     // Retried: a killed backend's listener may take a moment to be closed by its task.
@@ -180,6 +199,18 @@ impl BackendHandle {
     /// Requests being handled right now (e.g. held or delayed), probes excluded.
     pub fn in_progress(&self) -> usize {
         self.shared.in_progress.load(Ordering::SeqCst)
+    }
+
+    /// Waits until exactly `n` requests are in progress (`what` names the wait).
+    ///
+    /// # Panics
+    /// As [`crate::eventually`], when that does not happen in time.
+    pub async fn wait_in_progress(&self, n: usize, what: &str) {
+        crate::eventually(what, || {
+            let now = self.in_progress();
+            async move { (now == n).then_some(()) }
+        })
+        .await;
     }
 
     /// The most requests that were ever in progress at once, probes excluded.

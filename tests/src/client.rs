@@ -135,6 +135,22 @@ impl H1Client {
         let req = Request::get(path).body(Full::new(Bytes::new()))?;
         self.send(req).await
     }
+
+    /// Sends `n` GETs of `path` one after the other, asserting each is a 200 with the
+    /// body `body`.
+    ///
+    /// # Panics
+    /// When a request fails or is answered otherwise.
+    pub async fn assert_gets(&mut self, n: usize, path: &str, body: &str) {
+        for i in 0..n {
+            let resp = self.get(path).await.expect("GET");
+            assert_eq!(
+                (resp.status.as_u16(), resp.text()),
+                (200, body.to_owned()),
+                "GET {path} #{i}"
+            );
+        }
+    }
 }
 
 /// Sends `req` on a fresh HTTP/1.1 connection to `addr`.

@@ -71,6 +71,24 @@ pools:
     )
 }
 
+/// [`one_pool`] round robin over the one `backend`, with `listener_extra` added to
+/// listener `web` (lines indented by four spaces, e.g. `"    timeouts: { idle: 2s }\n"`).
+pub fn one_backend_listener(backend: SocketAddr, listener_extra: &str) -> String {
+    one_pool("round_robin", &self::backend(backend), "").replace(
+        "    protocol: http\n",
+        &format!("    protocol: http\n{listener_extra}"),
+    )
+}
+
+/// [`WEB_HEAD`] with the access log on and `route` (one `routes` entry, e.g.
+/// `"pool: web"`) as listener `web`'s only route, then pool `web` over `addrs`.
+pub fn access_logged(route: &str, addrs: &[SocketAddr]) -> String {
+    format!(
+        "{WEB_HEAD}    access_log: true\n    routes:\n      - {route}\npools:\n  web:\n    backends:\n{}",
+        backends(addrs)
+    )
+}
+
 /// An HTTP listener `web` -> pool `web` (health-checked) and a TCP listener `raw` ->
 /// pool `db` (one backend), admin on port 0.
 pub fn web_and_tcp(web: &[SocketAddr], db: SocketAddr) -> String {

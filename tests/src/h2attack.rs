@@ -20,6 +20,18 @@ pub fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("h2attack/h2attack.py")
 }
 
+/// Runs `scenario` with `arg` against a fresh weir (`bin`) in front of one backend,
+/// listener `web` having `listener_extra` ([`crate::config::one_backend_listener`]).
+///
+/// # Panics
+/// As [`run`] and [`crate::Weir::start`].
+pub async fn run_fresh(bin: &str, listener_extra: &str, scenario: &str, arg: u64) -> Value {
+    let (backend, _handle) = crate::spawn_backend("a").await;
+    let yaml = crate::config::one_backend_listener(backend, listener_extra);
+    let weir = crate::Weir::start(bin, &yaml).await;
+    run(scenario, weir.listener_addr("web"), arg).await
+}
+
 /// Runs `scenario` against `addr` with `arg`; returns the JSON it printed.
 ///
 /// # Panics

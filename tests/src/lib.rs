@@ -44,7 +44,9 @@ use std::future::Future;
 use std::hash::Hasher;
 use std::time::Duration;
 
-pub use backend::{spawn_backend, spawn_tcp_echo, spawn_tcp_recorder, spawn_tcp_sink};
+pub use backend::{
+    spawn_backend, spawn_backends, spawn_tcp_echo, spawn_tcp_recorder, spawn_tcp_sink,
+};
 pub use backend::{BackendHandle, Recorded, TcpSink};
 pub use client::{H1Client, H2Client, Response};
 pub use load::{Load, LoadReport};

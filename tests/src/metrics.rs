@@ -81,6 +81,15 @@ impl Scrape {
         found.first().map(|s| s.value)
     }
 
+    /// Asserts that exactly one sample matches, with the value `want`.
+    ///
+    /// # Panics
+    /// When none or several match, or its value is another.
+    #[track_caller]
+    pub fn assert_value(&self, name: &str, with: &[(&str, &str)], want: f64) {
+        assert_eq!(self.value(name, with), Some(want), "{name} {with:?}");
+    }
+
     /// The sum over every sample matching (0 if none does).
     pub fn sum(&self, name: &str, with: &[(&str, &str)]) -> f64 {
         self.find(name, with).map(|s| s.value).sum()

@@ -51,6 +51,17 @@ impl Weir {
         Self::start_with_log(bin, yaml, DEFAULT_LOG_FILTER).await
     }
 
+    /// The commonest topology: a backend named `name` (see [`crate::spawn_backend`]) alone
+    /// in pool `web` behind listener `web` ([`crate::config::one_pool`], round robin).
+    ///
+    /// # Panics
+    /// As [`Weir::start`].
+    pub async fn one_backend(bin: &str, name: &str) -> (Weir, crate::BackendHandle) {
+        let (addr, handle) = crate::spawn_backend(name).await;
+        let yaml = crate::config::one_pool("round_robin", &crate::config::backend(addr), "");
+        (Self::start(bin, &yaml).await, handle)
+    }
+
     /// As [`Weir::start`], with `WEIR_LOG=filter`.
     ///
     /// # Panics

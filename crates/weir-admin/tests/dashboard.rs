@@ -71,15 +71,21 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
 }
 
-#[tokio::test]
-async fn get_root_serves_the_self_contained_dashboard_with_its_csp() {
+/// `method /` on a fresh admin server, checked to be a 200 HTML page: head and body.
+async fn dashboard(method: &str) -> (String, String) {
     let addr = admin().await;
-    let (head, body) = request(addr, "GET", "/").await;
+    let (head, body) = request(addr, method, "/").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert_eq!(
         header(&head, "content-type"),
         Some("text/html; charset=utf-8")
     );
+    (head, body)
+}
+
+#[tokio::test]
+async fn get_root_serves_the_self_contained_dashboard_with_its_csp() {
+    let (head, body) = dashboard("GET").await;
     assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"));
     let csp = header(&head, "content-security-policy").expect("a CSP header");
     assert_eq!(csp, DASHBOARD_CSP.to_ascii_lowercase());
@@ -126,13 +132,7 @@ async fn get_root_serves_the_self_contained_dashboard_with_its_csp() {
 
 #[tokio::test]
 async fn head_root_answers_the_headers_without_the_page() {
-    let addr = admin().await;
-    let (head, body) = request(addr, "HEAD", "/").await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert_eq!(
-        header(&head, "content-type"),
-        Some("text/html; charset=utf-8")
-    );
+    let (head, body) = dashboard("HEAD").await;
     assert!(header(&head, "content-security-policy").is_some(), "{head}");
     assert!(body.is_empty(), "HEAD has no body: {body:?}");
 }

@@ -38,6 +38,19 @@ pub(crate) fn backends(weights: &[u32]) -> Vec<Arc<Backend>> {
 }
 
 /// The names of the picked backends joined by spaces, `-` for `None`.
+/// How often `pick` chose each backend of a pool of `len` in `picks` picks.
+pub(crate) fn counts(
+    len: usize,
+    picks: usize,
+    mut pick: impl FnMut() -> Option<usize>,
+) -> Vec<usize> {
+    let mut counts = vec![0; len];
+    for _ in 0..picks {
+        counts[pick().expect("something is up")] += 1;
+    }
+    counts
+}
+
 pub(crate) fn names(pool: &[Arc<Backend>], picks: impl Iterator<Item = Option<usize>>) -> String {
     picks
         .map(|p| p.map_or("-", |i| pool[i].address()))

@@ -201,26 +201,15 @@ fn mark_connection_named(buf: &[u8], headers: &mut [Header]) {
     }
 }
 
-const UNSUPPORTED_TE: Refusal = Refusal {
-    status: 400,
-    reason: "unsupported Transfer-Encoding (only \"chunked\" is accepted)",
-};
-const TE_AND_CL: Refusal = Refusal {
-    status: 400,
-    reason: "request has both Transfer-Encoding and Content-Length",
-};
-const BAD_CL: Refusal = Refusal {
-    status: 400,
-    reason: "invalid or conflicting Content-Length",
-};
-pub(crate) const BAD_RESPONSE: Refusal = Refusal {
-    status: 502,
-    reason: "malformed response head",
-};
-const RESPONSE_TE: Refusal = Refusal {
-    status: 502,
-    reason: "Transfer-Encoding other than a single chunked",
-};
+const UNSUPPORTED_TE: Refusal = Refusal::new(
+    400,
+    "unsupported Transfer-Encoding (only \"chunked\" is accepted)",
+);
+const TE_AND_CL: Refusal =
+    Refusal::new(400, "request has both Transfer-Encoding and Content-Length");
+const BAD_CL: Refusal = Refusal::new(400, "invalid or conflicting Content-Length");
+pub(crate) const BAD_RESPONSE: Refusal = Refusal::new(502, "malformed response head");
+const RESPONSE_TE: Refusal = Refusal::new(502, "Transfer-Encoding other than a single chunked");
 
 impl Scan {
     /// A request's framing, in the order weir has always checked it: the

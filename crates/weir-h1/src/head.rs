@@ -3,18 +3,9 @@
 use crate::framing::{scan, span_in, BAD_RESPONSE};
 use crate::{MAX_HEADERS, MAX_HEAD_BYTES};
 
-const MALFORMED: Refusal = Refusal {
-    status: 400,
-    reason: "malformed request head",
-};
-const TOO_LARGE: Refusal = Refusal {
-    status: 431,
-    reason: "request head too large",
-};
-const RESPONSE_TOO_LARGE: Refusal = Refusal {
-    status: 502,
-    reason: "response head too large",
-};
+const MALFORMED: Refusal = Refusal::new(400, "malformed request head");
+const TOO_LARGE: Refusal = Refusal::new(431, "request head too large");
+const RESPONSE_TOO_LARGE: Refusal = Refusal::new(502, "response head too large");
 
 /// Headers a response is first parsed with (more: parsed again with [`MAX_HEADERS`]).
 const FEW_HEADERS: usize = 24;
@@ -199,6 +190,13 @@ pub struct Refusal {
     pub status: u16,
     /// A generic reason, nothing from the input.
     pub reason: &'static str,
+}
+
+impl Refusal {
+    /// A refusal answered with `status` and `reason`.
+    pub const fn new(status: u16, reason: &'static str) -> Refusal {
+        Refusal { status, reason }
+    }
 }
 
 /// A parsed request head. Reused across requests: parsing clears it without freeing.

@@ -292,22 +292,18 @@ mod tests {
 
     #[test]
     fn garbage_is_invalid() {
-        assert!(matches!(
-            parse_final_status(b"SSH-2.0-OpenSSH\r\n\r\n"),
-            Head::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_final_status(b"HTTP/1.1 2000 OK\r\n\r\n"),
-            Head::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_final_status(b"HTTP/1.1 abc OK\r\n\r\n"),
-            Head::Invalid(_)
-        ));
-        assert!(matches!(
-            parse_final_status(b"HTTP/1.1 099 OK\r\n\r\n"),
-            Head::Invalid(_)
-        ));
+        for raw in [
+            &b"SSH-2.0-OpenSSH\r\n\r\n"[..],
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/1.1 099 OK\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_final_status(raw), Head::Invalid(_)),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 
     #[test]

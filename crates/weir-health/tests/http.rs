@@ -4,10 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{checked, only_backend, silent_backend, table, until, HttpBackend, PoolSpec};
+use support::{checked, silent_backend, until, HttpBackend};
 use tokio::time::Instant;
-use weir_balance::BackendRegistry;
-use weir_health::HealthChecker;
 
 #[tokio::test]
 async fn http_check_follows_the_health_endpoint_status() {
@@ -52,25 +50,14 @@ async fn http_check_follows_the_health_endpoint_status() {
 #[tokio::test]
 async fn http_check_sends_the_configured_host_and_path() {
     let server = HttpBackend::start().await;
-    let registry = BackendRegistry::new();
     let check =
         "{ type: http, path: \"/status/ready?full=1\", host: health.example.com, interval: 10s }";
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: Some(check),
-        }],
-    );
-    let mut checker = HealthChecker::new();
-    checker.reconcile(&t);
+    let (_registry, _table, _checker, b) = checked(server.addr, check);
     until("first probe answered at once", || server.count() >= 1).await;
     let seen = server.requests();
     assert_eq!(seen[0].path, "/status/ready?full=1");
     assert_eq!(seen[0].host.as_deref(), Some("health.example.com"));
-    assert!(only_backend(&t).is_up());
+    assert!(b.is_up());
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{backend, checked, closed_port, only_backend, table, until, PoolSpec, TcpBackend};
+use support::{
+    app_table, backend, checked, closed_port, only_backend, table, until, PoolSpec, TcpBackend,
+};
 use weir_balance::BackendRegistry;
 use weir_health::HealthChecker;
 
@@ -15,15 +17,7 @@ const SLOW: &str = "{ type: tcp, interval: 60s, timeout: 1s }";
 async fn removed_backend_is_no_longer_probed_and_kept_backend_keeps_its_task() {
     let (gone, kept) = (TcpBackend::start().await, TcpBackend::start().await);
     let registry = BackendRegistry::new();
-    let t1 = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[gone.addr, kept.addr],
-            health_check: Some(FAST),
-        }],
-    );
+    let t1 = app_table(&registry, 1, &[gone.addr, kept.addr], Some(FAST));
     let mut checker = HealthChecker::new();
     checker.reconcile(&t1);
     let (gone_backend, kept_backend) = (Arc::downgrade(&backend(&t1, 0)), backend(&t1, 1));
@@ -33,15 +27,7 @@ async fn removed_backend_is_no_longer_probed_and_kept_backend_keeps_its_task() {
     .await;
     let kept_task = checker.task_id(&kept_backend);
 
-    let t2 = table(
-        &registry,
-        2,
-        &[PoolSpec {
-            name: "app",
-            backends: &[kept.addr],
-            health_check: Some(FAST),
-        }],
-    );
+    let t2 = app_table(&registry, 2, &[kept.addr], Some(FAST));
     checker.reconcile(&t2);
     registry.retain(&t2);
     drop(t1);
@@ -93,15 +79,7 @@ async fn reconcile_with_an_unchanged_check_sends_no_extra_probe_and_new_backends
 
     // A rebuilt table that adds a backend: the new one is probed at once (the interval is
     // a minute), the kept one is not probed again.
-    let t2 = table(
-        &registry,
-        2,
-        &[PoolSpec {
-            name: "app",
-            backends: &[old.addr, new.addr],
-            health_check: Some(SLOW),
-        }],
-    );
+    let t2 = app_table(&registry, 2, &[old.addr, new.addr], Some(SLOW));
     checker.reconcile(&t2);
     assert_eq!(checker.task_count(), 2);
     assert_eq!(checker.task_id(&old_backend), task);
@@ -118,15 +96,7 @@ async fn changed_check_restarts_the_task_but_keeps_the_backend_state() {
     let task = checker.task_id(&b);
 
     let changed = "{ type: tcp, interval: 30s, timeout: 1s }";
-    let t2 = table(
-        &registry,
-        2,
-        &[PoolSpec {
-            name: "app",
-            backends: &[addr],
-            health_check: Some(changed),
-        }],
-    );
+    let t2 = app_table(&registry, 2, &[addr], Some(changed));
     checker.reconcile(&t2);
     assert_ne!(
         checker.task_id(&b),
@@ -144,15 +114,7 @@ async fn removing_the_health_check_forces_the_pool_up_and_stops_probing() {
     server.stop().await;
     until("backend down", || !b.is_up()).await;
 
-    let t2 = table(
-        &registry,
-        2,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: None,
-        }],
-    );
+    let t2 = app_table(&registry, 2, &[server.addr], None);
     checker.reconcile(&t2);
     assert!(b.is_up(), "forced up at once");
     assert_eq!(b.last_transition().reason, "health check removed");
@@ -192,15 +154,7 @@ async fn removing_the_health_check_forces_the_pool_up_and_stops_probing() {
 async fn shutdown_and_drop_stop_every_task() {
     let server = TcpBackend::start().await;
     let registry = BackendRegistry::new();
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[server.addr],
-            health_check: Some(FAST),
-        }],
-    );
+    let t = app_table(&registry, 1, &[server.addr], Some(FAST));
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     until("probed", || server.count() >= 1).await;
@@ -220,15 +174,7 @@ async fn shutdown_and_drop_stop_every_task() {
 fn reconcile_outside_a_runtime_starts_nothing() {
     let registry = BackendRegistry::new();
     let addr = "127.0.0.1:9".parse().expect("literal address");
-    let t = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[addr],
-            health_check: Some(FAST),
-        }],
-    );
+    let t = app_table(&registry, 1, &[addr], Some(FAST));
     let mut checker = HealthChecker::new();
     checker.reconcile(&t);
     assert_eq!(checker.task_count(), 0);

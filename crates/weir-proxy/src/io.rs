@@ -127,6 +127,16 @@ impl<S> ClientIo<S> {
     pub(crate) fn count_bytes(&mut self, metrics: ListenerMetrics) {
         self.bytes = Some(metrics);
     }
+
+    /// Records a write's outcome `res`: activity, and the bytes sent to the client.
+    fn wrote(&self, res: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n @ 1..)) = res {
+            self.shared.touch_io();
+            if let Some(m) = &self.bytes {
+                m.add_tx_bytes(*n as u64);
+            }
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
@@ -180,14 +190,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                this.shared.touch_io();
-                if let Some(m) = &this.bytes {
-                    m.add_tx_bytes(n as u64);
-                }
-            }
-        }
+        this.wrote(&res);
         res
     }
 
@@ -198,14 +201,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                this.shared.touch_io();
-                if let Some(m) = &this.bytes {
-                    m.add_tx_bytes(n as u64);
-                }
-            }
-        }
+        this.wrote(&res);
         res
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use weir_e2e::config::{backends, one_pool, WEB_HEAD};
+use weir_e2e::config::{access_logged, backends, one_pool};
 use weir_e2e::{spawn_backend, H1Client, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -17,18 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Listener `web` with the access log on: `app.test` goes to pool `web`, other hosts
 /// find no route (404).
 fn logged(addrs: &[SocketAddr]) -> String {
-    format!(
-        "\
-{WEB_HEAD}    access_log: true
-    routes:
-      - match: {{ host: app.test }}
-        pool: web
-pools:
-  web:
-    backends:
-{}",
-        backends(addrs)
-    )
+    access_logged("match: { host: app.test }\n        pool: web", addrs)
 }
 
 fn field<'a>(line: &'a Value, name: &str) -> &'a Value {
@@ -124,9 +113,7 @@ async fn access_line_names_the_backend_that_answered_after_a_retry() {
     let (live, _h) = spawn_backend("live").await;
     let weir = Weir::start(WEIR, &logged(&[dead, live])).await;
     let mark = weir.log_mark();
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     // Round robin alternates, so one of two requests first goes to the dead backend and
     // is retried on `live`.
     for _ in 0..2 {
@@ -158,9 +145,7 @@ async fn no_access_lines_when_the_setting_is_off() {
     let yaml = one_pool("round_robin", &backends(&[a]), "");
     let mut weir = Weir::start(WEIR, &yaml).await;
     let mark = weir.log_mark();
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     for _ in 0..5 {
         assert_eq!(client.get("/").await.expect("GET").status, 200);
     }
@@ -168,10 +153,7 @@ async fn no_access_lines_when_the_setting_is_off() {
     // up past those requests.
     let status = weir.status().await;
     assert_eq!(status["listeners"][0]["access_log"], false, "{status}");
-    let reload = weir.log_mark();
-    weir.sighup().await;
-    weir.wait_for_log_after(reload, "config reloaded", WAIT)
-        .await;
+    weir.sighup_reloaded(WAIT).await;
     assert!(
         weir.access_log_after(mark).is_empty(),
         "no access lines with access_log off: {:#?}",

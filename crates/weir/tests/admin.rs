@@ -4,7 +4,7 @@
 use serde_json::Value;
 use weir_e2e::client;
 use weir_e2e::config::{backend, backend_with, one_pool, FAST_HEALTH_CHECK};
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::{spawn_backend, spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -17,8 +17,7 @@ fn backend_entry<'a>(status: &'a Value, address: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_listeners_pools_and_live_backend_state() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let list = format!(
         "{}{}",
         backend_with(a, "weight: 3"),
@@ -60,11 +59,7 @@ async fn status_reports_listeners_pools_and_live_backend_state() {
 
     // A held request shows as in flight on its backend and as an active connection.
     let slow = tokio::spawn(async move { client::get(addr, "/hold").await });
-    eventually("the held request reaching a", || {
-        let n = ha.in_progress();
-        async move { (n == 1).then_some(()) }
-    })
-    .await;
+    ha.wait_in_progress(1, "the held request reaching a").await;
     let status = weir.status().await;
     assert_eq!(
         backend_entry(&status, &a.to_string())["in_flight"],

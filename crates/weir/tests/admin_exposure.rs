@@ -18,8 +18,7 @@ const EXPOSED: &str = "admin listening on a non-loopback address";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_405_names_the_allowed_methods_and_loopback_gets_no_warning() {
-    let (a, _ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (mut weir, _ha) = Weir::one_backend(WEIR, "a").await;
     let admin = weir.admin_addr();
     for (method, path) in [
         ("POST", "/status"),
@@ -47,10 +46,7 @@ async fn a_405_names_the_allowed_methods_and_loopback_gets_no_warning() {
     assert_eq!(resp.status, 200);
     assert_eq!(client::get(admin, "/healthz").await.status, 200);
 
-    let mark = weir.log_mark();
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.sighup_reloaded(LOG_WAIT).await;
     assert!(
         weir.logs_with(EXPOSED).is_empty(),
         "a loopback admin server is not worth a warning:\n{}",

@@ -5,20 +5,15 @@ use std::hash::Hasher;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use weir_e2e::client::H1Client;
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{deterministic_bytes, fnv1a, spawn_backend, Weir};
+use weir_e2e::{deterministic_bytes, fnv1a, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const TWENTY_MB: usize = 20 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_of_20_mb_reaches_the_backend_intact() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
+    let mut client = weir.h1_client("web").await;
 
     let body = deterministic_bytes(TWENTY_MB);
     let expected = format!("{} {}", body.len(), fnv1a(&body));
@@ -37,11 +32,8 @@ async fn upload_of_20_mb_reaches_the_backend_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_of_20_mb_reaches_the_client_intact() {
-    let (a, _ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let (weir, _ha) = Weir::one_backend(WEIR, "a").await;
+    let mut client = weir.h1_client("web").await;
 
     let resp = client
         .get(&format!("/bytes/{TWENTY_MB}"))
@@ -54,11 +46,8 @@ async fn download_of_20_mb_reaches_the_client_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoed_body_round_trips_on_a_kept_alive_connection() {
-    let (a, _ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let (weir, _ha) = Weir::one_backend(WEIR, "a").await;
+    let mut client = weir.h1_client("web").await;
 
     for len in [0usize, 1, 65_537, 3 * 1024 * 1024] {
         let body = deterministic_bytes(len);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{client, eventually, spawn_backend, status, Load, Weir};
+use weir_e2e::{client, eventually, spawn_backends, status, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const CHROMIUM: &str = "chromium";
@@ -46,9 +46,7 @@ async fn dashboard_in_chromium_lists_every_backend_and_shows_one_going_down() {
         );
         return;
     }
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
-    let (c, hc) = spawn_backend("c").await;
+    let ([a, b, c], [_ha, _hb, hc]) = spawn_backends(["a", "b", "c"]).await;
     // A refused probe takes c out at once; a slow probe while Chromium loads the machine
     // must not flap a or b (a 2 s timeout, two failures in a row).
     let yaml = one_pool(

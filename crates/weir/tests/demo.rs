@@ -35,13 +35,7 @@ async fn demo_quiet_prints_curl_lines_that_reach_three_backends() {
         "the printed URL must carry the real port: {line}"
     );
     assert_eq!(addr, weir.listener_addr(&listener_name(&weir)), "{line}");
-    let dashboard = weir
-        .wait_for_stdout("Dashboard:", Duration::from_secs(5))
-        .await;
-    assert!(
-        dashboard.contains(&format!("http://{}/", weir.admin_addr())),
-        "{dashboard}"
-    );
+    assert_dashboard_printed(&weir).await;
 
     let mut names = HashSet::new();
     for _ in 0..30 {
@@ -115,13 +109,7 @@ async fn demo_kills_a_backend_under_load_and_no_request_fails() {
         ],
     )
     .await;
-    let dashboard = weir
-        .wait_for_stdout("Dashboard:", Duration::from_secs(5))
-        .await;
-    assert!(
-        dashboard.contains(&format!("http://{}/", weir.admin_addr())),
-        "{dashboard}"
-    );
+    assert_dashboard_printed(&weir).await;
     // The first kill (b1) after 4 s, its return 1 s later; generous bounds for a busy CI.
     let kill = wait_line(&weir, 0, "] KILL b1 ", Duration::from_secs(30)).await;
     let b1 = killed_addr(&weir.stdout_lines()[kill]);
@@ -289,4 +277,15 @@ fn listener_name(weir: &Weir) -> String {
         .as_str()
         .expect("listener name")
         .to_owned()
+}
+
+/// The demo prints the dashboard's URL, with the admin server's real address.
+async fn assert_dashboard_printed(weir: &Weir) {
+    let dashboard = weir
+        .wait_for_stdout("Dashboard:", Duration::from_secs(5))
+        .await;
+    assert!(
+        dashboard.contains(&format!("http://{}/", weir.admin_addr())),
+        "{dashboard}"
+    );
 }

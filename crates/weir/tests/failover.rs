@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use weir_e2e::client::{self, H1Client};
+use weir_e2e::client;
 use weir_e2e::config::{backend, backend_with, backends, one_pool, FAST_HEALTH_CHECK};
-use weir_e2e::{closed_port, spawn_backend, BackendHandle, HeldPort, Weir};
+use weir_e2e::{closed_port, spawn_backend, spawn_backends, BackendHandle, HeldPort, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -30,9 +30,7 @@ async fn bodies(weir: &Weir, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_takes_over_when_primaries_die_and_gives_back_when_one_returns() {
-    let (p1, hp1) = spawn_backend("p1").await;
-    let (p2, hp2) = spawn_backend("p2").await;
-    let (bk, hbk) = spawn_backend("backup").await;
+    let ([p1, p2, bk], [hp1, hp2, hbk]) = spawn_backends(["p1", "p2", "backup"]).await;
     let list = format!(
         "{}{}{}",
         backend(p1),
@@ -127,9 +125,7 @@ async fn connect_failure_is_retried_on_another_backend() {
     )
     .await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     for i in 0..20 {
         let resp = client.get("/").await.expect("request");
         assert_eq!(resp.status, 200, "request {i}: {}", resp.text());

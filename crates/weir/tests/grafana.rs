@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use weir_e2e::config::web_and_tcp;
-use weir_e2e::{eventually, spawn_backend, spawn_tcp_sink, H1Client, Weir};
+use weir_e2e::{eventually, spawn_backends, spawn_tcp_sink, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana/check.py");
@@ -39,27 +39,18 @@ fn path_arg(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_queries_only_metrics_a_running_weir_exports() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let (db, sink) = spawn_tcp_sink().await;
     let yaml = web_and_tcp(&[a, b], db);
     let weir = Weir::start(WEIR, &yaml).await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to web");
+    let mut client = weir.h1_client("web").await;
     for _ in 0..4 {
         assert_eq!(client.get("/").await.expect("request").status, 200);
     }
-    let mut raw = tokio::net::TcpStream::connect(weir.listener_addr("raw"))
-        .await
-        .expect("connect to raw");
+    let mut raw = weir.connect("raw").await;
     raw.write_all(b"ping").await.expect("write to raw");
-    eventually("the sink receiving 4 bytes", || {
-        let n = sink.bytes_received();
-        async move { (n == 4).then_some(()) }
-    })
-    .await;
+    sink.wait_bytes(4, "the sink receiving 4 bytes").await;
     let scrape = eventually("a health check of each backend", || async {
         let s = weir.metrics().await;
         (s.sum("weir_health_checks_total", &[("result", "success")]) >= 2.0).then_some(s)

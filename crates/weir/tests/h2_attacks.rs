@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use weir_e2e::client::{self, H2Client};
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::one_backend_listener;
 use weir_e2e::{h2attack, spawn_backend, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -33,10 +33,7 @@ struct Figures {
 /// weir in front of one test backend, `listener_extra` under the listener.
 async fn start(listener_extra: &str) -> (Weir, BackendHandle) {
     let (a, ha) = spawn_backend("a").await;
-    let yaml = one_pool("round_robin", &backends(&[a]), "").replace(
-        "    protocol: http\n",
-        &format!("    protocol: http\n{listener_extra}"),
-    );
+    let yaml = one_backend_listener(a, listener_extra);
     (Weir::start(WEIR, &yaml).await, ha)
 }
 
@@ -152,6 +149,18 @@ fn attack_requests(ha: &BackendHandle) -> usize {
         .count()
 }
 
+/// The backend never held more than the stream cap (+ the bystander) at once; then
+/// releases what it holds.
+fn assert_capped(ha: &BackendHandle, what: &str) {
+    let peak = ha.peak_in_progress();
+    eprintln!(
+        "{what}: backend peak in progress {peak} (hits {})",
+        ha.hits()
+    );
+    assert!(peak <= STREAM_CAP + 1, "backend saw {peak} at once"); // + the bystander
+    ha.release(1000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
     let (weir, ha) = start("").await;
@@ -159,10 +168,7 @@ async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
     let f = attack(&weir, "streams", 150).await;
     assert_eq!(f.report["refused"], 50, "{}", f.report);
     assert_eq!(f.report["goaway"], false, "{}", f.report);
-    let peak = ha.peak_in_progress();
-    eprintln!("150 streams: backend peak in progress {peak}");
-    assert!(peak <= STREAM_CAP + 1, "backend saw {peak} at once"); // + the bystander
-    ha.release(1000);
+    assert_capped(&ha, "150 streams");
 
     let (weir, ha) = start("").await;
     let f = attack(&weir, "streams", 1000).await;
@@ -173,10 +179,7 @@ async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
     );
     assert_eq!(goaway_code(&f), 11, "too many refusals\n{}", f.report);
     assert_eq!(protocol_errors(&weir).await, 1.0);
-    let peak = ha.peak_in_progress();
-    eprintln!("backend peak in progress: {peak} (hits {})", ha.hits());
-    assert!(peak <= STREAM_CAP + 1, "backend saw {peak} at once"); // + the bystander
-    ha.release(1000);
+    assert_capped(&ha, "1000 streams");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,22 +3,12 @@
 //! WINDOW_UPDATEs as life, so the deadline must not be the interval), and `off` sends
 //! none. The client is `tests/h2attack/h2attack.py`.
 
-use std::net::SocketAddr;
-
 use weir_e2e::backend::{spawn_raw_backend, RawAction, RawRequest};
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{h2attack, spawn_backend, Weir};
+use weir_e2e::config::one_backend_listener;
+use weir_e2e::{h2attack, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const BODY: usize = 16 * 1024 * 1024;
-
-/// One pool, one listener `web` with `listener_extra` (indented four spaces).
-fn config(backend: SocketAddr, listener_extra: &str) -> String {
-    one_pool("round_robin", &backends(&[backend]), "").replace(
-        "    protocol: http\n",
-        &format!("    protocol: http\n{listener_extra}"),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_download_outlives_its_keepalive_pings() {
@@ -33,7 +23,7 @@ async fn a_slow_download_outlives_its_keepalive_pings() {
     // 6 MB, its PING still queued behind the bytes in the socket buffers.
     let weir = Weir::start(
         WEIR,
-        &config(addr, "    http2: { keepalive_interval: 1s }\n"),
+        &one_backend_listener(addr, "    http2: { keepalive_interval: 1s }\n"),
     )
     .await;
     // 16 MiB at 2 MiB/s: about 8 s, several PINGs, each behind the socket buffers.
@@ -49,18 +39,15 @@ async fn a_slow_download_outlives_its_keepalive_pings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_off_sends_no_pings_and_idle_still_closes() {
-    let (a, _ha) = spawn_backend("a").await;
     let extra = "    timeouts: { idle: 2s }\n    http2: { keepalive_interval: off }\n";
-    let weir = Weir::start(WEIR, &config(a, extra)).await;
-    let report = h2attack::run("idle", weir.listener_addr("web"), 0).await;
+    let report = h2attack::run_fresh(WEIR, extra, "idle", 0).await;
     eprintln!("idle h2 connection, keep-alive off: {report}");
     assert_eq!(report["goaway"], true, "closed as idle: {report}");
     assert_eq!(report["pings_before_goaway"], 0, "{report}");
 
     // On (1 s), the same idle connection is PINGed before it is closed.
     let extra = "    timeouts: { idle: 3s }\n    http2: { keepalive_interval: 1s }\n";
-    let weir = Weir::start(WEIR, &config(a, extra)).await;
-    let report = h2attack::run("idle", weir.listener_addr("web"), 0).await;
+    let report = h2attack::run_fresh(WEIR, extra, "idle", 0).await;
     assert_eq!(report["goaway"], true, "closed as idle: {report}");
     let pings = report["pings_before_goaway"].as_u64().expect("pings");
     assert!(pings >= 2, "{report}");

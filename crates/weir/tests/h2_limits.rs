@@ -6,19 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::one_backend_listener;
 use weir_e2e::{h2attack, spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-
-/// One pool, one listener `web` with `listener_extra` (indented four spaces).
-fn config(backend: std::net::SocketAddr, listener_extra: &str) -> String {
-    one_pool("round_robin", &backends(&[backend]), "").replace(
-        "    protocol: http\n",
-        &format!("    protocol: http\n{listener_extra}"),
-    )
-}
 
 fn settings(report: &Value) -> &Value {
     &report["settings"]
@@ -27,7 +18,7 @@ fn settings(report: &Value) -> &Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections() {
     let (a, _ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &config(a, "")).await;
+    let mut weir = Weir::start(WEIR, &one_backend_listener(a, "")).await;
     let report = h2attack::run("settings", weir.listener_addr("web"), 0).await;
     eprintln!("defaults advertised: {report}");
     assert_eq!(
@@ -42,14 +33,10 @@ async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections()
     );
     assert_eq!(report["connection_window"], 1_048_576, "{report}");
 
-    let mark = weir.log_mark();
-    weir.rewrite_config(&config(
+    weir.reload(&one_backend_listener(
         a,
         "    http2:\n      max_concurrent_streams: 7\n      max_header_list_size: 16KiB\n      initial_stream_window: 128KiB\n      initial_connection_window: 2MiB\n",
-    ));
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", Duration::from_secs(10))
-        .await;
+    ), Duration::from_secs(10)).await;
     let report = h2attack::run("settings", weir.listener_addr("web"), 0).await;
     let s = settings(&report);
     assert_eq!(s["MAX_CONCURRENT_STREAMS"], 7, "{report}");
@@ -61,10 +48,12 @@ async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_connection_closes_after_max_requests() {
     let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "    max_requests_per_connection: 3\n")).await;
-    let mut stream = TcpStream::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let weir = Weir::start(
+        WEIR,
+        &one_backend_listener(a, "    max_requests_per_connection: 3\n"),
+    )
+    .await;
+    let mut stream = weir.connect("web").await;
     // Five pipelined requests: weir answers three, the third saying it closes.
     let one = "GET / HTTP/1.1\r\nHost: h1.test\r\n\r\n";
     stream
@@ -92,7 +81,11 @@ async fn http1_connection_closes_after_max_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_connection_gets_goaway_after_max_requests() {
     let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "    max_requests_per_connection: 3\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &one_backend_listener(a, "    max_requests_per_connection: 3\n"),
+    )
+    .await;
     let report = h2attack::run("requests", weir.listener_addr("web"), 10).await;
     eprintln!("max_requests_per_connection 3 over h2: {report}");
     assert_eq!(report["responses"], 3, "{report}");
@@ -104,7 +97,11 @@ async fn http2_connection_gets_goaway_after_max_requests() {
 
     // 0 lifts the limit.
     let (b, hb) = spawn_backend("b").await;
-    let weir = Weir::start(WEIR, &config(b, "    max_requests_per_connection: 0\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &one_backend_listener(b, "    max_requests_per_connection: 0\n"),
+    )
+    .await;
     let addr = weir.listener_addr("web");
     let report = h2attack::run("requests", addr, 1200).await;
     assert_eq!(report["responses"], 1200, "{report}");
@@ -113,10 +110,8 @@ async fn http2_connection_gets_goaway_after_max_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
-    let (a, _ha) = spawn_backend("a").await;
     let extra = "    timeouts: { idle: 3s }\n    http2: { keepalive_interval: 1s }\n";
-    let weir = Weir::start(WEIR, &config(a, extra)).await;
-    let report = h2attack::run("idle", weir.listener_addr("web"), 0).await;
+    let report = h2attack::run_fresh(WEIR, extra, "idle", 0).await;
     eprintln!("idle h2 connection with 1s keep-alive PINGs: {report}");
     assert_eq!(report["goaway"], true, "closed as idle: {report}");
     assert_eq!(report["error_code"], 0, "{report}");
@@ -126,36 +121,32 @@ async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_http1_head_is_counted_as_a_protocol_error() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "")).await;
-    let resp = weir_e2e::client::raw::exchange(
-        weir.listener_addr("web"),
-        b"GET / HTTP/1.1\r\nHost: h1.test\r\nno colon here\r\n\r\n",
+    refused_heads_are_counted(
+        "the protocol error",
+        &[b"GET / HTTP/1.1\r\nHost: h1.test\r\nno colon here\r\n\r\n"],
     )
-    .await
-    .expect("an answer");
-    assert_eq!(resp.status, 400, "{}", resp.head);
-    assert_eq!(ha.hits(), 0);
-    let errors = weir_e2e::eventually("the protocol error counted", || async {
-        weir.metrics()
-            .await
-            .value("weir_http_protocol_errors_total", &[("listener", "web")])
-            .filter(|n| *n >= 1.0)
-    })
     .await;
-    assert_eq!(errors, 1.0);
 }
 
 /// hyper parses these heads and weir refuses them with a closing 400, so the connection
 /// ends without a hyper error: they are counted where they are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambiguous_http1_head_is_counted_as_a_protocol_error() {
+    refused_heads_are_counted(
+        "both protocol errors",
+        &[
+            b"POST / HTTP/1.1\r\nHost: h1.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h1.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ],
+    )
+    .await;
+}
+
+/// Each of `heads` is answered 400 without reaching the backend, and counted once in
+/// `weir_http_protocol_errors_total` (`what` names them in a failure).
+async fn refused_heads_are_counted(what: &str, heads: &[&[u8]]) {
     let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &config(a, "")).await;
-    let heads: [&[u8]; 2] = [
-        b"POST / HTTP/1.1\r\nHost: h1.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: h1.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-    ];
+    let weir = Weir::start(WEIR, &one_backend_listener(a, "")).await;
     for head in heads {
         let resp = weir_e2e::client::raw::exchange(weir.listener_addr("web"), head)
             .await
@@ -163,27 +154,28 @@ async fn an_ambiguous_http1_head_is_counted_as_a_protocol_error() {
         assert_eq!(resp.status, 400, "{}", resp.head);
     }
     assert_eq!(ha.hits(), 0);
-    let errors = weir_e2e::eventually("both protocol errors counted", || async {
+    let want = heads.len() as f64;
+    let errors = weir_e2e::eventually(&format!("{what} counted"), || async {
         weir.metrics()
             .await
             .value("weir_http_protocol_errors_total", &[("listener", "web")])
-            .filter(|n| *n >= 2.0)
+            .filter(|n| *n >= want)
     })
     .await;
-    assert_eq!(errors, 2.0);
+    assert_eq!(errors, want);
 }
 
 #[tokio::test]
 async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
     let backend: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
-    let good = config(
+    let good = one_backend_listener(
         backend,
         "    max_requests_per_connection: 1000\n    http2: { max_concurrent_streams: 100, max_header_list_size: 64KiB, max_pending_reset_streams: 20, max_stream_errors: 100, initial_stream_window: 65536, initial_connection_window: 1MiB, keepalive_interval: 30s, keepalive_timeout: 60s }\n",
     );
     let out = weir_e2e::check_config(WEIR, &good).await;
     assert_eq!(out.code, Some(0), "{out:?}");
 
-    let bad = config(
+    let bad = one_backend_listener(
         backend,
         "    max_requests_per_connection: many\n    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
     );
@@ -196,7 +188,7 @@ async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
             && l.contains("listeners[0].max_requests_per_connection")),
         "{lines:#?}"
     );
-    let bad = config(
+    let bad = one_backend_listener(
         backend,
         "    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
     );

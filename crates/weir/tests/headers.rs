@@ -5,9 +5,9 @@
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use weir_e2e::client::{raw, H1Client, H2Client};
-use weir_e2e::config::{backends, one_pool, WEB_HEAD};
-use weir_e2e::{spawn_backend, Weir};
+use weir_e2e::client::{raw, H2Client};
+use weir_e2e::config::{backends, WEB_HEAD};
+use weir_e2e::{spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -21,11 +21,8 @@ fn empty() -> Full<Bytes> {
 
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed_and_end_to_end_ones_kept() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
+    let mut client = weir.h1_client("web").await;
 
     let req = get("/hop-request")
         .header("host", "example.test")
@@ -64,11 +61,8 @@ async fn hop_by_hop_request_headers_are_removed_and_end_to_end_ones_kept() {
 
 #[tokio::test]
 async fn hop_by_hop_response_headers_are_removed() {
-    let (a, _ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let (weir, _ha) = Weir::one_backend(WEIR, "a").await;
+    let mut client = weir.h1_client("web").await;
 
     // The backend answers /hop with `Connection: x-backend-hop`, `x-backend-hop`, `Keep-Alive`.
     let resp = client.get("/hop").await.expect("request through weir");
@@ -92,11 +86,8 @@ async fn hop_by_hop_response_headers_are_removed() {
 
 #[tokio::test]
 async fn forwarding_headers_append_client_and_preserve_host() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
+    let mut client = weir.h1_client("web").await;
 
     let req = get("/first?q=1")
         .header("host", "example.test:8443")
@@ -153,8 +144,7 @@ pools:
 
 #[tokio::test]
 async fn userinfo_in_an_absolute_form_target_never_reaches_the_backend() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
     let req = b"GET http://user:pw@api.test:8080/ui HTTP/1.1\r\nHost: api.test:8080\r\n\
         Connection: close\r\n\r\n";
     let resp = raw::exchange(weir.listener_addr("web"), req)
@@ -178,8 +168,7 @@ async fn userinfo_in_an_absolute_form_target_never_reaches_the_backend() {
 
 #[tokio::test]
 async fn userinfo_in_http2_authority_never_reaches_the_backend() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
     let mut client = H2Client::connect(weir.listener_addr("web"))
         .await
         .expect("h2c");
@@ -191,8 +180,7 @@ async fn userinfo_in_http2_authority_never_reaches_the_backend() {
 
 #[tokio::test]
 async fn an_absolute_form_authority_wins_over_host_for_routing_and_forwarding() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(WEIR, &two_hosts(a, b)).await;
     // RFC 9112 §3.2.2: the target's authority, not Host, names the resource.
     let req = b"GET http://a.test/abs HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n";

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use weir_e2e::config::{backend, backends, one_pool, web_and_tcp, FAST_HEALTH_CHECK};
 use weir_e2e::metrics::FAMILIES;
-use weir_e2e::{closed_port, eventually, spawn_backend, spawn_tcp_sink, H1Client, Scrape, Weir};
+use weir_e2e::{
+    closed_port, eventually, spawn_backend, spawn_backends, spawn_tcp_sink, H1Client, Scrape, Weir,
+};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(10);
@@ -18,11 +20,24 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
         .unwrap_or_else(|| panic!("no sample {name} {labels:?} in {:#?}", scrape.samples))
 }
 
+/// The reload series of `scrape`: successes, failures, and whether the last one succeeded.
+fn assert_reloads(scrape: &Scrape, success: f64, failure: f64, last_successful: f64) {
+    for (result, want) in [("success", success), ("failure", failure)] {
+        assert_eq!(
+            value(scrape, "weir_config_reloads_total", &[("result", result)]),
+            want,
+            "reloads with result {result}"
+        );
+    }
+    assert_eq!(
+        value(scrape, "weir_config_last_reload_successful", &[]),
+        last_successful
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
-    let (c, _hc) = spawn_backend("c").await;
+    let ([a, b, c], [_ha, _hb, _hc]) = spawn_backends(["a", "b", "c"]).await;
     let (db, sink) = spawn_tcp_sink().await;
     let weir = Weir::start(WEIR, &web_and_tcp(&[a, b, c], db)).await;
     let web = weir.listener_addr("web");
@@ -34,17 +49,11 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
         assert_eq!(resp.status, 200);
     }
     // 1000 bytes through the TCP listener.
-    let mut raw = tokio::net::TcpStream::connect(weir.listener_addr("raw"))
-        .await
-        .expect("connect to raw");
+    let mut raw = weir.connect("raw").await;
     tokio::io::AsyncWriteExt::write_all(&mut raw, &[7u8; 1000])
         .await
         .expect("write to raw");
-    eventually("the sink receiving 1000 bytes", || {
-        let n = sink.bytes_received();
-        async move { (n == 1000).then_some(()) }
-    })
-    .await;
+    sink.wait_bytes(1000, "the sink receiving 1000 bytes").await;
     // Every probe series exists once each backend has been probed.
     let scrape = eventually("a health check per backend", || async {
         let s = weir.metrics().await;
@@ -98,60 +107,33 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
             ("backend", x.as_str()),
             ("code", "200"),
         ];
-        assert_eq!(
-            value(&scrape, "weir_http_requests_total", &per_backend),
-            10.0
-        );
+        scrape.assert_value("weir_http_requests_total", &per_backend, 10.0);
         let pb = [("pool", "web"), ("backend", x.as_str())];
-        assert_eq!(
-            value(&scrape, "weir_backend_response_duration_seconds_count", &pb),
-            10.0
-        );
-        assert_eq!(value(&scrape, "weir_backend_up", &pb), 1.0);
-        assert_eq!(value(&scrape, "weir_backend_in_flight", &pb), 0.0);
-        assert_eq!(
-            value(&scrape, "weir_backend_downtime_seconds_total", &pb),
-            0.0
-        );
+        scrape.assert_value("weir_backend_response_duration_seconds_count", &pb, 10.0);
+        scrape.assert_value("weir_backend_up", &pb, 1.0);
+        scrape.assert_value("weir_backend_in_flight", &pb, 0.0);
+        scrape.assert_value("weir_backend_downtime_seconds_total", &pb, 0.0);
     }
-    assert_eq!(
-        value(&scrape, "weir_http_request_duration_seconds_count", &route),
-        30.0
-    );
+    scrape.assert_value("weir_http_request_duration_seconds_count", &route, 30.0);
     let inf = [("listener", "web"), ("pool", "web"), ("le", "+Inf")];
-    assert_eq!(
-        value(&scrape, "weir_http_request_duration_seconds_bucket", &inf),
-        30.0
-    );
+    scrape.assert_value("weir_http_request_duration_seconds_bucket", &inf, 30.0);
     assert!(
         scrape
             .find("weir_http_request_duration_seconds_bucket", &route)
             .any(|s| s.label("le") == Some("0.0001")),
         "buckets go below a millisecond"
     );
-    assert_eq!(
-        value(&scrape, "weir_pool_backends_up", &[("pool", "web")]),
-        3.0
-    );
-    assert_eq!(
-        value(&scrape, "weir_retries_total", &[("pool", "web")]),
-        0.0
-    );
+    scrape.assert_value("weir_pool_backends_up", &[("pool", "web")], 3.0);
+    scrape.assert_value("weir_retries_total", &[("pool", "web")], 0.0);
     assert_eq!(
         scrape.sum("weir_upstream_errors_total", &[("pool", "web")]),
         0.0
     );
     let listener = [("listener", "web")];
-    assert_eq!(
-        value(&scrape, "weir_listener_connections_total", &listener),
-        1.0
-    );
-    assert_eq!(
-        value(&scrape, "weir_listener_connections_active", &listener),
-        1.0
-    );
+    scrape.assert_value("weir_listener_connections_total", &listener, 1.0);
+    scrape.assert_value("weir_listener_connections_active", &listener, 1.0);
     let rx = [("listener", "raw"), ("direction", "rx")];
-    assert_eq!(value(&scrape, "weir_tcp_bytes_total", &rx), 1000.0);
+    scrape.assert_value("weir_tcp_bytes_total", &rx, 1000.0);
     let db = db.to_string();
     assert_eq!(
         value(
@@ -162,16 +144,7 @@ async fn metrics_list_every_family_and_count_exactly_the_traffic_sent() {
         1.0,
         "an open TCP connection is in flight"
     );
-    for result in ["success", "failure"] {
-        assert_eq!(
-            value(&scrape, "weir_config_reloads_total", &[("result", result)]),
-            0.0
-        );
-    }
-    assert_eq!(
-        value(&scrape, "weir_config_last_reload_successful", &[]),
-        1.0
-    );
+    assert_reloads(&scrape, 0.0, 0.0, 1.0);
     assert!(
         value(
             &scrape,
@@ -204,9 +177,7 @@ async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
     let dead = held.addr();
     let (live, _h) = spawn_backend("live").await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[dead, live]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     for _ in 0..10 {
         let resp = client.get("/").await.expect("request");
         assert_eq!(
@@ -234,7 +205,7 @@ async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
         ("backend", live.as_str()),
         ("code", "200"),
     ];
-    assert_eq!(value(&scrape, "weir_http_requests_total", &on_live), 10.0);
+    scrape.assert_value("weir_http_requests_total", &on_live, 10.0);
     assert_eq!(
         scrape
             .find("weir_http_requests_total", &[("backend", dead.as_str())])
@@ -246,8 +217,7 @@ async fn retries_and_upstream_errors_match_the_dead_backend_s_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backend_reads_down_with_growing_downtime() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(
         WEIR,
         &one_pool("round_robin", &backends(&[a, b]), FAST_HEALTH_CHECK),
@@ -261,16 +231,10 @@ async fn killed_backend_reads_down_with_growing_downtime() {
     let b = b.to_string();
     let pb = [("pool", "web"), ("backend", b.as_str())];
     let first = weir.metrics().await;
-    assert_eq!(value(&first, "weir_backend_up", &pb), 0.0);
-    assert_eq!(
-        value(&first, "weir_pool_backends_up", &[("pool", "web")]),
-        1.0
-    );
+    first.assert_value("weir_backend_up", &pb, 0.0);
+    first.assert_value("weir_pool_backends_up", &[("pool", "web")], 1.0);
     let to_down = [("pool", "web"), ("backend", b.as_str()), ("to", "down")];
-    assert_eq!(
-        value(&first, "weir_backend_transitions_total", &to_down),
-        1.0
-    );
+    first.assert_value("weir_backend_transitions_total", &to_down, 1.0);
     let failures = [
         ("pool", "web"),
         ("backend", b.as_str()),
@@ -289,8 +253,7 @@ async fn killed_backend_reads_down_with_growing_downtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_are_counted_and_removed_backends_lose_their_series() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let mut weir = Weir::start(
         WEIR,
         &one_pool("round_robin", &backends(&[a, b]), FAST_HEALTH_CHECK),
@@ -316,34 +279,15 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
     weir.wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
         .await;
     let failed = weir.metrics().await;
-    assert_eq!(
-        value(
-            &failed,
-            "weir_config_reloads_total",
-            &[("result", "failure")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &failed,
-            "weir_config_reloads_total",
-            &[("result", "success")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        value(&failed, "weir_config_last_reload_successful", &[]),
-        0.0
-    );
+    assert_reloads(&failed, 0.0, 1.0, 0.0);
     assert_eq!(hash(&failed), first_hash);
 
     // A valid file without b: applied, counted, and every series naming b goes.
-    let mark = weir.log_mark();
-    weir.rewrite_config(&one_pool("round_robin", &backend(a), FAST_HEALTH_CHECK));
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.reload(
+        &one_pool("round_robin", &backend(a), FAST_HEALTH_CHECK),
+        LOG_WAIT,
+    )
+    .await;
     assert_eq!(client.get("/").await.expect("request").text(), "a");
     let b = b.to_string();
     let after = eventually("b's series removed", || async {
@@ -351,26 +295,7 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
         (s.with_label("backend", &b).count() == 0).then_some(s)
     })
     .await;
-    assert_eq!(
-        value(
-            &after,
-            "weir_config_reloads_total",
-            &[("result", "success")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &after,
-            "weir_config_reloads_total",
-            &[("result", "failure")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(&after, "weir_config_last_reload_successful", &[]),
-        1.0
-    );
+    assert_reloads(&after, 1.0, 1.0, 1.0);
     let second_hash = hash(&after);
     assert_ne!(second_hash, first_hash);
     let status = weir.status().await;
@@ -383,9 +308,6 @@ async fn reloads_are_counted_and_removed_backends_lose_their_series() {
         ("backend", a.as_str()),
         ("code", "200"),
     ];
-    assert_eq!(value(&after, "weir_http_requests_total", &on_a), 3.0);
-    assert_eq!(
-        value(&after, "weir_pool_backends_up", &[("pool", "web")]),
-        1.0
-    );
+    after.assert_value("weir_http_requests_total", &on_a, 3.0);
+    after.assert_value("weir_pool_backends_up", &[("pool", "web")], 1.0);
 }

@@ -5,21 +5,17 @@ use std::collections::HashMap;
 
 use http::Version;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use weir_e2e::client::raw;
 use weir_e2e::client::H2Client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{deterministic_bytes, fnv1a, spawn_backend, Weir};
+use weir_e2e::{deterministic_bytes, fnv1a, spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_tunnelled_both_ways() {
-    let (a, ha) = spawn_backend("ws").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut stream = TcpStream::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let (weir, ha) = Weir::one_backend(WEIR, "ws").await;
+    let mut stream = weir.connect("web").await;
 
     let handshake = "GET /chat HTTP/1.1\r\n\
         Host: chat.test\r\n\
@@ -73,8 +69,7 @@ async fn websocket_upgrade_is_tunnelled_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_client_requests_are_proxied_and_spread() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a, b]), "")).await;
     let addr = weir.listener_addr("web");
     let client = H2Client::connect(addr)
@@ -121,11 +116,8 @@ async fn h2c_client_requests_are_proxied_and_spread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_1_0_keep_alive_requests_are_all_served_on_one_connection() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let mut stream = TcpStream::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
+    let mut stream = weir.connect("web").await;
     // Each request must be answered, with `Connection: keep-alive` (else the client
     // could not know the connection stays open).
     for path in ["/one", "/two", "/three"] {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use weir_e2e::client;
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::{eventually, spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -68,11 +68,7 @@ fn listeners(status: &Value) -> Vec<(String, String)> {
 /// Sends SIGHUP and returns the `config reload rejected` line.
 async fn rejected_reload(weir: &mut Weir, yaml: &str) -> Value {
     let mark = weir.log_mark();
-    weir.rewrite_config(yaml);
-    weir.sighup().await;
-    let line = weir
-        .wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
-        .await;
+    let line = weir.reload_rejected(yaml, LOG_WAIT).await;
     assert_eq!(line["level"], "WARN", "{line}");
     assert!(
         weir.logs_after(mark, "config reloaded").is_empty(),
@@ -84,11 +80,7 @@ async fn rejected_reload(weir: &mut Weir, yaml: &str) -> Value {
 
 /// Sends SIGHUP and waits for `config reloaded`.
 async fn applied_reload(weir: &mut Weir, yaml: &str) -> Value {
-    let mark = weir.log_mark();
-    weir.rewrite_config(yaml);
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await
+    weir.reload(yaml, LOG_WAIT).await.0
 }
 
 /// After `failures` rejected reloads: everything `before` (a `/status` taken before them)
@@ -198,8 +190,7 @@ async fn limit_descriptors(pid: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_on_an_address_in_use_rejects_the_whole_reload() {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let web = vec![("web".to_owned(), "127.0.0.1:0".to_owned())];
     let mut weir = Weir::start(WEIR, &yaml(&web, a)).await;
     let web_addr = weir.listener_addr("web");
@@ -281,8 +272,7 @@ async fn reload_past_the_descriptor_limit(
     old: &[(String, String)],
     new: &[(String, String)],
 ) -> (Weir, Vec<SocketAddr>) {
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [_ha, hb]) = spawn_backends(["a", "b"]).await;
     let mut weir = Weir::start(WEIR, &yaml(old, a)).await;
     let old_addrs: Vec<SocketAddr> = old.iter().map(|(n, _)| weir.listener_addr(n)).collect();
     let before = weir.status().await;

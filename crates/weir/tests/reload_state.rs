@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use weir_e2e::client::{self, raw};
 use weir_e2e::config::{backends, one_pool, FAST_HEALTH_CHECK};
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::{eventually, spawn_backend, spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -44,11 +44,7 @@ async fn reload_binds_added_listeners_and_closes_removed_ones() {
     );
     assert_eq!(client::get(web, "/").await.text(), "a");
 
-    let mark = weir.log_mark();
-    weir.rewrite_config(&base);
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.reload(&base, LOG_WAIT).await;
     eventually("the removed listener refusing connections", || async move {
         raw::is_refused(extra).await.then_some(())
     })
@@ -61,9 +57,7 @@ async fn reload_binds_added_listeners_and_closes_removed_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_the_health_state_of_kept_backends_and_summarises_changes() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
-    let (c, hc) = spawn_backend("c").await;
+    let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
     ha.set_health_status(500);
     let mut weir = Weir::start(
         WEIR,

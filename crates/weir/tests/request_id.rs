@@ -8,25 +8,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use weir_e2e::config::{backends, WEB_HEAD};
-use weir_e2e::{closed_port, spawn_backend, H1Client, Weir};
+use weir_e2e::config::access_logged;
+use weir_e2e::{closed_port, spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Listener `web`, access log on, everything to pool `web`.
 fn logged(addrs: &[SocketAddr]) -> String {
-    format!(
-        "\
-{WEB_HEAD}    access_log: true
-    routes:
-      - pool: web
-pools:
-  web:
-    backends:
-{}",
-        backends(addrs)
-    )
+    access_logged("pool: web", addrs)
 }
 
 fn get(path: &str, id: Option<&str>) -> http::Request<Full<Bytes>> {
@@ -53,9 +43,7 @@ async fn a_refusing_backend_is_not_named_to_the_client_but_logged_under_the_requ
     let dead = held.addr();
     let weir = Weir::start(WEIR, &logged(&[dead])).await;
     let mark = weir.log_mark();
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     let resp = client.send(get("/", None)).await.expect("an answer");
     assert_eq!(resp.status, 502, "{}", resp.text());
 
@@ -105,9 +93,7 @@ async fn a_valid_client_id_is_kept_end_to_end() {
     let (a, ha) = spawn_backend("a").await;
     let weir = Weir::start(WEIR, &logged(&[a])).await;
     let mark = weir.log_mark();
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     let id = "Client-1_2.3:abc";
     let resp = client.send(get("/", Some(id))).await.expect("GET");
     assert_eq!(resp.status, 200);
@@ -130,9 +116,7 @@ async fn a_valid_client_id_is_kept_end_to_end() {
 async fn an_invalid_client_id_is_replaced() {
     let (a, ha) = spawn_backend("a").await;
     let weir = Weir::start(WEIR, &logged(&[a])).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     let too_long = "x".repeat(129);
     for bad in [
         too_long.as_str(),
@@ -167,9 +151,7 @@ async fn weirs_own_answers_carry_the_id() {
         "      - match: { host: app.test }\n        pool: web",
     );
     let weir = Weir::start(WEIR, &yaml).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect");
+    let mut client = weir.h1_client("web").await;
     let req = http::Request::get("/")
         .header("host", "nowhere.test")
         .header("x-request-id", "lost-1")

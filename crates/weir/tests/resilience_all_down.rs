@@ -35,20 +35,25 @@ async fn take_all_down(weir: &Weir, addrs: &[std::net::SocketAddr], handles: &[B
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_backend_down_answers_503_at_once_then_recovers_when_one_returns() {
+/// weir over three backends checked every 100 ms, the pool's YAML ending in
+/// `pool_extra`, once every backend is down by its health check.
+async fn start_all_down(pool_extra: &str) -> (Weir, Vec<std::net::SocketAddr>, Vec<BackendHandle>) {
     let (addrs, handles) = three_backends().await;
-    let pool_extra = format!(
-        "{}    timeouts: {{ connect: 2s, response: 10s }}\n",
-        health_check(100, 500, 2, 2)
-    );
+    let pool_extra = format!("{}{pool_extra}", health_check(100, 500, 2, 2));
     let weir = Weir::start(
         WEIR,
         &one_pool("round_robin", &backends(&addrs), &pool_extra),
     )
     .await;
-    let addr = weir.listener_addr("web");
     take_all_down(&weir, &addrs, &handles).await;
+    (weir, addrs, handles)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_backend_down_answers_503_at_once_then_recovers_when_one_returns() {
+    let (weir, addrs, handles) =
+        start_all_down("    timeouts: { connect: 2s, response: 10s }\n").await;
+    let addr = weir.listener_addr("web");
     assert_eq!(status::pool(&weir.status().await, "web")["backends_up"], 0);
     // Were a request sent to a backend anyway, it would take 5 s to answer.
     for h in &handles {
@@ -87,15 +92,8 @@ async fn every_backend_down_answers_503_at_once_then_recovers_when_one_returns()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_open_spreads_over_all_backends_when_every_backend_is_down() {
-    let (addrs, handles) = three_backends().await;
-    let pool_extra = format!("{}    fail_open: true\n", health_check(100, 500, 2, 2));
-    let weir = Weir::start(
-        WEIR,
-        &one_pool("round_robin", &backends(&addrs), &pool_extra),
-    )
-    .await;
+    let (weir, _addrs, handles) = start_all_down("    fail_open: true\n").await;
     let addr = weir.listener_addr("web");
-    take_all_down(&weir, &addrs, &handles).await;
 
     for i in 0..30 {
         let resp = client::get(addr, "/").await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_e2e::client;
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{spawn_backend, status, until, Weir};
+use weir_e2e::{spawn_backend, spawn_backends, status, until, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -24,11 +24,40 @@ fn generous(nominal: Duration) -> Duration {
     nominal * 3 + Duration::from_secs(1)
 }
 
+/// Turns `backend`'s health path to `status` and waits for weir's log line `message`
+/// about it: the line, and how long it took.
+async fn health_turns(
+    weir: &Weir,
+    backend: &BackendHandle,
+    status: u16,
+    message: &str,
+) -> (serde_json::Value, Duration) {
+    let mark = weir.log_mark();
+    let started = Instant::now();
+    backend.set_health_status(status);
+    let line = weir
+        .wait_for_backend_log(mark, message, backend.addr(), LOG_WAIT)
+        .await;
+    (line, started.elapsed())
+}
+
+/// `/status`'s entry for backend `addr` of pool `web`, checked to be `up` (or down).
+async fn status_entry(weir: &Weir, addr: std::net::SocketAddr, up: bool) -> serde_json::Value {
+    let doc = weir.status().await;
+    let entry = status::backend(&doc, "web", addr).clone();
+    let state = if up { "up" } else { "down" };
+    assert_eq!(
+        (&entry["up"], &entry["state"]),
+        (&up.into(), &state.into()),
+        "{entry}"
+    );
+    entry
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_timeout_and_up_after_rise(
 ) {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
+    let ([a, b], [ha, _hb]) = spawn_backends(["a", "b"]).await;
     let yaml = one_pool(
         "round_robin",
         &backends(&[a, b]),
@@ -41,13 +70,7 @@ async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_time
 
     let interval = Duration::from_millis(INTERVAL_MS);
     let timeout = Duration::from_millis(TIMEOUT_MS);
-    let mark = weir.log_mark();
-    let started = Instant::now();
-    ha.set_health_status(503);
-    let down = weir
-        .wait_for_backend_log(mark, "backend down", a, LOG_WAIT)
-        .await;
-    let took = started.elapsed();
+    let (down, took) = health_turns(&weir, &ha, 503, "backend down").await;
     let bound = generous(interval * FALL + timeout);
     assert!(took <= bound, "down after {took:?}, bound {bound:?}");
     assert_eq!(down["level"], "WARN", "{down}");
@@ -55,13 +78,7 @@ async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_time
         down["reason"].as_str().is_some_and(|r| r.contains("503")),
         "the reason should carry the check's error (status 503): {down}"
     );
-    let doc = weir.status().await;
-    let entry = status::backend(&doc, "web", a);
-    assert_eq!(
-        (&entry["up"], &entry["state"]),
-        (&false.into(), &"down".into()),
-        "{entry}"
-    );
+    let entry = status_entry(&weir, a, false).await;
     assert_eq!(
         entry["ejected"], false,
         "down by the active check, not ejected: {entry}"
@@ -82,23 +99,11 @@ async fn health_path_turning_503_marks_down_within_interval_times_fall_plus_time
     }
     assert_eq!(ha.hits(), hits, "a down backend received requests");
 
-    let mark = weir.log_mark();
-    let started = Instant::now();
-    ha.set_health_status(200);
-    let up = weir
-        .wait_for_backend_log(mark, "backend up", a, LOG_WAIT)
-        .await;
-    let took = started.elapsed();
+    let (up, took) = health_turns(&weir, &ha, 200, "backend up").await;
     let bound = generous(interval * RISE + timeout);
     assert!(took <= bound, "up after {took:?}, bound {bound:?}");
     assert_eq!(up["level"], "INFO", "{up}");
-    let doc = weir.status().await;
-    let entry = status::backend(&doc, "web", a);
-    assert_eq!(
-        (&entry["up"], &entry["state"]),
-        (&true.into(), &"up".into()),
-        "{entry}"
-    );
+    let entry = status_entry(&weir, a, true).await;
     assert!(
         entry["downtime_seconds"].as_f64().is_some_and(|d| d > 0.0),
         "the down period counts as downtime: {entry}"

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{spawn_backend, status, until, Load, Weir};
+use weir_e2e::{spawn_backends, status, until, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -30,9 +30,7 @@ async fn hard_killed_backend_detected_by_active_checks_alone_costs_zero_requests
 }
 
 async fn kill_one_of_three_under_load(pool_extra: &str) {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
-    let (c, hc) = spawn_backend("c").await;
+    let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
     let yaml = one_pool(
         "round_robin",
         &backends(&[a, b, c]),

@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{closed_port, spawn_backend, status, until, HeldPort, Load, Weir};
+use weir_e2e::{closed_port, spawn_backend, spawn_backends, status, until, HeldPort, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -29,17 +28,8 @@ async fn passive_ejection_never_takes_more_than_max_ejected_percent_of_the_pool(
     );
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&all), &pool_extra)).await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
-    for i in 0..80 {
-        let resp = client.get("/").await.expect("request");
-        assert_eq!(
-            (resp.status.as_u16(), resp.text()),
-            (200, "live".to_owned()),
-            "request {i}"
-        );
-    }
+    let mut client = weir.h1_client("web").await;
+    client.assert_gets(80, "/", "live").await;
     assert_eq!(hlive.hits(), 80);
 
     let ejected: HashSet<String> = weir
@@ -81,8 +71,7 @@ async fn passive_ejection_never_takes_more_than_max_ejected_percent_of_the_pool(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passively_ejected_backend_returns_after_base_ejection_time() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let pool_extra = format!(
         "    passive: {{ consecutive_failures: 2, max_ejected_percent: 50, base_ejection_time: 500ms }}\n{GENEROUS_RETRIES}"
     );

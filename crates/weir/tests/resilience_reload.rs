@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{spawn_backend, until, BackendHandle, Load, Weir};
+use weir_e2e::{spawn_backends, until, BackendHandle, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -17,9 +17,7 @@ const RELOADS: u64 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_sighups_alternating_pool_membership_under_load_lose_nothing() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
-    let (c, hc) = spawn_backend("c").await;
+    let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
     let check = health_check(100, 500, 2, 2);
     let config_ab = one_pool("round_robin", &backends(&[a, b]), &check);
     let config_bc = one_pool("round_robin", &backends(&[b, c]), &check);

@@ -6,9 +6,8 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use tokio::time::Instant;
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{spawn_backend, BackendHandle, Weir};
+use weir_e2e::{spawn_backend, spawn_backends, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -32,9 +31,7 @@ async fn retry_budget_caps_the_attempts_a_failing_pool_sees() {
     .await;
 
     const N: usize = 200;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     let started = Instant::now();
     for i in 0..N {
         let resp = client.get("/").await.expect("request");
@@ -59,26 +56,16 @@ async fn retry_budget_caps_the_attempts_a_failing_pool_sees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_on_503_hides_a_failing_backend_from_get_but_never_replays_post() {
-    let (good, hgood) = spawn_backend("good").await;
-    let (bad, hbad) = spawn_backend("bad").await;
+    let ([good, bad], [hgood, hbad]) = spawn_backends(["good", "bad"]).await;
     hbad.set_status(503);
     let weir = Weir::start(
         WEIR,
         &one_pool("round_robin", &backends(&[good, bad]), RETRY_503),
     )
     .await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
 
-    for i in 0..10 {
-        let resp = client.get("/").await.expect("GET");
-        assert_eq!(
-            (resp.status.as_u16(), resp.text()),
-            (200, "good".to_owned()),
-            "GET {i}"
-        );
-    }
+    client.assert_gets(10, "/", "good").await;
     assert!(hbad.hits() > 0, "round robin should have tried bad too");
 
     let before = hgood.hits() + hbad.hits();

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_e2e::client::{self, raw, H1Client};
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, until, Weir};
+use weir_e2e::{eventually, until, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 /// What `one_pool` configures.
@@ -18,8 +17,7 @@ const FRESH_CLIENTS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_2s_requests_in_flight_answers_all_refuses_new_and_exits_0() {
-    let (a, ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (mut weir, ha) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
 
     // Two keep-alive clients that already used their connection: one will have a slow
@@ -39,11 +37,8 @@ async fn sigterm_with_2s_requests_in_flight_answers_all_refuses_new_and_exits_0(
     let fresh: Vec<_> = (0..FRESH_CLIENTS)
         .map(|_| tokio::spawn(async move { client::get(addr, "/").await }))
         .collect();
-    eventually("every slow request reaching the backend", || {
-        let n = ha.in_progress();
-        async move { (n == FRESH_CLIENTS + 1).then_some(()) }
-    })
-    .await;
+    ha.wait_in_progress(FRESH_CLIENTS + 1, "every slow request reaching the backend")
+        .await;
 
     let mark = weir.log_mark();
     let term_at = Instant::now();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{spawn_backend, status, until, BackendHandle, Load, Weir};
+use weir_e2e::{spawn_backends, status, until, BackendHandle, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -52,8 +52,7 @@ fn share(of: usize, other: usize) -> f64 {
 }
 
 async fn recovered_backend_ramps_up(strategy: &str) {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
+    let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let pool_extra = format!(
         "{}    slow_start: {}ms\n",
         health_check(100, 500, 2, 2),

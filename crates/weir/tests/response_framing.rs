@@ -208,6 +208,15 @@ async fn bad_then_next(listen: SocketAddr, method: &str) -> Exact {
     first
 }
 
+/// `bad` (behind a backend closing after it if `close`) is answered 502 and the next
+/// request goes to a new connection; `what` names the case in a failure.
+async fn gets_502_and_costs_the_connection(bad: &[u8], close: bool, what: &str) {
+    let (_weir, listen, backend) = setup(bad, close).await;
+    let r = bad_then_next(listen, "GET").await;
+    assert_eq!(r.status, 502, "{what}: {r:?}");
+    next_on_a_new_connection(&backend);
+}
+
 /// The `/next` request reached the backend on a connection of its own: the one that
 /// carried the bad response was not reused.
 fn next_on_a_new_connection(backend: &RawBackend) {
@@ -234,22 +243,22 @@ async fn content_length_with_chunked_is_forwarded_chunked_without_the_length() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn differing_content_lengths_get_502_and_cost_the_connection() {
-    let bad = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok";
-    let (_weir, listen, backend) = setup(bad, false).await;
-    assert_eq!(bad_then_next(listen, "GET").await.status, 502);
-    next_on_a_new_connection(&backend);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_content_length_gets_502_and_costs_the_connection() {
-    for bad in [
-        &b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok"[..],
-        b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
+async fn differing_or_invalid_content_lengths_get_502_and_cost_the_connection() {
+    for (case, bad) in [
+        (
+            "differing lengths",
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"[..],
+        ),
+        (
+            "invalid length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok",
+        ),
+        (
+            "invalid length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
+        ),
     ] {
-        let (_weir, listen, backend) = setup(bad, false).await;
-        assert_eq!(bad_then_next(listen, "GET").await.status, 502);
-        next_on_a_new_connection(&backend);
+        gets_502_and_costs_the_connection(bad, false, case).await;
     }
 }
 
@@ -260,10 +269,7 @@ async fn transfer_codings_other_than_a_single_chunked_get_502() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n\x1f\x8b\x08\x00",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n",
     ] {
-        let (_weir, listen, backend) = setup(bad, true).await;
-        let r = bad_then_next(listen, "GET").await;
-        assert_eq!(r.status, 502, "{r:?}");
-        next_on_a_new_connection(&backend);
+        gets_502_and_costs_the_connection(bad, true, "transfer coding").await;
     }
 }
 
@@ -383,8 +389,7 @@ async fn a_response_head_over_16_kib_gets_502() {
     // Far past it too: a read may fill past the buffer's size, so the parsed head's
     // size is checked as well (with a 32 KiB buffer, a 40 KiB head passed).
     for n in [20, 40] {
-        let (_weir, listen, backend) = setup(head(n * 1024).as_bytes(), false).await;
-        assert_eq!(bad_then_next(listen, "GET").await.status, 502, "{n} KiB");
-        next_on_a_new_connection(&backend);
+        gets_502_and_costs_the_connection(head(n * 1024).as_bytes(), false, &format!("{n} KiB"))
+            .await;
     }
 }

@@ -2,16 +2,14 @@
 
 use weir_e2e::client;
 use weir_e2e::config::{backend, WEB_HEAD};
-use weir_e2e::{spawn_backend, Weir};
+use weir_e2e::{spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 #[tokio::test]
 async fn routes_by_host_and_path_prefix_first_match_wins() {
-    let (api, _) = spawn_backend("api").await;
-    let (stat, _) = spawn_backend("static").await;
-    let (adm, _) = spawn_backend("admin-site").await;
-    let (web, _) = spawn_backend("web").await;
+    let ([api, stat, adm, web], [_, _, _, _]) =
+        spawn_backends(["api", "static", "admin-site", "web"]).await;
     let yaml = format!(
         "\
 {WEB_HEAD}    routes:

@@ -4,26 +4,21 @@
 use std::time::Duration;
 
 use weir_e2e::client;
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::Weir;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_and_exits_0() {
-    let (a, ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (mut weir, ha) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
     let health = weir.healthz().await.expect("admin answers");
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.text().trim(), "ok");
 
     let slow = tokio::spawn(async move { client::get(addr, "/hold").await });
-    eventually("the slow request reaching the backend", || {
-        let n = ha.in_progress();
-        async move { (n == 1).then_some(()) }
-    })
-    .await;
+    ha.wait_in_progress(1, "the slow request reaching the backend")
+        .await;
 
     let mark = weir.log_mark();
     weir.sigterm().await;

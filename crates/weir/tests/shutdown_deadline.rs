@@ -82,11 +82,8 @@ async fn shutdown_waits_for_a_listener_a_reload_removed_that_is_still_draining()
     let mut weir = Weir::start(WEIR, &with_old).await;
     let old = weir.listener_addr("old");
     let held = tokio::spawn(async move { client::get(old, "/hold").await });
-    eventually("the held request reaching the backend", || {
-        let n = ha.in_progress();
-        async move { (n == 1).then_some(()) }
-    })
-    .await;
+    ha.wait_in_progress(1, "the held request reaching the backend")
+        .await;
 
     let mark = weir.log_mark();
     weir.rewrite_config(&base);
@@ -119,17 +116,12 @@ async fn shutdown_waits_for_a_listener_a_reload_removed_that_is_still_draining()
 /// Review: a second signal stops at once and says how many connections it abandons.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_counts_the_connections_it_abandons() {
-    let (a, ha) = spawn_backend("a").await;
     // shutdown_timeout 10s: the held request would outlast this test.
-    let yaml = one_pool("round_robin", &backends(&[a]), "");
-    let mut weir = Weir::start(WEIR, &yaml).await;
+    let (mut weir, ha) = Weir::one_backend(WEIR, "a").await;
     let web = weir.listener_addr("web");
     let held = tokio::spawn(async move { client::request(web, hold()).await });
-    eventually("the held request reaching the backend", || {
-        let n = ha.in_progress();
-        async move { (n == 1).then_some(()) }
-    })
-    .await;
+    ha.wait_in_progress(1, "the held request reaching the backend")
+        .await;
 
     let mark = weir.log_mark();
     weir.sigterm().await;

@@ -18,7 +18,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use weir_e2e::backend::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
-use weir_e2e::config::{backends, one_pool};
+use weir_e2e::config::{backends, one_backend_listener, one_pool};
 use weir_e2e::Weir;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -134,10 +134,10 @@ impl Drop for Certs {
 async fn stalled_tls_readers_cost_weir_a_bounded_buffer_each() {
     let certs = Certs::new();
     let (addr, backend) = big_backend().await;
-    let yaml = one_pool("round_robin", &backends(&[addr]), "").replace(
-        "    protocol: http\n",
+    let yaml = one_backend_listener(
+        addr,
         &format!(
-            "    protocol: http\n    tls:\n      certificates:\n        - {{ cert: {d}/site.pem, key: {d}/site.key }}\n",
+            "    tls:\n      certificates:\n        - {{ cert: {d}/site.pem, key: {d}/site.key }}\n",
             d = certs.dir.display()
         ),
     );

@@ -6,17 +6,15 @@
 
 use std::collections::HashMap;
 
-use weir_e2e::client::{self, H1Client};
-use weir_e2e::config::{backend, backend_with, backends, one_pool};
-use weir_e2e::{eventually, spawn_backend, Weir};
+use weir_e2e::client;
+use weir_e2e::config::{backend, backend_with, one_pool};
+use weir_e2e::{eventually, spawn_backend, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 /// Sends `n` sequential GETs on one keep-alive connection; returns the bodies in order.
 async fn bodies(weir: &Weir, n: usize, path: &str) -> Vec<String> {
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let resp = client
@@ -37,19 +35,32 @@ fn counts(bodies: &[String]) -> HashMap<&str, usize> {
     m
 }
 
+/// weir with `strategy` over backends `a`, `b` and `c`, each entry with its YAML
+/// fields from `extra` (`""`: the address alone).
+async fn abc(strategy: &str, extra: [&str; 3]) -> (Weir, [BackendHandle; 3]) {
+    let mut list = String::new();
+    let mut handles = Vec::new();
+    for (name, extra) in ["a", "b", "c"].into_iter().zip(extra) {
+        let (addr, h) = spawn_backend(name).await;
+        list.push_str(&match extra {
+            "" => backend(addr),
+            extra => backend_with(addr, extra),
+        });
+        handles.push(h);
+    }
+    let Ok(handles) = <[BackendHandle; 3]>::try_from(handles) else {
+        unreachable!("three backends")
+    };
+    (
+        Weir::start(WEIR, &one_pool(strategy, &list, "")).await,
+        handles,
+    )
+}
+
 #[tokio::test]
 async fn round_robin_gives_each_backend_exactly_a_third_of_300_requests() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
-    let (c, hc) = spawn_backend("c").await;
     // Weights are ignored by round_robin.
-    let list = format!(
-        "{}{}{}",
-        backend_with(a, "weight: 5"),
-        backend(b),
-        backend(c)
-    );
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &list, "")).await;
+    let (weir, [ha, hb, hc]) = abc("round_robin", ["weight: 5", "", ""]).await;
 
     let got = bodies(&weir, 300, "/").await;
     let counts = counts(&got);
@@ -65,16 +76,7 @@ async fn round_robin_gives_each_backend_exactly_a_third_of_300_requests() {
 
 #[tokio::test]
 async fn weighted_5_1_1_gives_exact_shares_interleaved_over_70_requests() {
-    let (a, _) = spawn_backend("a").await;
-    let (b, _) = spawn_backend("b").await;
-    let (c, _) = spawn_backend("c").await;
-    let list = format!(
-        "{}{}{}",
-        backend_with(a, "weight: 5"),
-        backend_with(b, "weight: 1"),
-        backend_with(c, "weight: 1")
-    );
-    let weir = Weir::start(WEIR, &one_pool("weighted", &list, "")).await;
+    let (weir, _) = abc("weighted", ["weight: 5", "weight: 1", "weight: 1"]).await;
 
     let got = bodies(&weir, 70, "/").await;
     let counts = counts(&got);
@@ -99,16 +101,7 @@ async fn weighted_5_1_1_gives_exact_shares_interleaved_over_70_requests() {
 
 #[tokio::test]
 async fn random_spreads_in_proportion_to_weight() {
-    let (a, _) = spawn_backend("a").await;
-    let (b, _) = spawn_backend("b").await;
-    let (c, _) = spawn_backend("c").await;
-    let list = format!(
-        "{}{}{}",
-        backend_with(a, "weight: 1"),
-        backend_with(b, "weight: 1"),
-        backend_with(c, "weight: 2")
-    );
-    let weir = Weir::start(WEIR, &one_pool("random", &list, "")).await;
+    let (weir, _) = abc("random", ["weight: 1", "weight: 1", "weight: 2"]).await;
 
     let got = bodies(&weir, 400, "/").await;
     let counts = counts(&got);
@@ -121,15 +114,7 @@ async fn random_spreads_in_proportion_to_weight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_connections_sends_new_requests_to_the_idle_backend() {
-    let (a, ha) = spawn_backend("a").await;
-    let (b, hb) = spawn_backend("b").await;
-    let (c, hc) = spawn_backend("c").await;
-    let handles = [ha, hb, hc];
-    let weir = Weir::start(
-        WEIR,
-        &one_pool("least_connections", &backends(&[a, b, c]), ""),
-    )
-    .await;
+    let (weir, handles) = abc("least_connections", ["", "", ""]).await;
     let addr = weir.listener_addr("web");
 
     // Two slow requests, one after the other: each must land on a backend with nothing

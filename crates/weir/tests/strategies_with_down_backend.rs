@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backend_with, one_pool, FAST_HEALTH_CHECK};
 use weir_e2e::{spawn_backend, Weir};
 
@@ -34,9 +33,7 @@ async fn spread_with_first_down(
     weir.wait_for_log_field(0, "backend down", "backend", &port, Duration::from_secs(5))
         .await;
 
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     let mut counts = HashMap::new();
     for i in 0..n {
         let resp = client
@@ -48,6 +45,17 @@ async fn spread_with_first_down(
     }
     assert_eq!(handles[0].hits(), 0, "the down backend got traffic");
     counts
+}
+
+/// Each of `names` got a share of `counts` within `range`.
+fn assert_shares(
+    counts: &HashMap<String, usize>,
+    names: &[&str],
+    range: std::ops::RangeInclusive<usize>,
+) {
+    for name in names {
+        assert!(range.contains(&share(counts, name)), "{name}: {counts:?}");
+    }
 }
 
 fn share(counts: &HashMap<String, usize>, name: &str) -> usize {
@@ -74,12 +82,7 @@ async fn weighted_keeps_the_weight_ratio_among_the_backends_that_are_up() {
 async fn random_spreads_evenly_over_the_backends_that_are_up() {
     // Expected 200 each (σ ≈ 11.5); b0's share going to b1 would make it about 300.
     let counts = spread_with_first_down("random", &[1, 1, 1, 1], 600).await;
-    for name in ["b1", "b2", "b3"] {
-        assert!(
-            (140..=260).contains(&share(&counts, name)),
-            "{name}: {counts:?}"
-        );
-    }
+    assert_shares(&counts, &["b1", "b2", "b3"], 140..=260);
 }
 
 #[tokio::test]
@@ -87,10 +90,5 @@ async fn least_connections_spreads_sequential_requests_over_the_backends_that_ar
     // Sequential requests leave every backend idle, so only the tie-break decides; it must
     // not always favour one backend (DESIGN.md §4: ties broken fairly).
     let counts = spread_with_first_down("least_connections", &[1, 1, 1, 1], 300).await;
-    for name in ["b1", "b2", "b3"] {
-        assert!(
-            (50..=150).contains(&share(&counts, name)),
-            "{name}: {counts:?}"
-        );
-    }
+    assert_shares(&counts, &["b1", "b2", "b3"], 50..=150);
 }

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use weir_e2e::config::ADMIN;
 use weir_e2e::{deterministic_bytes, fnv1a, spawn_tcp_echo, spawn_tcp_recorder, Weir};
 
@@ -33,9 +32,7 @@ pools:
 async fn tcp_listener_echoes_10_mb_intact_through_the_binary() {
     let echo = spawn_tcp_echo().await;
     let weir = Weir::start(WEIR, &tcp_yaml(echo, "")).await;
-    let mut s = TcpStream::connect(weir.listener_addr("pg"))
-        .await
-        .expect("connect");
+    let mut s = weir.connect("pg").await;
     let payload = deterministic_bytes(TEN_MB);
     let (mut r, mut w) = s.split();
     let write = async {
@@ -57,9 +54,7 @@ async fn tcp_listener_turns_a_trusted_v1_header_into_a_v2_header() {
     let (backend, mut rx) = spawn_tcp_recorder().await;
     let extra = "    proxy_protocol: v2\n    accept_proxy_protocol: { trusted: [127.0.0.1/32] }";
     let weir = Weir::start(WEIR, &tcp_yaml(backend, extra)).await;
-    let mut s = TcpStream::connect(weir.listener_addr("pg"))
-        .await
-        .expect("connect");
+    let mut s = weir.connect("pg").await;
     s.write_all(b"PROXY TCP4 192.0.2.10 192.0.2.1 40000 5432\r\nhello")
         .await
         .expect("write");

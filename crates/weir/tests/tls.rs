@@ -171,14 +171,19 @@ async fn get(sender: &mut Sender) -> u16 {
         .as_u16()
 }
 
+/// weir serving `leaf` (installed in `dir`) in front of backend `a`.
+async fn serving(dir: &Dir, leaf: &Leaf) -> (Weir, weir_e2e::BackendHandle) {
+    dir.install(leaf);
+    let (backend, handle) = spawn_backend("a").await;
+    (Weir::start(WEIR, &yaml(&dir.0, backend)).await, handle)
+}
+
 #[tokio::test]
 async fn replaced_certificate_is_served_after_sighup_while_an_established_connection_keeps_working()
 {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (old, new) = (ca.leaf("a.test"), ca.leaf("a.test"));
-    dir.install(&old);
-    let (backend, _b) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &yaml(&dir.0, backend)).await;
+    let (mut weir, _b) = serving(&dir, &old).await;
     let addr = weir.listener_addr("web");
 
     let established = connect(addr, &ca).await;
@@ -187,10 +192,7 @@ async fn replaced_certificate_is_served_after_sighup_while_an_established_connec
     assert_eq!(get(&mut sender).await, 200);
 
     dir.install(&new);
-    let mark = weir.log_mark();
-    weir.sighup().await;
-    weir.wait_for_log_after(mark, "config reloaded", LOG_WAIT)
-        .await;
+    weir.sighup_reloaded(LOG_WAIT).await;
 
     let fresh = connect(addr, &ca).await;
     assert_eq!(
@@ -210,9 +212,7 @@ async fn replaced_certificate_is_served_after_sighup_while_an_established_connec
 async fn mismatched_key_on_reload_is_rejected_and_the_old_certificate_keeps_serving() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (good, other) = (ca.leaf("a.test"), ca.leaf("a.test"));
-    dir.install(&good);
-    let (backend, _b) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &yaml(&dir.0, backend)).await;
+    let (mut weir, _b) = serving(&dir, &good).await;
     let addr = weir.listener_addr("web");
 
     dir.write("site.key", &other.key_pem);
@@ -261,24 +261,25 @@ pools:
       - {{ address: 127.0.0.1:1 }}
 "
     );
-    let out = check_config(WEIR, &missing).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let first = out.stderr_lines()[0];
-    assert!(
-        first.starts_with("weir.yaml:6:13: listeners[0].tls.certificates[0].cert: cannot read the certificate chain file "),
-        "{first}"
-    );
-    assert!(first.contains("gone.pem"), "{first}");
-
     let mismatch = missing.replace("gone.pem", "a.pem");
-    let out = check_config(WEIR, &mismatch).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let first = out.stderr_lines()[0];
-    assert!(
-        first.starts_with("weir.yaml:6:11: listeners[0].tls.certificates[0]: the private key "),
-        "{first}"
-    );
-    assert!(first.contains("does not match the certificate"), "{first}");
+    for (yaml, starts, contains) in [
+        (
+            &missing,
+            "weir.yaml:6:13: listeners[0].tls.certificates[0].cert: cannot read the certificate chain file ",
+            "gone.pem",
+        ),
+        (
+            &mismatch,
+            "weir.yaml:6:11: listeners[0].tls.certificates[0]: the private key ",
+            "does not match the certificate",
+        ),
+    ] {
+        let out = check_config(WEIR, yaml).await;
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let first = out.stderr_lines()[0];
+        assert!(first.starts_with(starts), "{first}");
+        assert!(first.contains(contains), "{first}");
+    }
 }
 
 /// An HTTP/1.1 backend over TLS with `leaf`, answering 200 `secure`; counts the health

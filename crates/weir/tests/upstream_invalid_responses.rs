@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weir_e2e::backend::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{status, Weir};
 
@@ -71,9 +70,7 @@ async fn unparsable_heads_are_502_counted_once_and_never_replayed() {
     let (a, ba) = backend().await;
     let (b, bb) = backend().await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a, b]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     // A 12 KiB header is within the 16 KiB response head limit.
     let resp = client.get("/head/12").await.expect("GET");
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -81,9 +78,7 @@ async fn unparsable_heads_are_502_counted_once_and_never_replayed() {
     // Round robin: the four bad answers come two from each backend; passive checking
     // ejects at 3 in a row (the default).
     for path in ["/head/20", "/cl", "/head/20", "/cl"] {
-        let mut client = H1Client::connect(weir.listener_addr("web"))
-            .await
-            .expect("connect to weir");
+        let mut client = weir.h1_client("web").await;
         let resp = client.get(path).await.expect("GET");
         assert_eq!(resp.status, 502, "{path}: {}", resp.text());
         assert!(
@@ -115,12 +110,9 @@ async fn unparsable_heads_are_502_counted_once_and_never_replayed() {
 async fn a_body_the_backend_resets_is_counted_a_client_leaving_is_not() {
     let (a, backend) = backend().await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
-    let listen = weir.listener_addr("web");
 
     // A client that reads 1 MB of a 50 MB body and leaves: no backend error.
-    let mut s = tokio::net::TcpStream::connect(listen)
-        .await
-        .expect("connect to weir");
+    let mut s = weir.connect("web").await;
     s.write_all(b"GET /long HTTP/1.1\r\nhost: cut.test\r\n\r\n")
         .await
         .expect("write request");
@@ -143,9 +135,7 @@ async fn a_body_the_backend_resets_is_counted_a_client_leaving_is_not() {
     assert_eq!(resets(&weir).await, 0.0, "the client's leaving is no reset");
 
     // The backend resets after 1 000 of 100 000 body bytes.
-    let mut s = tokio::net::TcpStream::connect(listen)
-        .await
-        .expect("connect to weir");
+    let mut s = weir.connect("web").await;
     s.write_all(b"GET /cut HTTP/1.1\r\nhost: cut.test\r\n\r\n")
         .await
         .expect("write request");

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use weir_e2e::backend::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
-use weir_e2e::client::H1Client;
 use weir_e2e::config::{backends, one_pool};
 use weir_e2e::{status, Weir};
 
@@ -39,18 +38,9 @@ async fn resets(weir: &Weir) -> f64 {
 async fn resets_on_reused_connections_are_counted_and_retried_as_retry_on_allows() {
     let (addr, backend) = reset_on_reuse().await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     const N: usize = 5;
-    for i in 0..N {
-        let resp = client.get("/").await.expect("GET");
-        assert_eq!(
-            (resp.status.as_u16(), resp.text()),
-            (200, "ok".into()),
-            "GET {i}"
-        );
-    }
+    client.assert_gets(N, "/", "ok").await;
     // Each GET after the first: reset on the reused connection (counted), then retried
     // on a new connection to the same backend (the only one), which answers.
     let scrape = weir.metrics().await;
@@ -75,9 +65,7 @@ async fn without_reset_in_retry_on_a_reset_after_sending_reaches_the_client() {
     let (addr, backend) = reset_on_reuse().await;
     let extra = "    retry_on: [connect_failure]\n";
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), extra)).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     let resp = client.get("/").await.expect("first GET");
     assert_eq!(resp.status, 200);
     let resp = client.get("/").await.expect("second GET");
@@ -101,9 +89,7 @@ async fn without_reset_in_retry_on_a_reset_after_sending_reaches_the_client() {
 async fn a_post_reset_after_sending_is_never_replayed() {
     let (addr, backend) = reset_on_reuse().await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     assert_eq!(client.get("/").await.expect("GET").status, 200);
     let post = Request::post("/orders")
         .body(Full::new(Bytes::from_static(b"{\"n\":1}")))
@@ -123,9 +109,7 @@ async fn a_post_reset_after_sending_is_never_replayed() {
 async fn a_backend_resetting_every_request_has_every_reset_counted() {
     let (addr, backend) = spawn_raw_backend(|_: &RawRequest| RawAction::Reset).await;
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[addr]), "")).await;
-    let mut client = H1Client::connect(weir.listener_addr("web"))
-        .await
-        .expect("connect to weir");
+    let mut client = weir.h1_client("web").await;
     for i in 0..4 {
         let resp = client.get("/").await.expect("GET");
         assert_eq!(resp.status, 502, "GET {i}");

@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use weir_e2e::client;
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{check_config, spawn_backend, Weir};
+use weir_e2e::{check_config, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 /// Generous: a refusal takes milliseconds; the old code took minutes or crashed.
@@ -30,25 +29,18 @@ fn deep() -> String {
 
 #[tokio::test]
 async fn check_refuses_an_alias_bomb_and_deep_nesting_with_their_position() {
-    let out = check_config(WEIR, &alias_bomb()).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    // 60,007 nodes per expansion (keys count): the 17th alias crosses 1,000,000.
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    for (yaml, error) in [
+        // 60,007 nodes per expansion (keys count): the 17th alias crosses 1,000,000.
+        (
+            alias_bomb(),
             "weir.yaml:20025:5: aliases expand to more than 1000000 nodes",
-            "weir.yaml: 1 error"
-        ]
-    );
-    let out = check_config(WEIR, &deep()).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert_eq!(
-        out.stderr_lines(),
-        [
-            "weir.yaml:1:129: nesting deeper than 64 levels",
-            "weir.yaml: 1 error"
-        ]
-    );
+        ),
+        (deep(), "weir.yaml:1:129: nesting deeper than 64 levels"),
+    ] {
+        let out = check_config(WEIR, &yaml).await;
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert_eq!(out.stderr_lines(), [error, "weir.yaml: 1 error"]);
+    }
 }
 
 #[tokio::test]
@@ -65,8 +57,7 @@ async fn run_refuses_deep_nesting_at_start() {
 
 #[tokio::test]
 async fn a_reload_past_the_limits_is_rejected_and_the_old_config_keeps_serving() {
-    let (a, _ha) = spawn_backend("a").await;
-    let mut weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (mut weir, _ha) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
     for (yaml, error) in [
         (
@@ -75,12 +66,7 @@ async fn a_reload_past_the_limits_is_rejected_and_the_old_config_keeps_serving()
         ),
         (deep(), "weir.yaml:1:129: nesting deeper than 64 levels"),
     ] {
-        let mark = weir.log_mark();
-        weir.rewrite_config(&yaml);
-        weir.sighup().await;
-        let line = weir
-            .wait_for_log_after(mark, "config reload rejected", LOG_WAIT)
-            .await;
+        let line = weir.reload_rejected(&yaml, LOG_WAIT).await;
         let text = line["error"].as_str().unwrap_or_default();
         assert!(text.contains(error), "{line}");
         let resp = client::get(addr, "/").await;

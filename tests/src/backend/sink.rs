@@ -28,6 +28,18 @@ impl TcpSink {
     pub fn bytes_received(&self) -> usize {
         self.bytes.load(Ordering::SeqCst)
     }
+
+    /// Waits until exactly `n` bytes were received (`what` names the wait).
+    ///
+    /// # Panics
+    /// As [`crate::eventually`], when that does not happen in time.
+    pub async fn wait_bytes(&self, n: usize, what: &str) {
+        crate::eventually(what, || {
+            let now = self.bytes_received();
+            async move { (now == n).then_some(()) }
+        })
+        .await;
+    }
 }
 
 /// Starts a sink on `127.0.0.1:0`; it reads and discards, and never answers.

@@ -36,6 +36,31 @@ impl Weir {
         (line, generation)
     }
 
+    /// Rewrites the config file to `yaml`, sends SIGHUP and waits for weir's `config
+    /// reload rejected` line, which it returns.
+    ///
+    /// # Panics
+    /// When no such line appears within `timeout`.
+    pub async fn reload_rejected(&mut self, yaml: &str, timeout: Duration) -> Value {
+        let mark = self.log_mark();
+        self.rewrite_config(yaml);
+        self.sighup().await;
+        self.wait_for_log_after(mark, "config reload rejected", timeout)
+            .await
+    }
+
+    /// Sends SIGHUP with the config file as it is and waits for weir's `config reloaded`
+    /// line, which it returns.
+    ///
+    /// # Panics
+    /// When no such line appears within `timeout`.
+    pub async fn sighup_reloaded(&mut self, timeout: Duration) -> Value {
+        let mark = self.log_mark();
+        self.sighup().await;
+        self.wait_for_log_after(mark, "config reloaded", timeout)
+            .await
+    }
+
     /// The first JSON log line whose `message` equals `message`.
     ///
     /// # Panics
@@ -205,6 +230,28 @@ impl Weir {
                 )
             });
         parse_addr(&line, "listener bound")
+    }
+
+    /// An HTTP/1.1 client connected to listener `name`.
+    ///
+    /// # Panics
+    /// As [`Weir::listener_addr`], and when the connection fails.
+    pub async fn h1_client(&self, name: &str) -> client::H1Client {
+        let addr = self.listener_addr(name);
+        client::H1Client::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect to listener {name} at {addr}: {e}"))
+    }
+
+    /// A plain TCP connection to listener `name`.
+    ///
+    /// # Panics
+    /// As [`Weir::h1_client`].
+    pub async fn connect(&self, name: &str) -> tokio::net::TcpStream {
+        let addr = self.listener_addr(name);
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect to listener {name} at {addr}: {e}"))
     }
 
     /// The address the admin server bound (latest `admin listening` line).

@@ -28,21 +28,11 @@ impl Logs {
         let logs = Arc::new(Logs::default());
         let l = Arc::clone(&logs);
         tokio::spawn(async move {
-            read_lines(stderr, |line| {
-                eprintln!("[weir {pid} stderr] {line}");
-                lock(&l.stderr).push(line);
-            })
-            .await;
+            keep_lines(stderr, pid, "stderr", &l.stderr).await;
             l.stderr_closed.store(true, Ordering::SeqCst);
         });
         let l = Arc::clone(&logs);
-        tokio::spawn(async move {
-            read_lines(stdout, |line| {
-                eprintln!("[weir {pid} stdout] {line}");
-                lock(&l.stdout).push(line);
-            })
-            .await;
-        });
+        tokio::spawn(async move { keep_lines(stdout, pid, "stdout", &l.stdout).await });
         logs
     }
 
@@ -58,11 +48,7 @@ impl Logs {
 
     /// The first JSON stderr line at index `from` or later whose `message` is `message`.
     pub(crate) fn find_after(&self, from: usize, message: &str) -> Option<Value> {
-        lock(&self.stderr)
-            .iter()
-            .skip(from)
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|v| v.get("message").and_then(Value::as_str) == Some(message))
+        self.all_with(from, message).into_iter().next()
     }
 
     /// Every JSON stderr line at index `from` or later whose `message` is `message`.
@@ -99,6 +85,15 @@ impl Logs {
             lines[start..].join("\n")
         )
     }
+}
+
+/// Keeps every line of `pipe` (weir's `what`) in `into`, echoing it to the test's stderr.
+async fn keep_lines(pipe: impl AsyncRead + Unpin, pid: u32, what: &str, into: &Mutex<Vec<String>>) {
+    read_lines(pipe, |line| {
+        eprintln!("[weir {pid} {what}] {line}");
+        lock(into).push(line);
+    })
+    .await;
 }
 
 async fn read_lines(pipe: impl AsyncRead + Unpin, mut on_line: impl FnMut(String)) {

@@ -206,17 +206,15 @@ mod tests {
     }
 
     #[test]
-    fn least_conn_ties_take_turns() {
-        let pool = backends(&[1, 1, 1]);
-        let s = LeastConn::new(&pool);
-        assert_eq!(names(&pool, (0..6).map(|_| s.pick(&pool))), "a b c a b c");
-    }
-
-    #[test]
-    fn least_conn_idle_ties_follow_weights() {
-        let pool = backends(&[5, 1, 1]);
-        let s = LeastConn::new(&pool);
-        assert_eq!(names(&pool, (0..7).map(|_| s.pick(&pool))), "a a b a c a a");
+    fn least_conn_ties_take_turns_and_idle_ties_follow_weights() {
+        for (case, weights, n, want) in [
+            ("ties take turns", [1, 1, 1], 6, "a b c a b c"),
+            ("idle ties follow weights", [5, 1, 1], 7, "a a b a c a a"),
+        ] {
+            let pool = backends(&weights);
+            let s = LeastConn::new(&pool);
+            assert_eq!(names(&pool, (0..n).map(|_| s.pick(&pool))), want, "{case}");
+        }
     }
 
     #[test]

@@ -86,11 +86,7 @@ mod tests {
     use crate::test_support::backends;
 
     fn counts(s: &Random, pool: &[Arc<Backend>], picks: usize) -> Vec<usize> {
-        let mut counts = vec![0; pool.len()];
-        for _ in 0..picks {
-            counts[s.pick(pool).expect("something is up")] += 1;
-        }
-        counts
+        crate::test_support::counts(pool.len(), picks, || s.pick(pool))
     }
 
     #[test]

@@ -29,11 +29,7 @@ fn every_strategy(pool: &[Arc<Backend>]) -> [Strategy; 4] {
 }
 
 fn counts(s: &Strategy, pool: &[Arc<Backend>], picks: usize) -> Vec<usize> {
-    let mut counts = vec![0; pool.len()];
-    for _ in 0..picks {
-        counts[s.pick(pool).expect("all up")] += 1;
-    }
-    counts
+    crate::test_support::counts(pool.len(), picks, || s.pick(pool))
 }
 
 #[test]

@@ -234,18 +234,15 @@ mod tests {
 
     #[test]
     fn bad_addresses_say_why() {
-        assert!(socket_addr("8080", Io::Real)
-            .expect_err("no port")
-            .contains("no port"));
-        assert!(socket_addr(":80", Io::Real)
-            .expect_err("no host")
-            .contains("no host"));
-        assert!(socket_addr("::1:80", Io::Real)
-            .expect_err("v6")
-            .contains("brackets"));
-        assert!(socket_addr("a:99999", Io::Real)
-            .expect_err("port")
-            .contains("port \"99999\""));
+        for (addr, why) in [
+            ("8080", "no port"),
+            (":80", "no host"),
+            ("::1:80", "brackets"),
+            ("a:99999", "port \"99999\""),
+        ] {
+            let err = socket_addr(addr, Io::Real).expect_err(addr);
+            assert!(err.contains(why), "{addr}: {err}");
+        }
         let err = socket_addr("no-such-host.invalid:80", Io::Real).expect_err("unresolvable");
         assert!(
             err.starts_with("cannot resolve host \"no-such-host.invalid\""),

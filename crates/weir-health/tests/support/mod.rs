@@ -60,19 +60,30 @@ pub fn checked(
     health_check: &str,
 ) -> (BackendRegistry, Table, HealthChecker, Arc<Backend>) {
     let registry = BackendRegistry::new();
-    let table = table(
-        &registry,
-        1,
-        &[PoolSpec {
-            name: "app",
-            backends: &[addr],
-            health_check: Some(health_check),
-        }],
-    );
+    let table = app_table(&registry, 1, &[addr], Some(health_check));
     let mut checker = HealthChecker::new();
     checker.reconcile(&table);
     let backend = only_backend(&table);
     (registry, table, checker, backend)
+}
+
+/// A table of generation `generation` with the one pool `app` of `backends`, checked by
+/// `health_check` (YAML) if given.
+pub fn app_table(
+    registry: &BackendRegistry,
+    generation: u64,
+    backends: &[SocketAddr],
+    health_check: Option<&str>,
+) -> Table {
+    table(
+        registry,
+        generation,
+        &[PoolSpec {
+            name: "app",
+            backends,
+            health_check,
+        }],
+    )
 }
 
 /// The one backend of the one pool of `table`.

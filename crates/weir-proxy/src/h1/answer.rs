@@ -156,37 +156,14 @@ pub(super) async fn body_then_reply<S: ClientStream>(
         }
         _ => None,
     };
-    match skip {
+    let close = match skip {
         Some(n) => {
             buf.consume(n);
-            reply(
-                stream,
-                ctx,
-                sc,
-                status,
-                msg,
-                id,
-                version,
-                !keep,
-                Some(answer),
-            )
-            .await
+            !keep
         }
-        None => {
-            reply(
-                stream,
-                ctx,
-                sc,
-                status,
-                msg,
-                id,
-                version,
-                true,
-                Some(answer),
-            )
-            .await
-        }
-    }
+        None => true,
+    };
+    reply_for(stream, ctx, sc, status, msg, id, version, close, answer).await
 }
 
 /// Writes a short text response of weir's own: `{status}: {reason}` and the request
@@ -255,18 +232,7 @@ pub(super) async fn bad_body<S: ClientStream>(
     version: Version,
     answer: &mut Answer<'_>,
 ) -> Next {
-    reply(
-        stream,
-        ctx,
-        sc,
-        400,
-        BAD_BODY,
-        id,
-        version,
-        true,
-        Some(answer),
-    )
-    .await
+    reply_for(stream, ctx, sc, 400, BAD_BODY, id, version, true, answer).await
 }
 
 /// [`reply`] for a request whose answer is recorded.

@@ -131,24 +131,7 @@ pub(crate) fn prepare_request(
     is_tls: bool,
 ) {
     let headers = &mut parts.headers;
-    let upgrade_value = if upgrade {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
-    };
-    // `TE: trailers` is the one TE value a proxy may forward (RFC 9110 §10.1.4), and gRPC
-    // servers insist on it; every other TE value is hop-by-hop and goes.
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    strip_hop_by_hop(headers);
-    if te_trailers {
-        headers.insert(header::TE, TE_TRAILERS);
-    }
-    if let Some(value) = upgrade_value {
-        headers.insert(header::UPGRADE, value);
-        headers.insert(header::CONNECTION, UPGRADE_TOKEN);
-    }
+    strip_hop_by_hop_keeping(headers, upgrade);
     // The client already got its `100 Continue` when weir read the body.
     headers.remove(header::EXPECT);
 
@@ -376,7 +359,13 @@ pub(crate) fn prepare_response(headers: &mut HeaderMap, switching: bool) {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         headers.remove(header::CONTENT_LENGTH);
     }
-    let upgrade_value = if switching {
+    strip_hop_by_hop_keeping(headers, switching);
+}
+
+/// [`strip_hop_by_hop`], keeping what an intermediary may still forward: `TE: trailers`,
+/// and with `upgrade` the `Upgrade` header and a `Connection: upgrade` naming it.
+fn strip_hop_by_hop_keeping(headers: &mut HeaderMap, upgrade: bool) {
+    let upgrade_value = if upgrade {
         headers.get(header::UPGRADE).cloned()
     } else {
         None

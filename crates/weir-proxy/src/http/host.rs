@@ -135,14 +135,7 @@ mod tests {
     use super::*;
 
     fn headers(hosts: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for host in hosts {
-            h.append(
-                header::HOST,
-                HeaderValue::from_str(host).expect("test header"),
-            );
-        }
-        h
+        crate::http::repeated(header::HOST, hosts)
     }
 
     fn check_h1(target: &str, hosts: &[&str]) -> Result<(), &'static str> {

@@ -155,3 +155,16 @@ where
         }
     }
 }
+
+/// A header map with `name` once for each of `values`, in order (for tests).
+#[cfg(test)]
+pub(crate) fn repeated(name: http::HeaderName, values: &[&str]) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for v in values {
+        h.append(
+            name.clone(),
+            http::HeaderValue::from_str(v).expect("test header"),
+        );
+    }
+    h
+}

@@ -102,14 +102,7 @@ mod tests {
     use super::*;
 
     fn with(ids: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for id in ids {
-            h.append(
-                &X_REQUEST_ID,
-                HeaderValue::from_str(id).expect("test header"),
-            );
-        }
-        h
+        crate::http::repeated(X_REQUEST_ID.clone(), ids)
     }
 
     #[test]

@@ -16,10 +16,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
+use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::support::*;
 
@@ -41,7 +43,7 @@ impl Body for Fed {
 
 type Feed = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
-async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Fed> {
+async fn h2(addr: SocketAddr) -> SendRequest<Fed> {
     h2_with_window(addr, None).await
 }
 
@@ -65,6 +67,43 @@ async fn h2_with_window(
         }
     });
     tx
+}
+
+/// A raw backend in `mode`, a proxy in front of it, and an HTTP/2 client of the proxy.
+async fn start(mode: Mode) -> (RawBackend, Proxy, SendRequest<Fed>) {
+    let b = RawBackend::start(mode).await;
+    let proxy = Proxy::http(&[b.addr]).await;
+    let c = h2(proxy.addr).await;
+    (b, proxy, c)
+}
+
+type Answer = JoinHandle<hyper::Result<http::Response<hyper::body::Incoming>>>;
+
+/// Starts an upload on `c` (of `length` if given) and the task awaiting its answer.
+fn send_upload(c: &mut SendRequest<Fed>, length: Option<usize>) -> (Answer, Feed) {
+    let (req, tx) = upload(length);
+    (tokio::spawn(c.send_request(req)), tx)
+}
+
+/// The answer of `res`, within `WAIT` (`what` names it in the failure).
+async fn answered(res: Answer, what: &str) -> hyper::Result<http::Response<hyper::body::Incoming>> {
+    tokio::time::timeout(WAIT, res)
+        .await
+        .unwrap_or_else(|_| panic!("{what} in time"))
+        .expect("client task")
+}
+
+/// The response of `res`, within `WAIT`.
+async fn response(res: Answer, what: &str) -> http::Response<hyper::body::Incoming> {
+    answered(res, what).await.expect("response")
+}
+
+fn assert_same_body(seen: &Seen, sent: &[u8]) {
+    assert!(
+        seen.data == sent,
+        "body differs ({} bytes)",
+        seen.data.len()
+    );
 }
 
 fn upload(length: Option<usize>) -> (Request<Fed>, Feed) {
@@ -207,20 +246,17 @@ async fn serve_raw(stream: TcpStream, conn: usize, mode: Mode, tx: &mpsc::Unboun
             }
             seen.head.push_str(&line.to_ascii_lowercase());
         }
-        if let Mode::Switch = mode {
-            let answer =
-                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n";
-            if rd.get_mut().write_all(answer).await.is_err() {
-                return;
+        // Modes that answer right after the head, then only read what comes.
+        let early: Option<&[u8]> = match mode {
+            Mode::Switch => Some(
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n",
+            ),
+            Mode::Early413 => {
+                Some(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!")
             }
-            let mut sink = [0u8; 4096];
-            while let Ok(n @ 1..) = rd.read(&mut sink).await {
-                let _ = tx.send(Event::Data(n));
-            }
-            return;
-        }
-        if let Mode::Early413 = mode {
-            let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!";
+            Mode::Read | Mode::Echo => None,
+        };
+        if let Some(answer) = early {
             if rd.get_mut().write_all(answer).await.is_err() {
                 return;
             }
@@ -339,12 +375,9 @@ async fn body_text(res: http::Response<hyper::body::Incoming>) -> String {
 
 #[tokio::test]
 async fn streamed_h2_upload_of_unknown_length_reaches_the_backend_chunked() {
-    let mut b = RawBackend::start(Mode::Read).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
+    let (mut b, _proxy, mut c) = start(Mode::Read).await;
     for round in 0..2 {
-        let (req, tx) = upload(None);
-        let res = tokio::spawn(c.send_request(req));
+        let (res, tx) = send_upload(&mut c, None);
         let sent = feed_in_steps(&mut b, &tx, 3).await;
         drop(tx);
         let seen = b.request().await;
@@ -365,18 +398,10 @@ async fn streamed_h2_upload_of_unknown_length_reaches_the_backend_chunked() {
             "{}",
             seen.head
         );
-        assert!(
-            seen.data == sent,
-            "body differs ({} bytes)",
-            seen.data.len()
-        );
+        assert_same_body(&seen, &sent);
         assert_eq!(seen.pieces, 3, "one chunk per DATA frame");
         assert_eq!(seen.conn, 1, "round {round}: the connection was reused");
-        let res = tokio::time::timeout(WAIT, res)
-            .await
-            .expect("response in time")
-            .expect("client task")
-            .expect("response");
+        let res = response(res, "response").await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(body_text(res).await, format!("got {}", sent.len()));
     }
@@ -385,12 +410,9 @@ async fn streamed_h2_upload_of_unknown_length_reaches_the_backend_chunked() {
 
 #[tokio::test]
 async fn streamed_h2_upload_with_content_length_keeps_it() {
-    let mut b = RawBackend::start(Mode::Read).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
+    let (mut b, _proxy, mut c) = start(Mode::Read).await;
     let total: usize = (0..3).map(|i| piece(i).len()).sum();
-    let (req, tx) = upload(Some(total));
-    let res = tokio::spawn(c.send_request(req));
+    let (res, tx) = send_upload(&mut c, Some(total));
     let sent = feed_in_steps(&mut b, &tx, 3).await;
     drop(tx);
     let seen = b.request().await;
@@ -400,27 +422,16 @@ async fn streamed_h2_upload_with_content_length_keeps_it() {
         seen.head
     );
     assert!(!seen.head.contains("transfer-encoding"), "{}", seen.head);
-    assert!(
-        seen.data == sent,
-        "body differs ({} bytes)",
-        seen.data.len()
-    );
-    let res = tokio::time::timeout(WAIT, res)
-        .await
-        .expect("response in time")
-        .expect("client task")
-        .expect("response");
+    assert_same_body(&seen, &sent);
+    let res = response(res, "response").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body_text(res).await, format!("got {total}"));
 }
 
 #[tokio::test]
 async fn trailers_of_a_streamed_h2_upload_are_sent_as_chunked_trailers() {
-    let mut b = RawBackend::start(Mode::Read).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
-    let (req, tx) = upload(None);
-    let res = tokio::spawn(c.send_request(req));
+    let (mut b, _proxy, mut c) = start(Mode::Read).await;
+    let (res, tx) = send_upload(&mut c, None);
     let sent = feed_in_steps(&mut b, &tx, 2).await;
     let mut trailers = HeaderMap::new();
     trailers.insert("x-checksum", HeaderValue::from_static("abc123"));
@@ -433,35 +444,20 @@ async fn trailers_of_a_streamed_h2_upload_are_sent_as_chunked_trailers() {
     feed(&tx, Frame::trailers(trailers)).await;
     drop(tx);
     let seen = b.request().await;
-    assert!(
-        seen.data == sent,
-        "body differs ({} bytes)",
-        seen.data.len()
-    );
+    assert_same_body(&seen, &sent);
     assert_eq!(seen.trailers, "x-checksum: abc123\r\n");
-    let res = tokio::time::timeout(WAIT, res)
-        .await
-        .expect("response in time")
-        .expect("client task")
-        .expect("response");
+    let res = response(res, "response").await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_backend_answering_413_mid_upload_reaches_the_client_at_once() {
-    let mut b = RawBackend::start(Mode::Early413).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
-    let (req, tx) = upload(None);
-    let res = tokio::spawn(c.send_request(req));
+    let (mut b, _proxy, mut c) = start(Mode::Early413).await;
+    let (res, tx) = send_upload(&mut c, None);
     feed(&tx, Frame::data(piece(0))).await;
     b.data().await;
     // The client has not ended its body and never will: the answer must not wait for it.
-    let res = tokio::time::timeout(WAIT, res)
-        .await
-        .expect("early response in time")
-        .expect("client task")
-        .expect("response");
+    let res = response(res, "early response").await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body_text(res).await, "too big!");
     // Left mid-request, the backend connection is closed, not pooled.
@@ -471,9 +467,7 @@ async fn a_backend_answering_413_mid_upload_reaches_the_client_at_once() {
 
 #[tokio::test]
 async fn a_backend_switching_protocols_unasked_is_a_502_and_its_connection_is_closed() {
-    let mut b = RawBackend::start(Mode::Switch).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
+    let (mut b, _proxy, mut c) = start(Mode::Switch).await;
     let (req, tx) = upload(None);
     drop(tx);
     let res = tokio::time::timeout(WAIT, c.send_request(req))
@@ -488,53 +482,35 @@ async fn a_backend_switching_protocols_unasked_is_a_502_and_its_connection_is_cl
 
 #[tokio::test]
 async fn a_client_resetting_its_upload_closes_the_backend_connection() {
-    let mut b = RawBackend::start(Mode::Read).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
-    let (req, tx) = upload(None);
-    let res = tokio::spawn(c.send_request(req));
+    let (mut b, _proxy, mut c) = start(Mode::Read).await;
+    let (res, tx) = send_upload(&mut c, None);
     feed_in_steps(&mut b, &tx, 1).await;
     // An error from the body makes hyper's client reset the stream.
     tx.send(Err(std::io::Error::other("client gave up")))
         .await
         .expect("client body still open");
     assert_eq!(b.closed().await, 1, "the half-sent request's connection");
-    let res = tokio::time::timeout(WAIT, res)
-        .await
-        .expect("client told in time")
-        .expect("client task");
+    let res = answered(res, "client told").await;
     assert!(res.is_err(), "a reset stream got a response: {res:?}");
     // The next stream on the same client connection gets a new backend connection.
-    let (req, tx) = upload(None);
-    let res = tokio::spawn(c.send_request(req));
+    let (res, tx) = send_upload(&mut c, None);
     let sent = feed_in_steps(&mut b, &tx, 1).await;
     drop(tx);
     let seen = b.request().await;
     assert!(seen.data == sent);
     assert_eq!(seen.conn, 2);
-    let res = tokio::time::timeout(WAIT, res)
-        .await
-        .expect("response in time")
-        .expect("client task")
-        .expect("response");
+    let res = response(res, "response").await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_backend_echoing_as_it_reads_gets_the_rest_while_its_answer_streams() {
-    let mut b = RawBackend::start(Mode::Echo).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2(proxy.addr).await;
+    let (mut b, _proxy, mut c) = start(Mode::Echo).await;
     for round in 0..2 {
-        let (req, tx) = upload(None);
-        let res = tokio::spawn(c.send_request(req));
+        let (res, tx) = send_upload(&mut c, None);
         feed(&tx, Frame::data(piece(0))).await;
         // The answer's head comes before the upload ended.
-        let res = tokio::time::timeout(WAIT, res)
-            .await
-            .expect("response head in time")
-            .expect("client task")
-            .expect("response");
+        let res = response(res, "response head").await;
         assert_eq!(res.status(), StatusCode::OK);
         let mut body = res.into_body();
         let mut echoed = Vec::new();
@@ -571,10 +547,9 @@ async fn an_early_answer_does_not_hold_up_an_upload_the_client_sends_before_read
     // The client sends its whole body before it reads any of the answer, which the
     // backend echoes as it reads: far more than the client's 64 KiB stream window.
     let mut b = RawBackend::start(Mode::Echo).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let proxy = Proxy::http(&[b.addr]).await;
     let mut c = h2_with_window(proxy.addr, Some(65_535)).await;
-    let (req, tx) = upload(None);
-    let res = tokio::spawn(c.send_request(req));
+    let (res, tx) = send_upload(&mut c, None);
     let pieces: Vec<Bytes> = (0..24)
         .map(|i| Bytes::from(vec![b'a' + (i % 26) as u8; 16 * 1024]))
         .collect();
@@ -590,11 +565,7 @@ async fn an_early_answer_does_not_hold_up_an_upload_the_client_sends_before_read
         "upload differs ({} bytes)",
         seen.data.len()
     );
-    let res = tokio::time::timeout(WAIT, res)
-        .await
-        .expect("response in time")
-        .expect("client task")
-        .expect("response");
+    let res = response(res, "response").await;
     assert_eq!(res.status(), StatusCode::OK);
     let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
         .await

@@ -12,8 +12,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = client(proxy.addr).await;
     for _ in 0..3 {
         let (status, _, body) = send(&mut c, get("/hello")).await;
@@ -31,8 +30,7 @@ async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = client(proxy.addr).await;
     let req = Request::get("/p?q=1")
         .header("host", "shop.example.com:8443")
@@ -71,8 +69,7 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
 
 #[tokio::test]
 async fn te_trailers_is_the_one_te_value_forwarded() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let mut c = client(proxy.addr).await;
     let req = Request::get("/grpc")
         .header("host", "example.com")
@@ -90,8 +87,7 @@ async fn te_trailers_is_the_one_te_value_forwarded() {
 
 #[tokio::test]
 async fn nothing_up_answers_503_naming_the_pool() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     for backend in proxy.table.load().pools()[0].backends() {
         backend.force(false, "test");
     }
@@ -111,7 +107,7 @@ async fn nothing_up_answers_503_naming_the_pool() {
 async fn every_backend_refusing_answers_502() {
     let held = [closed_port(), closed_port()];
     let [x, y] = held.each_ref().map(HeldPort::addr);
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[x, y])])).await;
+    let proxy = Proxy::http(&[x, y]).await;
     let (status, headers, body) = send(&mut client(proxy.addr).await, get("/")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     let body = String::from_utf8_lossy(&body);
@@ -156,17 +152,10 @@ async fn connect_failure_is_retried_on_another_backend() {
     let held = closed_port();
     let dead = held.addr();
     let live = backend(Behaviour::Name("live")).await;
-    let proxy = Proxy::start(config(
-        http_listener("app"),
-        vec![pool("app", &[dead, live.addr])],
-    ))
-    .await;
+    let proxy = Proxy::http(&[dead, live.addr]).await;
     let mut c = client(proxy.addr).await;
     for _ in 0..4 {
-        let req = Request::post("/")
-            .header("host", "x")
-            .body(Full::new(Bytes::from_static(b"payload")))
-            .expect("request");
+        let req = post(b"payload");
         let (status, _, body) = send(&mut c, req).await;
         assert_eq!(
             status,
@@ -184,7 +173,7 @@ async fn reload_applies_to_the_next_request_on_a_kept_alive_connection() {
         backend(Behaviour::Name("a")).await,
         backend(Behaviour::Name("b")).await,
     );
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[a.addr])])).await;
+    let proxy = Proxy::http(&[a.addr]).await;
     let mut c = client(proxy.addr).await;
     assert_eq!(send(&mut c, get("/")).await.2, "a");
     proxy.reload(config(http_listener("app"), vec![pool("app", &[b.addr])]));
@@ -194,7 +183,7 @@ async fn reload_applies_to_the_next_request_on_a_kept_alive_connection() {
 #[tokio::test]
 async fn ten_megabytes_stream_up_and_back_intact() {
     let b = backend(Behaviour::Echo).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let proxy = Proxy::http(&[b.addr]).await;
     let payload: Vec<u8> = (0..10 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
@@ -214,7 +203,7 @@ async fn ten_megabytes_stream_up_and_back_intact() {
 #[tokio::test]
 async fn upgrade_tunnels_raw_bytes_after_101() {
     let b = backend(Behaviour::Upgrade).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let proxy = Proxy::http(&[b.addr]).await;
     let (mut s, head) = open_tunnel_with_head(&proxy).await;
     let head = head.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
@@ -235,9 +224,8 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
 
 #[tokio::test]
 async fn h2c_client_is_proxied_to_http1_backend() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut c = h2_client(proxy.addr).await;
+    let (b, proxy) = Proxy::http_to_a().await;
+    let mut c = h2_client::<Full<Bytes>>(proxy.addr).await;
     for _ in 0..2 {
         let req = Request::get("http://h2.example.com/v1?x=1")
             .version(http::Version::HTTP_2)
@@ -260,14 +248,20 @@ async fn h2c_client_is_proxied_to_http1_backend() {
     assert_eq!(b.seen.lock().expect("lock")[0].0, "/v1?x=1");
 }
 
-#[tokio::test]
-async fn drain_finishes_the_in_flight_response_with_connection_close() {
-    let b = backend(Behaviour::Gate).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+/// A raw connection to `proxy` that has sent `GET /`.
+async fn sent_get(proxy: &Proxy) -> TcpStream {
     let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
+    s
+}
+
+#[tokio::test]
+async fn drain_finishes_the_in_flight_response_with_connection_close() {
+    let b = backend(Behaviour::Gate).await;
+    let proxy = Proxy::http(&[b.addr]).await;
+    let mut s = sent_get(&proxy).await;
     tokio::time::timeout(WAIT, b.got.notified())
         .await
         .expect("backend got the request");
@@ -292,11 +286,8 @@ async fn drain_finishes_the_in_flight_response_with_connection_close() {
 #[tokio::test]
 async fn drained_closes_what_is_left_by_force_and_counts_it() {
     let b = backend(Behaviour::Hang).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
-    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let proxy = Proxy::http(&[b.addr]).await;
+    let mut s = sent_get(&proxy).await;
     weir_e2e::until("the backend receiving the request", || b.hits() >= 1).await;
     assert_eq!(proxy.handle.drained(Duration::from_millis(100)).await, 1);
     let mut out = Vec::new();
@@ -312,7 +303,7 @@ async fn drained_closes_what_is_left_by_force_and_counts_it() {
 #[tokio::test]
 async fn head_keeps_content_length_and_the_backend_connection() {
     let b = backend(Behaviour::Name("abc")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let proxy = Proxy::http(&[b.addr]).await;
     let mut c = client(proxy.addr).await;
     let head = Request::head("/")
         .header("host", "x")

@@ -8,8 +8,7 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 async fn refused_without_reaching_backend(request: &[u8]) -> String {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let response = raw(proxy.addr, request).await;
     assert_eq!(
         b.hits(),
@@ -24,22 +23,27 @@ async fn refused_without_reaching_backend(request: &[u8]) -> String {
     response
 }
 
+/// [`refused_without_reaching_backend`], and the answer is a 400 (which it returns).
+async fn refused_with_400(request: &[u8]) -> String {
+    let res = refused_without_reaching_backend(request).await;
+    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+    res
+}
+
 #[tokio::test]
 async fn content_length_with_transfer_encoding_gets_400() {
     for request in [
         &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
     ] {
-        let res = refused_without_reaching_backend(request).await;
-        assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+        let res = refused_with_400(request).await;
         assert!(res.contains("Transfer-Encoding and Content-Length"), "{res}");
     }
 }
 
 #[tokio::test]
 async fn smuggled_second_request_after_a_good_one_is_refused() {
-    let b = backend(Behaviour::Name("a")).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[b.addr])])).await;
+    let (b, proxy) = Proxy::http_to_a().await;
     let res = raw(
         proxy.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
@@ -52,25 +56,19 @@ async fn smuggled_second_request_after_a_good_one_is_refused() {
 
 #[tokio::test]
 async fn conflicting_content_lengths_get_400() {
-    let res = refused_without_reaching_backend(
+    refused_with_400(
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
     )
     .await;
-    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
-    let res = refused_without_reaching_backend(
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\nhello",
-    )
-    .await;
-    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+    refused_with_400(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\nhello").await;
 }
 
 #[tokio::test]
 async fn bad_chunk_size_gets_400() {
-    let res = refused_without_reaching_backend(
+    refused_with_400(
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     )
     .await;
-    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
 }
 
 #[tokio::test]
@@ -79,8 +77,7 @@ async fn transfer_coding_other_than_chunked_gets_400() {
         &b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     ] {
-        let res = refused_without_reaching_backend(request).await;
-        assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+        refused_with_400(request).await;
     }
 }
 

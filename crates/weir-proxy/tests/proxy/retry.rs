@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -48,7 +46,7 @@ async fn raw_backend(answer: bool) -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn backend_closing_kept_alive_connections_costs_no_request() {
     let (addr, heads) = raw_backend(true).await;
-    let proxy = Proxy::start(config(http_listener("app"), vec![pool("app", &[addr])])).await;
+    let proxy = Proxy::http(&[addr]).await;
     let mut c = client(proxy.addr).await;
     for i in 0..5 {
         let (status, _, body) = send(&mut c, get("/")).await;
@@ -62,11 +60,7 @@ async fn backend_closing_kept_alive_connections_costs_no_request() {
 async fn reset_before_response_is_retried_elsewhere_for_idempotent_requests() {
     let (resetting, heads) = raw_backend(false).await;
     let good = backend(Behaviour::Name("good")).await;
-    let proxy = Proxy::start(config(
-        http_listener("app"),
-        vec![pool("app", &[resetting, good.addr])],
-    ))
-    .await;
+    let proxy = Proxy::http(&[resetting, good.addr]).await;
     let mut c = client(proxy.addr).await;
     for _ in 0..4 {
         let (status, _, body) = send(&mut c, get("/")).await;
@@ -89,10 +83,7 @@ async fn reset_after_a_post_was_sent_is_not_replayed() {
     let mut c = client(proxy.addr).await;
     let mut bad_gateways = 0;
     for _ in 0..4 {
-        let req = Request::post("/")
-            .header("host", "x")
-            .body(Full::new(Bytes::from_static(b"pay")))
-            .expect("request");
+        let req = post(b"pay");
         let (status, _, body) = send(&mut c, req).await;
         match status {
             StatusCode::OK => assert_eq!(body, "good"),

@@ -81,6 +81,18 @@ impl Proxy {
         }
     }
 
+    /// An HTTP listener sending every request to pool `app` over `backends`.
+    pub(crate) async fn http(backends: &[SocketAddr]) -> Proxy {
+        Proxy::start(config(http_listener("app"), vec![pool("app", backends)])).await
+    }
+
+    /// [`Proxy::http`] in front of one backend named `a`.
+    pub(crate) async fn http_to_a() -> (TestBackend, Proxy) {
+        let b = backend(Behaviour::Name("a")).await;
+        let proxy = Proxy::http(&[b.addr]).await;
+        (b, proxy)
+    }
+
     pub(crate) fn reload(&self, config: Config) {
         let generation = self.table.load().generation() + 1;
         self.table
@@ -248,9 +260,13 @@ pub(crate) async fn client(addr: SocketAddr) -> Client {
     tx
 }
 
-pub(crate) async fn h2_client(
-    addr: SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+/// An HTTP/2 client connection to `addr` whose requests carry bodies of type `B`.
+pub(crate) async fn h2_client<B>(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(addr).await.expect("connect to proxy");
     let (tx, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -262,6 +278,14 @@ pub(crate) async fn h2_client(
         }
     });
     tx
+}
+
+/// `POST /` to host `x` with `body`.
+pub(crate) fn post(body: &'static [u8]) -> Request<Full<Bytes>> {
+    Request::post("/")
+        .header("host", "x")
+        .body(Full::new(Bytes::from_static(body)))
+        .expect("request")
 }
 
 pub(crate) fn get(path: &str) -> Request<Full<Bytes>> {

@@ -194,29 +194,32 @@ async fn tcp_forwards_the_address_a_trusted_proxy_header_carried() {
     );
 }
 
-#[tokio::test]
-async fn http_x_forwarded_for_is_the_address_a_trusted_proxy_header_carried() {
+/// An HTTP listener to backend `a` that takes PROXY headers from `trusted` sources.
+async fn http_accepting_proxy_headers_from(trusted: &str) -> (TestBackend, Proxy) {
     let b = backend(Behaviour::Name("a")).await;
     let mut cfg = config(http_listener("web"), vec![pool("web", &[b.addr])]);
-    cfg.listeners[0].accept_proxy_protocol = trusting("127.0.0.1");
-    let proxy = Proxy::start(cfg).await;
-    let reply = raw(
-        proxy.addr,
-        b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    cfg.listeners[0].accept_proxy_protocol = trusting(trusted);
+    (b, Proxy::start(cfg).await)
+}
+
+/// What `request` (PROXY header first) gets from an HTTP listener trusting `trusted`.
+async fn raw_from(trusted: &str, request: &[u8]) -> (TestBackend, String) {
+    let (b, proxy) = http_accepting_proxy_headers_from(trusted).await;
+    let reply = raw(proxy.addr, request).await;
+    (b, reply)
+}
+
+#[tokio::test]
+async fn http_x_forwarded_for_is_the_address_a_trusted_proxy_header_carried() {
+    let (b, reply) = raw_from("127.0.0.1", b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert_eq!(b.last_headers()["x-forwarded-for"], "203.0.113.7");
 }
 
 #[tokio::test]
 async fn proxy_header_from_an_untrusted_source_closes_the_connection() {
-    let b = backend(Behaviour::Name("a")).await;
-    let mut cfg = config(http_listener("web"), vec![pool("web", &[b.addr])]);
-    cfg.listeners[0].accept_proxy_protocol = trusting("10.0.0.0/8");
-    let proxy = Proxy::start(cfg).await;
-    let reply = raw(
-        proxy.addr,
+    let (b, reply) = raw_from(
+        "10.0.0.0/8",
         b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     .await;
@@ -226,10 +229,7 @@ async fn proxy_header_from_an_untrusted_source_closes_the_connection() {
 
 #[tokio::test]
 async fn malformed_or_missing_proxy_header_closes_the_connection() {
-    let b = backend(Behaviour::Name("a")).await;
-    let mut cfg = config(http_listener("web"), vec![pool("web", &[b.addr])]);
-    cfg.listeners[0].accept_proxy_protocol = trusting("127.0.0.1/32");
-    let proxy = Proxy::start(cfg).await;
+    let (b, proxy) = http_accepting_proxy_headers_from("127.0.0.1/32").await;
     for request in [
         &b"PROXY TCP4 203.0.113.7 nonsense 4000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80 and a very long tail that never ends ......................................................................",

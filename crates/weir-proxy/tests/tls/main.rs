@@ -20,6 +20,21 @@ use weir_proxy::tls::ListenerTls;
 use certs::{Ca, Dir, Leaf};
 use support::*;
 
+/// A TLS handshake with `proxy` for `name`, trusting `ca`, offering no ALPN.
+async fn handshake_as(
+    proxy: &Proxy,
+    ca: &Ca,
+    name: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    connect(proxy.addr, client_config(ca, &[]), name).await
+}
+
+/// The client refuses what `proxy` presents for `name` (`why` says what it got).
+async fn assert_refused(proxy: &Proxy, ca: &Ca, name: &str, why: &str) {
+    let err = handshake_as(proxy, ca, name).await;
+    assert!(err.is_err(), "{why}");
+}
+
 /// A proxy with an HTTP listener terminating TLS with `leaves` (files in `dir`), in
 /// front of a plain HTTP backend named `app`.
 async fn https_proxy(dir: &Dir, leaves: &[&Leaf]) -> Proxy {
@@ -61,11 +76,13 @@ async fn no_sni_or_an_unknown_name_gets_the_first_certificate() {
     assert_eq!(peer_cert(&s), a.der, "no SNI: the first certificate");
 
     // An unknown name gets the default too, which the client then refuses for c.test.
-    let err = connect(proxy.addr, client_config(&ca, &[]), "c.test").await;
-    assert!(
-        err.is_err(),
-        "c.test gets a.test's certificate, which the client refuses"
-    );
+    assert_refused(
+        &proxy,
+        &ca,
+        "c.test",
+        "c.test gets a.test's certificate, which the client refuses",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -73,16 +90,18 @@ async fn wildcard_certificate_serves_one_level_of_subdomains() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (a, wild) = (ca.leaf(&["a.test"]), ca.leaf(&["*.wild.test"]));
     let proxy = https_proxy(&dir, &[&a, &wild]).await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "x.wild.test")
+    let s = handshake_as(&proxy, &ca, "x.wild.test")
         .await
         .expect("wildcard handshake");
     assert_eq!(peer_cert(&s), wild.der);
     // Two levels below the wildcard: not covered, so the default (a.test) is served.
-    let err = connect(proxy.addr, client_config(&ca, &[]), "y.x.wild.test").await;
-    assert!(
-        err.is_err(),
-        "a.test's certificate does not cover y.x.wild.test"
-    );
+    assert_refused(
+        &proxy,
+        &ca,
+        "y.x.wild.test",
+        "a.test's certificate does not cover y.x.wild.test",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -193,7 +212,7 @@ async fn replaced_certificate_serves_new_connections_while_established_ones_keep
 
     let replaced = ListenerTls::load(&tls_config(&dir, &[&new]), Protocol::Http).expect("load");
     proxy.handle.set_tls(Some(replaced));
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
+    let s = handshake_as(&proxy, &ca, "a.test")
         .await
         .expect("handshake");
     assert_eq!(

@@ -6,63 +6,67 @@ use weir_config::Protocol;
 use crate::certs::{Ca, Dir};
 use crate::support::*;
 
+/// A proxy whose TLS listener serves `a.test` (a leaf of `ca`) in front of `pool`.
+async fn front(ca: &Ca, dir: &Dir, pool: weir_config::PoolConfig) -> Proxy {
+    let front = ca.leaf(&["a.test"]);
+    Proxy::start(listener(Protocol::Http, tls_config(dir, &[&front])), pool).await
+}
+
+/// A TLS connection to `proxy` for `a.test`, trusting `ca` and offering `alpn`.
+async fn client(
+    proxy: &Proxy,
+    ca: &Ca,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    connect(proxy.addr, client_config(ca, alpn), "a.test")
+        .await
+        .expect("handshake")
+}
+
+/// A GET through a TLS front to a TLS backend (`backend.test`, a leaf of `ca`) that weir
+/// verifies against `trusted` for `server_name`.
+async fn via_upstream_tls(ca: &Ca, dir: &Dir, trusted: &Ca, server_name: &str) -> (u16, String) {
+    let back = ca.leaf(&["backend.test"]);
+    let be = backend("secure", Some(&back)).await;
+    let tls = upstream_tls(dir, trusted, server_name);
+    let proxy = front(ca, dir, pool(be, Some(tls))).await;
+    get_h1(client(&proxy, ca, &[]).await).await
+}
+
 #[tokio::test]
 async fn upstream_tls_verified_with_the_pool_ca_reaches_the_backend() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let (front, back) = (ca.leaf(&["a.test"]), ca.leaf(&["backend.test"]));
-    let be = backend("secure", Some(&back)).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be, Some(upstream_tls(&dir, &ca, "backend.test"))),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
-    assert_eq!(get_h1(s).await, (200, "secure proto=https".to_owned()));
+    assert_eq!(
+        via_upstream_tls(&ca, &dir, &ca, "backend.test").await,
+        (200, "secure proto=https".to_owned())
+    );
 }
 
 #[tokio::test]
 async fn upstream_tls_with_a_name_the_backend_certificate_lacks_is_502() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let (front, back) = (ca.leaf(&["a.test"]), ca.leaf(&["backend.test"]));
-    let be = backend("secure", Some(&back)).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be, Some(upstream_tls(&dir, &ca, "other.test"))),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
-    assert_eq!(get_h1(s).await.0, 502);
+    assert_eq!(via_upstream_tls(&ca, &dir, &ca, "other.test").await.0, 502);
 
     // An untrusted CA fails the same way.
     let stranger = Ca::new();
-    let be2 = backend("secure", Some(&back)).await;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be2, Some(upstream_tls(&dir, &stranger, "backend.test"))),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
-    assert_eq!(get_h1(s).await.0, 502);
+    assert_eq!(
+        via_upstream_tls(&ca, &dir, &stranger, "backend.test")
+            .await
+            .0,
+        502
+    );
 }
 
 #[tokio::test]
 async fn h2_upstream_over_tls_negotiates_h2_and_shares_one_connection() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let (front, back) = (ca.leaf(&["a.test"]), ca.leaf(&["backend.test"]));
+    let back = ca.leaf(&["backend.test"]);
     let (be, accepted) = h2_backend("grpc", Some(&back)).await;
     let mut pool = pool(be, Some(upstream_tls(&dir, &ca, "backend.test")));
     pool.upstream_protocol = weir_config::UpstreamProtocol::H2;
-    let proxy = Proxy::start(listener(Protocol::Http, tls_config(&dir, &[&front])), pool).await;
+    let proxy = front(&ca, &dir, pool).await;
     for _ in 0..3 {
-        let s = connect(proxy.addr, client_config(&ca, &[b"http/1.1"]), "a.test")
-            .await
-            .expect("handshake");
+        let s = client(&proxy, &ca, &[b"http/1.1"]).await;
         assert_eq!(
             get_h1(s).await,
             (200, "grpc version=HTTP/2.0 authority=a.test".to_owned())
@@ -78,14 +82,11 @@ async fn h2_upstream_over_tls_negotiates_h2_and_shares_one_connection() {
 #[tokio::test]
 async fn h2_upstream_over_plain_tcp_uses_prior_knowledge() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let front = ca.leaf(&["a.test"]);
     let (be, _) = h2_backend("h2c", None).await;
     let mut pool = pool(be, None);
     pool.upstream_protocol = weir_config::UpstreamProtocol::H2;
-    let proxy = Proxy::start(listener(Protocol::Http, tls_config(&dir, &[&front])), pool).await;
-    let s = connect(proxy.addr, client_config(&ca, &[b"h2"]), "a.test")
-        .await
-        .expect("handshake");
+    let proxy = front(&ca, &dir, pool).await;
+    let s = client(&proxy, &ca, &[b"h2"]).await;
     assert_eq!(
         get_h2(s).await,
         (200, "h2c version=HTTP/2.0 authority=a.test".to_owned())
@@ -95,20 +96,13 @@ async fn h2_upstream_over_plain_tcp_uses_prior_knowledge() {
 #[tokio::test]
 async fn upstream_verify_false_accepts_an_untrusted_backend_certificate() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let front = ca.leaf(&["a.test"]);
     let stranger = Ca::new().leaf(&["whatever.test"]);
     let be = backend("lax", Some(&stranger)).await;
     let mut tls = upstream_tls(&dir, &ca, "backend.test");
     tls.verify = false;
     tls.ca = None;
-    let proxy = Proxy::start(
-        listener(Protocol::Http, tls_config(&dir, &[&front])),
-        pool(be, Some(tls)),
-    )
-    .await;
-    let s = connect(proxy.addr, client_config(&ca, &[]), "a.test")
-        .await
-        .expect("handshake");
+    let proxy = front(&ca, &dir, pool(be, Some(tls))).await;
+    let s = client(&proxy, &ca, &[]).await;
     assert_eq!(get_h1(s).await, (200, "lax proto=https".to_owned()));
 }
 

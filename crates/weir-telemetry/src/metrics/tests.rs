@@ -45,6 +45,13 @@ pub(super) fn with_both(w: World, b2: &BackendMetrics) -> World {
     }
 }
 
+/// [`world`] with a second backend `B2` in pool `api`, known to the route.
+pub(super) fn world_of_two(m: &Metrics) -> (World, BackendMetrics) {
+    let w = world(m);
+    let b2 = BackendMetrics::new(m, "api", B2);
+    (with_both(w, &b2), b2)
+}
+
 #[test]
 fn every_design_metric_is_exposed_with_exactly_its_labels() {
     let m = Metrics::new().expect("metrics");
@@ -78,11 +85,8 @@ fn every_design_metric_is_exposed_with_exactly_its_labels() {
         .count();
     assert_eq!(buckets, LATENCY_BUCKETS.len() + 1, "buckets plus +Inf");
     let version = [("version", env!("CARGO_PKG_VERSION"))];
-    assert_eq!(exp.value("weir_build_info", &version), Some(1.0));
-    assert_eq!(
-        exp.value("weir_config_info", &[("hash", "abc123")]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_build_info", &version, 1.0);
+    exp.assert_value("weir_config_info", &[("hash", "abc123")], 1.0);
     if cfg!(target_os = "linux") {
         assert!(exp.types.contains_key("process_resident_memory_bytes"));
     }
@@ -92,9 +96,7 @@ fn every_design_metric_is_exposed_with_exactly_its_labels() {
 #[test]
 fn counters_and_histograms_equal_what_was_recorded() {
     let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    let b2 = BackendMetrics::new(&m, "api", B2);
-    let w = with_both(w, &b2);
+    let (w, b2) = world_of_two(&m);
     for _ in 0..3 {
         w.route.count(&w.backend, 200);
         w.route.observe_request(Duration::from_micros(80));
@@ -134,58 +136,25 @@ fn counters_and_histograms_equal_what_was_recorded() {
     assert_eq!(req(NO_BACKEND, "503"), Some(1.0));
     assert_eq!(req(B1, "503"), None, "codes never seen have no series");
     let route = [("listener", "web"), ("pool", "api")];
-    assert_eq!(
-        exp.value("weir_http_request_duration_seconds_count", &route),
-        Some(4.0)
-    );
+    exp.assert_value("weir_http_request_duration_seconds_count", &route, 4.0);
     let fast = [("listener", "web"), ("pool", "api"), ("le", "0.0001")];
-    assert_eq!(
-        exp.value("weir_http_request_duration_seconds_bucket", &fast),
-        Some(3.0)
-    );
+    exp.assert_value("weir_http_request_duration_seconds_bucket", &fast, 3.0);
     let be = [("pool", "api"), ("backend", B1)];
-    assert_eq!(
-        exp.value("weir_backend_response_duration_seconds_count", &be),
-        Some(1.0)
-    );
+    exp.assert_value("weir_backend_response_duration_seconds_count", &be, 1.0);
     let with = |k: &'static str, v: &'static str| [("pool", "api"), ("backend", B1), (k, v)];
-    assert_eq!(
-        exp.value("weir_health_checks_total", &with("result", "success")),
-        Some(1.0)
-    );
-    assert_eq!(
-        exp.value("weir_health_checks_total", &with("result", "failure")),
-        Some(2.0)
-    );
-    assert_eq!(
-        exp.value("weir_upstream_errors_total", &with("kind", "connect")),
-        Some(1.0)
-    );
-    assert_eq!(
-        exp.value("weir_upstream_errors_total", &with("kind", "timeout")),
-        Some(0.0)
-    );
-    assert_eq!(
-        exp.value("weir_upstream_errors_total", &with("kind", "reset")),
-        Some(1.0)
-    );
-    assert_eq!(exp.value("weir_backend_in_flight", &be), Some(1.0));
-    assert_eq!(
-        exp.value("weir_retries_total", &[("pool", "api")]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_health_checks_total", &with("result", "success"), 1.0);
+    exp.assert_value("weir_health_checks_total", &with("result", "failure"), 2.0);
+    exp.assert_value("weir_upstream_errors_total", &with("kind", "connect"), 1.0);
+    exp.assert_value("weir_upstream_errors_total", &with("kind", "timeout"), 0.0);
+    exp.assert_value("weir_upstream_errors_total", &with("kind", "reset"), 1.0);
+    exp.assert_value("weir_backend_in_flight", &be, 1.0);
+    exp.assert_value("weir_retries_total", &[("pool", "api")], 1.0);
     let web = [("listener", "web")];
-    assert_eq!(
-        exp.value("weir_listener_connections_total", &web),
-        Some(2.0)
-    );
-    assert_eq!(
-        exp.value("weir_listener_connections_active", &web),
-        Some(1.0)
-    );
+    exp.assert_value("weir_listener_connections_total", &web, 2.0);
+    exp.assert_value("weir_listener_connections_active", &web, 1.0);
     let dir = |d: &'static str| [("listener", "web"), ("direction", d)];
-    assert_eq!(exp.value("weir_tcp_bytes_total", &dir("rx")), Some(100.0));
-    assert_eq!(exp.value("weir_tcp_bytes_total", &dir("tx")), Some(7.0));
+    exp.assert_value("weir_tcp_bytes_total", &dir("rx"), 100.0);
+    exp.assert_value("weir_tcp_bytes_total", &dir("tx"), 7.0);
 }
 
 #[test]
@@ -204,12 +173,6 @@ fn concurrent_first_requests_on_a_new_route_are_all_counted() {
     });
     let exp = scrape(&m);
     let req = |code| [("pool", "api"), ("backend", B1), ("code", code)];
-    assert_eq!(
-        exp.value("weir_http_requests_total", &req("200")),
-        Some(2000.0)
-    );
-    assert_eq!(
-        exp.value("weir_http_requests_total", &req("599")),
-        Some(2000.0)
-    );
+    exp.assert_value("weir_http_requests_total", &req("200"), 2000.0);
+    exp.assert_value("weir_http_requests_total", &req("599"), 2000.0);
 }

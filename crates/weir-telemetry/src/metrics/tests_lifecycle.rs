@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use weir_e2e::Scrape as Exposition;
 
-use super::tests::{scrape, with_both, world, World, B1, B2};
+use super::tests::{scrape, world, world_of_two, World, B1, B2};
 use super::*;
 
 #[test]
@@ -22,16 +22,10 @@ fn set_up_counts_transitions_only_on_change() {
     assert!(w.backend.set_up(false));
     let exp = scrape(&m);
     let to = |state| [("pool", "api"), ("backend", B1), ("to", state)];
-    assert_eq!(
-        exp.value("weir_backend_transitions_total", &to("down")),
-        Some(2.0)
-    );
-    assert_eq!(
-        exp.value("weir_backend_transitions_total", &to("up")),
-        Some(1.0)
-    );
+    exp.assert_value("weir_backend_transitions_total", &to("down"), 2.0);
+    exp.assert_value("weir_backend_transitions_total", &to("up"), 1.0);
     let be = [("pool", "api"), ("backend", B1)];
-    assert_eq!(exp.value("weir_backend_up", &be), Some(0.0));
+    exp.assert_value("weir_backend_up", &be, 0.0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -75,9 +69,7 @@ fn pool_backends_up_counts_the_pools_up_backends_at_scrape() {
 #[test]
 fn dropping_a_backend_removes_every_series_of_it_and_only_those() {
     let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    let b2 = BackendMetrics::new(&m, "api", B2);
-    let w = with_both(w, &b2);
+    let (w, b2) = world_of_two(&m);
     w.route.count(&w.backend, 200);
     w.route.count(&b2, 200);
     w.route.count(&b2, 418);
@@ -93,11 +85,8 @@ fn dropping_a_backend_removes_every_series_of_it_and_only_those() {
     let exp = scrape(&m);
     assert!(!still(&exp), "no series names the removed backend");
     let b1 = [("pool", "api"), ("backend", B1)];
-    assert_eq!(exp.value("weir_backend_up", &b1), Some(1.0));
-    assert_eq!(
-        exp.value("weir_http_requests_total", &[("backend", B1)]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_backend_up", &b1, 1.0);
+    exp.assert_value("weir_http_requests_total", &[("backend", B1)], 1.0);
     drop(w);
 }
 
@@ -135,7 +124,7 @@ fn dropping_a_route_listener_or_pool_removes_their_series() {
     ] {
         assert_eq!(exp.find(family, &[]).count(), 0, "{family}");
     }
-    assert_eq!(exp.value("weir_backend_up", &[("backend", B1)]), Some(1.0));
+    exp.assert_value("weir_backend_up", &[("backend", B1)], 1.0);
     drop(backend);
 }
 
@@ -150,10 +139,7 @@ fn a_route_removed_and_added_again_counts_from_zero_through_the_same_backend() {
     route.count(&w.backend, 200);
     route.count(&w.backend, 200);
     let exp = scrape(&m);
-    assert_eq!(
-        exp.value("weir_http_requests_total", &[("backend", B1)]),
-        Some(2.0)
-    );
+    exp.assert_value("weir_http_requests_total", &[("backend", B1)], 2.0);
 }
 
 #[test]
@@ -167,16 +153,10 @@ fn handles_for_the_same_labels_share_state_across_a_reload() {
     new.route.count(&new.backend, 200);
     drop(old);
     let exp = scrape(&m);
-    assert_eq!(
-        exp.value("weir_http_requests_total", &[("backend", B1)]),
-        Some(2.0)
-    );
+    exp.assert_value("weir_http_requests_total", &[("backend", B1)], 2.0);
     let be = [("pool", "api"), ("backend", B1)];
-    assert_eq!(exp.value("weir_backend_up", &be), Some(0.0));
-    assert_eq!(
-        exp.value("weir_backend_transitions_total", &[("to", "down")]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_backend_up", &be, 0.0);
+    exp.assert_value("weir_backend_transitions_total", &[("to", "down")], 1.0);
     drop(new);
 }
 
@@ -185,40 +165,19 @@ fn reload_outcomes_are_counted_and_config_info_names_only_the_current_hash() {
     let m = Metrics::new().expect("metrics");
     let config = m.config();
     let exp = scrape(&m);
-    assert_eq!(
-        exp.value("weir_config_reloads_total", &[("result", "failure")]),
-        Some(0.0)
-    );
+    exp.assert_value("weir_config_reloads_total", &[("result", "failure")], 0.0);
     config.loaded("aaaa");
     config.reload_failed();
     let exp = scrape(&m);
-    assert_eq!(
-        exp.value("weir_config_reloads_total", &[("result", "failure")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        exp.value("weir_config_last_reload_successful", &[]),
-        Some(0.0)
-    );
-    assert_eq!(
-        exp.value("weir_config_info", &[("hash", "aaaa")]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_config_reloads_total", &[("result", "failure")], 1.0);
+    exp.assert_value("weir_config_last_reload_successful", &[], 0.0);
+    exp.assert_value("weir_config_info", &[("hash", "aaaa")], 1.0);
     config.reload_succeeded("bbbb");
     let exp = scrape(&m);
-    assert_eq!(
-        exp.value("weir_config_reloads_total", &[("result", "success")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        exp.value("weir_config_last_reload_successful", &[]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_config_reloads_total", &[("result", "success")], 1.0);
+    exp.assert_value("weir_config_last_reload_successful", &[], 1.0);
     assert_eq!(exp.find("weir_config_info", &[]).count(), 1);
-    assert_eq!(
-        exp.value("weir_config_info", &[("hash", "bbbb")]),
-        Some(1.0)
-    );
+    exp.assert_value("weir_config_info", &[("hash", "bbbb")], 1.0);
     let ts = exp
         .value("weir_config_last_reload_success_timestamp_seconds", &[])
         .expect("timestamp");
@@ -235,9 +194,7 @@ fn config_hash_is_fnv1a_64_in_hex() {
 #[test]
 fn a_backend_added_in_place_of_a_removed_one_is_counted_by_the_next_route() {
     let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    let b2 = BackendMetrics::new(&m, "api", B2);
-    let w = with_both(w, &b2);
+    let (w, b2) = world_of_two(&m);
     w.route.count(&b2, 200);
     // A reload removes B2 and adds B3: B3 reuses B2's slot once B2 is gone.
     drop(w.route);

@@ -101,21 +101,25 @@ mod tests {
         key(name, Protocol::Http, listen)
     }
 
+    /// `diff(running, wanted)` takes `steps` and drains no running listener.
+    #[track_caller]
+    fn assert_keeps_all(running: &[Key<'_>], wanted: &[Key<'_>], steps: Vec<Step>) {
+        let d = diff(running, wanted);
+        assert_eq!(d.steps, steps);
+        assert!(d.drain.is_empty());
+    }
+
     #[test]
     fn the_same_listeners_are_all_kept() {
         let running = [http("web", "127.0.0.1:80"), http("api", "127.0.0.1:81")];
-        let d = diff(&running, &running);
-        assert_eq!(d.steps, vec![Step::Keep(0), Step::Keep(1)]);
-        assert!(d.drain.is_empty());
+        assert_keeps_all(&running, &running, vec![Step::Keep(0), Step::Keep(1)]);
     }
 
     #[test]
     fn reordered_listeners_keep_their_own_sockets() {
         let running = [http("web", "127.0.0.1:80"), http("api", "127.0.0.1:81")];
         let wanted = [http("api", "127.0.0.1:81"), http("web", "127.0.0.1:80")];
-        let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Keep(1), Step::Keep(0)]);
-        assert!(d.drain.is_empty());
+        assert_keeps_all(&running, &wanted, vec![Step::Keep(1), Step::Keep(0)]);
     }
 
     #[test]
@@ -149,9 +153,7 @@ mod tests {
             key("c", Protocol::Tcp, "127.0.0.1:0"),
             http("d", "127.0.0.1:0"),
         ];
-        let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Rename(1), Step::Rename(0)]);
-        assert!(d.drain.is_empty());
+        assert_keeps_all(&running, &wanted, vec![Step::Rename(1), Step::Rename(0)]);
     }
 
     #[test]
@@ -160,9 +162,7 @@ mod tests {
         // comes first in the file but `a` is kept exactly, so `b2` is `b` renamed.
         let running = [http("a", "127.0.0.1:0"), http("b", "127.0.0.1:0")];
         let wanted = [http("b2", "127.0.0.1:0"), http("a", "127.0.0.1:0")];
-        let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Rename(1), Step::Keep(0)]);
-        assert!(d.drain.is_empty());
+        assert_keeps_all(&running, &wanted, vec![Step::Rename(1), Step::Keep(0)]);
     }
 
     #[test]
@@ -173,18 +173,18 @@ mod tests {
             http("y", "127.0.0.1:0"),
             http("a", "127.0.0.1:0"),
         ];
-        let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Bind, Step::Bind, Step::Keep(0)]);
-        assert!(d.drain.is_empty());
+        assert_keeps_all(
+            &running,
+            &wanted,
+            vec![Step::Bind, Step::Bind, Step::Keep(0)],
+        );
     }
 
     #[test]
     fn swapped_names_rename_both_on_their_addresses() {
         let running = [http("a", "127.0.0.1:80"), http("b", "127.0.0.1:81")];
         let wanted = [http("b", "127.0.0.1:80"), http("a", "127.0.0.1:81")];
-        let d = diff(&running, &wanted);
-        assert_eq!(d.steps, vec![Step::Rename(0), Step::Rename(1)]);
-        assert!(d.drain.is_empty());
+        assert_keeps_all(&running, &wanted, vec![Step::Rename(0), Step::Rename(1)]);
     }
 
     #[test]

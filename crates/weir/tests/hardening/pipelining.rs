@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{spawn_backend, Weir};
+use weir_e2e::Weir;
 
 use crate::WEIR;
 
@@ -42,8 +41,7 @@ fn take_response(buf: &mut Vec<u8>) -> Option<(u16, usize)> {
 
 #[tokio::test]
 async fn a_thousand_pipelined_requests_are_answered_in_order_and_forwarded_once() {
-    let (a, backend) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (weir, backend) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
 
     let requests: Vec<u8> = (0..REQUESTS)

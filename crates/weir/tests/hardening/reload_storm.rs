@@ -8,7 +8,7 @@
 //! configs that differ in pool membership and strategy.
 
 use weir_e2e::config::{backends, health_check, one_pool};
-use weir_e2e::{eventually, spawn_backend, Load, Weir};
+use weir_e2e::{eventually, spawn_backends, Load, Weir};
 
 use crate::WEIR;
 
@@ -30,9 +30,7 @@ async fn sighups_alternating_valid_and_invalid_files_under_load_lose_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_SIGHUPS);
-    let (a, _ha) = spawn_backend("a").await;
-    let (b, _hb) = spawn_backend("b").await;
-    let (c, _hc) = spawn_backend("c").await;
+    let ([a, b, c], [_ha, _hb, _hc]) = spawn_backends(["a", "b", "c"]).await;
     let check = health_check(100, 500, 2, 2);
     let valid = [
         one_pool("round_robin", &backends(&[a, b]), &check),

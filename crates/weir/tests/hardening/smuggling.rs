@@ -19,8 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_e2e::client;
-use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{spawn_backend, until, Weir};
+use weir_e2e::{until, Weir};
 
 use crate::WEIR;
 
@@ -194,8 +193,7 @@ async fn answers(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<u16>, String> {
 
 #[tokio::test]
 async fn ambiguous_framings_are_refused_and_nothing_of_them_is_forwarded() {
-    let (a, backend) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (weir, backend) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
 
     let mut wrong = Vec::new();
@@ -233,8 +231,7 @@ async fn ambiguous_framings_are_refused_and_nothing_of_them_is_forwarded() {
 /// blamed for the client's body (no upstream error, no ejection).
 #[tokio::test]
 async fn a_chunked_body_breaking_mid_stream_smuggles_nothing_and_blames_no_backend() {
-    let (a, backend) = spawn_backend("a").await;
-    let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&[a]), "")).await;
+    let (weir, backend) = Weir::one_backend(WEIR, "a").await;
     let addr = weir.listener_addr("web");
 
     let bad = b"POST /late HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
