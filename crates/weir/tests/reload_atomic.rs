@@ -103,7 +103,13 @@ async fn assert_old_config_serves(
             );
         }
     }
-    let status = weir.status().await;
+    // A backend's in-flight count drops just after its response reached the client, so
+    // `/status` may still count the last request: wait for the pools to read as before.
+    let status = eventually("/status pools as before the rejected reload", || async {
+        let status = weir.status().await;
+        (status["pools"] == before["pools"]).then_some(status)
+    })
+    .await;
     for field in [
         "generation",
         "config_hash",
