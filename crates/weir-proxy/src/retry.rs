@@ -1,10 +1,148 @@
-//! Whether a failed attempt gets another one: the pool's next backend and its retry
-//! budget. HTTP and TCP both ask here, so retries and budget exhaustion each happen in
-//! one place (where their metrics belong).
+//! The attempts of one request or connection: which backend each goes to, what a
+//! failure reports (passive checks, metrics), and whether another attempt follows (the
+//! pool's next backend, its `retries`, its retry budget). HTTP (`http::forward`) and TCP
+//! (`tcp::serve`) both drive an [`Attempts`], so picking, excluding tried backends,
+//! spending the budget and counting retries each happen in one place, and the decision
+//! is a typed [`Decision`] (Pingora's `RetryType` plays this part).
 
 use std::sync::Arc;
 
-use weir_balance::{Backend, Pool, PoolSettings, MAX_ATTEMPTS};
+use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
+use weir_telemetry::UpstreamErrorKind;
+
+use crate::outlier;
+
+/// What follows a failed attempt.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Decision<'p> {
+    /// Another attempt, to this backend (the same one when only a new connection to it
+    /// is left, see [`Attempts::failed`]).
+    Retry(&'p Arc<Backend>),
+    /// No further attempt, and why.
+    Stop(Stop),
+}
+
+/// What a failed attempt was, as [`Attempts::failed`] weighs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    /// The failure is one the pool's `retry_on` lists, and the request can be replayed.
+    pub(crate) retryable: bool,
+    /// Whether a retry of it draws on the budget.
+    pub(crate) cost: Cost,
+    /// `Some`: the backend is to blame; counted in `weir_upstream_errors_total` under this
+    /// kind. `None`: the client's side failed, or weir gave up (not the backend's fault).
+    pub(crate) counted: Option<UpstreamErrorKind>,
+    /// Reported to passive checks (a counted failure the client may have caused, such as
+    /// a response timeout while it still uploads, is not).
+    pub(crate) passive: bool,
+    /// The attempt failed on a reused connection with a reset, the backend closing a
+    /// kept-alive connection as weir reused it: with no other backend left, a new
+    /// connection to the same one is the retry (counted, and paid from the budget).
+    pub(crate) reset_on_reused: bool,
+}
+
+/// The attempts of one request or connection to one pool.
+#[derive(Debug)]
+pub(crate) struct Attempts<'p> {
+    pool: &'p Pool,
+    tried: [&'p Arc<Backend>; MAX_ATTEMPTS],
+    made: usize,
+    max: usize,
+    backend: &'p Arc<Backend>,
+}
+
+impl<'p> Attempts<'p> {
+    /// The attempts of a new request or connection, the first to `first`; counts it
+    /// towards the pool's retry budget.
+    pub(crate) fn new(pool: &'p Pool, first: &'p Arc<Backend>) -> Self {
+        record_request(pool);
+        Attempts {
+            pool,
+            tried: [first; MAX_ATTEMPTS],
+            made: 0,
+            max: max_attempts(pool.settings()),
+            backend: first,
+        }
+    }
+
+    /// Starts the next attempt: the backend it goes to, and its in-flight count (held
+    /// for as long as the attempt, or the response it gave, lasts). A retry is counted
+    /// in `weir_retries_total`.
+    pub(crate) fn start(&mut self) -> (&'p Arc<Backend>, InFlight) {
+        if let Some(slot) = self.tried.get_mut(self.made) {
+            *slot = self.backend;
+        }
+        if self.made > 0 {
+            if let Some(m) = self.pool.metrics() {
+                m.retry();
+            }
+        }
+        self.made += 1;
+        (self.backend, self.backend.start_request())
+    }
+
+    /// Attempts made so far.
+    pub(crate) fn made(&self) -> usize {
+        self.made
+    }
+
+    /// The current attempt succeeded: passive checks hear of it.
+    pub(crate) fn succeeded(&self) {
+        outlier::success(self.pool, self.backend);
+    }
+
+    /// The current attempt's answer has a status `retry_on` lists: the backend to try
+    /// next, if attempts and the budget allow one and another backend is up.
+    pub(crate) fn retry_status(&mut self, replayable: bool) -> Option<&'p Arc<Backend>> {
+        if !replayable || self.made >= self.max {
+            return None;
+        }
+        let next = next(self.pool, self.tried(), Cost::Budgeted).ok()?;
+        self.backend = next;
+        Some(next)
+    }
+
+    /// The current attempt failed with `error`, described by `failure`: reports it
+    /// (metrics, passive checks) and decides what follows.
+    pub(crate) fn failed(
+        &mut self,
+        failure: Failure,
+        error: &dyn std::fmt::Display,
+    ) -> Decision<'p> {
+        let backend = self.backend;
+        if let Some(kind) = failure.counted {
+            if let Some(m) = backend.metrics() {
+                m.upstream_error(kind);
+            }
+            if failure.passive {
+                outlier::failure(self.pool, backend, error);
+            }
+        }
+        let next = if !failure.retryable {
+            Err(Stop::NotRetryable)
+        } else if self.made >= self.max {
+            Err(Stop::Attempts)
+        } else {
+            match next(self.pool, self.tried(), failure.cost) {
+                Err(Stop::NoBackend) if failure.reset_on_reused => {
+                    again(self.pool).map(|()| backend)
+                }
+                next => next,
+            }
+        };
+        match next {
+            Ok(b) => {
+                self.backend = b;
+                Decision::Retry(b)
+            }
+            Err(stop) => Decision::Stop(stop),
+        }
+    }
+
+    fn tried(&self) -> &[&'p Arc<Backend>] {
+        self.tried.get(..self.made).unwrap_or_default()
+    }
+}
 
 /// Why no further attempt is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +170,7 @@ impl Stop {
 }
 
 /// Attempts (first plus retries) one request or connection may make.
-pub(crate) fn max_attempts(settings: &PoolSettings) -> usize {
+fn max_attempts(settings: &PoolSettings) -> usize {
     usize::try_from(settings.retries)
         .unwrap_or(usize::MAX)
         .saturating_add(1)
@@ -41,7 +179,7 @@ pub(crate) fn max_attempts(settings: &PoolSettings) -> usize {
 
 /// Counts a new request or connection (not a retry) towards the pool's budget.
 #[inline]
-pub(crate) fn record_request(pool: &Pool) {
+fn record_request(pool: &Pool) {
     pool.shared().retry_budget().record_request();
 }
 
@@ -59,11 +197,7 @@ pub(crate) enum Cost {
 }
 
 /// The backend for the next attempt, untried and up, if the budget allows a retry.
-pub(crate) fn next<'p>(
-    pool: &'p Pool,
-    tried: &[&Arc<Backend>],
-    cost: Cost,
-) -> Result<&'p Arc<Backend>, Stop> {
+fn next<'p>(pool: &'p Pool, tried: &[&Arc<Backend>], cost: Cost) -> Result<&'p Arc<Backend>, Stop> {
     let Some(next) = pool.pick_excluding(tried) else {
         return Err(Stop::NoBackend);
     };
@@ -82,7 +216,7 @@ pub(crate) fn next<'p>(
 
 /// Whether the budget allows one more attempt on the backend just tried (a new
 /// connection after a reset on a reused one, when no other backend is left).
-pub(crate) fn again(pool: &Pool) -> Result<(), Stop> {
+fn again(pool: &Pool) -> Result<(), Stop> {
     if pool
         .shared()
         .retry_budget()

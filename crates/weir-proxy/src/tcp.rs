@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use weir_balance::{Backend, ListenerTable, MAX_ATTEMPTS};
+use weir_balance::{Backend, ListenerTable};
 use weir_upstream::{Alpn, ConnectError, Stream, Transport};
 
 use crate::io::ConnShared;
 use crate::listener::ConnScope;
 use crate::proxy_protocol::{self, Origin};
 use crate::relay::{self, Meter};
-use crate::{outlier, retry};
+use crate::retry::{Attempts, Cost, Decision, Failure};
 
 /// Relays one client connection until either side closes, it idles out, or is killed.
 ///
@@ -44,55 +44,33 @@ where
         return;
     };
     let settings = *pool.settings();
-    let max_attempts = retry::max_attempts(&settings);
-    retry::record_request(&pool);
-    let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
-    let mut attempts = 0;
-    let mut backend = first;
-    let (upstream, in_flight) = loop {
-        if let Some(slot) = tried.get_mut(attempts) {
-            *slot = backend;
-        }
-        if attempts > 0 {
-            if let Some(m) = pool.metrics() {
-                m.retry();
-            }
-        }
-        attempts += 1;
-        let in_flight = backend.start_request();
+    let mut attempts = Attempts::new(&pool, first);
+    let (backend, upstream, in_flight) = loop {
+        let (backend, in_flight) = attempts.start();
         let error = match open(backend, pool.transport(), &origin, settings.connect_timeout).await {
             Ok(stream) => {
-                outlier::success(&pool, backend);
-                break (stream, in_flight);
+                attempts.succeeded();
+                break (backend, stream, in_flight);
             }
             Err(error) => error,
         };
         drop(in_flight);
-        if let Some(m) = backend.metrics() {
-            // A connect timeout is a `connect` failure, as for HTTP.
-            m.upstream_error(weir_telemetry::UpstreamErrorKind::Connect);
-        }
-        outlier::failure(&pool, backend, &error);
-        let next = if !settings.retry_on.connect_failure {
-            Err(retry::Stop::NotRetryable)
-        } else if attempts >= max_attempts {
-            Err(retry::Stop::Attempts)
-        } else {
-            retry::next(
-                &pool,
-                tried.get(..attempts).unwrap_or_default(),
-                retry::Cost::Free,
-            )
+        // A connect timeout is a `connect` failure, as for HTTP; connects are retried free.
+        let failure = Failure {
+            retryable: settings.retry_on.connect_failure,
+            cost: Cost::Free,
+            counted: Some(weir_telemetry::UpstreamErrorKind::Connect),
+            passive: true,
+            reset_on_reused: false,
         };
-        match next {
-            Ok(b) => {
+        match attempts.failed(failure, &error) {
+            Decision::Retry(b) => {
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = "connect",
                     %error, next = b.address(), "TCP connect failed, retrying");
-                backend = b;
             }
-            Err(stop) => {
+            Decision::Stop(stop) => {
                 tracing::warn!(pool = pool.name(), backend = backend.address(), kind = "connect",
-                    %error, attempts, stop = stop.as_str(), "TCP connect failed, closing client");
+                    %error, attempts = attempts.made(), stop = stop.as_str(), "TCP connect failed, closing client");
                 return;
             }
         }

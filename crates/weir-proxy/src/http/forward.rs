@@ -22,13 +22,13 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::{Backend, InFlight, Pool, MAX_ATTEMPTS};
+use weir_balance::{Backend, InFlight, Pool};
 use weir_telemetry::UpstreamErrorKind;
 
 use super::body::ReqBody;
 use super::error::UpstreamError;
 use super::upstream::{checkout, connect};
-use crate::{outlier, retry};
+use crate::retry::{Attempts, Cost, Decision, Failure};
 
 /// A request ready to go upstream, rebuildable for retries when it is replayable.
 #[derive(Debug)]
@@ -149,26 +149,15 @@ pub(crate) async fn forward<A: Attempt>(
     retries: &mut u32,
 ) -> Result<(A::Response, InFlight), UpstreamError> {
     let settings = pool.settings();
-    let max_attempts = retry::max_attempts(settings);
-    retry::record_request(pool);
-    let mut tried: [&Arc<Backend>; MAX_ATTEMPTS] = [first; MAX_ATTEMPTS];
-    let mut attempts = 0;
-    let mut backend = first;
-    // The next attempt goes to the same backend on a new connection (see below).
+    let mut attempts = Attempts::new(pool, first);
+    // The next attempt goes to the same backend on a new connection (see `Failure`).
     let mut fresh = false;
     let mut reused = false;
     loop {
-        if let Some(slot) = tried.get_mut(attempts) {
-            *slot = backend;
-        }
-        if attempts > 0 {
+        let (backend, in_flight) = attempts.start();
+        if attempts.made() > 1 {
             *retries += 1;
-            if let Some(m) = pool.metrics() {
-                m.retry();
-            }
         }
-        attempts += 1;
-        let in_flight = backend.start_request();
         let sent_at = Instant::now();
         let result = out.attempt(backend, pool, fresh, &mut reused).await;
         fresh = false;
@@ -177,16 +166,10 @@ pub(crate) async fn forward<A: Attempt>(
                 if let Some(m) = backend.metrics() {
                     m.observe_response(sent_at.elapsed());
                 }
-                outlier::success(pool, backend);
+                attempts.succeeded();
                 let status = A::status(&response);
-                let retry_status =
-                    settings.retry_on.status(status) && out.replayable() && attempts < max_attempts;
-                if retry_status {
-                    if let Ok(next) = retry::next(
-                        pool,
-                        tried.get(..attempts).unwrap_or_default(),
-                        retry::Cost::Budgeted,
-                    ) {
+                if settings.retry_on.status(status) {
+                    if let Some(next) = attempts.retry_status(out.replayable()) {
                         tracing::debug!(
                             pool = pool.name(),
                             backend = backend.address(),
@@ -196,7 +179,6 @@ pub(crate) async fn forward<A: Attempt>(
                         );
                         // Dropping the response and its connection discards the body.
                         drop((response, in_flight));
-                        backend = next;
                         continue;
                     }
                 }
@@ -205,52 +187,33 @@ pub(crate) async fn forward<A: Attempt>(
             Err(err) => err,
         };
         drop(in_flight);
-        if err.counts_against_backend() {
-            if let Some(m) = backend.metrics() {
-                m.upstream_error(error_kind(&err));
-            }
-            // The response timer also runs while the client's body is still being
-            // written: a client that stalls its upload would otherwise make a healthy
-            // backend time out, and a few such clients could get it ejected.
-            let client_may_be_slow =
-                out.streaming() && matches!(err, UpstreamError::ResponseTimeout { .. });
-            if !client_may_be_slow {
-                outlier::failure(pool, backend, &err);
-            }
-        }
-        let next = if !err.is_retryable_on(out.replayable(), &settings.retry_on) {
-            Err(retry::Stop::NotRetryable)
-        } else if attempts >= max_attempts {
-            Err(retry::Stop::Attempts)
-        } else {
-            let cost = if err.kind() == "connect" {
-                retry::Cost::Free
+        let counted = err.counts_against_backend().then(|| error_kind(&err));
+        // The response timer also runs while the client's body is still being written:
+        // a client that stalls its upload would otherwise make a healthy backend time
+        // out, and a few such clients could get it ejected.
+        let client_may_be_slow =
+            out.streaming() && matches!(err, UpstreamError::ResponseTimeout { .. });
+        let failure = Failure {
+            retryable: err.is_retryable_on(out.replayable(), &settings.retry_on),
+            cost: if err.kind() == "connect" {
+                Cost::Free
             } else {
-                retry::Cost::Budgeted
-            };
-            match retry::next(pool, tried.get(..attempts).unwrap_or_default(), cost) {
-                // A reset on a kept-alive connection is most often the backend closing
-                // it as weir reused it: with no other backend left, a new connection to
-                // the same one is the retry (counted, and paid from the budget).
-                Err(retry::Stop::NoBackend)
-                    if reused && matches!(err, UpstreamError::Reset { .. }) =>
-                {
-                    retry::again(pool).map(|()| backend)
-                }
-                next => next,
-            }
+                Cost::Budgeted
+            },
+            counted,
+            passive: !client_may_be_slow,
+            reset_on_reused: reused && matches!(err, UpstreamError::Reset { .. }),
         };
-        match next {
-            Ok(b) => {
+        match attempts.failed(failure, &err) {
+            Decision::Retry(b) => {
                 fresh = Arc::ptr_eq(b, backend);
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
                     error = %err, next = b.address(), "upstream attempt failed, retrying");
-                backend = b;
             }
-            Err(stop) => {
+            Decision::Stop(stop) => {
                 // The caller logs the failure once, with the request id, at warn.
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
-                    error = %err, attempts, stop = stop.as_str(), "upstream request failed");
+                    error = %err, attempts = attempts.made(), stop = stop.as_str(), "upstream request failed");
                 return Err(err);
             }
         }
