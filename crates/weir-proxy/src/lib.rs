@@ -17,7 +17,7 @@
 //! relay/       bytes between client and backend: splice(2) on Linux, else copying
 //! proxy_protocol.rs  PROXY protocol v1/v2 headers, sent and accepted
 //! tls/         rustls termination: SNI, ALPN, handshake timeout
-//! retry.rs     the next attempt's backend and the pool's retry budget
+//! retry.rs     one request's attempts (HTTP and TCP): backends, retries, budget, decision
 //! outlier.rs   passive health checking: failures reported, ejections logged and timed
 //! sweep.rs     the idle sweeper: pooled backend connections closed after their timeout
 //! ```
