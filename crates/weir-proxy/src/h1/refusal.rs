@@ -8,7 +8,7 @@
 
 use weir_balance::Pool;
 
-use super::answer::{bad_body, body_then_reply, reply, Answer, RequestId};
+use super::answer::{bad_body, body_then_reply, reply_for, Answer, RequestId};
 use super::buf::Buf;
 use super::request::{Next, Scratch};
 use super::server::{ClientStream, Ctx};
@@ -55,18 +55,7 @@ impl Refusal<'_> {
         let version = sc.req.version;
         match self {
             Refusal::Close { status, reason } => {
-                reply(
-                    stream,
-                    ctx,
-                    sc,
-                    status,
-                    reason,
-                    id,
-                    version,
-                    true,
-                    Some(answer),
-                )
-                .await
+                reply_for(stream, ctx, sc, status, reason, id, version, true, answer).await
             }
             Refusal::Unread { status, reason } => {
                 body_then_reply(stream, ctx, sc, buf, status, reason, id, answer, keep).await
@@ -91,18 +80,7 @@ impl Refusal<'_> {
                 );
                 let msg = err.reason(pool.name());
                 let status = err.status().as_u16();
-                reply(
-                    stream,
-                    ctx,
-                    sc,
-                    status,
-                    &msg,
-                    id,
-                    version,
-                    close,
-                    Some(answer),
-                )
-                .await
+                reply_for(stream, ctx, sc, status, &msg, id, version, close, answer).await
             }
             Refusal::Gone => Next::Close,
         }
