@@ -79,7 +79,7 @@ async fn forward_h1(
     retries: &mut u32,
 ) -> Result<(Response<H1Body>, Arc<Backend>), UpstreamError> {
     let m = to_method(method);
-    let mut head = Box::<ResponseHead>::default();
+    let mut head = take_head();
     let mut ex: Exchange<'_, tokio::net::TcpStream> = Exchange {
         wire,
         body: None,
@@ -119,6 +119,7 @@ async fn forward_h1(
     let reusable = head.reusable();
     let framing = head.framing;
     buf.consume(head.len);
+    give_back_head(head);
     let mut response = Response::new(H1Body {
         stream: Some(stream),
         buf: Some(buf),
@@ -144,6 +145,43 @@ async fn forward_h1(
         body.release();
     }
     Ok((response, backend))
+}
+
+/// Response heads kept per worker thread, as many as read buffers
+/// ([`super::buf`]): one per stream waiting for its backend.
+const HEADS_KEPT: usize = 128;
+
+/// Field capacity beyond which a head is not kept.
+const HEAD_FIELDS_KEPT: usize = 64;
+
+thread_local! {
+    // Boxed: the exchange's future holds the head by pointer, not inline, so moving the
+    // future does not copy it.
+    #[allow(clippy::vec_box)]
+    static HEADS: std::cell::RefCell<Vec<Box<ResponseHead>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A response head from this worker's pool, its field vector keeping its capacity: a
+/// fresh one per request cost an allocation and two growths of that vector (about 700
+/// instructions, as much as the parse's own work on the fields). [`ResponseHead::parse`]
+/// sets every field, so what an earlier exchange left is never read.
+fn take_head() -> Box<ResponseHead> {
+    HEADS.with(|h| h.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Returns a head to the pool (a failed exchange just drops its own).
+fn give_back_head(head: Box<ResponseHead>) {
+    // A head with an unusual number of fields does not keep its large vector.
+    if head.headers.capacity() > HEAD_FIELDS_KEPT {
+        return;
+    }
+    HEADS.with(|h| {
+        let mut h = h.borrow_mut();
+        if h.len() < HEADS_KEPT {
+            h.push(head);
+        }
+    });
 }
 
 fn to_method(m: &http::Method) -> Method {
