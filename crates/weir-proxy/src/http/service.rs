@@ -204,9 +204,9 @@ async fn proxy<'t>(
     guard: RequestGuard,
     answer: &mut Answer<'t>,
 ) -> Response<ResBody> {
-    let version = req.version();
-    let h1 = version != Version::HTTP_2;
-    let route = match admit(ctx, &req).and_then(|()| route(listener, &req, answer)) {
+    let (mut parts, body) = req.into_parts();
+    let version = parts.version;
+    let route = match admit(ctx, &parts).and_then(|()| route(listener, &parts, answer)) {
         Ok(route) => route,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
@@ -215,11 +215,11 @@ async fn proxy<'t>(
         Ok(first) => first,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
-    let prepared = match prepare(ctx, listener, req, answer).await {
+    let prepared = match prepare(ctx, listener, &parts, body, answer).await {
         Ok(p) => p,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
-    match forward(ctx, pool, first, prepared, id, h1, answer).await {
+    match forward(ctx, pool, first, &mut parts, prepared, id, answer).await {
         Ok(forwarded) => respond(forwarded, pool, version, guard, answer),
         Err(r) => r.answer(ctx, listener, id, guard, answer),
     }
