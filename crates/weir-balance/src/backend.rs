@@ -12,11 +12,16 @@
 //! request, and a transition is counted exactly once even when writers race. That is
 //! also where the backend's metric handles ([`BackendMetrics`]) learn the new state, so
 //! `weir_backend_up`, transitions and downtime can never disagree with `/status`.
+//!
+//! An operator's runtime decisions ([`AdminMode`] and a weight override, from the admin
+//! API) live here too, so they survive reloads exactly as health does. Health and the
+//! admin mode are folded into one `routable` flag, written under the same mutex by both
+//! kinds of change, so a strategy's `pick` still reads a single atomic per candidate.
 
 mod passive;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +40,74 @@ pub enum Transition {
     Down,
 }
 
+/// What an operator asked of a backend through the runtime API (HAProxy's
+/// `set server state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminMode {
+    /// In rotation whenever it is up (the default).
+    #[default]
+    Ready,
+    /// No new requests or connections; in-flight ones finish; health checks go on.
+    Drain,
+    /// Out of rotation and not probed.
+    Maint,
+}
+
+// === impl AdminMode ===
+
+impl AdminMode {
+    /// The name used in the API body, `/status` and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminMode::Ready => "ready",
+            AdminMode::Drain => "drain",
+            AdminMode::Maint => "maint",
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            AdminMode::Ready => 0,
+            AdminMode::Drain => 1,
+            AdminMode::Maint => 2,
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => AdminMode::Drain,
+            2 => AdminMode::Maint,
+            _ => AdminMode::Ready,
+        }
+    }
+}
+
+impl std::fmt::Display for AdminMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one runtime change did: the values before and after (equal when unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminChange {
+    /// The mode before the change.
+    pub old_mode: AdminMode,
+    /// The mode after it.
+    pub new_mode: AdminMode,
+    /// The weight in force before the change.
+    pub old_weight: u32,
+    /// The weight in force after it.
+    pub new_weight: u32,
+}
+
+impl AdminChange {
+    /// Whether the weight in force changed (strategies then need a new table).
+    pub fn reweighted(&self) -> bool {
+        self.old_weight != self.new_weight
+    }
+}
+
 /// What `/status` shows about a backend's last transition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LastTransition {
@@ -49,9 +122,18 @@ pub struct Backend {
     pool: Arc<str>,
     address: Arc<str>,
     addr: SocketAddr,
+    /// The weight of the newest config that lists this backend.
     weight: AtomicU32,
+    /// A weight set through the runtime API; 0 for none. Cleared by a reload that
+    /// changes the configured weight (the file then says something new).
+    weight_override: AtomicU32,
     backup: AtomicBool,
     up: AtomicBool,
+    /// [`AdminMode`] as a byte; written only under `last`.
+    admin: AtomicU8,
+    /// `up && admin == Ready`: what strategies read. Written only under `last`, by
+    /// transitions and admin changes alike, so it never disagrees with either.
+    routable: AtomicBool,
     in_flight: AtomicU32,
     /// Consecutive successful probes while down (towards `rise`).
     successes: AtomicU32,
@@ -128,8 +210,11 @@ impl Backend {
             address: Arc::from(config.address.as_str()),
             addr: config.addr,
             weight: AtomicU32::new(config.weight.get()),
+            weight_override: AtomicU32::new(0),
             backup: AtomicBool::new(config.backup),
             up: AtomicBool::new(true),
+            admin: AtomicU8::new(AdminMode::Ready.to_u8()),
+            routable: AtomicBool::new(true),
             in_flight: AtomicU32::new(0),
             successes: AtomicU32::new(0),
             failures: AtomicU32::new(0),
@@ -170,9 +255,60 @@ impl Backend {
         self.addr
     }
 
-    /// The weight of the newest table that contains this backend.
+    /// The weight in force: the runtime override if one is set, else the weight of the
+    /// newest config that lists this backend. Strategies copy it when a table is built.
     pub fn weight(&self) -> u32 {
+        match self.weight_override.load(Ordering::Relaxed) {
+            0 => self.weight.load(Ordering::Relaxed),
+            w => w,
+        }
+    }
+
+    /// The weight the configuration gives this backend.
+    pub fn configured_weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
+    }
+
+    /// The weight set through the runtime API, if any.
+    pub fn weight_override(&self) -> Option<u32> {
+        match self.weight_override.load(Ordering::Relaxed) {
+            0 => None,
+            w => Some(w),
+        }
+    }
+
+    /// What the operator asked of this backend (ready unless changed at runtime).
+    pub fn admin_mode(&self) -> AdminMode {
+        AdminMode::from_u8(self.admin.load(Ordering::Relaxed))
+    }
+
+    /// Applies a runtime change: `mode` and/or a weight override (`1..=256`, checked by
+    /// the caller). Returns the values before and after.
+    ///
+    /// Leaving `maint` makes the backend fragile again, as a new one is: it was not
+    /// probed meanwhile, so its first failed probe takes it out at once. A weight change
+    /// only reaches the strategies with the next table built (the caller rebuilds).
+    pub fn set_admin(&self, mode: Option<AdminMode>, weight: Option<u32>) -> AdminChange {
+        let _serialised = self.lock_last();
+        let (old_mode, old_weight) = (self.admin_mode(), self.weight());
+        let new_mode = mode.unwrap_or(old_mode);
+        if let Some(w) = weight {
+            self.weight_override.store(w.max(1), Ordering::Relaxed);
+        }
+        if old_mode == AdminMode::Maint && new_mode != AdminMode::Maint {
+            self.fragile.store(true, Ordering::Relaxed);
+        }
+        self.admin.store(new_mode.to_u8(), Ordering::Relaxed);
+        self.routable.store(
+            self.is_up() && new_mode == AdminMode::Ready,
+            Ordering::Release,
+        );
+        AdminChange {
+            old_mode,
+            new_mode,
+            old_weight,
+            new_weight: self.weight(),
+        }
     }
 
     /// Whether the newest table lists this backend as a hot standby.
@@ -182,15 +318,32 @@ impl Backend {
 
     /// Records the settings of the newest table. Strategies keep their own copy of the
     /// weights, so a table built earlier keeps picking consistently.
-    pub fn update_settings(&self, config: &BackendConfig) {
-        self.weight.store(config.weight.get(), Ordering::Relaxed);
+    ///
+    /// A new configured weight clears a runtime weight override (the operator edited
+    /// the file since, and the file wins; HAProxy without a state file loses the
+    /// override on every reload). Returns the override so cleared, if any.
+    pub fn update_settings(&self, config: &BackendConfig) -> Option<u32> {
+        let new = config.weight.get();
+        let old = self.weight.swap(new, Ordering::Relaxed);
         self.backup.store(config.backup, Ordering::Relaxed);
+        if old == new {
+            return None;
+        }
+        let cleared = self.weight_override.swap(0, Ordering::Relaxed);
+        (cleared != 0).then_some(cleared)
     }
 
-    /// Whether the backend may be picked.
+    /// Whether health checking (active or passive) considers the backend up.
     #[inline]
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Whether the backend may be picked for a new request or connection: up, and not
+    /// drained or in maintenance. The one flag strategies read.
+    #[inline]
+    pub fn is_routable(&self) -> bool {
+        self.routable.load(Ordering::Relaxed)
     }
 
     /// Requests (HTTP) or connections (TCP) currently being served.
@@ -218,9 +371,15 @@ impl Backend {
 
     /// When and why the backend last changed state.
     pub fn last_transition(&self) -> LastTransition {
+        self.lock_last().clone()
+    }
+
+    /// The mutex that serialises every state change (a poisoned one still holds a
+    /// whole value: it is replaced, never edited in place).
+    fn lock_last(&self) -> std::sync::MutexGuard<'_, LastTransition> {
         match self.last.lock() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -291,10 +450,7 @@ impl Backend {
         ejected: bool,
         allowed: impl FnOnce() -> bool,
     ) -> Option<Transition> {
-        let mut last = match self.last.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut last = self.lock_last();
         if self.is_up() == up || !allowed() {
             return None;
         }
@@ -315,6 +471,10 @@ impl Backend {
             self.ejected.store(ejected, Ordering::Relaxed);
         }
         self.up.store(up, Ordering::Release);
+        self.routable.store(
+            up && self.admin_mode() == AdminMode::Ready,
+            Ordering::Release,
+        );
         self.transitions.fetch_add(1, Ordering::Relaxed);
         if let Some(m) = &self.metrics {
             m.set_up(up);

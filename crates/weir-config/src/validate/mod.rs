@@ -5,6 +5,7 @@
 //! that the rest of the file is still checked. The `Config` built alongside is only handed
 //! out when no error was found, so a placeholder can never reach the data plane.
 
+mod admin;
 mod http2;
 mod listener;
 mod pool;
@@ -55,6 +56,11 @@ pub(crate) fn validate(
         Some(text) => v.socket_addr(text, "admin.listen"),
         None => DEFAULT_ADMIN,
     };
+    let api = raw
+        .admin
+        .as_ref()
+        .and_then(|a| a.api.as_ref())
+        .and_then(|api| admin::api(&mut v, api, "admin.api"));
     let shutdown_timeout = v.duration(
         raw.shutdown_timeout.as_ref(),
         "shutdown_timeout",
@@ -70,6 +76,7 @@ pub(crate) fn validate(
             source: file.to_path_buf(),
             admin: AdminConfig {
                 listen: admin_listen,
+                api,
             },
             shutdown_timeout,
             listeners,
