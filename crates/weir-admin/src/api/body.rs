@@ -135,4 +135,19 @@ mod tests {
         let long = format!(r#"{{"state":"drain"{}}}"#, " ".repeat(MAX_BODY_BYTES));
         assert!(parse_change(long.as_bytes()).is_err());
     }
+
+    /// `fuzz/corpus/admin_body`, replayed on stable (the fuzz target is `fuzz_one`).
+    #[test]
+    fn admin_body_corpus_replays() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/admin_body");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("the corpus directory") {
+            let bytes =
+                std::fs::read(entry.expect("a corpus entry").path()).expect("a corpus file");
+            fuzz_one(&bytes);
+            n += 1;
+        }
+        assert!(n >= 10, "only {n} corpus files in {dir:?}");
+    }
 }
