@@ -8,9 +8,10 @@
 #   backends 10.99.0.20 ┘ (:8081, :8082)
 #
 # Each balancer namespace runs weir (the same weir.yaml on both: listen 0.0.0.0:8080,
-# admin on 127.0.0.1:9901) and keepalived with docker/keepalived/keepalived.conf, the
-# file we ship, rewritten only for these addresses (192.0.2. -> 10.99.0.), lb2's
-# priority and peer, and the check running as root. Two cases, each on a fresh pair:
+# admin on 127.0.0.1:9901, shutdown_grace 5s) and keepalived with
+# docker/keepalived/keepalived.conf, the file we ship, rewritten only for these addresses
+# (192.0.2. -> 10.99.0.), lb2's priority and peer, and the check running as root; both
+# carry the VIP on lo as the README's host setup says. Two cases, each on a fresh pair:
 #
 #   kill   SIGKILL the master's weir: the check fails, the VIP moves. Connections open
 #          on the master break, so failures are counted but the target is the longest
@@ -18,10 +19,13 @@
 #   drain  SIGTERM the master's weir: /healthz answers 503 at once, so the check fails
 #          and the VIP moves while weir goes on accepting for shutdown_grace and closes
 #          every connection after its next response; then it drains and exits 0.
-#          Target: 0 failed requests.
+#          Target: 0 failed requests (refused, timed out, closed unanswered, not 200).
+#          A connection *reset* is counted apart: that is what the VIP moving does to
+#          a connection in progress at that instant, at most one per client.
 #
-# Prints per case the requests, failures and longest gap, and last `max interruption: N ms`.
-# Exits non-zero if a target is missed or the pair misbehaves.
+# Prints per case the requests, failures, resets and longest gap in successful
+# responses, and last `max interruption: N ms`. Exits non-zero if a target is missed
+# or the pair misbehaves (a wait below runs out, the drained weir exits non-zero).
 #
 # Needs root (ip netns, veth), iproute2, keepalived, curl and python3. Nothing leaves the
 # namespaces it creates: only 10.99.0.0/24 inside them, no route out, nothing in the
