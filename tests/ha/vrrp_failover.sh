@@ -35,6 +35,8 @@
 #   WEIR_BIN=target/debug/weir   the weir binary (default: target/debug/weir)
 #   HA_KEEP=1                    keep the logs (their directory is printed)
 #   HA_CASES="kill drain"        the cases to run, in order (repeat one to measure it again)
+# The predicates below are called through wait_until, cleanup through the trap.
+# shellcheck disable=SC2329
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -64,7 +66,7 @@ tag="weirha$$"
 work=$(mktemp -d /tmp/weir-ha.XXXXXX)
 all_pids=()
 all_namespaces=()
-scenario= kind= runs=0
+scenario='' kind='' runs=0
 
 # === helpers ===
 
@@ -123,7 +125,7 @@ del_ns() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ $rc != 0 ] && [ -n "${scenario:-}" ]; then
+  if [ "$rc" != 0 ] && [ -n "${scenario:-}" ]; then
     show_logs
   fi
   if [ ${#all_pids[@]} -gt 0 ]; then
@@ -133,12 +135,12 @@ cleanup() {
   for ns in "${all_namespaces[@]}"; do
     del_ns "$ns"
   done
-  if [ "${HA_KEEP:-0}" = 1 ] || [ $rc != 0 ]; then
+  if [ "${HA_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
     echo "vrrp_failover: logs in $work"
   else
     rm -rf "$work"
   fi
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -257,7 +259,7 @@ EOF
       --log-format json >/dev/null 2>"$work/$scenario-$host-weir.log" &
     case_pids+=($!)
     all_pids+=($!)
-    eval "weir_$host=$!"
+    [ "$host" = lb1 ] && weir_lb1=$!
   done
   wait_until 15 "weir on lb1 ready" healthz_ok "$lb1"
   wait_until 15 "weir on lb2 ready" healthz_ok "$lb2"
@@ -308,8 +310,8 @@ run_case() {
     --timeout 1 \
     >"$work/$scenario-client.json" 2>"$work/$scenario-client.err" &
   local client_pid=$!
-  case_pids+=($client_pid)
-  all_pids+=($client_pid)
+  case_pids+=("$client_pid")
+  all_pids+=("$client_pid")
   wait_until 10 "the client's first 100 responses" progress_at_least 100
 
   local t0
