@@ -219,6 +219,12 @@ impl H2Client {
         Ok(H2Client { addr, sender })
     }
 
+    /// Whether the connection has ended (after the server's GOAWAY, once its streams
+    /// finished): no further request can be sent.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Sends `req` (its URI must be absolute: `http://authority/path`) and reads the response.
     ///
     /// # Errors

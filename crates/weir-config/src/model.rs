@@ -21,6 +21,13 @@ pub struct Config {
     pub admin: AdminConfig,
     /// How long SIGTERM waits for in-flight work. Default 30 s.
     pub shutdown_timeout: Duration,
+    /// How long weir goes on accepting after SIGTERM, with `/healthz` answering 503
+    /// and every HTTP response closing its connection, before it stops accepting and
+    /// drains (HAProxy's `grace`, Envoy's `--drain-time-s`). It gives whatever routes
+    /// traffic here (keepalived's check, a load balancer's health check, Kubernetes'
+    /// endpoint removal) time to send new clients elsewhere, so none is refused.
+    /// Default 0: stop accepting at once. `shutdown_timeout` counts from its end.
+    pub shutdown_grace: Duration,
     /// Listeners in file order. Names are unique.
     pub listeners: Vec<ListenerConfig>,
     /// Pools in file order. Names are unique.

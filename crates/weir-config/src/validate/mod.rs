@@ -60,6 +60,13 @@ pub(crate) fn validate(
         "shutdown_timeout",
         Duration::from_secs(30),
     );
+    // Off by default: a lone weir has nobody to wait for, and operators expect SIGTERM
+    // to stop accepting at once (HAProxy's `grace` defaults to 0 too).
+    let shutdown_grace = v.duration(
+        raw.shutdown_grace.as_ref(),
+        "shutdown_grace",
+        Duration::ZERO,
+    );
     let pools = pool::pools(&mut v, raw.pools.as_ref());
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let listeners =
@@ -72,6 +79,7 @@ pub(crate) fn validate(
                 listen: admin_listen,
             },
             shutdown_timeout,
+            shutdown_grace,
             listeners,
             pools,
         })

@@ -196,11 +196,7 @@ pub(super) async fn reply<S: ClientStream>(
     out.extend_from_slice(b"\r\nx-request-id: ");
     out.extend_from_slice(id.as_bytes());
     // A drain closes after this answer too.
-    let close = close
-        || ctx
-            .scope
-            .draining
-            .load(std::sync::atomic::Ordering::Acquire);
+    let close = close || ctx.scope.says_close();
     out.extend_from_slice(match (close, version) {
         (true, _) => b"\r\nconnection: close\r\n\r\n".as_slice(),
         (false, Version::Http10) => b"\r\nconnection: keep-alive\r\n\r\n",

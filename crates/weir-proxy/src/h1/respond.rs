@@ -94,12 +94,7 @@ pub(super) async fn respond<S: ClientStream>(
         Framing::Close if version == Version::Http11 => (Out::Chunked, Some(Source::Close)),
         Framing::Close => (Out::Close, Some(Source::Close)),
     };
-    if out_mode == Out::Close
-        || ctx
-            .scope
-            .draining
-            .load(std::sync::atomic::Ordering::Acquire)
-    {
+    if out_mode == Out::Close || ctx.scope.says_close() {
         keep = false;
     }
     let keep_alive = match (keep, version) {

@@ -50,6 +50,7 @@ pub(crate) fn tcp_listener(pool: &str) -> ListenerConfig {
 pub(crate) fn config(listener: ListenerConfig, pools: Vec<PoolConfig>) -> Config {
     Config {
         shutdown_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::ZERO,
         ..test_util::config(vec![listener], pools)
     }
 }

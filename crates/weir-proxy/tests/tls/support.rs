@@ -95,6 +95,7 @@ impl Proxy {
             .map(|t| ListenerTls::load(t, protocol).expect("listener TLS loads"));
         let config = Config {
             shutdown_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::ZERO,
             ..test_util::config(vec![listener], vec![pool])
         };
         let upstream = Transports::load(&config).expect("upstream TLS loads");
