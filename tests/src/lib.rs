@@ -23,6 +23,7 @@
 //! - [`port`]: loopback ports a test holds, refusing until it listens on them
 //!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
 //! - [`config`]: weir YAML for the usual shapes (one pool, a TCP listener, health checks).
+//! - [`tls`]: a test CA, leaves it signs, PEM files, a client trusting the CA.
 //! - [`eventually`], [`until`]: the bounded wait loops; tests never sleep on a guess
 //!   (STYLE.md §11).
 //!
@@ -39,6 +40,7 @@ pub mod port;
 pub mod process;
 pub mod status;
 mod tempdir;
+pub mod tls;
 
 use std::future::Future;
 use std::hash::Hasher;
