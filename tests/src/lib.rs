@@ -53,7 +53,7 @@ pub use backend::{BackendHandle, Recorded, TcpSink};
 pub use client::{H1Client, H2Client, Response};
 pub use load::{Load, LoadReport};
 pub use metrics::{Sample, Scrape};
-pub use port::{closed_port, HeldPort};
+pub use port::{closed_port, closed_ports, HeldPort};
 pub use process::{check_config, run_weir, CheckOutput, Weir};
 
 /// How often [`eventually`] probes.

@@ -57,8 +57,21 @@ impl Weir {
     /// # Panics
     /// As [`Weir::start`].
     pub async fn one_backend(bin: &str, name: &str) -> (Weir, crate::BackendHandle) {
+        Self::one_backend_with(bin, name, "").await
+    }
+
+    /// [`Weir::one_backend`] with `listener_extra` added to listener `web`
+    /// ([`crate::config::one_backend_listener`]).
+    ///
+    /// # Panics
+    /// As [`Weir::start`].
+    pub async fn one_backend_with(
+        bin: &str,
+        name: &str,
+        listener_extra: &str,
+    ) -> (Weir, crate::BackendHandle) {
         let (addr, handle) = crate::spawn_backend(name).await;
-        let yaml = crate::config::one_pool("round_robin", &crate::config::backend(addr), "");
+        let yaml = crate::config::one_backend_listener(addr, listener_extra);
         (Self::start(bin, &yaml).await, handle)
     }
 

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use weir_e2e::client::{self, H2Client};
-use weir_e2e::config::one_backend_listener;
-use weir_e2e::{h2attack, spawn_backend, BackendHandle, Weir};
+use weir_e2e::{h2attack, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -32,9 +31,7 @@ struct Figures {
 
 /// weir in front of one test backend, `listener_extra` under the listener.
 async fn start(listener_extra: &str) -> (Weir, BackendHandle) {
-    let (a, ha) = spawn_backend("a").await;
-    let yaml = one_backend_listener(a, listener_extra);
-    (Weir::start(WEIR, &yaml).await, ha)
+    Weir::one_backend_with(WEIR, "a", listener_extra).await
 }
 
 /// Runs `scenario` while a bystander sends requests on fresh connections; checks the
