@@ -112,6 +112,18 @@ pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     until_async(what, || std::future::ready(cond())).await;
 }
 
+/// As [`until`], and asserts that `cond` took at least `min` to hold: a hysteresis of
+/// several probes some interval apart never flips sooner.
+///
+/// # Panics
+/// As [`until`], or when `cond` held sooner than `min`.
+pub async fn until_no_sooner(what: &str, min: Duration, cond: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    until(what, cond).await;
+    let took = start.elapsed();
+    assert!(took >= min, "{what} after {took:?}, sooner than {min:?}");
+}
+
 /// As [`until`], for a condition that must be awaited.
 ///
 /// # Panics
