@@ -103,29 +103,24 @@ pub trait Sender {
     ) -> impl Future<Output = hyper::Result<http::Response<Incoming>>>;
 }
 
-impl Sender for http1::SendRequest<Full<Bytes>> {
-    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> {
-        http1::SendRequest::ready(self)
-    }
-    fn send_request(
-        &mut self,
-        req: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<Incoming>>> {
-        http1::SendRequest::send_request(self, req)
-    }
+/// hyper's senders have the same two methods, inherent to each: one impl for both.
+macro_rules! impl_sender {
+    ($($version:ident),*) => {$(
+        impl Sender for $version::SendRequest<Full<Bytes>> {
+            fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> {
+                $version::SendRequest::ready(self)
+            }
+            fn send_request(
+                &mut self,
+                req: Request<Full<Bytes>>,
+            ) -> impl Future<Output = hyper::Result<http::Response<Incoming>>> {
+                $version::SendRequest::send_request(self, req)
+            }
+        }
+    )*};
 }
 
-impl Sender for http2::SendRequest<Full<Bytes>> {
-    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> {
-        http2::SendRequest::ready(self)
-    }
-    fn send_request(
-        &mut self,
-        req: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<Incoming>>> {
-        http2::SendRequest::send_request(self, req)
-    }
-}
+impl_sender!(http1, http2);
 
 impl<S: Sender> Client<S> {
     /// The address this client is connected to.
