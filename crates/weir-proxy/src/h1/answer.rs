@@ -166,20 +166,50 @@ pub(super) async fn body_then_reply<S: ClientStream>(
     reply_for(stream, ctx, sc, status, msg, id, version, close, answer).await
 }
 
+/// One of weir's own answers: `{status}: {reason}` and the request id, in `version`;
+/// `close` ends the connection after it.
+pub(super) struct Own<'a> {
+    pub(super) status: u16,
+    pub(super) reason: &'a str,
+    pub(super) id: &'a RequestId,
+    pub(super) version: Version,
+    pub(super) close: bool,
+}
+
+impl<'a> Own<'a> {
+    /// An answer after which the connection closes.
+    pub(super) fn closing(
+        status: u16,
+        reason: &'a str,
+        id: &'a RequestId,
+        version: Version,
+    ) -> Self {
+        Own {
+            status,
+            reason,
+            id,
+            version,
+            close: true,
+        }
+    }
+}
+
 /// Writes a short text response of weir's own: `{status}: {reason}` and the request
 /// id, so a client's error report leads to the log line with the detail.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn reply<S: ClientStream>(
     stream: &mut S,
     ctx: &Ctx,
     sc: &mut Scratch,
-    status: u16,
-    reason: &str,
-    id: &RequestId,
-    version: Version,
-    close: bool,
+    own: Own<'_>,
     answer: Option<&mut Answer<'_>>,
 ) -> Next {
+    let Own {
+        status,
+        reason,
+        id,
+        version,
+        close,
+    } = own;
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let body = format!("{code}: {reason}\nrequest id: {}\n", id.as_str());
     let out = &mut sc.out;
@@ -248,16 +278,12 @@ pub(crate) async fn reply_for<S: ClientStream>(
     close: bool,
     answer: &mut Answer<'_>,
 ) -> Next {
-    reply(
-        stream,
-        ctx,
-        sc,
+    let own = Own {
         status,
         reason,
         id,
         version,
         close,
-        Some(answer),
-    )
-    .await
+    };
+    reply(stream, ctx, sc, own, Some(answer)).await
 }

@@ -9,7 +9,7 @@ use weir_balance::InFlight;
 use weir_h1::{Framing, Version};
 use weir_telemetry::UpstreamErrorKind;
 
-use super::answer::{reply, Answer, RequestId};
+use super::answer::{reply, Answer, Own, RequestId};
 use super::body::{self, pump, Dechunk, PumpError, Sink, Source};
 use super::buf::Buf;
 use super::conn;
@@ -53,7 +53,8 @@ pub(super) async fn respond<S: ClientStream>(
             );
             upbuf.give_back();
             let msg = "backend switched protocols unasked";
-            return reply(stream, ctx, sc, 502, msg, id, version, true, Some(answer)).await;
+            let own = Own::closing(502, msg, id, version);
+            return reply(stream, ctx, sc, own, Some(answer)).await;
         }
         answer.backend_answered(&backend, 101);
         sc.out.clear();
