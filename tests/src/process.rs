@@ -60,6 +60,19 @@ impl Weir {
         Self::one_backend_with(bin, name, "").await
     }
 
+    /// [`Weir::one_backend`] and an HTTP/1.1 client connected to listener `web`.
+    ///
+    /// # Panics
+    /// As [`Weir::start`], and when the client cannot connect.
+    pub async fn one_backend_h1(
+        bin: &str,
+        name: &str,
+    ) -> (Weir, crate::BackendHandle, crate::H1Client) {
+        let (weir, handle) = Self::one_backend(bin, name).await;
+        let client = weir.h1_client("web").await;
+        (weir, handle, client)
+    }
+
     /// [`Weir::one_backend`] with `listener_extra` added to listener `web`
     /// ([`crate::config::one_backend_listener`]).
     ///

@@ -45,6 +45,14 @@ async fn https_proxy(dir: &Dir, leaves: &[&Leaf]) -> Proxy {
     .await
 }
 
+/// [`https_proxy`] with the one certificate `a.test`, signed by the CA it returns; the
+/// directory holds the PEM files while the proxy runs.
+async fn a_test_proxy() -> (Ca, Dir, Proxy) {
+    let (ca, dir) = (Ca::new(), Dir::new());
+    let proxy = https_proxy(&dir, &[&ca.leaf(&["a.test"])]).await;
+    (ca, dir, proxy)
+}
+
 #[tokio::test]
 async fn sni_picks_the_certificate_that_names_it() {
     let (ca, dir) = (Ca::new(), Dir::new());
@@ -105,9 +113,7 @@ async fn wildcard_certificate_serves_one_level_of_subdomains() {
 
 #[tokio::test]
 async fn alpn_h2_is_negotiated_and_an_h2_request_is_proxied_with_https_proto() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let a = ca.leaf(&["a.test"]);
-    let proxy = https_proxy(&dir, &[&a]).await;
+    let (ca, _dir, proxy) = a_test_proxy().await;
     let s = connect(proxy.addr, ca.client(&[b"h2", b"http/1.1"]), "a.test")
         .await
         .expect("handshake");
@@ -123,9 +129,7 @@ async fn alpn_h2_is_negotiated_and_an_h2_request_is_proxied_with_https_proto() {
 
 #[tokio::test]
 async fn tls_1_2_is_accepted_and_tls_1_1_is_refused() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let a = ca.leaf(&["a.test"]);
-    let proxy = https_proxy(&dir, &[&a]).await;
+    let (ca, _dir, proxy) = a_test_proxy().await;
     let mut tls12 = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("TLS 1.2")
@@ -156,9 +160,7 @@ async fn tls_1_2_is_accepted_and_tls_1_1_is_refused() {
 
 #[tokio::test]
 async fn plain_http_on_a_tls_port_gets_no_http_answer_and_is_closed() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let a = ca.leaf(&["a.test"]);
-    let proxy = https_proxy(&dir, &[&a]).await;
+    let (_ca, _dir, proxy) = a_test_proxy().await;
     let mut raw = TcpStream::connect(proxy.addr).await.expect("connect");
     raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
