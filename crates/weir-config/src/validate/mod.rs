@@ -172,6 +172,24 @@ impl Validator<'_> {
         })
     }
 
+    /// `value` checked by `check`; `default` when absent, or after reporting at `path`
+    /// why `check` refused it (so one bad field never hides the next).
+    fn checked<V, T>(
+        &mut self,
+        value: Option<V>,
+        path: &str,
+        default: T,
+        check: impl FnOnce(V) -> Result<T, String>,
+    ) -> T {
+        let Some(value) = value else {
+            return default;
+        };
+        check(value).unwrap_or_else(|message| {
+            self.error(path, message);
+            default
+        })
+    }
+
     /// The duration at `path`, which must be positive; `default` when absent.
     pub(crate) fn duration(
         &mut self,
@@ -179,20 +197,12 @@ impl Validator<'_> {
         path: &str,
         default: Duration,
     ) -> Duration {
-        let Some(text) = text else {
-            return default;
-        };
-        match value::duration(text.as_str()) {
-            Ok(d) if d.is_zero() => {
-                self.error(path, "must be greater than zero");
-                default
+        self.checked(text, path, default, |text| {
+            match value::duration(text.as_str())? {
+                d if d.is_zero() => Err("must be greater than zero".to_owned()),
+                d => Ok(d),
             }
-            Ok(d) => d,
-            Err(message) => {
-                self.error(path, message);
-                default
-            }
-        }
+        })
     }
 
     /// A size in bytes (`65536`, `64KiB`, `1MiB`) within `range`, `default` when absent.
@@ -203,26 +213,18 @@ impl Validator<'_> {
         range: std::ops::RangeInclusive<u64>,
         default: u32,
     ) -> u32 {
-        let Some(text) = text else {
-            return default;
-        };
-        match value::size(text.as_str()) {
-            Ok(n) if range.contains(&n) => u32::try_from(n).unwrap_or(default),
-            Ok(_) => {
-                let name = path.rsplit('.').next().unwrap_or(path);
-                let (low, high) = (human_size(*range.start()), human_size(*range.end()));
-                let message = format!(
-                    "{name} must be between {low} and {high}, got {:?}",
-                    text.as_str()
-                );
-                self.error(path, message);
-                default
+        self.checked(text, path, default, |text| {
+            let n = value::size(text.as_str())?;
+            if range.contains(&n) {
+                return Ok(u32::try_from(n).unwrap_or(default));
             }
-            Err(message) => {
-                self.error(path, message);
-                default
-            }
-        }
+            let name = path.rsplit('.').next().unwrap_or(path);
+            let (low, high) = (human_size(*range.start()), human_size(*range.end()));
+            Err(format!(
+                "{name} must be between {low} and {high}, got {:?}",
+                text.as_str()
+            ))
+        })
     }
 
     /// An integer within `range`, `default` when absent.
@@ -233,26 +235,23 @@ impl Validator<'_> {
         range: std::ops::RangeInclusive<i64>,
         default: u32,
     ) -> u32 {
-        let Some(Int(value)) = value else {
-            return default;
-        };
-        match u32::try_from(value) {
-            Ok(n) if range.contains(&value) => n,
-            _ => {
-                let name = path.rsplit('.').next().unwrap_or(path);
-                let message = if *range.end() >= i64::from(u32::MAX) {
-                    format!("{name} must be at least {}, got {value}", range.start())
-                } else {
-                    format!(
-                        "{name} must be between {} and {}, got {value}",
-                        range.start(),
-                        range.end()
-                    )
-                };
-                self.error(path, message);
-                default
+        self.checked(value, path, default, |Int(value)| {
+            match u32::try_from(value) {
+                Ok(n) if range.contains(&value) => Ok(n),
+                _ => {
+                    let name = path.rsplit('.').next().unwrap_or(path);
+                    Err(if *range.end() >= i64::from(u32::MAX) {
+                        format!("{name} must be at least {}, got {value}", range.start())
+                    } else {
+                        format!(
+                            "{name} must be between {} and {}, got {value}",
+                            range.start(),
+                            range.end()
+                        )
+                    })
+                }
             }
-        }
+        })
     }
 }
 

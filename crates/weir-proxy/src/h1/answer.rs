@@ -146,17 +146,8 @@ pub(super) async fn body_then_reply<S: ClientStream>(
     answer: &mut Answer<'_>,
     keep: bool,
 ) -> Next {
-    let head = &sc.req;
-    let version = head.version;
-    let skip = match head.framing {
-        Framing::None | Framing::Close => Some(head.len),
-        // Saturating: a huge length must not wrap into "already read".
-        Framing::Length(n) if (buf.len().saturating_sub(head.len) as u64) >= n => {
-            usize::try_from(n).ok().map(|n| head.len + n)
-        }
-        _ => None,
-    };
-    let close = match skip {
+    let version = sc.req.version;
+    let close = match skippable(&sc.req, buf.len()) {
         Some(n) => {
             buf.consume(n);
             !keep
@@ -164,6 +155,19 @@ pub(super) async fn body_then_reply<S: ClientStream>(
         None => true,
     };
     reply_for(stream, ctx, sc, status, msg, id, version, close, answer).await
+}
+
+/// Where the request ends in a buffer of `buffered` bytes when its body is all there
+/// (none, or a length already read), so it can be skipped; `None` when it is not.
+fn skippable(head: &RequestHead, buffered: usize) -> Option<usize> {
+    match head.framing {
+        Framing::None | Framing::Close => Some(head.len),
+        // Saturating: a huge length must not wrap into "already read".
+        Framing::Length(n) if (buffered.saturating_sub(head.len) as u64) >= n => {
+            usize::try_from(n).ok().map(|n| head.len + n)
+        }
+        _ => None,
+    }
 }
 
 /// One of weir's own answers: `{status}: {reason}` and the request id, in `version`;
