@@ -130,9 +130,7 @@ async fn proxy<'t, S: ClientStream>(
     answer: &mut Answer<'t>,
     served: u64,
 ) -> Next {
-    let head = &sc.req;
-    let version = head.version;
-    let admitted = admit(ctx, listener, head, buf.filled(), id, answer, served);
+    let admitted = admit(ctx, listener, &sc.req, buf.filled(), id, answer, served);
     let Admitted {
         mut keep,
         owned,
@@ -179,7 +177,6 @@ async fn proxy<'t, S: ClientStream>(
         buf,
         sc,
         id,
-        version,
         keep,
         upgrade,
         done.answered,

@@ -20,7 +20,8 @@ use super::upload::Upload;
 use super::write::{self, Out};
 use crate::outlier;
 
-/// Sends the backend's response head and body to the client.
+/// Sends the backend's response head and body to the client, in the request's HTTP
+/// version.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn respond<S: ClientStream>(
     stream: &mut S,
@@ -28,7 +29,6 @@ pub(super) async fn respond<S: ClientStream>(
     buf: &mut Buf,
     sc: &mut Scratch,
     id: &RequestId,
-    version: Version,
     mut keep: bool,
     upgrade: bool,
     answered: Answered,
@@ -43,6 +43,7 @@ pub(super) async fn respond<S: ClientStream>(
         buf: mut upbuf,
         status,
     } = answered;
+    let version = sc.req.version;
     let backend = Arc::clone(in_flight.backend());
     if status == 101 {
         if !upgrade || upload.is_some() {
