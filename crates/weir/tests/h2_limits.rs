@@ -97,17 +97,6 @@ async fn http2_connection_gets_goaway_after_max_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
-    let extra = "    timeouts: { idle: 3s }\n    http2: { keepalive_interval: 1s }\n";
-    let report = h2attack::run_fresh(WEIR, extra, "idle", 0).await;
-    eprintln!("idle h2 connection with 1s keep-alive PINGs: {report}");
-    assert_eq!(report["goaway"], true, "closed as idle: {report}");
-    assert_eq!(report["error_code"], 0, "{report}");
-    let at = report["seconds_to_goaway"].as_f64().expect("seconds");
-    assert!((2.9..5.0).contains(&at), "GOAWAY after {at} s, idle is 3 s");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_http1_head_is_counted_as_a_protocol_error() {
     refused_heads_are_counted(
         "the protocol error",
