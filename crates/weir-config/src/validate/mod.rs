@@ -5,6 +5,21 @@
 //! that the rest of the file is still checked. The `Config` built alongside is only handed
 //! out when no error was found, so a placeholder can never reach the data plane.
 
+/// Checks field `$name` of the raw block `$raw` with the validator's `$check` (and its
+/// `$arg`s, a range say), reporting at `$path.$name`, taking `$defaults.$name` when the
+/// field is absent. The name is written once, so the value read, the path an error
+/// names and the default taken are always the same field's.
+macro_rules! check_field {
+    ($v:ident.$check:ident($raw:ident.$name:ident $(.$conv:ident())? at $path:expr $(, $arg:expr)*) or $defaults:ident) => {
+        $v.$check(
+            $raw.$name$(.$conv())?,
+            &$crate::validate::field($path, stringify!($name)),
+            $($arg,)*
+            $defaults.$name,
+        )
+    };
+}
+
 mod http2;
 mod listener;
 mod pool;
