@@ -1,7 +1,6 @@
 //! Validation of `listeners`: names, addresses, protocol-specific fields, routes.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{field, value, Validator};
 use crate::model::{ListenerConfig, ListenerTimeouts, Protocol, RouteConfig};
@@ -172,20 +171,16 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
             (Vec::new(), pool)
         }
     };
-    let timeouts_path = field(path, "timeouts");
-    let t = l.timeouts.as_ref();
-    let timeouts = ListenerTimeouts {
-        header_read: v.duration(
-            t.and_then(|t| t.header_read.as_ref()),
-            &field(&timeouts_path, "header_read"),
-            Duration::from_secs(10),
-        ),
-        idle: v.duration(
-            t.and_then(|t| t.idle.as_ref()),
-            &field(&timeouts_path, "idle"),
-            Duration::from_secs(60),
-        ),
-    };
+    let timeouts = l
+        .timeouts
+        .as_ref()
+        .map_or_else(ListenerTimeouts::default, |t| {
+            let (path, default) = (field(path, "timeouts"), ListenerTimeouts::default());
+            ListenerTimeouts {
+                header_read: check_field!(v.duration(t.header_read.as_ref() at &path) or default),
+                idle: check_field!(v.duration(t.idle.as_ref() at &path) or default),
+            }
+        });
     let max_connections = v.integer(
         l.max_connections,
         &field(path, "max_connections"),

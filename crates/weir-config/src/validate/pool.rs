@@ -59,20 +59,13 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         .health_check
         .as_ref()
         .map(|h| health_check(v, h, &field(path, "health_check")));
-    let timeouts_path = field(path, "timeouts");
-    let t = p.timeouts.as_ref();
-    let timeouts = PoolTimeouts {
-        connect: v.duration(
-            t.and_then(|t| t.connect.as_ref()),
-            &field(&timeouts_path, "connect"),
-            Duration::from_secs(2),
-        ),
-        response: v.duration(
-            t.and_then(|t| t.response.as_ref()),
-            &field(&timeouts_path, "response"),
-            Duration::from_secs(30),
-        ),
-    };
+    let timeouts = p.timeouts.as_ref().map_or_else(PoolTimeouts::default, |t| {
+        let (path, default) = (field(path, "timeouts"), PoolTimeouts::default());
+        PoolTimeouts {
+            connect: check_field!(v.duration(t.connect.as_ref() at &path) or default),
+            response: check_field!(v.duration(t.response.as_ref() at &path) or default),
+        }
+    });
     let retries = v.integer(p.retries, &field(path, "retries"), 0..=7, 2);
     let passive = p
         .passive
