@@ -117,17 +117,13 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         }
         Some(text) => v.socket_addr(text, &field(path, "listen")),
     };
-    let protocol = match l.protocol.as_ref().map(|p| p.as_str()) {
-        None | Some("http") => Protocol::Http,
-        Some("tcp") => Protocol::Tcp,
-        Some(other) => {
-            v.error(
-                &field(path, "protocol"),
-                format!("unknown protocol {other:?} (expected http or tcp)"),
-            );
-            Protocol::Http
-        }
-    };
+    let protocol = v.keyword(
+        l.protocol.as_ref(),
+        &field(path, "protocol"),
+        "protocol",
+        ("http", Protocol::Http),
+        &[("tcp", Protocol::Tcp)],
+    );
     let tls = l
         .tls
         .as_ref()

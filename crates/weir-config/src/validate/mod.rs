@@ -205,6 +205,35 @@ impl Validator<'_> {
         })
     }
 
+    /// The keyword at `path`: `default`'s when absent, else the value of the matching
+    /// choice; anything else is reported as an unknown `what`, naming the choices, and
+    /// `default` taken.
+    pub(crate) fn keyword<T: Copy>(
+        &mut self,
+        text: Option<&Text>,
+        path: &str,
+        what: &str,
+        default: (&str, T),
+        others: &[(&str, T)],
+    ) -> T {
+        self.checked(text, path, default.1, |text| {
+            let choices = || std::iter::once(&default).chain(others);
+            if let Some(&(_, value)) = choices().find(|(name, _)| *name == text.as_str()) {
+                return Ok(value);
+            }
+            let names: Vec<&str> = choices().map(|(name, _)| *name).collect();
+            let expected = match names.split_last() {
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            Err(format!(
+                "unknown {what} {:?} (expected {expected})",
+                text.as_str()
+            ))
+        })
+    }
+
     /// The duration at `path`, which must be positive; `default` when absent.
     pub(crate) fn duration(
         &mut self,

@@ -41,19 +41,17 @@ pub(super) fn pools(v: &mut Validator<'_>, raw: Option<&Ordered<RawPool>>) -> Ve
 }
 
 fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfig {
-    let strategy = match p.strategy.as_ref().map(|s| s.as_str()) {
-        None | Some("round_robin") => StrategyKind::RoundRobin,
-        Some("weighted") => StrategyKind::Weighted,
-        Some("random") => StrategyKind::Random,
-        Some("least_connections") => StrategyKind::LeastConnections,
-        Some(other) => {
-            v.error(
-                &field(path, "strategy"),
-                format!("unknown strategy {other:?} (expected round_robin, weighted, random or least_connections)"),
-            );
-            StrategyKind::RoundRobin
-        }
-    };
+    let strategy = v.keyword(
+        p.strategy.as_ref(),
+        &field(path, "strategy"),
+        "strategy",
+        ("round_robin", StrategyKind::RoundRobin),
+        &[
+            ("weighted", StrategyKind::Weighted),
+            ("random", StrategyKind::Random),
+            ("least_connections", StrategyKind::LeastConnections),
+        ],
+    );
     let backends = backends(v, p.backends.as_deref(), path);
     let health_check = p
         .health_check
@@ -170,17 +168,13 @@ fn retry_on(v: &mut Validator<'_>, list: &[Text], path: &str) -> RetryOn {
 
 /// `upstream_protocol`: `http1` (default) or `h2`.
 fn upstream_protocol(v: &mut Validator<'_>, p: &RawPool, path: &str) -> UpstreamProtocol {
-    match p.upstream_protocol.as_ref().map(|u| u.as_str()) {
-        None | Some("http1") => UpstreamProtocol::Http1,
-        Some("h2") => UpstreamProtocol::H2,
-        Some(other) => {
-            v.error(
-                &field(path, "upstream_protocol"),
-                format!("unknown upstream protocol {other:?} (expected http1 or h2)"),
-            );
-            UpstreamProtocol::Http1
-        }
-    }
+    v.keyword(
+        p.upstream_protocol.as_ref(),
+        &field(path, "upstream_protocol"),
+        "upstream protocol",
+        ("http1", UpstreamProtocol::Http1),
+        &[("h2", UpstreamProtocol::H2)],
+    )
 }
 
 fn backends(v: &mut Validator<'_>, raw: Option<&[RawBackend]>, path: &str) -> Vec<BackendConfig> {
