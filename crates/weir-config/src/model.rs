@@ -178,6 +178,15 @@ pub struct ListenerTimeouts {
     pub idle: Duration,
 }
 
+impl Default for ListenerTimeouts {
+    fn default() -> Self {
+        ListenerTimeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
 /// One HTTP route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
@@ -358,6 +367,15 @@ pub struct PoolTimeouts {
     pub connect: Duration,
     /// From request sent to response headers received. Default 30 s.
     pub response: Duration,
+}
+
+impl Default for PoolTimeouts {
+    fn default() -> Self {
+        PoolTimeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How an active health check probes.
