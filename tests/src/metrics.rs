@@ -169,6 +169,7 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
     ("weir_http_protocol_errors_total", "counter", &["listener"]),
     ("weir_config_reloads_total", "counter", &["result"]),
+    ("weir_admin_changes_total", "counter", &["result"]),
     ("weir_config_last_reload_successful", "gauge", &[]),
     (
         "weir_config_last_reload_success_timestamp_seconds",

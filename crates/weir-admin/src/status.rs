@@ -3,7 +3,9 @@
 //! Backends are named by their address exactly as written in the config, pools and
 //! listeners by their names: operators' tooling greps for those strings.
 //!
-//! Per backend it explains the state: `state` (`up`/`down`) since when and why, the
+//! Per backend: `weight` is the weight in force (a runtime override, else the
+//! configured one, shown as `configured_weight`), `admin_state` the operator's word
+//! (`ready`, `drain`, `maint`: the runtime API). It explains the state: `state` (`up`/`down`) since when and why, the
 //! active checks' consecutive results, live traffic's consecutive failures, whether the
 //! backend is passively `ejected`, its total downtime and whether it is in slow start.
 //!
@@ -65,7 +67,12 @@ struct PoolJson<'a> {
 struct BackendJson<'a> {
     address: &'a str,
     resolved: String,
+    /// The weight in force.
     weight: u32,
+    /// The weight the configuration gives; differs while a runtime override is set.
+    configured_weight: u32,
+    /// `ready`, `drain` or `maint`.
+    admin_state: &'static str,
     backup: bool,
     up: bool,
     /// `up` or `down`.
@@ -156,6 +163,12 @@ pub fn status_json(
         .unwrap_or_else(|e| format!("{{\"error\":\"status serialisation failed: {e}\"}}"))
 }
 
+/// One backend's object, as in `/status` (the runtime API's answer).
+pub(crate) fn backend_status(pool: &Pool, b: &Backend) -> String {
+    serde_json::to_string_pretty(&backend_json(pool, b))
+        .unwrap_or_else(|e| format!("{{\"error\":\"status serialisation failed: {e}\"}}"))
+}
+
 fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
     let last = b.last_transition();
     let (successes, failures) = b.consecutive();
@@ -164,6 +177,8 @@ fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
         address: b.address(),
         resolved: b.addr().to_string(),
         weight: b.weight(),
+        configured_weight: b.configured_weight(),
+        admin_state: b.admin_mode().as_str(),
         backup: b.is_backup(),
         up,
         state: if up { "up" } else { "down" },

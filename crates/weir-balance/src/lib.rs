@@ -27,7 +27,7 @@ mod table;
 #[cfg(test)]
 mod test_support;
 
-pub use backend::{Backend, InFlight, LastTransition, Transition};
+pub use backend::{AdminChange, AdminMode, Backend, InFlight, LastTransition, Transition};
 pub use budget::RetryBudget;
 pub use pool::{
     Passive, Pool, PoolSettings, PoolShared, MAX_ATTEMPTS, MAX_EJECTION_MULTIPLIER,

@@ -51,6 +51,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod admin;
 mod cidr;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -68,6 +69,7 @@ mod walk;
 
 use std::path::Path;
 
+pub use admin::{ApiConfig, ApiToken};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};

@@ -46,6 +46,8 @@ impl Config {
 pub struct AdminConfig {
     /// Default `127.0.0.1:9901`: loopback, because `/status` reveals the topology.
     pub listen: SocketAddr,
+    /// The runtime API (writes); `None` (the default): read-only endpoints only.
+    pub api: Option<crate::ApiConfig>,
 }
 
 /// What a listener speaks to its clients.

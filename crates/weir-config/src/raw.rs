@@ -26,6 +26,13 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) listen: Option<Text>,
+    pub(crate) api: Option<RawAdminApi>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdminApi {
+    pub(crate) token_file: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]

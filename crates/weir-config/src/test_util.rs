@@ -127,6 +127,7 @@ pub fn config(listeners: Vec<ListenerConfig>, pools: Vec<PoolConfig>) -> Config 
         source: PathBuf::from("<test>"),
         admin: AdminConfig {
             listen: ANY_LOOPBACK,
+            api: None,
         },
         shutdown_timeout: Duration::from_secs(30),
         shutdown_grace: Duration::ZERO,

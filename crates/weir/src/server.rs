@@ -11,6 +11,9 @@
 //!         -> swap the table -> rename kept listeners, start new tasks, drain the old
 //!         -> reconcile health tasks
 //!         -> weir_config_reloads_total{result}, config hash for /metrics and /status
+//! runtime API weight change -> rebuild the table from the same config and backends
+//!            (new strategies, same generation) -> swap; in the same loop as SIGHUP, so
+//!            the two never interleave
 //! SIGTERM -> /healthz 503 -> for `shutdown_grace`: go on accepting, every HTTP
 //!            response closes its connection -> stop accepting -> wait for in-flight
 //!            work on every listener at once, until one deadline -> exit 0
@@ -51,6 +54,8 @@ pub(crate) struct Server {
     /// Closes pooled backend connections idle past their timeout.
     sweeper: tokio::task::JoinHandle<()>,
     config_metrics: ConfigMetrics,
+    /// The runtime API's requests for a table rebuilt with new weights.
+    rebuilds: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A validated configuration and the hash of the bytes it was parsed from.
@@ -137,11 +142,18 @@ impl Server {
         lock(&listeners).commit(plan, &table, config.shutdown_timeout);
 
         let view = Arc::clone(&listeners);
-        let admin = Arc::new(AdminState::new(
-            Arc::clone(&table),
-            Box::new(move || lock(&view).status()),
-            metrics,
-        ));
+        let (rebuild_tx, rebuilds) = tokio::sync::mpsc::channel(16);
+        let admin = Arc::new(
+            AdminState::new(
+                Arc::clone(&table),
+                Box::new(move || lock(&view).status()),
+                metrics,
+            )
+            .with_rebuild(rebuild_tx),
+        );
+        if config.admin.api.is_some() {
+            tracing::info!(addr = %admin_addr, "admin runtime API enabled");
+        }
         admin.set_config(ConfigStamp {
             hash: hash.clone(),
             loaded_unix_ms: unix_ms(),
@@ -166,6 +178,7 @@ impl Server {
             admin_task,
             sweeper,
             config_metrics,
+            rebuilds,
         })
     }
 
@@ -198,6 +211,7 @@ impl Server {
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload().await,
+                Some(done) = self.rebuilds.recv() => self.rebuild(done),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -231,6 +245,27 @@ impl Server {
                     generation = self.table.load().generation(),
                     "config reload rejected"
                 );
+            }
+        }
+    }
+
+    /// Rebuilds the table with the weights now in force (a runtime API change), then
+    /// tells every waiting writer: requests queued meanwhile share this one rebuild.
+    fn rebuild(&mut self, first: tokio::sync::oneshot::Sender<()>) {
+        let mut waiting = vec![first];
+        while let Ok(more) = self.rebuilds.try_recv() {
+            waiting.push(more);
+        }
+        let old = self.table.load_full();
+        let table = self.registry.rebuild(&old);
+        self.table.store(Arc::new(table));
+        tracing::debug!(
+            generation = old.generation(),
+            "table rebuilt with runtime weights"
+        );
+        for done in waiting {
+            if done.send(()).is_err() {
+                tracing::debug!("runtime API writer left before the rebuild finished");
             }
         }
     }

@@ -20,6 +20,7 @@ macro_rules! check_field {
     };
 }
 
+mod admin;
 mod http2;
 mod listener;
 mod pool;
@@ -70,6 +71,11 @@ pub(crate) fn validate(
         Some(text) => v.socket_addr(text, "admin.listen"),
         None => DEFAULT_ADMIN,
     };
+    let api = raw
+        .admin
+        .as_ref()
+        .and_then(|a| a.api.as_ref())
+        .and_then(|api| admin::api(&mut v, api, "admin.api"));
     let shutdown_timeout = v.duration(
         raw.shutdown_timeout.as_ref(),
         "shutdown_timeout",
@@ -92,6 +98,7 @@ pub(crate) fn validate(
             source: file.to_path_buf(),
             admin: AdminConfig {
                 listen: admin_listen,
+                api,
             },
             shutdown_timeout,
             shutdown_grace,

@@ -63,6 +63,8 @@ families! {
         "1 if the last configuration load or reload succeeded.";
     CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP = Gauge "weir_config_last_reload_success_timestamp_seconds"
         "Unix time of the last successful configuration load or reload.";
+    ADMIN_CHANGES = Counter "weir_admin_changes_total"
+        "Runtime API writes (POST /pools/{pool}/backends/{address}): applied, or refused for a missing or wrong token.";
     CONFIG_INFO = Gauge "weir_config_info"
         "Always 1; the hash label identifies the configuration being served.";
     BUILD_INFO = Gauge "weir_build_info"
@@ -123,6 +125,12 @@ impl Metrics {
         FamilyWriter::new(out, &CONFIG_LAST_RELOAD_SUCCESSFUL).sample(&[], f64::from(u8::from(ok)));
         let ts = f64::from_bits(c.last_success_timestamp.load(Ordering::Relaxed));
         FamilyWriter::new(out, &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).sample(&[], ts);
+        let mut f = FamilyWriter::new(out, &ADMIN_CHANGES);
+        f.sample(&[("result", "applied")], c.admin_applied.get() as f64);
+        f.sample(
+            &[("result", "unauthorized")],
+            c.admin_unauthorized.get() as f64,
+        );
         if let Some(hash) = c.hash().as_deref() {
             FamilyWriter::new(out, &CONFIG_INFO).sample(&[("hash", hash)], 1.0);
         }
