@@ -52,6 +52,7 @@
 )]
 
 mod cidr;
+mod discovery;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -68,6 +69,7 @@ mod walk;
 
 use std::path::Path;
 
+pub use discovery::{DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};

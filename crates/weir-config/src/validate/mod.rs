@@ -5,6 +5,7 @@
 //! that the rest of the file is still checked. The `Config` built alongside is only handed
 //! out when no error was found, so a placeholder can never reach the data plane.
 
+mod discovery;
 mod http2;
 mod listener;
 mod pool;
