@@ -34,7 +34,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// The hash is the base64 SHA-256 of the text inside `<script>…</script>`; after editing
 /// the script, weir-admin's `tests/dashboard.rs` fails and prints the new value.
 pub const DASHBOARD_CSP: &str = "default-src 'none'; \
-     script-src 'sha256-eLMsh9HTYAYyxoya+ombvWq7BCZpaOo7e8aP8KAXw+U='; \
+     script-src 'sha256-jmcl5gekB3rxDz6rSvM3qFqkp5tLTRdI0MqGJk5XwjI='; \
      style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 

@@ -165,6 +165,17 @@ impl BackendRegistry {
         Table::assemble(generation, config, pools, self.metrics.as_ref())
     }
 
+    /// The discovery status of pool `pool`, kept with the pool's other shared state (so
+    /// the next table built with the pool has the same one); created if the pool has
+    /// none yet. A discovery task writes it, `/status` reads it from the table.
+    pub fn discovery_status(&self, pool: &str) -> Arc<crate::DiscoveryStatus> {
+        let mut shared = match self.pools.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::clone(shared.entry(pool.to_owned()).or_default().discovery())
+    }
+
     /// Forgets every backend `table` does not contain. Call after `table` is live.
     pub fn retain(&self, table: &Table) {
         let mut map = match self.backends.lock() {
