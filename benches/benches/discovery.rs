@@ -45,7 +45,12 @@ fn base(strategy: StrategyKind) -> Config {
     c
 }
 
-fn apply(registry: &BackendRegistry, base: &Config, sets: &HashMap<String, Vec<Discovered>>, generation: u64) {
+fn apply(
+    registry: &BackendRegistry,
+    base: &Config,
+    sets: &HashMap<String, Vec<Discovered>>,
+    generation: u64,
+) {
     let table = registry.build(Arc::new(effective_config(base, sets)), generation);
     registry.retain(&table);
     black_box(table);

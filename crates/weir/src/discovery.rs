@@ -68,9 +68,10 @@ impl Discovery {
         let wanted: HashMap<&str, &DnsDiscoveryConfig> = config
             .pools
             .iter()
-            .filter_map(|p| match &p.discovery {
-                Some(DiscoveryConfig::Dns(d)) => Some((p.name.as_str(), d)),
-                None => None,
+            .filter_map(|p| {
+                p.discovery
+                    .as_ref()
+                    .map(|DiscoveryConfig::Dns(d)| (p.name.as_str(), d))
             })
             .collect();
         self.tasks.retain(|pool, running| {
