@@ -534,6 +534,31 @@ mod tests {
     }
 
     #[test]
+    fn discovery_status_is_the_pools_own_across_builds_and_goes_with_the_pool() {
+        let registry = BackendRegistry::new();
+        let status = registry.discovery_status("web");
+        status.update(|s| s.backends = 3);
+        let first = registry.build(cfg(vec![web(vec![backend_config(0, 1, false)])], vec![]), 1);
+        let pool = first.pool("web").expect("web");
+        assert!(
+            Arc::ptr_eq(&status, pool.shared().discovery()),
+            "built with it"
+        );
+        assert_eq!(pool.shared().discovery().snapshot().backends, 3);
+        let other = pool_config(
+            "other",
+            StrategyKind::RoundRobin,
+            vec![backend_config(1, 1, false)],
+        );
+        let second = registry.build(cfg(vec![other], vec![]), 2);
+        registry.retain(&second);
+        assert!(
+            !Arc::ptr_eq(&status, &registry.discovery_status("web")),
+            "a removed pool's status is forgotten"
+        );
+    }
+
+    #[test]
     fn kept_pool_keeps_its_transport_until_its_settings_change() {
         let registry = BackendRegistry::new();
         let listeners = || vec![http_listener("web", vec![route(None, None, "web")])];

@@ -14,8 +14,9 @@
 //!   A target of `.` means "no service here" and gives no backend.
 //! - The same `ip:port` twice is one backend: a primary wins over a backup, then the
 //!   larger weight. The set is sorted by address, so equal answers give equal sets.
-//! - The TTL is the smallest among the records used, so the next lookup comes when the
-//!   first of them expires.
+//! - The TTL is the smallest among the answer section's records and the follow-up
+//!   lookups', so the next lookup comes when the first of them expires. (Additional
+//!   records are hints that come with the answer; their TTLs are not waited on.)
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
