@@ -171,7 +171,10 @@ async fn srv_backends_join_and_leave_under_load_with_zero_failed_requests() {
     until("c taking traffic", || hc.hits() > hits + 20).await;
     until("c health-checked", || hc.health_probes() > 0).await;
 
-    // a leaves; it still runs, so its in-flight requests finish on it.
+    // a leaves; it still runs, so its in-flight requests finish on it. Slowed down, it
+    // has requests in flight when the table that drops it is swapped in.
+    ha.set_delay(Duration::from_millis(100));
+    until("requests in flight on a", || ha.in_progress() > 0).await;
     let mark = weir.log_mark();
     dns.restart(&srv_records(1, &[(b, 10, 1), (c, 10, 1)]))
         .await;
