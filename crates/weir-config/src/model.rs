@@ -21,6 +21,13 @@ pub struct Config {
     pub admin: AdminConfig,
     /// How long SIGTERM waits for in-flight work. Default 30 s.
     pub shutdown_timeout: Duration,
+    /// How long weir goes on accepting after SIGTERM, with `/healthz` answering 503
+    /// and every HTTP response closing its connection, before it stops accepting and
+    /// drains (HAProxy's `grace`, Envoy's `--drain-time-s`). It gives whatever routes
+    /// traffic here (keepalived's check, a load balancer's health check, Kubernetes'
+    /// endpoint removal) time to send new clients elsewhere, so none is refused.
+    /// Default 0: stop accepting at once. `shutdown_timeout` counts from its end.
+    pub shutdown_grace: Duration,
     /// Listeners in file order. Names are unique.
     pub listeners: Vec<ListenerConfig>,
     /// Pools in file order. Names are unique.
@@ -169,6 +176,15 @@ pub struct ListenerTimeouts {
     pub header_read: Duration,
     /// A connection with no traffic for this long is closed. Default 60 s.
     pub idle: Duration,
+}
+
+impl Default for ListenerTimeouts {
+    fn default() -> Self {
+        ListenerTimeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        }
+    }
 }
 
 /// One HTTP route.
@@ -354,6 +370,15 @@ pub struct PoolTimeouts {
     pub connect: Duration,
     /// From request sent to response headers received. Default 30 s.
     pub response: Duration,
+}
+
+impl Default for PoolTimeouts {
+    fn default() -> Self {
+        PoolTimeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How an active health check probes.

@@ -17,6 +17,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) shutdown_timeout: Option<Text>,
+    pub(crate) shutdown_grace: Option<Text>,
     pub(crate) listeners: Option<Vec<RawListener>>,
     pub(crate) pools: Option<Ordered<RawPool>>,
 }

@@ -130,6 +130,7 @@ pub fn config(listeners: Vec<ListenerConfig>, pools: Vec<PoolConfig>) -> Config 
             listen: ANY_LOOPBACK,
         },
         shutdown_timeout: Duration::from_secs(30),
+        shutdown_grace: Duration::ZERO,
         listeners,
         pools,
     }

@@ -200,7 +200,7 @@ fn zero_durations_and_bad_health_check_values_are_rejected() {
 fn unknown_top_level_field_has_an_empty_path() {
     assert_eq!(
         errors("listners: []\n"),
-        ["weir.yaml:1:1: unknown field `listners`, expected one of `admin`, `shutdown_timeout`, `listeners`, `pools`"]
+        ["weir.yaml:1:1: unknown field `listners`, expected one of `admin`, `shutdown_timeout`, `shutdown_grace`, `listeners`, `pools`"]
     );
 }
 

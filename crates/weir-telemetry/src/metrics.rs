@@ -22,6 +22,20 @@
 //! removed the backend, pool, listener or route, and the last table and connection that
 //! had it are done), its series are simply no longer there: nothing is ever deleted.
 
+/// `Debug` for a metrics handle: its type and the labels that name its series, never its
+/// values (reading those takes the atomics a scrape reads).
+macro_rules! debug_by_labels {
+    ($ty:ident { $($label:literal => $($field:ident).+),+ $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field($label, &self.$($field).+))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 mod backend;
 mod config;
 mod discovery;

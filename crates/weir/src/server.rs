@@ -15,8 +15,9 @@
 //! discovery update (a pool's DNS answer changed; see discovery.rs)
 //!         -> the file's config + every discovered set -> build -> swap -> reconcile
 //!            health: exactly a reload's table step, logged as `discovery updated`
-//! SIGTERM -> /healthz 503 -> stop accepting -> wait for in-flight work on every
-//!            listener at once, until one deadline -> exit 0
+//! SIGTERM -> /healthz 503 -> for `shutdown_grace`: go on accepting, every HTTP
+//!            response closes its connection -> stop accepting -> wait for in-flight
+//!            work on every listener at once, until one deadline -> exit 0
 //! ```
 //! The data plane never waits on any of this: it only `load()`s the table.
 //!
@@ -338,27 +339,38 @@ impl Server {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) {
-        let timeout = self.table.load().config().shutdown_timeout;
-        // One deadline for every listener, fixed now: draining them one after the other,
-        // each with its own timeout, would take one timeout per busy listener.
-        let deadline = tokio::time::Instant::now() + timeout;
+        let (grace, timeout) = {
+            let table = self.table.load();
+            (
+                table.config().shutdown_grace,
+                table.config().shutdown_timeout,
+            )
+        };
         self.admin.set_draining();
         crate::notify::notify("STOPPING=1");
         tracing::info!(
-            timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            grace_ms = millis(grace),
+            timeout_ms = millis(timeout),
             "shutting down"
         );
-        let mut set = std::mem::take(&mut *lock(&self.listeners));
-        let handles = set.handles();
+        let handles = lock(&self.listeners).handles();
         // On a second signal every connection still open is cut when the process exits.
         let abandoned = || -> usize {
             tracing::warn!("second signal: stopping now");
             handles.iter().map(|h| h.active_connections()).sum()
         };
-        let forced = tokio::select! {
-            forced = set.drain_all(deadline) => forced,
-            _ = term.recv() => abandoned(),
-            _ = int.recv() => abandoned(),
+        let forced = if self.grace(grace, &handles, term, int).await {
+            // One deadline for every listener, fixed now: draining them one after the
+            // other, each with its own timeout, would take one timeout per busy listener.
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut set = std::mem::take(&mut *lock(&self.listeners));
+            tokio::select! {
+                forced = set.drain_all(deadline) => forced,
+                _ = term.recv() => abandoned(),
+                _ = int.recv() => abandoned(),
+            }
+        } else {
+            abandoned()
         };
         self.health.shutdown();
         self.discovery.shutdown();
@@ -366,6 +378,42 @@ impl Server {
         self.admin_task.abort();
         tracing::info!(forced, "shutdown complete");
     }
+
+    /// The shutdown grace: `/healthz` already answers 503, and for `grace` every
+    /// listener goes on accepting and serving while its HTTP connections close after
+    /// their next response. Whatever routes clients here (keepalived moving the VIP, an
+    /// outer balancer's health check) has that long to send them elsewhere; a client
+    /// that still arrives meanwhile is served, not refused. Health checks go on, so the
+    /// backends picked stay the live ones. `false` when a second signal cut it short:
+    /// then weir stops at once, as during the drain.
+    async fn grace(
+        &self,
+        grace: std::time::Duration,
+        handles: &[Arc<weir_proxy::ListenerHandle>],
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) -> bool {
+        if grace.is_zero() {
+            return true;
+        }
+        for handle in handles {
+            handle.wind_down();
+        }
+        let over = tokio::select! {
+            () = tokio::time::sleep(grace) => true,
+            _ = term.recv() => false,
+            _ = int.recv() => false,
+        };
+        if over {
+            tracing::info!("shutdown grace over: stop accepting");
+        }
+        over
+    }
+}
+
+/// Milliseconds of `d` for a log field (saturating).
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `/status` shows the topology (and a runtime API would give control): say so when

@@ -36,18 +36,13 @@ fn dns(v: &mut Validator<'_>, raw: &RawDns, path: &str) -> DnsDiscoveryConfig {
             name.to_owned()
         }
     };
-    let record_type = match raw.kind.as_ref().map(|k| k.as_str()) {
-        None | Some("a") => DnsRecordType::A,
-        Some("aaaa") => DnsRecordType::Aaaa,
-        Some("srv") => DnsRecordType::Srv,
-        Some(other) => {
-            v.error(
-                &field(path, "type"),
-                format!("unknown DNS record type {other:?} (expected a, aaaa or srv)"),
-            );
-            DnsRecordType::A
-        }
-    };
+    let record_type = v.keyword(
+        raw.kind.as_ref(),
+        &field(path, "type"),
+        "DNS record type",
+        ("a", DnsRecordType::A),
+        &[("aaaa", DnsRecordType::Aaaa), ("srv", DnsRecordType::Srv)],
+    );
     let port = match (record_type, raw.port) {
         (DnsRecordType::Srv, Some(_)) => {
             v.error(

@@ -119,6 +119,11 @@ where
     let capped = cap_ctx.cap.reached();
     tokio::pin!(capped);
     let mut closing = false;
+    // Winding down (the shutdown grace): GOAWAY once the connection has served a
+    // request, so one accepted during the grace is served before it is sent away.
+    let mut winding = false;
+    let first = cap_ctx.cap.first_served();
+    tokio::pin!(first);
     loop {
         tokio::select! {
             biased;
@@ -139,6 +144,14 @@ where
                 return;
             }
             () = scope.drain.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            // The shutdown grace: the client's next connection goes wherever traffic
+            // goes now (a moved VIP), after this one has served a request.
+            () = scope.winding_down.cancelled(), if !closing && !winding => winding = true,
+            () = &mut first, if winding && !closing => {
+                tracing::debug!("winding down, sending GOAWAY");
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -37,6 +37,20 @@ pub(super) fn world(m: &Metrics) -> World {
     }
 }
 
+/// A fresh registry and its [`world`].
+pub(super) fn fresh_world() -> (Metrics, World) {
+    let m = Metrics::new().expect("metrics");
+    let w = world(&m);
+    (m, w)
+}
+
+/// [`fresh_world`] whose route has counted one 200 from `B1`.
+pub(super) fn world_with_a_200() -> (Metrics, World) {
+    let (m, w) = fresh_world();
+    w.route.count(&w.backend, 200);
+    (m, w)
+}
+
 /// `w` with its route rebuilt to know `b2` as well, as the next table would be.
 pub(super) fn with_both(w: World, b2: &BackendMetrics) -> World {
     World {
@@ -54,9 +68,7 @@ pub(super) fn world_of_two(m: &Metrics) -> (World, BackendMetrics) {
 
 #[test]
 fn every_design_metric_is_exposed_with_exactly_its_labels() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    w.route.count(&w.backend, 200);
+    let (m, w) = world_with_a_200();
     m.config().loaded("abc123");
     let discovery = DiscoveryMetrics::new(&m, "api");
     discovery.lookup(LookupResult::Empty);
@@ -161,8 +173,7 @@ fn counters_and_histograms_equal_what_was_recorded() {
 
 #[test]
 fn concurrent_first_requests_on_a_new_route_are_all_counted() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
+    let (m, w) = fresh_world();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
