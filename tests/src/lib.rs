@@ -22,6 +22,7 @@
 //!   of every family weir exports ([`metrics::FAMILIES`]).
 //! - [`port`]: loopback ports a test holds, refusing until it listens on them
 //!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
+//! - [`dns`]: a real DNS server (`dnsmasq`) on a loopback port, for discovery tests.
 //! - [`config`]: weir YAML for the usual shapes (one pool, a TCP listener, health checks).
 //! - [`tls`]: a test CA, leaves it signs, PEM files, a client trusting the CA.
 //! - [`eventually`], [`until`]: the bounded wait loops; tests never sleep on a guess
@@ -33,6 +34,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod h2attack;
 pub mod load;
 pub mod metrics;

@@ -37,7 +37,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// The hash is the base64 SHA-256 of the text inside `<script>…</script>`; after editing
 /// the script, weir-admin's `tests/dashboard.rs` fails and prints the new value.
 pub const DASHBOARD_CSP: &str = "default-src 'none'; \
-     script-src 'sha256-BCwACvtg4OIG59+H19N5Kom+3T8nNGPUvJ4AjsqA6Y4='; \
+     script-src 'sha256-ZHY/xIFGSo9YFXUfehGXmt1n+FOjt+g9p97QA773x3k='; \
      style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 

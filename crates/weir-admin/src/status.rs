@@ -13,6 +13,12 @@
 //! `config_hash` (the same value as `weir_config_info{hash}`) and `config_loaded_unix_ms`;
 //! per listener, its routes (`host`, `path_prefix`, `pool`; `null` matches anything) or,
 //! for TCP, its `pool`.
+//!
+//! A pool with `discovery` also has a `discovery` object: `source` (`dns srv NAME`),
+//! the unix ms of the `last_lookup`, of the `last_success` (the answer serving now) and
+//! of the `last_change` applied, the `last_error` (`null` after a good lookup) and the
+//! number of discovered `backends`. Discovered backends are listed among `backends`,
+//! named by their `ip:port`.
 
 use serde::Serialize;
 use weir_balance::{Backend, Pool, Table};
@@ -61,6 +67,19 @@ struct PoolJson<'a> {
     fail_open_picks: u64,
     backends_up: usize,
     backends: Vec<BackendJson<'a>>,
+    /// Only for pools with `discovery`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovery: Option<DiscoveryJson>,
+}
+
+#[derive(Serialize)]
+struct DiscoveryJson {
+    source: String,
+    last_lookup_unix_ms: u64,
+    last_success_unix_ms: u64,
+    last_change_unix_ms: u64,
+    last_error: Option<String>,
+    backends: usize,
 }
 
 #[derive(Serialize)]
@@ -154,6 +173,7 @@ pub fn status_json(
                 fail_open_picks: p.shared().fail_open_picks(),
                 backends_up: p.up_count(),
                 backends: p.backends().map(|b| backend_json(p, b)).collect(),
+                discovery: discovery_json(table, p),
             })
             .collect(),
     };
@@ -167,6 +187,24 @@ pub fn status_json(
 pub(crate) fn backend_status(pool: &Pool, b: &Backend) -> String {
     serde_json::to_string_pretty(&backend_json(pool, b))
         .unwrap_or_else(|e| format!("{{\"error\":\"status serialisation failed: {e}\"}}"))
+}
+
+fn discovery_json(table: &Table, pool: &Pool) -> Option<DiscoveryJson> {
+    let config = table.config().pool(pool.name())?.discovery.as_ref()?;
+    let s = pool.shared().discovery().snapshot();
+    let weir_config::DiscoveryConfig::Dns(dns) = config;
+    Some(DiscoveryJson {
+        source: if s.source.is_empty() {
+            dns.source()
+        } else {
+            s.source
+        },
+        last_lookup_unix_ms: s.last_lookup_unix_ms,
+        last_success_unix_ms: s.last_success_unix_ms,
+        last_change_unix_ms: s.last_change_unix_ms,
+        last_error: s.last_error,
+        backends: s.backends,
+    })
 }
 
 fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {

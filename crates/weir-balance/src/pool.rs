@@ -31,12 +31,14 @@ use weir_upstream::Transport;
 use crate::strategy::Strategy;
 use crate::{AdminMode, Backend};
 
+mod discovery;
 mod passive;
 mod shared;
 mod slow_start;
 #[cfg(test)]
 mod tests;
 
+pub use discovery::{DiscoverySnapshot, DiscoveryStatus};
 pub use passive::{Passive, MAX_EJECTION_MULTIPLIER};
 pub use shared::PoolShared;
 pub use slow_start::{MIN_SHARE_PERMILLE, REPICKS};

@@ -203,6 +203,17 @@ impl BackendRegistry {
         Table::assemble(generation, config, pools, self.metrics.as_ref())
     }
 
+    /// The discovery status of pool `pool`, kept with the pool's other shared state (so
+    /// the next table built with the pool has the same one); created if the pool has
+    /// none yet. A discovery task writes it, `/status` reads it from the table.
+    pub fn discovery_status(&self, pool: &str) -> Arc<crate::DiscoveryStatus> {
+        let mut shared = match self.pools.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::clone(shared.entry(pool.to_owned()).or_default().discovery())
+    }
+
     /// Forgets every backend `table` does not contain. Call after `table` is live.
     pub fn retain(&self, table: &Table) {
         let mut map = match self.backends.lock() {
@@ -557,6 +568,31 @@ mod tests {
         assert!(
             !Arc::ptr_eq(pool.shared(), fresh.shared()),
             "removed pool starts over"
+        );
+    }
+
+    #[test]
+    fn discovery_status_is_the_pools_own_across_builds_and_goes_with_the_pool() {
+        let registry = BackendRegistry::new();
+        let status = registry.discovery_status("web");
+        status.update(|s| s.backends = 3);
+        let first = registry.build(cfg(vec![web(vec![backend_config(0, 1, false)])], vec![]), 1);
+        let pool = first.pool("web").expect("web");
+        assert!(
+            Arc::ptr_eq(&status, pool.shared().discovery()),
+            "built with it"
+        );
+        assert_eq!(pool.shared().discovery().snapshot().backends, 3);
+        let other = pool_config(
+            "other",
+            StrategyKind::RoundRobin,
+            vec![backend_config(1, 1, false)],
+        );
+        let second = registry.build(cfg(vec![other], vec![]), 2);
+        registry.retain(&second);
+        assert!(
+            !Arc::ptr_eq(&status, &registry.discovery_status("web")),
+            "a removed pool's status is forgotten"
         );
     }
 

@@ -53,6 +53,7 @@
 
 mod admin;
 mod cidr;
+mod discovery;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -70,6 +71,7 @@ mod walk;
 use std::path::Path;
 
 pub use admin::{ApiConfig, ApiToken};
+pub use discovery::{DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};

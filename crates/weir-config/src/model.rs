@@ -233,7 +233,8 @@ pub struct PoolConfig {
     pub name: String,
     /// Default `round_robin`.
     pub strategy: StrategyKind,
-    /// At least one backend. Addresses are unique within the pool.
+    /// At least one backend unless `discovery` is set. Addresses are unique within the
+    /// pool.
     pub backends: Vec<BackendConfig>,
     /// Active health checking; `None` sends no probes and keeps every backend up.
     pub health_check: Option<HealthCheckConfig>,
@@ -259,6 +260,8 @@ pub struct PoolConfig {
     pub tls: Option<crate::UpstreamTlsConfig>,
     /// HTTP version spoken to the backends. Default HTTP/1.1.
     pub upstream_protocol: UpstreamProtocol,
+    /// Backends found at run time, served beside `backends`. Default `None`.
+    pub discovery: Option<crate::DiscoveryConfig>,
 }
 
 /// The HTTP version weir speaks to a pool's backends.

@@ -123,6 +123,26 @@ pub(crate) struct RawPool {
     pub(crate) retry_budget: Option<RawRetryBudget>,
     pub(crate) tls: Option<RawUpstreamTls>,
     pub(crate) upstream_protocol: Option<Text>,
+    pub(crate) discovery: Option<RawDiscovery>,
+}
+
+/// `pools.NAME.discovery`: where backends come from besides `backends`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDiscovery {
+    pub(crate) dns: Option<RawDns>,
+}
+
+/// `pools.NAME.discovery.dns`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDns {
+    pub(crate) name: Option<Text>,
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<Text>,
+    pub(crate) port: Option<Int>,
+    pub(crate) resolver: Option<Text>,
+    pub(crate) refresh: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -70,6 +70,7 @@ pub fn pool(name: &str, backends: Vec<BackendConfig>) -> PoolConfig {
         retry_budget: RetryBudgetConfig::default(),
         tls: None,
         upstream_protocol: UpstreamProtocol::Http1,
+        discovery: None,
     }
 }
 

@@ -9,11 +9,15 @@
 //!            transport in it: kept settings keep their idle connections)
 //!         -> kept listeners take their new TLS; replaced and removed ones stop accepting
 //!         -> swap the table -> rename kept listeners, start new tasks, drain the old
-//!         -> reconcile health tasks
+//!         -> reconcile health tasks, then discovery tasks (the new table already has
+//!            every kept pool's discovered backends)
 //!         -> weir_config_reloads_total{result}, config hash for /metrics and /status
 //! runtime API weight change -> rebuild the table from the same config and backends
 //!            (new strategies, same generation) -> swap; in the same loop as SIGHUP, so
 //!            the two never interleave
+//! discovery update (a pool's DNS answer changed; see discovery.rs)
+//!         -> the file's config + every discovered set -> build -> swap -> reconcile
+//!            health: exactly a reload's table step, logged as `discovery updated`
 //! SIGTERM -> /healthz 503 -> for `shutdown_grace`: go on accepting, every HTTP
 //!            response closes its connection -> stop accepting -> wait for in-flight
 //!            work on every listener at once, until one deadline -> exit 0
@@ -38,6 +42,7 @@ use weir_config::Config;
 use weir_health::HealthChecker;
 use weir_telemetry::{config_hash, ConfigMetrics, Metrics};
 
+use crate::discovery::Discovery;
 use crate::listeners::{self, Listeners};
 use crate::tls::TlsSet;
 
@@ -56,6 +61,11 @@ pub(crate) struct Server {
     config_metrics: ConfigMetrics,
     /// The runtime API's requests for a table rebuilt with new weights.
     rebuilds: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+    /// The configuration as loaded from the file, without discovered backends.
+    base: Arc<Config>,
+    /// Each pool's upstream transport as loaded with `base`, to rebuild tables with.
+    transports: weir_upstream::Transports,
+    discovery: Discovery,
 }
 
 /// A validated configuration and the hash of the bytes it was parsed from.
@@ -136,7 +146,10 @@ impl Server {
         let admin_socket =
             tokio::net::TcpListener::from_std(admin_socket).context("admin socket")?;
         let admin_addr = admin_socket.local_addr().context("admin socket address")?;
-        let first = registry.build_with(Arc::clone(&config), 1, &tls.upstream);
+        let mut discovery = Discovery::new();
+        discovery.reconcile(&config, &registry, true).await;
+        let effective = Arc::new(weir_discovery::effective_config(&config, discovery.sets()));
+        let first = registry.build_with(effective, 1, &tls.upstream);
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
         // Nothing runs yet, so there is nothing to hand over.
         lock(&listeners).commit(plan, &table, config.shutdown_timeout);
@@ -179,6 +192,9 @@ impl Server {
             sweeper,
             config_metrics,
             rebuilds,
+            base: config,
+            transports: tls.upstream,
+            discovery,
         })
     }
 
@@ -212,6 +228,7 @@ impl Server {
             tokio::select! {
                 _ = hup.recv() => self.reload().await,
                 Some(done) = self.rebuilds.recv() => self.rebuild(done),
+                update = self.discovery.next() => self.apply_discovery(update),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -288,11 +305,17 @@ impl Server {
         // updates the settings of kept backends in place (weights, and the transport
         // their new idle connections are pooled under).
         let generation = old.generation() + 1;
+        // Kept pools keep their discovered backends: no flap to empty until the next
+        // lookup. A pool whose block was removed loses them here.
+        let effective = Arc::new(weir_discovery::effective_config(
+            &config,
+            self.discovery.sets(),
+        ));
         let mut table = self
             .registry
-            .build_with(Arc::clone(&config), generation, &tls.upstream);
+            .build_with(Arc::clone(&effective), generation, &tls.upstream);
         plan.alias_renamed(&mut table);
-        let changes = Changes::between(old.config(), &config);
+        let changes = Changes::between(old.config(), &effective);
         // No task may accept for a listener the new table lacks: the ones that stop,
         // stop first (their clients wait in the kernel's queue until the new tasks run).
         let stopping = lock(&self.listeners).hand_over(&mut plan);
@@ -302,7 +325,48 @@ impl Server {
         let current = self.table.load();
         self.registry.retain(&current);
         self.health.reconcile(&current);
+        drop(current);
+        self.discovery
+            .reconcile(&config, &self.registry, false)
+            .await;
+        self.base = config;
+        self.transports = tls.upstream;
         Ok((generation, changes, hash))
+    }
+
+    /// A pool's discovered set changed: the same table step as a reload (same
+    /// `Arc<Backend>` for the addresses that stay, health checks for the new ones, the
+    /// ones that left drain their in-flight requests), without re-reading anything.
+    fn apply_discovery(&mut self, update: weir_discovery::Update) {
+        let pool = update.pool.clone();
+        let change = self.discovery.accept(update);
+        if change.is_empty() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        let effective = Arc::new(weir_discovery::effective_config(
+            &self.base,
+            self.discovery.sets(),
+        ));
+        let generation = self.table.load().generation() + 1;
+        let table = self
+            .registry
+            .build_with(effective, generation, &self.transports);
+        self.table.store(Arc::new(table));
+        let current = self.table.load();
+        self.registry.retain(&current);
+        self.health.reconcile(&current);
+        let backends = current.pool(&pool).map_or(0, |p| p.backends().count());
+        tracing::info!(
+            pool = %pool,
+            added = %weir_discovery::SetChange::list(&change.added),
+            removed = %weir_discovery::SetChange::list(&change.removed),
+            reweighted = %weir_discovery::SetChange::list(&change.changed),
+            backends,
+            generation,
+            apply_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "discovery updated"
+        );
     }
 
     async fn shutdown(
@@ -344,6 +408,7 @@ impl Server {
             abandoned()
         };
         self.health.shutdown();
+        self.discovery.shutdown();
         self.sweeper.abort();
         self.admin_task.abort();
         tracing::info!(forced, "shutdown complete");

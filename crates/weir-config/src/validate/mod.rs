@@ -21,6 +21,7 @@ macro_rules! check_field {
 }
 
 mod admin;
+mod discovery;
 mod http2;
 mod listener;
 mod pool;

@@ -1,4 +1,5 @@
-//! Validation of `pools`: strategy, backends (resolved now), health checks, timeouts,
+//! Validation of `pools`: strategy, backends (resolved now; none needed with
+//! `discovery`, see `discovery.rs`), health checks, timeouts,
 //! retries and their budget, passive checks, fail-open, slow start, upstream TLS and
 //! protocol.
 
@@ -52,7 +53,11 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
             ("least_connections", StrategyKind::LeastConnections),
         ],
     );
-    let backends = backends(v, p.backends.as_deref(), path);
+    let discovery = p
+        .discovery
+        .as_ref()
+        .and_then(|d| super::discovery::discovery(v, d, &field(path, "discovery")));
+    let backends = backends(v, p.backends.as_deref(), path, p.discovery.is_some());
     let health_check = p
         .health_check
         .as_ref()
@@ -103,6 +108,7 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         retry_budget,
         tls,
         upstream_protocol,
+        discovery,
     }
 }
 
@@ -177,9 +183,16 @@ fn upstream_protocol(v: &mut Validator<'_>, p: &RawPool, path: &str) -> Upstream
     )
 }
 
-fn backends(v: &mut Validator<'_>, raw: Option<&[RawBackend]>, path: &str) -> Vec<BackendConfig> {
+/// A pool with `discovery` may have no static backends (`discovered`).
+fn backends(
+    v: &mut Validator<'_>,
+    raw: Option<&[RawBackend]>,
+    path: &str,
+    discovered: bool,
+) -> Vec<BackendConfig> {
     let backends_path = field(path, "backends");
     let raw = match raw {
+        None | Some([]) if discovered => return Vec::new(),
         None => {
             v.missing(path, "backends", " (a pool needs at least one backend)");
             return Vec::new();
