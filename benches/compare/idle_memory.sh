@@ -26,11 +26,7 @@ ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((N + 500)) ] || { echo "open-file limit $(ulimit -n) too low for N=$N"; exit 2; }
 weir_bin
 
-mkdir -p "$work/backend" "$work/proxy"
-cat > "$work/backend/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/backend/nginx.pid; error_log /dev/null crit;
-worker_rlimit_nofile $((N + 500));
-events { worker_connections $((N * 2 + 100)); }
+nginx_conf "$work/backend" $((N + 500)) $((N * 2 + 100)) <<CONF
 http { access_log off; server { listen $BACKEND; location / { return 200 "ok\n"; } } }
 CONF
 nginx -p "$work/backend" -c "$work/backend/nginx.conf" & pids+=($!)
@@ -45,15 +41,7 @@ listeners:
 pools:
   app: { backends: [ { address: $BACKEND } ] }
 CONF
-cat > "$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn $((N + 100))
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 10m
-  timeout server 10m
+haproxy_cfg $((N + 100)) http 10m <<CONF
   timeout http-keep-alive 10m
   option http-keep-alive
 frontend idle
@@ -62,10 +50,7 @@ frontend idle
 backend app
   server s1 $BACKEND
 CONF
-cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/proxy/nginx.pid; error_log /dev/null crit;
-worker_rlimit_nofile $((N + 500));
-events { worker_connections $((N * 2 + 100)); }
+nginx_conf "$work/proxy" $((N + 500)) $((N * 2 + 100)) <<CONF
 http { access_log off; keepalive_timeout 10m; keepalive_requests 1000000;
   upstream app { server $BACKEND; keepalive 64; }
   server { listen $NGINX; location / { proxy_pass http://app; proxy_http_version 1.1;

@@ -106,13 +106,34 @@ median() {
 # Smallest of the numbers given as arguments.
 lowest() { printf '%s\n' "$@" | sort -g | head -1; }
 
+# Writes DIR/nginx.conf: one worker in the foreground, its pid file in DIR, no error
+# log, NOFILE descriptors and CONNS connections, then the rest of the file from stdin
+# (the `http` or `stream` block). `load_module` lines go in the optional 4th argument.
+nginx_conf() {
+  mkdir -p "$1"
+  {
+    [ -z "${4:-}" ] || echo "$4"
+    echo "worker_processes 1; daemon off; pid $1/nginx.pid; error_log /dev/null crit;"
+    [ -z "$2" ] || echo "worker_rlimit_nofile $2;"
+    echo "events { worker_connections $3; }"
+    cat
+  } > "$1/nginx.conf"
+}
+
+# Writes $work/haproxy.cfg: one thread, MAXCONN ($1) connections, MODE ($2) tcp or
+# http, a 2 s connect timeout and IDLE ($3) client and server timeouts, then the rest of
+# the file from stdin (further `defaults` lines, the frontend and the backend).
+haproxy_cfg() {
+  {
+    printf 'global\n  nbthread 1\n  maxconn %s\ndefaults\n  mode %s\n' "$1" "$2"
+    printf '  timeout connect 2s\n  timeout client %s\n  timeout server %s\n' "$3" "$3"
+    cat
+  } > "$work/haproxy.cfg"
+}
+
 # Starts the backend: one nginx worker on CPU $2 answering "hello, world\n" on $1.
 start_backend() {
-  mkdir -p "$work/backend"
-  cat > "$work/backend/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/backend/nginx.pid; error_log /dev/null crit;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
+  nginx_conf "$work/backend" 20000 10000 <<CONF
 http { access_log off; keepalive_requests 1000000;
   server { listen $1 backlog=4096; location / { return 200 "hello, world\n"; } } }
 CONF
@@ -163,15 +184,7 @@ listeners:
 pools:
   app: { backends: [ { address: $BACKEND } ] }
 CONF
-  cat > "$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
+  haproxy_cfg 4000 http 60s <<CONF
   option http-keep-alive
 frontend bench
   bind ${H1[haproxy]}
@@ -182,11 +195,7 @@ backend app
   http-reuse always
   server s1 $BACKEND
 CONF
-  mkdir -p "$work/proxy"
-  cat > "$work/proxy/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/proxy/nginx.pid; error_log /dev/null crit;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
+  nginx_conf "$work/proxy" 20000 10000 <<CONF
 http { access_log off; keepalive_requests 1000000;
   upstream app { server $BACKEND; keepalive 128; }
   server { listen ${H1[nginx]}; listen ${H2C[nginx]} http2; listen ${TLS[nginx]} ssl http2;

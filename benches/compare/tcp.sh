@@ -49,15 +49,7 @@ listeners:
 pools:
   iperf: { backends: [ { address: $BACKEND } ] }
 CONF
-cat > "$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
+haproxy_cfg 4000 tcp 60s <<CONF
   option splice-request
   option splice-response
 frontend bench
@@ -66,11 +58,7 @@ frontend bench
 backend iperf
   server s1 $BACKEND
 CONF
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-load_module $STREAM_MODULE;
-worker_processes 1; daemon off; pid $work/nginx/nginx.pid; error_log /dev/null crit;
-events { worker_connections 4096; }
+nginx_conf "$work/nginx" "" 4096 "load_module $STREAM_MODULE;" <<CONF
 stream { server { listen $NGINX; proxy_pass $BACKEND; proxy_buffer_size 64k; } }
 CONF
 

@@ -11,12 +11,14 @@
 
 pub mod raw;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -73,14 +75,91 @@ async fn read_whole(resp: http::Response<hyper::body::Incoming>) -> Result<Respo
     })
 }
 
-// === impl H1Client ===
+// === impl Client ===
+
+/// One client connection to `addr`, its requests sent by `S`: hyper's HTTP/1.1 or HTTP/2
+/// sender ([`H1Client`], [`H2Client`]).
+#[derive(Debug, Clone)]
+pub struct Client<S> {
+    addr: SocketAddr,
+    sender: S,
+}
 
 /// One HTTP/1.1 connection, reused for every request sent on it (keep-alive).
-#[derive(Debug)]
-pub struct H1Client {
-    addr: SocketAddr,
-    sender: http1::SendRequest<Full<Bytes>>,
+pub type H1Client = Client<http1::SendRequest<Full<Bytes>>>;
+
+/// An HTTP/2 connection over plain TCP (prior knowledge). Clones share the connection
+/// and may send concurrently, as HTTP/2 multiplexes.
+pub type H2Client = Client<http2::SendRequest<Full<Bytes>>>;
+
+/// What [`Client`] needs of hyper's two senders, which share no trait.
+pub trait Sender {
+    /// Waits until the connection can take a request.
+    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>>;
+    /// Sends `req`; resolves to the response head.
+    fn send_request(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<http::Response<Incoming>>>;
 }
+
+/// hyper's senders have the same two methods, inherent to each: one impl for both.
+macro_rules! impl_sender {
+    ($($version:ident),*) => {$(
+        impl Sender for $version::SendRequest<Full<Bytes>> {
+            fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> {
+                $version::SendRequest::ready(self)
+            }
+            fn send_request(
+                &mut self,
+                req: Request<Full<Bytes>>,
+            ) -> impl Future<Output = hyper::Result<http::Response<Incoming>>> {
+                $version::SendRequest::send_request(self, req)
+            }
+        }
+    )*};
+}
+
+impl_sender!(http1, http2);
+
+impl<S: Sender> Client<S> {
+    /// The address this client is connected to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends `req` as it is and reads the whole response, within [`REQUEST_TIMEOUT`];
+    /// `what` names the request in the timeout's error.
+    async fn exchange(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        what: &str,
+    ) -> Result<Response, BoxError> {
+        let fut = async {
+            self.sender.ready().await?;
+            let resp = self.sender.send_request(req).await?;
+            read_whole(resp).await
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| format!("{what} to {} timed out", self.addr))?
+    }
+}
+
+/// Drives a client connection's I/O in a task of its own, logging how it ended.
+fn drive<E: std::fmt::Display>(
+    what: &'static str,
+    addr: SocketAddr,
+    conn: impl Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("{what} client connection to {addr} ended: {e}");
+        }
+    });
+}
+
+// === impl H1Client ===
 
 impl H1Client {
     /// Opens a connection to `addr`.
@@ -90,17 +169,8 @@ impl H1Client {
     pub async fn connect(addr: SocketAddr) -> Result<H1Client, BoxError> {
         let stream = connect_tcp(addr).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                eprintln!("h1 client connection to {addr} ended: {e}");
-            }
-        });
-        Ok(H1Client { addr, sender })
-    }
-
-    /// The address this client is connected to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        drive("h1", addr, conn.with_upgrades());
+        Ok(Client { addr, sender })
     }
 
     /// Whether the server closed the connection (no further request can be sent).
@@ -117,14 +187,7 @@ impl H1Client {
             req.headers_mut()
                 .insert(header::HOST, self.addr.to_string().parse()?);
         }
-        let fut = async {
-            self.sender.ready().await?;
-            let resp = self.sender.send_request(req).await?;
-            read_whole(resp).await
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, fut)
-            .await
-            .map_err(|_| format!("request to {} timed out", self.addr))?
+        self.exchange(req, "request").await
     }
 
     /// `GET path` on this connection.
@@ -190,14 +253,6 @@ pub async fn get_host(addr: SocketAddr, host: &str, path: &str) -> Response {
 
 // === impl H2Client ===
 
-/// An HTTP/2 connection over plain TCP (prior knowledge). Clones share the connection
-/// and may send concurrently, as HTTP/2 multiplexes.
-#[derive(Debug, Clone)]
-pub struct H2Client {
-    addr: SocketAddr,
-    sender: http2::SendRequest<Full<Bytes>>,
-}
-
 impl H2Client {
     /// Opens an h2c connection to `addr`.
     ///
@@ -211,12 +266,14 @@ impl H2Client {
         )
         .await
         .map_err(|_| format!("h2 handshake with {addr} timed out"))??;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                eprintln!("h2 client connection to {addr} ended: {e}");
-            }
-        });
-        Ok(H2Client { addr, sender })
+        drive("h2", addr, conn);
+        Ok(Client { addr, sender })
+    }
+
+    /// Whether the connection has ended (after the server's GOAWAY, once its streams
+    /// finished): no further request can be sent.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
     }
 
     /// Sends `req` (its URI must be absolute: `http://authority/path`) and reads the response.
@@ -224,14 +281,7 @@ impl H2Client {
     /// # Errors
     /// When the stream or connection fails, or 15 s pass.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response, BoxError> {
-        let fut = async {
-            self.sender.ready().await?;
-            let resp = self.sender.send_request(req).await?;
-            read_whole(resp).await
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, fut)
-            .await
-            .map_err(|_| format!("h2 request to {} timed out", self.addr))?
+        self.exchange(req, "h2 request").await
     }
 
     /// `GET http://{authority}{path}`.

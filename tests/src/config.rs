@@ -23,6 +23,10 @@ pub const WEB_LISTENER: &str =
 /// are those of its own text.
 pub const MINIMAL: &str = "listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    routes:\n      - pool: web\npools:\n  web:\n    backends:\n      - { address: 127.0.0.1:8081 }\n";
 
+/// `pools:` with pool `db` and its one backend `127.0.0.1:5432` (never connected to), for
+/// the end of a config whose TCP listeners relay to `db`.
+pub const DB_POOL: &str = "pools:\n  db:\n    backends:\n      - { address: 127.0.0.1:5432 }\n";
+
 /// A TCP listener entry `name` relaying to `pool`, for after [`WEB_LISTENER`].
 pub fn tcp_listener(name: &str, pool: &str) -> String {
     format!("  - name: {name}\n    listen: 127.0.0.1:0\n    protocol: tcp\n    pool: {pool}\n")

@@ -22,7 +22,9 @@
 //!   of every family weir exports ([`metrics::FAMILIES`]).
 //! - [`port`]: loopback ports a test holds, refusing until it listens on them
 //!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
+//! - [`dns`]: a real DNS server (`dnsmasq`) on a loopback port, for discovery tests.
 //! - [`config`]: weir YAML for the usual shapes (one pool, a TCP listener, health checks).
+//! - [`tls`]: a test CA, leaves it signs, PEM files, a client trusting the CA.
 //! - [`eventually`], [`until`]: the bounded wait loops; tests never sleep on a guess
 //!   (STYLE.md §11).
 //!
@@ -32,6 +34,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod h2attack;
 pub mod load;
 pub mod metrics;
@@ -39,6 +42,7 @@ pub mod port;
 pub mod process;
 pub mod status;
 mod tempdir;
+pub mod tls;
 
 use std::future::Future;
 use std::hash::Hasher;
@@ -51,7 +55,7 @@ pub use backend::{BackendHandle, Recorded, TcpSink};
 pub use client::{H1Client, H2Client, Response};
 pub use load::{Load, LoadReport};
 pub use metrics::{Sample, Scrape};
-pub use port::{closed_port, HeldPort};
+pub use port::{closed_port, closed_ports, HeldPort};
 pub use process::{check_config, run_weir, CheckOutput, Weir};
 
 /// How often [`eventually`] probes.
@@ -108,6 +112,18 @@ where
 /// When `cond` still does not hold after 10 s, naming `what`.
 pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     until_async(what, || std::future::ready(cond())).await;
+}
+
+/// As [`until`], and asserts that `cond` took at least `min` to hold: a hysteresis of
+/// several probes some interval apart never flips sooner.
+///
+/// # Panics
+/// As [`until`], or when `cond` held sooner than `min`.
+pub async fn until_no_sooner(what: &str, min: Duration, cond: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    until(what, cond).await;
+    let took = start.elapsed();
+    assert!(took >= min, "{what} after {took:?}, sooner than {min:?}");
 }
 
 /// As [`until`], for a condition that must be awaited.

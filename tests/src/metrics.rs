@@ -117,8 +117,9 @@ impl Scrape {
     }
 }
 
-/// Every family of DESIGN.md §5, verbatim (plus the two info gauges): name, type and
-/// label names. The one list both the exporter's unit tests and the end-to-end tests
+/// Every family of DESIGN.md §5, verbatim (plus the two info gauges and issue 11's
+/// discovery families, which have series only for pools with `discovery`): name, type
+/// and label names. The one list both the exporter's unit tests and the end-to-end tests
 /// check a scrape against.
 pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     (
@@ -168,7 +169,14 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
         &["listener", "direction"],
     ),
     ("weir_http_protocol_errors_total", "counter", &["listener"]),
+    (
+        "weir_discovery_lookups_total",
+        "counter",
+        &["pool", "result"],
+    ),
+    ("weir_discovery_backends", "gauge", &["pool"]),
     ("weir_config_reloads_total", "counter", &["result"]),
+    ("weir_admin_changes_total", "counter", &["result"]),
     ("weir_config_last_reload_successful", "gauge", &[]),
     (
         "weir_config_last_reload_success_timestamp_seconds",
@@ -178,6 +186,10 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("weir_config_info", "gauge", &["hash"]),
     ("weir_build_info", "gauge", &["version"]),
 ];
+
+/// The families of [`FAMILIES`] that have series only while some pool has `discovery`.
+pub const DISCOVERY_FAMILIES: &[&str] =
+    &["weir_discovery_lookups_total", "weir_discovery_backends"];
 
 fn parse_sample(line: &str) -> Sample {
     let name_end = line

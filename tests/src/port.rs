@@ -93,6 +93,14 @@ pub fn closed_port() -> HeldPort {
     HeldPort::new()
 }
 
+/// `N` [`closed_port`]s and their addresses: the ports stay refused while the test holds
+/// the first.
+pub fn closed_ports<const N: usize>() -> ([HeldPort; N], [SocketAddr; N]) {
+    let held: [HeldPort; N] = std::array::from_fn(|_| closed_port());
+    let addrs = held.each_ref().map(HeldPort::addr);
+    (held, addrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,8 +57,34 @@ impl Weir {
     /// # Panics
     /// As [`Weir::start`].
     pub async fn one_backend(bin: &str, name: &str) -> (Weir, crate::BackendHandle) {
+        Self::one_backend_with(bin, name, "").await
+    }
+
+    /// [`Weir::one_backend`] and an HTTP/1.1 client connected to listener `web`.
+    ///
+    /// # Panics
+    /// As [`Weir::start`], and when the client cannot connect.
+    pub async fn one_backend_h1(
+        bin: &str,
+        name: &str,
+    ) -> (Weir, crate::BackendHandle, crate::H1Client) {
+        let (weir, handle) = Self::one_backend(bin, name).await;
+        let client = weir.h1_client("web").await;
+        (weir, handle, client)
+    }
+
+    /// [`Weir::one_backend`] with `listener_extra` added to listener `web`
+    /// ([`crate::config::one_backend_listener`]).
+    ///
+    /// # Panics
+    /// As [`Weir::start`].
+    pub async fn one_backend_with(
+        bin: &str,
+        name: &str,
+        listener_extra: &str,
+    ) -> (Weir, crate::BackendHandle) {
         let (addr, handle) = crate::spawn_backend(name).await;
-        let yaml = crate::config::one_pool("round_robin", &crate::config::backend(addr), "");
+        let yaml = crate::config::one_backend_listener(addr, listener_extra);
         (Self::start(bin, &yaml).await, handle)
     }
 

@@ -1,4 +1,5 @@
-//! The admin HTTP server: `/` (the dashboard), `/metrics`, `/status`, `/healthz`.
+//! The admin HTTP server: `/` (the dashboard), `/metrics`, `/status`, `/healthz`, and
+//! the runtime API's `POST /pools/{pool}/backends/{address}` ([`crate::api`]).
 //!
 //! Plain HTTP/1.1 on a loopback address by default: `/status` reveals the topology, so
 //! it is not meant to face clients. Each connection gets its own task; a slow scraper
@@ -19,6 +20,8 @@ use tokio::net::TcpListener;
 use weir_balance::SharedTable;
 use weir_telemetry::{Metrics, TEXT_CONTENT_TYPE};
 
+use crate::api::RebuildRequests;
+
 /// Every endpoint answers these methods only (the `Allow` header of a 405).
 const ALLOWED_METHODS: &str = "GET, HEAD";
 
@@ -34,7 +37,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// The hash is the base64 SHA-256 of the text inside `<script>…</script>`; after editing
 /// the script, weir-admin's `tests/dashboard.rs` fails and prints the new value.
 pub const DASHBOARD_CSP: &str = "default-src 'none'; \
-     script-src 'sha256-eLMsh9HTYAYyxoya+ombvWq7BCZpaOo7e8aP8KAXw+U='; \
+     script-src 'sha256-ZHY/xIFGSo9YFXUfehGXmt1n+FOjt+g9p97QA773x3k='; \
      style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
@@ -73,6 +76,8 @@ pub struct AdminState {
     metrics: Metrics,
     /// Written on start and on each applied reload only, read by `/status`.
     config: Mutex<ConfigStamp>,
+    /// Where the runtime API asks for a table rebuilt with new weights.
+    rebuild: Option<RebuildRequests>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -95,7 +100,21 @@ impl AdminState {
             listeners,
             metrics,
             config: Mutex::new(ConfigStamp::default()),
+            rebuild: None,
         }
+    }
+
+    /// The same state, with the runtime API's weight changes rebuilt through `requests`
+    /// (the binary serialises them with reloads). Without it a new weight is recorded
+    /// but reaches the strategies only with the next reload.
+    #[must_use]
+    pub fn with_rebuild(mut self, requests: RebuildRequests) -> Self {
+        self.rebuild = Some(requests);
+        self
+    }
+
+    pub(crate) fn rebuild_requests(&self) -> Option<&RebuildRequests> {
+        self.rebuild.as_ref()
     }
 
     /// Records the configuration now being served (call at start and after each
@@ -148,9 +167,14 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, &req)) }
+                async move {
+                    if crate::api::is_api_path(req.uri().path()) {
+                        return Ok::<_, Infallible>(crate::api::handle(&state, req, peer).await);
+                    }
+                    Ok(handle(&state, &req))
+                }
             });
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -195,7 +219,7 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /, /metrics, /healthz or /status\n",
+            "not found: try /, /metrics, /healthz, /status or POST /pools/{pool}/backends/{address}\n",
         ),
     }
 }
@@ -246,7 +270,7 @@ fn lock(m: &Mutex<ConfigStamp>) -> std::sync::MutexGuard<'_, ConfigStamp> {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -3,7 +3,9 @@
 //! Backends are named by their address exactly as written in the config, pools and
 //! listeners by their names: operators' tooling greps for those strings.
 //!
-//! Per backend it explains the state: `state` (`up`/`down`) since when and why, the
+//! Per backend: `weight` is the weight in force (a runtime override, else the
+//! configured one, shown as `configured_weight`), `admin_state` the operator's word
+//! (`ready`, `drain`, `maint`: the runtime API). It explains the state: `state` (`up`/`down`) since when and why, the
 //! active checks' consecutive results, live traffic's consecutive failures, whether the
 //! backend is passively `ejected`, its total downtime and whether it is in slow start.
 //!
@@ -11,6 +13,12 @@
 //! `config_hash` (the same value as `weir_config_info{hash}`) and `config_loaded_unix_ms`;
 //! per listener, its routes (`host`, `path_prefix`, `pool`; `null` matches anything) or,
 //! for TCP, its `pool`.
+//!
+//! A pool with `discovery` also has a `discovery` object: `source` (`dns srv NAME`),
+//! the unix ms of the `last_lookup`, of the `last_success` (the answer serving now) and
+//! of the `last_change` applied, the `last_error` (`null` after a good lookup) and the
+//! number of discovered `backends`. Discovered backends are listed among `backends`,
+//! named by their `ip:port`.
 
 use serde::Serialize;
 use weir_balance::{Backend, Pool, Table};
@@ -59,13 +67,31 @@ struct PoolJson<'a> {
     fail_open_picks: u64,
     backends_up: usize,
     backends: Vec<BackendJson<'a>>,
+    /// Only for pools with `discovery`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovery: Option<DiscoveryJson>,
+}
+
+#[derive(Serialize)]
+struct DiscoveryJson {
+    source: String,
+    last_lookup_unix_ms: u64,
+    last_success_unix_ms: u64,
+    last_change_unix_ms: u64,
+    last_error: Option<String>,
+    backends: usize,
 }
 
 #[derive(Serialize)]
 struct BackendJson<'a> {
     address: &'a str,
     resolved: String,
+    /// The weight in force.
     weight: u32,
+    /// The weight the configuration gives; differs while a runtime override is set.
+    configured_weight: u32,
+    /// `ready`, `drain` or `maint`.
+    admin_state: &'static str,
     backup: bool,
     up: bool,
     /// `up` or `down`.
@@ -147,6 +173,7 @@ pub fn status_json(
                 fail_open_picks: p.shared().fail_open_picks(),
                 backends_up: p.up_count(),
                 backends: p.backends().map(|b| backend_json(p, b)).collect(),
+                discovery: discovery_json(table, p),
             })
             .collect(),
     };
@@ -154,6 +181,30 @@ pub fn status_json(
     // error object rather than panicking if it ever does.
     serde_json::to_string_pretty(&status)
         .unwrap_or_else(|e| format!("{{\"error\":\"status serialisation failed: {e}\"}}"))
+}
+
+/// One backend's object, as in `/status` (the runtime API's answer).
+pub(crate) fn backend_status(pool: &Pool, b: &Backend) -> String {
+    serde_json::to_string_pretty(&backend_json(pool, b))
+        .unwrap_or_else(|e| format!("{{\"error\":\"status serialisation failed: {e}\"}}"))
+}
+
+fn discovery_json(table: &Table, pool: &Pool) -> Option<DiscoveryJson> {
+    let config = table.config().pool(pool.name())?.discovery.as_ref()?;
+    let s = pool.shared().discovery().snapshot();
+    let weir_config::DiscoveryConfig::Dns(dns) = config;
+    Some(DiscoveryJson {
+        source: if s.source.is_empty() {
+            dns.source()
+        } else {
+            s.source
+        },
+        last_lookup_unix_ms: s.last_lookup_unix_ms,
+        last_success_unix_ms: s.last_success_unix_ms,
+        last_change_unix_ms: s.last_change_unix_ms,
+        last_error: s.last_error,
+        backends: s.backends,
+    })
 }
 
 fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
@@ -164,6 +215,8 @@ fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
         address: b.address(),
         resolved: b.addr().to_string(),
         weight: b.weight(),
+        configured_weight: b.configured_weight(),
+        admin_state: b.admin_mode().as_str(),
         backup: b.is_backup(),
         up,
         state: if up { "up" } else { "down" },

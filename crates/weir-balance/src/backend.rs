@@ -12,11 +12,17 @@
 //! request, and a transition is counted exactly once even when writers race. That is
 //! also where the backend's metric handles ([`BackendMetrics`]) learn the new state, so
 //! `weir_backend_up`, transitions and downtime can never disagree with `/status`.
+//!
+//! An operator's runtime decisions ([`AdminMode`] and a weight override, from the admin
+//! API) live here too, so they survive reloads exactly as health does. Health and the
+//! admin mode are folded into one `routable` flag, written under the same mutex by both
+//! kinds of change, so a strategy's `pick` still reads a single atomic per candidate.
 
+mod admin;
 mod passive;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +31,8 @@ use weir_telemetry::BackendMetrics;
 use weir_upstream::Conns;
 
 use crate::clock;
+
+pub use admin::{AdminChange, AdminMode};
 
 /// A change of a backend's health state, reported once when it happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +57,18 @@ pub struct Backend {
     pool: Arc<str>,
     address: Arc<str>,
     addr: SocketAddr,
+    /// The weight of the newest config that lists this backend.
     weight: AtomicU32,
+    /// A weight set through the runtime API; 0 for none. Cleared by a reload that
+    /// changes the configured weight (the file then says something new).
+    weight_override: AtomicU32,
     backup: AtomicBool,
     up: AtomicBool,
+    /// [`AdminMode`] as a byte; written only under `last`.
+    admin: AtomicU8,
+    /// `up && admin == Ready`: what strategies read. Written only under `last`, by
+    /// transitions and admin changes alike, so it never disagrees with either.
+    routable: AtomicBool,
     in_flight: AtomicU32,
     /// Consecutive successful probes while down (towards `rise`).
     successes: AtomicU32,
@@ -128,8 +145,11 @@ impl Backend {
             address: Arc::from(config.address.as_str()),
             addr: config.addr,
             weight: AtomicU32::new(config.weight.get()),
+            weight_override: AtomicU32::new(0),
             backup: AtomicBool::new(config.backup),
             up: AtomicBool::new(true),
+            admin: AtomicU8::new(AdminMode::Ready.to_u8()),
+            routable: AtomicBool::new(true),
             in_flight: AtomicU32::new(0),
             successes: AtomicU32::new(0),
             failures: AtomicU32::new(0),
@@ -170,8 +190,17 @@ impl Backend {
         self.addr
     }
 
-    /// The weight of the newest table that contains this backend.
+    /// The weight in force: the runtime override if one is set, else the weight of the
+    /// newest config that lists this backend. Strategies copy it when a table is built.
     pub fn weight(&self) -> u32 {
+        match self.weight_override.load(Ordering::Relaxed) {
+            0 => self.weight.load(Ordering::Relaxed),
+            w => w,
+        }
+    }
+
+    /// The weight the configuration gives this backend.
+    pub fn configured_weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
     }
 
@@ -182,15 +211,32 @@ impl Backend {
 
     /// Records the settings of the newest table. Strategies keep their own copy of the
     /// weights, so a table built earlier keeps picking consistently.
-    pub fn update_settings(&self, config: &BackendConfig) {
-        self.weight.store(config.weight.get(), Ordering::Relaxed);
+    ///
+    /// A new configured weight clears a runtime weight override (the operator edited
+    /// the file since, and the file wins; HAProxy without a state file loses the
+    /// override on every reload). Returns the override so cleared, if any.
+    pub fn update_settings(&self, config: &BackendConfig) -> Option<u32> {
+        let new = config.weight.get();
+        let old = self.weight.swap(new, Ordering::Relaxed);
         self.backup.store(config.backup, Ordering::Relaxed);
+        if old == new {
+            return None;
+        }
+        let cleared = self.weight_override.swap(0, Ordering::Relaxed);
+        (cleared != 0).then_some(cleared)
     }
 
-    /// Whether the backend may be picked.
+    /// Whether health checking (active or passive) considers the backend up.
     #[inline]
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Whether the backend may be picked for a new request or connection: up, and not
+    /// drained or in maintenance. The one flag strategies read.
+    #[inline]
+    pub fn is_routable(&self) -> bool {
+        self.routable.load(Ordering::Relaxed)
     }
 
     /// Requests (HTTP) or connections (TCP) currently being served.
@@ -218,9 +264,15 @@ impl Backend {
 
     /// When and why the backend last changed state.
     pub fn last_transition(&self) -> LastTransition {
+        self.lock_last().clone()
+    }
+
+    /// The mutex that serialises every state change (a poisoned one still holds a
+    /// whole value: it is replaced, never edited in place).
+    fn lock_last(&self) -> std::sync::MutexGuard<'_, LastTransition> {
         match self.last.lock() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -291,10 +343,7 @@ impl Backend {
         ejected: bool,
         allowed: impl FnOnce() -> bool,
     ) -> Option<Transition> {
-        let mut last = match self.last.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut last = self.lock_last();
         if self.is_up() == up || !allowed() {
             return None;
         }
@@ -315,6 +364,10 @@ impl Backend {
             self.ejected.store(ejected, Ordering::Relaxed);
         }
         self.up.store(up, Ordering::Release);
+        self.routable.store(
+            up && self.admin_mode() == AdminMode::Ready,
+            Ordering::Release,
+        );
         self.transitions.fetch_add(1, Ordering::Relaxed);
         if let Some(m) = &self.metrics {
             m.set_up(up);

@@ -27,11 +27,11 @@ mod table;
 #[cfg(test)]
 mod test_support;
 
-pub use backend::{Backend, InFlight, LastTransition, Transition};
+pub use backend::{AdminChange, AdminMode, Backend, InFlight, LastTransition, Transition};
 pub use budget::RetryBudget;
 pub use pool::{
-    Passive, Pool, PoolSettings, PoolShared, MAX_ATTEMPTS, MAX_EJECTION_MULTIPLIER,
-    MIN_SHARE_PERMILLE, REPICKS,
+    DiscoverySnapshot, DiscoveryStatus, Passive, Pool, PoolSettings, PoolShared, MAX_ATTEMPTS,
+    MAX_EJECTION_MULTIPLIER, MIN_SHARE_PERMILLE, REPICKS,
 };
 pub use registry::{BackendRegistry, Changes};
 pub use table::{ListenerTable, Route, Table};

@@ -8,7 +8,9 @@
 //!   a probability that grows over `slow_start`, otherwise the pool picks again;
 //! - fail-open: with every backend down and `fail_open: true`, spread over all of them;
 //! - passive ejection ([`passive`]): the only place that decides whether a backend that
-//!   failed live traffic leaves rotation, under the `max_ejected_percent` cap.
+//!   failed live traffic leaves rotation, under the `max_ejected_percent` cap;
+//! - the operator's word: a backend drained or in maintenance (runtime API) is never
+//!   picked, not even failing open; strategies see it as not routable.
 //!
 //! What must outlive a reload (the retry budget, the ejection lock) lives in
 //! [`PoolShared`], which the registry keeps per pool name.
@@ -27,14 +29,16 @@ use weir_telemetry::PoolMetrics;
 use weir_upstream::Transport;
 
 use crate::strategy::Strategy;
-use crate::Backend;
+use crate::{AdminMode, Backend};
 
+mod discovery;
 mod passive;
 mod shared;
 mod slow_start;
 #[cfg(test)]
 mod tests;
 
+pub use discovery::{DiscoverySnapshot, DiscoveryStatus};
 pub use passive::{Passive, MAX_EJECTION_MULTIPLIER};
 pub use shared::PoolShared;
 pub use slow_start::{MIN_SHARE_PERMILLE, REPICKS};
@@ -241,13 +245,15 @@ impl Pool {
     }
 
     /// With every backend down: `None`, or with `fail_open` the next backend in turn
-    /// among all of them (Envoy's panic mode), logged at most once a second.
+    /// among all of them (Envoy's panic mode), logged at most once a second. Backends
+    /// an operator drained or put in maintenance stay out even then.
     #[cold]
     fn fail_open(&self) -> Option<&Arc<Backend>> {
         if !self.settings.fail_open {
             return None;
         }
-        let total = self.primaries.len() + self.backups.len();
+        let ready = |b: &&Arc<Backend>| b.admin_mode() == AdminMode::Ready;
+        let total = self.backends().filter(ready).count();
         if total == 0 {
             return None;
         }
@@ -261,7 +267,7 @@ impl Pool {
             );
         }
         let i = usize::try_from(n % total as u64).unwrap_or(0);
-        self.backends().nth(i)
+        self.backends().filter(ready).nth(i)
     }
 
     /// Chooses a backend for a retry: one that is up and not in `tried`.
@@ -280,8 +286,14 @@ impl Pool {
                 None => return None,
             }
         }
-        let failing_open = self.settings.fail_open && self.up_count() == 0;
-        self.backends()
-            .find(|b| (failing_open || b.is_up()) && !is_tried(b))
+        let failing_open = self.settings.fail_open && !self.backends().any(|b| b.is_routable());
+        self.backends().find(|b| {
+            let eligible = if failing_open {
+                b.admin_mode() == AdminMode::Ready
+            } else {
+                b.is_routable()
+            };
+            eligible && !is_tried(b)
+        })
     }
 }

@@ -113,6 +113,37 @@ impl BackendRegistry {
         generation: u64,
         transports: &Transports,
     ) -> Table {
+        self.assemble(config, generation, |kept, pool| {
+            weir_upstream::carry_over(kept, transports.for_pool(pool))
+        })
+    }
+
+    /// A new table for the configuration `table` was built from, under the same
+    /// generation: every backend, pool state and transport is the one `table` has, only
+    /// the strategies are built afresh from the weights in force. A runtime weight change
+    /// reaches the strategies this way (one table swap, like a reload's).
+    pub fn rebuild(&self, table: &Table) -> Table {
+        let carried: HashMap<&str, &Arc<Transport>> = table
+            .pools()
+            .iter()
+            .map(|p| (p.name(), p.transport()))
+            .collect();
+        let mut rebuilt = self.assemble(Arc::clone(table.config()), table.generation(), {
+            |kept, pool| match carried.get(pool.name.as_str()) {
+                Some(t) => Arc::clone(t),
+                None => weir_upstream::carry_over(kept, Transports::default().for_pool(pool)),
+            }
+        });
+        rebuilt.copy_aliases(table);
+        rebuilt
+    }
+
+    fn assemble(
+        &self,
+        config: Arc<Config>,
+        generation: u64,
+        transport_of: impl Fn(Option<&Arc<Transport>>, &weir_config::PoolConfig) -> Arc<Transport>,
+    ) -> Table {
         let mut map = match self.backends.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -144,13 +175,20 @@ impl BackendRegistry {
                                 None => Backend::new(&pool.name, b),
                             })
                         });
-                        backend.update_settings(b);
+                        if let Some(cleared) = backend.update_settings(b) {
+                            tracing::info!(
+                                pool = %pool.name,
+                                backend = %b.address,
+                                cleared,
+                                weight = b.weight.get(),
+                                "configured weight changed: runtime weight override cleared"
+                            );
+                        }
                         Arc::clone(backend)
                     })
                     .collect();
                 let state = shared.entry(pool.name.clone()).or_default();
-                let transport =
-                    weir_upstream::carry_over(kept.get(&pool.name), transports.for_pool(pool));
+                let transport = transport_of(kept.get(&pool.name), pool);
                 kept.insert(pool.name.clone(), Arc::clone(&transport));
                 let built = Pool::with_shared(pool, backends, Arc::clone(state), transport);
                 Arc::new(match &self.metrics {
@@ -163,6 +201,17 @@ impl BackendRegistry {
         drop(shared);
         drop(map);
         Table::assemble(generation, config, pools, self.metrics.as_ref())
+    }
+
+    /// The discovery status of pool `pool`, kept with the pool's other shared state (so
+    /// the next table built with the pool has the same one); created if the pool has
+    /// none yet. A discovery task writes it, `/status` reads it from the table.
+    pub fn discovery_status(&self, pool: &str) -> Arc<crate::DiscoveryStatus> {
+        let mut shared = match self.pools.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::clone(shared.entry(pool.to_owned()).or_default().discovery())
     }
 
     /// Forgets every backend `table` does not contain. Call after `table` is live.
@@ -519,6 +568,31 @@ mod tests {
         assert!(
             !Arc::ptr_eq(pool.shared(), fresh.shared()),
             "removed pool starts over"
+        );
+    }
+
+    #[test]
+    fn discovery_status_is_the_pools_own_across_builds_and_goes_with_the_pool() {
+        let registry = BackendRegistry::new();
+        let status = registry.discovery_status("web");
+        status.update(|s| s.backends = 3);
+        let first = registry.build(cfg(vec![web(vec![backend_config(0, 1, false)])], vec![]), 1);
+        let pool = first.pool("web").expect("web");
+        assert!(
+            Arc::ptr_eq(&status, pool.shared().discovery()),
+            "built with it"
+        );
+        assert_eq!(pool.shared().discovery().snapshot().backends, 3);
+        let other = pool_config(
+            "other",
+            StrategyKind::RoundRobin,
+            vec![backend_config(1, 1, false)],
+        );
+        let second = registry.build(cfg(vec![other], vec![]), 2);
+        registry.retain(&second);
+        assert!(
+            !Arc::ptr_eq(&status, &registry.discovery_status("web")),
+            "a removed pool's status is forgotten"
         );
     }
 

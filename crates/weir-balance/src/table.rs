@@ -308,6 +308,14 @@ impl Table {
         }
     }
 
+    /// Keeps the listener aliases of `other`, a table this one replaces without a
+    /// reload in between ([`crate::BackendRegistry::rebuild`]).
+    pub(crate) fn copy_aliases(&mut self, other: &Table) {
+        for (old, l) in &other.aliases {
+            self.alias_listener(old, l.name());
+        }
+    }
+
     /// Counts reloads: 1 for the configuration weir started with.
     pub fn generation(&self) -> u64 {
         self.generation

@@ -51,7 +51,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod admin;
 mod cidr;
+mod discovery;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -68,6 +70,8 @@ mod walk;
 
 use std::path::Path;
 
+pub use admin::{ApiConfig, ApiToken};
+pub use discovery::{DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};

@@ -21,6 +21,13 @@ pub struct Config {
     pub admin: AdminConfig,
     /// How long SIGTERM waits for in-flight work. Default 30 s.
     pub shutdown_timeout: Duration,
+    /// How long weir goes on accepting after SIGTERM, with `/healthz` answering 503
+    /// and every HTTP response closing its connection, before it stops accepting and
+    /// drains (HAProxy's `grace`, Envoy's `--drain-time-s`). It gives whatever routes
+    /// traffic here (keepalived's check, a load balancer's health check, Kubernetes'
+    /// endpoint removal) time to send new clients elsewhere, so none is refused.
+    /// Default 0: stop accepting at once. `shutdown_timeout` counts from its end.
+    pub shutdown_grace: Duration,
     /// Listeners in file order. Names are unique.
     pub listeners: Vec<ListenerConfig>,
     /// Pools in file order. Names are unique.
@@ -39,6 +46,8 @@ impl Config {
 pub struct AdminConfig {
     /// Default `127.0.0.1:9901`: loopback, because `/status` reveals the topology.
     pub listen: SocketAddr,
+    /// The runtime API (writes); `None` (the default): read-only endpoints only.
+    pub api: Option<crate::ApiConfig>,
 }
 
 /// What a listener speaks to its clients.
@@ -171,6 +180,15 @@ pub struct ListenerTimeouts {
     pub idle: Duration,
 }
 
+impl Default for ListenerTimeouts {
+    fn default() -> Self {
+        ListenerTimeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
 /// One HTTP route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
@@ -215,7 +233,8 @@ pub struct PoolConfig {
     pub name: String,
     /// Default `round_robin`.
     pub strategy: StrategyKind,
-    /// At least one backend. Addresses are unique within the pool.
+    /// At least one backend unless `discovery` is set. Addresses are unique within the
+    /// pool.
     pub backends: Vec<BackendConfig>,
     /// Active health checking; `None` sends no probes and keeps every backend up.
     pub health_check: Option<HealthCheckConfig>,
@@ -241,6 +260,8 @@ pub struct PoolConfig {
     pub tls: Option<crate::UpstreamTlsConfig>,
     /// HTTP version spoken to the backends. Default HTTP/1.1.
     pub upstream_protocol: UpstreamProtocol,
+    /// Backends found at run time, served beside `backends`. Default `None`.
+    pub discovery: Option<crate::DiscoveryConfig>,
 }
 
 /// The HTTP version weir speaks to a pool's backends.
@@ -351,6 +372,15 @@ pub struct PoolTimeouts {
     pub connect: Duration,
     /// From request sent to response headers received. Default 30 s.
     pub response: Duration,
+}
+
+impl Default for PoolTimeouts {
+    fn default() -> Self {
+        PoolTimeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How an active health check probes.

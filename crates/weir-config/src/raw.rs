@@ -17,6 +17,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) shutdown_timeout: Option<Text>,
+    pub(crate) shutdown_grace: Option<Text>,
     pub(crate) listeners: Option<Vec<RawListener>>,
     pub(crate) pools: Option<Ordered<RawPool>>,
 }
@@ -25,6 +26,13 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) listen: Option<Text>,
+    pub(crate) api: Option<RawAdminApi>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdminApi {
+    pub(crate) token_file: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -115,6 +123,26 @@ pub(crate) struct RawPool {
     pub(crate) retry_budget: Option<RawRetryBudget>,
     pub(crate) tls: Option<RawUpstreamTls>,
     pub(crate) upstream_protocol: Option<Text>,
+    pub(crate) discovery: Option<RawDiscovery>,
+}
+
+/// `pools.NAME.discovery`: where backends come from besides `backends`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDiscovery {
+    pub(crate) dns: Option<RawDns>,
+}
+
+/// `pools.NAME.discovery.dns`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDns {
+    pub(crate) name: Option<Text>,
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<Text>,
+    pub(crate) port: Option<Int>,
+    pub(crate) resolver: Option<Text>,
+    pub(crate) refresh: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -70,6 +70,7 @@ pub fn pool(name: &str, backends: Vec<BackendConfig>) -> PoolConfig {
         retry_budget: RetryBudgetConfig::default(),
         tls: None,
         upstream_protocol: UpstreamProtocol::Http1,
+        discovery: None,
     }
 }
 
@@ -127,8 +128,10 @@ pub fn config(listeners: Vec<ListenerConfig>, pools: Vec<PoolConfig>) -> Config 
         source: PathBuf::from("<test>"),
         admin: AdminConfig {
             listen: ANY_LOOPBACK,
+            api: None,
         },
         shutdown_timeout: Duration::from_secs(30),
+        shutdown_grace: Duration::ZERO,
         listeners,
         pools,
     }

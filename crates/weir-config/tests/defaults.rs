@@ -17,6 +17,11 @@ fn minimal_config_gets_every_default() {
     assert_eq!(config.source, Path::new("weir.yaml"));
     assert_eq!(config.admin.listen, "127.0.0.1:9901".parse().expect("addr"));
     assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(
+        config.shutdown_grace,
+        Duration::ZERO,
+        "no grace unless asked: SIGTERM stops accepting at once"
+    );
 
     let l = &config.listeners[0];
     assert_eq!(l.protocol, Protocol::Http);
@@ -117,6 +122,7 @@ fn pools_keep_file_order_and_unused_pools_are_fine() {
 fn routes_are_normalised_and_tcp_listeners_name_their_pool() {
     let yaml = "\
 shutdown_timeout: 1.5s
+shutdown_grace: 5s
 listeners:
   - name: web
     listen: 127.0.0.1:0
@@ -140,6 +146,7 @@ pools:
 ";
     let config = parse(yaml, Path::new("weir.yaml")).expect("valid");
     assert_eq!(config.shutdown_timeout, Duration::from_millis(1500));
+    assert_eq!(config.shutdown_grace, Duration::from_secs(5));
     let web = &config.listeners[0];
     assert_eq!(web.routes[0].host.as_deref(), Some("api.example.com"));
     assert_eq!(web.routes[0].path_prefix.as_deref(), Some("/v1/"));

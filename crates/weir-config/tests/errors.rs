@@ -50,7 +50,7 @@ fn every_validation_error_is_reported_in_file_order() {
 fn unknown_field_reports_parent_path_and_key() {
     assert_eq!(
         load_errors("tests/data/unknown_field.yaml"),
-        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`"]
+        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`"]
     );
 }
 
@@ -200,7 +200,7 @@ fn zero_durations_and_bad_health_check_values_are_rejected() {
 fn unknown_top_level_field_has_an_empty_path() {
     assert_eq!(
         errors("listners: []\n"),
-        ["weir.yaml:1:1: unknown field `listners`, expected one of `admin`, `shutdown_timeout`, `listeners`, `pools`"]
+        ["weir.yaml:1:1: unknown field `listners`, expected one of `admin`, `shutdown_timeout`, `shutdown_grace`, `listeners`, `pools`"]
     );
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use weir_config::{parse, Http2Config};
-use weir_e2e::config::{MINIMAL, WEB_LISTENER};
+use weir_e2e::config::{tcp_listener, DB_POOL, MINIMAL, WEB_LISTENER};
 
 /// An http listener with `extra` (indented under the listener) added.
 fn with_listener_fields(extra: &str) -> String {
@@ -169,21 +169,12 @@ fn malformed_sizes_and_a_window_smaller_than_a_stream_are_refused() {
 
 #[test]
 fn tcp_listeners_refuse_http_limits_and_unknown_fields_are_named() {
-    let yaml = "\
-listeners:
-  - name: db
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: db
-    max_requests_per_connection: 10
-    http2: { max_concurrent_streams: 10 }
-pools:
-  db:
-    backends:
-      - { address: 127.0.0.1:5432 }
-";
+    let yaml = format!(
+        "listeners:\n{}    max_requests_per_connection: 10\n    http2: {{ max_concurrent_streams: 10 }}\n{DB_POOL}",
+        tcp_listener("db", "db")
+    );
     assert_eq!(
-        errors(yaml),
+        errors(&yaml),
         [
             "weir.yaml:6:5: listeners[0].max_requests_per_connection: a tcp listener has no requests; `max_requests_per_connection` is for http listeners",
             "weir.yaml:7:5: listeners[0].http2: a tcp listener speaks no HTTP/2; `http2` is for http listeners",

@@ -7,27 +7,23 @@ use support::errors;
 use std::path::Path;
 
 use weir_config::{parse, Cidr, ProxyProtocolVersion};
+use weir_e2e::config::{tcp_listener, DB_POOL};
 
 #[test]
 fn proxy_protocol_settings_are_parsed() {
-    let yaml = "\
+    let pg = tcp_listener("pg", "db");
+    let yaml = format!(
+        "\
 listeners:
   - name: web
     listen: 127.0.0.1:0
-    accept_proxy_protocol: { trusted: [10.1.2.3/8, 127.0.0.1, '::1/128'] }
+    accept_proxy_protocol: {{ trusted: [10.1.2.3/8, 127.0.0.1, '::1/128'] }}
     routes:
       - pool: db
-  - name: pg
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: db
-    proxy_protocol: v2
-pools:
-  db:
-    backends:
-      - { address: 127.0.0.1:5432 }
-";
-    let config = parse(yaml, Path::new("weir.yaml")).expect("valid");
+{pg}    proxy_protocol: v2
+{DB_POOL}"
+    );
+    let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
     let accept = config.listeners[0]
         .accept_proxy_protocol
         .as_ref()
@@ -45,32 +41,23 @@ pools:
 
 #[test]
 fn bad_proxy_protocol_settings_are_errors_with_positions() {
-    let yaml = "\
+    let (pg, pg2) = (tcp_listener("pg", "db"), tcp_listener("pg2", "db"));
+    let yaml = format!(
+        "\
 listeners:
   - name: web
     listen: 127.0.0.1:0
     proxy_protocol: v1
-    accept_proxy_protocol: { trusted: [10.0.0.0/33, nonsense, 127.0.0.1] }
+    accept_proxy_protocol: {{ trusted: [10.0.0.0/33, nonsense, 127.0.0.1] }}
     routes:
       - pool: db
-  - name: pg
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: db
-    proxy_protocol: v3
-    accept_proxy_protocol: { trusted: [] }
-  - name: pg2
-    listen: 127.0.0.1:0
-    protocol: tcp
-    pool: db
-    accept_proxy_protocol: {}
-pools:
-  db:
-    backends:
-      - { address: 127.0.0.1:5432 }
-";
+{pg}    proxy_protocol: v3
+    accept_proxy_protocol: {{ trusted: [] }}
+{pg2}    accept_proxy_protocol: {{}}
+{DB_POOL}"
+    );
     assert_eq!(
-        errors(yaml),
+        errors(&yaml),
         [
             "weir.yaml:4:5: listeners[0].proxy_protocol: the PROXY protocol is sent on tcp listeners only (an http listener adds X-Forwarded-For)",
             "weir.yaml:5:40: listeners[0].accept_proxy_protocol.trusted[0]: invalid prefix length in \"10.0.0.0/33\" (0 to 32)",

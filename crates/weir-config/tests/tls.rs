@@ -10,36 +10,39 @@ use std::time::Duration;
 use weir_config::parse;
 use weir_e2e::config::MINIMAL;
 
-/// A directory with `site.pem`, `site.key` and `ca.pem` (contents are not parsed here).
-fn dir_with_files(label: &str) -> PathBuf {
+/// How the TLS tests' first listener starts: `web` with a certificate list, its entries
+/// next.
+const TLS_LISTENER_HEAD: &str =
+    "listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    tls:\n      certificates:\n";
+
+/// A directory with `site.pem`, `site.key` and `ca.pem` (contents are not parsed here),
+/// and the path of the config file in it.
+fn dir_with_files(label: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("weir-config-tls-{label}-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("certs")).expect("temp dir");
     for f in ["certs/site.pem", "certs/site.key", "certs/ca.pem"] {
         std::fs::write(dir.join(f), "PEM\n").expect("write");
     }
-    dir
+    let file = dir.join("weir.yaml");
+    (dir, file)
 }
 
 #[test]
 fn tls_paths_are_relative_to_the_config_file_and_defaults_apply() {
-    let dir = dir_with_files("ok");
-    let file = dir.join("weir.yaml");
-    let yaml = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    tls:
-      certificates:
-        - { cert: certs/site.pem, key: certs/site.key }
+    let (dir, file) = dir_with_files("ok");
+    let yaml = format!(
+        "\
+{TLS_LISTENER_HEAD}        - {{ cert: certs/site.pem, key: certs/site.key }}
     routes:
       - pool: web
 pools:
   web:
     backends:
-      - { address: 127.0.0.1:8081 }
-    tls: { server_name: api.internal, ca: certs/ca.pem }
-";
-    let config = parse(yaml, &file).expect("valid");
+      - {{ address: 127.0.0.1:8081 }}
+    tls: {{ server_name: api.internal, ca: certs/ca.pem }}
+"
+    );
+    let config = parse(&yaml, &file).expect("valid");
     let tls = config.listeners[0].tls.as_ref().expect("listener tls");
     assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
     assert_eq!(tls.certificates[0].cert, dir.join("certs/site.pem"));
@@ -58,16 +61,11 @@ pools:
 
 #[test]
 fn missing_files_fields_and_ca_are_reported_where_they_are() {
-    let dir = dir_with_files("bad");
-    let file = dir.join("weir.yaml");
-    let yaml = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    tls:
-      certificates:
-        - { cert: certs/missing.pem, key: certs/site.key }
-        - { cert: certs/site.pem }
+    let (dir, file) = dir_with_files("bad");
+    let yaml = format!(
+        "\
+{TLS_LISTENER_HEAD}        - {{ cert: certs/missing.pem, key: certs/site.key }}
+        - {{ cert: certs/site.pem }}
       handshake_timeout: soon
     routes:
       - pool: web
@@ -75,14 +73,15 @@ listeners:
     listen: 127.0.0.1:0
     protocol: tcp
     pool: web
-    tls: { certificates: [] }
+    tls: {{ certificates: [] }}
 pools:
   web:
     backends:
-      - { address: 127.0.0.1:8081 }
-    tls: { server_name: api.internal }
-";
-    let errs = errors_in(yaml, &file);
+      - {{ address: 127.0.0.1:8081 }}
+    tls: {{ server_name: api.internal }}
+"
+    );
+    let errs = errors_in(&yaml, &file);
     let f = file.display().to_string();
     assert_eq!(errs.len(), 5, "{errs:#?}");
     assert!(errs[0].starts_with(&format!("{f}:6:13: listeners[0].tls.certificates[0].cert: cannot read the certificate chain file ")), "{}", errs[0]);

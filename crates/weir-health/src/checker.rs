@@ -8,6 +8,10 @@
 //! its backend, which keeps the allocation (and so the pointer used as key) from being
 //! reused by another backend while the entry exists.
 //!
+//! **Maintenance.** A backend an operator put in `maint` (runtime API) is not probed
+//! while it stays there; `drain` keeps probing, so a drained backend's health is known
+//! when it is made ready again.
+//!
 //! **Transport.** A task connects with its pool's transport (TLS, HTTP version) from the
 //! newest table it was reconciled with: a reload that changes a pool's `tls` applies to
 //! the next probe of each kept task, without restarting it.
@@ -30,7 +34,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use weir_balance::{Backend, Table, Transition};
+use weir_balance::{AdminMode, Backend, Table, Transition};
 use weir_config::HealthCheckConfig;
 use weir_upstream::Transport;
 
@@ -218,8 +222,12 @@ where
     let mut first = true;
     loop {
         let started = Instant::now();
-        let result = probe().await;
-        record(&backend, &check, result);
+        // A backend in maintenance is not probed (HAProxy's MAINT): the operator may be
+        // rebooting it. The schedule goes on, so probing resumes within one interval.
+        if backend.admin_mode() != AdminMode::Maint {
+            let result = probe().await;
+            record(&backend, &check, result);
+        }
         let wait = if first {
             jitter.between(interval / 2, interval)
         } else {

@@ -174,3 +174,28 @@ pools:
     assert!(!b.is_ejected());
     assert_eq!(b.last_transition().reason, REASON_PASSED);
 }
+
+#[tokio::test(start_paused = true)]
+async fn maint_skips_probes_and_drain_does_not() {
+    let b = backend();
+    let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let probe = {
+        let probes = Arc::clone(&probes);
+        move || {
+            probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<(), ProbeError>(()) }
+        }
+    };
+    let task = tokio::spawn(run_with(Arc::clone(&b), check(1, 1), probe));
+    let count = || probes.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let before = count();
+    assert!(before >= 3, "probing: {before}");
+    b.set_admin(Some(AdminMode::Maint), None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(count(), before, "no probe while in maint");
+    b.set_admin(Some(AdminMode::Drain), None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(count() >= before + 2, "drained backends are probed");
+    task.abort();
+}

@@ -9,9 +9,12 @@
 //! and every connection and can change ([`ListenerHandle::rename`]): a reload that only
 //! renames a listener keeps its task and its connections, which then follow the new name.
 //!
-//! Shutdown has two steps: [`ListenerHandle::drain`] stops accepting at once and asks
-//! HTTP connections to finish (TCP streams run on), then [`ListenerHandle::drained`]
-//! waits for them up to a deadline and closes the rest by force.
+//! Shutdown has two steps, after an optional grace: [`ListenerHandle::drain`] stops
+//! accepting at once and asks HTTP connections to finish (TCP streams run on), then
+//! [`ListenerHandle::drained`] waits for them up to a deadline and closes the rest by
+//! force. During the grace ([`ListenerHandle::wind_down`]) the listener still accepts
+//! and serves, but every HTTP connection closes after its next response, so clients that
+//! an outer balancer or a moved VIP sends elsewhere get there with their next request.
 
 use std::io;
 use std::net::SocketAddr;
@@ -48,10 +51,26 @@ pub(crate) struct ConnScope {
     pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     /// Set just before `kill` is cancelled (see `draining`).
     pub(crate) killed: Arc<std::sync::atomic::AtomicBool>,
+    /// Asks connections to close after their current response while the listener still
+    /// accepts (the shutdown grace); `drain` implies it.
+    pub(crate) winding_down: CancellationToken,
+    /// Set just before `winding_down` is cancelled: read by every response, which then
+    /// says `Connection: close`.
+    pub(crate) closes: Arc<std::sync::atomic::AtomicBool>,
     /// Every connection task and tunnel.
     pub(crate) tasks: TaskTracker,
     /// The listener's current name.
     pub(crate) name: ListenerName,
+}
+
+// === impl ConnScope ===
+
+impl ConnScope {
+    /// Whether the response being written must close its connection: the listener is
+    /// winding down or draining.
+    pub(crate) fn says_close(&self) -> bool {
+        self.closes.load(Ordering::Acquire)
+    }
 }
 
 /// Starts accepting on `socket` for the listener called `name` in the table.
@@ -105,6 +124,8 @@ pub fn start_tls_listener(
         kill: CancellationToken::new(),
         draining: Arc::default(),
         killed: Arc::default(),
+        winding_down: CancellationToken::new(),
+        closes: Arc::default(),
         tasks: TaskTracker::new(),
         name: Arc::new(ArcSwap::from_pointee(name)),
     };
@@ -342,10 +363,21 @@ impl ListenerHandle {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Keeps accepting and serving, but asks every HTTP connection to close after its
+    /// current response: HTTP/1 responses from now on say `Connection: close`, HTTP/2
+    /// connections get GOAWAY (their streams in flight finish); TCP streams are left
+    /// alone. Idle HTTP/1 connections stay open (closing one could race a request the
+    /// client is sending on it) and close after their next response, or at the drain.
+    pub fn wind_down(&self) {
+        self.scope.closes.store(true, Ordering::Release);
+        self.scope.winding_down.cancel();
+    }
+
     /// Stops accepting at once (the task's socket is dropped) and asks every connection to
     /// finish: HTTP/1.1 connections close after their current response
     /// (`Connection: close`), HTTP/2 ones get GOAWAY, TCP streams run to their end.
     pub fn drain(&self) {
+        self.wind_down();
         self.scope.draining.store(true, Ordering::Release);
         self.scope.drain.cancel();
         self.scope.tasks.close();

@@ -207,11 +207,7 @@ pub(crate) fn parse_v2(ver_cmd: u8, family: u8, body: &[u8]) -> Result<Carried, 
     let short = || format!("PROXY v2 address block too short ({} bytes)", body.len());
     match family >> 4 {
         1 => {
-            let b: &[u8; 12] = body
-                .get(..12)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(short)?;
-            check_tlvs(&body[12..])?;
+            let b: &[u8; 12] = addresses(body, short)?;
             let ip = |i: usize| IpAddr::V4(Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]));
             Ok(Some((
                 SocketAddr::new(ip(0), u16::from_be_bytes([b[8], b[9]])),
@@ -219,11 +215,7 @@ pub(crate) fn parse_v2(ver_cmd: u8, family: u8, body: &[u8]) -> Result<Carried, 
             )))
         }
         2 => {
-            let b: &[u8; 36] = body
-                .get(..36)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(short)?;
-            check_tlvs(&body[36..])?;
+            let b: &[u8; 36] = addresses(body, short)?;
             let ip = |i: usize| {
                 let mut o = [0u8; 16];
                 o.copy_from_slice(&b[i..i + 16]);
@@ -238,6 +230,20 @@ pub(crate) fn parse_v2(ver_cmd: u8, family: u8, body: &[u8]) -> Result<Carried, 
         0 | 3 => Ok(None),
         f => Err(format!("PROXY v2 header with unknown address family {f}")),
     }
+}
+
+/// The `N` bytes of v2 addresses at the start of `body` (`short` says why not), once
+/// the TLVs after them are checked.
+fn addresses<const N: usize>(
+    body: &[u8],
+    short: impl FnOnce() -> String,
+) -> Result<&[u8; N], String> {
+    let addresses = body
+        .get(..N)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(short)?;
+    check_tlvs(&body[N..])?;
+    Ok(addresses)
 }
 
 /// The TLVs after the addresses must tile the rest of the header exactly: one whose

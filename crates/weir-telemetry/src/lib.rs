@@ -13,6 +13,7 @@ pub mod metrics;
 
 pub use logging::{init_logging, LogFormat, LoggingError};
 pub use metrics::{
-    config_hash, BackendMetrics, ConfigMetrics, ConnectionGuard, ListenerMetrics, Metrics,
-    MetricsError, PoolMetrics, RouteMetrics, UpstreamErrorKind, NO_BACKEND, TEXT_CONTENT_TYPE,
+    config_hash, BackendMetrics, ConfigMetrics, ConnectionGuard, DiscoveryMetrics, ListenerMetrics,
+    LookupResult, Metrics, MetricsError, PoolMetrics, RouteMetrics, UpstreamErrorKind, NO_BACKEND,
+    TEXT_CONTENT_TYPE,
 };

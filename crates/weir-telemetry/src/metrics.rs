@@ -12,6 +12,8 @@
 //! - [`BackendMetrics`]: up, in-flight, transitions, downtime, probes, upstream errors,
 //!   response latency.
 //! - [`ConfigMetrics`]: reload outcome and the config hash.
+//! - [`DiscoveryMetrics`]: lookups by result and discovered backends of one pool, held
+//!   by the pool's discovery task (series only for pools with `discovery`).
 //!
 //! [`Metrics`] keeps a weak pointer to every live handle, by label set. Asking for live
 //! labels returns the same values, so a reload that keeps a listener, route, pool or
@@ -20,8 +22,23 @@
 //! removed the backend, pool, listener or route, and the last table and connection that
 //! had it are done), its series are simply no longer there: nothing is ever deleted.
 
+/// `Debug` for a metrics handle: its type and the labels that name its series, never its
+/// values (reading those takes the atomics a scrape reads).
+macro_rules! debug_by_labels {
+    ($ty:ident { $($label:literal => $($field:ident).+),+ $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field($label, &self.$($field).+))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 mod backend;
 mod config;
+mod discovery;
 mod exposition;
 mod listener;
 mod route;
@@ -39,12 +56,14 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 pub use backend::{BackendMetrics, UpstreamErrorKind};
 pub use config::{config_hash, ConfigMetrics};
+pub use discovery::{DiscoveryMetrics, LookupResult};
 pub use listener::{ConnectionGuard, ListenerMetrics, PoolMetrics};
 pub use route::{RouteMetrics, NO_BACKEND};
 pub use value::LATENCY_BUCKETS;
 
 use backend::BackendInner;
 use config::ConfigState;
+use discovery::DiscoveryInner;
 use listener::{ListenerInner, PoolInner};
 use route::{RequestCounters, RouteInner};
 
@@ -169,6 +188,7 @@ struct Live {
     pools: WeakMap<String, PoolInner>,
     backends: WeakMap<(String, String), BackendInner>,
     requests: WeakMap<(String, String, String), RequestCounters>,
+    discovery: WeakMap<String, DiscoveryInner>,
     /// Per pool, its backends by ordinal; a dead entry's ordinal is free again.
     ordinals: HashMap<String, Vec<Weak<BackendInner>>>,
 }

@@ -209,8 +209,9 @@ impl Transport {
 
 /// Every pool's [`Transport`], by pool name: what a configuration needs to reach its
 /// backends, built with the configuration (so a reload with an unusable CA file is
-/// rejected before anything changes).
-#[derive(Debug, Default)]
+/// rejected before anything changes). Cloned to rebuild a table with the same settings
+/// (a discovery update).
+#[derive(Debug, Default, Clone)]
 pub struct Transports {
     pools: HashMap<String, Transport>,
     /// Applied to every transport handed out (`None`: each keeps its own).

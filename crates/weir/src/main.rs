@@ -5,6 +5,7 @@
 //! together (see [`server`]). Everything that runs per request lives in the libraries.
 
 mod demo;
+mod discovery;
 mod listeners;
 mod notify;
 mod server;

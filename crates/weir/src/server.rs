@@ -9,10 +9,18 @@
 //!            transport in it: kept settings keep their idle connections)
 //!         -> kept listeners take their new TLS; replaced and removed ones stop accepting
 //!         -> swap the table -> rename kept listeners, start new tasks, drain the old
-//!         -> reconcile health tasks
+//!         -> reconcile health tasks, then discovery tasks (the new table already has
+//!            every kept pool's discovered backends)
 //!         -> weir_config_reloads_total{result}, config hash for /metrics and /status
-//! SIGTERM -> /healthz 503 -> stop accepting -> wait for in-flight work on every
-//!            listener at once, until one deadline -> exit 0
+//! runtime API weight change -> rebuild the table from the same config and backends
+//!            (new strategies, same generation) -> swap; in the same loop as SIGHUP, so
+//!            the two never interleave
+//! discovery update (a pool's DNS answer changed; see discovery.rs)
+//!         -> the file's config + every discovered set -> build -> swap -> reconcile
+//!            health: exactly a reload's table step, logged as `discovery updated`
+//! SIGTERM -> /healthz 503 -> for `shutdown_grace`: go on accepting, every HTTP
+//!            response closes its connection -> stop accepting -> wait for in-flight
+//!            work on every listener at once, until one deadline -> exit 0
 //! ```
 //! The data plane never waits on any of this: it only `load()`s the table.
 //!
@@ -34,6 +42,7 @@ use weir_config::Config;
 use weir_health::HealthChecker;
 use weir_telemetry::{config_hash, ConfigMetrics, Metrics};
 
+use crate::discovery::Discovery;
 use crate::listeners::{self, Listeners};
 use crate::tls::TlsSet;
 
@@ -50,6 +59,13 @@ pub(crate) struct Server {
     /// Closes pooled backend connections idle past their timeout.
     sweeper: tokio::task::JoinHandle<()>,
     config_metrics: ConfigMetrics,
+    /// The runtime API's requests for a table rebuilt with new weights.
+    rebuilds: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+    /// The configuration as loaded from the file, without discovered backends.
+    base: Arc<Config>,
+    /// Each pool's upstream transport as loaded with `base`, to rebuild tables with.
+    transports: weir_upstream::Transports,
+    discovery: Discovery,
 }
 
 /// A validated configuration and the hash of the bytes it was parsed from.
@@ -130,17 +146,27 @@ impl Server {
         let admin_socket =
             tokio::net::TcpListener::from_std(admin_socket).context("admin socket")?;
         let admin_addr = admin_socket.local_addr().context("admin socket address")?;
-        let first = registry.build_with(Arc::clone(&config), 1, &tls.upstream);
+        let mut discovery = Discovery::new();
+        discovery.reconcile(&config, &registry, true).await;
+        let effective = Arc::new(weir_discovery::effective_config(&config, discovery.sets()));
+        let first = registry.build_with(effective, 1, &tls.upstream);
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(first));
         // Nothing runs yet, so there is nothing to hand over.
         lock(&listeners).commit(plan, &table, config.shutdown_timeout);
 
         let view = Arc::clone(&listeners);
-        let admin = Arc::new(AdminState::new(
-            Arc::clone(&table),
-            Box::new(move || lock(&view).status()),
-            metrics,
-        ));
+        let (rebuild_tx, rebuilds) = tokio::sync::mpsc::channel(16);
+        let admin = Arc::new(
+            AdminState::new(
+                Arc::clone(&table),
+                Box::new(move || lock(&view).status()),
+                metrics,
+            )
+            .with_rebuild(rebuild_tx),
+        );
+        if config.admin.api.is_some() {
+            tracing::info!(addr = %admin_addr, "admin runtime API enabled");
+        }
         admin.set_config(ConfigStamp {
             hash: hash.clone(),
             loaded_unix_ms: unix_ms(),
@@ -165,6 +191,10 @@ impl Server {
             admin_task,
             sweeper,
             config_metrics,
+            rebuilds,
+            base: config,
+            transports: tls.upstream,
+            discovery,
         })
     }
 
@@ -197,6 +227,8 @@ impl Server {
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload().await,
+                Some(done) = self.rebuilds.recv() => self.rebuild(done),
+                update = self.discovery.next() => self.apply_discovery(update),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -234,6 +266,27 @@ impl Server {
         }
     }
 
+    /// Rebuilds the table with the weights now in force (a runtime API change), then
+    /// tells every waiting writer: requests queued meanwhile share this one rebuild.
+    fn rebuild(&mut self, first: tokio::sync::oneshot::Sender<()>) {
+        let mut waiting = vec![first];
+        while let Ok(more) = self.rebuilds.try_recv() {
+            waiting.push(more);
+        }
+        let old = self.table.load_full();
+        let table = self.registry.rebuild(&old);
+        self.table.store(Arc::new(table));
+        tracing::debug!(
+            generation = old.generation(),
+            "table rebuilt with runtime weights"
+        );
+        for done in waiting {
+            if done.send(()).is_err() {
+                tracing::debug!("runtime API writer left before the rebuild finished");
+            }
+        }
+    }
+
     async fn try_reload(&mut self, path: PathBuf) -> anyhow::Result<(u64, Changes, String)> {
         let Loaded { config, hash, tls } = load(path).await?;
         let config = Arc::new(config);
@@ -252,11 +305,17 @@ impl Server {
         // updates the settings of kept backends in place (weights, and the transport
         // their new idle connections are pooled under).
         let generation = old.generation() + 1;
+        // Kept pools keep their discovered backends: no flap to empty until the next
+        // lookup. A pool whose block was removed loses them here.
+        let effective = Arc::new(weir_discovery::effective_config(
+            &config,
+            self.discovery.sets(),
+        ));
         let mut table = self
             .registry
-            .build_with(Arc::clone(&config), generation, &tls.upstream);
+            .build_with(Arc::clone(&effective), generation, &tls.upstream);
         plan.alias_renamed(&mut table);
-        let changes = Changes::between(old.config(), &config);
+        let changes = Changes::between(old.config(), &effective);
         // No task may accept for a listener the new table lacks: the ones that stop,
         // stop first (their clients wait in the kernel's queue until the new tasks run).
         let stopping = lock(&self.listeners).hand_over(&mut plan);
@@ -266,7 +325,48 @@ impl Server {
         let current = self.table.load();
         self.registry.retain(&current);
         self.health.reconcile(&current);
+        drop(current);
+        self.discovery
+            .reconcile(&config, &self.registry, false)
+            .await;
+        self.base = config;
+        self.transports = tls.upstream;
         Ok((generation, changes, hash))
+    }
+
+    /// A pool's discovered set changed: the same table step as a reload (same
+    /// `Arc<Backend>` for the addresses that stay, health checks for the new ones, the
+    /// ones that left drain their in-flight requests), without re-reading anything.
+    fn apply_discovery(&mut self, update: weir_discovery::Update) {
+        let pool = update.pool.clone();
+        let change = self.discovery.accept(update);
+        if change.is_empty() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        let effective = Arc::new(weir_discovery::effective_config(
+            &self.base,
+            self.discovery.sets(),
+        ));
+        let generation = self.table.load().generation() + 1;
+        let table = self
+            .registry
+            .build_with(effective, generation, &self.transports);
+        self.table.store(Arc::new(table));
+        let current = self.table.load();
+        self.registry.retain(&current);
+        self.health.reconcile(&current);
+        let backends = current.pool(&pool).map_or(0, |p| p.backends().count());
+        tracing::info!(
+            pool = %pool,
+            added = %weir_discovery::SetChange::list(&change.added),
+            removed = %weir_discovery::SetChange::list(&change.removed),
+            reweighted = %weir_discovery::SetChange::list(&change.changed),
+            backends,
+            generation,
+            apply_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "discovery updated"
+        );
     }
 
     async fn shutdown(
@@ -274,33 +374,81 @@ impl Server {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) {
-        let timeout = self.table.load().config().shutdown_timeout;
-        // One deadline for every listener, fixed now: draining them one after the other,
-        // each with its own timeout, would take one timeout per busy listener.
-        let deadline = tokio::time::Instant::now() + timeout;
+        let (grace, timeout) = {
+            let table = self.table.load();
+            (
+                table.config().shutdown_grace,
+                table.config().shutdown_timeout,
+            )
+        };
         self.admin.set_draining();
         crate::notify::notify("STOPPING=1");
         tracing::info!(
-            timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            grace_ms = millis(grace),
+            timeout_ms = millis(timeout),
             "shutting down"
         );
-        let mut set = std::mem::take(&mut *lock(&self.listeners));
-        let handles = set.handles();
+        let handles = lock(&self.listeners).handles();
         // On a second signal every connection still open is cut when the process exits.
         let abandoned = || -> usize {
             tracing::warn!("second signal: stopping now");
             handles.iter().map(|h| h.active_connections()).sum()
         };
-        let forced = tokio::select! {
-            forced = set.drain_all(deadline) => forced,
-            _ = term.recv() => abandoned(),
-            _ = int.recv() => abandoned(),
+        let forced = if self.grace(grace, &handles, term, int).await {
+            // One deadline for every listener, fixed now: draining them one after the
+            // other, each with its own timeout, would take one timeout per busy listener.
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut set = std::mem::take(&mut *lock(&self.listeners));
+            tokio::select! {
+                forced = set.drain_all(deadline) => forced,
+                _ = term.recv() => abandoned(),
+                _ = int.recv() => abandoned(),
+            }
+        } else {
+            abandoned()
         };
         self.health.shutdown();
+        self.discovery.shutdown();
         self.sweeper.abort();
         self.admin_task.abort();
         tracing::info!(forced, "shutdown complete");
     }
+
+    /// The shutdown grace: `/healthz` already answers 503, and for `grace` every
+    /// listener goes on accepting and serving while its HTTP connections close after
+    /// their next response. Whatever routes clients here (keepalived moving the VIP, an
+    /// outer balancer's health check) has that long to send them elsewhere; a client
+    /// that still arrives meanwhile is served, not refused. Health checks go on, so the
+    /// backends picked stay the live ones. `false` when a second signal cut it short:
+    /// then weir stops at once, as during the drain.
+    async fn grace(
+        &self,
+        grace: std::time::Duration,
+        handles: &[Arc<weir_proxy::ListenerHandle>],
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) -> bool {
+        if grace.is_zero() {
+            return true;
+        }
+        for handle in handles {
+            handle.wind_down();
+        }
+        let over = tokio::select! {
+            () = tokio::time::sleep(grace) => true,
+            _ = term.recv() => false,
+            _ = int.recv() => false,
+        };
+        if over {
+            tracing::info!("shutdown grace over: stop accepting");
+        }
+        over
+    }
+}
+
+/// Milliseconds of `d` for a log field (saturating).
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `/status` shows the topology (and a runtime API would give control): say so when

@@ -12,8 +12,7 @@ const TWENTY_MB: usize = 20 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_of_20_mb_reaches_the_backend_intact() {
-    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
-    let mut client = weir.h1_client("web").await;
+    let (_weir, ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
     let body = deterministic_bytes(TWENTY_MB);
     let expected = format!("{} {}", body.len(), fnv1a(&body));
@@ -32,8 +31,7 @@ async fn upload_of_20_mb_reaches_the_backend_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_of_20_mb_reaches_the_client_intact() {
-    let (weir, _ha) = Weir::one_backend(WEIR, "a").await;
-    let mut client = weir.h1_client("web").await;
+    let (_weir, _ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
     let resp = client
         .get(&format!("/bytes/{TWENTY_MB}"))
@@ -46,8 +44,7 @@ async fn download_of_20_mb_reaches_the_client_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoed_body_round_trips_on_a_kept_alive_connection() {
-    let (weir, _ha) = Weir::one_backend(WEIR, "a").await;
-    let mut client = weir.h1_client("web").await;
+    let (_weir, _ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
     for len in [0usize, 1, 65_537, 3 * 1024 * 1024] {
         let body = deterministic_bytes(len);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use weir_e2e::client;
 use weir_e2e::config::{backend, backend_with, backends, one_pool, FAST_HEALTH_CHECK};
-use weir_e2e::{closed_port, spawn_backend, spawn_backends, BackendHandle, HeldPort, Weir};
+use weir_e2e::{closed_port, closed_ports, spawn_backend, spawn_backends, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -104,8 +104,7 @@ async fn nothing_up_answers_503_at_once_then_recovers() {
 
 #[tokio::test]
 async fn every_backend_refusing_answers_502() {
-    let held = [closed_port(), closed_port()];
-    let refused = held.each_ref().map(HeldPort::addr);
+    let (_held, refused) = closed_ports::<2>();
     let weir = Weir::start(WEIR, &one_pool("round_robin", &backends(&refused), "")).await;
 
     let resp = client::get(weir.listener_addr("web"), "/").await;

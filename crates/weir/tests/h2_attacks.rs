@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use weir_e2e::client::{self, H2Client};
-use weir_e2e::config::one_backend_listener;
-use weir_e2e::{h2attack, spawn_backend, BackendHandle, Weir};
+use weir_e2e::{h2attack, BackendHandle, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -32,9 +31,18 @@ struct Figures {
 
 /// weir in front of one test backend, `listener_extra` under the listener.
 async fn start(listener_extra: &str) -> (Weir, BackendHandle) {
-    let (a, ha) = spawn_backend("a").await;
-    let yaml = one_backend_listener(a, listener_extra);
-    (Weir::start(WEIR, &yaml).await, ha)
+    Weir::one_backend_with(WEIR, "a", listener_extra).await
+}
+
+/// [`start`], then [`attack`] with `scenario`: weir, its backend, and what was seen.
+async fn attacked(
+    listener_extra: &str,
+    scenario: &str,
+    arg: u64,
+) -> (Weir, BackendHandle, Figures) {
+    let (weir, ha) = start(listener_extra).await;
+    let f = attack(&weir, scenario, arg).await;
+    (weir, ha, f)
 }
 
 /// Runs `scenario` while a bystander sends requests on fresh connections; checks the
@@ -108,8 +116,7 @@ fn goaway_code(f: &Figures) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_gets_goaway_long_before_the_attack_ends() {
-    let (weir, ha) = start("").await;
-    let f = attack(&weir, "rapid-reset", 100_000).await;
+    let (weir, ha, f) = attacked("", "rapid-reset", 100_000).await;
     assert_eq!(goaway_code(&f), 11, "ENHANCE_YOUR_CALM\n{}", f.report);
     let sent = f.report["sent"].as_u64().expect("sent");
     assert!(sent < 100_000, "weir stopped the attack: {}", f.report);
@@ -123,9 +130,8 @@ async fn rapid_reset_gets_goaway_long_before_the_attack_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuation_flood_gets_goaway_without_buffering() {
-    let (weir, ha) = start("").await;
     // Up to 20 000 frames of 8 KiB: 160 MiB if weir kept reading them.
-    let f = attack(&weir, "continuation", 20_000).await;
+    let (weir, ha, f) = attacked("", "continuation", 20_000).await;
     assert_ne!(
         goaway_code(&f),
         0,
@@ -163,15 +169,13 @@ fn assert_capped(ha: &BackendHandle, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
-    let (weir, ha) = start("").await;
     // 150 held streams: 100 reach the backend, 50 are refused, the connection lives.
-    let f = attack(&weir, "streams", 150).await;
+    let (_weir, ha, f) = attacked("", "streams", 150).await;
     assert_eq!(f.report["refused"], 50, "{}", f.report);
     assert_eq!(f.report["goaway"], false, "{}", f.report);
     assert_capped(&ha, "150 streams");
 
-    let (weir, ha) = start("").await;
-    let f = attack(&weir, "streams", 1000).await;
+    let (weir, ha, f) = attacked("", "streams", 1000).await;
     assert!(
         f.report["refused"].as_u64().expect("refused") > 0,
         "streams past the cap are refused\n{}",
@@ -184,9 +188,13 @@ async fn a_thousand_streams_at_once_never_reach_the_backend_past_the_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_window_reader_is_closed_by_keepalive_with_memory_flat() {
-    let (weir, ha) = start("    http2: { keepalive_interval: 1s, keepalive_timeout: 1s }\n").await;
     // 30 responses of 1 MB each that the client never lets weir send.
-    let f = attack(&weir, "zero-window", 30).await;
+    let (_weir, ha, f) = attacked(
+        "    http2: { keepalive_interval: 1s, keepalive_timeout: 1s }\n",
+        "zero-window",
+        30,
+    )
+    .await;
     assert_eq!(f.report["heads"], 30, "{}", f.report);
     assert_eq!(f.report["closed"], true, "{}", f.report);
     let after = f.report["seconds_to_close_after_stall"]
@@ -201,9 +209,8 @@ async fn zero_window_reader_is_closed_by_keepalive_with_memory_flat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_and_settings_flood_is_closed_as_idle_with_memory_flat() {
-    let (weir, _ha) = start("    timeouts: { idle: 1s }\n").await;
     // 50 000 PINGs and as many SETTINGS (1.6 MB), each asking for an answer.
-    let f = attack(&weir, "ping-flood", 50_000).await;
+    let (weir, _ha, f) = attacked("    timeouts: { idle: 1s }\n", "ping-flood", 50_000).await;
     assert_eq!(f.report["closed"], true, "{}", f.report);
     let after = f.report["seconds_after_flood"].as_f64().expect("seconds");
     assert!(after < 5.0, "closed {after} s after the flood");

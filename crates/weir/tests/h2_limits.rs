@@ -47,12 +47,8 @@ async fn advertises_weirs_limits_and_a_reload_changes_them_for_new_connections()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_connection_closes_after_max_requests() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(
-        WEIR,
-        &one_backend_listener(a, "    max_requests_per_connection: 3\n"),
-    )
-    .await;
+    let (weir, ha) =
+        Weir::one_backend_with(WEIR, "a", "    max_requests_per_connection: 3\n").await;
     let mut stream = weir.connect("web").await;
     // Five pipelined requests: weir answers three, the third saying it closes.
     let one = "GET / HTTP/1.1\r\nHost: h1.test\r\n\r\n";
@@ -80,12 +76,8 @@ async fn http1_connection_closes_after_max_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_connection_gets_goaway_after_max_requests() {
-    let (a, ha) = spawn_backend("a").await;
-    let weir = Weir::start(
-        WEIR,
-        &one_backend_listener(a, "    max_requests_per_connection: 3\n"),
-    )
-    .await;
+    let (weir, ha) =
+        Weir::one_backend_with(WEIR, "a", "    max_requests_per_connection: 3\n").await;
     let report = h2attack::run("requests", weir.listener_addr("web"), 10).await;
     eprintln!("max_requests_per_connection 3 over h2: {report}");
     assert_eq!(report["responses"], 3, "{report}");
@@ -96,27 +88,12 @@ async fn http2_connection_gets_goaway_after_max_requests() {
     assert_eq!(ha.hits(), 3);
 
     // 0 lifts the limit.
-    let (b, hb) = spawn_backend("b").await;
-    let weir = Weir::start(
-        WEIR,
-        &one_backend_listener(b, "    max_requests_per_connection: 0\n"),
-    )
-    .await;
+    let (weir, hb) =
+        Weir::one_backend_with(WEIR, "b", "    max_requests_per_connection: 0\n").await;
     let addr = weir.listener_addr("web");
     let report = h2attack::run("requests", addr, 1200).await;
     assert_eq!(report["responses"], 1200, "{report}");
     assert_eq!(hb.hits(), 1200);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keepalive_pings_do_not_keep_an_idle_connection_open() {
-    let extra = "    timeouts: { idle: 3s }\n    http2: { keepalive_interval: 1s }\n";
-    let report = h2attack::run_fresh(WEIR, extra, "idle", 0).await;
-    eprintln!("idle h2 connection with 1s keep-alive PINGs: {report}");
-    assert_eq!(report["goaway"], true, "closed as idle: {report}");
-    assert_eq!(report["error_code"], 0, "{report}");
-    let at = report["seconds_to_goaway"].as_f64().expect("seconds");
-    assert!((2.9..5.0).contains(&at), "GOAWAY after {at} s, idle is 3 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,22 +142,28 @@ async fn refused_heads_are_counted(what: &str, heads: &[&[u8]]) {
     assert_eq!(errors, want);
 }
 
+/// `weir check` of one listener (to a backend never connected to) with `listener_extra`,
+/// asserted to exit with `code`.
+async fn checked(listener_extra: &str, code: i32) -> weir_e2e::CheckOutput {
+    let backend: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let out = weir_e2e::check_config(WEIR, &one_backend_listener(backend, listener_extra)).await;
+    assert_eq!(out.code, Some(code), "{out:?}");
+    out
+}
+
 #[tokio::test]
 async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
-    let backend: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
-    let good = one_backend_listener(
-        backend,
+    checked(
         "    max_requests_per_connection: 1000\n    http2: { max_concurrent_streams: 100, max_header_list_size: 64KiB, max_pending_reset_streams: 20, max_stream_errors: 100, initial_stream_window: 65536, initial_connection_window: 1MiB, keepalive_interval: 30s, keepalive_timeout: 60s }\n",
-    );
-    let out = weir_e2e::check_config(WEIR, &good).await;
-    assert_eq!(out.code, Some(0), "{out:?}");
+        0,
+    )
+    .await;
 
-    let bad = one_backend_listener(
-        backend,
+    let out = checked(
         "    max_requests_per_connection: many\n    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
-    );
-    let out = weir_e2e::check_config(WEIR, &bad).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
+        1,
+    )
+    .await;
     let lines = out.stderr_lines();
     // serde stops at the first structural error (a word where a number belongs).
     assert!(
@@ -188,12 +171,11 @@ async fn weir_check_accepts_the_limits_and_names_each_bad_one() {
             && l.contains("listeners[0].max_requests_per_connection")),
         "{lines:#?}"
     );
-    let bad = one_backend_listener(
-        backend,
+    let out = checked(
         "    http2:\n      max_concurrent_streams: 5000\n      initial_stream_window: 64kb\n",
-    );
-    let out = weir_e2e::check_config(WEIR, &bad).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
+        1,
+    )
+    .await;
     let lines = out.stderr_lines();
     assert!(
         lines.contains(&"weir.yaml:9:7: listeners[0].http2.max_concurrent_streams: max_concurrent_streams must be between 1 and 1000, got 5000"),

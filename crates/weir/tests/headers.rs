@@ -21,8 +21,7 @@ fn empty() -> Full<Bytes> {
 
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed_and_end_to_end_ones_kept() {
-    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
-    let mut client = weir.h1_client("web").await;
+    let (_weir, ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
     let req = get("/hop-request")
         .header("host", "example.test")
@@ -61,8 +60,7 @@ async fn hop_by_hop_request_headers_are_removed_and_end_to_end_ones_kept() {
 
 #[tokio::test]
 async fn hop_by_hop_response_headers_are_removed() {
-    let (weir, _ha) = Weir::one_backend(WEIR, "a").await;
-    let mut client = weir.h1_client("web").await;
+    let (_weir, _ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
     // The backend answers /hop with `Connection: x-backend-hop`, `x-backend-hop`, `Keep-Alive`.
     let resp = client.get("/hop").await.expect("request through weir");
@@ -86,8 +84,7 @@ async fn hop_by_hop_response_headers_are_removed() {
 
 #[tokio::test]
 async fn forwarding_headers_append_client_and_preserve_host() {
-    let (weir, ha) = Weir::one_backend(WEIR, "a").await;
-    let mut client = weir.h1_client("web").await;
+    let (_weir, ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
     let req = get("/first?q=1")
         .header("host", "example.test:8443")

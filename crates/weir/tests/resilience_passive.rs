@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_e2e::config::{backends, one_pool};
-use weir_e2e::{closed_port, spawn_backend, spawn_backends, status, until, HeldPort, Load, Weir};
+use weir_e2e::{closed_ports, spawn_backend, spawn_backends, status, until, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(5);
@@ -19,8 +19,7 @@ const GENEROUS_RETRIES: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passive_ejection_never_takes_more_than_max_ejected_percent_of_the_pool() {
     let (live, hlive) = spawn_backend("live").await;
-    let held = [closed_port(), closed_port(), closed_port()];
-    let dead = held.each_ref().map(HeldPort::addr);
+    let (_held, dead) = closed_ports::<3>();
     let mut all = vec![live];
     all.extend_from_slice(&dead);
     let pool_extra = format!(

@@ -7,18 +7,17 @@
 //! RSS growth over its baseline must stay under 50 × 256 KiB, over plain TCP and TLS.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use weir_e2e::backend::{spawn_raw_backend, RawAction, RawBackend, RawRequest};
 use weir_e2e::config::{backends, one_backend_listener, one_pool};
+use weir_e2e::tls::{Ca, Dir};
 use weir_e2e::Weir;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -90,43 +89,17 @@ async fn stalled_readers_cost_weir_a_bounded_buffer_each() {
 
 /// A CA and a leaf for `big.test`, written as PEM files to a private directory.
 struct Certs {
-    dir: PathBuf,
+    dir: Dir,
     client: ClientConfig,
 }
 
 impl Certs {
     fn new() -> Certs {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca.self_signed(&ca_key).expect("CA");
-        let key = KeyPair::generate().expect("leaf key");
-        let leaf = CertificateParams::new(vec!["big.test".to_owned()])
-            .expect("leaf params")
-            .signed_by(&key, &ca, &ca_key)
-            .expect("leaf");
-        let dir = std::env::temp_dir().join(format!("weir-e2e-slow-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("site.pem"), leaf.pem()).expect("write cert");
-        std::fs::write(dir.join("site.key"), key.serialize_pem()).expect("write key");
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
-        let mut client =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let ca = Ca::new();
+        let dir = Dir::new();
+        dir.install(&ca.leaf(&["big.test"]));
+        let client = ca.client(&[b"http/1.1"]);
         Certs { dir, client }
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("cannot remove {}: {e}", self.dir.display());
-        }
     }
 }
 
@@ -138,7 +111,7 @@ async fn stalled_tls_readers_cost_weir_a_bounded_buffer_each() {
         addr,
         &format!(
             "    tls:\n      certificates:\n        - {{ cert: {d}/site.pem, key: {d}/site.key }}\n",
-            d = certs.dir.display()
+            d = certs.dir.path().display()
         ),
     );
     let weir = Weir::start(WEIR, &yaml).await;

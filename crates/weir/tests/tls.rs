@@ -5,7 +5,7 @@
 //! directory and named by absolute paths.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,103 +13,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use weir_e2e::config::{tcp_listener, ADMIN, WEB_HEAD, WEB_LISTENER};
+use weir_e2e::tls::{Ca, Dir, Leaf};
 use weir_e2e::{check_config, eventually, spawn_backend, status, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(10);
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "weir e2e CA");
-        let cert = params.self_signed(&key).expect("CA");
-        Ca { cert, key }
-    }
-
-    fn leaf(&self, name: &str) -> Leaf {
-        let key = KeyPair::generate().expect("leaf key");
-        let params = CertificateParams::new(vec![name.to_owned()]).expect("leaf params");
-        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf");
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
-    }
-
-    fn client(&self) -> ClientConfig {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.cert.der().clone()).expect("root");
-        let mut config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        config
-    }
-}
-
-/// A private directory for PEM files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "weir-e2e-tls-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-
-    /// Replaces `name` atomically (write + rename), as a deploy tool would.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        let tmp = self.0.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, text).expect("write");
-        std::fs::rename(&tmp, &path).expect("rename");
-        path
-    }
-
-    fn install(&self, leaf: &Leaf) {
-        self.write("site.pem", &leaf.cert_pem);
-        self.write("site.key", &leaf.key_pem);
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("cannot remove {}: {e}", self.0.display());
-        }
-    }
-}
 
 fn yaml(dir: &Path, backend: SocketAddr) -> String {
     format!(
@@ -133,7 +46,7 @@ async fn connect(addr: SocketAddr, ca: &Ca) -> TlsStream<TcpStream> {
     let name = ServerName::try_from("a.test").expect("name");
     tokio::time::timeout(
         LOG_WAIT,
-        TlsConnector::from(Arc::new(ca.client())).connect(name, tcp),
+        TlsConnector::from(Arc::new(ca.client(&[b"http/1.1"]))).connect(name, tcp),
     )
     .await
     .expect("handshake in time")
@@ -175,14 +88,14 @@ async fn get(sender: &mut Sender) -> u16 {
 async fn serving(dir: &Dir, leaf: &Leaf) -> (Weir, weir_e2e::BackendHandle) {
     dir.install(leaf);
     let (backend, handle) = spawn_backend("a").await;
-    (Weir::start(WEIR, &yaml(&dir.0, backend)).await, handle)
+    (Weir::start(WEIR, &yaml(dir.path(), backend)).await, handle)
 }
 
 #[tokio::test]
 async fn replaced_certificate_is_served_after_sighup_while_an_established_connection_keeps_working()
 {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let (old, new) = (ca.leaf("a.test"), ca.leaf("a.test"));
+    let (old, new) = (ca.leaf(&["a.test"]), ca.leaf(&["a.test"]));
     let (mut weir, _b) = serving(&dir, &old).await;
     let addr = weir.listener_addr("web");
 
@@ -211,7 +124,7 @@ async fn replaced_certificate_is_served_after_sighup_while_an_established_connec
 #[tokio::test]
 async fn mismatched_key_on_reload_is_rejected_and_the_old_certificate_keeps_serving() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let (good, other) = (ca.leaf("a.test"), ca.leaf("a.test"));
+    let (good, other) = (ca.leaf(&["a.test"]), ca.leaf(&["a.test"]));
     let (mut weir, _b) = serving(&dir, &good).await;
     let addr = weir.listener_addr("web");
 
@@ -241,10 +154,10 @@ async fn mismatched_key_on_reload_is_rejected_and_the_old_certificate_keeps_serv
 #[tokio::test]
 async fn check_reports_a_missing_certificate_and_a_mismatched_key_at_their_entries() {
     let (ca, dir) = (Ca::new(), Dir::new());
-    let (a, other) = (ca.leaf("a.test"), ca.leaf("a.test"));
+    let (a, other) = (ca.leaf(&["a.test"]), ca.leaf(&["a.test"]));
     dir.write("a.pem", &a.cert_pem);
     dir.write("other.key", &other.key_pem);
-    let d = dir.0.display();
+    let d = dir.path().display();
     let missing = format!(
         "\
 listeners:
@@ -335,9 +248,9 @@ async fn tls_backend(leaf: &Leaf) -> (SocketAddr, Arc<AtomicU64>) {
 #[tokio::test]
 async fn health_checks_of_a_tls_pool_probe_over_tls_with_its_verification() {
     let (ca, stranger, dir) = (Ca::new(), Ca::new(), Dir::new());
-    let (secure, probes) = tls_backend(&ca.leaf("backend.test")).await;
-    let (untrusted, _) = tls_backend(&stranger.leaf("backend.test")).await;
-    let ca_path = dir.write("ca.pem", &ca.cert.pem());
+    let (secure, probes) = tls_backend(&ca.leaf(&["backend.test"])).await;
+    let (untrusted, _) = tls_backend(&stranger.leaf(&["backend.test"])).await;
+    let ca_path = dir.write("ca.pem", &ca.pem());
     let yaml = format!(
         "\
 {ADMIN}{WEB_LISTENER}{raw}pools:

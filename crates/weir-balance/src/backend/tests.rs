@@ -121,6 +121,39 @@ fn update_settings_changes_weight_and_backup() {
 }
 
 #[test]
+fn weight_override_survives_settings_until_the_configured_weight_changes() {
+    let b = backend();
+    let w = b.configured_weight();
+    let change = b.set_admin(Some(AdminMode::Drain), Some(9));
+    assert_eq!(
+        (change.old_mode, change.new_mode),
+        (AdminMode::Ready, AdminMode::Drain)
+    );
+    assert_eq!((change.old_weight, change.new_weight), (w, 9));
+    assert!(!b.is_routable() && b.is_up(), "drained, still healthy");
+    // A reload with the same configured weight keeps the override and the mode.
+    assert_eq!(b.update_settings(&backend_config(0, w, false)), None);
+    assert_eq!((b.weight(), b.weight_override()), (9, Some(9)));
+    assert_eq!(b.admin_mode(), AdminMode::Drain);
+    // One that changes it: the file wins.
+    assert_eq!(b.update_settings(&backend_config(0, w + 1, false)), Some(9));
+    assert_eq!((b.weight(), b.weight_override()), (w + 1, None));
+    assert_eq!(b.admin_mode(), AdminMode::Drain, "the mode is not a weight");
+}
+
+#[test]
+fn leaving_maint_makes_the_backend_fragile_again() {
+    let b = backend();
+    b.observe(true, 2, 3, "ok");
+    b.set_admin(Some(AdminMode::Maint), None);
+    assert!(!b.is_routable());
+    b.set_admin(Some(AdminMode::Ready), None);
+    assert!(b.is_routable());
+    assert_eq!(b.observe(false, 2, 3, "refused"), Some(Transition::Down));
+    assert!(!b.is_routable());
+}
+
+#[test]
 fn passive_failures_count_until_a_success() {
     let b = backend();
     assert_eq!(b.passive_failure(), 1);

@@ -23,6 +23,8 @@ pub struct PoolShared {
     /// [`clock::now_ms`] of the last fail-open warning; 0 before the first.
     fail_open_logged_ms: AtomicU64,
     fail_open_suppressed: AtomicU64,
+    /// What the pool's backend discovery last did (untouched without `discovery`).
+    discovery: std::sync::Arc<super::discovery::DiscoveryStatus>,
 }
 
 // === impl PoolShared ===
@@ -31,6 +33,11 @@ impl PoolShared {
     /// Fresh state: an empty budget, no fail-open so far.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The pool's discovery status, written by its discovery task, read by `/status`.
+    pub fn discovery(&self) -> &std::sync::Arc<super::discovery::DiscoveryStatus> {
+        &self.discovery
     }
 
     /// The pool's retry budget.

@@ -68,7 +68,7 @@ impl Pool {
     /// Another backend that is up, in the tier (primaries or backups) `declined` is in,
     /// starting from a random position so none is favoured.
     fn other_up(&self, declined: &Arc<Backend>) -> Option<&Arc<Backend>> {
-        let tier: &[Arc<Backend>] = if self.primaries.iter().any(|b| b.is_up()) {
+        let tier: &[Arc<Backend>] = if self.primaries.iter().any(|b| b.is_routable()) {
             &self.primaries
         } else {
             &self.backups
@@ -80,7 +80,7 @@ impl Pool {
         let start = usize::try_from(rng().below(n as u64)).unwrap_or(0);
         (0..n)
             .filter_map(|k| tier.get((start + k) % n))
-            .find(|b| b.is_up() && !Arc::ptr_eq(b, declined))
+            .find(|b| b.is_routable() && !Arc::ptr_eq(b, declined))
     }
 }
 

@@ -419,3 +419,48 @@ mod resilience {
         assert_eq!(picks(&p, 4), "a b a b");
     }
 }
+
+#[test]
+fn drained_primaries_hand_over_to_backups_and_fail_open_skips_them() {
+    for kind in KINDS {
+        let p = pool(kind, &[(1, false), (1, false), (1, true)]);
+        let [a, b, _c] = [0, 1, 2].map(|i| Arc::clone(p.backends().nth(i).expect("three")));
+        a.set_admin(Some(AdminMode::Drain), None);
+        assert_eq!(picks(&p, 4), "b b b b", "{kind:?}");
+        b.set_admin(Some(AdminMode::Maint), None);
+        assert_eq!(
+            picks(&p, 3),
+            "c c c",
+            "{kind:?}: backups when no primary is routable"
+        );
+        assert_eq!(
+            p.pick_excluding(&[p.backups().first().expect("c")])
+                .map(|b| b.address()),
+            None
+        );
+    }
+    let mut config = pool_config(
+        "p",
+        StrategyKind::RoundRobin,
+        (0..3).map(|i| backend_config(i, 1, false)).collect(),
+    );
+    config.fail_open = true;
+    let backends: Vec<_> = config
+        .backends
+        .iter()
+        .map(|c| Arc::new(Backend::new("p", c)))
+        .collect();
+    let p = Pool::new(&config, backends);
+    set(&p, "a", false);
+    set(&p, "b", false);
+    set(&p, "c", false);
+    p.backends()
+        .nth(1)
+        .expect("b")
+        .set_admin(Some(AdminMode::Maint), None);
+    assert_eq!(
+        picks(&p, 4),
+        "a c a c",
+        "failing open, never to a backend in maint"
+    );
+}

@@ -4,8 +4,9 @@
 //! the backends' weights, and then `pick` chooses among the backends that are up. The
 //! contract every strategy keeps:
 //!
-//! - `pick` never returns a backend that is down, and returns `None` exactly when no
-//!   backend in the slice is up;
+//! - `pick` never returns a backend that is not routable (down, drained or in
+//!   maintenance: [`Backend::is_routable`], one atomic load), and returns `None` exactly
+//!   when no backend in the slice is routable;
 //! - `pick` does not allocate, lock or format: it runs once per request;
 //! - `pick` is called with the same slice the strategy was built from (a different slice
 //!   never panics, but the weights then no longer line up).
@@ -17,7 +18,8 @@
 //! | random | one `fetch_add` (RNG), binary search | cumulative weights |
 //! | least connections | exact scan (≤ 32) or best of 2 weighted samples | cumulative weights, tie order |
 //!
-//! Weights are read from the backends when the strategy is built, so a table keeps
+//! Weights (the weight in force: a runtime override, else the configured one) are read
+//! from the backends when the strategy is built, so a table keeps
 //! picking consistently even after a reload re-weights a backend it shares with a newer
 //! table. They are clamped to `1..=`[`MAX_WEIGHT`], the range the config validates.
 

@@ -48,7 +48,7 @@ impl Random {
     pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
         for _ in 0..REDRAWS {
             let i = self.weights.draw(&self.rng)?;
-            if backends.get(i).is_some_and(|b| b.is_up()) {
+            if backends.get(i).is_some_and(|b| b.is_routable()) {
                 return Some(i);
             }
         }
@@ -62,13 +62,16 @@ impl Random {
     fn pick_among_up(&self, backends: &[Arc<Backend>]) -> Option<usize> {
         let n = backends.len().min(self.weights.len());
         let weight = |i: usize| self.weights.weight(i);
-        let up_total: u64 = (0..n).filter(|&i| backends[i].is_up()).map(weight).sum();
+        let up_total: u64 = (0..n)
+            .filter(|&i| backends[i].is_routable())
+            .map(weight)
+            .sum();
         if up_total == 0 {
             return None;
         }
         let mut r = self.rng.below(up_total);
         let mut last_up = None;
-        for i in (0..n).filter(|&i| backends[i].is_up()) {
+        for i in (0..n).filter(|&i| backends[i].is_routable()) {
             let w = weight(i);
             if r < w {
                 return Some(i);

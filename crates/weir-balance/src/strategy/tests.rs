@@ -9,7 +9,7 @@ use weir_config::StrategyKind;
 
 use super::{LeastConn, Random, RoundRobin, Strategy, Weighted};
 use crate::test_support::{backends, names};
-use crate::Backend;
+use crate::{AdminMode, Backend};
 
 const KINDS: [StrategyKind; 4] = [
     StrategyKind::RoundRobin,
@@ -137,4 +137,71 @@ fn weighted_with_heaviest_down_keeps_the_ratio_among_survivors() {
     pool[0].force(false, "test");
     let s = Strategy::new(StrategyKind::Weighted, &pool);
     assert_eq!(counts(&s, &pool, 100), vec![0, 40, 60]);
+}
+
+/// Per backend: up or down, and the operator's mode.
+fn pool_with_modes() -> impl PropStrategy<Value = (Vec<u32>, Vec<(bool, u8)>)> {
+    (0usize..80).prop_flat_map(|n| (vec(1u32..=256, n), vec((any::<bool>(), 0u8..3), n)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn never_picks_drained_or_maint((weights, state) in pool_with_modes()) {
+        let pool = backends(&weights);
+        let mode = |m: u8| match m {
+            0 => AdminMode::Ready,
+            1 => AdminMode::Drain,
+            _ => AdminMode::Maint,
+        };
+        for (b, &(up, m)) in pool.iter().zip(&state) {
+            b.force(up, "test");
+            b.set_admin(Some(mode(m)), None);
+        }
+        let routable = |i: usize| state[i].0 && state[i].1 == 0;
+        let any = (0..pool.len()).any(routable);
+        for s in every_strategy(&pool) {
+            for _ in 0..50 {
+                match s.pick(&pool) {
+                    Some(i) => prop_assert!(routable(i), "{s:?} picked {i}: {:?}", state[i]),
+                    None => prop_assert!(!any, "{s:?} gave None with a backend routable"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn drain_then_ready_and_health_combine() {
+    let pool = backends(&[1, 1]);
+    let s = Strategy::new(StrategyKind::RoundRobin, &pool);
+    pool[0].set_admin(Some(AdminMode::Drain), None);
+    assert_eq!(counts(&s, &pool, 10), vec![0, 10]);
+    // A health flap while drained does not bring it back...
+    pool[0].force(false, "test");
+    pool[0].force(true, "test");
+    assert_eq!(counts(&s, &pool, 10), vec![0, 10]);
+    // ...and `ready` does, while a down backend stays out whatever its mode.
+    pool[0].set_admin(Some(AdminMode::Ready), None);
+    assert_eq!(counts(&s, &pool, 10), vec![5, 5]);
+    pool[1].force(false, "test");
+    pool[1].set_admin(Some(AdminMode::Ready), None);
+    assert_eq!(counts(&s, &pool, 10), vec![10, 0]);
+}
+
+#[test]
+fn weight_override_reaches_strategies_built_after_it() {
+    for kind in [StrategyKind::Weighted, StrategyKind::Random] {
+        let pool = backends(&[1, 1]);
+        let before = Strategy::new(kind, &pool);
+        let change = pool[0].set_admin(None, Some(3));
+        assert!(change.reweighted() && change.new_weight == 3);
+        // A table built earlier keeps its weights; a new one has the override.
+        let old = counts(&before, &pool, 4_000);
+        assert!(old[0].abs_diff(2_000) < 300, "{kind:?} {old:?}");
+        let after = Strategy::new(kind, &pool);
+        let new = counts(&after, &pool, 4_000);
+        assert!(new[0].abs_diff(3_000) < 300, "{kind:?} {new:?}");
+    }
 }

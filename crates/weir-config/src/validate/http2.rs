@@ -41,35 +41,16 @@ pub(super) fn http2(
         return defaults;
     }
     let f = |name: &str| field(&path, name);
-    let max_concurrent_streams = v.integer(
-        raw.max_concurrent_streams,
-        &f("max_concurrent_streams"),
-        1..=1000,
-        defaults.max_concurrent_streams,
-    );
-    let max_header_list_size = v.size(
-        raw.max_header_list_size.as_ref(),
-        &f("max_header_list_size"),
-        KIB..=MIB,
-        defaults.max_header_list_size,
-    );
-    let max_pending_reset_streams = v.integer(
-        raw.max_pending_reset_streams,
-        &f("max_pending_reset_streams"),
-        1..=1000,
-        defaults.max_pending_reset_streams,
-    );
-    let max_stream_errors = v.integer(
-        raw.max_stream_errors,
-        &f("max_stream_errors"),
-        1..=10_000,
-        defaults.max_stream_errors,
-    );
-    let initial_stream_window = v.size(
-        raw.initial_stream_window.as_ref(),
-        &f("initial_stream_window"),
-        KIB..=16 * MIB,
-        defaults.initial_stream_window,
+    let max_concurrent_streams =
+        check_field!(v.integer(raw.max_concurrent_streams at &path, 1..=1000) or defaults);
+    let max_header_list_size =
+        check_field!(v.size(raw.max_header_list_size.as_ref() at &path, KIB..=MIB) or defaults);
+    let max_pending_reset_streams =
+        check_field!(v.integer(raw.max_pending_reset_streams at &path, 1..=1000) or defaults);
+    let max_stream_errors =
+        check_field!(v.integer(raw.max_stream_errors at &path, 1..=10_000) or defaults);
+    let initial_stream_window = check_field!(
+        v.size(raw.initial_stream_window.as_ref() at &path, KIB..=16 * MIB) or defaults
     );
     let window_path = f("initial_connection_window");
     let errors_before = v.errors.len();

@@ -1,7 +1,6 @@
 //! Validation of `listeners`: names, addresses, protocol-specific fields, routes.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{field, value, Validator};
 use crate::model::{ListenerConfig, ListenerTimeouts, Protocol, RouteConfig};
@@ -118,17 +117,13 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         }
         Some(text) => v.socket_addr(text, &field(path, "listen")),
     };
-    let protocol = match l.protocol.as_ref().map(|p| p.as_str()) {
-        None | Some("http") => Protocol::Http,
-        Some("tcp") => Protocol::Tcp,
-        Some(other) => {
-            v.error(
-                &field(path, "protocol"),
-                format!("unknown protocol {other:?} (expected http or tcp)"),
-            );
-            Protocol::Http
-        }
-    };
+    let protocol = v.keyword(
+        l.protocol.as_ref(),
+        &field(path, "protocol"),
+        "protocol",
+        ("http", Protocol::Http),
+        &[("tcp", Protocol::Tcp)],
+    );
     let tls = l
         .tls
         .as_ref()
@@ -172,20 +167,16 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
             (Vec::new(), pool)
         }
     };
-    let timeouts_path = field(path, "timeouts");
-    let t = l.timeouts.as_ref();
-    let timeouts = ListenerTimeouts {
-        header_read: v.duration(
-            t.and_then(|t| t.header_read.as_ref()),
-            &field(&timeouts_path, "header_read"),
-            Duration::from_secs(10),
-        ),
-        idle: v.duration(
-            t.and_then(|t| t.idle.as_ref()),
-            &field(&timeouts_path, "idle"),
-            Duration::from_secs(60),
-        ),
-    };
+    let timeouts = l
+        .timeouts
+        .as_ref()
+        .map_or_else(ListenerTimeouts::default, |t| {
+            let (path, default) = (field(path, "timeouts"), ListenerTimeouts::default());
+            ListenerTimeouts {
+                header_read: check_field!(v.duration(t.header_read.as_ref() at &path) or default),
+                idle: check_field!(v.duration(t.idle.as_ref() at &path) or default),
+            }
+        });
     let max_connections = v.integer(
         l.max_connections,
         &field(path, "max_connections"),

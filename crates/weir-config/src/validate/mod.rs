@@ -5,6 +5,23 @@
 //! that the rest of the file is still checked. The `Config` built alongside is only handed
 //! out when no error was found, so a placeholder can never reach the data plane.
 
+/// Checks field `$name` of the raw block `$raw` with the validator's `$check` (and its
+/// `$arg`s, a range say), reporting at `$path.$name`, taking `$defaults.$name` when the
+/// field is absent. The name is written once, so the value read, the path an error
+/// names and the default taken are always the same field's.
+macro_rules! check_field {
+    ($v:ident.$check:ident($raw:ident.$name:ident $(.$conv:ident())? at $path:expr $(, $arg:expr)*) or $defaults:ident) => {
+        $v.$check(
+            $raw.$name$(.$conv())?,
+            &$crate::validate::field($path, stringify!($name)),
+            $($arg,)*
+            $defaults.$name,
+        )
+    };
+}
+
+mod admin;
+mod discovery;
 mod http2;
 mod listener;
 mod pool;
@@ -55,10 +72,22 @@ pub(crate) fn validate(
         Some(text) => v.socket_addr(text, "admin.listen"),
         None => DEFAULT_ADMIN,
     };
+    let api = raw
+        .admin
+        .as_ref()
+        .and_then(|a| a.api.as_ref())
+        .and_then(|api| admin::api(&mut v, api, "admin.api"));
     let shutdown_timeout = v.duration(
         raw.shutdown_timeout.as_ref(),
         "shutdown_timeout",
         Duration::from_secs(30),
+    );
+    // Off by default: a lone weir has nobody to wait for, and operators expect SIGTERM
+    // to stop accepting at once (HAProxy's `grace` defaults to 0 too).
+    let shutdown_grace = v.duration(
+        raw.shutdown_grace.as_ref(),
+        "shutdown_grace",
+        Duration::ZERO,
     );
     let pools = pool::pools(&mut v, raw.pools.as_ref());
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
@@ -70,8 +99,10 @@ pub(crate) fn validate(
             source: file.to_path_buf(),
             admin: AdminConfig {
                 listen: admin_listen,
+                api,
             },
             shutdown_timeout,
+            shutdown_grace,
             listeners,
             pools,
         })
@@ -172,6 +203,53 @@ impl Validator<'_> {
         })
     }
 
+    /// `value` checked by `check`; `default` when absent, or after reporting at `path`
+    /// why `check` refused it (so one bad field never hides the next).
+    fn checked<V, T>(
+        &mut self,
+        value: Option<V>,
+        path: &str,
+        default: T,
+        check: impl FnOnce(V) -> Result<T, String>,
+    ) -> T {
+        let Some(value) = value else {
+            return default;
+        };
+        check(value).unwrap_or_else(|message| {
+            self.error(path, message);
+            default
+        })
+    }
+
+    /// The keyword at `path`: `default`'s when absent, else the value of the matching
+    /// choice; anything else is reported as an unknown `what`, naming the choices, and
+    /// `default` taken.
+    pub(crate) fn keyword<T: Copy>(
+        &mut self,
+        text: Option<&Text>,
+        path: &str,
+        what: &str,
+        default: (&str, T),
+        others: &[(&str, T)],
+    ) -> T {
+        self.checked(text, path, default.1, |text| {
+            let choices = || std::iter::once(&default).chain(others);
+            if let Some(&(_, value)) = choices().find(|(name, _)| *name == text.as_str()) {
+                return Ok(value);
+            }
+            let names: Vec<&str> = choices().map(|(name, _)| *name).collect();
+            let expected = match names.split_last() {
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            Err(format!(
+                "unknown {what} {:?} (expected {expected})",
+                text.as_str()
+            ))
+        })
+    }
+
     /// The duration at `path`, which must be positive; `default` when absent.
     pub(crate) fn duration(
         &mut self,
@@ -179,20 +257,12 @@ impl Validator<'_> {
         path: &str,
         default: Duration,
     ) -> Duration {
-        let Some(text) = text else {
-            return default;
-        };
-        match value::duration(text.as_str()) {
-            Ok(d) if d.is_zero() => {
-                self.error(path, "must be greater than zero");
-                default
+        self.checked(text, path, default, |text| {
+            match value::duration(text.as_str())? {
+                d if d.is_zero() => Err("must be greater than zero".to_owned()),
+                d => Ok(d),
             }
-            Ok(d) => d,
-            Err(message) => {
-                self.error(path, message);
-                default
-            }
-        }
+        })
     }
 
     /// A size in bytes (`65536`, `64KiB`, `1MiB`) within `range`, `default` when absent.
@@ -203,26 +273,18 @@ impl Validator<'_> {
         range: std::ops::RangeInclusive<u64>,
         default: u32,
     ) -> u32 {
-        let Some(text) = text else {
-            return default;
-        };
-        match value::size(text.as_str()) {
-            Ok(n) if range.contains(&n) => u32::try_from(n).unwrap_or(default),
-            Ok(_) => {
-                let name = path.rsplit('.').next().unwrap_or(path);
-                let (low, high) = (human_size(*range.start()), human_size(*range.end()));
-                let message = format!(
-                    "{name} must be between {low} and {high}, got {:?}",
-                    text.as_str()
-                );
-                self.error(path, message);
-                default
+        self.checked(text, path, default, |text| {
+            let n = value::size(text.as_str())?;
+            if range.contains(&n) {
+                return Ok(u32::try_from(n).unwrap_or(default));
             }
-            Err(message) => {
-                self.error(path, message);
-                default
-            }
-        }
+            let name = path.rsplit('.').next().unwrap_or(path);
+            let (low, high) = (human_size(*range.start()), human_size(*range.end()));
+            Err(format!(
+                "{name} must be between {low} and {high}, got {:?}",
+                text.as_str()
+            ))
+        })
     }
 
     /// An integer within `range`, `default` when absent.
@@ -233,26 +295,23 @@ impl Validator<'_> {
         range: std::ops::RangeInclusive<i64>,
         default: u32,
     ) -> u32 {
-        let Some(Int(value)) = value else {
-            return default;
-        };
-        match u32::try_from(value) {
-            Ok(n) if range.contains(&value) => n,
-            _ => {
-                let name = path.rsplit('.').next().unwrap_or(path);
-                let message = if *range.end() >= i64::from(u32::MAX) {
-                    format!("{name} must be at least {}, got {value}", range.start())
-                } else {
-                    format!(
-                        "{name} must be between {} and {}, got {value}",
-                        range.start(),
-                        range.end()
-                    )
-                };
-                self.error(path, message);
-                default
+        self.checked(value, path, default, |Int(value)| {
+            match u32::try_from(value) {
+                Ok(n) if range.contains(&value) => Ok(n),
+                _ => {
+                    let name = path.rsplit('.').next().unwrap_or(path);
+                    Err(if *range.end() >= i64::from(u32::MAX) {
+                        format!("{name} must be at least {}, got {value}", range.start())
+                    } else {
+                        format!(
+                            "{name} must be between {} and {}, got {value}",
+                            range.start(),
+                            range.end()
+                        )
+                    })
+                }
             }
-        }
+        })
     }
 }
 

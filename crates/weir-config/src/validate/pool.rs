@@ -1,4 +1,5 @@
-//! Validation of `pools`: strategy, backends (resolved now), health checks, timeouts,
+//! Validation of `pools`: strategy, backends (resolved now; none needed with
+//! `discovery`, see `discovery.rs`), health checks, timeouts,
 //! retries and their budget, passive checks, fail-open, slow start, upstream TLS and
 //! protocol.
 
@@ -41,40 +42,40 @@ pub(super) fn pools(v: &mut Validator<'_>, raw: Option<&Ordered<RawPool>>) -> Ve
 }
 
 fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfig {
-    let strategy = match p.strategy.as_ref().map(|s| s.as_str()) {
-        None | Some("round_robin") => StrategyKind::RoundRobin,
-        Some("weighted") => StrategyKind::Weighted,
-        Some("random") => StrategyKind::Random,
-        Some("least_connections") => StrategyKind::LeastConnections,
-        Some(other) => {
-            v.error(
-                &field(path, "strategy"),
-                format!("unknown strategy {other:?} (expected round_robin, weighted, random or least_connections)"),
-            );
-            StrategyKind::RoundRobin
-        }
-    };
-    let backends = backends(v, p.backends.as_deref(), path);
+    let strategy = v.keyword(
+        p.strategy.as_ref(),
+        &field(path, "strategy"),
+        "strategy",
+        ("round_robin", StrategyKind::RoundRobin),
+        &[
+            ("weighted", StrategyKind::Weighted),
+            ("random", StrategyKind::Random),
+            ("least_connections", StrategyKind::LeastConnections),
+        ],
+    );
+    let discovery = p
+        .discovery
+        .as_ref()
+        .and_then(|d| super::discovery::discovery(v, d, &field(path, "discovery")));
+    let backends = backends(v, p.backends.as_deref(), path, p.discovery.is_some());
     let health_check = p
         .health_check
         .as_ref()
         .map(|h| health_check(v, h, &field(path, "health_check")));
-    let timeouts_path = field(path, "timeouts");
-    let t = p.timeouts.as_ref();
-    let timeouts = PoolTimeouts {
-        connect: v.duration(
-            t.and_then(|t| t.connect.as_ref()),
-            &field(&timeouts_path, "connect"),
-            Duration::from_secs(2),
-        ),
-        response: v.duration(
-            t.and_then(|t| t.response.as_ref()),
-            &field(&timeouts_path, "response"),
-            Duration::from_secs(30),
-        ),
-    };
+    let timeouts = p.timeouts.as_ref().map_or_else(PoolTimeouts::default, |t| {
+        let (path, default) = (field(path, "timeouts"), PoolTimeouts::default());
+        PoolTimeouts {
+            connect: check_field!(v.duration(t.connect.as_ref() at &path) or default),
+            response: check_field!(v.duration(t.response.as_ref() at &path) or default),
+        }
+    });
     let retries = v.integer(p.retries, &field(path, "retries"), 0..=7, 2);
-    let passive = passive(v, p.passive.as_ref(), &field(path, "passive"));
+    let passive = p
+        .passive
+        .as_ref()
+        .map_or_else(PassiveConfig::default, |raw| {
+            passive(v, raw, &field(path, "passive"))
+        });
     let slow_start = p
         .slow_start
         .as_ref()
@@ -82,7 +83,12 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
     let retry_on = p.retry_on.as_deref().map_or_else(RetryOn::default, |list| {
         retry_on(v, list, &field(path, "retry_on"))
     });
-    let retry_budget = retry_budget(v, p.retry_budget.as_ref(), &field(path, "retry_budget"));
+    let retry_budget = p
+        .retry_budget
+        .as_ref()
+        .map_or_else(RetryBudgetConfig::default, |raw| {
+            retry_budget(v, raw, &field(path, "retry_budget"))
+        });
     let upstream_protocol = upstream_protocol(v, p, path);
     let tls = p
         .tls
@@ -102,56 +108,33 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         retry_budget,
         tls,
         upstream_protocol,
+        discovery,
     }
 }
 
-fn passive(v: &mut Validator<'_>, raw: Option<&RawPassive>, path: &str) -> PassiveConfig {
+/// A `passive` block; each absent field takes its default.
+fn passive(v: &mut Validator<'_>, raw: &RawPassive, path: &str) -> PassiveConfig {
     let default = PassiveConfig::default();
-    let Some(raw) = raw else {
-        return default;
-    };
     PassiveConfig {
-        consecutive_failures: v.integer(
-            raw.consecutive_failures,
-            &field(path, "consecutive_failures"),
-            0..=1000,
-            default.consecutive_failures,
+        consecutive_failures: check_field!(
+            v.integer(raw.consecutive_failures at path, 0..=1000) or default
         ),
-        max_ejected_percent: v.integer(
-            raw.max_ejected_percent,
-            &field(path, "max_ejected_percent"),
-            0..=100,
-            default.max_ejected_percent,
+        max_ejected_percent: check_field!(
+            v.integer(raw.max_ejected_percent at path, 0..=100) or default
         ),
-        base_ejection_time: v.duration(
-            raw.base_ejection_time.as_ref(),
-            &field(path, "base_ejection_time"),
-            default.base_ejection_time,
+        base_ejection_time: check_field!(
+            v.duration(raw.base_ejection_time.as_ref() at path) or default
         ),
     }
 }
 
-fn retry_budget(
-    v: &mut Validator<'_>,
-    raw: Option<&RawRetryBudget>,
-    path: &str,
-) -> RetryBudgetConfig {
+/// A `retry_budget` block; each absent field takes its default.
+fn retry_budget(v: &mut Validator<'_>, raw: &RawRetryBudget, path: &str) -> RetryBudgetConfig {
     let default = RetryBudgetConfig::default();
-    let Some(raw) = raw else {
-        return default;
-    };
     RetryBudgetConfig {
-        percent: v.integer(
-            raw.percent,
-            &field(path, "percent"),
-            0..=100,
-            default.percent,
-        ),
-        min_per_second: v.integer(
-            raw.min_per_second,
-            &field(path, "min_per_second"),
-            0..=1_000_000,
-            default.min_per_second,
+        percent: check_field!(v.integer(raw.percent at path, 0..=100) or default),
+        min_per_second: check_field!(
+            v.integer(raw.min_per_second at path, 0..=1_000_000) or default
         ),
     }
 }
@@ -191,22 +174,25 @@ fn retry_on(v: &mut Validator<'_>, list: &[Text], path: &str) -> RetryOn {
 
 /// `upstream_protocol`: `http1` (default) or `h2`.
 fn upstream_protocol(v: &mut Validator<'_>, p: &RawPool, path: &str) -> UpstreamProtocol {
-    match p.upstream_protocol.as_ref().map(|u| u.as_str()) {
-        None | Some("http1") => UpstreamProtocol::Http1,
-        Some("h2") => UpstreamProtocol::H2,
-        Some(other) => {
-            v.error(
-                &field(path, "upstream_protocol"),
-                format!("unknown upstream protocol {other:?} (expected http1 or h2)"),
-            );
-            UpstreamProtocol::Http1
-        }
-    }
+    v.keyword(
+        p.upstream_protocol.as_ref(),
+        &field(path, "upstream_protocol"),
+        "upstream protocol",
+        ("http1", UpstreamProtocol::Http1),
+        &[("h2", UpstreamProtocol::H2)],
+    )
 }
 
-fn backends(v: &mut Validator<'_>, raw: Option<&[RawBackend]>, path: &str) -> Vec<BackendConfig> {
+/// A pool with `discovery` may have no static backends (`discovered`).
+fn backends(
+    v: &mut Validator<'_>,
+    raw: Option<&[RawBackend]>,
+    path: &str,
+    discovered: bool,
+) -> Vec<BackendConfig> {
     let backends_path = field(path, "backends");
     let raw = match raw {
+        None | Some([]) if discovered => return Vec::new(),
         None => {
             v.missing(path, "backends", " (a pool needs at least one backend)");
             return Vec::new();

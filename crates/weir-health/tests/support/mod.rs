@@ -97,7 +97,7 @@ pub fn backend(table: &Table, i: usize) -> Arc<Backend> {
 }
 
 #[allow(unused_imports)] // not every test file that includes this module uses each
-pub use weir_e2e::{closed_port, until};
+pub use weir_e2e::{closed_port, until, until_no_sooner};
 
 /// A TCP server that accepts and closes connections, counting them.
 ///

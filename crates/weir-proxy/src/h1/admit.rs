@@ -5,7 +5,7 @@
 use tokio::time::Instant;
 use weir_h1::{Method, Parsed, RequestHead, Version};
 
-use super::answer::{reply, RequestId};
+use super::answer::{reply, Own, RequestId};
 use super::body;
 use super::buf::Buf;
 use super::refusal::Refusal;
@@ -90,7 +90,14 @@ pub(super) async fn read_head<S: ClientStream>(
                 let id = RequestId::new_fresh();
                 let msg = "request head did not arrive in time";
                 return Some(
-                    reply(stream, ctx, sc, 408, msg, &id, Version::Http11, true, None).await,
+                    reply(
+                        stream,
+                        ctx,
+                        sc,
+                        Own::closing(408, msg, &id, Version::Http11),
+                        None,
+                    )
+                    .await,
                 );
             }
             Ok(Ok(0) | Err(_)) => return Some(Next::Close),
@@ -112,18 +119,8 @@ pub(super) async fn refuse<S: ClientStream>(
         m.protocol_error();
     }
     let id = RequestId::new_fresh();
-    reply(
-        stream,
-        ctx,
-        sc,
-        refusal.status,
-        refusal.reason,
-        &id,
-        Version::Http11,
-        true,
-        None,
-    )
-    .await
+    let own = Own::closing(refusal.status, refusal.reason, &id, Version::Http11);
+    reply(stream, ctx, sc, own, None).await
 }
 
 /// Where a request goes, read from its target and `Host`.

@@ -146,17 +146,8 @@ pub(super) async fn body_then_reply<S: ClientStream>(
     answer: &mut Answer<'_>,
     keep: bool,
 ) -> Next {
-    let head = &sc.req;
-    let version = head.version;
-    let skip = match head.framing {
-        Framing::None | Framing::Close => Some(head.len),
-        // Saturating: a huge length must not wrap into "already read".
-        Framing::Length(n) if (buf.len().saturating_sub(head.len) as u64) >= n => {
-            usize::try_from(n).ok().map(|n| head.len + n)
-        }
-        _ => None,
-    };
-    let close = match skip {
+    let version = sc.req.version;
+    let close = match skippable(&sc.req, buf.len()) {
         Some(n) => {
             buf.consume(n);
             !keep
@@ -166,20 +157,63 @@ pub(super) async fn body_then_reply<S: ClientStream>(
     reply_for(stream, ctx, sc, status, msg, id, version, close, answer).await
 }
 
+/// Where the request ends in a buffer of `buffered` bytes when its body is all there
+/// (none, or a length already read), so it can be skipped; `None` when it is not.
+fn skippable(head: &RequestHead, buffered: usize) -> Option<usize> {
+    match head.framing {
+        Framing::None | Framing::Close => Some(head.len),
+        // Saturating: a huge length must not wrap into "already read".
+        Framing::Length(n) if (buffered.saturating_sub(head.len) as u64) >= n => {
+            usize::try_from(n).ok().map(|n| head.len + n)
+        }
+        _ => None,
+    }
+}
+
+/// One of weir's own answers: `{status}: {reason}` and the request id, in `version`;
+/// `close` ends the connection after it.
+pub(super) struct Own<'a> {
+    pub(super) status: u16,
+    pub(super) reason: &'a str,
+    pub(super) id: &'a RequestId,
+    pub(super) version: Version,
+    pub(super) close: bool,
+}
+
+impl<'a> Own<'a> {
+    /// An answer after which the connection closes.
+    pub(super) fn closing(
+        status: u16,
+        reason: &'a str,
+        id: &'a RequestId,
+        version: Version,
+    ) -> Self {
+        Own {
+            status,
+            reason,
+            id,
+            version,
+            close: true,
+        }
+    }
+}
+
 /// Writes a short text response of weir's own: `{status}: {reason}` and the request
 /// id, so a client's error report leads to the log line with the detail.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn reply<S: ClientStream>(
     stream: &mut S,
     ctx: &Ctx,
     sc: &mut Scratch,
-    status: u16,
-    reason: &str,
-    id: &RequestId,
-    version: Version,
-    close: bool,
+    own: Own<'_>,
     answer: Option<&mut Answer<'_>>,
 ) -> Next {
+    let Own {
+        status,
+        reason,
+        id,
+        version,
+        close,
+    } = own;
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let body = format!("{code}: {reason}\nrequest id: {}\n", id.as_str());
     let out = &mut sc.out;
@@ -196,11 +230,7 @@ pub(super) async fn reply<S: ClientStream>(
     out.extend_from_slice(b"\r\nx-request-id: ");
     out.extend_from_slice(id.as_bytes());
     // A drain closes after this answer too.
-    let close = close
-        || ctx
-            .scope
-            .draining
-            .load(std::sync::atomic::Ordering::Acquire);
+    let close = close || ctx.scope.says_close();
     out.extend_from_slice(match (close, version) {
         (true, _) => b"\r\nconnection: close\r\n\r\n".as_slice(),
         (false, Version::Http10) => b"\r\nconnection: keep-alive\r\n\r\n",
@@ -248,16 +278,12 @@ pub(crate) async fn reply_for<S: ClientStream>(
     close: bool,
     answer: &mut Answer<'_>,
 ) -> Next {
-    reply(
-        stream,
-        ctx,
-        sc,
+    let own = Own {
         status,
         reason,
         id,
         version,
         close,
-        Some(answer),
-    )
-    .await
+    };
+    reply(stream, ctx, sc, own, Some(answer)).await
 }

@@ -382,17 +382,7 @@ impl H1Body {
                 let input = buf.filled();
                 let (used, data, end) = match &mut self.state {
                     State::Done => (0, None, true),
-                    State::Length(left) => {
-                        let take = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(input.len());
-                        *left -= take as u64;
-                        (
-                            take,
-                            input.get(..take).map(Bytes::copy_from_slice),
-                            *left == 0,
-                        )
-                    }
+                    State::Length(left) => length_step(left, input),
                     State::Close => (input.len(), Some(Bytes::copy_from_slice(input)), false),
                     State::Chunked(d) => match d.decode(input) {
                         Err(e) => {
@@ -401,13 +391,7 @@ impl H1Body {
                                 "bad chunked framing from the backend".into()
                             )));
                         }
-                        Ok((n, Decoded::Data { start, len })) => (
-                            n,
-                            input.get(start..start + len).map(Bytes::copy_from_slice),
-                            false,
-                        ),
-                        Ok((n, Decoded::End)) => (n, None, true),
-                        Ok((n, _)) => (n, None, false),
+                        Ok(step) => chunked_step(step, input),
                     },
                 };
                 buf.consume(used);
@@ -468,5 +452,37 @@ impl Drop for H1Body {
         if let Some(b) = self.buf.take() {
             b.give_back();
         }
+    }
+}
+
+/// One step through a body of `left` more bytes, over the buffered `input`: the bytes
+/// used, the data among them (copied out), and whether the body is now complete.
+pub(super) fn length_step(left: &mut u64, input: &[u8]) -> (usize, Option<Bytes>, bool) {
+    let take = usize::try_from(*left)
+        .unwrap_or(usize::MAX)
+        .min(input.len());
+    *left -= take as u64;
+    (
+        take,
+        input.get(..take).map(Bytes::copy_from_slice),
+        *left == 0,
+    )
+}
+
+/// [`length_step`] for a chunked body: what the decoder made of `input` (`used`
+/// bytes and what they were) as bytes used, data (copied out) and whether it ended;
+/// trailers are dropped.
+pub(super) fn chunked_step(
+    (used, decoded): (usize, Decoded),
+    input: &[u8],
+) -> (usize, Option<Bytes>, bool) {
+    match decoded {
+        Decoded::Data { start, len } => (
+            used,
+            input.get(start..start + len).map(Bytes::copy_from_slice),
+            false,
+        ),
+        Decoded::End => (used, None, true),
+        _ => (used, None, false),
     }
 }

@@ -99,12 +99,7 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     let no_body = method_is_head || status.as_u16() == 204 || status.as_u16() == 304;
     let length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
     let chunked = !no_body && !length && version == Version::Http11;
-    let keep = keep
-        && (no_body || length || chunked)
-        && !ctx
-            .scope
-            .draining
-            .load(std::sync::atomic::Ordering::Acquire);
+    let keep = keep && (no_body || length || chunked) && !ctx.scope.says_close();
     let out = &mut sc.out;
     let framing = Reframe {
         version,

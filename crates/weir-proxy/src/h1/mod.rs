@@ -54,6 +54,7 @@ mod write;
 use std::future::Future;
 use std::time::Duration;
 
+pub(crate) use answer::Answer;
 pub(crate) use from_h2::{forward_buffered, forward_streamed, BoxError, Detached, H1Body};
 pub(crate) use h2_upload::{wire, wire_streamed, FrameUpload};
 pub(crate) use request::pool_is_h2;

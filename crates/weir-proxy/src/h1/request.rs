@@ -19,7 +19,7 @@ use weir_balance::ListenerTable;
 use weir_h1::{Framing, RequestHead, ResponseHead, Version};
 
 use super::admit::{read_head, refuse};
-use super::answer::{reply, Answer, RequestId};
+use super::answer::{reply, Answer, Own, RequestId};
 use super::buf::Buf;
 use super::phases::{admit, forward_phase, pick, prepare, route, Admitted};
 use super::respond::respond;
@@ -108,7 +108,7 @@ pub(crate) async fn handle<S: ClientStream>(
         .map(Arc::clone)
     else {
         let msg = "listener is shutting down";
-        return reply(stream, ctx, sc, 503, msg, &id, version, true, None).await;
+        return reply(stream, ctx, sc, Own::closing(503, msg, &id, version), None).await;
     };
     let mut answer = Answer::new(listener.unrouted_metrics(), start);
     let next = proxy(stream, ctx, &listener, buf, sc, &id, &mut answer, served).await;
@@ -130,9 +130,7 @@ async fn proxy<'t, S: ClientStream>(
     answer: &mut Answer<'t>,
     served: u64,
 ) -> Next {
-    let head = &sc.req;
-    let version = head.version;
-    let admitted = admit(ctx, listener, head, buf.filled(), id, answer, served);
+    let admitted = admit(ctx, listener, &sc.req, buf.filled(), id, answer, served);
     let Admitted {
         mut keep,
         owned,
@@ -179,7 +177,6 @@ async fn proxy<'t, S: ClientStream>(
         buf,
         sc,
         id,
-        version,
         keep,
         upgrade,
         done.answered,

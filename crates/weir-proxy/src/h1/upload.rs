@@ -95,10 +95,7 @@ impl Upload {
             return Ok(false);
         }
         if self.read_all {
-            match super::within(self.idle, dst.flush()).await {
-                Ok(r) => r.map_err(PumpError::Sink)?,
-                Err(_) => return Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
-            }
+            flush_within(self.idle, dst).await?;
             self.done = true;
             return Ok(true);
         }
@@ -109,10 +106,7 @@ impl Upload {
         if self.unflushed {
             // A TLS stream may hold written bytes in its own buffer: flush them before
             // waiting for the client, or the backend might never see what it needs.
-            match super::within(self.idle, dst.flush()).await {
-                Ok(r) => r.map_err(PumpError::Sink)?,
-                Err(_) => return Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
-            }
+            flush_within(self.idle, dst).await?;
             self.unflushed = false;
         }
         match super::within(self.idle, buf.read_from(client)).await {
@@ -162,5 +156,16 @@ impl Upload {
     {
         while !self.step(client, buf, dst).await? {}
         Ok(())
+    }
+}
+
+/// Flushes `dst` within `idle`: a backend that stops reading is the backend's failure.
+async fn flush_within<W: AsyncWrite + Unpin + ?Sized>(
+    idle: Duration,
+    dst: &mut W,
+) -> Result<(), PumpError> {
+    match super::within(idle, dst.flush()).await {
+        Ok(r) => r.map_err(PumpError::Sink),
+        Err(_) => Err(PumpError::Sink(std::io::ErrorKind::TimedOut.into())),
     }
 }

@@ -106,6 +106,10 @@ pub(crate) struct RequestCap {
     /// Woken by the request that reaches the cap: the connection then shuts down
     /// gracefully (GOAWAY on HTTP/2; HTTP/1 gets `Connection: close` on that response).
     reached: Notify,
+    /// Woken by an HTTP/2 connection's first request (its permit kept if nobody waits
+    /// yet): a connection accepted during the shutdown grace serves that one before its
+    /// GOAWAY, as an HTTP/1 one serves one response with `Connection: close`.
+    first: Notify,
 }
 
 impl RequestCap {
@@ -114,6 +118,7 @@ impl RequestCap {
             served: AtomicU64::new(0),
             max: if max == 0 { u64::MAX } else { u64::from(max) },
             reached: Notify::new(),
+            first: Notify::new(),
         }
     }
 
@@ -124,6 +129,9 @@ impl RequestCap {
     #[inline]
     pub(crate) fn count(&self, h2: bool) -> bool {
         let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if h2 && n == 1 {
+            self.first.notify_one();
+        }
         if n == self.max && h2 {
             self.reached.notify_one();
         }
@@ -133,6 +141,12 @@ impl RequestCap {
     /// Resolves once the cap is reached.
     pub(crate) async fn reached(&self) {
         self.reached.notified().await;
+    }
+
+    /// Resolves once an HTTP/2 connection has started serving its first request (at
+    /// once if it already has).
+    pub(crate) async fn first_served(&self) {
+        self.first.notified().await;
     }
 }
 
@@ -150,6 +164,24 @@ mod tests {
         assert!(cap.count(true));
         let woken = futures_now(cap.reached());
         assert!(woken, "the third request woke the connection");
+        assert!(
+            futures_now(cap.first_served()),
+            "the first request was recorded for a later wait"
+        );
+    }
+
+    #[test]
+    fn first_served_waits_for_the_first_http2_request() {
+        let cap = RequestCap::new(0);
+        assert!(!futures_now(cap.first_served()), "nothing served yet");
+        assert!(!cap.count(false));
+        assert!(
+            !futures_now(cap.first_served()),
+            "HTTP/1 closes by its header instead"
+        );
+        let h2 = RequestCap::new(0);
+        assert!(!h2.count(true));
+        assert!(futures_now(h2.first_served()));
     }
 
     #[test]

@@ -126,11 +126,18 @@ where
     tokio::pin!(killed);
     let drained = scope.drain.cancelled();
     tokio::pin!(drained);
+    let wound = scope.winding_down.cancelled();
+    tokio::pin!(wound);
     let idle = shared.idle_expired(timeouts.idle);
     tokio::pin!(idle);
     let capped = cap_ctx.cap.reached();
     tokio::pin!(capped);
     let mut closing = false;
+    // Winding down (the shutdown grace): GOAWAY once the connection has served a
+    // request, so one accepted during the grace is served before it is sent away.
+    let mut winding = false;
+    let first = cap_ctx.cap.first_served();
+    tokio::pin!(first);
     loop {
         // The order of the `select!` this replaces (kill, the connection, then the
         // reasons to close), with the connection's streams polled before hyper's
@@ -153,6 +160,14 @@ where
             if !closing {
                 if drained.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Drain);
+                }
+                // The shutdown grace: the client's next connection goes wherever
+                // traffic goes now (a moved VIP), after this one has served a request.
+                if !winding && wound.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::WindingDown);
+                }
+                if winding && first.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Wound);
                 }
                 if capped.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Capped);
@@ -180,7 +195,12 @@ where
                 }
                 break;
             }
+            Event::WindingDown => {
+                winding = true;
+                continue;
+            }
             Event::Drain => {}
+            Event::Wound => tracing::debug!("winding down, sending GOAWAY"),
             Event::Capped => {
                 tracing::debug!("max_requests_per_connection reached, sending GOAWAY");
             }
@@ -199,6 +219,10 @@ enum Event {
     Killed,
     Ended(Result<(), hyper::Error>),
     Drain,
+    /// The shutdown grace began: GOAWAY after the first request served.
+    WindingDown,
+    /// Winding down and a request was served.
+    Wound,
     Capped,
     Idle,
 }

@@ -186,7 +186,8 @@ pub(super) enum Forwarded {
 
 /// Forward: the head written for the backend and the attempts, retried where
 /// [`upstream::forward`]'s rules allow, with weir's own HTTP/1 engine or, for
-/// `upstream_protocol: h2` pools, hyper's client.
+/// `upstream_protocol: h2` pools, hyper's client. Either way the retries are recorded,
+/// a failure is the pool's refusal and a 101 nobody asked for is refused.
 pub(super) async fn forward<'t>(
     ctx: &ConnCtx,
     pool: &'t Arc<weir_balance::Pool>,
@@ -196,25 +197,50 @@ pub(super) async fn forward<'t>(
     id: &HeaderValue,
     answer: &mut Answer<'_>,
 ) -> Result<Forwarded, Refusal<'t>> {
-    if crate::h1::pool_is_h2(pool) {
-        forward_hyper(ctx, pool, first, parts, prepared, id, answer).await
+    let h1 = parts.version != Version::HTTP_2;
+    let mut retries = 0;
+    let forwarded = if crate::h1::pool_is_h2(pool) {
+        let Prepared { source, upgrade } = prepared;
+        headers::prepare_request(parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+        forward_hyper(pool, first, parts, source, &mut retries).await
     } else {
-        forward_engine(ctx, pool, first, parts, prepared, id, answer).await
+        forward_engine(ctx, pool, first, parts, prepared, id, &mut retries).await
+    };
+    if let Some(a) = answer.access.as_mut() {
+        a.retries = retries;
+    }
+    let forwarded = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
+    match &forwarded {
+        Forwarded::H1(response, _) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Err(unasked_101(h1))
+        }
+        Forwarded::Upstream(response, in_flight)
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
+        {
+            // HTTP/2 has no Upgrade (RFC 9113 §8.6), and weir forwards none from an HTTP/2
+            // client: a 101 was not asked for.
+            tracing::debug!(
+                pool = pool.name(),
+                backend = in_flight.backend().address(),
+                "101 without an upgrade request"
+            );
+            Err(unasked_101(h1))
+        }
+        _ => Ok(forwarded),
     }
 }
 
 /// [`forward`] to an HTTP/1 pool, by weir's own engine (see `crate::h1::from_h2`).
-async fn forward_engine<'t>(
+async fn forward_engine(
     ctx: &ConnCtx,
-    pool: &'t Arc<weir_balance::Pool>,
+    pool: &Arc<weir_balance::Pool>,
     first: &Arc<Backend>,
     parts: &mut Parts,
     prepared: Prepared,
     id: &HeaderValue,
-    answer: &mut Answer<'_>,
-) -> Result<Forwarded, Refusal<'t>> {
+    retries: &mut u32,
+) -> Result<Forwarded, UpstreamError> {
     let Prepared { source, upgrade } = prepared;
-    let h1 = parts.version != Version::HTTP_2;
     let direct = headers::writes_directly(parts).then_some(headers::Forwarding {
         client_ip: &ctx.client_ip,
         request_id: id,
@@ -223,14 +249,12 @@ async fn forward_engine<'t>(
     if direct.is_none() {
         headers::prepare_request(parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     }
-    let mut retries = 0;
     let forwarded = match source {
         BodySource::Streaming(Some(body)) => {
             let mut wire = Vec::with_capacity(1024);
             let framing = crate::h1::wire_streamed(parts, direct, &mut wire);
             let upload = crate::h1::FrameUpload::new(body, framing);
-            crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, &mut retries)
-                .await
+            crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, retries).await
         }
         // Trailers alone after an empty body are dropped, as hyper's client did (it
         // sent them only on a chunked body, and weir strips `Trailer`).
@@ -241,56 +265,29 @@ async fn forward_engine<'t>(
             };
             let mut wire = Vec::with_capacity(1024 + data.len());
             crate::h1::wire(parts, direct, &data, &mut wire);
-            crate::h1::forward_buffered(pool, first, &wire, &parts.method, &mut retries).await
+            crate::h1::forward_buffered(pool, first, &wire, &parts.method, retries).await
         }
     };
-    if let Some(a) = answer.access.as_mut() {
-        a.retries = retries;
-    }
-    let (response, backend) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return Err(unasked_101(h1));
-    }
-    Ok(Forwarded::H1(response, backend))
+    forwarded.map(|(response, backend)| Forwarded::H1(response, backend))
 }
 
-/// [`forward`] to an `upstream_protocol: h2` pool, by hyper's client.
-async fn forward_hyper<'t>(
-    ctx: &ConnCtx,
-    pool: &'t Arc<weir_balance::Pool>,
+/// [`forward`] to an `upstream_protocol: h2` pool, by hyper's client; `parts` are
+/// prepared for forwarding already (hyper's request takes their fields).
+async fn forward_hyper(
+    pool: &Arc<weir_balance::Pool>,
     first: &Arc<Backend>,
     parts: &mut Parts,
-    prepared: Prepared,
-    id: &HeaderValue,
-    answer: &mut Answer<'_>,
-) -> Result<Forwarded, Refusal<'t>> {
-    let Prepared { source, upgrade } = prepared;
-    let h1 = parts.version != Version::HTTP_2;
-    headers::prepare_request(parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+    source: BodySource,
+    retries: &mut u32,
+) -> Result<Forwarded, UpstreamError> {
     let mut out = HyperAttempt::new(Outgoing::new(
         std::mem::take(&mut parts.method),
         std::mem::take(&mut parts.uri),
         std::mem::take(&mut parts.headers),
         source,
     ));
-
-    let mut retries = 0;
-    let forwarded = upstream::forward(pool, first, &mut out, &mut retries).await;
-    if let Some(a) = answer.access.as_mut() {
-        a.retries = retries;
-    }
-    let (response, in_flight) = forwarded.map_err(|err| Refusal::Failed(pool, err))?;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        // HTTP/2 has no Upgrade (RFC 9113 §8.6), and weir forwards none from an HTTP/2
-        // client: a 101 was not asked for.
-        tracing::debug!(
-            pool = pool.name(),
-            backend = in_flight.backend().address(),
-            "101 without an upgrade request"
-        );
-        return Err(unasked_101(h1));
-    }
-    Ok(Forwarded::Upstream(response, in_flight))
+    let forwarded = upstream::forward(pool, first, &mut out, retries).await;
+    forwarded.map(|(response, in_flight)| Forwarded::Upstream(response, in_flight))
 }
 
 /// A 101 the request did not ask for: 502.
@@ -312,13 +309,13 @@ pub(super) fn respond(
 ) -> Response<ResBody> {
     match forwarded {
         Forwarded::H1(mut response, backend) => {
-            answer.backend_answered(&backend, response.status());
+            answer.backend_answered(&backend, response.status().as_u16());
             *response.version_mut() = version;
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, ResBody::h1(body, guard))
         }
         Forwarded::Upstream(response, in_flight) => {
-            answer.backend_answered(in_flight.backend(), response.status());
+            answer.backend_answered(in_flight.backend(), response.status().as_u16());
             let (mut parts, body) = response.into_parts();
             headers::prepare_response(&mut parts.headers, false);
             parts.version = version;

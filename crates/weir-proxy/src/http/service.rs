@@ -22,8 +22,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::{Backend, ListenerTable, Route};
-use weir_telemetry::RouteMetrics;
+use weir_balance::ListenerTable;
 
 use super::access::Access;
 use super::body::{ReqBody, ResBody};
@@ -31,6 +30,7 @@ use super::phases::{admit, forward, pick, prepare, respond, route};
 use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::BodySource;
 use super::{headers, ConnCtx};
+pub(super) use crate::h1::Answer;
 use crate::io::RequestGuard;
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -77,11 +77,8 @@ pub(crate) async fn handle(
                 &request_id,
                 &req,
             );
-            let mut answer = Answer {
-                route: listener.unrouted_metrics(),
-                counted: false,
-                access,
-            };
+            let mut answer = Answer::new(listener.unrouted_metrics(), start);
+            answer.access = access;
             // Boxed: hyper moves each stream's future into a task of its own, and tokio
             // copies it there several times; unboxed, `proxy`'s states (the engine's
             // exchange, hyper's HTTP/2 client handshake) made that about 10 KiB of
@@ -89,7 +86,7 @@ pub(crate) async fn handle(
             // allocation costs far less.
             let proxied = Box::pin(proxy(&ctx, &listener, req, &request_id, guard, &mut answer));
             let mut resp = proxied.await;
-            answer.finish(&mut resp, start);
+            finish(&mut answer, &mut resp);
             resp
         }
     };
@@ -145,50 +142,13 @@ fn http10_connection(resp: &mut Response<ResBody>, wants_keep_alive: bool) {
     resp.headers_mut().insert(header::CONNECTION, value);
 }
 
-/// How a request was answered, for its metrics and access-log record.
-pub(super) struct Answer<'t> {
-    /// The matched route's metrics; the listener's `pool="none"` ones until a route
-    /// matched.
-    route: Option<&'t RouteMetrics>,
-    /// Whether a backend's response was counted (else weir answered itself).
-    counted: bool,
-    pub(super) access: Option<Box<Access>>,
-}
-
-impl<'t> Answer<'t> {
-    /// The request matched `route` of `pool`.
-    pub(super) fn routed(&mut self, route: &'t Route) {
-        self.route = route.metrics();
-        if let Some(a) = self.access.as_mut() {
-            a.pool = Some(Arc::clone(route.pool().name_arc()));
-        }
-    }
-
-    /// `backend` answered with `status`; its response goes to the client.
-    pub(super) fn backend_answered(&mut self, backend: &Backend, status: StatusCode) {
-        if let (Some(route), Some(m)) = (self.route, backend.metrics()) {
-            route.count(m, status.as_u16());
-            self.counted = true;
-        }
-        if let Some(a) = self.access.as_mut() {
-            a.backend = Some(backend.address().to_owned());
-        }
-    }
-
-    /// Records latency and, if no backend's answer was counted, weir's own answer;
-    /// hands the access-log record to the response body.
-    fn finish(mut self, resp: &mut Response<ResBody>, start: Instant) {
-        let status = resp.status().as_u16();
-        if let Some(route) = self.route {
-            route.observe_request(start.elapsed());
-            if !self.counted {
-                route.count_without_backend(status);
-            }
-        }
-        if let Some(mut record) = self.access.take() {
-            record.status = status;
-            resp.body_mut().set_access(record);
-        }
+/// Records latency and, if no backend's answer was counted, weir's own answer (the
+/// HTTP/1 engine's [`Answer`], which both paths share); hands the access-log record to the
+/// response body.
+fn finish(answer: &mut Answer<'_>, resp: &mut Response<ResBody>) {
+    answer.head_sent(resp.status().as_u16());
+    if let Some(record) = answer.access.take() {
+        resp.body_mut().set_access(record);
     }
 }
 

@@ -134,8 +134,18 @@ async fn relay_tcp(
     meter: Meter<'_>,
 ) -> io::Result<Totals> {
     let (from_client, to_client) = tokio::try_join!(
-        direction(client, backend, meter, true),
-        direction(backend, client, meter, false),
+        direction(Leg {
+            src: client,
+            dst: backend,
+            meter,
+            from_client: true,
+        }),
+        direction(Leg {
+            src: backend,
+            dst: client,
+            meter,
+            from_client: false,
+        }),
     )?;
     Ok(Totals {
         from_client,
@@ -143,20 +153,33 @@ async fn relay_tcp(
     })
 }
 
+/// One direction of a relay: what is read from `src` is written to `dst` and counted
+/// by `meter` as from the client or to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leg<'a> {
+    pub(crate) src: &'a TcpStream,
+    pub(crate) dst: &'a TcpStream,
+    pub(crate) meter: Meter<'a>,
+    pub(crate) from_client: bool,
+}
+
+impl Leg<'_> {
+    /// `n` bytes delivered to `dst`.
+    fn moved(&self, n: usize) {
+        self.meter.moved(n, self.from_client);
+    }
+}
+
 /// `src` → `dst` until `src`'s EOF, then half-closes `dst`.
-async fn direction(
-    src: &TcpStream,
-    dst: &TcpStream,
-    meter: Meter<'_>,
-    from_client: bool,
-) -> io::Result<u64> {
+async fn direction(leg: Leg<'_>) -> io::Result<u64> {
+    let Leg { src, dst, .. } = leg;
     // The pipe is made once there is something to move: an idle connection holds no
     // pipe (two descriptors and kernel buffers per direction).
     #[cfg(target_os = "linux")]
     src.readable().await?;
     #[cfg(target_os = "linux")]
     let spliced = match splice::Pipe::new() {
-        Ok(pipe) => pipe.pump(src, dst, meter, from_client).await?,
+        Ok(pipe) => pipe.pump(leg).await?,
         Err(e) => {
             tracing::debug!(error = %e, "no pipe for splice, copying instead");
             Pumped::Unsupported(0)
@@ -166,7 +189,7 @@ async fn direction(
     let spliced = Pumped::Unsupported(0);
     let total = match spliced {
         Pumped::Eof(n) => n,
-        Pumped::Unsupported(n) => n + copy(src, dst, meter, from_client).await?,
+        Pumped::Unsupported(n) => n + copy(leg).await?,
     };
     // Everything before the EOF is delivered: pass the EOF on.
     if let Err(e) = socket2::SockRef::from(dst).shutdown(Shutdown::Write) {
@@ -185,12 +208,10 @@ pub(crate) enum Pumped {
 }
 
 /// `src` → `dst` through a user-space buffer until `src`'s EOF.
-async fn copy(
-    src: &TcpStream,
-    dst: &TcpStream,
-    meter: Meter<'_>,
-    from_client: bool,
-) -> io::Result<u64> {
+async fn copy(leg: Leg<'_>) -> io::Result<u64> {
+    let Leg {
+        src, dst, meter, ..
+    } = leg;
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut total = 0u64;
     loop {
@@ -217,6 +238,6 @@ async fn copy(
             }
         }
         total += n as u64;
-        meter.moved(n, from_client);
+        leg.moved(n);
     }
 }

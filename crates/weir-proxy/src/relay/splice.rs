@@ -15,9 +15,8 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use nix::unistd::pipe2;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 
-use super::{Meter, Pumped};
+use super::{Leg, Pumped};
 
 /// Pipe capacity asked for: fewer, larger splices than the default 64 KiB (HAProxy's
 /// `tune.pipesize` serves the same purpose). The kernel may grant less
@@ -52,13 +51,10 @@ impl Pipe {
     /// Moves `src` → `dst` until `src`'s EOF (every byte delivered), or until the kernel
     /// refuses to splice these sockets (the pipe is empty then, so the caller can go on
     /// copying without losing a byte).
-    pub(super) async fn pump(
-        &self,
-        src: &TcpStream,
-        dst: &TcpStream,
-        meter: Meter<'_>,
-        from_client: bool,
-    ) -> io::Result<Pumped> {
+    pub(super) async fn pump(&self, leg: Leg<'_>) -> io::Result<Pumped> {
+        let Leg {
+            src, dst, meter, ..
+        } = leg;
         let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
         let mut total = 0u64;
         loop {
@@ -94,7 +90,7 @@ impl Pipe {
                 }
             }
             total += n as u64;
-            meter.moved(n, from_client);
+            leg.moved(n);
         }
     }
 }

@@ -12,8 +12,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
-    let (b, proxy) = Proxy::http_to_a().await;
-    let mut c = client(proxy.addr).await;
+    let (b, proxy, mut c) = Proxy::http_to_a_with_client().await;
     for _ in 0..3 {
         let (status, _, body) = send(&mut c, get("/hello")).await;
         assert_eq!(status, StatusCode::OK);
@@ -30,8 +29,7 @@ async fn get_is_proxied_over_keep_alive_on_one_backend_connection() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
-    let (b, proxy) = Proxy::http_to_a().await;
-    let mut c = client(proxy.addr).await;
+    let (b, _proxy, mut c) = Proxy::http_to_a_with_client().await;
     let req = Request::get("/p?q=1")
         .header("host", "shop.example.com:8443")
         .header("connection", "keep-alive, x-private")
@@ -69,8 +67,7 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
 
 #[tokio::test]
 async fn te_trailers_is_the_one_te_value_forwarded() {
-    let (b, proxy) = Proxy::http_to_a().await;
-    let mut c = client(proxy.addr).await;
+    let (b, _proxy, mut c) = Proxy::http_to_a_with_client().await;
     let req = Request::get("/grpc")
         .header("host", "example.com")
         .header("te", "trailers")
@@ -105,8 +102,7 @@ async fn nothing_up_answers_503_naming_the_pool() {
 
 #[tokio::test]
 async fn every_backend_refusing_answers_502() {
-    let held = [closed_port(), closed_port()];
-    let [x, y] = held.each_ref().map(HeldPort::addr);
+    let (_held, [x, y]) = closed_ports();
     let proxy = Proxy::http(&[x, y]).await;
     let (status, headers, body) = send(&mut client(proxy.addr).await, get("/")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
@@ -405,11 +401,7 @@ async fn a_tunnel_keeps_its_connection_counted_and_its_permit() {
         .await
         .expect("served after the tunnel closed")
         .expect("read");
-    assert!(
-        reply.starts_with(b"HTTP/1.1 "),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
+    assert_starts_with(&reply, b"HTTP/1.1 ");
 }
 
 #[tokio::test]

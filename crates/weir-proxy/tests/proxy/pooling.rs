@@ -16,7 +16,7 @@ use weir_config::{Config, UpstreamProtocol};
 use weir_proxy::{spawn_idle_sweeper, spawn_listener, ListenerHandle};
 use weir_upstream::Transports;
 
-use crate::support::{config, http_listener, pool, WAIT};
+use crate::support::{assert_starts_with, config, http_listener, pool, WAIT};
 
 /// A keep-alive HTTP/1.1 backend written by hand, so the test sees exactly when weir
 /// opens and closes its connections: every request gets `200 ok`; each connection's
@@ -138,11 +138,7 @@ async fn get(proxy: SocketAddr) {
     tokio::time::timeout(WAIT, read)
         .await
         .expect("response in time");
-    assert!(
-        got.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
+    assert_starts_with(&got, b"HTTP/1.1 200");
 }
 
 #[tokio::test]

@@ -55,8 +55,7 @@ async fn dead_backend_is_ejected_after_three_connect_failures_and_clients_see_20
 
 #[tokio::test]
 async fn cap_keeps_the_second_of_two_failing_backends_in_rotation() {
-    let held = [closed_port(), closed_port()];
-    let [a, b] = held.each_ref().map(HeldPort::addr);
+    let (_held, [a, b]) = closed_ports();
     let proxy = Proxy::start(app(&[a, b], |_| {})).await;
     let mut c = client(proxy.addr).await;
     for _ in 0..10 {
@@ -285,11 +284,7 @@ async fn a_client_stalling_its_upload_does_not_get_a_healthy_backend_ejected() {
         assert!(n > 0, "connection closed without an answer");
         head.extend_from_slice(&buf[..n]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 504"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert_starts_with(&head, b"HTTP/1.1 504");
     for addr in [a.addr, b.addr] {
         let state = backend_state(&proxy, addr);
         assert!(

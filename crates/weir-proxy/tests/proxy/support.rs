@@ -50,6 +50,7 @@ pub(crate) fn tcp_listener(pool: &str) -> ListenerConfig {
 pub(crate) fn config(listener: ListenerConfig, pools: Vec<PoolConfig>) -> Config {
     Config {
         shutdown_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::ZERO,
         ..test_util::config(vec![listener], pools)
     }
 }
@@ -93,6 +94,13 @@ impl Proxy {
         (b, proxy)
     }
 
+    /// [`Proxy::http_to_a`] and an HTTP/1.1 client connected to it.
+    pub(crate) async fn http_to_a_with_client() -> (TestBackend, Proxy, Client) {
+        let (b, proxy) = Proxy::http_to_a().await;
+        let c = client(proxy.addr).await;
+        (b, proxy, c)
+    }
+
     pub(crate) fn reload(&self, config: Config) {
         let generation = self.table.load().generation() + 1;
         self.table
@@ -100,7 +108,7 @@ impl Proxy {
     }
 }
 
-pub(crate) use weir_e2e::{closed_port, HeldPort};
+pub(crate) use weir_e2e::{closed_port, closed_ports};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Behaviour {
@@ -324,4 +332,15 @@ pub(crate) async fn raw(addr: SocketAddr, request: &[u8]) -> String {
         String::from_utf8_lossy(&out)
     );
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Asserts that the raw bytes `reply` begin with `prefix` (a status line, say), showing
+/// the reply when they do not.
+#[track_caller]
+pub(crate) fn assert_starts_with(reply: &[u8], prefix: &[u8]) {
+    assert!(
+        reply.starts_with(prefix),
+        "{}",
+        String::from_utf8_lossy(reply)
+    );
 }

@@ -5,7 +5,6 @@
 
 #![allow(missing_docs)]
 
-mod certs;
 mod support;
 mod tcp_upstream;
 mod upstream;
@@ -17,8 +16,8 @@ use tokio::net::TcpStream;
 use weir_config::Protocol;
 use weir_proxy::tls::ListenerTls;
 
-use certs::{Ca, Dir, Leaf};
 use support::*;
+use weir_e2e::tls::{Ca, Dir, Leaf};
 
 /// A TLS handshake with `proxy` for `name`, trusting `ca`, offering no ALPN.
 async fn handshake_as(
@@ -26,7 +25,7 @@ async fn handshake_as(
     ca: &Ca,
     name: &str,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    connect(proxy.addr, client_config(ca, &[]), name).await
+    connect(proxy.addr, ca.client(&[]), name).await
 }
 
 /// The client refuses what `proxy` presents for `name` (`why` says what it got).
@@ -46,6 +45,14 @@ async fn https_proxy(dir: &Dir, leaves: &[&Leaf]) -> Proxy {
     .await
 }
 
+/// [`https_proxy`] with the one certificate `a.test`, signed by the CA it returns; the
+/// directory holds the PEM files while the proxy runs.
+async fn a_test_proxy() -> (Ca, Dir, Proxy) {
+    let (ca, dir) = (Ca::new(), Dir::new());
+    let proxy = https_proxy(&dir, &[&ca.leaf(&["a.test"])]).await;
+    (ca, dir, proxy)
+}
+
 #[tokio::test]
 async fn sni_picks_the_certificate_that_names_it() {
     let (ca, dir) = (Ca::new(), Dir::new());
@@ -56,7 +63,7 @@ async fn sni_picks_the_certificate_that_names_it() {
         ("b.test", &b.der),
         ("www.b.test", &b.der),
     ] {
-        let s = connect(proxy.addr, client_config(&ca, &[]), name)
+        let s = connect(proxy.addr, ca.client(&[]), name)
             .await
             .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
         assert_eq!(&peer_cert(&s), want, "certificate served for {name}");
@@ -68,7 +75,7 @@ async fn no_sni_or_an_unknown_name_gets_the_first_certificate() {
     let (ca, dir) = (Ca::new(), Dir::new());
     let (a, b) = (ca.leaf(&["a.test"]), ca.leaf(&["b.test"]));
     let proxy = https_proxy(&dir, &[&a, &b]).await;
-    let mut no_sni = client_config(&ca, &[]);
+    let mut no_sni = ca.client(&[]);
     no_sni.enable_sni = false;
     let s = connect(proxy.addr, no_sni, "a.test")
         .await
@@ -106,20 +113,14 @@ async fn wildcard_certificate_serves_one_level_of_subdomains() {
 
 #[tokio::test]
 async fn alpn_h2_is_negotiated_and_an_h2_request_is_proxied_with_https_proto() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let a = ca.leaf(&["a.test"]);
-    let proxy = https_proxy(&dir, &[&a]).await;
-    let s = connect(
-        proxy.addr,
-        client_config(&ca, &[b"h2", b"http/1.1"]),
-        "a.test",
-    )
-    .await
-    .expect("handshake");
+    let (ca, _dir, proxy) = a_test_proxy().await;
+    let s = connect(proxy.addr, ca.client(&[b"h2", b"http/1.1"]), "a.test")
+        .await
+        .expect("handshake");
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     assert_eq!(get_h2(s).await, (200, "app proto=https".to_owned()));
 
-    let s = connect(proxy.addr, client_config(&ca, &[b"http/1.1"]), "a.test")
+    let s = connect(proxy.addr, ca.client(&[b"http/1.1"]), "a.test")
         .await
         .expect("handshake");
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
@@ -128,9 +129,7 @@ async fn alpn_h2_is_negotiated_and_an_h2_request_is_proxied_with_https_proto() {
 
 #[tokio::test]
 async fn tls_1_2_is_accepted_and_tls_1_1_is_refused() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let a = ca.leaf(&["a.test"]);
-    let proxy = https_proxy(&dir, &[&a]).await;
+    let (ca, _dir, proxy) = a_test_proxy().await;
     let mut tls12 = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("TLS 1.2")
@@ -161,9 +160,7 @@ async fn tls_1_2_is_accepted_and_tls_1_1_is_refused() {
 
 #[tokio::test]
 async fn plain_http_on_a_tls_port_gets_no_http_answer_and_is_closed() {
-    let (ca, dir) = (Ca::new(), Dir::new());
-    let a = ca.leaf(&["a.test"]);
-    let proxy = https_proxy(&dir, &[&a]).await;
+    let (_ca, _dir, proxy) = a_test_proxy().await;
     let mut raw = TcpStream::connect(proxy.addr).await.expect("connect");
     raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
@@ -201,7 +198,7 @@ async fn replaced_certificate_serves_new_connections_while_established_ones_keep
     let (ca, dir) = (Ca::new(), Dir::new());
     let (old, new) = (ca.leaf(&["a.test"]), ca.leaf(&["a.test"]));
     let proxy = https_proxy(&dir, &[&old]).await;
-    let s = connect(proxy.addr, client_config(&ca, &[b"http/1.1"]), "a.test")
+    let s = connect(proxy.addr, ca.client(&[b"http/1.1"]), "a.test")
         .await
         .expect("handshake");
     assert_eq!(peer_cert(&s), old.der);
@@ -267,7 +264,7 @@ async fn tcp_listener_terminates_tls_without_alpn_and_relays_bytes() {
         pool(be, None),
     )
     .await;
-    let mut s = connect(proxy.addr, client_config(&ca, &[b"h2"]), "a.test")
+    let mut s = connect(proxy.addr, ca.client(&[b"h2"]), "a.test")
         .await
         .expect("handshake");
     assert_eq!(

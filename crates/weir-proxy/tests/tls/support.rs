@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use weir_proxy::tls::ListenerTls;
 use weir_proxy::{spawn_tls_listener, ListenerHandle};
 use weir_upstream::Transports;
 
-use crate::certs::{Ca, Dir, Leaf};
+use weir_e2e::tls::{Ca, Dir, Leaf};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
@@ -95,6 +96,7 @@ impl Proxy {
             .map(|t| ListenerTls::load(t, protocol).expect("listener TLS loads"));
         let config = Config {
             shutdown_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::ZERO,
             ..test_util::config(vec![listener], vec![pool])
         };
         let upstream = Transports::load(&config).expect("upstream TLS loads");
@@ -128,38 +130,59 @@ pub(crate) fn acceptor(leaf: &Leaf, alpn: &[&[u8]]) -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
-/// An HTTP/1.1 backend answering `name proto=<X-Forwarded-Proto>`; over TLS with `leaf`.
-pub(crate) async fn backend(name: &'static str, leaf: Option<&Leaf>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind backend");
-    let addr = listener.local_addr().expect("backend addr");
-    let acceptor = leaf.map(|l| acceptor(l, &[]));
+/// A backend's connection: a TCP stream, or the TLS stream over one.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Accepts on `listener` until it fails, each connection in a task of its own: over TLS
+/// by `acceptor` if set (a failed handshake drops the connection), then `serve`d. The
+/// counter it returns counts the connections accepted.
+fn serve_each<F, Fut>(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    serve: F,
+) -> Arc<AtomicUsize>
+where
+    F: Fn(Box<dyn Io>) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            count.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 match acceptor {
-                    None => serve_backend(name, stream).await,
+                    None => serve(Box::new(stream)).await,
                     Some(a) => {
                         if let Ok(tls) = a.accept(stream).await {
-                            serve_backend(name, tls).await;
+                            serve(Box::new(tls)).await;
                         }
                     }
                 }
             });
         }
     });
+    accepted
+}
+
+/// An HTTP/1.1 backend answering `name proto=<X-Forwarded-Proto>`; over TLS with `leaf`.
+pub(crate) async fn backend(name: &'static str, leaf: Option<&Leaf>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    serve_each(listener, leaf.map(|l| acceptor(l, &[])), move |io| {
+        serve_backend(name, io)
+    });
     addr
 }
 
-async fn serve_backend<S>(name: &'static str, io: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve_backend(name: &'static str, io: Box<dyn Io>) {
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
         let proto = req
             .headers()
@@ -184,40 +207,18 @@ where
 pub(crate) async fn h2_backend(
     name: &'static str,
     leaf: Option<&Leaf>,
-) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind backend");
     let addr = listener.local_addr().expect("backend addr");
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let acceptor = leaf.map(|l| acceptor(l, &[b"h2"]));
-    let count = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                match acceptor {
-                    None => serve_h2(name, stream).await,
-                    Some(a) => {
-                        if let Ok(tls) = a.accept(stream).await {
-                            serve_h2(name, tls).await;
-                        }
-                    }
-                }
-            });
-        }
+    let accepted = serve_each(listener, leaf.map(|l| acceptor(l, &[b"h2"])), move |io| {
+        serve_h2(name, io)
     });
     (addr, accepted)
 }
 
-async fn serve_h2<S>(name: &'static str, io: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve_h2(name: &'static str, io: Box<dyn Io>) {
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
         let text = format!(
             "{name} version={:?} authority={}",
@@ -235,17 +236,6 @@ where
 }
 
 pub(crate) use weir_e2e::spawn_tcp_echo as echo_backend;
-
-/// A rustls client config trusting `ca`, offering `alpn`.
-pub(crate) fn client_config(ca: &Ca, alpn: &[&[u8]]) -> ClientConfig {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(ca.roots())
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config
-}
 
 /// Connects and handshakes, verifying the certificate for `name`.
 pub(crate) async fn connect(

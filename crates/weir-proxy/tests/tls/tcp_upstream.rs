@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weir_config::{ListenerConfig, PoolConfig, Protocol, ProxyProtocolVersion};
 
-use crate::certs::{Ca, Dir, Leaf};
 use crate::support::*;
+use weir_e2e::tls::{Ca, Dir, Leaf};
 
 /// What a TLS echo backend saw on one connection.
 #[derive(Debug, Clone, Default)]

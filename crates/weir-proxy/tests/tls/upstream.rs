@@ -3,8 +3,8 @@
 
 use weir_config::Protocol;
 
-use crate::certs::{Ca, Dir};
 use crate::support::*;
+use weir_e2e::tls::{Ca, Dir};
 
 /// A proxy whose TLS listener serves `a.test` (a leaf of `ca`) in front of `pool`.
 async fn front(ca: &Ca, dir: &Dir, pool: weir_config::PoolConfig) -> Proxy {
@@ -18,7 +18,7 @@ async fn client(
     ca: &Ca,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    connect(proxy.addr, client_config(ca, alpn), "a.test")
+    connect(proxy.addr, ca.client(alpn), "a.test")
         .await
         .expect("handshake")
 }

@@ -35,14 +35,7 @@ pub struct BackendMetrics {
     pub(super) inner: Arc<BackendInner>,
 }
 
-impl std::fmt::Debug for BackendMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendMetrics")
-            .field("pool", &self.inner.pool)
-            .field("backend", &self.inner.backend)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_labels!(BackendMetrics { "pool" => inner.pool, "backend" => inner.backend });
 
 pub(super) struct BackendInner {
     pub(super) pool: String,

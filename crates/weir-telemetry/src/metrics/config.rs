@@ -1,4 +1,5 @@
-//! Configuration load and reload outcome: the series an operator alerts on after `SIGHUP`.
+//! Configuration load and reload outcome: the series an operator alerts on after `SIGHUP`;
+//! and the runtime API's writes, the other way the served configuration changes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +19,10 @@ pub(super) struct ConfigState {
     pub(super) success: Counter,
     pub(super) failure: Counter,
     pub(super) last_successful: AtomicBool,
+    /// `weir_admin_changes_total{result="applied"}`.
+    pub(super) admin_applied: Counter,
+    /// `weir_admin_changes_total{result="unauthorized"}`.
+    pub(super) admin_unauthorized: Counter,
     /// `f64` bits of the Unix time of the last success; 0 (0.0) before the first.
     pub(super) last_success_timestamp: AtomicU64,
     /// The `hash` label of `weir_config_info`: the configuration being served.
@@ -51,6 +56,16 @@ impl ConfigMetrics {
     pub fn reload_failed(&self) {
         self.state.failure.inc();
         self.state.last_successful.store(false, Ordering::Relaxed);
+    }
+
+    /// A runtime API write was applied.
+    pub fn admin_change_applied(&self) {
+        self.state.admin_applied.inc();
+    }
+
+    /// A runtime API write was refused for a missing or wrong token.
+    pub fn admin_change_unauthorized(&self) {
+        self.state.admin_unauthorized.inc();
     }
 
     fn mark_current(&self, hash: &str) {

@@ -13,13 +13,7 @@ pub struct ListenerMetrics {
     inner: Arc<ListenerInner>,
 }
 
-impl std::fmt::Debug for ListenerMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerMetrics")
-            .field("listener", &self.inner.name)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_labels!(ListenerMetrics { "listener" => inner.name });
 
 pub(super) struct ListenerInner {
     /// To resolve routes; the live set holds only weak pointers back, so no cycle.
@@ -113,13 +107,7 @@ impl Drop for ConnectionGuard {
     }
 }
 
-impl std::fmt::Debug for ListenerInner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerInner")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_labels!(ListenerInner { "name" => name });
 
 /// Per-pool values. `weir_pool_backends_up` is computed from the pool's live
 /// [`BackendMetrics`] at every scrape, so nothing has to keep it in step.
@@ -128,13 +116,7 @@ pub struct PoolMetrics {
     inner: Arc<PoolInner>,
 }
 
-impl std::fmt::Debug for PoolMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolMetrics")
-            .field("pool", &self.inner.name)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_labels!(PoolMetrics { "pool" => inner.name });
 
 pub(super) struct PoolInner {
     pub(super) name: String,

@@ -33,14 +33,7 @@ pub struct RouteMetrics {
     by_backend: Arc<[Option<Arc<RequestCounters>>]>,
 }
 
-impl std::fmt::Debug for RouteMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteMetrics")
-            .field("listener", &self.inner.listener)
-            .field("pool", &self.inner.pool)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_labels!(RouteMetrics { "listener" => inner.listener, "pool" => inner.pool });
 
 /// What every table's view of one `(listener, pool)` shares.
 pub(super) struct RouteInner {

@@ -57,12 +57,18 @@ families! {
         "Bytes relayed by TCP listeners: rx from clients, tx to clients.";
     HTTP_PROTOCOL_ERRORS = Counter "weir_http_protocol_errors_total"
         "Client connections weir closed for breaking the protocol: a malformed HTTP/1 head, or an HTTP/2 GOAWAY with an error (flood and reset limits included).";
+    DISCOVERY_LOOKUPS = Counter "weir_discovery_lookups_total"
+        "Backend discovery lookups of pools with `discovery`, by result (empty and failure keep the last good answer serving).";
+    DISCOVERY_BACKENDS = Gauge "weir_discovery_backends"
+        "Backends the pool's discovery serves now (from the last good answer).";
     CONFIG_RELOADS = Counter "weir_config_reloads_total"
         "Configuration reloads, by outcome.";
     CONFIG_LAST_RELOAD_SUCCESSFUL = Gauge "weir_config_last_reload_successful"
         "1 if the last configuration load or reload succeeded.";
     CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP = Gauge "weir_config_last_reload_success_timestamp_seconds"
         "Unix time of the last successful configuration load or reload.";
+    ADMIN_CHANGES = Counter "weir_admin_changes_total"
+        "Runtime API writes (POST /pools/{pool}/backends/{address}): applied, or refused for a missing or wrong token.";
     CONFIG_INFO = Gauge "weir_config_info"
         "Always 1; the hash label identifies the configuration being served.";
     BUILD_INFO = Gauge "weir_build_info"
@@ -97,12 +103,14 @@ impl Metrics {
         let mut pools = live.pools.alive();
         let mut backends = live.backends.alive();
         let requests = live.requests.alive();
+        let mut discovery = live.discovery.alive();
         live.ordinals
             .retain(|_, slots| slots.iter().any(|w| w.strong_count() > 0));
         drop(live);
         listeners.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         routes.sort_unstable_by(|a, b| (&a.listener, &a.pool).cmp(&(&b.listener, &b.pool)));
         pools.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        discovery.sort_unstable_by(|a, b| a.pool.cmp(&b.pool));
         backends.sort_unstable_by(|a, b| (&a.pool, &a.backend).cmp(&(&b.pool, &b.backend)));
         write_requests(out, requests, &routes);
         each(out, &REQUEST_DURATION, &routes, |f, r| {
@@ -112,6 +120,14 @@ impl Metrics {
         write_backends(out, &backends);
         write_pools(out, &pools, &backends);
         write_listeners(out, &listeners);
+        each(out, &DISCOVERY_LOOKUPS, &discovery, |f, d| {
+            for (result, n) in d.lookups() {
+                f.sample(&[("pool", &d.pool), ("result", result)], n as f64);
+            }
+        });
+        each(out, &DISCOVERY_BACKENDS, &discovery, |f, d| {
+            f.sample(&[("pool", &d.pool)], d.backends.get() as f64);
+        });
     }
 
     fn write_config(&self, out: &mut String) {
@@ -123,6 +139,12 @@ impl Metrics {
         FamilyWriter::new(out, &CONFIG_LAST_RELOAD_SUCCESSFUL).sample(&[], f64::from(u8::from(ok)));
         let ts = f64::from_bits(c.last_success_timestamp.load(Ordering::Relaxed));
         FamilyWriter::new(out, &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).sample(&[], ts);
+        let mut f = FamilyWriter::new(out, &ADMIN_CHANGES);
+        f.sample(&[("result", "applied")], c.admin_applied.get() as f64);
+        f.sample(
+            &[("result", "unauthorized")],
+            c.admin_unauthorized.get() as f64,
+        );
         if let Some(hash) = c.hash().as_deref() {
             FamilyWriter::new(out, &CONFIG_INFO).sample(&[("hash", hash)], 1.0);
         }

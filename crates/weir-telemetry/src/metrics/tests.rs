@@ -37,6 +37,20 @@ pub(super) fn world(m: &Metrics) -> World {
     }
 }
 
+/// A fresh registry and its [`world`].
+pub(super) fn fresh_world() -> (Metrics, World) {
+    let m = Metrics::new().expect("metrics");
+    let w = world(&m);
+    (m, w)
+}
+
+/// [`fresh_world`] whose route has counted one 200 from `B1`.
+pub(super) fn world_with_a_200() -> (Metrics, World) {
+    let (m, w) = fresh_world();
+    w.route.count(&w.backend, 200);
+    (m, w)
+}
+
 /// `w` with its route rebuilt to know `b2` as well, as the next table would be.
 pub(super) fn with_both(w: World, b2: &BackendMetrics) -> World {
     World {
@@ -54,10 +68,10 @@ pub(super) fn world_of_two(m: &Metrics) -> (World, BackendMetrics) {
 
 #[test]
 fn every_design_metric_is_exposed_with_exactly_its_labels() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    w.route.count(&w.backend, 200);
+    let (m, w) = world_with_a_200();
     m.config().loaded("abc123");
+    let discovery = DiscoveryMetrics::new(&m, "api");
+    discovery.lookup(LookupResult::Empty);
     let exp = scrape(&m);
     for (name, kind, labels) in DESIGN {
         assert_eq!(
@@ -159,8 +173,7 @@ fn counters_and_histograms_equal_what_was_recorded() {
 
 #[test]
 fn concurrent_first_requests_on_a_new_route_are_all_counted() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
+    let (m, w) = fresh_world();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -175,4 +188,36 @@ fn concurrent_first_requests_on_a_new_route_are_all_counted() {
     let req = |code| [("pool", "api"), ("backend", B1), ("code", code)];
     exp.assert_value("weir_http_requests_total", &req("200"), 2000.0);
     exp.assert_value("weir_http_requests_total", &req("599"), 2000.0);
+}
+
+#[test]
+fn discovery_series_count_lookups_by_result_while_the_task_holds_them() {
+    let m = Metrics::new().expect("metrics");
+    let backends = |exp: &Exposition| exp.value("weir_discovery_backends", &[("pool", "web")]);
+    assert_eq!(
+        backends(&scrape(&m)),
+        None,
+        "no series without a discovery task"
+    );
+    let d = DiscoveryMetrics::new(&m, "web");
+    d.lookup(LookupResult::Success);
+    d.lookup(LookupResult::Success);
+    d.lookup(LookupResult::Failure);
+    d.set_backends(3);
+    // A restarted task (its block changed) asks again and keeps counting.
+    let again = DiscoveryMetrics::new(&m, "web");
+    again.lookup(LookupResult::Empty);
+    let exp = scrape(&m);
+    let lookups = |result| {
+        exp.value(
+            "weir_discovery_lookups_total",
+            &[("pool", "web"), ("result", result)],
+        )
+    };
+    assert_eq!(lookups("success"), Some(2.0));
+    assert_eq!(lookups("empty"), Some(1.0));
+    assert_eq!(lookups("failure"), Some(1.0));
+    assert_eq!(backends(&exp), Some(3.0));
+    drop((d, again));
+    assert_eq!(backends(&scrape(&m)), None, "the series go with the task");
 }

@@ -4,13 +4,12 @@ use std::time::Duration;
 
 use weir_e2e::Scrape as Exposition;
 
-use super::tests::{scrape, world, world_of_two, World, B1, B2};
+use super::tests::{fresh_world, scrape, world, world_of_two, world_with_a_200, World, B1, B2};
 use super::*;
 
 #[test]
 fn set_up_counts_transitions_only_on_change() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
+    let (m, w) = fresh_world();
     assert!(
         w.backend.is_up(),
         "a new backend starts up, like weir_balance::Backend"
@@ -30,8 +29,7 @@ fn set_up_counts_transitions_only_on_change() {
 
 #[tokio::test(start_paused = true)]
 async fn downtime_grows_while_down_and_stops_when_up() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
+    let (m, w) = fresh_world();
     let be = [("pool", "api"), ("backend", B1)];
     let downtime = |m: &Metrics| {
         scrape(m)
@@ -52,8 +50,7 @@ async fn downtime_grows_while_down_and_stops_when_up() {
 
 #[test]
 fn pool_backends_up_counts_the_pools_up_backends_at_scrape() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
+    let (m, w) = fresh_world();
     let b2 = BackendMetrics::new(&m, "api", B2);
     let _other = BackendMetrics::new(&m, "other", B1);
     let _other_pool = PoolMetrics::new(&m, "other");
@@ -92,9 +89,7 @@ fn dropping_a_backend_removes_every_series_of_it_and_only_those() {
 
 #[test]
 fn dropping_a_route_listener_or_pool_removes_their_series() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    w.route.count(&w.backend, 200);
+    let (m, w) = world_with_a_200();
     w.route.count_without_backend(503);
     let World {
         listener,
@@ -130,9 +125,7 @@ fn dropping_a_route_listener_or_pool_removes_their_series() {
 
 #[test]
 fn a_route_removed_and_added_again_counts_from_zero_through_the_same_backend() {
-    let m = Metrics::new().expect("metrics");
-    let w = world(&m);
-    w.route.count(&w.backend, 200);
+    let (m, w) = world_with_a_200();
     let listener = w.listener.clone();
     drop(w.route);
     let route = listener.route("api", [&w.backend]);

@@ -56,6 +56,10 @@ impl Gauge {
     pub(super) fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    pub(super) fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
 }
 
 /// A latency histogram over [`LATENCY_BUCKETS`].

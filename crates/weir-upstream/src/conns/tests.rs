@@ -19,6 +19,13 @@ async fn pair() -> (Stream, TcpStream) {
     )
 }
 
+/// An idle queue that has adopted `t`.
+fn adopting(t: &Transport) -> Conns {
+    let conns = Conns::new();
+    conns.adopt(t);
+    conns
+}
+
 #[tokio::test]
 async fn a_returned_connection_is_reused_under_the_same_transport_only() {
     let t = Transport::plain(false);
@@ -39,8 +46,7 @@ async fn a_returned_connection_is_reused_under_the_same_transport_only() {
 #[tokio::test]
 async fn adopting_other_settings_closes_idle_connections_and_refuses_former_ones() {
     let old = Transport::plain(false);
-    let conns = Conns::new();
-    conns.adopt(&old);
+    let conns = adopting(&old);
     let (a, _ka) = pair().await;
     let (b, _kb) = pair().await;
     conns.give_back(&old, a);
@@ -66,8 +72,7 @@ async fn adopting_other_settings_closes_idle_connections_and_refuses_former_ones
 #[tokio::test]
 async fn a_connection_the_backend_closed_is_dropped_at_checkout_and_by_a_sweep() {
     let t = Transport::plain(false);
-    let conns = Conns::new();
-    conns.adopt(&t);
+    let conns = adopting(&t);
     let (a, backend_a) = pair().await;
     conns.give_back(&t, a);
     drop(backend_a);
@@ -99,8 +104,7 @@ async fn a_connection_the_backend_closed_is_dropped_at_checkout_and_by_a_sweep()
 #[tokio::test(start_paused = true)]
 async fn a_sweep_closes_connections_idle_longer_than_the_timeout() {
     let t = Transport::plain(false).with_idle_timeout(Duration::from_secs(10));
-    let conns = Conns::new();
-    conns.adopt(&t);
+    let conns = adopting(&t);
     let (a, _ka) = pair().await;
     conns.give_back(&t, a);
     tokio::time::advance(Duration::from_secs(9)).await;
@@ -117,8 +121,7 @@ struct State(u32);
 #[tokio::test]
 async fn client_state_is_shared_under_one_transport_and_replaced_under_another() {
     let t = Transport::plain(true);
-    let conns = Conns::new();
-    conns.adopt(&t);
+    let conns = adopting(&t);
     let a = conns.client_state::<State>(&t).expect("created");
     let b = conns.client_state::<State>(&t).expect("shared");
     assert!(Arc::ptr_eq(&a, &b));
@@ -141,8 +144,7 @@ async fn client_state_is_shared_under_one_transport_and_replaced_under_another()
 #[tokio::test]
 async fn a_retired_backend_closes_its_idle_connections_and_pools_no_more() {
     let t = Transport::plain(false);
-    let conns = Conns::new();
-    conns.adopt(&t);
+    let conns = adopting(&t);
     let (a, mut backend_a) = pair().await;
     let (b, _kb) = pair().await;
     conns.give_back(&t, a);

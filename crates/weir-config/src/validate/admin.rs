@@ -1,0 +1,79 @@
+//! Validation of `admin.api`: the token file must exist, be readable by its owner only
+//! (`mode & 0o077 == 0`, as ssh demands of a private key) and hold a non-empty token.
+
+use std::path::Path;
+
+use super::{field, Io, Validator};
+use crate::admin::{ApiConfig, ApiToken};
+use crate::raw::RawAdminApi;
+
+/// Stands in for the token when validation may not open files (fuzzing).
+const OFFLINE_TOKEN: &[u8] = b"offline";
+
+pub(super) fn api(v: &mut Validator<'_>, raw: &RawAdminApi, path: &str) -> Option<ApiConfig> {
+    let Some(text) = raw.token_file.as_ref() else {
+        v.missing(
+            path,
+            "token_file",
+            " (a file holding the bearer token, readable by its owner only)",
+        );
+        return None;
+    };
+    let at = field(path, "token_file");
+    let written = Path::new(text.as_str());
+    if text.as_str().trim().is_empty() {
+        v.error(&at, "the token file name must not be empty");
+        return None;
+    }
+    let token_file = match v.file.parent() {
+        Some(dir) if written.is_relative() => dir.join(written),
+        _ => written.to_path_buf(),
+    };
+    let token = match v.io {
+        Io::Offline => ApiToken::new(OFFLINE_TOKEN),
+        Io::Real => match read_token(&token_file) {
+            Ok(token) => token,
+            Err(message) => {
+                v.error(&at, message);
+                return None;
+            }
+        },
+    };
+    Some(ApiConfig { token_file, token })
+}
+
+/// Reads the token, refusing a file others may read; one trailing newline (`echo`,
+/// editors) is not part of the token.
+fn read_token(file: &Path) -> Result<ApiToken, String> {
+    let shown = file.display();
+    let meta =
+        std::fs::metadata(file).map_err(|e| format!("cannot read the token file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("the token file {shown} is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "the token file {shown} is readable by group or others (mode {mode:04o}); \
+                 make it readable by its owner only: chmod 600 {shown}"
+            ));
+        }
+    }
+    let bytes =
+        std::fs::read(file).map_err(|e| format!("cannot read the token file {shown}: {e}"))?;
+    let token = bytes
+        .strip_suffix(b"\n")
+        .map_or(&bytes[..], |t| t.strip_suffix(b"\r").unwrap_or(t));
+    if token.is_empty() {
+        return Err(format!("the token file {shown} is empty"));
+    }
+    if !token.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "the token in {shown} must be printable ASCII without spaces or further lines"
+        ));
+    }
+    Ok(ApiToken::new(token))
+}

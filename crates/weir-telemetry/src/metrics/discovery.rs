@@ -1,0 +1,101 @@
+//! Values of a pool's backend discovery: `weir_discovery_lookups_total{pool,result}` and
+//! `weir_discovery_backends{pool}`.
+//!
+//! The pool's discovery task holds the handle, so the series exist exactly while a
+//! pool has `discovery` (a reload that removes the block, or the pool, ends them). A
+//! restarted task (its block changed) asks for the same name and keeps counting.
+
+use std::sync::Arc;
+
+use super::value::{Counter, Gauge};
+use super::Metrics;
+
+/// The outcome of one lookup, the `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupResult {
+    /// An answer with at least one usable backend.
+    Success,
+    /// NXDOMAIN, no records, or records that give no backend: the last good answer
+    /// keeps serving.
+    Empty,
+    /// No answer (timeout, refused, malformed): the last good answer keeps serving.
+    Failure,
+}
+
+impl LookupResult {
+    /// The label value: `success`, `empty`, `failure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LookupResult::Success => "success",
+            LookupResult::Empty => "empty",
+            LookupResult::Failure => "failure",
+        }
+    }
+}
+
+/// Lookup counters and the discovered-backend gauge of one pool.
+#[derive(Clone)]
+pub struct DiscoveryMetrics {
+    inner: Arc<DiscoveryInner>,
+}
+
+impl std::fmt::Debug for DiscoveryMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoveryMetrics")
+            .field("pool", &self.inner.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) struct DiscoveryInner {
+    pub(super) pool: String,
+    pub(super) success: Counter,
+    pub(super) empty: Counter,
+    pub(super) failure: Counter,
+    pub(super) backends: Gauge,
+}
+
+impl DiscoveryMetrics {
+    /// The values of pool `pool`'s discovery (the same ones while a holder lives).
+    pub fn new(metrics: &Metrics, pool: &str) -> Self {
+        let inner = metrics.shared.live().discovery.intern(
+            pool.to_owned(),
+            |_| true,
+            || DiscoveryInner {
+                pool: pool.to_owned(),
+                success: Counter::default(),
+                empty: Counter::default(),
+                failure: Counter::default(),
+                backends: Gauge::default(),
+            },
+        );
+        DiscoveryMetrics { inner }
+    }
+
+    /// Counts one lookup.
+    pub fn lookup(&self, result: LookupResult) {
+        match result {
+            LookupResult::Success => self.inner.success.inc(),
+            LookupResult::Empty => self.inner.empty.inc(),
+            LookupResult::Failure => self.inner.failure.inc(),
+        }
+    }
+
+    /// The number of backends the pool's discovery now serves.
+    pub fn set_backends(&self, n: usize) {
+        self.inner
+            .backends
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+impl DiscoveryInner {
+    /// `(result label, count)` for each result, in label order.
+    pub(super) fn lookups(&self) -> [(&'static str, u64); 3] {
+        [
+            (LookupResult::Success.as_str(), self.success.get()),
+            (LookupResult::Empty.as_str(), self.empty.get()),
+            (LookupResult::Failure.as_str(), self.failure.get()),
+        ]
+    }
+}
