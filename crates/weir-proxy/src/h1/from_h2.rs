@@ -79,7 +79,7 @@ async fn forward_h1(
     retries: &mut u32,
 ) -> Result<(Response<H1Body>, Arc<Backend>), UpstreamError> {
     let m = to_method(method);
-    let mut head = Box::<ResponseHead>::default();
+    let mut head = take_head();
     let mut ex: Exchange<'_, tokio::net::TcpStream> = Exchange {
         wire,
         body: None,
@@ -98,27 +98,11 @@ async fn forward_h1(
         mut buf,
         status,
     } = answered;
-    let src = buf.filled();
-    let mut headers = HeaderMap::with_capacity(head.headers.len());
-    for h in &head.headers {
-        let keep = match h.kind {
-            HeaderKind::HopByHop | HeaderKind::ConnectionNamed | HeaderKind::XRequestId => false,
-            HeaderKind::ContentLength => head.framing != Framing::Chunked,
-            _ => true,
-        };
-        if !keep || (status == 204 && h.kind == HeaderKind::ContentLength) {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(h.name.of(src)),
-            HeaderValue::from_bytes(h.value.of(src)),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    let headers = response_headers(&head, buf.filled(), status);
     let reusable = head.reusable();
     let framing = head.framing;
     buf.consume(head.len);
+    give_back_head(head);
     let mut response = Response::new(H1Body {
         stream: Some(stream),
         buf: Some(buf),
@@ -144,6 +128,76 @@ async fn forward_h1(
         body.release();
     }
     Ok((response, backend))
+}
+
+/// The backend's header fields as hyper's map, without the hop-by-hop ones, its
+/// `X-Request-Id` (weir sets its own) and a `Content-Length` that chunked framing or a
+/// 204 voids. The head's bytes are copied once and every value is a slice of that copy:
+/// two allocations per head instead of one per value.
+fn response_headers(head: &ResponseHead, src: &[u8], status: u16) -> HeaderMap {
+    let raw = Bytes::copy_from_slice(src.get(..head.len).unwrap_or_default());
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    for h in &head.headers {
+        let keep = match h.kind {
+            HeaderKind::HopByHop | HeaderKind::ConnectionNamed | HeaderKind::XRequestId => false,
+            HeaderKind::ContentLength => head.framing != Framing::Chunked,
+            _ => true,
+        };
+        if !keep || (status == 204 && h.kind == HeaderKind::ContentLength) {
+            continue;
+        }
+        let Ok(name) = HeaderName::from_bytes(h.name.of(src)) else {
+            continue;
+        };
+        // As `Span::of`: a span outside the head is an empty value.
+        let (start, end) = (h.value.start as usize, h.value.end as usize);
+        let value = if start < end && end <= raw.len() {
+            raw.slice(start..end)
+        } else {
+            Bytes::new()
+        };
+        if let Ok(v) = HeaderValue::from_maybe_shared(value) {
+            headers.append(name, v);
+        }
+    }
+    headers
+}
+
+/// Response heads kept per worker thread, as many as read buffers
+/// ([`super::buf`]): one per stream waiting for its backend.
+const HEADS_KEPT: usize = 128;
+
+/// Field capacity beyond which a head is not kept.
+const HEAD_FIELDS_KEPT: usize = 64;
+
+thread_local! {
+    // Boxed: the exchange's future holds the head by pointer, not inline, so moving the
+    // future does not copy it.
+    #[allow(clippy::vec_box)]
+    static HEADS: std::cell::RefCell<Vec<Box<ResponseHead>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A response head from this worker's pool, its field vector keeping its capacity: a
+/// fresh one per request cost an allocation and two growths of that vector (about 700
+/// instructions, as much as the parse's own work on the fields). [`ResponseHead::parse`]
+/// sets every field, so what an earlier exchange left is never read.
+fn take_head() -> Box<ResponseHead> {
+    HEADS.with(|h| h.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Returns a head to the pool (a failed exchange just drops its own).
+fn give_back_head(head: Box<ResponseHead>) {
+    // A head with an unusual number of fields does not keep its large vector.
+    if head.headers.capacity() > HEAD_FIELDS_KEPT {
+        return;
+    }
+    HEADS.with(|h| {
+        let mut h = h.borrow_mut();
+        if h.len() < HEADS_KEPT {
+            h.push(head);
+        }
+    });
 }
 
 fn to_method(m: &http::Method) -> Method {

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
-use weir_balance::Route;
-use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, Version};
+use weir_balance::{InFlight, Route};
+use weir_h1::{ChunkedDecoder, Decoded, Framing, HeaderKind, RequestHead, Version};
 
 use super::answer::{reply_for, Answer, RequestId};
 use super::buf::Buf;
@@ -22,7 +22,8 @@ use super::server::{ClientStream, Ctx};
 use crate::http::{forward, headers, BodySource, HyperAttempt, Outgoing, ReqBody};
 
 /// Forwards the request in `sc.req` (its head still at the start of `buf`) to `route`'s
-/// HTTP/2 pool and answers the client.
+/// HTTP/2 pool and answers the client: pick, the request's parts, its body, the attempts,
+/// then the response head and body in the client's HTTP/1 version.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward_h2<S: ClientStream>(
     stream: &mut S,
@@ -44,93 +45,37 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         let msg = err.reason(pool.name());
         return reply_for(stream, ctx, sc, 503, &msg, id, version, true, answer).await;
     };
-    let src = buf.filled();
-    let mut builder = Request::builder()
-        .method(head.method_span.of(src))
-        .uri(head.target.of(src));
-    let mut map = HeaderMap::with_capacity(head.headers.len() + 4);
-    for h in &head.headers {
-        if matches!(h.kind, HeaderKind::ContentLength) {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(h.name.of(src)),
-            HeaderValue::from_bytes(h.value.of(src)),
-        ) {
-            map.append(n, v);
-        }
-    }
-    if let Some(h) = builder.headers_mut() {
-        *h = map;
-    }
-    builder = builder.version(match version {
-        Version::Http10 => http::Version::HTTP_10,
-        Version::Http11 => http::Version::HTTP_11,
-    });
-    let Ok(req) = builder.body(()) else {
+    let Some(mut parts) = request_parts(head, buf.filled()) else {
         let msg = "malformed request head";
         return reply_for(stream, ctx, sc, 400, msg, id, version, true, answer).await;
     };
     let framing = head.framing;
-    let expect = head.expect_continue;
+    let expect = head.expect_continue && version == Version::Http11;
     let method_is_head = head.method == weir_h1::Method::Head;
     buf.consume(head.len);
-    let (mut parts, ()) = req.into_parts();
     let ip = HeaderValue::from_str(&ctx.client_ip).unwrap_or(HeaderValue::from_static("unknown"));
     let hid = HeaderValue::from_bytes(id.as_bytes()).unwrap_or(HeaderValue::from_static("-"));
     headers::prepare_request(&mut parts, &ip, &hid, false, ctx.is_tls);
 
-    // The body: whole if it is here, else fed through a channel.
     let idle = ctx.limits.timeouts.idle;
-    let (tx, body) = match framing {
-        Framing::None | Framing::Close | Framing::Length(0) => (None, BodySource::Empty),
-        Framing::Length(n) if buf.len() as u64 >= n => {
-            let data = Bytes::copy_from_slice(buf.filled().get(..n as usize).unwrap_or_default());
-            buf.consume(n as usize);
-            (
-                None,
-                BodySource::Buffered {
-                    data,
-                    trailers: None,
-                },
-            )
-        }
-        _ => {
-            if expect && version == Version::Http11 {
-                let go_on = b"HTTP/1.1 100 Continue\r\n\r\n";
-                if super::body::write(stream, go_on, idle).await.is_err() {
-                    return Next::Close;
-                }
-            }
-            let (tx, rx) = tokio::sync::mpsc::channel(1);
-            (Some(tx), BodySource::Streaming(Some(ReqBody::Channel(rx))))
-        }
+    let Some((tx, body)) = request_body(stream, buf, framing, expect, idle).await else {
+        return Next::Close;
     };
     let mut out = HyperAttempt::new(Outgoing::new(parts.method, parts.uri, parts.headers, body));
     let mut retries = 0;
-    let (result, body_done) = {
-        let fwd = forward(pool, first, &mut out, &mut retries);
-        tokio::pin!(fwd);
-        let mut feeding = tx.map(|tx| Box::pin(feed(&mut *stream, &mut *buf, framing, tx, idle)));
-        let mut fed = true;
-        let result = loop {
-            match feeding.as_mut() {
-                Some(f) => tokio::select! {
-                    r = &mut fwd => break r,
-                    ok = f => { fed = ok; feeding = None; }
-                },
-                None => break (&mut fwd).await,
-            }
-        };
-        // The rest of the body goes on only to a request that was sent: a failed one
-        // holds its channel until this function returns.
-        let body_done = match feeding.take() {
-            Some(f) if result.is_ok() => f.await,
-            Some(_) => false,
-            None => fed,
-        };
-        (result, body_done)
-    };
+    let sent = send(
+        stream,
+        buf,
+        pool,
+        first,
+        &mut out,
+        &mut retries,
+        tx,
+        framing,
+        idle,
+    )
+    .await;
+    let (result, body_done) = sent;
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
     }
@@ -149,78 +94,31 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     };
     let status = response.status();
     answer.backend_answered(in_flight.backend(), status.as_u16());
-    let (mut parts, mut body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, false);
     let no_body = method_is_head || status.as_u16() == 204 || status.as_u16() == 304;
     let length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
     let chunked = !no_body && !length && version == Version::Http11;
     let keep = keep && (no_body || length || chunked) && !ctx.scope.says_close();
     let out = &mut sc.out;
-    out.clear();
-    out.extend_from_slice(if version == Version::Http10 {
-        b"HTTP/1.0 "
-    } else {
-        b"HTTP/1.1 "
-    });
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (n, v) in &parts.headers {
-        if n == "x-request-id" {
-            continue;
-        }
-        out.extend_from_slice(n.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    out.extend_from_slice(b"x-request-id: ");
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(match (keep, version) {
-        (false, _) => b"\r\nconnection: close\r\n\r\n".as_slice(),
-        (true, Version::Http10) => b"\r\nconnection: keep-alive\r\n\r\n",
-        (true, Version::Http11) => b"\r\n\r\n",
-    });
+    let framing = Reframe {
+        version,
+        keep,
+        chunked,
+    };
+    response_head(out, status, &parts.headers, id, framing);
     answer.head_sent(status.as_u16());
     if super::body::write(stream, out, idle).await.is_err() {
         return Next::Close;
     }
-    let mut moved = 0u64;
-    if !no_body {
-        loop {
-            let frame = match super::within(idle, body.frame()).await {
-                Ok(Some(Ok(frame))) => frame,
-                Ok(None) => break,
-                _ => return Next::Close,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            moved += data.len() as u64;
-            out.clear();
-            if chunked {
-                weir_h1::chunk_header(data.len(), out);
-            }
-            out.extend_from_slice(&data);
-            if chunked {
-                out.extend_from_slice(b"\r\n");
-            }
-            if super::body::write(stream, out, idle).await.is_err() {
-                return Next::Close;
-            }
+    let moved = if no_body {
+        0
+    } else {
+        match relay_body(stream, body, out, chunked, idle).await {
+            Some(moved) => moved,
+            None => return Next::Close,
         }
-        if chunked
-            && super::body::write(stream, weir_h1::LAST_CHUNK, idle)
-                .await
-                .is_err()
-        {
-            return Next::Close;
-        }
-    }
+    };
     if let Some(a) = answer.access.as_mut() {
         a.bytes_out = moved;
     }
@@ -230,6 +128,205 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     } else {
         Next::Close
     }
+}
+
+/// hyper's request parts for `head` (parsed from `src`): method, target, version and
+/// every header but `Content-Length` (hyper frames the body). `None` if hyper's types
+/// refuse the method or target.
+fn request_parts(head: &RequestHead, src: &[u8]) -> Option<http::request::Parts> {
+    let mut builder = Request::builder()
+        .method(head.method_span.of(src))
+        .uri(head.target.of(src));
+    let mut map = HeaderMap::with_capacity(head.headers.len() + 4);
+    for h in &head.headers {
+        if matches!(h.kind, HeaderKind::ContentLength) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.of(src)),
+            HeaderValue::from_bytes(h.value.of(src)),
+        ) {
+            map.append(n, v);
+        }
+    }
+    if let Some(h) = builder.headers_mut() {
+        *h = map;
+    }
+    builder = builder.version(match head.version {
+        Version::Http10 => http::Version::HTTP_10,
+        Version::Http11 => http::Version::HTTP_11,
+    });
+    builder.body(()).ok().map(|req| req.into_parts().0)
+}
+
+/// The request body for hyper: empty, whole if it is all in `buf`, else a channel that
+/// [`feed`] fills (after `100 Continue` when the client waits for it). `None` if the
+/// client could not be written to.
+async fn request_body<S: ClientStream>(
+    stream: &mut S,
+    buf: &mut Buf,
+    framing: Framing,
+    expect: bool,
+    idle: std::time::Duration,
+) -> Option<(Option<BodyTx>, BodySource)> {
+    Some(match framing {
+        Framing::None | Framing::Close | Framing::Length(0) => (None, BodySource::Empty),
+        Framing::Length(n) if buf.len() as u64 >= n => {
+            let data = Bytes::copy_from_slice(buf.filled().get(..n as usize).unwrap_or_default());
+            buf.consume(n as usize);
+            (
+                None,
+                BodySource::Buffered {
+                    data,
+                    trailers: None,
+                },
+            )
+        }
+        _ => {
+            if expect {
+                let go_on = b"HTTP/1.1 100 Continue\r\n\r\n";
+                if super::body::write(stream, go_on, idle).await.is_err() {
+                    return None;
+                }
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            (Some(tx), BodySource::Streaming(Some(ReqBody::Channel(rx))))
+        }
+    })
+}
+
+/// What feeds a streamed request body to hyper.
+type BodyTx = tokio::sync::mpsc::Sender<Bytes>;
+
+/// The attempts, with the rest of a streamed body fed beside them; the result and
+/// whether the client's body was read whole.
+#[allow(clippy::too_many_arguments)]
+async fn send<S: ClientStream>(
+    stream: &mut S,
+    buf: &mut Buf,
+    pool: &Arc<weir_balance::Pool>,
+    first: &Arc<weir_balance::Backend>,
+    out: &mut HyperAttempt,
+    retries: &mut u32,
+    tx: Option<BodyTx>,
+    framing: Framing,
+    idle: std::time::Duration,
+) -> (
+    Result<(http::Response<hyper::body::Incoming>, InFlight), crate::http::UpstreamError>,
+    bool,
+) {
+    let fwd = forward(pool, first, out, retries);
+    tokio::pin!(fwd);
+    let mut feeding = tx.map(|tx| Box::pin(feed(&mut *stream, &mut *buf, framing, tx, idle)));
+    let mut fed = true;
+    let result = loop {
+        match feeding.as_mut() {
+            Some(f) => tokio::select! {
+                r = &mut fwd => break r,
+                ok = f => { fed = ok; feeding = None; }
+            },
+            None => break (&mut fwd).await,
+        }
+    };
+    // The rest of the body goes on only to a request that was sent: a failed one
+    // holds its channel until this function returns.
+    let body_done = match feeding.take() {
+        Some(f) if result.is_ok() => f.await,
+        Some(_) => false,
+        None => fed,
+    };
+    (result, body_done)
+}
+
+/// How the response is framed for the HTTP/1 client.
+#[derive(Clone, Copy)]
+struct Reframe {
+    version: Version,
+    keep: bool,
+    chunked: bool,
+}
+
+/// Writes the response head for the client into `out`: status line, the backend's
+/// headers (already prepared) but its `X-Request-Id`, then chunked framing when the
+/// client's HTTP/1.1 body needs it, weir's id and the connection's fate.
+fn response_head(
+    out: &mut Vec<u8>,
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    id: &RequestId,
+    f: Reframe,
+) {
+    out.clear();
+    out.extend_from_slice(if f.version == Version::Http10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in headers {
+        if n == "x-request-id" {
+            continue;
+        }
+        out.extend_from_slice(n.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if f.chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"x-request-id: ");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(match (f.keep, f.version) {
+        (false, _) => b"\r\nconnection: close\r\n\r\n".as_slice(),
+        (true, Version::Http10) => b"\r\nconnection: keep-alive\r\n\r\n",
+        (true, Version::Http11) => b"\r\n\r\n",
+    });
+}
+
+/// Relays the response body to the client, chunked if `chunked`; the data bytes moved,
+/// or `None` when the backend's body or the client failed (the connection closes).
+async fn relay_body<S: ClientStream>(
+    stream: &mut S,
+    mut body: hyper::body::Incoming,
+    out: &mut Vec<u8>,
+    chunked: bool,
+    idle: std::time::Duration,
+) -> Option<u64> {
+    let mut moved = 0u64;
+    loop {
+        let frame = match super::within(idle, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            _ => return None,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        moved += data.len() as u64;
+        out.clear();
+        if chunked {
+            weir_h1::chunk_header(data.len(), out);
+        }
+        out.extend_from_slice(&data);
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if super::body::write(stream, out, idle).await.is_err() {
+            return None;
+        }
+    }
+    if chunked
+        && super::body::write(stream, weir_h1::LAST_CHUNK, idle)
+            .await
+            .is_err()
+    {
+        return None;
+    }
+    Some(moved)
 }
 
 /// Reads the rest of the client's body and sends its data down `tx`; `false` when the

@@ -138,11 +138,11 @@ pub(crate) fn prepare_request(
     // Host: an absolute-form target or HTTP/2 `:authority` wins over any Host header,
     // without its userinfo.
     if let Some(authority) = parts.uri.authority() {
-        match host::forwarded(authority) {
-            Some(v) => {
+        match host::forwarded(authority).map(HeaderValue::from_str) {
+            Some(Ok(v)) => {
                 headers.insert(header::HOST, v);
             }
-            None => tracing::debug!("authority is not a valid Host value"),
+            _ => tracing::debug!("authority is not a valid Host value"),
         }
     }
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
@@ -239,10 +239,10 @@ pub(crate) fn write_prepared(parts: &request::Parts, fwd: Forwarding<'_>, out: &
         fwd.request_id.as_bytes(),
     );
     if let Some(host) = authority_host
-        .as_ref()
-        .or_else(|| headers.get(header::HOST))
+        .map(str::as_bytes)
+        .or_else(|| headers.get(header::HOST).map(HeaderValue::as_bytes))
     {
-        line(out, X_FORWARDED_HOST.as_str().as_bytes(), host.as_bytes());
+        line(out, X_FORWARDED_HOST.as_str().as_bytes(), host);
     }
     let proto = if fwd.is_tls { HTTPS } else { HTTP };
     line(out, X_FORWARDED_PROTO.as_str().as_bytes(), proto.as_bytes());

@@ -1,5 +1,6 @@
-//! A listener's client-connection limits, applied to the hyper connection: header size
-//! and read time for HTTP/1, the HTTP/2 settings, and the request cap of both.
+//! A listener's client-connection limits, applied to hyper's HTTP/2 connection (its
+//! settings) and to both versions (the request cap; HTTP/1's head limits are weir's own
+//! engine's, `crate::h1`).
 //!
 //! They are read from the listener's entry in the current table when the connection
 //! opens, so a reload changes them for new connections and never under an open one.
@@ -15,14 +16,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http2;
+use hyper_util::rt::TokioTimer;
 use tokio::sync::Notify;
 use weir_balance::ListenerTable;
 use weir_config::{Http2Config, ListenerTimeouts};
 use weir_telemetry::ListenerMetrics;
 
-use super::MAX_HEAD_BYTES;
+use super::streams::StreamExec;
 
 /// Response bytes one HTTP/2 stream may have queued in weir for its client. hyper's
 /// default (~400 KiB) let a client that grants a large window and stops reading hold
@@ -53,18 +54,12 @@ impl ConnLimits {
         }
     }
 
-    /// The hyper builder for one connection: HTTP/1 and HTTP/2 (told apart by the
-    /// preface), each with its limits.
-    pub(crate) fn builder(&self) -> auto::Builder<TokioExecutor> {
+    /// hyper's HTTP/2 server for one connection, with the listener's limits; its
+    /// streams go to `exec` (see [`super::streams`]).
+    pub(crate) fn builder(&self, exec: StreamExec) -> http2::Builder<StreamExec> {
         let h2 = &self.http2;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = http2::Builder::new(exec);
         builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.timeouts.header_read)
-            .max_buf_size(MAX_HEAD_BYTES);
-        builder
-            .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(h2.max_concurrent_streams)
             .max_header_list_size(h2.max_header_list_size)

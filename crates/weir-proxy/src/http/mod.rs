@@ -1,8 +1,9 @@
 //! HTTP/1.1 and HTTP/2 client connections (plain with h2c prior knowledge, or over TLS
 //! after ALPN), proxied to HTTP/1.1 backends, or HTTP/2 ones for `upstream_protocol: h2`.
 //!
-//! One hyper connection per client stream (`hyper_util`'s auto builder tells HTTP/1 from
-//! the HTTP/2 preface; the stream is the socket or its TLS session, see [`crate::tls`]). Each request goes through [`service::handle`], which loads the
+//! HTTP/1 clients are served by weir's own engine ([`crate::h1`]), which hands a
+//! connection that opens with the HTTP/2 preface to hyper's HTTP/2 server (the stream is
+//! the socket or its TLS session, see [`crate::tls`]). Each request goes through [`service::handle`], which loads the
 //! current table, routes, picks, and streams. The connection task also enforces the
 //! client-side limits: header size (431) and header read time come from hyper's h1
 //! settings, idle time from a watchdog over the socket's activity counter, and a drain
@@ -18,6 +19,7 @@
 //! host.rs      which host a request is for; the Host rules (400s)
 //! request_id.rs X-Request-Id: kept or made
 //! body.rs      request/response bodies and what they release at the end
+//! streams.rs   an HTTP/2 connection's streams, run in the connection's own task
 //! access.rs    the access log (`weir::access`), one event per request when enabled
 //! error.rs     UpstreamError and the texts clients see
 //! ```
@@ -33,10 +35,13 @@ mod phases;
 pub(crate) mod request_id;
 mod sender;
 mod service;
+mod streams;
 mod upstream;
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use http::HeaderValue;
 use hyper::service::service_fn;
@@ -49,6 +54,7 @@ pub(crate) use forward::{forward, Attempt, BodySource, HyperAttempt, Outgoing};
 pub(crate) use limits::ConnLimits;
 pub(crate) use upstream::connect_error;
 
+use self::streams::{StreamExec, Streams};
 use crate::io::{ClientIo, ConnShared};
 use crate::listener::{ConnScope, ListenerName};
 
@@ -108,12 +114,20 @@ where
         cap: limits::RequestCap::new(limits.max_requests),
     });
 
-    let builder = limits.builder().http2_only();
+    let exec = StreamExec::default();
+    let mut streams = Streams::new(&exec);
+    let builder = limits.builder(exec);
     let timeouts = limits.timeouts;
     let cap_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| service::handle(Arc::clone(&ctx), req));
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
+    let killed = scope.kill.cancelled();
+    tokio::pin!(killed);
+    let drained = scope.drain.cancelled();
+    tokio::pin!(drained);
+    let wound = scope.winding_down.cancelled();
+    tokio::pin!(wound);
     let idle = shared.idle_expired(timeouts.idle);
     tokio::pin!(idle);
     let capped = cap_ctx.cap.reached();
@@ -125,48 +139,92 @@ where
     let first = cap_ctx.cap.first_served();
     tokio::pin!(first);
     loop {
-        tokio::select! {
-            biased;
-            () = scope.kill.cancelled() => {
-                tracing::debug!("connection closed by force");
-                return;
+        // The order of the `select!` this replaces (kill, the connection, then the
+        // reasons to close), with the connection's streams polled before hyper's
+        // connection, so the frames they queued go out in the same poll.
+        let event = std::future::poll_fn(|cx| {
+            if killed.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Killed);
             }
-            res = conn.as_mut() => {
-                match res {
-                    Ok(()) => tracing::debug!("connection closed"),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                        if let (true, Some(m)) = (limits::is_protocol_error(&*e), &limits.metrics) {
-                            m.protocol_error();
-                        }
-                    }
+            loop {
+                streams.poll_run(cx);
+                if let Poll::Ready(res) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Ended(res));
                 }
-                return;
+                // The connection took new streams: their first poll sends their
+                // requests now, not at the next wake-up.
+                if !streams.adopt() {
+                    break;
+                }
             }
-            () = scope.drain.cancelled(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+            if !closing {
+                if drained.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Drain);
+                }
+                // The shutdown grace: the client's next connection goes wherever
+                // traffic goes now (a moved VIP), after this one has served a request.
+                if !winding && wound.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::WindingDown);
+                }
+                if winding && first.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Wound);
+                }
+                if capped.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Capped);
+                }
+                if idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Idle);
+                }
             }
-            // The shutdown grace: the client's next connection goes wherever traffic
-            // goes now (a moved VIP), after this one has served a request.
-            () = scope.winding_down.cancelled(), if !closing && !winding => winding = true,
-            () = &mut first, if winding && !closing => {
-                tracing::debug!("winding down, sending GOAWAY");
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Killed => {
+                tracing::debug!("connection closed by force");
+                break;
             }
-            () = &mut capped, if !closing => {
+            Event::Ended(Ok(())) => {
+                tracing::debug!("connection closed");
+                break;
+            }
+            Event::Ended(Err(e)) => {
+                tracing::debug!(error = %e, "connection ended with an error");
+                if let (true, Some(m)) = (limits::is_protocol_error(&e), &limits.metrics) {
+                    m.protocol_error();
+                }
+                break;
+            }
+            Event::WindingDown => {
+                winding = true;
+                continue;
+            }
+            Event::Drain => {}
+            Event::Wound => tracing::debug!("winding down, sending GOAWAY"),
+            Event::Capped => {
                 tracing::debug!("max_requests_per_connection reached, sending GOAWAY");
-                closing = true;
-                conn.as_mut().graceful_shutdown();
             }
-            () = &mut idle, if !closing => {
+            Event::Idle => {
                 tracing::debug!(idle = ?timeouts.idle, "closing idle connection");
-                closing = true;
-                conn.as_mut().graceful_shutdown();
             }
         }
+        closing = true;
+        conn.as_mut().graceful_shutdown();
     }
+    streams.detach();
+}
+
+/// Why [`serve_hyper`]'s loop woke.
+enum Event {
+    Killed,
+    Ended(Result<(), hyper::Error>),
+    Drain,
+    /// The shutdown grace began: GOAWAY after the first request served.
+    WindingDown,
+    /// Winding down and a request was served.
+    Wound,
+    Capped,
+    Idle,
 }
 
 /// A header map with `name` once for each of `values`, in order (for tests).

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use weir_balance::{Backend, InFlight, ListenerTable, Route};
 
@@ -75,16 +76,16 @@ impl Refusal<'_> {
 }
 
 /// Admit: an HTTP/1 head's framing, CONNECT, the `Host` rules and the target's form.
-pub(super) fn admit(ctx: &ConnCtx, req: &Request<Incoming>) -> Result<(), Refusal<'static>> {
-    let version = req.version();
+pub(super) fn admit(ctx: &ConnCtx, req: &Parts) -> Result<(), Refusal<'static>> {
+    let version = req.version;
     let h1 = version != Version::HTTP_2;
     if h1 {
-        if let Err(msg) = headers::check_framing(req.headers()) {
+        if let Err(msg) = headers::check_framing(&req.headers) {
             tracing::debug!(peer = %ctx.peer, reason = msg, "refused ambiguous framing");
             return Err(Refusal::Framing(msg));
         }
     }
-    if req.method() == Method::CONNECT {
+    if req.method == Method::CONNECT {
         // weir is a reverse proxy and tunnels nothing on request. 501, not 405: no
         // resource of weir's supports CONNECT, and 405 would owe an `Allow` list. An
         // HTTP/1 connection is closed: the client may already be sending tunnel bytes,
@@ -95,8 +96,8 @@ pub(super) fn admit(ctx: &ConnCtx, req: &Request<Incoming>) -> Result<(), Refusa
             close: h1,
         });
     }
-    let checked = host::check(version, req.uri(), req.headers())
-        .and_then(|()| host::check_asterisk(req.method(), req.uri()));
+    let checked = host::check(version, &req.uri, &req.headers)
+        .and_then(|()| host::check_asterisk(&req.method, &req.uri));
     if let Err(msg) = checked {
         tracing::debug!(peer = %ctx.peer, reason = msg, "refused request host");
         return Err(Refusal::Text {
@@ -112,11 +113,11 @@ pub(super) fn admit(ctx: &ConnCtx, req: &Request<Incoming>) -> Result<(), Refusa
 /// request from here on.
 pub(super) fn route<'t>(
     listener: &'t ListenerTable,
-    req: &Request<Incoming>,
+    req: &Parts,
     answer: &mut Answer<'t>,
 ) -> Result<&'t Route, Refusal<'static>> {
-    let host = host::request_host(req.uri(), req.headers());
-    let Some(route) = listener.find_route(host, req.uri().path()) else {
+    let host = host::request_host(&req.uri, &req.headers);
+    let Some(route) = listener.find_route(host, req.uri.path()) else {
         return Err(Refusal::Text {
             status: StatusCode::NOT_FOUND,
             reason: "no route for this host and path",
@@ -139,9 +140,10 @@ pub(super) fn pick<'t>(
     Ok(first)
 }
 
-/// A request ready for its attempts: its head, and its body's first frame read.
+/// A request's body ready for its attempts (its first frame read); the head stays in
+/// the caller's `Parts`, borrowed by each phase: moved from phase to phase, it was
+/// copied about a dozen times per request.
 pub(super) struct Prepared {
-    parts: http::request::Parts,
     source: BodySource,
     upgrade: bool,
 }
@@ -150,20 +152,16 @@ pub(super) struct Prepared {
 pub(super) async fn prepare(
     ctx: &ConnCtx,
     listener: &ListenerTable,
-    req: Request<Incoming>,
+    parts: &Parts,
+    body: Incoming,
     answer: &Answer<'_>,
 ) -> Result<Prepared, Refusal<'static>> {
-    let h1 = req.version() != Version::HTTP_2;
+    let h1 = parts.version != Version::HTTP_2;
     let body_timeout = listener.timeouts().idle;
-    let upgrade = headers::is_upgrade(req.version(), req.headers());
-    let (parts, body) = req.into_parts();
+    let upgrade = headers::is_upgrade(parts.version, &parts.headers);
     let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
     match read_first_frame(body, body_timeout, counted).await {
-        Ok(source) => Ok(Prepared {
-            parts,
-            source,
-            upgrade,
-        }),
+        Ok(source) => Ok(Prepared { source, upgrade }),
         Err(FirstFrame::Timeout) => Err(Refusal::Text {
             status: StatusCode::REQUEST_TIMEOUT,
             reason: "request body did not arrive in time",
@@ -194,22 +192,19 @@ pub(super) async fn forward<'t>(
     ctx: &ConnCtx,
     pool: &'t Arc<weir_balance::Pool>,
     first: &Arc<Backend>,
+    parts: &mut Parts,
     prepared: Prepared,
     id: &HeaderValue,
-    h1: bool,
     answer: &mut Answer<'_>,
 ) -> Result<Forwarded, Refusal<'t>> {
+    let h1 = parts.version != Version::HTTP_2;
     let mut retries = 0;
     let forwarded = if crate::h1::pool_is_h2(pool) {
-        let Prepared {
-            mut parts,
-            source,
-            upgrade,
-        } = prepared;
-        headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+        let Prepared { source, upgrade } = prepared;
+        headers::prepare_request(parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
         forward_hyper(pool, first, parts, source, &mut retries).await
     } else {
-        forward_engine(ctx, pool, first, prepared, id, &mut retries).await
+        forward_engine(ctx, pool, first, parts, prepared, id, &mut retries).await
     };
     if let Some(a) = answer.access.as_mut() {
         a.retries = retries;
@@ -240,27 +235,24 @@ async fn forward_engine(
     ctx: &ConnCtx,
     pool: &Arc<weir_balance::Pool>,
     first: &Arc<Backend>,
+    parts: &mut Parts,
     prepared: Prepared,
     id: &HeaderValue,
     retries: &mut u32,
 ) -> Result<Forwarded, UpstreamError> {
-    let Prepared {
-        mut parts,
-        source,
-        upgrade,
-    } = prepared;
-    let direct = headers::writes_directly(&parts).then_some(headers::Forwarding {
+    let Prepared { source, upgrade } = prepared;
+    let direct = headers::writes_directly(parts).then_some(headers::Forwarding {
         client_ip: &ctx.client_ip,
         request_id: id,
         is_tls: ctx.is_tls,
     });
     if direct.is_none() {
-        headers::prepare_request(&mut parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
+        headers::prepare_request(parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
     }
     let forwarded = match source {
         BodySource::Streaming(Some(body)) => {
             let mut wire = Vec::with_capacity(1024);
-            let framing = crate::h1::wire_streamed(&parts, direct, &mut wire);
+            let framing = crate::h1::wire_streamed(parts, direct, &mut wire);
             let upload = crate::h1::FrameUpload::new(body, framing);
             crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, retries).await
         }
@@ -272,7 +264,7 @@ async fn forward_engine(
                 _ => Bytes::new(),
             };
             let mut wire = Vec::with_capacity(1024 + data.len());
-            crate::h1::wire(&parts, direct, &data, &mut wire);
+            crate::h1::wire(parts, direct, &data, &mut wire);
             crate::h1::forward_buffered(pool, first, &wire, &parts.method, retries).await
         }
     };
@@ -280,18 +272,18 @@ async fn forward_engine(
 }
 
 /// [`forward`] to an `upstream_protocol: h2` pool, by hyper's client; `parts` are
-/// prepared for forwarding already.
+/// prepared for forwarding already (hyper's request takes their fields).
 async fn forward_hyper(
     pool: &Arc<weir_balance::Pool>,
     first: &Arc<Backend>,
-    parts: http::request::Parts,
+    parts: &mut Parts,
     source: BodySource,
     retries: &mut u32,
 ) -> Result<Forwarded, UpstreamError> {
     let mut out = HyperAttempt::new(Outgoing::new(
-        parts.method,
-        parts.uri,
-        parts.headers,
+        std::mem::take(&mut parts.method),
+        std::mem::take(&mut parts.uri),
+        std::mem::take(&mut parts.headers),
         source,
     ));
     let forwarded = upstream::forward(pool, first, &mut out, retries).await;
