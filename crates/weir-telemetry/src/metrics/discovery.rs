@@ -39,13 +39,7 @@ pub struct DiscoveryMetrics {
     inner: Arc<DiscoveryInner>,
 }
 
-impl std::fmt::Debug for DiscoveryMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscoveryMetrics")
-            .field("pool", &self.inner.pool)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_labels!(DiscoveryMetrics { "pool" => inner.pool });
 
 pub(super) struct DiscoveryInner {
     pub(super) pool: String,
