@@ -10,7 +10,14 @@
 #     proxy's own CPU time (utime and stime from /proc/PID/stat) over the run gives CPU
 #     microseconds per request, split into user and system, and wrk gives requests/s;
 #  2. fixed rate: oha at RATE requests/s (default a third of HAProxy's median saturation
-#     rate) with --latency-correction (no coordinated omission): p50 and p99 latency.
+#     rate) with --latency-correction (no coordinated omission): p50 and p99 latency. For
+#     this phase the backend moves to CPU 1 beside the proxy and oha has CPU 0 to itself:
+#     oha costs several times wrk per request, and sharing a core with the backend it
+#     ran CPU 0 near saturation at this rate, so its own queueing was most of the p99 it
+#     reported (4-10 ms against a 0.6 ms p50 for every proxy alike; in one run nginx's
+#     p50 reached 420 ms). At a third of its capacity
+#     the proxy leaves CPU 1 room for the backend (LAT_BACKEND_CPU=0 restores the old
+#     layout).
 #
 # Ratios are the median of per-round ratios to HAProxy measured in the same round.
 #
@@ -24,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=benches/compare/lib.sh
 . benches/compare/lib.sh
-defaults ROUNDS=6 DURATION=10 CONNS=50 LAT_ROUNDS=3 LAT_DURATION=10 LAT_CONNS=10 RATE=""
+defaults ROUNDS=6 DURATION=10 CONNS=50 LAT_ROUNDS=5 LAT_DURATION=10 LAT_CONNS=10 LAT_BACKEND_CPU=1 RATE=""
 need haproxy nginx wrk oha taskset python3 openssl
 need_two_cpus
 weir_bin
@@ -81,6 +88,7 @@ done
 if [ -z "$RATE" ]; then
   RATE=$(awk -v m="$(summary RPS haproxy value "$ROUNDS" | cut -d' ' -f1)" 'BEGIN { printf "%d", m / 3 }')
 fi
+pin_backend "$LAT_BACKEND_CPU"
 for (( r = 0; r < LAT_ROUNDS; r++ )); do
   for n in $(round_order "$r"); do fixed_rate "$n" "$r"; done
 done
@@ -97,8 +105,8 @@ for n in "${names[@]}"; do
   read -r qr _ _ < <(summary RPS "$n" ratio "$ROUNDS")
   printf '%-8s %11.2f %8.2f %8.2f %10.2f %6.2fx (%.2f-%.2f) %10.0f %8.2fx\n' "$n" "$tm" "$um" "$sm" "$tl" "$rm" "$rl" "$rh" "$qm" "$qr"
 done
-printf '\nfixed rate %s req/s (oha -c%s --latency-correction), %s rounds of %ss, medians\n' \
-  "$RATE" "$LAT_CONNS" "$LAT_ROUNDS" "$LAT_DURATION"
+printf '\nfixed rate %s req/s (oha -c%s --latency-correction on CPU 0; backend on CPU %s), %s rounds of %ss, medians\n' \
+  "$RATE" "$LAT_CONNS" "$LAT_BACKEND_CPU" "$LAT_ROUNDS" "$LAT_DURATION"
 printf '%-8s %10s %10s %12s\n' proxy "p50 ms" "p99 ms" "p99 ratio"
 for n in "${names[@]}"; do
   read -r pm _ _ < <(summary P50 "$n" value "$LAT_ROUNDS")

@@ -138,7 +138,15 @@ http { access_log off; keepalive_requests 1000000;
   server { listen $1 backlog=4096; location / { return 200 "hello, world\n"; } } }
 CONF
   spawn taskset -c "$2" nginx -p "$work/backend" -c "$work/backend/nginx.conf"
+  BACKEND_PID=$!
   wait_port "$1"
+}
+
+# Moves the backend (nginx's master and its worker) to CPU $1.
+pin_backend() {
+  local p kids
+  mapfile -t kids < <(pgrep -P "$BACKEND_PID" || true)
+  for p in "$BACKEND_PID" "${kids[@]}"; do taskset -a -p -c "$1" "$p" >/dev/null; done
 }
 
 # Writes a self-signed ECDSA P-256 certificate for localhost/127.0.0.1 into $work/tls:
