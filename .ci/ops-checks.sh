@@ -69,8 +69,15 @@ systemd-analyze security --offline=yes "$tmp/weir.service" | tail -1
 step "keepalived --config-test docker/keepalived/keepalived.conf"
 # The example runs its check as the `keepalived_script` user, which a CI machine lacks;
 # test a copy running it as root (keepalived checks the same script path and syntax).
-sed 's/script_user keepalived_script/script_user root/' docker/keepalived/keepalived.conf \
-  >"$tmp/keepalived.conf"
+# It names eth0, which a CI machine may lack (keepalived then rejects it): name this
+# machine's first non-loopback interface instead.
+iface=$(ip -o link show 2>/dev/null | awk -F': ' '$2 != "lo" { sub(/@.*/, "", $2); print $2; exit }')
+if [ -z "$iface" ]; then
+  echo "keepalived --config-test needs a non-loopback interface" >&2
+  exit 1
+fi
+sed -e 's/script_user keepalived_script/script_user root/' -e "s/\beth0\b/$iface/g" \
+  docker/keepalived/keepalived.conf >"$tmp/keepalived.conf"
 if ! keepalived --config-test="$tmp/keepalived.log" -f "$tmp/keepalived.conf"; then
   cat "$tmp/keepalived.log"
   exit 1

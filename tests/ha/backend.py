@@ -3,7 +3,9 @@
 
 Every path answers 200 with a small body naming the port (`/health` included, which the
 balancers' health checks probe), with Content-Length, so weir keeps its upstream
-connections alive. Runs until killed.
+connections alive; `/big` answers 256 KiB instead, an exchange that lasts long enough to
+be under way when the VIP moves, as a page's assets or an API's listings are. Runs until
+killed.
 """
 
 import sys
@@ -11,12 +13,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+BIG = b"x" * (256 * 1024)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
         body = f"backend {self.server.server_address[1]}\n".encode()
-        # Head and body in one write, as a real server sends a small answer.
+        if self.path == "/big":
+            body = BIG
+        # Head and body in one write, as a real server sends an answer it holds whole.
         head = (
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"

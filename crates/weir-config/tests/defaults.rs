@@ -170,3 +170,15 @@ fn port_zero_listeners_may_share_an_address() {
     let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
     assert_eq!(config.listeners.len(), 2);
 }
+
+#[test]
+fn a_zero_shutdown_grace_is_the_default_written_out() {
+    for zero in ["0s", "0ms", "0"] {
+        let yaml = format!("shutdown_grace: {zero}\n{}", weir_e2e::config::MINIMAL);
+        let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
+        assert_eq!(config.shutdown_grace, Duration::ZERO, "{zero}");
+    }
+    let yaml = format!("shutdown_grace: 1h\n{}", weir_e2e::config::MINIMAL);
+    let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
+    assert_eq!(config.shutdown_grace, Duration::from_secs(3600));
+}

@@ -228,3 +228,12 @@ pools:
         ]
     );
 }
+
+#[test]
+fn a_shutdown_grace_above_an_hour_is_reported_at_its_path() {
+    let yaml = format!("shutdown_grace: 61m\n{}", weir_e2e::config::MINIMAL);
+    assert_eq!(
+        errors(&yaml),
+        ["weir.yaml:1:1: shutdown_grace: must be at most 1h, got 61m"]
+    );
+}

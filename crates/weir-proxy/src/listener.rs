@@ -13,8 +13,9 @@
 //! accepting at once and asks HTTP connections to finish (TCP streams run on), then
 //! [`ListenerHandle::drained`] waits for them up to a deadline and closes the rest by
 //! force. During the grace ([`ListenerHandle::wind_down`]) the listener still accepts
-//! and serves, but every HTTP connection closes after its next response, so clients that
-//! an outer balancer or a moved VIP sends elsewhere get there with their next request.
+//! and serves, but every HTTP connection closes after its next response (an HTTP/1 one
+//! idle between requests at once), so clients that an outer balancer or a moved VIP
+//! sends elsewhere get there with their next request.
 
 use std::io;
 use std::net::SocketAddr;
@@ -366,8 +367,10 @@ impl ListenerHandle {
     /// Keeps accepting and serving, but asks every HTTP connection to close after its
     /// current response: HTTP/1 responses from now on say `Connection: close`, HTTP/2
     /// connections get GOAWAY (their streams in flight finish); TCP streams are left
-    /// alone. Idle HTTP/1 connections stay open (closing one could race a request the
-    /// client is sending on it) and close after their next response, or at the drain.
+    /// alone. HTTP/1 connections idle between requests (none of the next one read yet)
+    /// close at once, so their clients see a FIN while this host still receives their
+    /// packets, not a reset from wherever the VIP moved; one accepted but still waiting
+    /// for its first request is served.
     pub fn wind_down(&self) {
         self.scope.closes.store(true, Ordering::Release);
         self.scope.winding_down.cancel();

@@ -19,8 +19,9 @@
 //!         -> the file's config + every discovered set -> build -> swap -> reconcile
 //!            health: exactly a reload's table step, logged as `discovery updated`
 //! SIGTERM -> /healthz 503 -> for `shutdown_grace`: go on accepting, every HTTP
-//!            response closes its connection -> stop accepting -> wait for in-flight
-//!            work on every listener at once, until one deadline -> exit 0
+//!            response closes its connection (idle keep-alive ones at once) -> stop
+//!            accepting -> wait for in-flight work on every listener at once, until
+//!            one deadline -> exit 0 (a SIGHUP meanwhile is logged and ignored)
 //! ```
 //! The data plane never waits on any of this: it only `load()`s the table.
 //!
@@ -233,7 +234,15 @@ impl Server {
                 _ = int.recv() => break,
             }
         }
+        // A reload now would rebuild listeners that are winding down or draining: say
+        // that it was not done rather than drop the signal silently.
+        let hup_ignored = tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::warn!("SIGHUP ignored: shutting down");
+            }
+        });
         self.shutdown(&mut term, &mut int).await;
+        hup_ignored.abort();
         Ok(())
     }
 

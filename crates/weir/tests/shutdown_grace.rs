@@ -2,28 +2,46 @@
 //! balancer needs: on SIGTERM `/healthz` answers 503 at once, so keepalived's check fails
 //! and the VIP moves, while the listener goes on accepting and serving the clients that
 //! still arrive, each response closing its connection (HTTP/1 `Connection: close`,
-//! HTTP/2 GOAWAY) so they come back through the VIP's new owner. Only when the grace is
+//! HTTP/2 GOAWAY) so they come back through the VIP's new owner; an HTTP/1 keep-alive
+//! connection idle between requests is closed at once (a FIN while the VIP is still
+//! here, not a reset from the new owner on the next request). Only when the grace is
 //! over does it refuse, drain as without a grace, and exit 0.
+//!
+//! The grace is long (12 s) so that every in-grace assertion, each waiting on an event,
+//! is done well inside it on a loaded machine; nothing here measures time.
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use weir_e2e::client::{self, raw, H1Client, H2Client};
 use weir_e2e::{check_config, config, eventually, spawn_backend, until, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-const GRACE: Duration = Duration::from_secs(3);
+const GRACE: Duration = Duration::from_secs(12);
 
-/// `one_pool` over `backend` with a 3 s grace.
+/// `one_pool` over `backend` with a 12 s grace.
 fn with_grace(backend: std::net::SocketAddr) -> String {
     config::one_pool("round_robin", &config::backend(backend), "").replace(
         "shutdown_timeout: 10s\n",
-        "shutdown_timeout: 10s\nshutdown_grace: 3s\n",
+        "shutdown_timeout: 10s\nshutdown_grace: 12s\n",
     )
 }
 
 fn connection_header(resp: &client::Response) -> Option<String> {
     resp.header("connection").map(str::to_ascii_lowercase)
+}
+
+const RAW_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: weir\r\n\r\n";
+
+/// What the server does next to a connection nothing more is sent on: `Ok(0)` is a FIN
+/// (EOF), an error a reset. Bounded well beyond the grace's start.
+async fn next_read(stream: &mut TcpStream) -> std::io::Result<usize> {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+        .await
+        .unwrap_or_else(|_| panic!("the connection was neither closed nor reset within 10 s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,6 +62,19 @@ async fn sigterm_with_a_grace_answers_healthz_503_keeps_accepting_then_refuses_a
     let mut h2 = H2Client::connect(addr).await.expect("connect h2 client");
     let resp = h2.get(&authority, "/").await.expect("h2 warm-up request");
     assert_eq!(resp.status, 200);
+    // The same keep-alive client on a raw socket, to tell a FIN from a reset.
+    let mut idle = TcpStream::connect(addr).await.expect("connect raw client");
+    idle.write_all(RAW_GET).await.expect("raw warm-up request");
+    let resp = raw::read_response(&mut idle)
+        .await
+        .expect("raw warm-up response");
+    assert_eq!((resp.status, resp.header("connection")), (200, None));
+    // And one accepted before the signal that has not sent its first request yet.
+    let mut early = TcpStream::connect(addr)
+        .await
+        .expect("connect early client");
+    let resp = client::get(addr, "/").await;
+    assert_eq!(resp.status.as_u16(), 200, "weir serving before the signal");
 
     let mark = weir.log_mark();
     let term_at = Instant::now();
@@ -73,25 +104,39 @@ async fn sigterm_with_a_grace_answers_healthz_503_keeps_accepting_then_refuses_a
         "a response during the grace closes its connection: {:?}",
         fresh.headers
     );
-    // The idle keep-alive connection was left open (closing it could race a request
-    // the client was sending); its next response closes it.
-    assert!(
-        !kept.is_closed(),
-        "an idle connection stays open during the grace"
-    );
-    let resp = kept
-        .get("/")
-        .await
-        .expect("keep-alive request during the grace");
+    // Keep-alive connections idle between requests are closed at once, with a FIN: a
+    // client sees it while the VIP still leads here, and reconnects through its new
+    // owner instead of having its next request reset there.
     assert_eq!(
-        (resp.status.as_u16(), connection_header(&resp)),
-        (200, Some("close".to_owned()))
+        next_read(&mut idle).await.expect("a FIN, not a reset"),
+        0,
+        "an idle keep-alive connection is closed when the grace starts"
     );
-    until(
-        "the keep-alive connection closing after its response",
-        || kept.is_closed(),
-    )
+    until("the idle hyper keep-alive client seeing the close", || {
+        kept.is_closed()
+    })
     .await;
+    assert!(
+        kept.get("/").await.is_err(),
+        "no request goes out on a connection the grace closed"
+    );
+    // One waiting for its first request was accepted for it: served, and closed after.
+    early
+        .write_all(RAW_GET)
+        .await
+        .expect("first request on the early connection");
+    let resp = raw::read_response(&mut early)
+        .await
+        .expect("the early connection's first request is served during the grace");
+    assert_eq!(
+        (resp.status, resp.header("connection")),
+        (200, Some("close"))
+    );
+    assert_eq!(
+        next_read(&mut early).await.expect("a FIN, not a reset"),
+        0,
+        "closed after its response"
+    );
     // HTTP/2: GOAWAY, so the connection ends once its streams are done.
     until("the HTTP/2 connection ending after GOAWAY", || {
         h2.is_closed()
@@ -140,13 +185,22 @@ async fn sigterm_with_a_grace_answers_healthz_503_keeps_accepting_then_refuses_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_signal_during_the_grace_stops_at_once() {
+async fn a_sighup_during_the_grace_is_ignored_and_a_second_signal_stops_at_once() {
     let (backend, _ha) = spawn_backend("a").await;
     let mut weir = Weir::start(WEIR, &with_grace(backend)).await;
     let mark = weir.log_mark();
     weir.sigterm().await;
     weir.wait_for_log_after(mark, "shutting down", Duration::from_secs(5))
         .await;
+    // A reload during the grace would rebuild listeners that are winding down: it is
+    // refused, and says so.
+    weir.sighup().await;
+    weir.wait_for_log_after(
+        mark,
+        "SIGHUP ignored: shutting down",
+        Duration::from_secs(5),
+    )
+    .await;
     weir.sigint().await;
     weir.wait_for_log_after(mark, "second signal: stopping now", Duration::from_secs(5))
         .await;
@@ -171,7 +225,20 @@ async fn weir_check_reports_a_bad_shutdown_grace_and_accepts_a_good_one() {
             "weir.yaml: 1 error",
         ]
     );
-    let good = format!("shutdown_grace: 5s\n{}", config::MINIMAL);
-    let out = check_config(WEIR, &good).await;
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let too_long = format!("shutdown_grace: 2h\n{}", config::MINIMAL);
+    let out = check_config(WEIR, &too_long).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr_lines(),
+        [
+            "weir.yaml:1:1: shutdown_grace: must be at most 1h, got 2h",
+            "weir.yaml: 1 error",
+        ]
+    );
+    // `0s` is the documented default, written out.
+    for good in ["5s", "0s", "0"] {
+        let good = format!("shutdown_grace: {good}\n{}", config::MINIMAL);
+        let out = check_config(WEIR, &good).await;
+        assert_eq!(out.code, Some(0), "{good}: {}", out.stderr);
+    }
 }

@@ -38,6 +38,11 @@ use crate::model::{AdminConfig, Config, ListenerConfig, PoolConfig, Protocol, Up
 use crate::position::{join, Pos, PositionIndex};
 use crate::raw::{Int, RawConfig, Text};
 
+/// The longest `shutdown_grace`: it only has to outlast whatever moves clients away
+/// (a VRRP check and takeover, an outer balancer's health checks: seconds, a minute at
+/// most); an hour is a typo, and would hold a stop or a deploy that long.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+
 /// Default admin address: loopback, because `/status` reveals the topology.
 const DEFAULT_ADMIN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
@@ -84,9 +89,10 @@ pub(crate) fn validate(
     );
     // Off by default: a lone weir has nobody to wait for, and operators expect SIGTERM
     // to stop accepting at once (HAProxy's `grace` defaults to 0 too).
-    let shutdown_grace = v.duration(
+    let shutdown_grace = v.duration_upto(
         raw.shutdown_grace.as_ref(),
         "shutdown_grace",
+        (MAX_SHUTDOWN_GRACE, "1h"),
         Duration::ZERO,
     );
     let pools = pool::pools(&mut v, raw.pools.as_ref());
@@ -260,6 +266,28 @@ impl Validator<'_> {
         self.checked(text, path, default, |text| {
             match value::duration(text.as_str())? {
                 d if d.is_zero() => Err("must be greater than zero".to_owned()),
+                d => Ok(d),
+            }
+        })
+    }
+
+    /// The duration at `path`, zero (`0`, `0s`) allowed, at most `max` (`max_text` in
+    /// the error); `default` when
+    /// absent. For settings whose zero means "none", not "instantly", such as the
+    /// shutdown grace.
+    pub(crate) fn duration_upto(
+        &mut self,
+        text: Option<&Text>,
+        path: &str,
+        (max, max_text): (Duration, &str),
+        default: Duration,
+    ) -> Duration {
+        self.checked(text, path, default, |text| {
+            if text.as_str() == "0" {
+                return Ok(Duration::ZERO);
+            }
+            match value::duration(text.as_str())? {
+                d if d > max => Err(format!("must be at most {max_text}, got {}", text.as_str())),
                 d => Ok(d),
             }
         })

@@ -39,10 +39,16 @@ pub(super) async fn read_head<S: ClientStream>(
         let read = if S::READINESS {
             first.await
         } else {
-            // The wait is this read (TLS): a drain must end it as it ends a wait.
+            // The wait is this read (TLS): a drain, or the grace after a first request,
+            // must end it as it ends a wait (see `server`).
+            let stop = if served == 0 {
+                ctx.scope.drain.cancelled()
+            } else {
+                ctx.scope.winding_down.cancelled()
+            };
             tokio::select! {
                 r = first => r,
-                () = ctx.scope.drain.cancelled() => return Some(Next::Close),
+                () = stop => return Some(Next::Close),
             }
         };
         match read {

@@ -6,7 +6,8 @@
 //! accept; later ones may wait `timeouts.idle` for their first byte and then get
 //! `header_read` to complete (HAProxy's `timeout http-request` and `timeout
 //! http-keep-alive`). A drain closes a waiting connection at once and makes the
-//! response in progress say `Connection: close`; a forced shutdown ends everything at
+//! response in progress say `Connection: close`; the shutdown grace does the same to a
+//! connection waiting for its next request (not its first); a forced shutdown ends everything at
 //! the next poll. The request future is boxed, so what a waiting connection's task
 //! holds is this loop's few words, not the largest state of a request.
 
@@ -95,6 +96,14 @@ pub(crate) async fn serve<S: ClientStream>(
     let drain = scope.drain.cancelled();
     tokio::pin!(drain);
     let mut drain = Signal::new(&scope.draining, drain);
+    // The shutdown grace closes a connection waiting for its *next* request (nginx's
+    // and HAProxy's soft stop do the same): the client sees a FIN while the VIP is still
+    // here and reconnects through its new owner, instead of sending that request on a
+    // connection the new owner will reset. One waiting for its first request was
+    // accepted for a request that is on its way: it is served (and told to close).
+    let winding = scope.winding_down.cancelled();
+    tokio::pin!(winding);
+    let mut winding = Signal::new(&scope.closes, winding);
     loop {
         let t = &ctx.limits.timeouts;
         // The first head is also bounded by `header_read` from the accept.
@@ -110,7 +119,12 @@ pub(crate) async fn serve<S: ClientStream>(
                 if let Some(buf) = other {
                     buf.give_back();
                 }
-                if !wait_for_bytes(&stream, wait, &mut kill, &mut drain).await {
+                let stop = if served == 0 {
+                    &mut drain
+                } else {
+                    &mut winding
+                };
+                if !wait_for_bytes(&stream, wait, &mut kill, stop).await {
                     tracing::debug!("closing idle connection");
                     return;
                 }
@@ -163,21 +177,22 @@ pub(crate) async fn serve<S: ClientStream>(
     }
 }
 
-/// Waits until the client's socket is readable; `false` when the wait timed out, the
-/// listener drains, or the socket failed. Readiness can be a false positive (and is
+/// Waits until the client's socket is readable; `false` when the wait timed out, `stop`
+/// came (the drain, or the grace for a connection that has served a request), or the
+/// socket failed. Readiness can be a false positive (and is
 /// always claimed for TLS): the first read is bounded by the same wait.
 async fn wait_for_bytes<S: ClientStream>(
     stream: &S,
     limit: Duration,
     kill: &mut Signal<'_, '_>,
-    drain: &mut Signal<'_, '_>,
+    stop: &mut Signal<'_, '_>,
 ) -> bool {
     let ready = super::within(limit, poll_fn(|cx| stream.poll_read_ready_idle(cx)));
     tokio::select! {
         biased;
         () = &mut *kill => false,
         r = ready => matches!(r, Ok(Ok(()))),
-        () = &mut *drain => false,
+        () = &mut *stop => false,
     }
 }
 
