@@ -23,6 +23,13 @@ pub enum LookupResult {
 }
 
 impl LookupResult {
+    /// Every result, in label order: also the order of [`DiscoveryInner`]'s counters.
+    const ALL: [LookupResult; 3] = [
+        LookupResult::Success,
+        LookupResult::Empty,
+        LookupResult::Failure,
+    ];
+
     /// The label value: `success`, `empty`, `failure`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,9 +50,8 @@ debug_by_labels!(DiscoveryMetrics { "pool" => inner.pool });
 
 pub(super) struct DiscoveryInner {
     pub(super) pool: String,
-    pub(super) success: Counter,
-    pub(super) empty: Counter,
-    pub(super) failure: Counter,
+    /// Indexed by the result's place in [`LookupResult::ALL`] (its discriminant).
+    lookups: [Counter; LookupResult::ALL.len()],
     pub(super) backends: Gauge,
 }
 
@@ -57,9 +63,7 @@ impl DiscoveryMetrics {
             |_| true,
             || DiscoveryInner {
                 pool: pool.to_owned(),
-                success: Counter::default(),
-                empty: Counter::default(),
-                failure: Counter::default(),
+                lookups: Default::default(),
                 backends: Gauge::default(),
             },
         );
@@ -68,11 +72,7 @@ impl DiscoveryMetrics {
 
     /// Counts one lookup.
     pub fn lookup(&self, result: LookupResult) {
-        match result {
-            LookupResult::Success => self.inner.success.inc(),
-            LookupResult::Empty => self.inner.empty.inc(),
-            LookupResult::Failure => self.inner.failure.inc(),
-        }
+        self.inner.lookups[result as usize].inc();
     }
 
     /// The number of backends the pool's discovery now serves.
@@ -86,10 +86,6 @@ impl DiscoveryMetrics {
 impl DiscoveryInner {
     /// `(result label, count)` for each result, in label order.
     pub(super) fn lookups(&self) -> [(&'static str, u64); 3] {
-        [
-            (LookupResult::Success.as_str(), self.success.get()),
-            (LookupResult::Empty.as_str(), self.empty.get()),
-            (LookupResult::Failure.as_str(), self.failure.get()),
-        ]
+        LookupResult::ALL.map(|result| (result.as_str(), self.lookups[result as usize].get()))
     }
 }
