@@ -181,16 +181,7 @@ async fn srv_backends_join_and_leave_under_load_with_zero_failed_requests() {
     ha.kill().await;
     load.wait_for_more(300, "after the changes").await;
     let report = load.stop().await;
-    eprintln!(
-        "discovery join + leave under load: {} ok, {} failed, {} refused over {} connections; hits a={} b={} c={}",
-        report.ok,
-        report.failed,
-        report.refused,
-        report.connections,
-        ha.hits(),
-        hb.hits(),
-        hc.hits()
-    );
+    report.log("discovery join + leave under load", &[&ha, &hb, &hc]);
     report.assert_no_failures("SRV backends joining and leaving");
 
     let scrape = weir.metrics().await;
