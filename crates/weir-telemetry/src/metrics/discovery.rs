@@ -5,8 +5,6 @@
 //! pool has `discovery` (a reload that removes the block, or the pool, ends them). A
 //! restarted task (its block changed) asks for the same name and keeps counting.
 
-use std::sync::Arc;
-
 use super::value::{Counter, Gauge};
 use super::Metrics;
 
@@ -40,13 +38,10 @@ impl LookupResult {
     }
 }
 
-/// Lookup counters and the discovered-backend gauge of one pool.
-#[derive(Clone)]
-pub struct DiscoveryMetrics {
-    inner: Arc<DiscoveryInner>,
-}
-
-debug_by_labels!(DiscoveryMetrics { "pool" => inner.pool });
+handle!(
+    /// Lookup counters and the discovered-backend gauge of one pool.
+    DiscoveryMetrics => DiscoveryInner { "pool" => pool }
+);
 
 pub(super) struct DiscoveryInner {
     pub(super) pool: String,
@@ -58,15 +53,15 @@ pub(super) struct DiscoveryInner {
 impl DiscoveryMetrics {
     /// The values of pool `pool`'s discovery (the same ones while a holder lives).
     pub fn new(metrics: &Metrics, pool: &str) -> Self {
-        let inner = metrics.shared.live().discovery.intern(
-            pool.to_owned(),
-            |_| true,
-            || DiscoveryInner {
+        let inner = metrics
+            .shared
+            .live()
+            .discovery
+            .intern_any(pool.to_owned(), || DiscoveryInner {
                 pool: pool.to_owned(),
                 lookups: Default::default(),
                 backends: Gauge::default(),
-            },
-        );
+            });
         DiscoveryMetrics { inner }
     }
 
