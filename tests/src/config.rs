@@ -17,6 +17,12 @@ pub const WEB_HEAD: &str =
 pub const WEB_LISTENER: &str =
     "listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    routes:\n      - pool: web\n";
 
+/// [`WEB_LISTENER`] and pool `web` made of `pool_fields` (lines indented by four
+/// spaces), no `admin`: for a pool whose backends are not a static list.
+pub fn web_pool(pool_fields: &str) -> String {
+    format!("{WEB_LISTENER}pools:\n  web:\n{pool_fields}")
+}
+
 /// The smallest valid config: [`WEB_LISTENER`] and pool `web` with the one backend
 /// `127.0.0.1:8081` (never connected to), no `admin`. A test appends pool fields
 /// (indented by four spaces) or more pools (by two), so the line numbers of what it adds

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::backend::BackendHandle;
 use crate::client::H1Client;
 
 /// Requests a keep-alive client sends on one connection before opening another.
@@ -67,7 +68,28 @@ pub struct LoadReport {
     pub failures: Vec<String>,
 }
 
+/// `N ok, N failed, N refused over N connections`: the line a test logs after a run.
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ok, {} failed, {} refused over {} connections",
+            self.ok, self.failed, self.refused, self.connections
+        )
+    }
+}
+
 impl LoadReport {
+    /// Logs `what: <this report>; hits a=N b=N …` to stderr: how much traffic a test
+    /// moved and how it spread over `backends`, for reading a run that passed narrowly.
+    pub fn log(&self, what: &str, backends: &[&BackendHandle]) {
+        let hits: Vec<String> = backends
+            .iter()
+            .map(|b| format!("{}={}", b.name(), b.hits()))
+            .collect();
+        eprintln!("{what}: {self}; hits {}", hits.join(" "));
+    }
+
     /// Panics with the kept failures unless no request failed and no connect was refused.
     ///
     /// # Panics

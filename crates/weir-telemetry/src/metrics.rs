@@ -36,6 +36,20 @@ macro_rules! debug_by_labels {
     };
 }
 
+/// A metrics handle: a cheap clone of the `Arc` of the values its holders share, whose
+/// `Debug` ([`debug_by_labels!`]) shows the labels read through that `Arc`.
+macro_rules! handle {
+    ($(#[$doc:meta])* $ty:ident => $inner:ident { $($label:literal => $field:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $ty {
+            pub(super) inner: std::sync::Arc<$inner>,
+        }
+
+        debug_by_labels!($ty { $($label => inner.$field),+ });
+    };
+}
+
 mod backend;
 mod config;
 mod discovery;
@@ -169,6 +183,12 @@ impl<K: Eq + Hash, T> WeakMap<K, T> {
         fresh
     }
 
+    /// The live handle for `key`, else a new one from `make`: for the handles any live
+    /// one of which is the right one.
+    fn intern_any(&mut self, key: K, make: impl FnOnce() -> T) -> Arc<T> {
+        self.intern(key, |_| true, make)
+    }
+
     fn sweep(&mut self) {
         self.map.retain(|_, w| w.strong_count() > 0);
     }
@@ -205,16 +225,12 @@ impl Live {
         let slots = self.ordinals.entry(pool.to_owned()).or_default();
         let key = (pool.to_owned(), backend.to_owned());
         let mut created = None;
-        let inner = self.backends.intern(
-            key,
-            |_| true,
-            || {
-                let free = slots.iter().position(|w| w.strong_count() == 0);
-                let ordinal = free.unwrap_or(slots.len());
-                created = Some(ordinal);
-                make(ordinal)
-            },
-        );
+        let inner = self.backends.intern_any(key, || {
+            let free = slots.iter().position(|w| w.strong_count() == 0);
+            let ordinal = free.unwrap_or(slots.len());
+            created = Some(ordinal);
+            make(ordinal)
+        });
         if let Some(ordinal) = created {
             let weak = Arc::downgrade(&inner);
             match slots.get_mut(ordinal) {

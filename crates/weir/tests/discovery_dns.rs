@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::Value;
-use weir_e2e::config::FAST_HEALTH_CHECK;
+use weir_e2e::config::{web_pool, ADMIN, FAST_HEALTH_CHECK};
 use weir_e2e::dns::{self, Dnsmasq, Records};
 use weir_e2e::metrics::FAMILIES;
 use weir_e2e::{check_config, spawn_backends, until, Load, Weir};
@@ -63,24 +63,10 @@ fn srv_records(ttl: u32, targets: &[(SocketAddr, u16, u16)]) -> Records {
 /// One HTTP listener `web` to pool `web`, discovered by `dns` (a flow mapping's body),
 /// with `pool_extra` lines.
 fn config(dns: &str, pool_extra: &str) -> String {
-    format!(
-        "\
-admin:
-  listen: 127.0.0.1:0
-shutdown_timeout: 10s
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    strategy: round_robin
-    retries: 2
-{pool_extra}    discovery:
-      dns: {{ {dns} }}
-"
-    )
+    let pool = web_pool(&format!(
+        "    strategy: round_robin\n    retries: 2\n{pool_extra}    discovery:\n      dns: {{ {dns} }}\n"
+    ));
+    format!("{ADMIN}shutdown_timeout: 10s\n{pool}")
 }
 
 fn srv_dns(resolver: SocketAddr, refresh: &str) -> String {
@@ -195,16 +181,7 @@ async fn srv_backends_join_and_leave_under_load_with_zero_failed_requests() {
     ha.kill().await;
     load.wait_for_more(300, "after the changes").await;
     let report = load.stop().await;
-    eprintln!(
-        "discovery join + leave under load: {} ok, {} failed, {} refused over {} connections; hits a={} b={} c={}",
-        report.ok,
-        report.failed,
-        report.refused,
-        report.connections,
-        ha.hits(),
-        hb.hits(),
-        hc.hits()
-    );
+    report.log("discovery join + leave under load", &[&ha, &hb, &hc]);
     report.assert_no_failures("SRV backends joining and leaving");
 
     let scrape = weir.metrics().await;
@@ -411,22 +388,16 @@ async fn sighup_keeps_discovered_backends_and_restarts_a_changed_block() {
 
 #[tokio::test]
 async fn weir_check_reports_a_bad_discovery_block_at_its_path() {
-    let yaml = "\
-listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - pool: web
-pools:
-  web:
-    discovery:
+    let yaml = web_pool(
+        "    discovery:
       dns:
         name: _http._tcp.web.test
         type: txt
         port: 99999
         refresh: 10ms
-";
-    let out = check_config(WEIR, yaml).await;
+",
+    );
+    let out = check_config(WEIR, &yaml).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(
         out.stderr_lines(),

@@ -5,35 +5,46 @@
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use weir_e2e::client::{raw, H2Client};
+use weir_e2e::client::{raw, H1Client, H2Client, Response};
 use weir_e2e::config::{backends, WEB_HEAD};
 use weir_e2e::{spawn_backends, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
-fn get(path: &str) -> http::request::Builder {
-    Request::get(path)
-}
-
-fn empty() -> Full<Bytes> {
-    Full::new(Bytes::new())
+/// Sends a bodiless `GET path` with `headers` (in order) on `client` and returns the
+/// answer, which must come.
+async fn get(client: &mut H1Client, path: &str, headers: &[(&str, &str)]) -> Response {
+    let req = headers
+        .iter()
+        .fold(Request::get(path), |req, (name, value)| {
+            req.header(*name, *value)
+        })
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    client
+        .send(req)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} through weir: {e}"))
 }
 
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed_and_end_to_end_ones_kept() {
     let (_weir, ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
-    let req = get("/hop-request")
-        .header("host", "example.test")
-        .header("connection", "keep-alive, x-custom-hop")
-        .header("x-custom-hop", "must not pass")
-        .header("keep-alive", "timeout=5")
-        .header("proxy-connection", "keep-alive")
-        .header("te", "gzip, chunked")
-        .header("x-end-to-end", "kept")
-        .body(empty())
-        .expect("request");
-    let resp = client.send(req).await.expect("request through weir");
+    let resp = get(
+        &mut client,
+        "/hop-request",
+        &[
+            ("host", "example.test"),
+            ("connection", "keep-alive, x-custom-hop"),
+            ("x-custom-hop", "must not pass"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip, chunked"),
+            ("x-end-to-end", "kept"),
+        ],
+    )
+    .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
 
     let seen = ha.requests().pop().expect("the backend got the request");
@@ -86,17 +97,13 @@ async fn hop_by_hop_response_headers_are_removed() {
 async fn forwarding_headers_append_client_and_preserve_host() {
     let (_weir, ha, mut client) = Weir::one_backend_h1(WEIR, "a").await;
 
-    let req = get("/first?q=1")
-        .header("host", "example.test:8443")
-        .header("x-forwarded-for", "203.0.113.7")
-        .body(empty())
-        .expect("request");
-    assert_eq!(client.send(req).await.expect("first").status, 200);
-    let req = get("/second")
-        .header("host", "other.test")
-        .body(empty())
-        .expect("request");
-    assert_eq!(client.send(req).await.expect("second").status, 200);
+    let sent = [
+        ("host", "example.test:8443"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ];
+    assert_eq!(get(&mut client, "/first?q=1", &sent).await.status, 200);
+    let sent = [("host", "other.test")];
+    assert_eq!(get(&mut client, "/second", &sent).await.status, 200);
 
     let seen = ha.requests();
     assert_eq!(seen.len(), 2);

@@ -46,14 +46,7 @@ async fn hundred_sighups_alternating_pool_membership_under_load_lose_nothing() {
     load.wait_for_more(100, "after the last reload").await;
     let report = load.stop().await;
 
-    eprintln!(
-        "{RELOADS} reloads: {} ok over {} connections; hits a={} b={} c={}",
-        report.ok,
-        report.connections,
-        ha.hits(),
-        hb.hits(),
-        hc.hits()
-    );
+    report.log(&format!("{RELOADS} reloads"), &[&ha, &hb, &hc]);
     report.assert_no_failures("100 reloads");
     assert_eq!(
         weir.listener_addr("web"),

@@ -296,9 +296,18 @@ pub(crate) fn post(body: &'static [u8]) -> Request<Full<Bytes>> {
         .expect("request")
 }
 
+/// A bodiless `GET path` for host `example.com`.
 pub(crate) fn get(path: &str) -> Request<Full<Bytes>> {
-    Request::get(path)
-        .header("host", "example.com")
+    get_with(path, &[("host", "example.com")])
+}
+
+/// A bodiless `GET path` with exactly `headers`, in order.
+pub(crate) fn get_with(path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    headers
+        .iter()
+        .fold(Request::get(path), |req, (name, value)| {
+            req.header(*name, *value)
+        })
         .body(Full::default())
         .expect("request")
 }

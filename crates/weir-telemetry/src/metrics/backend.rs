@@ -7,7 +7,7 @@
 //! `tokio::time::Instant`, so paused-time tests see exact figures. Its mutex is taken on
 //! state changes and scrapes only, never per request.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -26,16 +26,14 @@ pub enum UpstreamErrorKind {
     Reset,
 }
 
-/// The metric values of one backend of one pool.
-///
-/// Create it with the `Backend` (the registry keeps one per `(pool, address)`) and keep it
-/// as long as the backend; its series leave `/metrics` when the last clone is dropped.
-#[derive(Clone)]
-pub struct BackendMetrics {
-    pub(super) inner: Arc<BackendInner>,
-}
-
-debug_by_labels!(BackendMetrics { "pool" => inner.pool, "backend" => inner.backend });
+handle!(
+    /// The metric values of one backend of one pool.
+    ///
+    /// Create it with the `Backend` (the registry keeps one per `(pool, address)`) and
+    /// keep it as long as the backend; its series leave `/metrics` when the last clone is
+    /// dropped.
+    BackendMetrics => BackendInner { "pool" => pool, "backend" => backend }
+);
 
 pub(super) struct BackendInner {
     pub(super) pool: String,

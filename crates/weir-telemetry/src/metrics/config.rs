@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::value::Counter;
+use super::value::CounterPair;
 
 /// Handles for `weir_config_*`. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -16,13 +16,11 @@ pub struct ConfigMetrics {
 /// What `weir_config_*` read at scrape time.
 #[derive(Debug, Default)]
 pub(super) struct ConfigState {
-    pub(super) success: Counter,
-    pub(super) failure: Counter,
+    /// `weir_config_reloads_total`, `result` `success` and `failure`.
+    pub(super) reloads: CounterPair,
     pub(super) last_successful: AtomicBool,
-    /// `weir_admin_changes_total{result="applied"}`.
-    pub(super) admin_applied: Counter,
-    /// `weir_admin_changes_total{result="unauthorized"}`.
-    pub(super) admin_unauthorized: Counter,
+    /// `weir_admin_changes_total`, `result` `applied` and `unauthorized`.
+    pub(super) admin_changes: CounterPair,
     /// `f64` bits of the Unix time of the last success; 0 (0.0) before the first.
     pub(super) last_success_timestamp: AtomicU64,
     /// The `hash` label of `weir_config_info`: the configuration being served.
@@ -48,24 +46,24 @@ impl ConfigMetrics {
 
     /// A reload applied: counts it and records the new configuration's `hash`.
     pub fn reload_succeeded(&self, hash: &str) {
-        self.state.success.inc();
+        self.state.reloads.count(true);
         self.mark_current(hash);
     }
 
     /// A reload rejected: counts it; the old configuration (and its hash) stays.
     pub fn reload_failed(&self) {
-        self.state.failure.inc();
+        self.state.reloads.count(false);
         self.state.last_successful.store(false, Ordering::Relaxed);
     }
 
     /// A runtime API write was applied.
     pub fn admin_change_applied(&self) {
-        self.state.admin_applied.inc();
+        self.state.admin_changes.count(true);
     }
 
     /// A runtime API write was refused for a missing or wrong token.
     pub fn admin_change_unauthorized(&self) {
-        self.state.admin_unauthorized.inc();
+        self.state.admin_changes.count(false);
     }
 
     fn mark_current(&self, hash: &str) {

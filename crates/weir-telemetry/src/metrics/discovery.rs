@@ -5,8 +5,6 @@
 //! pool has `discovery` (a reload that removes the block, or the pool, ends them). A
 //! restarted task (its block changed) asks for the same name and keeps counting.
 
-use std::sync::Arc;
-
 use super::value::{Counter, Gauge};
 use super::Metrics;
 
@@ -23,6 +21,13 @@ pub enum LookupResult {
 }
 
 impl LookupResult {
+    /// Every result, in label order: also the order of [`DiscoveryInner`]'s counters.
+    const ALL: [LookupResult; 3] = [
+        LookupResult::Success,
+        LookupResult::Empty,
+        LookupResult::Failure,
+    ];
+
     /// The label value: `success`, `empty`, `failure`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,46 +38,36 @@ impl LookupResult {
     }
 }
 
-/// Lookup counters and the discovered-backend gauge of one pool.
-#[derive(Clone)]
-pub struct DiscoveryMetrics {
-    inner: Arc<DiscoveryInner>,
-}
-
-debug_by_labels!(DiscoveryMetrics { "pool" => inner.pool });
+handle!(
+    /// Lookup counters and the discovered-backend gauge of one pool.
+    DiscoveryMetrics => DiscoveryInner { "pool" => pool }
+);
 
 pub(super) struct DiscoveryInner {
     pub(super) pool: String,
-    pub(super) success: Counter,
-    pub(super) empty: Counter,
-    pub(super) failure: Counter,
+    /// Indexed by the result's place in [`LookupResult::ALL`] (its discriminant).
+    lookups: [Counter; LookupResult::ALL.len()],
     pub(super) backends: Gauge,
 }
 
 impl DiscoveryMetrics {
     /// The values of pool `pool`'s discovery (the same ones while a holder lives).
     pub fn new(metrics: &Metrics, pool: &str) -> Self {
-        let inner = metrics.shared.live().discovery.intern(
-            pool.to_owned(),
-            |_| true,
-            || DiscoveryInner {
+        let inner = metrics
+            .shared
+            .live()
+            .discovery
+            .intern_any(pool.to_owned(), || DiscoveryInner {
                 pool: pool.to_owned(),
-                success: Counter::default(),
-                empty: Counter::default(),
-                failure: Counter::default(),
+                lookups: Default::default(),
                 backends: Gauge::default(),
-            },
-        );
+            });
         DiscoveryMetrics { inner }
     }
 
     /// Counts one lookup.
     pub fn lookup(&self, result: LookupResult) {
-        match result {
-            LookupResult::Success => self.inner.success.inc(),
-            LookupResult::Empty => self.inner.empty.inc(),
-            LookupResult::Failure => self.inner.failure.inc(),
-        }
+        self.inner.lookups[result as usize].inc();
     }
 
     /// The number of backends the pool's discovery now serves.
@@ -86,10 +81,6 @@ impl DiscoveryMetrics {
 impl DiscoveryInner {
     /// `(result label, count)` for each result, in label order.
     pub(super) fn lookups(&self) -> [(&'static str, u64); 3] {
-        [
-            (LookupResult::Success.as_str(), self.success.get()),
-            (LookupResult::Empty.as_str(), self.empty.get()),
-            (LookupResult::Failure.as_str(), self.failure.get()),
-        ]
+        LookupResult::ALL.map(|result| (result.as_str(), self.lookups[result as usize].get()))
     }
 }

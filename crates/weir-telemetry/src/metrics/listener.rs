@@ -7,13 +7,10 @@ use super::route::RouteMetrics;
 use super::value::{Counter, Gauge};
 use super::{Metrics, Shared};
 
-/// Connection and byte counters of one listener.
-#[derive(Clone)]
-pub struct ListenerMetrics {
-    inner: Arc<ListenerInner>,
-}
-
-debug_by_labels!(ListenerMetrics { "listener" => inner.name });
+handle!(
+    /// Connection and byte counters of one listener.
+    ListenerMetrics => ListenerInner { "listener" => name }
+);
 
 pub(super) struct ListenerInner {
     /// To resolve routes; the live set holds only weak pointers back, so no cycle.
@@ -31,10 +28,10 @@ impl ListenerMetrics {
     /// returns the same ones, so a reload that keeps the listener keeps counting.
     pub fn new(metrics: &Metrics, listener: &str) -> Self {
         let shared = &metrics.shared;
-        let inner = shared.live().listeners.intern(
-            listener.to_owned(),
-            |_| true,
-            || ListenerInner {
+        let inner = shared
+            .live()
+            .listeners
+            .intern_any(listener.to_owned(), || ListenerInner {
                 shared: Arc::clone(shared),
                 name: listener.to_owned(),
                 active: Gauge::default(),
@@ -42,8 +39,7 @@ impl ListenerMetrics {
                 rx: Counter::default(),
                 tx: Counter::default(),
                 protocol_errors: Counter::default(),
-            },
-        );
+            });
         ListenerMetrics { inner }
     }
 
@@ -109,14 +105,11 @@ impl Drop for ConnectionGuard {
 
 debug_by_labels!(ListenerInner { "name" => name });
 
-/// Per-pool values. `weir_pool_backends_up` is computed from the pool's live
-/// [`BackendMetrics`] at every scrape, so nothing has to keep it in step.
-#[derive(Clone)]
-pub struct PoolMetrics {
-    inner: Arc<PoolInner>,
-}
-
-debug_by_labels!(PoolMetrics { "pool" => inner.name });
+handle!(
+    /// Per-pool values. `weir_pool_backends_up` is computed from the pool's live
+    /// [`BackendMetrics`] at every scrape, so nothing has to keep it in step.
+    PoolMetrics => PoolInner { "pool" => name }
+);
 
 pub(super) struct PoolInner {
     pub(super) name: String,
@@ -126,14 +119,14 @@ pub(super) struct PoolInner {
 impl PoolMetrics {
     /// The values of the pool named `pool` (the same ones while it is live).
     pub fn new(metrics: &Metrics, pool: &str) -> Self {
-        let inner = metrics.shared.live().pools.intern(
-            pool.to_owned(),
-            |_| true,
-            || PoolInner {
+        let inner = metrics
+            .shared
+            .live()
+            .pools
+            .intern_any(pool.to_owned(), || PoolInner {
                 name: pool.to_owned(),
                 retries: Counter::default(),
-            },
-        );
+            });
         PoolMetrics { inner }
     }
 

@@ -67,16 +67,12 @@ impl RouteMetrics {
     ) -> Self {
         let mut live = shared.live();
         let key = (listener.to_owned(), pool.to_owned());
-        let inner = live.routes.intern(
-            key,
-            |_| true,
-            || RouteInner {
-                listener: listener.to_owned(),
-                pool: pool.to_owned(),
-                duration: Histogram::default(),
-                no_backend: StatusCounters::default(),
-            },
-        );
+        let inner = live.routes.intern_any(key, || RouteInner {
+            listener: listener.to_owned(),
+            pool: pool.to_owned(),
+            duration: Histogram::default(),
+            no_backend: StatusCounters::default(),
+        });
         let mut by_backend: Vec<Option<Arc<RequestCounters>>> = Vec::new();
         for b in backends {
             let b = &b.inner;

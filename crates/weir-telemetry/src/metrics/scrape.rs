@@ -133,18 +133,17 @@ impl Metrics {
     fn write_config(&self, out: &mut String) {
         let c = &self.shared.config;
         let mut f = FamilyWriter::new(out, &CONFIG_RELOADS);
-        f.sample(&[("result", "success")], c.success.get() as f64);
-        f.sample(&[("result", "failure")], c.failure.get() as f64);
+        for (result, n) in c.reloads.by_label(["success", "failure"]) {
+            f.sample(&[("result", result)], n.get() as f64);
+        }
         let ok = c.last_successful.load(Ordering::Relaxed);
         FamilyWriter::new(out, &CONFIG_LAST_RELOAD_SUCCESSFUL).sample(&[], f64::from(u8::from(ok)));
         let ts = f64::from_bits(c.last_success_timestamp.load(Ordering::Relaxed));
         FamilyWriter::new(out, &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).sample(&[], ts);
         let mut f = FamilyWriter::new(out, &ADMIN_CHANGES);
-        f.sample(&[("result", "applied")], c.admin_applied.get() as f64);
-        f.sample(
-            &[("result", "unauthorized")],
-            c.admin_unauthorized.get() as f64,
-        );
+        for (result, n) in c.admin_changes.by_label(["applied", "unauthorized"]) {
+            f.sample(&[("result", result)], n.get() as f64);
+        }
         if let Some(hash) = c.hash().as_deref() {
             FamilyWriter::new(out, &CONFIG_INFO).sample(&[("hash", hash)], 1.0);
         }

@@ -38,6 +38,27 @@ impl Counter {
     }
 }
 
+/// The two counters of a family split by a two-valued `result` label (a change that took
+/// or not): counted from a `bool`, written in label order.
+#[derive(Debug, Default)]
+pub(super) struct CounterPair {
+    yes: Counter,
+    no: Counter,
+}
+
+impl CounterPair {
+    /// Counts one event on the `yes` or the `no` side.
+    #[inline]
+    pub(super) fn count(&self, yes: bool) {
+        if yes { &self.yes } else { &self.no }.inc();
+    }
+
+    /// `(label value, counter)` for both sides, `yes` first, given the two label values.
+    pub(super) fn by_label(&self, labels: [&'static str; 2]) -> [(&'static str, &Counter); 2] {
+        [(labels[0], &self.yes), (labels[1], &self.no)]
+    }
+}
+
 /// A value that goes up and down.
 #[derive(Debug, Default)]
 pub(super) struct Gauge(AtomicI64);
