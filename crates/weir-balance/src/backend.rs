@@ -405,7 +405,8 @@ impl Backend {
         self.ramping.load(Ordering::Relaxed)
     }
 
-    /// [`clock::now_ms`] of the last transition to up (creation for a new backend).
+    /// [`clock::now_ms`] of the last transition to up or return to rotation from drain
+    /// or maint (creation for a new backend).
     pub fn up_since_ms(&self) -> u64 {
         self.up_since_ms.load(Ordering::Relaxed)
     }
