@@ -32,7 +32,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use weir_balance::{Backend, Pool, Table};
 
-pub use body::{fuzz_one, parse_change, Change, MAX_BODY_BYTES};
+#[cfg(any(test, feature = "fuzzing"))]
+pub use body::fuzz_one;
+pub use body::{parse_change, Change, MAX_BODY_BYTES};
 
 use crate::AdminState;
 
