@@ -69,6 +69,9 @@ pub struct Backend {
     /// `up && admin == Ready`: what strategies read. Written only under `last`, by
     /// transitions and admin changes alike, so it never disagrees with either.
     routable: AtomicBool,
+    /// Woken when the backend leaves maint, so its probe task checks it at once instead
+    /// of at the next tick (it was not probed meanwhile).
+    maint_left: tokio::sync::Notify,
     in_flight: AtomicU32,
     /// Consecutive successful probes while down (towards `rise`).
     successes: AtomicU32,
@@ -150,6 +153,7 @@ impl Backend {
             up: AtomicBool::new(true),
             admin: AtomicU8::new(AdminMode::Ready.to_u8()),
             routable: AtomicBool::new(true),
+            maint_left: tokio::sync::Notify::new(),
             in_flight: AtomicU32::new(0),
             successes: AtomicU32::new(0),
             failures: AtomicU32::new(0),

@@ -89,6 +89,12 @@ impl Backend {
         }
     }
 
+    /// Resolves when the backend next leaves maint (at once if it did since the last
+    /// call): the health checker's cue to probe without waiting for its schedule.
+    pub async fn left_maint(&self) {
+        self.maint_left.notified().await;
+    }
+
     /// What the operator asked of this backend (ready unless changed at runtime).
     pub fn admin_mode(&self) -> AdminMode {
         AdminMode::from_u8(self.admin.load(Ordering::Relaxed))
@@ -121,6 +127,10 @@ impl Backend {
             self.ramping.store(true, Ordering::Relaxed);
         }
         self.routable.store(routable, Ordering::Release);
+        if old_mode == AdminMode::Maint && new_mode != AdminMode::Maint {
+            // A stored permit if the probe task is busy: it then skips its next wait.
+            self.maint_left.notify_one();
+        }
         AdminChange {
             old_mode,
             new_mode,
