@@ -69,6 +69,9 @@ pub struct Backend {
     /// `up && admin == Ready`: what strategies read. Written only under `last`, by
     /// transitions and admin changes alike, so it never disagrees with either.
     routable: AtomicBool,
+    /// Woken when the backend leaves maint, so its probe task checks it at once instead
+    /// of at the next tick (it was not probed meanwhile).
+    maint_left: tokio::sync::Notify,
     in_flight: AtomicU32,
     /// Consecutive successful probes while down (towards `rise`).
     successes: AtomicU32,
@@ -150,6 +153,7 @@ impl Backend {
             up: AtomicBool::new(true),
             admin: AtomicU8::new(AdminMode::Ready.to_u8()),
             routable: AtomicBool::new(true),
+            maint_left: tokio::sync::Notify::new(),
             in_flight: AtomicU32::new(0),
             successes: AtomicU32::new(0),
             failures: AtomicU32::new(0),
@@ -405,7 +409,8 @@ impl Backend {
         self.ramping.load(Ordering::Relaxed)
     }
 
-    /// [`clock::now_ms`] of the last transition to up (creation for a new backend).
+    /// [`clock::now_ms`] of the last transition to up or return to rotation from drain
+    /// or maint (creation for a new backend).
     pub fn up_since_ms(&self) -> u64 {
         self.up_since_ms.load(Ordering::Relaxed)
     }

@@ -62,6 +62,18 @@ fn token_file_open_to_others_missing_or_empty_is_an_error() {
             0o644,
             "is readable by group or others (mode 0644)",
         ),
+        (
+            "writable",
+            "abc\n",
+            0o620,
+            "is writable by group or others (mode 0620)",
+        ),
+        (
+            "both",
+            "abc\n",
+            0o606,
+            "is readable and writable by group or others (mode 0606)",
+        ),
         ("empty", "\n", 0o600, "is empty"),
         ("spaces", "a b\n", 0o600, "printable ASCII without spaces"),
     ] {

@@ -223,7 +223,7 @@ where
     loop {
         let started = Instant::now();
         // A backend in maintenance is not probed (HAProxy's MAINT): the operator may be
-        // rebooting it. The schedule goes on, so probing resumes within one interval.
+        // rebooting it. The schedule goes on, and leaving maint wakes the loop at once.
         if backend.admin_mode() != AdminMode::Maint {
             let result = probe().await;
             record(&backend, &check, result);
@@ -234,7 +234,11 @@ where
             jitter.between(interval - interval / 10, interval)
         };
         first = false;
-        tokio::time::sleep_until(started + wait).await;
+        // Leaving maint cuts the wait short: the backend was not probed meanwhile.
+        tokio::select! {
+            () = tokio::time::sleep_until(started + wait) => {}
+            () = backend.left_maint() => {}
+        }
     }
 }
 

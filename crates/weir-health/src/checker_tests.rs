@@ -199,3 +199,31 @@ async fn maint_skips_probes_and_drain_does_not() {
     assert!(count() >= before + 2, "drained backends are probed");
     task.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn leaving_maint_probes_at_once() {
+    let b = backend();
+    let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let probe = {
+        let probes = Arc::clone(&probes);
+        move || {
+            probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<(), ProbeError>(()) }
+        }
+    };
+    let mut c = check(1, 1);
+    c.interval = Duration::from_secs(600);
+    b.set_admin(Some(AdminMode::Maint), None);
+    let task = tokio::spawn(run_with(Arc::clone(&b), c, probe));
+    let count = || probes.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count(), 0, "no probe while in maint");
+    b.set_admin(Some(AdminMode::Ready), None);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        count(),
+        1,
+        "probed at once, not after the 10-minute interval"
+    );
+    task.abort();
+}

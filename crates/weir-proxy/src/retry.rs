@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use weir_balance::{Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
+use weir_balance::{AdminMode, Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
 use weir_telemetry::UpstreamErrorKind;
 
 use crate::outlier;
@@ -124,7 +124,11 @@ impl<'p> Attempts<'p> {
             Err(Stop::Attempts)
         } else {
             match next(self.pool, self.tried(), failure.cost) {
-                Err(Stop::NoBackend) if failure.reset_on_reused => {
+                // Reopening to the same backend is only for one still in rotation: a
+                // drained or maintained one takes no new connections.
+                Err(Stop::NoBackend)
+                    if failure.reset_on_reused && backend.admin_mode() == AdminMode::Ready =>
+                {
                     again(self.pool).map(|()| backend)
                 }
                 next => next,

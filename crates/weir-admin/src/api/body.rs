@@ -76,6 +76,8 @@ pub fn parse_change(body: &[u8]) -> Result<Change, String> {
 
 /// The fuzz target's body: parsing never panics, and what it accepts is in range and
 /// survives a round trip through its own JSON.
+/// Only built for the fuzz targets (`fuzzing` feature) and this crate's tests.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub fn fuzz_one(body: &[u8]) {
     let Ok(change) = parse_change(body) else {

@@ -32,7 +32,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use weir_balance::{Backend, Pool, Table};
 
-pub use body::{fuzz_one, parse_change, Change, MAX_BODY_BYTES};
+#[cfg(any(test, feature = "fuzzing"))]
+pub use body::fuzz_one;
+pub use body::{parse_change, Change, MAX_BODY_BYTES};
 
 use crate::AdminState;
 
@@ -134,8 +136,13 @@ async fn apply(
         new_weight = done.new_weight,
         "admin change"
     );
-    if done.reweighted() {
-        rebuild(state).await;
+    // The `200` promises the new weight is in force: without a confirmed rebuild the
+    // answer says so instead (the override stays set and applies from the next table).
+    if done.reweighted() && !rebuild(state).await {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "weight recorded but not confirmed in force; it applies from the next table".to_owned(),
+        ));
     }
     // The backend's object in the live table (the same `Arc`; its pool may be newer).
     let live = state.table().load_full();
@@ -173,22 +180,34 @@ async fn read_body(body: Incoming) -> Result<Bytes, Refusal> {
     }
 }
 
-/// Asks the binary for a table built with the new weights and waits until it is live.
-async fn rebuild(state: &AdminState) {
+/// Asks the binary for a table built with the new weights and waits until it is live;
+/// whether it is. The send shares the timeout with the wait: a rebuilder stuck on a
+/// reload must not hold the request (or make a late table look confirmed).
+async fn rebuild(state: &AdminState) -> bool {
     let Some(requests) = state.rebuild_requests() else {
         tracing::warn!("no table rebuilder: the new weight applies from the next reload");
-        return;
+        return false;
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if requests.send(tx).await.is_err() {
-        tracing::warn!("table rebuilder gone: the new weight applies from the next reload");
-        return;
-    }
-    match tokio::time::timeout(REBUILD_TIMEOUT, rx).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => {
-            tracing::warn!("table rebuild dropped; the new weight applies from the next reload")
+    let confirmed = async {
+        requests
+            .send(tx)
+            .await
+            .map_err(|_| "table rebuilder gone")?;
+        rx.await.map_err(|_| "table rebuild dropped")
+    };
+    match tokio::time::timeout(REBUILD_TIMEOUT, confirmed).await {
+        Ok(Ok(())) => true,
+        Ok(Err(why)) => {
+            tracing::warn!("{why}: the new weight applies from the next reload");
+            false
         }
-        Err(_) => tracing::warn!("table rebuild still running after 10s"),
+        Err(_) => {
+            tracing::warn!(
+                "table rebuild not confirmed within {}s",
+                REBUILD_TIMEOUT.as_secs()
+            );
+            false
+        }
     }
 }

@@ -21,7 +21,11 @@ fn decode(s: &str) -> Option<String> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
+            // Two hex digits exactly: `from_str_radix` alone would take a sign (`%+5`).
             let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -36,6 +40,14 @@ fn decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_need_two_hex_digits() {
+        assert_eq!(decode("a%2Fb").as_deref(), Some("a/b"));
+        for bad in ["%+5", "%-5", "% 5", "%5", "%G0", "%"] {
+            assert_eq!(decode(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn splits_and_decodes() {

@@ -7,9 +7,11 @@
 use http::{header, HeaderMap};
 
 /// Whether `headers` carry `Authorization: Bearer <token>` (scheme in any case, RFC
-/// 9110 §11.1) with exactly `token`.
+/// 9110 §11.1) with exactly `token`, in a single `Authorization` header.
 pub(crate) fn authorized(headers: &HeaderMap, token: &[u8]) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    // More than one is ambiguous (which would a proxy in front have checked?): refuse.
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
         return false;
     };
     let value = value.as_bytes();
@@ -40,6 +42,23 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, value.parse().expect("header value"));
         h
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let token = b"s3cret-token";
+        let mut h = auth("Bearer s3cret-token");
+        h.append(
+            header::AUTHORIZATION,
+            "Bearer other".parse().expect("value"),
+        );
+        assert!(!authorized(&h, token));
+        let mut h = auth("Bearer s3cret-token");
+        h.append(
+            header::AUTHORIZATION,
+            "Bearer s3cret-token".parse().expect("value"),
+        );
+        assert!(!authorized(&h, token), "even the same token twice");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use super::Backend;
+use crate::clock;
 
 /// What an operator asked of a backend through the runtime API (HAProxy's
 /// `set server state`).
@@ -88,6 +89,12 @@ impl Backend {
         }
     }
 
+    /// Resolves when the backend next leaves maint (at once if it did since the last
+    /// call): the health checker's cue to probe without waiting for its schedule.
+    pub async fn left_maint(&self) {
+        self.maint_left.notified().await;
+    }
+
     /// What the operator asked of this backend (ready unless changed at runtime).
     pub fn admin_mode(&self) -> AdminMode {
         AdminMode::from_u8(self.admin.load(Ordering::Relaxed))
@@ -97,7 +104,8 @@ impl Backend {
     /// the caller). Returns the values before and after.
     ///
     /// Leaving `maint` makes the backend fragile again, as a new one is: it was not
-    /// probed meanwhile, so its first failed probe takes it out at once. A weight change
+    /// probed meanwhile, so its first failed probe takes it out at once. Coming back into
+    /// rotation from drain or maint starts slow start, as a recovery does. A weight change
     /// only reaches the strategies with the next table built (the caller rebuilds).
     pub fn set_admin(&self, mode: Option<AdminMode>, weight: Option<u32>) -> AdminChange {
         let _serialised = self.lock_last();
@@ -110,10 +118,19 @@ impl Backend {
             self.fragile.store(true, Ordering::Relaxed);
         }
         self.admin.store(new_mode.to_u8(), Ordering::Relaxed);
-        self.routable.store(
-            self.is_up() && new_mode == AdminMode::Ready,
-            Ordering::Release,
-        );
+        let routable = self.is_up() && new_mode == AdminMode::Ready;
+        if routable && !self.is_routable() {
+            // Back in rotation after drain or maint: ramp up as after a recovery (the
+            // pool decides whether slow start applies). Written before `routable`, as
+            // `transition` does, so a pick that sees it routable also sees it ramping.
+            self.up_since_ms.store(clock::now_ms(), Ordering::Relaxed);
+            self.ramping.store(true, Ordering::Relaxed);
+        }
+        self.routable.store(routable, Ordering::Release);
+        if old_mode == AdminMode::Maint && new_mode != AdminMode::Maint {
+            // A stored permit if the probe task is busy: it then skips its next wait.
+            self.maint_left.notify_one();
+        }
         AdminChange {
             old_mode,
             new_mode,

@@ -254,3 +254,25 @@ fn coming_back_up_starts_a_ramp_but_creation_does_not() {
     assert!(b.is_ramping());
     assert!(b.since_unix_ms() > 0);
 }
+
+#[test]
+fn returning_from_drain_or_maint_starts_a_ramp() {
+    for mode in [AdminMode::Drain, AdminMode::Maint] {
+        let b = backend();
+        b.set_admin(Some(mode), None);
+        assert!(!b.is_ramping(), "{mode:?}: leaving rotation does not ramp");
+        b.set_admin(Some(AdminMode::Ready), None);
+        assert!(
+            b.is_routable() && b.is_ramping(),
+            "{mode:?}: back in rotation"
+        );
+    }
+    // Staying ready (a weight change) or returning while down starts nothing.
+    let b = backend();
+    b.set_admin(None, Some(4));
+    assert!(!b.is_ramping());
+    b.set_admin(Some(AdminMode::Drain), None);
+    b.force(false, "down");
+    b.set_admin(Some(AdminMode::Ready), None);
+    assert!(!b.is_routable() && !b.is_ramping());
+}

@@ -61,7 +61,9 @@ impl Pool {
         }
         let _decision = self.shared.eject_lock();
         let total = self.primaries.len() + self.backups.len();
-        let down = self.backends().filter(|b| !b.is_up()).count();
+        // Drained and maintained backends take no traffic either: counting only the
+        // down ones would let the last routable backend be ejected.
+        let down = self.backends().filter(|b| !b.is_routable()).count();
         let allowed = total * passive.max_ejected_percent as usize / 100;
         if down + 1 > allowed {
             return Passive::Capped {

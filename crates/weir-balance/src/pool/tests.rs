@@ -230,6 +230,25 @@ mod resilience {
     }
 
     #[test]
+    fn cap_counts_drained_and_maintained_backends_as_out() {
+        for mode in [AdminMode::Drain, AdminMode::Maint] {
+            let p = with(StrategyKind::RoundRobin, 2, |_| {});
+            let (a, b) = (&p.primaries()[0], &p.primaries()[1]);
+            a.set_admin(Some(mode), None);
+            assert_eq!(
+                fail(&p, b, 5),
+                Passive::Capped {
+                    failures: 5,
+                    down: 1,
+                    allowed: 1
+                },
+                "{mode:?}"
+            );
+            assert!(b.is_routable(), "{mode:?}: the last routable backend stays");
+        }
+    }
+
+    #[test]
     fn lone_backend_is_never_ejected_at_the_default_cap() {
         let p = with(StrategyKind::RoundRobin, 1, |_| {});
         assert!(matches!(

@@ -45,9 +45,12 @@ pub(super) fn api(v: &mut Validator<'_>, raw: &RawAdminApi, path: &str) -> Optio
 /// Reads the token, refusing a file others may read; one trailing newline (`echo`,
 /// editors) is not part of the token.
 fn read_token(file: &Path) -> Result<ApiToken, String> {
+    use std::io::Read as _;
     let shown = file.display();
-    let meta =
-        std::fs::metadata(file).map_err(|e| format!("cannot read the token file {shown}: {e}"))?;
+    let cannot = |e: std::io::Error| format!("cannot read the token file {shown}: {e}");
+    // One handle for the checks and the read: the file checked is the file read.
+    let mut handle = std::fs::File::open(file).map_err(cannot)?;
+    let meta = handle.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(format!("the token file {shown} is not a regular file"));
     }
@@ -56,14 +59,20 @@ fn read_token(file: &Path) -> Result<ApiToken, String> {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
+            let how = match (mode & 0o044 != 0, mode & 0o022 != 0) {
+                (true, true) => "readable and writable",
+                (true, false) => "readable",
+                (false, true) => "writable",
+                (false, false) => "executable",
+            };
             return Err(format!(
-                "the token file {shown} is readable by group or others (mode {mode:04o}); \
+                "the token file {shown} is {how} by group or others (mode {mode:04o}); \
                  make it readable by its owner only: chmod 600 {shown}"
             ));
         }
     }
-    let bytes =
-        std::fs::read(file).map_err(|e| format!("cannot read the token file {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    handle.read_to_end(&mut bytes).map_err(cannot)?;
     let token = bytes
         .strip_suffix(b"\n")
         .map_or(&bytes[..], |t| t.strip_suffix(b"\r").unwrap_or(t));
