@@ -117,7 +117,20 @@ impl DnsSource {
         if kind == DnsRecordType::Srv {
             self.resolve_targets(&mut records).await;
         }
-        let backends = records.backends(kind, self.config.port.unwrap_or(0));
+        let mut backends = records.backends(kind, self.config.port.unwrap_or(0));
+        if backends.len() > MAX_BACKENDS {
+            tracing::warn!(
+                name = %self.config.name,
+                answered = backends.len(),
+                kept = MAX_BACKENDS,
+                "discovery answer truncated"
+            );
+            // Primaries before backups, then by address: the same answer keeps the
+            // same backends, and backups go first. Then back to the set's address order.
+            backends.sort_by_key(|d| d.backup);
+            backends.truncate(MAX_BACKENDS);
+            backends.sort_unstable_by_key(|d| d.addr);
+        }
         if backends.is_empty() {
             return Err(LookupError {
                 result: LookupResult::Empty,
@@ -130,6 +143,11 @@ impl DnsSource {
         })
     }
 }
+
+/// Backends one pool's discovery serves at most: a huge answer (a misconfigured or
+/// hostile zone) costs a warning and the rest of the set, not memory and health tasks
+/// without bound.
+pub const MAX_BACKENDS: usize = 4096;
 
 /// SRV targets looked up at once, at most: against a stalled server the lookups wait
 /// side by side instead of one resolver timeout each in turn.
