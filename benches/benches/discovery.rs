@@ -28,6 +28,7 @@ fn set(from: u32, n: u32) -> Vec<Discovered> {
             addr: SocketAddr::from((Ipv4Addr::from(0x0A00_0000 | i), 80)),
             weight: NonZeroU32::new(i % 4 + 1).unwrap_or(NonZeroU32::MIN),
             backup: false,
+            announced: i % 4 + 1,
         })
         .collect()
 }

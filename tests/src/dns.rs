@@ -124,7 +124,7 @@ impl Dnsmasq {
             port: free_port(),
             child: None,
         };
-        d.launch(records).await;
+        d.launch(records, true).await;
         d
     }
 
@@ -155,11 +155,14 @@ impl Dnsmasq {
     /// As [`Dnsmasq::start`].
     pub async fn restart(&mut self, records: &Records) {
         self.stop().await;
-        self.launch(records).await;
+        // weir's resolver points at this port: a retry must use it again.
+        self.launch(records, false).await;
     }
 
-    async fn launch(&mut self, records: &Records) {
-        // The port was just released (or is free): a bind race is retried, bounded.
+    /// With `may_move` (nobody knows the port yet), a dnsmasq that exits at start (its
+    /// port taken since `free_port` checked it) is retried on a new free port; else on
+    /// the same one (just released by `stop`: a bind race), bounded either way.
+    async fn launch(&mut self, records: &Records, may_move: bool) {
         for attempt in 0..20 {
             let mut child = Command::new(DNSMASQ)
                 .args(records.args(self.port))
@@ -175,6 +178,9 @@ impl Dnsmasq {
                         "dnsmasq exited at start ({status}, attempt {attempt}): {DNSMASQ} {}",
                         records.args(self.port).join(" ")
                     );
+                    if may_move {
+                        self.port = free_port();
+                    }
                     break;
                 }
                 if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
@@ -186,8 +192,11 @@ impl Dnsmasq {
                 }
                 tokio::time::sleep(crate::POLL_INTERVAL).await;
             }
-            if self.child.is_none() && child.id().is_some() {
-                let _ = child.start_kill();
+            if child.id().is_some() {
+                // Started but never listened in time: kill it before the next attempt.
+                if let Err(e) = child.start_kill() {
+                    eprintln!("kill a dnsmasq that did not listen (attempt {attempt}): {e}");
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -201,7 +210,11 @@ impl Dnsmasq {
 impl Drop for Dnsmasq {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
+            // Best effort while dropping: `kill_on_drop` kills it anyway; an error here
+            // means it already exited, which is what we want.
+            if let Err(e) = child.start_kill() {
+                eprintln!("kill dnsmasq on drop: {e}");
+            }
         }
     }
 }

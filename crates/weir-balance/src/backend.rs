@@ -59,6 +59,9 @@ pub struct Backend {
     addr: SocketAddr,
     /// The weight of the newest config that lists this backend.
     weight: AtomicU32,
+    /// [`BackendConfig::announced_weight`] of that config: what a change of clears the
+    /// override.
+    announced: AtomicU32,
     /// A weight set through the runtime API; 0 for none. Cleared by a reload that
     /// changes the configured weight (the file then says something new).
     weight_override: AtomicU32,
@@ -148,6 +151,7 @@ impl Backend {
             address: Arc::from(config.address.as_str()),
             addr: config.addr,
             weight: AtomicU32::new(config.weight.get()),
+            announced: AtomicU32::new(config.announced_weight),
             weight_override: AtomicU32::new(0),
             backup: AtomicBool::new(config.backup),
             up: AtomicBool::new(true),
@@ -216,12 +220,15 @@ impl Backend {
     /// Records the settings of the newest table. Strategies keep their own copy of the
     /// weights, so a table built earlier keeps picking consistently.
     ///
-    /// A new configured weight clears a runtime weight override (the operator edited
-    /// the file since, and the file wins; HAProxy without a state file loses the
-    /// override on every reload). Returns the override so cleared, if any.
+    /// A new announced weight clears a runtime weight override (the operator edited
+    /// the file since, or the SRV record of this backend changed, and the source wins;
+    /// HAProxy without a state file loses the override on every reload). A configured
+    /// weight that changed only because discovery re-scaled the set (another record's
+    /// weight changed) keeps the override. Returns the override so cleared, if any.
     pub fn update_settings(&self, config: &BackendConfig) -> Option<u32> {
-        let new = config.weight.get();
-        let old = self.weight.swap(new, Ordering::Relaxed);
+        self.weight.store(config.weight.get(), Ordering::Relaxed);
+        let new = config.announced_weight;
+        let old = self.announced.swap(new, Ordering::Relaxed);
         self.backup.store(config.backup, Ordering::Relaxed);
         if old == new {
             return None;

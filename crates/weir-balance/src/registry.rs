@@ -15,7 +15,7 @@
 //! backend and lives as long as it does, so forgetting a removed backend (and dropping
 //! the last table that had it) removes its series from `/metrics`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -220,11 +220,15 @@ impl BackendRegistry {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // By pointer, in one pass over the table: a search per backend would make a
+        // discovery update of a large set quadratic.
+        let live: HashSet<*const Backend> = table
+            .pools()
+            .iter()
+            .flat_map(|p| p.backends().map(Arc::as_ptr))
+            .collect();
         map.retain(|_, backend| {
-            let kept = table
-                .pools()
-                .iter()
-                .any(|p| p.backends().any(|b| Arc::ptr_eq(b, backend)));
+            let kept = live.contains(&Arc::as_ptr(backend));
             if !kept {
                 backend.conns().retire();
             }

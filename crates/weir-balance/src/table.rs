@@ -309,8 +309,8 @@ impl Table {
     }
 
     /// Keeps the listener aliases of `other`, a table this one replaces without a
-    /// reload in between ([`crate::BackendRegistry::rebuild`]).
-    pub(crate) fn copy_aliases(&mut self, other: &Table) {
+    /// reload in between ([`crate::BackendRegistry::rebuild`], a discovery update).
+    pub fn copy_aliases(&mut self, other: &Table) {
         for (old, l) in &other.aliases {
             self.alias_listener(old, l.name());
         }

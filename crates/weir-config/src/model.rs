@@ -363,6 +363,11 @@ pub struct BackendConfig {
     pub weight: NonZeroU32,
     /// Hot standby: used only when no primary backend is up.
     pub backup: bool,
+    /// The weight as its source gave it, before any scaling into 1..=256: `weight` for
+    /// a backend of the file, the SRV record's own weight for a discovered one. A runtime
+    /// weight override is cleared only when this changes, so a discovery update that
+    /// re-scales every weight (another record's weight changed) keeps the overrides.
+    pub announced_weight: u32,
 }
 
 /// Upstream timeouts of a pool.

@@ -37,16 +37,19 @@ pub fn backend(addr: SocketAddr) -> BackendConfig {
         addr,
         weight: NonZeroU32::MIN,
         backup: false,
+        announced_weight: 1,
     }
 }
 
 /// A primary backend at `addr` with `weight` (0 is read as 1) and `address` as written.
 pub fn weighted_backend(address: &str, addr: SocketAddr, weight: u32) -> BackendConfig {
+    let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
     BackendConfig {
         address: address.to_owned(),
         addr,
-        weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
+        weight,
         backup: false,
+        announced_weight: weight.get(),
     }
 }
 

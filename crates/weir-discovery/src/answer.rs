@@ -9,8 +9,12 @@
 //!   additional sections (or a follow-up lookup, [`Records::add_addresses`]); the
 //!   lowest priority value gives the primaries, every other priority the backups
 //!   (RFC 2782: higher values are tried only when lower ones fail). Weights become
-//!   backend weights in 1..=256: kept as they are when all fit (0 reads as 1, as a
-//!   weight-0 target still gets some traffic), else scaled by 256 / the largest.
+//!   backend weights in 1..=256, per tier (the primaries, the backups: weights are
+//!   relative within a tier only): kept as they are when all of the tier fit (0 reads
+//!   as 1, as a weight-0 target still gets some traffic), else scaled by 256 / the
+//!   tier's largest. The record's own weight is kept too ([`Discovered::announced`]):
+//!   a runtime weight override is cleared only when it changes, not when another
+//!   record's weight re-scales the tier.
 //!   A target of `.` means "no service here" and gives no backend.
 //! - The same `ip:port` twice is one backend: a primary wins over a backup, then the
 //!   larger weight. The set is sorted by address, so equal answers give equal sets.
@@ -38,6 +42,8 @@ pub struct Discovered {
     pub weight: NonZeroU32,
     /// From an SRV record of a priority other than the lowest.
     pub backup: bool,
+    /// The SRV record's own weight before scaling (1 for a/aaaa): see the module docs.
+    pub announced: u32,
 }
 
 /// One SRV record, as the answer gave it.
@@ -158,6 +164,7 @@ fn at_port(ips: &[IpAddr], port: u16) -> Vec<Discovered> {
             addr: SocketAddr::new(ip, port),
             weight: NonZeroU32::MIN,
             backup: false,
+            announced: 1,
         })
         .collect()
 }
@@ -171,22 +178,37 @@ pub fn srv_backends(srv: &[SrvRecord], hosts: &HashMap<String, Vec<IpAddr>>) -> 
     let Some(primary) = usable().map(|s| s.priority).min() else {
         return Vec::new();
     };
-    let largest = usable().map(|s| u32::from(s.weight)).max().unwrap_or(1);
+    // One divisor per tier: a heavy backup must not squash the primaries' weights.
+    let largest = |backup: bool| {
+        usable()
+            .filter(|s| (s.priority != primary) == backup)
+            .map(|s| u32::from(s.weight))
+            .max()
+            .unwrap_or(1)
+    };
+    let (largest_primary, largest_backup) = (largest(false), largest(true));
     let mut out = Vec::new();
     for s in usable() {
-        let weight = scale_weight(s.weight, largest);
+        let backup = s.priority != primary;
+        let tier_largest = if backup {
+            largest_backup
+        } else {
+            largest_primary
+        };
+        let weight = scale_weight(s.weight, tier_largest);
         for &ip in hosts.get(&s.target).map_or(&[][..], Vec::as_slice) {
             out.push(Discovered {
                 addr: SocketAddr::new(ip, s.port),
                 weight,
-                backup: s.priority != primary,
+                backup,
+                announced: u32::from(s.weight),
             });
         }
     }
     out
 }
 
-/// An SRV weight as a backend weight: as is when every weight of the answer fits in
+/// An SRV weight as a backend weight: as is when every weight of its tier fits in
 /// 1..=256 (`largest` ≤ 256), else `weight × 256 / largest` rounded up; never below 1.
 pub fn scale_weight(weight: u16, largest: u32) -> NonZeroU32 {
     let w = u32::from(weight);

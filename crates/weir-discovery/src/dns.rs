@@ -115,29 +115,22 @@ impl DnsSource {
             .map_err(|e| classify(&e))?;
         let mut records = Records::from_message(lookup.message());
         if kind == DnsRecordType::Srv {
-            for target in records.unresolved_targets() {
-                match self.resolver.lookup_ip(format!("{target}.")).await {
-                    Ok(ips) => {
-                        let ttl = ips
-                            .as_lookup()
-                            .answers()
-                            .iter()
-                            .map(|r| r.ttl)
-                            .min()
-                            .unwrap_or(0);
-                        records.add_addresses(&target, ips.iter(), ttl);
-                    }
-                    // One unresolvable target costs its backends, not the answer.
-                    Err(e) => tracing::debug!(
-                        name = %self.config.name,
-                        target,
-                        error = %e,
-                        "SRV target did not resolve"
-                    ),
-                }
-            }
+            self.resolve_targets(&mut records).await;
         }
-        let backends = records.backends(kind, self.config.port.unwrap_or(0));
+        let mut backends = records.backends(kind, self.config.port.unwrap_or(0));
+        if backends.len() > MAX_BACKENDS {
+            tracing::warn!(
+                name = %self.config.name,
+                answered = backends.len(),
+                kept = MAX_BACKENDS,
+                "discovery answer truncated"
+            );
+            // Primaries before backups, then by address: the same answer keeps the
+            // same backends, and backups go first. Then back to the set's address order.
+            backends.sort_by_key(|d| d.backup);
+            backends.truncate(MAX_BACKENDS);
+            backends.sort_unstable_by_key(|d| d.addr);
+        }
         if backends.is_empty() {
             return Err(LookupError {
                 result: LookupResult::Empty,
@@ -148,6 +141,79 @@ impl DnsSource {
             backends,
             ttl: records.ttl,
         })
+    }
+}
+
+/// Backends one pool's discovery serves at most: a huge answer (a misconfigured or
+/// hostile zone) costs a warning and the rest of the set, not memory and health tasks
+/// without bound.
+pub const MAX_BACKENDS: usize = 4096;
+
+/// SRV targets looked up at once, at most: against a stalled server the lookups wait
+/// side by side instead of one resolver timeout each in turn.
+const TARGET_LOOKUPS_AT_ONCE: usize = 16;
+
+/// All of one answer's target lookups end by then (about the resolver's own budget of
+/// one query: 2 s × 2 attempts plus margin); a target not resolved by then gives no
+/// backend this time.
+const TARGET_LOOKUPS_DEADLINE: Duration = Duration::from_secs(6);
+
+// === impl DnsSource (SRV targets) ===
+
+impl DnsSource {
+    /// Resolves the SRV targets the answer gave no address for, concurrently (at most
+    /// [`TARGET_LOOKUPS_AT_ONCE`]) under one deadline.
+    async fn resolve_targets(&self, records: &mut Records) {
+        let deadline = tokio::time::Instant::now() + TARGET_LOOKUPS_DEADLINE;
+        let mut pending = records.unresolved_targets().into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < TARGET_LOOKUPS_AT_ONCE {
+                let Some(target) = pending.next() else { break };
+                let resolver = self.resolver.clone();
+                running.spawn(async move {
+                    let found = resolver.lookup_ip(format!("{target}.")).await;
+                    (target, found)
+                });
+            }
+            let next = tokio::time::timeout_at(deadline, running.join_next()).await;
+            let (target, found) = match next {
+                Ok(Some(Ok(done))) => done,
+                Ok(Some(Err(e))) => {
+                    tracing::error!(name = %self.config.name, error = %e, "SRV target lookup panicked");
+                    continue;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::debug!(
+                        name = %self.config.name,
+                        unresolved = running.len() + pending.len(),
+                        "SRV target lookups timed out"
+                    );
+                    running.abort_all();
+                    break;
+                }
+            };
+            match found {
+                Ok(ips) => {
+                    let ttl = ips
+                        .as_lookup()
+                        .answers()
+                        .iter()
+                        .map(|r| r.ttl)
+                        .min()
+                        .unwrap_or(0);
+                    records.add_addresses(&target, ips.iter(), ttl);
+                }
+                // One unresolvable target costs its backends, not the answer.
+                Err(e) => tracing::debug!(
+                    name = %self.config.name,
+                    target,
+                    error = %e,
+                    "SRV target did not resolve"
+                ),
+            }
+        }
     }
 }
 

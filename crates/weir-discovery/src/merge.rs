@@ -42,6 +42,7 @@ pub fn backend_config(d: &Discovered) -> BackendConfig {
         addr: d.addr,
         weight: d.weight,
         backup: d.backup,
+        announced_weight: d.announced,
     }
 }
 
@@ -121,6 +122,7 @@ pools:
             addr,
             weight: NonZeroU32::new(weight).expect("weight"),
             backup,
+            announced: weight,
         }
     }
 

@@ -19,6 +19,7 @@ fn backend() -> Arc<Backend> {
             addr,
             weight: NonZeroU32::MIN,
             backup: false,
+            announced_weight: 1,
         },
     ))
 }

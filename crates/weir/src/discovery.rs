@@ -20,6 +20,10 @@ use weir_config::{Config, DiscoveryConfig, DnsDiscoveryConfig};
 use weir_discovery::{Discovered, SetChange, Task, Update};
 use weir_telemetry::DiscoveryMetrics;
 
+/// How long start-up waits for all the first lookups together: a stalled DNS server
+/// delays serving by this much at most, not by its timeouts times the pools.
+const PRIME_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct Running {
     config: DnsDiscoveryConfig,
     epoch: u64,
@@ -58,7 +62,8 @@ impl Discovery {
     /// Starts, restarts and stops tasks so that exactly the pools of `config` with
     /// `discovery` have one, with their current block. With `prime`, new tasks look up
     /// once before this returns (start-up: the first table then has their backends;
-    /// bounded by the resolver's timeouts). Sets of pools without discovery are dropped.
+    /// all together bounded by [`PRIME_DEADLINE`], after which the pools not answered
+    /// start with what they have: their static backends, or 503). Sets of pools without discovery are dropped.
     pub(crate) async fn reconcile(
         &mut self,
         config: &Config,
@@ -105,8 +110,10 @@ impl Discovery {
             }
         }
         let mut first = tokio::task::JoinSet::new();
+        let mut priming = HashMap::new();
         for (pool, config, epoch, mut task) in fresh {
             if prime {
+                priming.insert(pool.clone(), (config.clone(), epoch));
                 first.spawn(async move {
                     let step = task.step().await;
                     (pool, config, epoch, task, step.changed, step.next)
@@ -115,16 +122,47 @@ impl Discovery {
                 self.spawn(pool, config, epoch, task, std::time::Duration::ZERO);
             }
         }
-        while let Some(done) = first.join_next().await {
+        let deadline = tokio::time::Instant::now() + PRIME_DEADLINE;
+        loop {
+            let done = match tokio::time::timeout_at(deadline, first.join_next()).await {
+                Ok(Some(done)) => done,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        pools = priming.len(),
+                        "discovery: first lookups not done in time; starting without them"
+                    );
+                    first.abort_all();
+                    break;
+                }
+            };
             let Ok((pool, config, epoch, task, changed, next)) = done else {
                 tracing::error!("a first discovery lookup panicked");
                 continue;
             };
+            priming.remove(&pool);
             if let Some(set) = changed {
                 tracing::info!(pool = %pool, backends = set.len(), "discovery: first answer");
                 self.sets.insert(pool.clone(), set);
             }
             self.spawn(pool, config, epoch, task, next);
+        }
+        // A pool whose first lookup timed out or panicked still gets its task (a new
+        // one: the old one went with its lookup), looking up again at once.
+        for (pool, (config, epoch)) in priming {
+            let metrics = registry.metrics().map(|m| DiscoveryMetrics::new(m, &pool));
+            let status = registry.discovery_status(&pool);
+            match Task::new(
+                &pool,
+                epoch,
+                config.clone(),
+                status,
+                metrics,
+                self.sets.get(&pool).cloned(),
+            ) {
+                Ok(task) => self.spawn(pool, config, epoch, task, std::time::Duration::ZERO),
+                Err(e) => tracing::error!(pool, error = %e, "discovery cannot start"),
+            }
         }
     }
 

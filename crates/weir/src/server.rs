@@ -358,9 +358,12 @@ impl Server {
             self.discovery.sets(),
         ));
         let generation = self.table.load().generation() + 1;
-        let table = self
+        let mut table = self
             .registry
             .build_with(effective, generation, &self.transports);
+        // A discovery update is not a reload: the listener aliases the last reload set
+        // (a renamed listener's old name) stay, as `BackendRegistry::rebuild` keeps them.
+        table.copy_aliases(&self.table.load());
         self.table.store(Arc::new(table));
         let current = self.table.load();
         self.registry.retain(&current);

@@ -276,3 +276,27 @@ fn returning_from_drain_or_maint_starts_a_ramp() {
     b.set_admin(Some(AdminMode::Ready), None);
     assert!(!b.is_routable() && !b.is_ramping());
 }
+
+#[test]
+fn a_rescaled_weight_keeps_the_override_until_the_announced_weight_changes() {
+    let b = backend();
+    b.update_settings(&weir_config::BackendConfig {
+        announced_weight: 1000,
+        ..backend_config(0, 256, false)
+    });
+    b.set_admin(None, Some(9));
+    // Another SRV record grew: this one scales to 128 but still announces 1000.
+    let rescaled = weir_config::BackendConfig {
+        announced_weight: 1000,
+        ..backend_config(0, 128, false)
+    };
+    assert_eq!(b.update_settings(&rescaled), None);
+    assert_eq!((b.configured_weight(), b.weight()), (128, 9));
+    // Its own record changed: the source wins.
+    let own = weir_config::BackendConfig {
+        announced_weight: 2000,
+        ..backend_config(0, 256, false)
+    };
+    assert_eq!(b.update_settings(&own), Some(9));
+    assert_eq!((b.weight(), b.weight_override()), (256, None));
+}

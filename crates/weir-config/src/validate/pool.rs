@@ -230,11 +230,13 @@ fn backends(
             }
         };
         let weight = v.integer(b.weight, &field(&path, "weight"), 1..=256, 1);
+        let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
         backends.push(BackendConfig {
             address,
             addr,
-            weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
+            weight,
             backup: b.backup.unwrap_or(false),
+            announced_weight: weight.get(),
         });
     }
     backends

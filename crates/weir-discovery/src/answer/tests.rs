@@ -154,6 +154,37 @@ fn srv_weights_fit_as_they_are_or_scale_into_1_to_256() {
 }
 
 #[test]
+fn srv_weights_scale_per_tier_and_keep_the_record_weight() {
+    let m = message(
+        vec![
+            srv(10, 3, 80, "a.example."),
+            srv(10, 1, 80, "b.example."),
+            srv(20, 1000, 80, "c.example."),
+            srv(20, 500, 80, "d.example."),
+        ],
+        vec![
+            a("a.example.", [10, 0, 0, 1], 30),
+            a("b.example.", [10, 0, 0, 2], 30),
+            a("c.example.", [10, 0, 0, 3], 30),
+            a("d.example.", [10, 0, 0, 4], 30),
+        ],
+    );
+    let set = Records::from_message(&m).backends(DnsRecordType::Srv, 0);
+    assert_eq!(
+        addrs(&set),
+        [
+            "10.0.0.1:80 w3",
+            "10.0.0.2:80 w1",
+            "10.0.0.3:80 w256 backup",
+            "10.0.0.4:80 w128 backup"
+        ],
+        "the backups' 1000 does not squash the primaries' 3:1 to 1:1"
+    );
+    let announced: Vec<u32> = set.iter().map(|d| d.announced).collect();
+    assert_eq!(announced, [3, 1, 1000, 500], "the record's own weights");
+}
+
+#[test]
 fn the_same_address_twice_is_one_backend_primary_and_heavier_first() {
     let m = message(
         vec![
