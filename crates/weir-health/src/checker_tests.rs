@@ -176,17 +176,24 @@ pools:
     assert_eq!(b.last_transition().reason, REASON_PASSED);
 }
 
+/// A probe that always passes and counts its calls in the returned counter.
+fn counting_probe() -> (
+    Arc<std::sync::atomic::AtomicUsize>,
+    impl FnMut() -> std::future::Ready<Result<(), ProbeError>>,
+) {
+    let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&probes);
+    let probe = move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::future::ready(Ok::<(), ProbeError>(()))
+    };
+    (probes, probe)
+}
+
 #[tokio::test(start_paused = true)]
 async fn maint_skips_probes_and_drain_does_not() {
     let b = backend();
-    let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let probe = {
-        let probes = Arc::clone(&probes);
-        move || {
-            probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { Ok::<(), ProbeError>(()) }
-        }
-    };
+    let (probes, probe) = counting_probe();
     let task = tokio::spawn(run_with(Arc::clone(&b), check(1, 1), probe));
     let count = || probes.load(std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
@@ -204,14 +211,7 @@ async fn maint_skips_probes_and_drain_does_not() {
 #[tokio::test(start_paused = true)]
 async fn leaving_maint_probes_at_once() {
     let b = backend();
-    let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let probe = {
-        let probes = Arc::clone(&probes);
-        move || {
-            probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { Ok::<(), ProbeError>(()) }
-        }
-    };
+    let (probes, probe) = counting_probe();
     let mut c = check(1, 1);
     c.interval = Duration::from_secs(600);
     b.set_admin(Some(AdminMode::Maint), None);
