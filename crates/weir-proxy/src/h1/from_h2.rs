@@ -115,6 +115,7 @@ async fn forward_h1(
         },
         reusable,
         upload,
+        idled: false,
         in_flight: None,
         pool: Arc::clone(pool),
         access: None,
@@ -235,8 +236,11 @@ const UPLOAD_STEPS_PER_POLL: usize = 16;
 /// is at most one read of the backend (16 KiB).
 const DETACHED_FRAMES: usize = 4;
 
-/// The frames of a detached response body, as its task reads them.
-pub(crate) type Detached = tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BoxError>>;
+/// The frames of a detached response body, as its task reads them; `None` is the
+/// body's end. The channel closing without it means the task gave up (the upload
+/// stalled, the backend failed): the client's stream must be reset, not ended, or a
+/// cut-off answer would look complete.
+pub(crate) type Detached = tokio::sync::mpsc::Receiver<Option<Result<Frame<Bytes>, BoxError>>>;
 
 /// A backend's HTTP/1 response body, read from its connection as hyper polls it.
 #[derive(Debug)]
@@ -247,6 +251,9 @@ pub(crate) struct H1Body {
     reusable: bool,
     /// The rest of a streamed request body, when the backend answered before it ended.
     upload: Option<Box<FrameUpload>>,
+    /// The upload stalled for `timeouts.idle` after the answer: the exchange was torn
+    /// down and the client's stream is to be reset (an error, not a clean end).
+    idled: bool,
     in_flight: Option<InFlight>,
     pool: Arc<Pool>,
     pub(crate) access: Option<Box<crate::http::access::Access>>,
@@ -280,13 +287,17 @@ impl H1Body {
                         if self.upload.is_some() {
                             self.drive_upload(cx);
                         }
-                        std::future::Future::poll(reserve.as_mut(), cx)
+                        if self.idled {
+                            return Poll::Ready(None);
+                        }
+                        std::future::Future::poll(reserve.as_mut(), cx).map(Some)
                     })
                     .await
                 };
                 // Err: the client is gone (its stream reset); dropping `self` closes
-                // the connection, left mid-message.
-                let Ok(permit) = permit else {
+                // the connection, left mid-message. None: the upload stalled while the
+                // client read nothing either; closing the channel resets its stream.
+                let Some(Ok(permit)) = permit else {
                     return;
                 };
                 let next = tokio::select! {
@@ -294,8 +305,15 @@ impl H1Body {
                     () = tx.closed() => return,
                 };
                 match next {
-                    Some(frame) => permit.send(frame),
-                    None => return,
+                    Some(Err(e)) => {
+                        permit.send(Some(Err(e)));
+                        return;
+                    }
+                    Some(frame) => permit.send(Some(frame)),
+                    None => {
+                        permit.send(None);
+                        return;
+                    }
                 }
             }
         });
@@ -348,8 +366,13 @@ impl H1Body {
         };
         for _ in 0..UPLOAD_STEPS_PER_POLL {
             match up.poll_step(cx, stream) {
-                Poll::Pending => return,
-                Poll::Ready(Ok(false)) => {}
+                Poll::Pending => {
+                    if up.idle_expired(cx) {
+                        self.idle_out();
+                    }
+                    return;
+                }
+                Poll::Ready(Ok(false)) => up.touch(),
                 Poll::Ready(Ok(true)) => {
                     self.upload = None;
                     return;
@@ -367,12 +390,37 @@ impl H1Body {
         cx.waker().wake_by_ref();
     }
 
+    /// The upload stalled for `timeouts.idle` after the answer's head: the backend
+    /// connection (left mid-request and mid-answer) is closed. Not a failure of the
+    /// backend's: the client may be the one that stopped, and a client must not get
+    /// healthy backends ejected.
+    #[cold]
+    fn idle_out(&mut self) {
+        tracing::debug!(
+            backend = self.in_flight.as_ref().map(|f| f.backend().address()),
+            "streamed request body idle after the response head: stream reset"
+        );
+        self.idled = true;
+        self.upload = None;
+        self.state = State::Done;
+        self.stream = None;
+        self.in_flight = None;
+        if let Some(b) = self.buf.take() {
+            b.give_back();
+        }
+    }
+
     pub(crate) fn poll_data(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.upload.is_some() {
             self.drive_upload(cx);
+        }
+        if self.idled {
+            return Poll::Ready(Some(
+                Err("request body idle after the response head".into()),
+            ));
         }
         loop {
             let Some(buf) = self.buf.as_mut() else {
@@ -402,6 +450,9 @@ impl H1Body {
                 if let Some(d) = data.filter(|d| !d.is_empty()) {
                     if let Some(a) = self.access.as_mut() {
                         a.bytes_out += d.len() as u64;
+                    }
+                    if let Some(up) = self.upload.as_mut() {
+                        up.touch();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }

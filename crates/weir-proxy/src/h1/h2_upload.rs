@@ -11,14 +11,17 @@
 //! ([`super::from_h2::H1Body`]): the same task moves both directions, as
 //! [`super::upload`] does for HTTP/1 clients.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{request, HeaderMap};
 use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
+use tokio::time::{Instant, Sleep};
 use weir_h1::{chunk_header, LAST_CHUNK};
 
 use super::body::PumpError;
@@ -136,10 +139,15 @@ pub(crate) struct FrameUpload {
     pub(crate) done: bool,
     /// Bytes were written since the last flush.
     unflushed: bool,
+    /// The listener's `timeouts.idle`.
+    idle: Duration,
+    /// Runs once the backend answered with the upload still going (before that, the
+    /// response timeout bounds the exchange); reset by traffic in either direction.
+    idle_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl FrameUpload {
-    pub(crate) fn new(body: ReqBody, framing: Framing) -> FrameUpload {
+    pub(crate) fn new(body: ReqBody, framing: Framing, idle: Duration) -> FrameUpload {
         FrameUpload {
             body,
             framing,
@@ -148,6 +156,28 @@ impl FrameUpload {
             read_all: false,
             done: false,
             unflushed: false,
+            idle,
+            idle_timer: None,
+        }
+    }
+
+    /// Whether the upload, polled after the backend's answer, has moved nothing either
+    /// way for `idle` (the timer starts at the first call). A client that stops sending
+    /// or a backend that stops reading would otherwise hold the stream and the backend
+    /// connection until the HTTP/2 connection ends.
+    pub(crate) fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let idle = self.idle;
+        let timer = self
+            .idle_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// Traffic moved (a write of the upload, a frame of the answer): the idle timer,
+    /// if it runs, starts again.
+    pub(crate) fn touch(&mut self) {
+        if let Some(t) = self.idle_timer.as_mut() {
+            t.as_mut().reset(Instant::now() + self.idle);
         }
     }
 

@@ -260,7 +260,15 @@ impl Body for ResBody {
                 access,
                 ..
             } => {
-                let next = std::task::ready!(frames.poll_recv(cx));
+                if *done {
+                    return Poll::Ready(None);
+                }
+                let next = match std::task::ready!(frames.poll_recv(cx)) {
+                    Some(next) => next,
+                    // The task ended without the body's end: reset, do not end, the
+                    // client's stream.
+                    None => Some(Err("backend answer cut off".into())),
+                };
                 match &next {
                     None => *done = true,
                     Some(Ok(frame)) => {

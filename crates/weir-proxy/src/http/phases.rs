@@ -146,6 +146,9 @@ pub(super) fn pick<'t>(
 pub(super) struct Prepared {
     source: BodySource,
     upgrade: bool,
+    /// The listener's `timeouts.idle`: how long a streamed upload may stall once the
+    /// backend has answered.
+    idle: std::time::Duration,
 }
 
 /// Prepare: the body's first frame, read before any backend is contacted.
@@ -161,7 +164,11 @@ pub(super) async fn prepare(
     let upgrade = headers::is_upgrade(parts.version, &parts.headers);
     let counted = answer.access.as_ref().map(|a| Arc::clone(&a.bytes_in));
     match read_first_frame(body, body_timeout, counted).await {
-        Ok(source) => Ok(Prepared { source, upgrade }),
+        Ok(source) => Ok(Prepared {
+            source,
+            upgrade,
+            idle: body_timeout,
+        }),
         Err(FirstFrame::Timeout) => Err(Refusal::Text {
             status: StatusCode::REQUEST_TIMEOUT,
             reason: "request body did not arrive in time",
@@ -200,7 +207,9 @@ pub(super) async fn forward<'t>(
     let h1 = parts.version != Version::HTTP_2;
     let mut retries = 0;
     let forwarded = if crate::h1::pool_is_h2(pool) {
-        let Prepared { source, upgrade } = prepared;
+        let Prepared {
+            source, upgrade, ..
+        } = prepared;
         headers::prepare_request(parts, &ctx.client_ip, id, upgrade, ctx.is_tls);
         forward_hyper(pool, first, parts, source, &mut retries).await
     } else {
@@ -240,7 +249,11 @@ async fn forward_engine(
     id: &HeaderValue,
     retries: &mut u32,
 ) -> Result<Forwarded, UpstreamError> {
-    let Prepared { source, upgrade } = prepared;
+    let Prepared {
+        source,
+        upgrade,
+        idle,
+    } = prepared;
     let direct = headers::writes_directly(parts).then_some(headers::Forwarding {
         client_ip: &ctx.client_ip,
         request_id: id,
@@ -253,7 +266,7 @@ async fn forward_engine(
         BodySource::Streaming(Some(body)) => {
             let mut wire = Vec::with_capacity(1024);
             let framing = crate::h1::wire_streamed(parts, direct, &mut wire);
-            let upload = crate::h1::FrameUpload::new(body, framing);
+            let upload = crate::h1::FrameUpload::new(body, framing, idle);
             crate::h1::forward_streamed(pool, first, &wire, &parts.method, upload, retries).await
         }
         // Trailers alone after an empty body are dropped, as hyper's client did (it

@@ -574,3 +574,51 @@ async fn an_early_answer_does_not_hold_up_an_upload_the_client_sends_before_read
         .to_bytes();
     assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
 }
+
+#[tokio::test]
+async fn an_upload_stalled_after_the_answer_is_reset_after_the_idle_timeout() {
+    let mut b = RawBackend::start(Mode::Echo).await;
+    let mut listener = http_listener("app");
+    listener.timeouts.idle = std::time::Duration::from_millis(300);
+    let proxy = Proxy::start(config(listener, vec![pool("app", &[b.addr])])).await;
+    let mut c = h2(proxy.addr).await;
+    let (res, tx) = send_upload(&mut c, None);
+    feed(&tx, Frame::data(piece(0))).await;
+    let res = response(res, "response head").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    // The echo of what was sent keeps the stream alive; then the client sends nothing
+    // more and never ends its body, and the backend waits for it.
+    let end = tokio::time::timeout(WAIT, async {
+        let mut echoed = 0;
+        loop {
+            match body.frame().await {
+                Some(Ok(f)) => echoed += f.data_ref().map_or(0, |d| d.len()),
+                Some(Err(e)) => return (echoed, Err(e)),
+                None => return (echoed, Ok(())),
+            }
+        }
+    })
+    .await
+    .expect("the stalled stream ended within the test's bound");
+    assert_eq!(end.0, piece(0).len(), "the echo came before the reset");
+    assert!(
+        end.1.is_err(),
+        "a stalled upload's answer ended as if complete"
+    );
+    // Left mid-request and mid-answer, the backend connection is closed, not pooled.
+    assert_eq!(b.closed().await, 1);
+    drop(tx);
+    // The client's connection still serves: the next upload gets a new backend connection.
+    let (res, tx) = send_upload(&mut c, None);
+    let sent = feed_in_steps(&mut b, &tx, 1).await;
+    drop(tx);
+    let res = response(res, "next response").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
+        .await
+        .expect("answer in time")
+        .expect("answer")
+        .to_bytes();
+    assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
+}
