@@ -19,7 +19,6 @@ fn a_valid_route_keeps_every_action_and_condition() {
     let yaml = with_routes(
         "      - match: { path_prefix: /old/ }
         redirect: { scheme: https, host: New.Example.com, port: 8443, path: /new, code: 307 }
-      - redirect: {}
       - match:
           path_prefix: /api/
           methods: [GET, HEAD]
@@ -29,6 +28,7 @@ fn a_valid_route_keeps_every_action_and_condition() {
         request_headers: { remove: [X-Debug], set: { X-A: \"1\" }, add: { X-B: two words } }
         response_headers: { set: { Cache-Control: no-store } }
         pool: web
+      - redirect: {}
 ",
     );
     let config = parse(&yaml, Path::new("weir.yaml")).expect("valid");
@@ -44,8 +44,8 @@ fn a_valid_route_keeps_every_action_and_condition() {
             code: 307,
         })
     );
-    assert_eq!(routes[1].redirect.as_ref().map(|r| r.code), Some(301));
-    let api = &routes[2];
+    assert_eq!(routes[2].redirect.as_ref().map(|r| r.code), Some(301));
+    let api = &routes[1];
     assert_eq!(api.pool.as_deref(), Some("web"));
     assert_eq!(api.methods, ["GET", "HEAD"]);
     assert_eq!(api.headers, [("x-env".to_owned(), "canary".to_owned())]);
@@ -96,20 +96,21 @@ fn every_bad_field_is_reported_where_it_is() {
         "weir.yaml:9:61: listeners[0].routes[1].redirect.path: invalid path \"nope\" (must start with \"/\"; visible ASCII without spaces, `?` or `#`)",
         "weir.yaml:10:9: listeners[0].routes[1].request_headers: `request_headers` does nothing on a redirect route (weir answers it without a backend)",
         "weir.yaml:11:9: listeners[0].routes[2].rewrite_path_prefix: rewrite_path_prefix replaces the matched `match.path_prefix`; give the route one",
-        "weir.yaml:13:41: listeners[0].routes[3].match.methods[0]: methods are case-sensitive: \"get\" is not \"GET\"",
-        "weir.yaml:13:46: listeners[0].routes[3].match.methods[1]: invalid method \"B@D\" (a token such as GET)",
-        "weir.yaml:13:58: listeners[0].routes[3].match.methods[3]: method PUT is listed twice",
+        "weir.yaml:13:46: listeners[0].routes[3].match.methods[0]: methods are case-sensitive: \"get\" is not \"GET\"",
+        "weir.yaml:13:51: listeners[0].routes[3].match.methods[1]: invalid method \"B@D\" (a token such as GET)",
+        "weir.yaml:13:63: listeners[0].routes[3].match.methods[3]: method PUT is listed twice",
         "weir.yaml:14:9: listeners[0].routes[3].rewrite_path_prefix: invalid path \"v2\" (must start with \"/\"; visible ASCII without spaces, `?` or `#`)",
-        "weir.yaml:16:43: listeners[0].routes[4].match.headers.Bad Name: invalid header name \"Bad Name\" (a token such as X-Api-Version)",
-        "weir.yaml:16:67: listeners[0].routes[4].match.query.: a query parameter needs a name",
-        "weir.yaml:18:19: listeners[0].routes[4].request_headers.remove[0]: header Content-Length cannot be changed: weir frames every message itself",
-        "weir.yaml:18:35: listeners[0].routes[4].request_headers.remove[1]: header Connection cannot be changed: a hop-by-hop header describes one connection and weir removes it",
+        "weir.yaml:16:47: listeners[0].routes[4].match.headers.Bad Name: invalid header name \"Bad Name\" (a token such as X-Api-Version)",
+        "weir.yaml:16:73: listeners[0].routes[4].match.query.: a query parameter needs a name",
+        "weir.yaml:18:20: listeners[0].routes[4].request_headers.remove[0]: header Content-Length cannot be changed: weir frames every message itself",
+        "weir.yaml:18:36: listeners[0].routes[4].request_headers.remove[1]: header Connection cannot be changed: a hop-by-hop header describes one connection and weir removes it",
         "weir.yaml:19:18: listeners[0].routes[4].request_headers.set.Host: header Host cannot be changed: weir passes the client's Host on unchanged",
         "weir.yaml:19:31: listeners[0].routes[4].request_headers.set.X-Ok: invalid header value \" padded\" (visible ASCII, no space or tab at either end)",
         "weir.yaml:20:18: listeners[0].routes[4].request_headers.add.X-Request-Id: header X-Request-Id cannot be changed: weir sets this header itself",
-        "weir.yaml:20:37: listeners[0].routes[4].request_headers.add.X-Forwarded-For: header X-Forwarded-For cannot be changed: weir sets this header itself",
-        "weir.yaml:21:33: listeners[0].routes[4].response_headers.add.Transfer-Encoding: header Transfer-Encoding cannot be changed: weir frames every message itself",
+        "weir.yaml:20:38: listeners[0].routes[4].request_headers.add.X-Forwarded-For: header X-Forwarded-For cannot be changed: weir sets this header itself",
+        "weir.yaml:21:36: listeners[0].routes[4].response_headers.add.Transfer-Encoding: header Transfer-Encoding cannot be changed: weir frames every message itself",
         "weir.yaml:23:9: listeners[0].routes[5]: missing field `pool` (or `redirect`)",
+        "weir.yaml:23:9: listeners[0].routes[5]: route is unreachable: routes[2] has no match and takes every request",
     ];
     assert_eq!(got, want, "got:\n{}", got.join("\n"));
 }
