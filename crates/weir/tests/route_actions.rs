@@ -93,7 +93,10 @@ async fn send(
             .uri(format!("http://{host}{path}"))
             .version(Version::HTTP_2)
     } else {
-        Request::builder().method(method).uri(path).header("host", host)
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
     };
     for (n, v) in headers {
         req = req.header(*n, *v);
@@ -128,8 +131,18 @@ async fn redirects_are_answered_by_weir(h2: bool) {
             "https://a.test:8443/secure/p?q=1",
         ),
         ("a.test:8080", "/perm/p", 301, "https://a.test/perm/p"),
-        ("a.test:8080", "/moved/y?b=2", 302, "http://other.test/moved/y?b=2"),
-        ("a.test:8080", "/temp/z", 307, "http://a.test:8080/elsewhere"),
+        (
+            "a.test:8080",
+            "/moved/y?b=2",
+            302,
+            "http://other.test/moved/y?b=2",
+        ),
+        (
+            "a.test:8080",
+            "/temp/z",
+            307,
+            "http://a.test:8080/elsewhere",
+        ),
     ];
     for (host, path, code, location) in cases {
         let resp = send(&weir, h2, "GET", host, path, &[]).await;
@@ -209,12 +222,21 @@ async fn response_headers_are_edited(h2: bool) {
     // The backend answers /hop with `x-backend: rw` and `x-backend-end-to-end: kept`.
     let resp = send(&weir, h2, "GET", "a.test", "/hop", &[]).await;
     assert_eq!(resp.status, 200, "{p}: {}", resp.text());
-    assert!(resp.header("x-backend").is_none(), "{p}: {:?}", resp.headers);
+    assert!(
+        resp.header("x-backend").is_none(),
+        "{p}: {:?}",
+        resp.headers
+    );
     assert_eq!(resp.header("x-backend-end-to-end"), Some("replaced"), "{p}");
     assert_eq!(resp.header("x-added"), Some("1"), "{p}");
     // Another route's response is untouched.
     let resp = send(&weir, h2, "GET", "a.test", "/plain", &[]).await;
-    assert_eq!(resp.header("x-backend"), Some("web"), "{p}: {:?}", resp.headers);
+    assert_eq!(
+        resp.header("x-backend"),
+        Some("web"),
+        "{p}: {:?}",
+        resp.headers
+    );
     assert!(resp.header("x-added").is_none(), "{p}");
 }
 
