@@ -250,10 +250,13 @@ async fn response_headers_are_edited_over_h2() {
     response_headers_are_edited(true).await;
 }
 
+/// Method, path, request headers, and the backend that must answer.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
 async fn methods_headers_and_query_pick_the_route(h2: bool) {
     let (weir, _backends) = start().await;
     let p = proto(h2);
-    let cases: [(&str, &str, &[(&str, &str)], &str); 9] = [
+    let cases: [Case<'_>; 9] = [
         ("POST", "/m/x", &[], "posts"),
         ("PUT", "/m/x", &[], "posts"),
         ("GET", "/m/x", &[], "web"),

@@ -184,6 +184,7 @@ pub(super) struct Prepared {
 
 /// Prepare: the head for the backend, and the body held whole if it came with the
 /// head, else left to be streamed during the first attempt.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare<S: ClientStream>(
     stream: &mut S,
     ctx: &Ctx,
