@@ -274,17 +274,19 @@ impl HeaderEdits {
 
     /// Fields set, for `/status`.
     pub fn set(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.set
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("")))
+        as_text(&self.set)
     }
 
     /// Fields added, for `/status`.
     pub fn added(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.add
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("")))
+        as_text(&self.add)
     }
+}
+
+/// Name and value pairs as text (values are visible ASCII, checked at load).
+fn as_text(list: &[(HeaderName, HeaderValue)]) -> impl Iterator<Item = (&str, &str)> {
+    list.iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("")))
 }
 
 #[cfg(test)]

@@ -469,12 +469,12 @@ mod tests {
     use crate::test_support::{backend_config, config, http_listener, pool_config, route};
     use crate::BackendRegistry;
 
-    /// A GET without headers or query.
-    struct Bare;
+    /// A request of this method, without headers or query.
+    struct Only(&'static [u8]);
 
-    impl RequestFacts for Bare {
+    impl RequestFacts for Only {
         fn method(&self) -> &[u8] {
-            b"GET"
+            self.0
         }
         fn has_header(&self, _: &http::HeaderName, _: &[u8]) -> bool {
             false
@@ -484,18 +484,22 @@ mod tests {
         }
     }
 
-    struct Post;
+    const BARE: Only = Only(b"GET");
+    const POST: Only = Only(b"POST");
 
-    impl RequestFacts for Post {
-        fn method(&self) -> &[u8] {
-            b"POST"
-        }
-        fn has_header(&self, _: &http::HeaderName, _: &[u8]) -> bool {
-            false
-        }
-        fn query(&self) -> Option<&[u8]> {
-            None
-        }
+    /// Round-robin pools of one backend each, named `names`.
+    fn round_robin_pools(names: &[&str]) -> Vec<weir_config::PoolConfig> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                pool_config(
+                    p,
+                    StrategyKind::RoundRobin,
+                    vec![backend_config(i, 1, false)],
+                )
+            })
+            .collect()
     }
 
     fn pool_of(route: Option<&Route>) -> Option<String> {
@@ -522,30 +526,20 @@ mod tests {
                 "web",
                 vec![writes, redirect, route(None, None, "reads")],
             )],
-            ["writes", "reads"]
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    pool_config(
-                        p,
-                        StrategyKind::RoundRobin,
-                        vec![backend_config(i, 1, false)],
-                    )
-                })
-                .collect(),
+            round_robin_pools(&["writes", "reads"]),
         );
         let table = BackendRegistry::new().build(Arc::new(cfg), 1);
         let web = table.listener("web").expect("listener web");
         assert_eq!(
-            pool_of(web.find_route(None, "/api/x", &Post)).as_deref(),
+            pool_of(web.find_route(None, "/api/x", &POST)).as_deref(),
             Some("writes")
         );
         assert_eq!(
-            pool_of(web.find_route(None, "/api/x", &Bare)).as_deref(),
+            pool_of(web.find_route(None, "/api/x", &BARE)).as_deref(),
             Some("reads")
         );
         let old = web
-            .find_route(None, "/old/x", &Bare)
+            .find_route(None, "/old/x", &BARE)
             .expect("redirect route");
         assert!(old.pool().is_none());
         assert_eq!(old.redirect().map(Redirect::code), Some(308));
@@ -604,21 +598,11 @@ mod tests {
                     route(Some("api.example.com"), None, "never"),
                 ],
             )],
-            ["api", "sites", "web", "never"]
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    pool_config(
-                        p,
-                        StrategyKind::RoundRobin,
-                        vec![backend_config(i, 1, false)],
-                    )
-                })
-                .collect(),
+            round_robin_pools(&["api", "sites", "web", "never"]),
         );
         let table = BackendRegistry::new().build(Arc::new(cfg), 1);
         let web = table.listener("web").expect("listener web");
-        let pool_for = |host, path| pool_of(web.find_route(host, path, &Bare));
+        let pool_for = |host, path| pool_of(web.find_route(host, path, &BARE));
         assert_eq!(
             pool_for(Some("api.example.com"), "/v1/x").as_deref(),
             Some("api")
@@ -653,8 +637,8 @@ mod tests {
         );
         let table = BackendRegistry::new().build(Arc::new(cfg), 3);
         let web = table.listener("web").expect("listener web");
-        assert!(web.find_route(Some("b.test"), "/", &Bare).is_none());
-        assert!(web.find_route(None, "/", &Bare).is_none());
+        assert!(web.find_route(Some("b.test"), "/", &BARE).is_none());
+        assert!(web.find_route(None, "/", &BARE).is_none());
     }
 
     #[test]
