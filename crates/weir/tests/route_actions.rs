@@ -311,3 +311,66 @@ pools:
     );
     assert_eq!(web.hits(), 0);
 }
+
+#[tokio::test]
+async fn status_shows_each_routes_conditions_and_actions() {
+    let (weir, _backends) = start().await;
+    let status = weir.status().await;
+    let routes = status["listeners"][0]["routes"]
+        .as_array()
+        .expect("routes in /status");
+    let old = &routes[0];
+    assert!(old["pool"].is_null(), "{old}");
+    assert_eq!(old["redirect"]["path"], "/new", "{old}");
+    assert_eq!(old["redirect"]["code"], 308, "{old}");
+    assert!(old["redirect"]["scheme"].is_null(), "{old}");
+    let api = &routes[5];
+    assert_eq!(api["pool"], "rw", "{api}");
+    assert_eq!(api["rewrite_path_prefix"], "/v2/", "{api}");
+    let edit = &routes[7];
+    assert_eq!(edit["request_headers"]["remove"][0], "x-secret", "{edit}");
+    assert_eq!(edit["request_headers"]["set"][0][0], "x-env", "{edit}");
+    assert_eq!(edit["request_headers"]["add"][0][1], "weir", "{edit}");
+    assert_eq!(routes[9]["methods"][1], "PUT", "{}", routes[9]);
+    assert_eq!(routes[10]["headers"][0][0], "x-canary", "{}", routes[10]);
+    assert_eq!(routes[11]["query"][0][1], "2", "{}", routes[11]);
+    let last = &routes[12];
+    assert!(
+        last.get("redirect").is_none() && last.get("methods").is_none(),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn weir_check_reports_a_bad_route_action_at_its_field() {
+    let yaml = "\
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - match: { path_prefix: /a/ }
+        request_headers:
+          set: { Content-Length: \"0\" }
+        pool: web
+      - redirect: { code: 200 }
+pools:
+  web:
+    backends:
+      - { address: 127.0.0.1:8081 }
+";
+    let out = weir_e2e::check_config(WEIR, yaml).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "weir.yaml:7:18: listeners[0].routes[0].request_headers.set.Content-Length: header Content-Length cannot be changed"
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "weir.yaml:9:21: listeners[0].routes[1].redirect.code: redirect code must be 301, 302, 307 or 308"
+        )),
+        "{lines:?}"
+    );
+}
