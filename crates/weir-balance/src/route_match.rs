@@ -283,4 +283,45 @@ mod tests {
         assert!(query_has(b"%64ebug=1", b"debug", b"1"));
         assert!(!query_has(b"", b"debug", b""));
     }
+
+    /// `bytes` percent-encoded, every byte as `%XX`.
+    fn encoded(bytes: &[u8]) -> Vec<u8> {
+        bytes
+            .iter()
+            .flat_map(|b| format!("%{b:02X}").into_bytes())
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The matcher reads untrusted query strings: whatever they hold, it answers.
+        #[test]
+        fn any_query_is_answered_without_panic(q: Vec<u8>, name: Vec<u8>, value: Vec<u8>) {
+            let _ = query_has(&q, &name, &value);
+        }
+
+        /// A pair written percent-encoded among other pairs is found, and a different
+        /// value is not.
+        #[test]
+        fn an_encoded_pair_is_found_among_others(
+            name in proptest::collection::vec(proptest::num::u8::ANY, 1..16),
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+            before in "[a-z0-9=&]{0,12}",
+        ) {
+            let mut q = before.into_bytes();
+            q.push(b'&');
+            q.extend(encoded(&name));
+            q.push(b'=');
+            q.extend(encoded(&value));
+            proptest::prop_assert!(query_has(&q, &name, &value));
+            let mut other = value.clone();
+            other.push(b'x');
+            proptest::prop_assert!(!query_has(&q, &name, &other) || before_has(&q, &name, &other));
+        }
+    }
+
+    /// Whether a pair other than the last carries `name=value` (the random prefix may).
+    fn before_has(q: &[u8], name: &[u8], value: &[u8]) -> bool {
+        let cut = q.iter().rposition(|&b| b == b'&').unwrap_or(0);
+        query_has(&q[..cut], name, value)
+    }
 }
