@@ -313,7 +313,7 @@ mod tests {
             q.push(b'=');
             q.extend(encoded(&value));
             proptest::prop_assert!(query_has(&q, &name, &value));
-            let mut other = value.clone();
+            let mut other = value;
             other.push(b'x');
             proptest::prop_assert!(!query_has(&q, &name, &other) || before_has(&q, &name, &other));
         }
