@@ -11,8 +11,10 @@
 //!
 //! At the top: the configuration's `generation` (1 at start, +1 per applied reload), its
 //! `config_hash` (the same value as `weir_config_info{hash}`) and `config_loaded_unix_ms`;
-//! per listener, its routes (`host`, `path_prefix`, `pool`; `null` matches anything) or,
-//! for TCP, its `pool`.
+//! per listener, its routes (`host`, `path_prefix`, `pool`; `null` matches anything;
+//! `pool` is `null` on a redirect route) with their other conditions (`methods`,
+//! `headers`, `query`) and actions (`redirect`, `rewrite_path_prefix`,
+//! `request_headers`, `response_headers`) when they have them, or, for TCP, its `pool`.
 //!
 //! A pool with `discovery` also has a `discovery` object: `source` (`dns srv NAME`),
 //! the unix ms of the `last_lookup`, of the `last_success` (the answer serving now) and
@@ -54,7 +56,74 @@ struct ListenerJson<'a> {
 struct RouteJson<'a> {
     host: Option<String>,
     path_prefix: Option<&'a str>,
-    pool: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    methods: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    headers: Vec<(&'a str, &'a str)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    query: Vec<(&'a str, &'a str)>,
+    /// `null` for a redirect route.
+    pool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect: Option<RedirectJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rewrite_path_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_headers: Option<EditsJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_headers: Option<EditsJson<'a>>,
+}
+
+/// A redirect route's target; `null` parts are the request's.
+#[derive(Serialize)]
+struct RedirectJson<'a> {
+    scheme: Option<&'static str>,
+    host: Option<&'a str>,
+    port: Option<u16>,
+    path: Option<&'a str>,
+    code: u16,
+}
+
+/// Header edits in the order they apply.
+#[derive(Serialize)]
+struct EditsJson<'a> {
+    remove: Vec<&'a str>,
+    set: Vec<(&'a str, &'a str)>,
+    add: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> EditsJson<'a> {
+    fn of(e: &'a weir_balance::HeaderEdits) -> Self {
+        EditsJson {
+            remove: e.removed().collect(),
+            set: e.set().collect(),
+            add: e.added().collect(),
+        }
+    }
+}
+
+fn route_json(r: &weir_balance::Route) -> RouteJson<'_> {
+    RouteJson {
+        host: r.host(),
+        path_prefix: r.path_prefix(),
+        methods: r.methods(),
+        headers: r.match_headers(),
+        query: r.match_query(),
+        pool: r.pool().map(|p| p.name()),
+        redirect: r.redirect().map(|rd| {
+            let (scheme, host, port, path) = rd.parts();
+            RedirectJson {
+                scheme,
+                host,
+                port,
+                path,
+                code: rd.code(),
+            }
+        }),
+        rewrite_path_prefix: r.rewrite().map(weir_balance::Rewrite::replacement),
+        request_headers: r.request_headers().map(EditsJson::of),
+        response_headers: r.response_headers().map(EditsJson::of),
+    }
 }
 
 #[derive(Serialize)]
@@ -148,16 +217,8 @@ pub fn status_json(
                     bound: l.bound.to_string(),
                     active_connections: l.active_connections,
                     access_log: routing.is_some_and(|t| t.access_log()),
-                    routes: routing.map_or_else(Vec::new, |t| {
-                        t.routes()
-                            .iter()
-                            .map(|r| RouteJson {
-                                host: r.host(),
-                                path_prefix: r.path_prefix(),
-                                pool: r.pool().name(),
-                            })
-                            .collect()
-                    }),
+                    routes: routing
+                        .map_or_else(Vec::new, |t| t.routes().iter().map(route_json).collect()),
                     pool: routing.and_then(|t| t.tcp_pool()).map(|p| p.name()),
                 }
             })

@@ -22,6 +22,8 @@ mod budget;
 pub mod clock;
 mod pool;
 mod registry;
+mod route_action;
+mod route_match;
 pub mod strategy;
 mod table;
 #[cfg(test)]
@@ -34,7 +36,9 @@ pub use pool::{
     MAX_EJECTION_MULTIPLIER, MIN_SHARE_PERMILLE, REPICKS,
 };
 pub use registry::{BackendRegistry, Changes};
-pub use table::{ListenerTable, Route, Table};
+pub use route_action::{HeaderEdits, Redirect, RedirectFrom, Rewrite};
+pub use route_match::{query_has, RequestFacts};
+pub use table::{ListenerTable, Route, RouteTarget, Table};
 
 /// The live table, swapped whole on reload; the proxy `load()`s it per request.
 pub type SharedTable = std::sync::Arc<arc_swap::ArcSwap<Table>>;

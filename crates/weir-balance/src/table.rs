@@ -13,9 +13,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use weir_config::{Config, Http2Config, ListenerTimeouts, Protocol};
+use weir_config::{Config, Http2Config, ListenerTimeouts, Protocol, RouteConfig};
 use weir_telemetry::{ListenerMetrics, Metrics, RouteMetrics, NO_BACKEND};
 
+use crate::route_action::{HeaderEdits, Redirect, Rewrite};
+use crate::route_match::{Conditions, RequestFacts};
 use crate::Pool;
 
 /// How a route matches the request host.
@@ -28,12 +30,26 @@ enum HostMatch {
     Suffix(Box<str>),
 }
 
+/// Where a route sends the requests it matches.
+#[derive(Debug)]
+pub enum RouteTarget {
+    /// Forwarded to a backend of this pool.
+    Pool(Arc<Pool>),
+    /// Answered by weir with a redirect.
+    Redirect(Redirect),
+}
+
 /// One HTTP route of a listener.
 #[derive(Debug)]
 pub struct Route {
     host: HostMatch,
     path_prefix: Option<Box<str>>,
-    pool: Arc<Pool>,
+    /// Methods, headers, query; `None` (most routes) keeps matching to host and path.
+    conditions: Option<Box<Conditions>>,
+    target: RouteTarget,
+    rewrite: Option<Rewrite>,
+    request_headers: Option<Box<HeaderEdits>>,
+    response_headers: Option<Box<HeaderEdits>>,
     metrics: Option<RouteMetrics>,
 }
 
@@ -42,6 +58,10 @@ pub struct Route {
 impl Route {
     /// A route to `pool` for `host` (exact, or `*.suffix`) and `path_prefix`.
     pub fn new(host: Option<&str>, path_prefix: Option<&str>, pool: Arc<Pool>) -> Self {
+        Self::with_target(host, path_prefix, RouteTarget::Pool(pool))
+    }
+
+    fn with_target(host: Option<&str>, path_prefix: Option<&str>, target: RouteTarget) -> Self {
         let host = match host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -52,9 +72,35 @@ impl Route {
         Route {
             host,
             path_prefix: path_prefix.map(Into::into),
-            pool,
+            conditions: None,
+            target,
+            rewrite: None,
+            request_headers: None,
+            response_headers: None,
             metrics: None,
         }
+    }
+
+    /// The route `config` describes, sending to `pool` (`None` for a redirect route).
+    pub fn from_config(config: &RouteConfig, pool: Option<Arc<Pool>>) -> Option<Self> {
+        let target = match (pool, &config.redirect) {
+            (Some(pool), _) => RouteTarget::Pool(pool),
+            (None, Some(r)) => RouteTarget::Redirect(Redirect::new(r)),
+            (None, None) => return None,
+        };
+        let mut route = Self::with_target(
+            config.host.as_deref(),
+            config.path_prefix.as_deref(),
+            target,
+        );
+        route.conditions = Conditions::new(config);
+        route.rewrite = match (&config.rewrite_path_prefix, &config.path_prefix) {
+            (Some(to), Some(prefix)) => Some(Rewrite::new(prefix.len(), to)),
+            _ => None,
+        };
+        route.request_headers = HeaderEdits::new(&config.request_headers);
+        route.response_headers = HeaderEdits::new(&config.response_headers);
+        Some(route)
     }
 
     /// The same route, recording requests in `metrics`.
@@ -84,12 +130,72 @@ impl Route {
         self.path_prefix.as_deref()
     }
 
-    /// The pool this route sends to.
-    pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
+    /// Where matching requests go.
+    #[inline]
+    pub fn target(&self) -> &RouteTarget {
+        &self.target
     }
 
-    /// Whether a request for `host` (without port, any case) and `path` matches.
+    /// The pool this route sends to; `None` for a redirect route.
+    #[inline]
+    pub fn pool(&self) -> Option<&Arc<Pool>> {
+        match &self.target {
+            RouteTarget::Pool(p) => Some(p),
+            RouteTarget::Redirect(_) => None,
+        }
+    }
+
+    /// The redirect this route answers with, if it is a redirect route.
+    #[inline]
+    pub fn redirect(&self) -> Option<&Redirect> {
+        match &self.target {
+            RouteTarget::Redirect(r) => Some(r),
+            RouteTarget::Pool(_) => None,
+        }
+    }
+
+    /// The path prefix rewrite, if any.
+    #[inline]
+    pub fn rewrite(&self) -> Option<&Rewrite> {
+        self.rewrite.as_ref()
+    }
+
+    /// Edits of the request head sent to the backend, if any.
+    #[inline]
+    pub fn request_headers(&self) -> Option<&HeaderEdits> {
+        self.request_headers.as_deref()
+    }
+
+    /// Edits of the response head sent to the client, if any.
+    #[inline]
+    pub fn response_headers(&self) -> Option<&HeaderEdits> {
+        self.response_headers.as_deref()
+    }
+
+    /// The methods this route requires (empty: any), for `/status`.
+    pub fn methods(&self) -> Vec<&str> {
+        self.conditions
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.methods().collect())
+    }
+
+    /// The headers this route requires, for `/status`.
+    pub fn match_headers(&self) -> Vec<(&str, &str)> {
+        self.conditions
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.headers().collect())
+    }
+
+    /// The query parameters this route requires, for `/status`.
+    pub fn match_query(&self) -> Vec<(&str, &str)> {
+        self.conditions
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.query().collect())
+    }
+
+    /// Whether a request for `host` (without port, any case) and `path` matches the
+    /// route's host and path prefix (not its other conditions, see
+    /// [`Route::matches_request`]).
     #[inline]
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
         let host_ok = match (&self.host, host) {
@@ -107,6 +213,18 @@ impl Route {
                 .path_prefix
                 .as_deref()
                 .is_none_or(|prefix| path.starts_with(prefix))
+    }
+
+    /// Whether the request matches every condition of the route; `req` is only asked
+    /// when the route has methods, headers or query conditions.
+    #[inline]
+    pub fn matches_request<R: RequestFacts + ?Sized>(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        req: &R,
+    ) -> bool {
+        self.matches(host, path) && self.conditions.as_ref().is_none_or(|c| c.matches(req))
     }
 }
 
@@ -195,19 +313,18 @@ impl ListenerTable {
         self.unrouted.as_ref()
     }
 
-    /// The first route matching `host` (no port) and `path`.
+    /// The first route matching `host` (no port), `path` and, for the routes that have
+    /// such conditions, the method, headers and query `req` reports.
     #[inline]
-    pub fn find_route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matches(host, path))
-    }
-
-    /// The pool of the first route matching `host` (no port) and `path`.
-    #[inline]
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Pool>> {
+    pub fn find_route<R: RequestFacts + ?Sized>(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        req: &R,
+    ) -> Option<&Route> {
         self.routes
             .iter()
-            .find(|r| r.matches(host, path))
-            .map(Route::pool)
+            .find(|r| r.matches_request(host, path, req))
     }
 }
 
@@ -243,18 +360,16 @@ impl Table {
                     .routes
                     .iter()
                     .filter_map(|r| {
-                        let pool = by_name.get(r.pool.as_str())?;
-                        let route = Route::new(
-                            r.host.as_deref(),
-                            r.path_prefix.as_deref(),
-                            Arc::clone(pool),
-                        );
-                        Some(match &listener_metrics {
-                            Some(m) => {
+                        let pool = r.pool.as_deref().and_then(|p| by_name.get(p));
+                        let route = Route::from_config(r, pool.map(|p| Arc::clone(p)))?;
+                        Some(match (&listener_metrics, pool) {
+                            (Some(m), Some(pool)) => {
                                 let backends = pool.backends().filter_map(|b| b.metrics());
-                                route.with_metrics(m.route(&r.pool, backends))
+                                route.with_metrics(m.route(pool.name(), backends))
                             }
-                            None => route,
+                            // A redirect is weir's own answer: `pool="none"`.
+                            (Some(m), None) => route.with_metrics(m.route(NO_BACKEND, [])),
+                            (None, _) => route,
                         })
                     })
                     .collect();
@@ -354,6 +469,82 @@ mod tests {
     use crate::test_support::{backend_config, config, http_listener, pool_config, route};
     use crate::BackendRegistry;
 
+    /// A request of this method, without headers or query.
+    struct Only(&'static [u8]);
+
+    impl RequestFacts for Only {
+        fn method(&self) -> &[u8] {
+            self.0
+        }
+        fn has_header(&self, _: &http::HeaderName, _: &[u8]) -> bool {
+            false
+        }
+        fn query(&self) -> Option<&[u8]> {
+            None
+        }
+    }
+
+    const BARE: Only = Only(b"GET");
+    const POST: Only = Only(b"POST");
+
+    /// Round-robin pools of one backend each, named `names`.
+    fn round_robin_pools(names: &[&str]) -> Vec<weir_config::PoolConfig> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                pool_config(
+                    p,
+                    StrategyKind::RoundRobin,
+                    vec![backend_config(i, 1, false)],
+                )
+            })
+            .collect()
+    }
+
+    fn pool_of(route: Option<&Route>) -> Option<String> {
+        route.and_then(Route::pool).map(|p| p.name().to_owned())
+    }
+
+    #[test]
+    fn method_conditions_pick_the_route_and_redirects_have_no_pool() {
+        let mut writes = route(None, Some("/api/"), "writes");
+        writes.methods = vec!["POST".into(), "PUT".into()];
+        let redirect = RouteConfig {
+            path_prefix: Some("/old/".into()),
+            redirect: Some(weir_config::RedirectConfig {
+                scheme: None,
+                host: None,
+                port: None,
+                path: Some("/new/".into()),
+                code: 308,
+            }),
+            ..RouteConfig::default()
+        };
+        let cfg = config(
+            vec![http_listener(
+                "web",
+                vec![writes, redirect, route(None, None, "reads")],
+            )],
+            round_robin_pools(&["writes", "reads"]),
+        );
+        let table = BackendRegistry::new().build(Arc::new(cfg), 1);
+        let web = table.listener("web").expect("listener web");
+        assert_eq!(
+            pool_of(web.find_route(None, "/api/x", &POST)).as_deref(),
+            Some("writes")
+        );
+        assert_eq!(
+            pool_of(web.find_route(None, "/api/x", &BARE)).as_deref(),
+            Some("reads")
+        );
+        let old = web
+            .find_route(None, "/old/x", &BARE)
+            .expect("redirect route");
+        assert!(old.pool().is_none());
+        assert_eq!(old.redirect().map(Redirect::code), Some(308));
+    }
+
     fn pool(name: &str) -> Arc<Pool> {
         let cfg = pool_config(
             name,
@@ -407,21 +598,11 @@ mod tests {
                     route(Some("api.example.com"), None, "never"),
                 ],
             )],
-            ["api", "sites", "web", "never"]
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    pool_config(
-                        p,
-                        StrategyKind::RoundRobin,
-                        vec![backend_config(i, 1, false)],
-                    )
-                })
-                .collect(),
+            round_robin_pools(&["api", "sites", "web", "never"]),
         );
         let table = BackendRegistry::new().build(Arc::new(cfg), 1);
         let web = table.listener("web").expect("listener web");
-        let pool_for = |host, path| web.route(host, path).map(|p| p.name().to_owned());
+        let pool_for = |host, path| pool_of(web.find_route(host, path, &BARE));
         assert_eq!(
             pool_for(Some("api.example.com"), "/v1/x").as_deref(),
             Some("api")
@@ -456,8 +637,8 @@ mod tests {
         );
         let table = BackendRegistry::new().build(Arc::new(cfg), 3);
         let web = table.listener("web").expect("listener web");
-        assert!(web.route(Some("b.test"), "/").is_none());
-        assert!(web.route(None, "/").is_none());
+        assert!(web.find_route(Some("b.test"), "/", &BARE).is_none());
+        assert!(web.find_route(None, "/", &BARE).is_none());
     }
 
     #[test]

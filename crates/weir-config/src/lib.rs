@@ -62,6 +62,7 @@ mod model;
 mod parse;
 mod position;
 mod raw;
+mod route;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod tls;
@@ -74,6 +75,7 @@ pub use admin::{ApiConfig, ApiToken};
 pub use discovery::{DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use route::{HeaderEdits, RedirectConfig, RedirectScheme};
 pub use tls::{CertificateConfig, ListenerTlsConfig, Origin, UpstreamTlsConfig};
 
 /// Parses and validates a configuration held in memory. `file` only names the source in

@@ -190,15 +190,33 @@ impl Default for ListenerTimeouts {
 }
 
 /// One HTTP route.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteConfig {
     /// Exact host to match (lower-case, without port); `*.example.com` matches any
     /// subdomain. `None` matches any host.
     pub host: Option<String>,
     /// Path prefix to match (starts with `/`). `None` matches any path.
     pub path_prefix: Option<String>,
-    /// The pool requests matching this route go to.
-    pub pool: String,
+    /// Methods to match (case-sensitive tokens); empty matches any method.
+    pub methods: Vec<String>,
+    /// Headers that must all be present with exactly these values (lower-case names;
+    /// any field of the name may carry the value).
+    pub headers: Vec<(String, String)>,
+    /// Query parameters that must all be present with exactly these values, compared
+    /// after percent-decoding (any occurrence of a repeated name may carry the value).
+    pub query: Vec<(String, String)>,
+    /// The pool requests matching this route go to; `None` exactly when `redirect` is
+    /// set.
+    pub pool: Option<String>,
+    /// Answer with a redirect instead of forwarding; `None` exactly when `pool` is set.
+    pub redirect: Option<crate::RedirectConfig>,
+    /// Replaces the matched `path_prefix` before forwarding (only with a
+    /// `path_prefix`).
+    pub rewrite_path_prefix: Option<String>,
+    /// Changes to the request head sent to the backend.
+    pub request_headers: crate::HeaderEdits,
+    /// Changes to the backend's response head sent to the client.
+    pub response_headers: crate::HeaderEdits,
 }
 
 /// How a pool chooses among its eligible backends.

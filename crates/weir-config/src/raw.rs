@@ -92,6 +92,30 @@ pub(crate) struct RawRoute {
     #[serde(rename = "match")]
     pub(crate) matcher: Option<RawMatch>,
     pub(crate) pool: Option<Text>,
+    pub(crate) redirect: Option<RawRedirect>,
+    pub(crate) rewrite_path_prefix: Option<Text>,
+    pub(crate) request_headers: Option<RawHeaderEdits>,
+    pub(crate) response_headers: Option<RawHeaderEdits>,
+}
+
+/// `routes[].redirect`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedirect {
+    pub(crate) scheme: Option<Text>,
+    pub(crate) host: Option<Text>,
+    pub(crate) port: Option<Int>,
+    pub(crate) path: Option<Text>,
+    pub(crate) code: Option<Int>,
+}
+
+/// `routes[].request_headers` and `routes[].response_headers`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaderEdits {
+    pub(crate) set: Option<Ordered<Text>>,
+    pub(crate) add: Option<Ordered<Text>>,
+    pub(crate) remove: Option<Vec<Text>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -99,6 +123,9 @@ pub(crate) struct RawRoute {
 pub(crate) struct RawMatch {
     pub(crate) host: Option<Text>,
     pub(crate) path_prefix: Option<Text>,
+    pub(crate) methods: Option<Vec<Text>>,
+    pub(crate) headers: Option<Ordered<Text>>,
+    pub(crate) query: Option<Ordered<Text>>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -12,7 +12,7 @@
 //! let mut pool = test_util::pool("app", vec![test_util::backend(addr)]);
 //! pool.retries = 0;
 //! let config = test_util::config(vec![test_util::http_listener("web", "app")], vec![pool]);
-//! assert_eq!(config.listeners[0].routes[0].pool, "app");
+//! assert_eq!(config.listeners[0].routes[0].pool.as_deref(), Some("app"));
 //! ```
 
 use std::net::SocketAddr;
@@ -82,7 +82,8 @@ pub fn route(host: Option<&str>, path_prefix: Option<&str>, pool: &str) -> Route
     RouteConfig {
         host: host.map(str::to_owned),
         path_prefix: path_prefix.map(str::to_owned),
-        pool: pool.to_owned(),
+        pool: Some(pool.to_owned()),
+        ..RouteConfig::default()
     }
 }
 

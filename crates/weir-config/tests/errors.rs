@@ -97,7 +97,7 @@ fn missing_required_fields_point_at_the_parent_mapping() {
         errors("listeners:\n  - name: web\n    routes:\n      - match: { host: a.example.com }\npools:\n  web:\n    backends:\n      - weight: 2\n"),
         [
             "weir.yaml:2:5: listeners[0]: missing field `listen` (the address to bind, e.g. 127.0.0.1:8080)",
-            "weir.yaml:4:9: listeners[0].routes[0]: missing field `pool`",
+            "weir.yaml:4:9: listeners[0].routes[0]: missing field `pool` (or `redirect`)",
             "weir.yaml:8:9: pools.web.backends[0]: missing field `address` (host:port of the backend)",
         ]
     );

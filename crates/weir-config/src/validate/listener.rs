@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{field, value, Validator};
+use super::{field, Validator};
 use crate::model::{ListenerConfig, ListenerTimeouts, Protocol, RouteConfig};
 use crate::position::index;
 use crate::raw::{RawListener, RawRoute};
@@ -209,7 +209,13 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
     }
 }
 
-fn check_pool_exists(v: &mut Validator<'_>, pool: &str, path: &str, who: &str, pools: &[&str]) {
+pub(super) fn check_pool_exists(
+    v: &mut Validator<'_>,
+    pool: &str,
+    path: &str,
+    who: &str,
+    pools: &[&str],
+) {
     if !pools.contains(&pool) {
         let known = if pools.is_empty() {
             "no pools are defined".to_owned()
@@ -249,7 +255,7 @@ fn http_routes(
     for (j, r) in raw.iter().enumerate() {
         let path = index(&routes_path, j);
         let errors_before = v.errors.len();
-        let route = route(v, r, &path, pools);
+        let route = super::route::route(v, r, &path, pools);
         let match_ok = !v.errors[errors_before..]
             .iter()
             .any(|e| e.path.starts_with(&field(&path, "match")));
@@ -257,14 +263,13 @@ fn http_routes(
         // almost always a mistake in the order.
         let shadow = matchable.iter().copied().find(|&k| {
             let earlier = &routes[k];
-            (earlier.host.is_none() && earlier.path_prefix.is_none())
-                || (earlier.host == route.host && earlier.path_prefix == route.path_prefix)
+            takes_every_request(earlier) || same_match(earlier, &route)
         });
         if match_ok {
             matchable.push(j);
         }
         if let (Some(k), true) = (shadow, match_ok) {
-            let why = if routes[k].host.is_none() && routes[k].path_prefix.is_none() {
+            let why = if takes_every_request(&routes[k]) {
                 "has no match and takes every request"
             } else {
                 "has the same match and comes first"
@@ -276,39 +281,20 @@ fn http_routes(
     routes
 }
 
-fn route(v: &mut Validator<'_>, r: &RawRoute, path: &str, pools: &[&str]) -> RouteConfig {
-    let match_path = field(path, "match");
-    let m = r.matcher.as_ref();
-    let host = m.and_then(|m| m.host.as_ref()).and_then(|h| {
-        value::route_host(h.as_str())
-            .map_err(|message| v.error(&field(&match_path, "host"), message))
-            .ok()
-    });
-    let path_prefix = m.and_then(|m| m.path_prefix.as_ref()).and_then(|p| {
-        if p.as_str().starts_with('/') {
-            Some(p.as_str().to_owned())
-        } else {
-            let message = format!(
-                "invalid path prefix {:?} (must start with \"/\")",
-                p.as_str()
-            );
-            v.error(&field(&match_path, "path_prefix"), message);
-            None
-        }
-    });
-    let pool = match &r.pool {
-        None => {
-            v.missing(path, "pool", "");
-            String::new()
-        }
-        Some(p) => {
-            check_pool_exists(v, p.as_str(), &field(path, "pool"), "route", pools);
-            p.as_str().to_owned()
-        }
-    };
-    RouteConfig {
-        host,
-        path_prefix,
-        pool,
-    }
+/// A route without any condition: every later route is dead.
+fn takes_every_request(r: &RouteConfig) -> bool {
+    r.host.is_none()
+        && r.path_prefix.is_none()
+        && r.methods.is_empty()
+        && r.headers.is_empty()
+        && r.query.is_empty()
+}
+
+/// Two routes with the same conditions (in the same order): the second never matches.
+fn same_match(a: &RouteConfig, b: &RouteConfig) -> bool {
+    a.host == b.host
+        && a.path_prefix == b.path_prefix
+        && a.methods == b.methods
+        && a.headers == b.headers
+        && a.query == b.query
 }

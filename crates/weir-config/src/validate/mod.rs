@@ -26,6 +26,7 @@ mod http2;
 mod listener;
 mod pool;
 mod proxy_protocol;
+mod route;
 mod tls;
 mod value;
 

@@ -98,8 +98,8 @@ impl<'t> Answer<'t> {
 
     pub(crate) fn routed(&mut self, route: &'t Route) {
         self.route = route.metrics();
-        if let Some(a) = self.access.as_mut() {
-            a.pool = Some(Arc::clone(route.pool().name_arc()));
+        if let (Some(a), Some(pool)) = (self.access.as_mut(), route.pool()) {
+            a.pool = Some(Arc::clone(pool.name_arc()));
         }
     }
 
@@ -159,7 +159,7 @@ pub(super) async fn body_then_reply<S: ClientStream>(
 
 /// Where the request ends in a buffer of `buffered` bytes when its body is all there
 /// (none, or a length already read), so it can be skipped; `None` when it is not.
-fn skippable(head: &RequestHead, buffered: usize) -> Option<usize> {
+pub(super) fn skippable(head: &RequestHead, buffered: usize) -> Option<usize> {
     match head.framing {
         Framing::None | Framing::Close => Some(head.len),
         // Saturating: a huge length must not wrap into "already read".

@@ -37,7 +37,10 @@ pub(crate) async fn forward_h2<S: ClientStream>(
 ) -> Next {
     let head = &sc.req;
     let version = head.version;
-    let pool = route.pool();
+    let Some(pool) = route.pool() else {
+        // The caller answers redirect routes before any pool is looked at.
+        return Next::Close;
+    };
     let Some(first) = pool.pick() else {
         let err = crate::http::UpstreamError::NoBackend {
             pool: Arc::clone(pool.name_arc()),
@@ -55,6 +58,12 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     buf.consume(head.len);
     let ip = HeaderValue::from_str(&ctx.client_ip).unwrap_or(HeaderValue::from_static("unknown"));
     let hid = HeaderValue::from_bytes(id.as_bytes()).unwrap_or(HeaderValue::from_static("-"));
+    if let Some(rw) = route.rewrite() {
+        crate::http::actions::rewrite(rw, &mut parts.uri);
+    }
+    if let Some(e) = route.request_headers() {
+        e.apply(&mut parts.headers);
+    }
     headers::prepare_request(&mut parts, &ip, &hid, false, ctx.is_tls);
 
     let idle = ctx.limits.timeouts.idle;
@@ -96,6 +105,9 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     answer.backend_answered(in_flight.backend(), status.as_u16());
     let (mut parts, body) = response.into_parts();
     headers::prepare_response(&mut parts.headers, false);
+    if let Some(e) = route.response_headers() {
+        e.apply(&mut parts.headers);
+    }
     let no_body = method_is_head || status.as_u16() == 204 || status.as_u16() == 304;
     let length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
     let chunked = !no_body && !length && version == Version::Http11;

@@ -32,6 +32,7 @@
 //! buf.rs       read buffers lent per request
 //! ```
 
+mod actions;
 mod admit;
 mod answer;
 mod body;

@@ -1,6 +1,8 @@
 //! The phases of one request on weir's HTTP/1 engine, in the order
-//! `request.rs::proxy` runs them: admit, route, pick, prepare, forward (the
-//! backend's answer is then sent on by [`super::respond::respond`]).
+//! `request.rs::proxy` runs them: admit, route (a redirect route is answered there, by
+//! [`super::actions::redirect`]), pick, prepare (the path rewrite and request header
+//! edits are written with the head), forward (the backend's answer is then sent on by
+//! [`super::respond::respond`], with the response header edits).
 //!
 //! Each phase decides and does not answer: where it stops the request it returns a
 //! [`Refusal`], which the caller answers once the phase has let go of the buffers it
@@ -13,6 +15,7 @@ use http::HeaderValue;
 use weir_balance::{Backend, InFlight, ListenerTable, Pool, Route};
 use weir_h1::{Framing, Method, RequestHead, Version};
 
+use super::actions::HeadFacts;
 use super::admit::{first_bytes, target, Target};
 use super::answer::{Answer, RequestId};
 use super::body::{self, Dechunk, Sink};
@@ -141,13 +144,14 @@ pub(super) fn route<'t>(
     owned: Option<&Target>,
     host: Option<&str>,
     path: &str,
+    facts: &HeadFacts<'_>,
     answer: &mut Answer<'t>,
 ) -> Result<&'t Route, Refusal<'static>> {
     let (host, path) = match owned {
         Some(t) => (t.route_host.as_deref(), t.path.as_str()),
         None => (host, path),
     };
-    let Some(route) = listener.find_route(host, path) else {
+    let Some(route) = listener.find_route(host, path, facts) else {
         return Err(Refusal::Unread {
             status: 404,
             reason: "no route for this host and path",
@@ -180,6 +184,7 @@ pub(super) struct Prepared {
 
 /// Prepare: the head for the backend, and the body held whole if it came with the
 /// head, else left to be streamed during the first attempt.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare<S: ClientStream>(
     stream: &mut S,
     ctx: &Ctx,
@@ -187,6 +192,7 @@ pub(super) async fn prepare<S: ClientStream>(
     sc: &mut Scratch,
     id: &RequestId,
     owned: Option<&Target>,
+    route: &Route,
     idle: std::time::Duration,
 ) -> Result<Prepared, Refusal<'static>> {
     let head = &sc.req;
@@ -203,6 +209,8 @@ pub(super) async fn prepare<S: ClientStream>(
         client_ip: ctx.client_ip.as_bytes(),
         is_tls: ctx.is_tls,
         upgrade,
+        rewrite: route.rewrite(),
+        edits: route.request_headers(),
     };
     write::request(head, buf.filled(), &fwd, &mut sc.out);
     buf.consume(head_len);

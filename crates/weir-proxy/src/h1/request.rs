@@ -1,5 +1,5 @@
-//! One request on a client connection: admit → route → pick → prepare → forward →
-//! respond, one function each (in [`super::phases`], then [`respond`]). A phase that
+//! One request on a client connection: admit → route (→ redirect) → pick → prepare
+//! (rewrite, request headers) → forward → respond (response headers), one function each (in [`super::phases`], then [`respond`]). A phase that
 //! stops the request returns a [`Refusal`](super::refusal::Refusal), which [`proxy`]
 //! turns into a short text answer of weir's own. The access-log line is written when
 //! the request's [`Answer`] is dropped, in [`handle`].
@@ -15,9 +15,10 @@
 use std::sync::Arc;
 
 use tokio::time::Instant;
-use weir_balance::ListenerTable;
+use weir_balance::{ListenerTable, RouteTarget};
 use weir_h1::{Framing, RequestHead, ResponseHead, Version};
 
+use super::actions::HeadFacts;
 use super::admit::{read_head, refuse};
 use super::answer::{reply, Answer, Own, RequestId};
 use super::buf::Buf;
@@ -141,11 +142,18 @@ async fn proxy<'t, S: ClientStream>(
         // Admit refuses only with `Close`: `keep` is not looked at.
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, false).await,
     };
-    let route = match route(listener, owned.as_ref(), host, path, answer) {
+    let facts = HeadFacts::new(&sc.req, buf.filled());
+    let route = match route(listener, owned.as_ref(), host, path, &facts, answer) {
         Ok(route) => route,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
-    let pool = route.pool();
+    let pool = match route.target() {
+        RouteTarget::Pool(pool) => pool,
+        RouteTarget::Redirect(r) => {
+            let from = owned.as_ref();
+            return super::actions::redirect(stream, ctx, buf, sc, id, r, from, answer, keep).await;
+        }
+    };
     if pool_is_h2(pool) {
         return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep)
             .await;
@@ -155,7 +163,7 @@ async fn proxy<'t, S: ClientStream>(
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
     let idle = listener.timeouts().idle;
-    let prepared = match prepare(stream, ctx, buf, sc, id, owned.as_ref(), idle).await {
+    let prepared = match prepare(stream, ctx, buf, sc, id, owned.as_ref(), route, idle).await {
         Ok(p) => p,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
@@ -182,6 +190,7 @@ async fn proxy<'t, S: ClientStream>(
         done.answered,
         done.in_flight,
         pool,
+        route.response_headers(),
         idle,
         answer,
         done.pending,

@@ -36,6 +36,7 @@ pub(super) async fn respond<S: ClientStream>(
     mut answered: Answered,
     in_flight: InFlight,
     pool: &Arc<weir_balance::Pool>,
+    edits: Option<&weir_balance::HeaderEdits>,
     idle: std::time::Duration,
     answer: &mut Answer<'_>,
     mut upload: Option<Upload>,
@@ -75,6 +76,7 @@ pub(super) async fn respond<S: ClientStream>(
         out_mode,
         id.as_bytes(),
         keep_alive,
+        edits,
         &mut sc.out,
     );
     answered.buf.consume(sc.resp.len);
@@ -131,6 +133,7 @@ async fn tunnel<S: ClientStream>(
         sc.req.version,
         Out::AsIs,
         id.as_bytes(),
+        None,
         None,
         &mut sc.out,
     );

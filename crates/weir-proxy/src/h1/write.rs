@@ -9,7 +9,13 @@
 //! framing is weir's own (`Content-Length` as read, or chunked). The client gets the
 //! backend's status line and end-to-end headers, the request id, and the framing and
 //! `Connection` weir decided.
+//!
+//! A route's actions cost nothing when it has none: the target's prefix rewrite is
+//! written in place of the target (no copy of it first), and header edits skip the
+//! fields they remove or replace, by a comparison of names only for routes with edits,
+//! then write their own lines after the kept ones.
 
+use weir_balance::{HeaderEdits, Rewrite};
 use weir_h1::{Framing, Header, HeaderKind, RequestHead, ResponseHead, Version};
 
 /// What the request head needs beyond the client's head.
@@ -24,19 +30,29 @@ pub(crate) struct Forwarding<'a> {
     pub(crate) is_tls: bool,
     /// An upgrade request: `Upgrade` and `Connection: upgrade` are kept.
     pub(crate) upgrade: bool,
+    /// The route's path prefix rewrite.
+    pub(crate) rewrite: Option<&'a Rewrite>,
+    /// The route's request header edits.
+    pub(crate) edits: Option<&'a HeaderEdits>,
 }
 
 /// Writes the upstream request head for `head` (parsed from `src`) into `out`.
 pub(crate) fn request(head: &RequestHead, src: &[u8], fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(head.method_span.of(src));
     out.push(b' ');
-    out.extend_from_slice(fwd.target.unwrap_or_else(|| head.target.of(src)));
+    let target = fwd.target.unwrap_or_else(|| head.target.of(src));
+    match fwd.rewrite {
+        None => out.extend_from_slice(target),
+        Some(rw) => rw.write(target, out),
+    }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut forwarded_for = false;
     let mut host_value: Option<&[u8]> = fwd.host;
     let mut runs = Runs::new(src, &head.headers, head.len);
     for (i, h) in head.headers.iter().enumerate() {
         match h.kind {
+            // Edits never name the other kinds (validation refuses them).
+            HeaderKind::Other if fwd.edits.is_some_and(|e| e.drops(h.name.of(src))) => {}
             HeaderKind::Other => runs.keep(i, out),
             HeaderKind::Host if fwd.host.is_none() => {
                 host_value = Some(h.value.of(src));
@@ -47,6 +63,9 @@ pub(crate) fn request(head: &RequestHead, src: &[u8], fwd: &Forwarding<'_>, out:
         }
     }
     runs.flush(out);
+    if let Some(e) = fwd.edits {
+        edited(out, e);
+    }
     // One field: every earlier hop, then this client.
     out.extend_from_slice(b"x-forwarded-for: ");
     if forwarded_for {
@@ -98,6 +117,7 @@ pub(crate) enum Out {
 /// Writes the client's response head for `head` (parsed from `src`) into `out`.
 /// `keep_alive`: `None` closes (`Connection: close`), `Some(true)` says `keep-alive`
 /// (HTTP/1.0 clients), `Some(false)` says nothing (HTTP/1.1's default).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn response(
     head: &ResponseHead,
     src: &[u8],
@@ -105,6 +125,7 @@ pub(crate) fn response(
     body: Out,
     request_id: &[u8],
     keep_alive: Option<bool>,
+    edits: Option<&HeaderEdits>,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(match version {
@@ -128,11 +149,21 @@ pub(crate) fn response(
             | HeaderKind::Expect
             | HeaderKind::XForwardedFor
             | HeaderKind::XForwardedProto
+            | HeaderKind::XForwardedHost
+                if edits.is_some_and(|e| e.drops(h.name.of(src))) => {}
+            HeaderKind::Other
+            | HeaderKind::Host
+            | HeaderKind::Expect
+            | HeaderKind::XForwardedFor
+            | HeaderKind::XForwardedProto
             | HeaderKind::XForwardedHost => runs.keep(i, out),
             _ => {}
         }
     }
     runs.flush(out);
+    if let Some(e) = edits {
+        edited(out, e);
+    }
     if let (true, Some(up)) = (switching, head.upgrade) {
         field(out, b"upgrade", up.of(src));
         out.extend_from_slice(b"connection: upgrade\r\n");
@@ -204,6 +235,13 @@ impl<'s> Runs<'s> {
             out.extend_from_slice(self.src.get(self.run.0..self.run.1).unwrap_or_default());
         }
         self.run = (0, 0);
+    }
+}
+
+/// The fields a route's edits set or add, after the kept ones.
+fn edited(out: &mut Vec<u8>, edits: &HeaderEdits) {
+    for (name, value) in edits.lines() {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
 }
 

@@ -25,6 +25,7 @@
 //! ```
 
 pub(crate) mod access;
+pub(crate) mod actions;
 mod body;
 mod error;
 mod forward;

@@ -117,7 +117,8 @@ pub(super) fn route<'t>(
     answer: &mut Answer<'t>,
 ) -> Result<&'t Route, Refusal<'static>> {
     let host = host::request_host(&req.uri, &req.headers);
-    let Some(route) = listener.find_route(host, req.uri.path()) else {
+    let facts = super::actions::PartsFacts(req);
+    let Some(route) = listener.find_route(host, req.uri.path(), &facts) else {
         return Err(Refusal::Text {
             status: StatusCode::NOT_FOUND,
             reason: "no route for this host and path",
@@ -316,6 +317,7 @@ pub(super) fn unasked_101(h1: bool) -> Refusal<'static> {
 pub(super) fn respond(
     forwarded: Forwarded,
     pool: &Arc<weir_balance::Pool>,
+    edits: Option<&weir_balance::HeaderEdits>,
     version: Version,
     guard: RequestGuard,
     answer: &mut Answer<'_>,
@@ -324,6 +326,9 @@ pub(super) fn respond(
         Forwarded::H1(mut response, backend) => {
             answer.backend_answered(&backend, response.status().as_u16());
             *response.version_mut() = version;
+            if let Some(e) = edits {
+                e.apply(response.headers_mut());
+            }
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, ResBody::h1(body, guard))
         }
@@ -331,6 +336,9 @@ pub(super) fn respond(
             answer.backend_answered(in_flight.backend(), response.status().as_u16());
             let (mut parts, body) = response.into_parts();
             headers::prepare_response(&mut parts.headers, false);
+            if let Some(e) = edits {
+                e.apply(&mut parts.headers);
+            }
             parts.version = version;
             let pool = Arc::clone(pool);
             let body = ResBody::upstream(body, in_flight, pool, guard);

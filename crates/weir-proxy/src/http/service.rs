@@ -1,6 +1,7 @@
-//! The per-request path of hyper's server, in named phases: admit, route, pick,
-//! prepare (the first body frame), forward, respond; a phase that stops the request
-//! returns a `Refusal`, answered in one place.
+//! The per-request path of hyper's server, in named phases: admit, route (and the
+//! route's actions: redirect, rewrite, request headers), pick, prepare (the first body
+//! frame), forward, respond (response headers); a phase that stops the request returns
+//! a `Refusal`, answered in one place.
 //!
 //! Runs once per request on every client connection, so it takes no lock and allocates
 //! only what hyper's types require: the table is an `ArcSwap` load, the pick works on
@@ -22,7 +23,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::ListenerTable;
+use weir_balance::{ListenerTable, RouteTarget};
 
 use super::access::Access;
 use super::body::{ReqBody, ResBody};
@@ -170,7 +171,18 @@ async fn proxy<'t>(
         Ok(route) => route,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
-    let pool = route.pool();
+    // Redirect: answered here, nothing reaches a backend.
+    let pool = match route.target() {
+        RouteTarget::Pool(pool) => pool,
+        RouteTarget::Redirect(r) => return super::actions::redirect(r, &parts, ctx.is_tls, guard),
+    };
+    // Rewrite, then the request's header edits: the head the backend gets.
+    if let Some(rw) = route.rewrite() {
+        super::actions::rewrite(rw, &mut parts.uri);
+    }
+    if let Some(e) = route.request_headers() {
+        e.apply(&mut parts.headers);
+    }
     let first = match pick(pool, id) {
         Ok(first) => first,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
@@ -180,7 +192,10 @@ async fn proxy<'t>(
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
     match forward(ctx, pool, first, &mut parts, prepared, id, answer).await {
-        Ok(forwarded) => respond(forwarded, pool, version, guard, answer),
+        Ok(forwarded) => {
+            let edits = route.response_headers();
+            respond(forwarded, pool, edits, version, guard, answer)
+        }
         Err(r) => r.answer(ctx, listener, id, guard, answer),
     }
 }
