@@ -12,7 +12,10 @@
 //! At the top: the configuration's `generation` (1 at start, +1 per applied reload), its
 //! `config_hash` (the same value as `weir_config_info{hash}`) and `config_loaded_unix_ms`;
 //! per listener, its routes (`host`, `path_prefix`, `pool`; `null` matches anything) or,
-//! for TCP, its `pool`.
+//! for TCP, its `pool`. Each listener and route also shows its traffic policy:
+//! `rate_limit` (`requests_per_second`, `burst`, `key`, and `tracked_keys`, the clients
+//! whose bucket is not full now; `null` without a limit), `allow` (`null`: no allow
+//! list) and `deny`, with blocks as normalised (`10.0.0.0/8`).
 //!
 //! A pool with `discovery` also has a `discovery` object: `source` (`dns srv NAME`),
 //! the unix ms of the `last_lookup`, of the `last_success` (the answer serving now) and
@@ -48,6 +51,8 @@ struct ListenerJson<'a> {
     routes: Vec<RouteJson<'a>>,
     /// TCP: the pool every connection goes to.
     pool: Option<&'a str>,
+    #[serde(flatten)]
+    policy: PolicyJson,
 }
 
 #[derive(Serialize)]
@@ -55,6 +60,49 @@ struct RouteJson<'a> {
     host: Option<String>,
     path_prefix: Option<&'a str>,
     pool: &'a str,
+    #[serde(flatten)]
+    policy: PolicyJson,
+}
+
+/// A listener's or route's `rate_limit`, `allow` and `deny` (`null` / `[]` when unset).
+#[derive(Serialize, Default)]
+struct PolicyJson {
+    rate_limit: Option<RateLimitJson>,
+    allow: Option<Vec<String>>,
+    deny: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RateLimitJson {
+    requests_per_second: f64,
+    burst: u32,
+    /// `source_ip`, `header:NAME` or `none`.
+    key: String,
+    /// Keys whose bucket is not full now (at most `weir_balance::policy::MAX_KEYS`).
+    tracked_keys: usize,
+}
+
+impl PolicyJson {
+    fn of(
+        policy: &weir_balance::Policy,
+        allow: Option<&[weir_config::Cidr]>,
+        deny: &[weir_config::Cidr],
+    ) -> Self {
+        let text = |list: &[weir_config::Cidr]| list.iter().map(ToString::to_string).collect();
+        PolicyJson {
+            rate_limit: policy.limiter().map(|l| {
+                let c = l.config();
+                RateLimitJson {
+                    requests_per_second: c.millirequests_per_second as f64 / 1000.0,
+                    burst: c.burst,
+                    key: c.key.describe(),
+                    tracked_keys: l.tracked_keys(),
+                }
+            }),
+            allow: allow.map(text),
+            deny: text(deny),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -141,6 +189,7 @@ pub fn status_json(
             .iter()
             .map(|l| {
                 let routing = table.listener(&l.name);
+                let config = table.config().listeners.iter().find(|c| c.name == l.name);
                 ListenerJson {
                     name: &l.name,
                     protocol: l.protocol,
@@ -151,14 +200,29 @@ pub fn status_json(
                     routes: routing.map_or_else(Vec::new, |t| {
                         t.routes()
                             .iter()
-                            .map(|r| RouteJson {
-                                host: r.host(),
-                                path_prefix: r.path_prefix(),
-                                pool: r.pool().name(),
+                            .enumerate()
+                            .map(|(i, r)| {
+                                let rc = config.and_then(|c| c.routes.get(i));
+                                RouteJson {
+                                    host: r.host(),
+                                    path_prefix: r.path_prefix(),
+                                    pool: r.pool().name(),
+                                    policy: PolicyJson::of(
+                                        r.policy(),
+                                        rc.and_then(|c| c.allow.as_deref()),
+                                        rc.map_or(&[], |c| &c.deny),
+                                    ),
+                                }
                             })
                             .collect()
                     }),
                     pool: routing.and_then(|t| t.tcp_pool()).map(|p| p.name()),
+                    policy: match (routing, config) {
+                        (Some(t), Some(c)) => {
+                            PolicyJson::of(t.policy(), c.allow.as_deref(), &c.deny)
+                        }
+                        _ => PolicyJson::default(),
+                    },
                 }
             })
             .collect(),

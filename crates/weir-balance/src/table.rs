@@ -16,6 +16,7 @@ use std::sync::Arc;
 use weir_config::{Config, Http2Config, ListenerTimeouts, Protocol};
 use weir_telemetry::{ListenerMetrics, Metrics, RouteMetrics, NO_BACKEND};
 
+use crate::policy::{AccessList, Limiters, Policy, RateLimiter};
 use crate::Pool;
 
 /// How a route matches the request host.
@@ -35,6 +36,8 @@ pub struct Route {
     path_prefix: Option<Box<str>>,
     pool: Arc<Pool>,
     metrics: Option<RouteMetrics>,
+    /// The route's `allow`/`deny` (403) and `rate_limit` (429).
+    policy: Policy,
 }
 
 // === impl Route ===
@@ -54,7 +57,21 @@ impl Route {
             path_prefix: path_prefix.map(Into::into),
             pool,
             metrics: None,
+            policy: Policy::default(),
         }
+    }
+
+    /// The same route, applying `policy` to its requests.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The route's access list and rate limit (empty when none is configured).
+    #[inline]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The same route, recording requests in `metrics`.
@@ -127,6 +144,9 @@ pub struct ListenerTable {
     /// under `pool="none"`, `backend="none"`. Built with the table so its counters carry
     /// over reloads like every other series.
     unrouted: Option<RouteMetrics>,
+    /// The listener's `allow`/`deny` (connections closed unread) and `rate_limit`
+    /// (checked before routing).
+    policy: Policy,
 }
 
 // === impl ListenerTable ===
@@ -195,6 +215,12 @@ impl ListenerTable {
         self.unrouted.as_ref()
     }
 
+    /// The listener's access list and rate limit (empty when none is configured).
+    #[inline]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The first route matching `host` (no port) and `path`.
     #[inline]
     pub fn find_route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
@@ -232,6 +258,7 @@ impl Table {
         config: Arc<Config>,
         pools: Vec<Arc<Pool>>,
         metrics: Option<&Metrics>,
+        limiters: &Limiters,
     ) -> Self {
         let by_name: HashMap<&str, &Arc<Pool>> = pools.iter().map(|p| (p.name(), p)).collect();
         let listeners = config
@@ -242,13 +269,20 @@ impl Table {
                 let routes = l
                     .routes
                     .iter()
-                    .filter_map(|r| {
+                    .enumerate()
+                    .filter_map(|(i, r)| {
                         let pool = by_name.get(r.pool.as_str())?;
                         let route = Route::new(
                             r.host.as_deref(),
                             r.path_prefix.as_deref(),
                             Arc::clone(pool),
-                        );
+                        )
+                        .with_policy(limiters.policy(
+                            metrics,
+                            (&l.name, Some(i)),
+                            r.rate_limit.as_ref(),
+                            AccessList::new(r.allow.as_deref(), &r.deny),
+                        ));
                         Some(match &listener_metrics {
                             Some(m) => {
                                 let backends = pool.backends().filter_map(|b| b.metrics());
@@ -280,6 +314,12 @@ impl Table {
                     access_log: l.access_log,
                     metrics: listener_metrics,
                     unrouted,
+                    policy: limiters.policy(
+                        metrics,
+                        (&l.name, None),
+                        l.rate_limit.as_ref(),
+                        AccessList::new(l.allow.as_deref(), &l.deny),
+                    ),
                 };
                 (name, Arc::new(table))
             })
@@ -343,6 +383,14 @@ impl Table {
     /// The pool called `name`.
     pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
         self.pools.iter().find(|p| p.name() == name)
+    }
+
+    /// Every rate limiter of the table's listeners and routes.
+    pub(crate) fn limiters(&self) -> impl Iterator<Item = &Arc<RateLimiter>> {
+        self.listeners.values().flat_map(|l| {
+            let routes = l.routes.iter().filter_map(|r| r.policy.limiter());
+            l.policy.limiter().into_iter().chain(routes)
+        })
     }
 }
 

@@ -83,6 +83,9 @@ pub fn route(host: Option<&str>, path_prefix: Option<&str>, pool: &str) -> Route
         host: host.map(str::to_owned),
         path_prefix: path_prefix.map(str::to_owned),
         pool: pool.to_owned(),
+        rate_limit: None,
+        allow: None,
+        deny: Vec::new(),
     }
 }
 
@@ -112,6 +115,9 @@ pub fn routed_listener(name: &str, routes: Vec<RouteConfig>) -> ListenerConfig {
         accept_proxy_protocol: None,
         max_requests_per_connection: 1000,
         http2: Http2Config::default(),
+        rate_limit: None,
+        allow: None,
+        deny: Vec::new(),
     }
 }
 

@@ -21,7 +21,9 @@ use weir_h1::{Framing, RequestHead, ResponseHead, Version};
 use super::admit::{read_head, refuse};
 use super::answer::{reply, Answer, Own, RequestId};
 use super::buf::Buf;
-use super::phases::{admit, forward_phase, pick, prepare, route, Admitted};
+use super::phases::{
+    admit, forward_phase, pick, police_listener, police_route, prepare, route, Admitted,
+};
 use super::respond::respond;
 use super::server::{ClientStream, Ctx};
 
@@ -141,10 +143,16 @@ async fn proxy<'t, S: ClientStream>(
         // Admit refuses only with `Close`: `keep` is not looked at.
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, false).await,
     };
+    if let Err(r) = police_listener(ctx, listener, &sc.req, buf.filled()) {
+        return r.answer(stream, ctx, sc, buf, id, answer, keep).await;
+    }
     let route = match route(listener, owned.as_ref(), host, path, answer) {
         Ok(route) => route,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
+    if let Err(r) = police_route(ctx, route, &sc.req, buf.filled()) {
+        return r.answer(stream, ctx, sc, buf, id, answer, keep).await;
+    }
     let pool = route.pool();
     if pool_is_h2(pool) {
         return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep)
