@@ -35,8 +35,17 @@ async fn get_with(client: &mut H1Client, path: &str, header: Option<(&str, &str)
     client.send(req).await.expect("an answer")
 }
 
+async fn h2_get(h2: &mut H2Client, user: &str) -> Result<Response, weir_e2e::client::BoxError> {
+    let req = http::Request::get("http://web.test/")
+        .version(http::Version::HTTP_2)
+        .header("x-user", user)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    h2.send(req).await
+}
+
 fn statuses(responses: &[Response]) -> Vec<u16> {
-    responses.iter().map(|r| r.status).collect()
+    responses.iter().map(|r| r.status.as_u16()).collect()
 }
 
 async fn limited_total(weir: &Weir, route: &str) -> f64 {
@@ -130,22 +139,14 @@ async fn each_header_value_has_its_own_bucket_on_both_http_paths() {
     let mut h2 = H2Client::connect(weir.listener_addr("web"))
         .await
         .expect("h2c connect");
-    let mut h2_get = |user: &'static str| {
-        let req = http::Request::get("http://web.test/")
-            .version(http::Version::HTTP_2)
-            .header("x-user", user)
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        h2.send(req)
-    };
-    let alice = h2_get("alice").await.expect("answer");
+    let alice = h2_get(&mut h2, "alice").await.expect("answer");
     assert_eq!(alice.status, 429, "alice's bucket is empty on any path");
     assert!(alice.header("retry-after").is_some());
-    let carol = h2_get("carol").await.expect("answer");
+    let carol = h2_get(&mut h2, "carol").await.expect("answer");
     assert_eq!(carol.status, 200);
-    let carol = h2_get("carol").await.expect("answer");
+    let carol = h2_get(&mut h2, "carol").await.expect("answer");
     assert_eq!(carol.status, 200);
-    let carol = h2_get("carol").await.expect("answer");
+    let carol = h2_get(&mut h2, "carol").await.expect("answer");
     assert_eq!(carol.status, 429);
     assert_eq!(hits(&be), 6);
     assert_eq!(limited_total(&weir, "0").await, 4.0);
@@ -240,8 +241,9 @@ pools:
     assert_eq!(
         out.stderr_lines(),
         [
-            "weir.yaml:5:46: listeners[0].routes[0].rate_limit.burst: burst must be between 1 and 1000000, got 0",
+            "weir.yaml:5:48: listeners[0].routes[0].rate_limit.burst: burst must be between 1 and 1000000, got 0",
             "weir.yaml:6:17: listeners[0].routes[0].allow[0]: invalid prefix length in \"10.0.0.0/40\" (0 to 32)",
+            "weir.yaml: 2 errors",
         ]
     );
 }
