@@ -57,6 +57,14 @@ async fn closed_unanswered(from: &str, addr: SocketAddr, bytes: &[u8]) -> bool {
     }
 }
 
+/// weir with `listeners` (admin included) and pool `web` over `be`; listener `web`'s address.
+async fn start_web(listeners: &str, be: SocketAddr) -> (Weir, SocketAddr) {
+    let yaml = format!("{listeners}pools:\n  web:\n    backends:\n{}", backend(be));
+    let weir = Weir::start(WEIR, &yaml).await;
+    let web = weir.listener_addr("web");
+    (weir, web)
+}
+
 async fn denied_total(weir: &Weir, listener: &str, route: &str) -> Option<f64> {
     weir.metrics().await.value(
         "weir_access_denied_total",
@@ -88,7 +96,7 @@ async fn a_listener_deny_closes_the_connection_without_a_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_lists_answer_403_and_deny_wins_over_allow() {
     let (addr, be) = spawn_backend("app").await;
-    let yaml = format!(
+    let listeners = format!(
         "\
 {ADMIN}listeners:
   - name: web
@@ -102,14 +110,9 @@ async fn route_lists_answer_403_and_deny_wins_over_allow() {
         allow: [10.0.0.0/8]
         pool: web
       - pool: web
-pools:
-  web:
-    backends:
-{}",
-        backend(addr)
+"
     );
-    let weir = Weir::start(WEIR, &yaml).await;
-    let web = weir.listener_addr("web");
+    let (weir, web) = start_web(&listeners, addr).await;
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: web.test\r\n\r\n").into_bytes();
     let cases = [
         ("127.0.0.1", "/admin/", 200),
@@ -151,7 +154,7 @@ fn proxy_v1(client: &str, port: u16) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_header_address_is_checked_and_is_the_rate_limit_key() {
     let (addr, be) = spawn_backend("app").await;
-    let yaml = format!(
+    let listeners = format!(
         "\
 {ADMIN}listeners:
   - name: web
@@ -161,14 +164,9 @@ async fn the_proxy_header_address_is_checked_and_is_the_rate_limit_key() {
     rate_limit: {{ requests_per_second: 0.001, burst: 1 }}
     routes:
       - pool: web
-pools:
-  web:
-    backends:
-{}",
-        backend(addr)
+"
     );
-    let weir = Weir::start(WEIR, &yaml).await;
-    let web = weir.listener_addr("web");
+    let (weir, web) = start_web(&listeners, addr).await;
     let with_header = |client: &str| {
         let mut bytes = proxy_v1(client, 40000);
         bytes.extend_from_slice(GET);
