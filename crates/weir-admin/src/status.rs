@@ -15,6 +15,10 @@
 //! `pool` is `null` on a redirect route) with their other conditions (`methods`,
 //! `headers`, `query`) and actions (`redirect`, `rewrite_path_prefix`,
 //! `request_headers`, `response_headers`) when they have them, or, for TCP, its `pool`.
+//! Each listener and route also shows its traffic policy:
+//! `rate_limit` (`requests_per_second`, `burst`, `key`, and `tracked_keys`, the clients
+//! whose bucket is not full now; `null` without a limit), `allow` (`null`: no allow
+//! list) and `deny`, with blocks as normalised (`10.0.0.0/8`).
 //!
 //! A pool with `discovery` also has a `discovery` object: `source` (`dns srv NAME`),
 //! the unix ms of the `last_lookup`, of the `last_success` (the answer serving now) and
@@ -50,6 +54,8 @@ struct ListenerJson<'a> {
     routes: Vec<RouteJson<'a>>,
     /// TCP: the pool every connection goes to.
     pool: Option<&'a str>,
+    #[serde(flatten)]
+    policy: PolicyJson,
 }
 
 #[derive(Serialize)]
@@ -72,6 +78,8 @@ struct RouteJson<'a> {
     request_headers: Option<EditsJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_headers: Option<EditsJson<'a>>,
+    #[serde(flatten)]
+    policy: PolicyJson,
 }
 
 /// A redirect route's target; `null` parts are the request's.
@@ -102,7 +110,7 @@ impl<'a> EditsJson<'a> {
     }
 }
 
-fn route_json(r: &weir_balance::Route) -> RouteJson<'_> {
+fn route_json(r: &weir_balance::Route, policy: PolicyJson) -> RouteJson<'_> {
     RouteJson {
         host: r.host(),
         path_prefix: r.path_prefix(),
@@ -123,6 +131,48 @@ fn route_json(r: &weir_balance::Route) -> RouteJson<'_> {
         rewrite_path_prefix: r.rewrite().map(weir_balance::Rewrite::replacement),
         request_headers: r.request_headers().map(EditsJson::of),
         response_headers: r.response_headers().map(EditsJson::of),
+        policy,
+    }
+}
+
+/// A listener's or route's `rate_limit`, `allow` and `deny` (`null` / `[]` when unset).
+#[derive(Serialize, Default)]
+struct PolicyJson {
+    rate_limit: Option<RateLimitJson>,
+    allow: Option<Vec<String>>,
+    deny: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RateLimitJson {
+    requests_per_second: f64,
+    burst: u32,
+    /// `source_ip`, `header:NAME` or `none`.
+    key: String,
+    /// Keys whose bucket is not full now (at most `weir_balance::policy::MAX_KEYS`).
+    tracked_keys: usize,
+}
+
+impl PolicyJson {
+    fn of(
+        policy: &weir_balance::Policy,
+        allow: Option<&[weir_config::Cidr]>,
+        deny: &[weir_config::Cidr],
+    ) -> Self {
+        let text = |list: &[weir_config::Cidr]| list.iter().map(ToString::to_string).collect();
+        PolicyJson {
+            rate_limit: policy.limiter().map(|l| {
+                let c = l.config();
+                RateLimitJson {
+                    requests_per_second: c.millirequests_per_second as f64 / 1000.0,
+                    burst: c.burst,
+                    key: c.key.describe(),
+                    tracked_keys: l.tracked_keys(),
+                }
+            }),
+            allow: allow.map(text),
+            deny: text(deny),
+        }
     }
 }
 
@@ -210,6 +260,7 @@ pub fn status_json(
             .iter()
             .map(|l| {
                 let routing = table.listener(&l.name);
+                let config = table.config().listeners.iter().find(|c| c.name == l.name);
                 ListenerJson {
                     name: &l.name,
                     protocol: l.protocol,
@@ -217,9 +268,28 @@ pub fn status_json(
                     bound: l.bound.to_string(),
                     active_connections: l.active_connections,
                     access_log: routing.is_some_and(|t| t.access_log()),
-                    routes: routing
-                        .map_or_else(Vec::new, |t| t.routes().iter().map(route_json).collect()),
+                    routes: routing.map_or_else(Vec::new, |t| {
+                        t.routes()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| {
+                                let rc = config.and_then(|c| c.routes.get(i));
+                                let policy = PolicyJson::of(
+                                    r.policy(),
+                                    rc.and_then(|c| c.allow.as_deref()),
+                                    rc.map_or(&[], |c| &c.deny),
+                                );
+                                route_json(r, policy)
+                            })
+                            .collect()
+                    }),
                     pool: routing.and_then(|t| t.tcp_pool()).map(|p| p.name()),
+                    policy: match (routing, config) {
+                        (Some(t), Some(c)) => {
+                            PolicyJson::of(t.policy(), c.allow.as_deref(), &c.deny)
+                        }
+                        _ => PolicyJson::default(),
+                    },
                 }
             })
             .collect(),

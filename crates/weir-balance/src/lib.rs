@@ -20,6 +20,7 @@
 mod backend;
 mod budget;
 pub mod clock;
+pub mod policy;
 mod pool;
 mod registry;
 mod route_action;
@@ -31,6 +32,7 @@ mod test_support;
 
 pub use backend::{AdminChange, AdminMode, Backend, InFlight, LastTransition, Transition};
 pub use budget::RetryBudget;
+pub use policy::{AccessList, Limited, Policy, RateLimiter};
 pub use pool::{
     DiscoverySnapshot, DiscoveryStatus, Passive, Pool, PoolSettings, PoolShared, MAX_ATTEMPTS,
     MAX_EJECTION_MULTIPLIER, MIN_SHARE_PERMILLE, REPICKS,

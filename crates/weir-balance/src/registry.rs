@@ -24,6 +24,7 @@ use weir_config::Config;
 use weir_telemetry::{BackendMetrics, Metrics, PoolMetrics};
 use weir_upstream::{Transport, Transports};
 
+use crate::policy::Limiters;
 use crate::{Backend, Pool, PoolShared, Table};
 
 type Key = (String, String, SocketAddr);
@@ -37,6 +38,8 @@ pub struct BackendRegistry {
     pools: Mutex<HashMap<String, Arc<PoolShared>>>,
     /// Each pool's transport in the newest table built.
     transports: Mutex<HashMap<String, Arc<Transport>>>,
+    /// Rate limiters by listener and route position, kept while their settings are.
+    limiters: Limiters,
     metrics: Option<Metrics>,
 }
 
@@ -72,6 +75,7 @@ impl BackendRegistry {
             backends: Mutex::new(HashMap::new()),
             pools: Mutex::new(HashMap::new()),
             transports: Mutex::new(HashMap::new()),
+            limiters: Limiters::default(),
             metrics,
         }
     }
@@ -200,7 +204,13 @@ impl BackendRegistry {
         drop(kept);
         drop(shared);
         drop(map);
-        Table::assemble(generation, config, pools, self.metrics.as_ref())
+        Table::assemble(
+            generation,
+            config,
+            pools,
+            self.metrics.as_ref(),
+            &self.limiters,
+        )
     }
 
     /// The discovery status of pool `pool`, kept with the pool's other shared state (so
@@ -246,6 +256,8 @@ impl BackendRegistry {
             Err(poisoned) => poisoned.into_inner(),
         };
         kept.retain(|name, _| table.pool(name).is_some());
+        drop(kept);
+        self.limiters.retain(table);
     }
 
     /// Number of backends known.

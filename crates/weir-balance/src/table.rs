@@ -16,6 +16,7 @@ use std::sync::Arc;
 use weir_config::{Config, Http2Config, ListenerTimeouts, Protocol, RouteConfig};
 use weir_telemetry::{ListenerMetrics, Metrics, RouteMetrics, NO_BACKEND};
 
+use crate::policy::{AccessList, Limiters, Policy, RateLimiter};
 use crate::route_action::{HeaderEdits, Redirect, Rewrite};
 use crate::route_match::{Conditions, RequestFacts};
 use crate::Pool;
@@ -51,6 +52,8 @@ pub struct Route {
     request_headers: Option<Box<HeaderEdits>>,
     response_headers: Option<Box<HeaderEdits>>,
     metrics: Option<RouteMetrics>,
+    /// The route's `allow`/`deny` (403) and `rate_limit` (429).
+    policy: Policy,
 }
 
 // === impl Route ===
@@ -78,6 +81,7 @@ impl Route {
             request_headers: None,
             response_headers: None,
             metrics: None,
+            policy: Policy::default(),
         }
     }
 
@@ -101,6 +105,19 @@ impl Route {
         route.request_headers = HeaderEdits::new(&config.request_headers);
         route.response_headers = HeaderEdits::new(&config.response_headers);
         Some(route)
+    }
+
+    /// The same route, applying `policy` to its requests.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The route's access list and rate limit (empty when none is configured).
+    #[inline]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The same route, recording requests in `metrics`.
@@ -245,6 +262,9 @@ pub struct ListenerTable {
     /// under `pool="none"`, `backend="none"`. Built with the table so its counters carry
     /// over reloads like every other series.
     unrouted: Option<RouteMetrics>,
+    /// The listener's `allow`/`deny` (connections closed unread) and `rate_limit`
+    /// (checked before routing).
+    policy: Policy,
 }
 
 // === impl ListenerTable ===
@@ -313,6 +333,12 @@ impl ListenerTable {
         self.unrouted.as_ref()
     }
 
+    /// The listener's access list and rate limit (empty when none is configured).
+    #[inline]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The first route matching `host` (no port), `path` and, for the routes that have
     /// such conditions, the method, headers and query `req` reports.
     #[inline]
@@ -349,6 +375,7 @@ impl Table {
         config: Arc<Config>,
         pools: Vec<Arc<Pool>>,
         metrics: Option<&Metrics>,
+        limiters: &Limiters,
     ) -> Self {
         let by_name: HashMap<&str, &Arc<Pool>> = pools.iter().map(|p| (p.name(), p)).collect();
         let listeners = config
@@ -359,9 +386,16 @@ impl Table {
                 let routes = l
                     .routes
                     .iter()
-                    .filter_map(|r| {
+                    .enumerate()
+                    .filter_map(|(i, r)| {
                         let pool = r.pool.as_deref().and_then(|p| by_name.get(p));
-                        let route = Route::from_config(r, pool.map(|p| Arc::clone(p)))?;
+                        let route = Route::from_config(r, pool.map(|p| Arc::clone(p)))?
+                            .with_policy(limiters.policy(
+                                metrics,
+                                (&l.name, Some(i)),
+                                r.rate_limit.as_ref(),
+                                AccessList::new(r.allow.as_deref(), &r.deny),
+                            ));
                         Some(match (&listener_metrics, pool) {
                             (Some(m), Some(pool)) => {
                                 let backends = pool.backends().filter_map(|b| b.metrics());
@@ -395,6 +429,12 @@ impl Table {
                     access_log: l.access_log,
                     metrics: listener_metrics,
                     unrouted,
+                    policy: limiters.policy(
+                        metrics,
+                        (&l.name, None),
+                        l.rate_limit.as_ref(),
+                        AccessList::new(l.allow.as_deref(), &l.deny),
+                    ),
                 };
                 (name, Arc::new(table))
             })
@@ -458,6 +498,14 @@ impl Table {
     /// The pool called `name`.
     pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
         self.pools.iter().find(|p| p.name() == name)
+    }
+
+    /// Every rate limiter of the table's listeners and routes.
+    pub(crate) fn limiters(&self) -> impl Iterator<Item = &Arc<RateLimiter>> {
+        self.listeners.values().flat_map(|l| {
+            let routes = l.routes.iter().filter_map(|r| r.policy.limiter());
+            l.policy.limiter().into_iter().chain(routes)
+        })
     }
 }
 

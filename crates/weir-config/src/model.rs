@@ -95,6 +95,13 @@ pub struct ListenerConfig {
     pub max_requests_per_connection: u32,
     /// HTTP only: the HTTP/2 limits of client connections.
     pub http2: Http2Config,
+    /// HTTP only: a request rate limit checked before routing. Default `None`.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Client addresses allowed to connect; `None` (the default): every address not
+    /// denied. Checked on the PROXY header's address when one is accepted.
+    pub allow: Option<Vec<Cidr>>,
+    /// Client addresses refused (the connection is closed unread); wins over `allow`.
+    pub deny: Vec<Cidr>,
 }
 
 /// The HTTP/2 limits a listener applies to each client connection.
@@ -217,6 +224,51 @@ pub struct RouteConfig {
     pub request_headers: crate::HeaderEdits,
     /// Changes to the backend's response head sent to the client.
     pub response_headers: crate::HeaderEdits,
+    /// A request rate limit of this route, checked after the listener's. Default `None`.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Client addresses this route serves (others get 403); `None`: every address not
+    /// denied.
+    pub allow: Option<Vec<Cidr>>,
+    /// Client addresses this route refuses with 403; wins over `allow`.
+    pub deny: Vec<Cidr>,
+}
+
+/// A token bucket rate limit (`rate_limit: { requests_per_second, burst, key }`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitConfig {
+    /// `requests_per_second` × 1000: the file allows three decimals (`0.5`, `0.017`
+    /// for about one a minute), kept exact so that two loads of one file compare equal
+    /// (a reload keeps a limiter's state only when its settings are unchanged).
+    /// 1..=10^9 (0.001 to 1,000,000 requests per second).
+    pub millirequests_per_second: u64,
+    /// Requests let through at once by a full bucket. 1..=1,000,000; default one
+    /// second's worth (`requests_per_second` rounded up, at least 1).
+    pub burst: u32,
+    /// Whose bucket a request takes its token from. Default the client address.
+    pub key: RateLimitKey,
+}
+
+/// What a rate limit counts separately.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateLimitKey {
+    /// One bucket per client address (the PROXY header's when one is accepted).
+    SourceIp,
+    /// One bucket per value of this request header (name lower-cased); a request
+    /// without it is counted under its client address.
+    Header(String),
+    /// One bucket for every request.
+    None,
+}
+
+impl RateLimitKey {
+    /// As written in the file: `source_ip`, `header:NAME`, `none`.
+    pub fn describe(&self) -> String {
+        match self {
+            RateLimitKey::SourceIp => "source_ip".to_owned(),
+            RateLimitKey::Header(name) => format!("header:{name}"),
+            RateLimitKey::None => "none".to_owned(),
+        }
+    }
 }
 
 /// How a pool chooses among its eligible backends.

@@ -51,6 +51,18 @@ pub(crate) struct RawListener {
     pub(crate) accept_proxy_protocol: Option<RawAcceptProxyProtocol>,
     pub(crate) max_requests_per_connection: Option<Int>,
     pub(crate) http2: Option<RawHttp2>,
+    pub(crate) rate_limit: Option<RawRateLimit>,
+    pub(crate) allow: Option<Vec<Text>>,
+    pub(crate) deny: Option<Vec<Text>>,
+}
+
+/// `rate_limit` of a listener or route.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    pub(crate) requests_per_second: Option<Text>,
+    pub(crate) burst: Option<Int>,
+    pub(crate) key: Option<Text>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -96,6 +108,9 @@ pub(crate) struct RawRoute {
     pub(crate) rewrite_path_prefix: Option<Text>,
     pub(crate) request_headers: Option<RawHeaderEdits>,
     pub(crate) response_headers: Option<RawHeaderEdits>,
+    pub(crate) rate_limit: Option<RawRateLimit>,
+    pub(crate) allow: Option<Vec<Text>>,
+    pub(crate) deny: Option<Vec<Text>>,
 }
 
 /// `routes[].redirect`.

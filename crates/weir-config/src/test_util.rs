@@ -113,6 +113,9 @@ pub fn routed_listener(name: &str, routes: Vec<RouteConfig>) -> ListenerConfig {
         accept_proxy_protocol: None,
         max_requests_per_connection: 1000,
         http2: Http2Config::default(),
+        rate_limit: None,
+        allow: None,
+        deny: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! tls/         rustls termination: SNI, ALPN, handshake timeout
 //! retry.rs     one request's attempts (HTTP and TCP): backends, retries, budget, decision
 //! outlier.rs   passive health checking: failures reported, ejections logged and timed
+//! policy.rs    rate limits and access lists of listeners and routes (429, 403)
 //! sweep.rs     the idle sweeper: pooled backend connections closed after their timeout
 //! ```
 //!
@@ -35,7 +36,9 @@
 //! admit    h1/admit.rs::read_head      the head within its timeouts, codec refusals
 //!          h1/request.rs::handle       HTTP/1.0 chunked, the listener, the request id
 //!          h1/phases.rs::admit         keep-alive, CONNECT, target and Host, access record
+//!          h1/phases.rs::police_listener  the listener's rate limit (429)
 //! route    h1/phases.rs::route         the listener's route (404)
+//!          h1/phases.rs::police_route  the route's access list (403), rate limit (429)
 //! pick     h1/phases.rs::pick          the first backend (503)
 //! prepare  h1/phases.rs::prepare       the backend's head, the body held or streamed
 //! forward  h1/phases.rs::forward_phase  attempts and retries (http/forward.rs::forward,
@@ -53,7 +56,9 @@
 //! ```text
 //! admit    http/service.rs::handle     the listener, the request id, access record
 //!          http/phases.rs::admit       HTTP/1 framing, CONNECT, the Host rules
+//!          http/phases.rs::police_listener  the listener's rate limit (429)
 //! route    http/phases.rs::route       the listener's route (404)
+//!          http/phases.rs::police_route  the route's access list (403), rate limit (429)
 //! pick     http/phases.rs::pick        the first backend (503)
 //! prepare  http/phases.rs::prepare     the body's first frame (408, 400)
 //! forward  http/phases.rs::forward     h1/from_h2.rs for HTTP/1 pools, hyper's
@@ -82,6 +87,7 @@ mod http;
 mod io;
 mod listener;
 mod outlier;
+mod policy;
 mod proxy_protocol;
 mod relay;
 mod retry;

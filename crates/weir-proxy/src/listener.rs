@@ -246,6 +246,12 @@ async fn serve(
         return;
     };
     let peer = origin.client;
+    // The listener's access list, on the PROXY header's address when there was one:
+    // nothing more of the connection is read.
+    if !listener.policy().permits(peer.ip()) {
+        tracing::debug!(client = %peer, "refused by the listener's access list, closing");
+        return;
+    }
     // TLS sits inside the PROXY header (which a balancer in front sends in the clear).
     let Some(tls) = tls else {
         return dispatch(stream, false, peer, origin, listener, table, &scope).await;

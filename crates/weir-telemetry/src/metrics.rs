@@ -12,6 +12,8 @@
 //! - [`BackendMetrics`]: up, in-flight, transitions, downtime, probes, upstream errors,
 //!   response latency.
 //! - [`ConfigMetrics`]: reload outcome and the config hash.
+//! - [`PolicyMetrics`]: requests refused by a rate limit, and connections or requests
+//!   refused by an access list, per listener and route.
 //! - [`DiscoveryMetrics`]: lookups by result and discovered backends of one pool, held
 //!   by the pool's discovery task (series only for pools with `discovery`).
 //!
@@ -55,6 +57,7 @@ mod config;
 mod discovery;
 mod exposition;
 mod listener;
+mod policy;
 mod route;
 mod scrape;
 mod status;
@@ -72,6 +75,7 @@ pub use backend::{BackendMetrics, UpstreamErrorKind};
 pub use config::{config_hash, ConfigMetrics};
 pub use discovery::{DiscoveryMetrics, LookupResult};
 pub use listener::{ConnectionGuard, ListenerMetrics, PoolMetrics};
+pub use policy::PolicyMetrics;
 pub use route::{RouteMetrics, NO_BACKEND};
 pub use value::LATENCY_BUCKETS;
 
@@ -79,6 +83,7 @@ use backend::BackendInner;
 use config::ConfigState;
 use discovery::DiscoveryInner;
 use listener::{ListenerInner, PoolInner};
+use policy::PolicyInner;
 use route::{RequestCounters, RouteInner};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
@@ -209,6 +214,7 @@ struct Live {
     backends: WeakMap<(String, String), BackendInner>,
     requests: WeakMap<(String, String, String), RequestCounters>,
     discovery: WeakMap<String, DiscoveryInner>,
+    policies: WeakMap<(String, String), PolicyInner>,
     /// Per pool, its backends by ordinal; a dead entry's ordinal is free again.
     ordinals: HashMap<String, Vec<Weak<BackendInner>>>,
 }

@@ -192,6 +192,18 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
     }
     let http2 = super::http2::http2(v, l, path, protocol);
     let max_requests_per_connection = super::http2::max_requests(v, l, path, protocol);
+    let rate_limit = l.rate_limit.as_ref().and_then(|r| {
+        let rl_path = field(path, "rate_limit");
+        if protocol == Protocol::Tcp {
+            v.error(
+                &rl_path,
+                "a rate limit counts HTTP requests; a tcp listener has none (use allow/deny, or max_connections)",
+            );
+            return None;
+        }
+        super::policy::rate_limit(v, r, &rl_path)
+    });
+    let (allow, deny) = super::policy::access_lists(v, l.allow.as_deref(), l.deny.as_deref(), path);
     ListenerConfig {
         name,
         listen,
@@ -206,6 +218,9 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         accept_proxy_protocol,
         max_requests_per_connection,
         http2,
+        rate_limit,
+        allow,
+        deny,
     }
 }
 

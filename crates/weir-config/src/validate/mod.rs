@@ -24,6 +24,7 @@ mod admin;
 mod discovery;
 mod http2;
 mod listener;
+mod policy;
 mod pool;
 mod proxy_protocol;
 mod route;

@@ -122,6 +122,11 @@ pub(super) fn route(
         .as_ref()
         .map(|e| edits(v, e, &field(path, "response_headers")))
         .unwrap_or_default();
+    let rate_limit = r
+        .rate_limit
+        .as_ref()
+        .and_then(|rl| super::policy::rate_limit(v, rl, &field(path, "rate_limit")));
+    let (allow, deny) = super::policy::access_lists(v, r.allow.as_deref(), r.deny.as_deref(), path);
     RouteConfig {
         host,
         path_prefix,
@@ -133,6 +138,9 @@ pub(super) fn route(
         rewrite_path_prefix,
         request_headers,
         response_headers,
+        rate_limit,
+        allow,
+        deny,
     }
 }
 

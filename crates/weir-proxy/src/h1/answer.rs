@@ -145,6 +145,7 @@ pub(super) async fn body_then_reply<S: ClientStream>(
     id: &RequestId,
     answer: &mut Answer<'_>,
     keep: bool,
+    retry_after: Option<u64>,
 ) -> Next {
     let version = sc.req.version;
     let close = match skippable(&sc.req, buf.len()) {
@@ -154,7 +155,15 @@ pub(super) async fn body_then_reply<S: ClientStream>(
         }
         None => true,
     };
-    reply_for(stream, ctx, sc, status, msg, id, version, close, answer).await
+    let own = Own {
+        status,
+        reason: msg,
+        id,
+        version,
+        close,
+        retry_after,
+    };
+    reply(stream, ctx, sc, own, Some(answer)).await
 }
 
 /// Where the request ends in a buffer of `buffered` bytes when its body is all there
@@ -178,6 +187,8 @@ pub(super) struct Own<'a> {
     pub(super) id: &'a RequestId,
     pub(super) version: Version,
     pub(super) close: bool,
+    /// `Retry-After` in seconds (a 429 of a rate limit).
+    pub(super) retry_after: Option<u64>,
 }
 
 impl<'a> Own<'a> {
@@ -194,6 +205,7 @@ impl<'a> Own<'a> {
             id,
             version,
             close: true,
+            retry_after: None,
         }
     }
 }
@@ -213,6 +225,7 @@ pub(super) async fn reply<S: ClientStream>(
         id,
         version,
         close,
+        retry_after,
     } = own;
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let body = format!("{code}: {reason}\nrequest id: {}\n", id.as_str());
@@ -229,6 +242,10 @@ pub(super) async fn reply<S: ClientStream>(
     write::decimal(out, body.len() as u64);
     out.extend_from_slice(b"\r\nx-request-id: ");
     out.extend_from_slice(id.as_bytes());
+    if let Some(secs) = retry_after {
+        out.extend_from_slice(b"\r\nretry-after: ");
+        write::decimal(out, secs);
+    }
     // A drain closes after this answer too.
     let close = close || ctx.scope.says_close();
     out.extend_from_slice(match (close, version) {
@@ -284,6 +301,7 @@ pub(crate) async fn reply_for<S: ClientStream>(
         id,
         version,
         close,
+        retry_after: None,
     };
     reply(stream, ctx, sc, own, Some(answer)).await
 }

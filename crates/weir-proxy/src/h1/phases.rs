@@ -161,6 +161,48 @@ pub(super) fn route<'t>(
     Ok(route)
 }
 
+/// The value of header `name` (lower-case) in `head`, the first if repeated.
+fn header_value<'b>(head: &RequestHead, src: &'b [u8], name: &str) -> Option<&'b [u8]> {
+    head.headers
+        .iter()
+        .find(|h| h.name.of(src).eq_ignore_ascii_case(name.as_bytes()))
+        .map(|h| h.value.of(src))
+}
+
+/// The listener's rate limit, before routing (`crate::policy`).
+pub(super) fn police_listener(
+    ctx: &Ctx,
+    listener: &ListenerTable,
+    head: &RequestHead,
+    src: &[u8],
+) -> Result<(), Refusal<'static>> {
+    crate::policy::listener(listener, ctx.peer.ip(), |name| {
+        header_value(head, src, name)
+    })
+    .map_err(refusal)
+}
+
+/// The route's access list and rate limit (`crate::policy`).
+pub(super) fn police_route(
+    ctx: &Ctx,
+    route: &Route,
+    head: &RequestHead,
+    src: &[u8],
+) -> Result<(), Refusal<'static>> {
+    crate::policy::route(route, ctx.peer.ip(), |name| header_value(head, src, name))
+        .map_err(refusal)
+}
+
+fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
+    match verdict {
+        crate::policy::Verdict::Limited(retry_after) => Refusal::Limited { retry_after },
+        crate::policy::Verdict::Denied => Refusal::Unread {
+            status: 403,
+            reason: crate::policy::DENIED,
+        },
+    }
+}
+
 /// Pick: the first attempt's backend (the retries pick their own in `forward`).
 pub(super) fn pick<'t>(pool: &'t Pool, id: &RequestId) -> Result<&'t Arc<Backend>, Refusal<'t>> {
     let Some(first) = pool.pick() else {

@@ -34,6 +34,9 @@ pub(super) enum Refusal<'t> {
         pool: &'t Pool,
         close: bool,
     },
+    /// A rate limit refused the request: 429 with `Retry-After` (seconds), answered
+    /// like [`Refusal::Unread`].
+    Limited { retry_after: u64 },
     /// The client is gone (or could not be written to): closed without an answer.
     Gone,
 }
@@ -58,7 +61,15 @@ impl Refusal<'_> {
                 reply_for(stream, ctx, sc, status, reason, id, version, true, answer).await
             }
             Refusal::Unread { status, reason } => {
-                body_then_reply(stream, ctx, sc, buf, status, reason, id, answer, keep).await
+                body_then_reply(stream, ctx, sc, buf, status, reason, id, answer, keep, None).await
+            }
+            Refusal::Limited { retry_after } => {
+                let (status, reason) = (429, crate::policy::LIMITED);
+                let retry = Some(retry_after);
+                body_then_reply(
+                    stream, ctx, sc, buf, status, reason, id, answer, keep, retry,
+                )
+                .await
             }
             Refusal::BadBody => bad_body(stream, ctx, sc, id, version, answer).await,
             Refusal::NoBackend(pool) => {
@@ -69,7 +80,7 @@ impl Refusal<'_> {
                     a.error = Some(err.to_string());
                 }
                 let msg = err.reason(pool.name());
-                body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep).await
+                body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep, None).await
             }
             Refusal::Upstream { err, pool, close } => {
                 crate::http::access::upstream_failed(

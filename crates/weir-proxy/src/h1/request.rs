@@ -22,7 +22,9 @@ use super::actions::HeadFacts;
 use super::admit::{read_head, refuse};
 use super::answer::{reply, Answer, Own, RequestId};
 use super::buf::Buf;
-use super::phases::{admit, forward_phase, pick, prepare, route, Admitted};
+use super::phases::{
+    admit, forward_phase, pick, police_listener, police_route, prepare, route, Admitted,
+};
 use super::respond::respond;
 use super::server::{ClientStream, Ctx};
 
@@ -142,11 +144,17 @@ async fn proxy<'t, S: ClientStream>(
         // Admit refuses only with `Close`: `keep` is not looked at.
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, false).await,
     };
+    if let Err(r) = police_listener(ctx, listener, &sc.req, buf.filled()) {
+        return r.answer(stream, ctx, sc, buf, id, answer, keep).await;
+    }
     let facts = HeadFacts::new(&sc.req, buf.filled());
     let route = match route(listener, owned.as_ref(), host, path, &facts, answer) {
         Ok(route) => route,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
+    if let Err(r) = police_route(ctx, route, &sc.req, buf.filled()) {
+        return r.answer(stream, ctx, sc, buf, id, answer, keep).await;
+    }
     let pool = match route.target() {
         RouteTarget::Pool(pool) => pool,
         RouteTarget::Redirect(r) => {

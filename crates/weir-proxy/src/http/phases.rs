@@ -40,6 +40,8 @@ pub(super) enum Refusal<'t> {
     NoBackend(&'t weir_balance::Pool),
     /// The last attempt failed (see [`failed`]).
     Failed(&'t weir_balance::Pool, UpstreamError),
+    /// A rate limit refused the request: 429 with `Retry-After` (seconds).
+    Limited(u64),
 }
 
 impl Refusal<'_> {
@@ -71,6 +73,13 @@ impl Refusal<'_> {
                 reply(err.status(), err.reason(pool.name()), id, guard, false)
             }
             Refusal::Failed(pool, err) => failed(ctx, pool, id, guard, answer, err),
+            Refusal::Limited(retry_after) => {
+                let status = StatusCode::TOO_MANY_REQUESTS;
+                let mut resp = reply(status, crate::policy::LIMITED, id, guard, false);
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+                resp
+            }
         }
     }
 }
@@ -127,6 +136,41 @@ pub(super) fn route<'t>(
     };
     answer.routed(route);
     Ok(route)
+}
+
+/// The listener's rate limit, before routing (`crate::policy`).
+pub(super) fn police_listener(
+    ctx: &ConnCtx,
+    listener: &ListenerTable,
+    req: &Parts,
+) -> Result<(), Refusal<'static>> {
+    crate::policy::listener(listener, ctx.peer.ip(), |name| {
+        req.headers.get(name).map(HeaderValue::as_bytes)
+    })
+    .map_err(refusal)
+}
+
+/// The route's access list and rate limit (`crate::policy`).
+pub(super) fn police_route(
+    ctx: &ConnCtx,
+    route: &Route,
+    req: &Parts,
+) -> Result<(), Refusal<'static>> {
+    crate::policy::route(route, ctx.peer.ip(), |name| {
+        req.headers.get(name).map(HeaderValue::as_bytes)
+    })
+    .map_err(refusal)
+}
+
+fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
+    match verdict {
+        crate::policy::Verdict::Limited(retry_after) => Refusal::Limited(retry_after),
+        crate::policy::Verdict::Denied => Refusal::Text {
+            status: StatusCode::FORBIDDEN,
+            reason: crate::policy::DENIED,
+            close: false,
+        },
+    }
 }
 
 /// Pick: the first attempt's backend (the retries pick their own).

@@ -27,7 +27,7 @@ use weir_balance::{ListenerTable, RouteTarget};
 
 use super::access::Access;
 use super::body::{ReqBody, ResBody};
-use super::phases::{admit, forward, pick, prepare, respond, route};
+use super::phases::{admit, forward, pick, police_listener, police_route, prepare, respond, route};
 use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::BodySource;
 use super::{headers, ConnCtx};
@@ -167,7 +167,11 @@ async fn proxy<'t>(
 ) -> Response<ResBody> {
     let (mut parts, body) = req.into_parts();
     let version = parts.version;
-    let route = match admit(ctx, &parts).and_then(|()| route(listener, &parts, answer)) {
+    let routed = admit(ctx, &parts)
+        .and_then(|()| police_listener(ctx, listener, &parts))
+        .and_then(|()| route(listener, &parts, answer))
+        .and_then(|route| police_route(ctx, route, &parts).map(|()| route));
+    let route = match routed {
         Ok(route) => route,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };

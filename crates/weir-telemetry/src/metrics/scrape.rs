@@ -57,6 +57,10 @@ families! {
         "Bytes relayed by TCP listeners: rx from clients, tx to clients.";
     HTTP_PROTOCOL_ERRORS = Counter "weir_http_protocol_errors_total"
         "Client connections weir closed for breaking the protocol: a malformed HTTP/1 head, or an HTTP/2 GOAWAY with an error (flood and reset limits included).";
+    RATE_LIMITED = Counter "weir_rate_limited_total"
+        "Requests refused with 429 by a rate limit; route is the route's position, \"\" for the listener's limit.";
+    ACCESS_DENIED = Counter "weir_access_denied_total"
+        "Refused by an access list: connections (route \"\", the listener's lists) or requests (403, the route at that position).";
     DISCOVERY_LOOKUPS = Counter "weir_discovery_lookups_total"
         "Backend discovery lookups of pools with `discovery`, by result (empty and failure keep the last good answer serving).";
     DISCOVERY_BACKENDS = Gauge "weir_discovery_backends"
@@ -104,6 +108,7 @@ impl Metrics {
         let mut backends = live.backends.alive();
         let requests = live.requests.alive();
         let mut discovery = live.discovery.alive();
+        let mut policies = live.policies.alive();
         live.ordinals
             .retain(|_, slots| slots.iter().any(|w| w.strong_count() > 0));
         drop(live);
@@ -111,6 +116,7 @@ impl Metrics {
         routes.sort_unstable_by(|a, b| (&a.listener, &a.pool).cmp(&(&b.listener, &b.pool)));
         pools.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         discovery.sort_unstable_by(|a, b| a.pool.cmp(&b.pool));
+        policies.sort_unstable_by(|a, b| (&a.listener, &a.route).cmp(&(&b.listener, &b.route)));
         backends.sort_unstable_by(|a, b| (&a.pool, &a.backend).cmp(&(&b.pool, &b.backend)));
         write_requests(out, requests, &routes);
         each(out, &REQUEST_DURATION, &routes, |f, r| {
@@ -120,6 +126,14 @@ impl Metrics {
         write_backends(out, &backends);
         write_pools(out, &pools, &backends);
         write_listeners(out, &listeners);
+        each(out, &RATE_LIMITED, &policies, |f, p| {
+            let labels = [("listener", p.listener.as_str()), ("route", &p.route)];
+            f.sample(&labels, p.rate_limited.get() as f64);
+        });
+        each(out, &ACCESS_DENIED, &policies, |f, p| {
+            let labels = [("listener", p.listener.as_str()), ("route", &p.route)];
+            f.sample(&labels, p.access_denied.get() as f64);
+        });
         each(out, &DISCOVERY_LOOKUPS, &discovery, |f, d| {
             for (result, n) in d.lookups() {
                 f.sample(&[("pool", &d.pool), ("result", result)], n as f64);
