@@ -29,9 +29,13 @@ fn message(answers: Vec<Record>, additionals: Vec<Record>) -> Message {
     m
 }
 
-/// An SRV answer of `(priority, weight, port, target, target's address)` rows, with the
-/// A record (TTL 30) of each target that has an address in the additional section.
-fn srv_answer(rows: &[(u16, u16, u16, &str, Option<[u8; 4]>)]) -> Message {
+/// One SRV record: `(priority, weight, port, target, the target's address if the answer
+/// carries it)`.
+type SrvRow<'a> = (u16, u16, u16, &'a str, Option<[u8; 4]>);
+
+/// An SRV answer of `rows`, with the A record (TTL 30) of each target that has an
+/// address in the additional section.
+fn srv_answer(rows: &[SrvRow<'_>]) -> Message {
     let mut answers = Vec::new();
     let mut additionals = Vec::new();
     for &(priority, weight, port, target, ip) in rows {
