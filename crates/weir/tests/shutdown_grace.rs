@@ -35,13 +35,15 @@ fn connection_header(resp: &client::Response) -> Option<String> {
 
 const RAW_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: weir\r\n\r\n";
 
-/// What the server does next to a connection nothing more is sent on: `Ok(0)` is a FIN
-/// (EOF), an error a reset. Bounded well beyond the grace's start.
-async fn next_read(stream: &mut TcpStream) -> std::io::Result<usize> {
+/// Asserts that the server closes `stream`, on which nothing more is sent, with a FIN
+/// (a read of 0 bytes) and not a reset (an error); `what` says which close it was.
+/// Bounded well beyond the grace's start.
+async fn assert_closed_with_fin(stream: &mut TcpStream, what: &str) {
     let mut byte = [0u8; 1];
-    tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
         .await
-        .unwrap_or_else(|_| panic!("the connection was neither closed nor reset within 10 s"))
+        .unwrap_or_else(|_| panic!("the connection was neither closed nor reset within 10 s"));
+    assert_eq!(read.expect("a FIN, not a reset"), 0, "{what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,11 +109,11 @@ async fn sigterm_with_a_grace_answers_healthz_503_keeps_accepting_then_refuses_a
     // Keep-alive connections idle between requests are closed at once, with a FIN: a
     // client sees it while the VIP still leads here, and reconnects through its new
     // owner instead of having its next request reset there.
-    assert_eq!(
-        next_read(&mut idle).await.expect("a FIN, not a reset"),
-        0,
-        "an idle keep-alive connection is closed when the grace starts"
-    );
+    assert_closed_with_fin(
+        &mut idle,
+        "an idle keep-alive connection is closed when the grace starts",
+    )
+    .await;
     until("the idle hyper keep-alive client seeing the close", || {
         kept.is_closed()
     })
@@ -132,11 +134,7 @@ async fn sigterm_with_a_grace_answers_healthz_503_keeps_accepting_then_refuses_a
         (resp.status, resp.header("connection")),
         (200, Some("close"))
     );
-    assert_eq!(
-        next_read(&mut early).await.expect("a FIN, not a reset"),
-        0,
-        "closed after its response"
-    );
+    assert_closed_with_fin(&mut early, "closed after its response").await;
     // HTTP/2: GOAWAY, so the connection ends once its streams are done.
     until("the HTTP/2 connection ending after GOAWAY", || {
         h2.is_closed()
@@ -215,26 +213,18 @@ async fn a_sighup_during_the_grace_is_ignored_and_a_second_signal_stops_at_once(
 
 #[tokio::test]
 async fn weir_check_reports_a_bad_shutdown_grace_and_accepts_a_good_one() {
-    let bad = format!("shutdown_grace: soon\n{}", config::MINIMAL);
-    let out = check_config(WEIR, &bad).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    for (bad, error) in [
+        (
+            "soon",
             "weir.yaml:1:1: shutdown_grace: invalid duration \"soon\" (expected a number and a unit: 250ms, 2s, 1m, 1h)",
-            "weir.yaml: 1 error",
-        ]
-    );
-    let too_long = format!("shutdown_grace: 2h\n{}", config::MINIMAL);
-    let out = check_config(WEIR, &too_long).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert_eq!(
-        out.stderr_lines(),
-        [
-            "weir.yaml:1:1: shutdown_grace: must be at most 1h, got 2h",
-            "weir.yaml: 1 error",
-        ]
-    );
+        ),
+        ("2h", "weir.yaml:1:1: shutdown_grace: must be at most 1h, got 2h"),
+    ] {
+        let bad = format!("shutdown_grace: {bad}\n{}", config::MINIMAL);
+        let out = check_config(WEIR, &bad).await;
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert_eq!(out.stderr_lines(), [error, "weir.yaml: 1 error"]);
+    }
     // `0s` is the documented default, written out.
     for good in ["5s", "0s", "0"] {
         let good = format!("shutdown_grace: {good}\n{}", config::MINIMAL);

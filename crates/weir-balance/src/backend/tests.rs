@@ -27,25 +27,22 @@ fn first_failure_of_a_new_backend_marks_it_down() {
     assert_eq!(b.last_transition().reason, "refused");
 }
 
+/// One probe of `b` with rise 2 and fall 3, reason `ok` or `x`.
+fn probe(b: &Backend, ok: bool) -> Option<Transition> {
+    b.observe(ok, 2, 3, if ok { "ok" } else { "x" })
+}
+
 #[test]
 fn checked_backend_needs_fall_failures_in_a_row() {
     let b = backend();
-    assert_eq!(
-        b.observe(true, 2, 3, "ok"),
-        None,
-        "already up: no transition"
-    );
-    assert_eq!(b.observe(false, 2, 3, "x"), None);
-    assert_eq!(b.observe(false, 2, 3, "x"), None);
+    assert_eq!(probe(&b, true), None, "already up: no transition");
+    assert_eq!(probe(&b, false), None);
+    assert_eq!(probe(&b, false), None);
     assert_eq!(b.consecutive(), (0, 2));
-    assert_eq!(
-        b.observe(true, 2, 3, "ok"),
-        None,
-        "a success resets the count"
-    );
+    assert_eq!(probe(&b, true), None, "a success resets the count");
     assert_eq!(b.consecutive(), (0, 0));
-    assert_eq!(b.observe(false, 2, 3, "x"), None);
-    assert_eq!(b.observe(false, 2, 3, "x"), None);
+    assert_eq!(probe(&b, false), None);
+    assert_eq!(probe(&b, false), None);
     assert_eq!(b.observe(false, 2, 3, "timeout"), Some(Transition::Down));
     assert_eq!(b.transitions(), 1);
 }
@@ -53,15 +50,11 @@ fn checked_backend_needs_fall_failures_in_a_row() {
 #[test]
 fn down_backend_needs_rise_successes_in_a_row() {
     let b = backend();
-    assert_eq!(b.observe(false, 2, 3, "x"), Some(Transition::Down));
-    assert_eq!(b.observe(true, 2, 3, "ok"), None);
-    assert_eq!(
-        b.observe(false, 2, 3, "x"),
-        None,
-        "a failure resets the count"
-    );
+    assert_eq!(probe(&b, false), Some(Transition::Down));
+    assert_eq!(probe(&b, true), None);
+    assert_eq!(probe(&b, false), None, "a failure resets the count");
     assert_eq!(b.consecutive(), (0, 0));
-    assert_eq!(b.observe(true, 2, 3, "ok"), None);
+    assert_eq!(probe(&b, true), None);
     assert_eq!(b.observe(true, 2, 3, "check passed"), Some(Transition::Up));
     assert!(b.is_up());
     assert_eq!(b.last_transition().reason, "check passed");

@@ -29,6 +29,22 @@ fn message(answers: Vec<Record>, additionals: Vec<Record>) -> Message {
     m
 }
 
+/// One SRV record: `(priority, weight, port, target, the target's address if the answer
+/// carries it)`.
+type SrvRow<'a> = (u16, u16, u16, &'a str, Option<[u8; 4]>);
+
+/// An SRV answer of `rows`, with the A record (TTL 30) of each target that has an
+/// address in the additional section.
+fn srv_answer(rows: &[SrvRow<'_>]) -> Message {
+    let mut answers = Vec::new();
+    let mut additionals = Vec::new();
+    for &(priority, weight, port, target, ip) in rows {
+        answers.push(srv(priority, weight, port, target));
+        additionals.extend(ip.map(|ip| a(target, ip, 30)));
+    }
+    message(answers, additionals)
+}
+
 fn addrs(set: &[Discovered]) -> Vec<String> {
     set.iter()
         .map(|d| {
@@ -107,14 +123,11 @@ fn srv_lowest_priority_are_primaries_and_the_rest_backups() {
 
 #[test]
 fn srv_targets_without_addresses_are_looked_up_and_dot_means_none() {
-    let m = message(
-        vec![
-            srv(1, 1, 80, "a.example."),
-            srv(1, 1, 80, "."),
-            srv(1, 1, 80, "b.example."),
-        ],
-        vec![a("a.example.", [10, 0, 0, 1], 30)],
-    );
+    let m = srv_answer(&[
+        (1, 1, 80, "a.example.", Some([10, 0, 0, 1])),
+        (1, 1, 80, ".", None),
+        (1, 1, 80, "b.example.", None),
+    ]);
     let mut r = Records::from_message(&m);
     assert_eq!(r.unresolved_targets(), ["b.example"]);
     assert_eq!(
@@ -131,10 +144,10 @@ fn srv_targets_without_addresses_are_looked_up_and_dot_means_none() {
 
 #[test]
 fn a_priority_with_no_resolvable_target_does_not_make_the_rest_backups() {
-    let m = message(
-        vec![srv(1, 1, 80, "gone.example."), srv(5, 1, 80, "a.example.")],
-        vec![a("a.example.", [10, 0, 0, 1], 30)],
-    );
+    let m = srv_answer(&[
+        (1, 1, 80, "gone.example.", None),
+        (5, 1, 80, "a.example.", Some([10, 0, 0, 1])),
+    ]);
     let r = Records::from_message(&m);
     assert_eq!(
         addrs(&r.backends(DnsRecordType::Srv, 0)),
@@ -155,21 +168,13 @@ fn srv_weights_fit_as_they_are_or_scale_into_1_to_256() {
 
 #[test]
 fn srv_weights_scale_per_tier_and_keep_the_record_weight() {
-    let m = message(
-        vec![
-            srv(10, 3, 80, "a.example."),
-            srv(10, 1, 80, "b.example."),
-            srv(20, 1000, 80, "c.example."),
-            srv(20, 500, 80, "d.example."),
-        ],
-        vec![
-            a("a.example.", [10, 0, 0, 1], 30),
-            a("b.example.", [10, 0, 0, 2], 30),
-            a("c.example.", [10, 0, 0, 3], 30),
-            a("d.example.", [10, 0, 0, 4], 30),
-        ],
-    );
-    let set = Records::from_message(&m).backends(DnsRecordType::Srv, 0);
+    let set = Records::from_message(&srv_answer(&[
+        (10, 3, 80, "a.example.", Some([10, 0, 0, 1])),
+        (10, 1, 80, "b.example.", Some([10, 0, 0, 2])),
+        (20, 1000, 80, "c.example.", Some([10, 0, 0, 3])),
+        (20, 500, 80, "d.example.", Some([10, 0, 0, 4])),
+    ]))
+    .backends(DnsRecordType::Srv, 0);
     assert_eq!(
         addrs(&set),
         [
@@ -186,19 +191,12 @@ fn srv_weights_scale_per_tier_and_keep_the_record_weight() {
 
 #[test]
 fn the_same_address_twice_is_one_backend_primary_and_heavier_first() {
-    let m = message(
-        vec![
-            srv(2, 9, 80, "a.example."),
-            srv(1, 2, 80, "b.example."),
-            srv(1, 4, 80, "c.example."),
-        ],
-        // b and c are the same host; a is too, at a worse priority.
-        vec![
-            a("a.example.", [10, 0, 0, 1], 30),
-            a("b.example.", [10, 0, 0, 1], 30),
-            a("c.example.", [10, 0, 0, 1], 30),
-        ],
-    );
+    // b and c are the same host; a is too, at a worse priority.
+    let m = srv_answer(&[
+        (2, 9, 80, "a.example.", Some([10, 0, 0, 1])),
+        (1, 2, 80, "b.example.", Some([10, 0, 0, 1])),
+        (1, 4, 80, "c.example.", Some([10, 0, 0, 1])),
+    ]);
     let r = Records::from_message(&m);
     assert_eq!(
         addrs(&r.backends(DnsRecordType::Srv, 0)),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -98,17 +98,25 @@ async fn nothing_up_answers_503_naming_the_pool() {
     assert_eq!(b.hits(), 0);
 }
 
+/// `GET /` through `proxy`, which weir must answer itself with `status` and a body that
+/// begins with `prefix`: the response's headers and its body as text.
+async fn own_answer(proxy: &Proxy, status: StatusCode, prefix: &str) -> (HeaderMap, String) {
+    let (got, headers, body) = send(&mut client(proxy.addr).await, get("/")).await;
+    assert_eq!(got, status);
+    assert_starts_with(&body, prefix.as_bytes());
+    (headers, String::from_utf8_lossy(&body).into_owned())
+}
+
 #[tokio::test]
 async fn every_backend_refusing_answers_502() {
     let (_held, [x, y]) = closed_ports();
     let proxy = Proxy::http(&[x, y]).await;
-    let (status, headers, body) = send(&mut client(proxy.addr).await, get("/")).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
-    let body = String::from_utf8_lossy(&body);
-    assert!(
-        body.starts_with("502 Bad Gateway: no backend could be reached in pool \"app\"\n"),
-        "{body}"
-    );
+    let (headers, body) = own_answer(
+        &proxy,
+        StatusCode::BAD_GATEWAY,
+        "502 Bad Gateway: no backend could be reached in pool \"app\"\n",
+    )
+    .await;
     let id = headers["x-request-id"].to_str().expect("ascii id");
     assert!(body.contains(id), "{body}");
     for secret in [
@@ -130,13 +138,12 @@ async fn slow_backend_answers_504_after_the_response_timeout() {
     let mut p = pool("app", &[b.addr]);
     p.timeouts.response = Duration::from_millis(200);
     let proxy = Proxy::start(config(http_listener("app"), vec![p])).await;
-    let (status, _, body) = send(&mut client(proxy.addr).await, get("/")).await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
-    let body = String::from_utf8_lossy(&body);
-    assert!(
-        body.starts_with("504 Gateway Timeout: no response in time from pool \"app\"\n"),
-        "{body}"
-    );
+    let (_, body) = own_answer(
+        &proxy,
+        StatusCode::GATEWAY_TIMEOUT,
+        "504 Gateway Timeout: no response in time from pool \"app\"\n",
+    )
+    .await;
     assert!(!body.contains(&b.addr.to_string()), "{body}");
     assert_eq!(b.hits(), 1, "a timed-out request is not retried");
 }

@@ -101,6 +101,10 @@ mod tests {
         key(name, Protocol::Http, listen)
     }
 
+    fn tcp<'a>(name: &'a str, listen: &str) -> Key<'a> {
+        key(name, Protocol::Tcp, listen)
+    }
+
     /// `diff(running, wanted)` takes `steps` and drains no running listener.
     #[track_caller]
     fn assert_keeps_all(running: &[Key<'_>], wanted: &[Key<'_>], steps: Vec<Step>) {
@@ -134,10 +138,7 @@ mod tests {
     #[test]
     fn a_rename_carries_on_and_a_protocol_change_restarts_on_the_same_socket() {
         let running = [http("web", "127.0.0.1:80"), http("db", "127.0.0.1:81")];
-        let wanted = [
-            http("www", "127.0.0.1:80"),
-            key("db", Protocol::Tcp, "127.0.0.1:81"),
-        ];
+        let wanted = [http("www", "127.0.0.1:80"), tcp("db", "127.0.0.1:81")];
         let d = diff(&running, &wanted);
         assert_eq!(d.steps, vec![Step::Rename(0), Step::Restart(1)]);
         assert_eq!(d.drain, vec![1], "only the restarted task drains");
@@ -145,14 +146,8 @@ mod tests {
 
     #[test]
     fn a_rename_prefers_a_socket_of_the_same_protocol() {
-        let running = [
-            http("a", "127.0.0.1:0"),
-            key("b", Protocol::Tcp, "127.0.0.1:0"),
-        ];
-        let wanted = [
-            key("c", Protocol::Tcp, "127.0.0.1:0"),
-            http("d", "127.0.0.1:0"),
-        ];
+        let running = [http("a", "127.0.0.1:0"), tcp("b", "127.0.0.1:0")];
+        let wanted = [tcp("c", "127.0.0.1:0"), http("d", "127.0.0.1:0")];
         assert_keeps_all(&running, &wanted, vec![Step::Rename(1), Step::Rename(0)]);
     }
 
