@@ -62,6 +62,11 @@ async fn start(yaml: &str) -> Weir {
     Weir::start(WEIR, yaml).await
 }
 
+/// One route to `web` with a frozen rate limit (`rest`: its burst and key).
+fn limited_route(rest: &str) -> String {
+    format!("      - rate_limit: {{ requests_per_second: {FROZEN}, {rest} }}\n        pool: web\n")
+}
+
 fn hits(be: &BackendHandle) -> usize {
     be.hits()
 }
@@ -69,10 +74,7 @@ fn hits(be: &BackendHandle) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_passes_then_429_with_retry_after_is_counted_and_never_forwarded() {
     let (addr, be) = spawn_backend("app").await;
-    let routes = format!(
-        "      - rate_limit: {{ requests_per_second: {FROZEN}, burst: 3 }}\n        pool: web\n"
-    );
-    let weir = start(&config("", &routes, addr)).await;
+    let weir = start(&config("", &limited_route("burst: 3"), addr)).await;
     let mut client = weir.h1_client("web").await;
     let mut answers = Vec::new();
     for _ in 0..5 {
@@ -124,10 +126,12 @@ async fn a_burst_passes_then_429_with_retry_after_is_counted_and_never_forwarded
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_header_value_has_its_own_bucket_on_both_http_paths() {
     let (addr, be) = spawn_backend("app").await;
-    let routes = format!(
-        "      - rate_limit: {{ requests_per_second: {FROZEN}, burst: 2, key: 'header:X-User' }}\n        pool: web\n"
-    );
-    let weir = start(&config("", &routes, addr)).await;
+    let weir = start(&config(
+        "",
+        &limited_route("burst: 2, key: 'header:X-User'"),
+        addr,
+    ))
+    .await;
     let mut h1 = weir.h1_client("web").await;
     let mut answers = Vec::new();
     for user in ["alice", "alice", "alice", "bob", "bob", "bob"] {
@@ -189,11 +193,7 @@ async fn the_listener_limit_is_checked_before_the_route_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_survive_a_reload_that_keeps_the_limit_and_refill_when_it_changes() {
     let (addr, be) = spawn_backend("app").await;
-    let routes = |burst: u32| {
-        format!(
-            "      - rate_limit: {{ requests_per_second: {FROZEN}, burst: {burst} }}\n        pool: web\n"
-        )
-    };
+    let routes = |burst: u32| limited_route(&format!("burst: {burst}"));
     let mut weir = start(&config("", &routes(2), addr)).await;
     let web = weir.listener_addr("web");
     let mut client = H1Client::connect(web).await.expect("connect");

@@ -144,10 +144,7 @@ pub(super) fn police_listener(
     listener: &ListenerTable,
     req: &Parts,
 ) -> Result<(), Refusal<'static>> {
-    crate::policy::listener(listener, ctx.peer.ip(), |name| {
-        req.headers.get(name).map(HeaderValue::as_bytes)
-    })
-    .map_err(refusal)
+    crate::policy::listener(listener, ctx.peer.ip(), header_of(req)).map_err(refusal)
 }
 
 /// The route's access list and rate limit (`crate::policy`).
@@ -156,10 +153,12 @@ pub(super) fn police_route(
     route: &Route,
     req: &Parts,
 ) -> Result<(), Refusal<'static>> {
-    crate::policy::route(route, ctx.peer.ip(), |name| {
-        req.headers.get(name).map(HeaderValue::as_bytes)
-    })
-    .map_err(refusal)
+    crate::policy::route(route, ctx.peer.ip(), header_of(req)).map_err(refusal)
+}
+
+/// The request's first value of a header, as a policy key reads it.
+fn header_of<'r>(req: &'r Parts) -> impl FnOnce(&str) -> Option<&'r [u8]> + 'r {
+    move |name| req.headers.get(name).map(HeaderValue::as_bytes)
 }
 
 fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {

@@ -365,6 +365,18 @@ async fn feed_in_steps(b: &mut RawBackend, tx: &Feed, pieces: usize) -> Vec<u8> 
     sent
 }
 
+/// The answer to `res` is a 200 whose body is exactly `sent` (the echo backend's).
+async fn assert_echoed(res: Answer, what: &str, sent: &[u8]) {
+    let res = response(res, what).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
+        .await
+        .expect("answer in time")
+        .expect("answer")
+        .to_bytes();
+    assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
+}
+
 async fn body_text(res: http::Response<hyper::body::Incoming>) -> String {
     let body = tokio::time::timeout(WAIT, res.into_body().collect())
         .await
@@ -565,14 +577,7 @@ async fn an_early_answer_does_not_hold_up_an_upload_the_client_sends_before_read
         "upload differs ({} bytes)",
         seen.data.len()
     );
-    let res = response(res, "response").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
-        .await
-        .expect("answer in time")
-        .expect("answer")
-        .to_bytes();
-    assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
+    assert_echoed(res, "response", &sent).await;
 }
 
 #[tokio::test]
@@ -613,12 +618,5 @@ async fn an_upload_stalled_after_the_answer_is_reset_after_the_idle_timeout() {
     let (res, tx) = send_upload(&mut c, None);
     let sent = feed_in_steps(&mut b, &tx, 1).await;
     drop(tx);
-    let res = response(res, "next response").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let echoed = tokio::time::timeout(WAIT, res.into_body().collect())
-        .await
-        .expect("answer in time")
-        .expect("answer")
-        .to_bytes();
-    assert!(echoed == sent, "echo differs ({} bytes)", echoed.len());
+    assert_echoed(res, "next response", &sent).await;
 }
