@@ -36,9 +36,9 @@
 //! admit    h1/admit.rs::read_head      the head within its timeouts, codec refusals
 //!          h1/request.rs::handle       HTTP/1.0 chunked, the listener, the request id
 //!          h1/phases.rs::admit         keep-alive, CONNECT, target and Host, access record
-//!          h1/phases.rs::police_listener  the listener's rate limit (429)
+//!          h1/phases.rs::police    the listener's rate limit (429)
 //! route    h1/phases.rs::route         the listener's route (404)
-//!          h1/phases.rs::police_route  the route's access list (403), rate limit (429)
+//!          h1/phases.rs::police    the route's access list (403), rate limit (429)
 //! pick     h1/phases.rs::pick          the first backend (503)
 //! prepare  h1/phases.rs::prepare       the backend's head, the body held or streamed
 //! forward  h1/phases.rs::forward_phase  attempts and retries (http/forward.rs::forward,
@@ -56,9 +56,9 @@
 //! ```text
 //! admit    http/service.rs::handle     the listener, the request id, access record
 //!          http/phases.rs::admit       HTTP/1 framing, CONNECT, the Host rules
-//!          http/phases.rs::police_listener  the listener's rate limit (429)
+//!          http/phases.rs::police  the listener's rate limit (429)
 //! route    http/phases.rs::route       the listener's route (404)
-//!          http/phases.rs::police_route  the route's access list (403), rate limit (429)
+//!          http/phases.rs::police  the route's access list (403), rate limit (429)
 //! pick     http/phases.rs::pick        the first backend (503)
 //! prepare  http/phases.rs::prepare     the body's first frame (408, 400)
 //! forward  http/phases.rs::forward     h1/from_h2.rs for HTTP/1 pools, hyper's

@@ -25,38 +25,49 @@ pub(crate) enum Verdict {
     Denied,
 }
 
-/// The listener's rate limit, checked before the request is routed.
-#[inline]
-pub(crate) fn listener<'h>(
-    listener: &ListenerTable,
-    ip: IpAddr,
-    header: impl FnOnce(&str) -> Option<&'h [u8]>,
-) -> Result<(), Verdict> {
-    listener.policy().take_token(ip, header).map_err(|limited| {
-        let retry_after = limited.retry_after_secs();
-        tracing::debug!(client = %ip, listener = listener.name(), retry_after, "rate limited by the listener");
-        Verdict::Limited(retry_after)
-    })
+/// Whose policy is checked: the listener's (its rate limit, before routing; its access
+/// list already acted on the connection) or the route's (access list, then rate limit).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'t> {
+    /// Before routing.
+    Listener(&'t ListenerTable),
+    /// After routing.
+    Route(&'t Route),
 }
 
-/// The route's access list, then its rate limit (a refused client takes no token).
+/// Checks `scope`'s policy for a client at `ip`; `header` reads one header of the
+/// request, for a limit keyed by it. A client the access list refuses takes no token.
 #[inline]
-pub(crate) fn route<'h>(
-    route: &Route,
+pub(crate) fn police<'h>(
+    scope: Scope<'_>,
     ip: IpAddr,
     header: impl FnOnce(&str) -> Option<&'h [u8]>,
 ) -> Result<(), Verdict> {
-    let policy = route.policy();
+    let (policy, by) = match scope {
+        Scope::Listener(l) => (l.policy(), Some(l.name())),
+        Scope::Route(r) => (r.policy(), None),
+    };
     if policy.is_empty() {
         return Ok(());
     }
-    if !policy.permits(ip) {
-        tracing::debug!(client = %ip, pool = route.pool().map_or("none", |p| p.name()), "refused by the route's access list");
+    if by.is_none() && !policy.permits(ip) {
+        tracing::debug!(client = %ip, pool = pool_of(scope), "refused by the route's access list");
         return Err(Verdict::Denied);
     }
     policy.take_token(ip, header).map_err(|limited| {
         let retry_after = limited.retry_after_secs();
-        tracing::debug!(client = %ip, pool = route.pool().map_or("none", |p| p.name()), retry_after, "rate limited by the route");
+        match by {
+            Some(listener) => tracing::debug!(client = %ip, listener, retry_after, "rate limited by the listener"),
+            None => tracing::debug!(client = %ip, pool = pool_of(scope), retry_after, "rate limited by the route"),
+        }
         Verdict::Limited(retry_after)
     })
+}
+
+/// The pool a route's refusal is logged with.
+fn pool_of(scope: Scope<'_>) -> &str {
+    match scope {
+        Scope::Route(r) => r.pool().map_or("none", |p| p.name()),
+        Scope::Listener(_) => "none",
+    }
 }

@@ -28,6 +28,7 @@ use super::upload::{Rest, Upload};
 use super::write::{self, Forwarding};
 use crate::http::access::Access;
 use crate::http::{forward, host};
+use crate::policy::Scope;
 
 /// What admitting a request decided.
 pub(super) struct Admitted<'b> {
@@ -169,27 +170,15 @@ fn header_value<'b>(head: &RequestHead, src: &'b [u8], name: &str) -> Option<&'b
         .map(|h| h.value.of(src))
 }
 
-/// The listener's rate limit, before routing (`crate::policy`).
-pub(super) fn police_listener(
+/// The listener's rate limit (before routing) or the route's access list and rate
+/// limit (`crate::policy`).
+pub(super) fn police(
     ctx: &Ctx,
-    listener: &ListenerTable,
+    scope: Scope<'_>,
     head: &RequestHead,
     src: &[u8],
 ) -> Result<(), Refusal<'static>> {
-    crate::policy::listener(listener, ctx.peer.ip(), |name| {
-        header_value(head, src, name)
-    })
-    .map_err(refusal)
-}
-
-/// The route's access list and rate limit (`crate::policy`).
-pub(super) fn police_route(
-    ctx: &Ctx,
-    route: &Route,
-    head: &RequestHead,
-    src: &[u8],
-) -> Result<(), Refusal<'static>> {
-    crate::policy::route(route, ctx.peer.ip(), |name| header_value(head, src, name))
+    crate::policy::police(scope, ctx.peer.ip(), |name| header_value(head, src, name))
         .map_err(refusal)
 }
 

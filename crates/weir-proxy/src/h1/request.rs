@@ -22,11 +22,10 @@ use super::actions::HeadFacts;
 use super::admit::{read_head, refuse};
 use super::answer::{reply, Answer, Own, RequestId};
 use super::buf::Buf;
-use super::phases::{
-    admit, forward_phase, pick, police_listener, police_route, prepare, route, Admitted,
-};
+use super::phases::{admit, forward_phase, pick, police, prepare, route, Admitted};
 use super::respond::respond;
 use super::server::{ClientStream, Ctx};
+use crate::policy::Scope;
 
 pub(crate) const BAD_BODY: &str = "invalid request body";
 
@@ -144,7 +143,7 @@ async fn proxy<'t, S: ClientStream>(
         // Admit refuses only with `Close`: `keep` is not looked at.
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, false).await,
     };
-    if let Err(r) = police_listener(ctx, listener, &sc.req, buf.filled()) {
+    if let Err(r) = police(ctx, Scope::Listener(listener), &sc.req, buf.filled()) {
         return r.answer(stream, ctx, sc, buf, id, answer, keep).await;
     }
     let facts = HeadFacts::new(&sc.req, buf.filled());
@@ -152,7 +151,7 @@ async fn proxy<'t, S: ClientStream>(
         Ok(route) => route,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
-    if let Err(r) = police_route(ctx, route, &sc.req, buf.filled()) {
+    if let Err(r) = police(ctx, Scope::Route(route), &sc.req, buf.filled()) {
         return r.answer(stream, ctx, sc, buf, id, answer, keep).await;
     }
     let pool = match route.target() {

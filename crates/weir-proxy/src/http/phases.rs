@@ -23,6 +23,7 @@ use super::service::{
 use super::upstream::{self, BodySource, HyperAttempt, Outgoing};
 use super::{headers, host, ConnCtx};
 use crate::io::RequestGuard;
+use crate::policy::Scope;
 
 /// Why weir answers a request itself: what each phase decided, turned into the
 /// answer by [`Refusal::answer`]. Reasons are `&'static` text; an upstream error is
@@ -138,27 +139,11 @@ pub(super) fn route<'t>(
     Ok(route)
 }
 
-/// The listener's rate limit, before routing (`crate::policy`).
-pub(super) fn police_listener(
-    ctx: &ConnCtx,
-    listener: &ListenerTable,
-    req: &Parts,
-) -> Result<(), Refusal<'static>> {
-    crate::policy::listener(listener, ctx.peer.ip(), header_of(req)).map_err(refusal)
-}
-
-/// The route's access list and rate limit (`crate::policy`).
-pub(super) fn police_route(
-    ctx: &ConnCtx,
-    route: &Route,
-    req: &Parts,
-) -> Result<(), Refusal<'static>> {
-    crate::policy::route(route, ctx.peer.ip(), header_of(req)).map_err(refusal)
-}
-
-/// The request's first value of a header, as a policy key reads it.
-fn header_of<'r>(req: &'r Parts) -> impl FnOnce(&str) -> Option<&'r [u8]> + 'r {
-    move |name| req.headers.get(name).map(HeaderValue::as_bytes)
+/// The listener's rate limit (before routing) or the route's access list and rate
+/// limit (`crate::policy`).
+pub(super) fn police(ctx: &ConnCtx, scope: Scope<'_>, req: &Parts) -> Result<(), Refusal<'static>> {
+    let header = |name: &str| req.headers.get(name).map(HeaderValue::as_bytes);
+    crate::policy::police(scope, ctx.peer.ip(), header).map_err(refusal)
 }
 
 fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {

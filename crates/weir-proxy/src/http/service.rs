@@ -27,12 +27,13 @@ use weir_balance::{ListenerTable, RouteTarget};
 
 use super::access::Access;
 use super::body::{ReqBody, ResBody};
-use super::phases::{admit, forward, pick, police_listener, police_route, prepare, respond, route};
+use super::phases::{admit, forward, pick, police, prepare, respond, route};
 use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::BodySource;
 use super::{headers, ConnCtx};
 pub(super) use crate::h1::Answer;
 use crate::io::RequestGuard;
+use crate::policy::Scope;
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
@@ -168,9 +169,9 @@ async fn proxy<'t>(
     let (mut parts, body) = req.into_parts();
     let version = parts.version;
     let routed = admit(ctx, &parts)
-        .and_then(|()| police_listener(ctx, listener, &parts))
+        .and_then(|()| police(ctx, Scope::Listener(listener), &parts))
         .and_then(|()| route(listener, &parts, answer))
-        .and_then(|route| police_route(ctx, route, &parts).map(|()| route));
+        .and_then(|route| police(ctx, Scope::Route(route), &parts).map(|()| route));
     let route = match routed {
         Ok(route) => route,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
