@@ -9,15 +9,14 @@
 #  1. saturation: wrk (CONNS keep-alive connections, DURATION s) as fast as it goes; the
 #     proxy's own CPU time (utime and stime from /proc/PID/stat) over the run gives CPU
 #     microseconds per request, split into user and system, and wrk gives requests/s;
-#  2. fixed rate: oha at RATE requests/s (default a third of HAProxy's median saturation
-#     rate) with --latency-correction (no coordinated omission): p50 and p99 latency. For
-#     this phase the backend moves to CPU 1 beside the proxy and oha has CPU 0 to itself:
-#     oha costs several times wrk per request, and sharing a core with the backend it
-#     ran CPU 0 near saturation at this rate, so its own queueing was most of the p99 it
-#     reported (4-10 ms against a 0.6 ms p50 for every proxy alike; in one run nginx's
-#     p50 reached 420 ms). At a third of its capacity
-#     the proxy leaves CPU 1 room for the backend (LAT_BACKEND_CPU=0 restores the old
-#     layout).
+#  2. fixed rate: weir's own open-loop client (`fixed-rate`, benches/src/bin/fixed-rate.rs:
+#     one thread, LAT_CONNS keep-alive connections on a fixed schedule, latency counted
+#     from when a held-up request was due) at RATE requests/s (default a third of
+#     HAProxy's median saturation rate): p50 and p99 latency. For this phase the backend
+#     moves to CPU 1 beside the proxy and the client has CPU 0 to itself
+#     (LAT_BACKEND_CPU=0 restores the old layout). oha, used before, spent most of CPU 0
+#     itself at 20,000 req/s (p50 0.8 ms for every proxy), so its own queueing was most
+#     of the p99 it reported; LAT_CLIENT=oha still runs it for comparison.
 #
 # Ratios are the median of per-round ratios to HAProxy measured in the same round.
 #
@@ -26,13 +25,18 @@
 #   WEIR_BIN=path/to/weir benches/compare/http.sh    # skip the cargo build
 #   RATE=8000 benches/compare/http.sh                # fixed rate instead of capacity / 3
 #
-# Needs: haproxy, nginx, wrk, oha, taskset, python3, openssl, a release weir.
+# Needs: haproxy, nginx, wrk, taskset, python3, openssl, a release weir (oha for LAT_CLIENT=oha).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=benches/compare/lib.sh
 . benches/compare/lib.sh
-defaults ROUNDS=6 DURATION=10 CONNS=50 LAT_ROUNDS=5 LAT_DURATION=10 LAT_CONNS=10 LAT_BACKEND_CPU=1 RATE=""
-need haproxy nginx wrk oha taskset python3 openssl
+defaults ROUNDS=6 DURATION=10 CONNS=50 LAT_ROUNDS=5 LAT_DURATION=10 LAT_CONNS=10 LAT_BACKEND_CPU=1 RATE="" LAT_CLIENT=fixed-rate
+need haproxy nginx wrk taskset python3 openssl
+case $LAT_CLIENT in
+  fixed-rate) fixed_rate_bin ;;
+  oha) need oha ;;
+  *) echo "LAT_CLIENT is fixed-rate or oha, not $LAT_CLIENT" >&2; exit 2 ;;
+esac
 need_two_cpus
 weir_bin
 start_all
@@ -53,6 +57,15 @@ saturate() {
 # p50 and p99 (ms) of one fixed-rate run of proxy $1 in round $2.
 fixed_rate() {
   local n=$1 r=$2 out
+  if [ "$LAT_CLIENT" = fixed-rate ]; then
+    out=$(taskset -c 0 "$FIXED_RATE_BIN" "${H1[$n]}" "$RATE" --conns "$LAT_CONNS" --duration "$LAT_DURATION" --warmup 1) ||
+      echo "$n: failed or non-2xx requests: $out" >&2
+    read -r "P50[$n,$r]" "P99[$n,$r]" < <(python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("%.3f %.3f" % (r["p50_ms"], r["p99_ms"]))' <<<"$out")
+    return
+  fi
   out=$(taskset -c 0 oha --no-tui --output-format json --worker-threads 1 -w -z "${LAT_DURATION}s" -c "$LAT_CONNS" \
     -q "$RATE" --latency-correction "http://${H1[$n]}/")
   read -r "P50[$n,$r]" "P99[$n,$r]" < <(python3 -c '
@@ -105,8 +118,8 @@ for n in "${names[@]}"; do
   read -r qr _ _ < <(summary RPS "$n" ratio "$ROUNDS")
   printf '%-8s %11.2f %8.2f %8.2f %10.2f %6.2fx (%.2f-%.2f) %10.0f %8.2fx\n' "$n" "$tm" "$um" "$sm" "$tl" "$rm" "$rl" "$rh" "$qm" "$qr"
 done
-printf '\nfixed rate %s req/s (oha -c%s --latency-correction on CPU 0; backend on CPU %s), %s rounds of %ss, medians\n' \
-  "$RATE" "$LAT_CONNS" "$LAT_BACKEND_CPU" "$LAT_ROUNDS" "$LAT_DURATION"
+printf '\nfixed rate %s req/s (%s -c%s, corrected for coordinated omission, on CPU 0; backend on CPU %s), %s rounds of %ss, medians\n' \
+  "$RATE" "$LAT_CLIENT" "$LAT_CONNS" "$LAT_BACKEND_CPU" "$LAT_ROUNDS" "$LAT_DURATION"
 printf '%-8s %10s %10s %12s\n' proxy "p50 ms" "p99 ms" "p99 ratio"
 for n in "${names[@]}"; do
   read -r pm _ _ < <(summary P50 "$n" value "$LAT_ROUNDS")

@@ -32,6 +32,16 @@ weir_bin() {
   [ -x "$WEIR_BIN" ] || { echo "WEIR_BIN=$WEIR_BIN is not an executable" >&2; exit 2; }
 }
 
+# Sets FIXED_RATE_BIN: the caller's, or a release build of benches/src/bin/fixed-rate.rs.
+fixed_rate_bin() {
+  FIXED_RATE_BIN=${FIXED_RATE_BIN:-}
+  if [ -z "$FIXED_RATE_BIN" ]; then
+    cargo build --release -q -p weir-benches --bin fixed-rate
+    FIXED_RATE_BIN=${CARGO_TARGET_DIR:-./target}/release/fixed-rate
+  fi
+  [ -x "$FIXED_RATE_BIN" ] || { echo "FIXED_RATE_BIN=$FIXED_RATE_BIN is not an executable" >&2; exit 2; }
+}
+
 # A private temp dir ($work) and the list of processes this script started ($pids): the
 # EXIT trap stops exactly those (by PID) and removes the dir, on success, error or ^C.
 work=$(mktemp -d)
