@@ -133,40 +133,7 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         .accept_proxy_protocol
         .as_ref()
         .map(|a| super::proxy_protocol::accept(v, a, &field(path, "accept_proxy_protocol")));
-    let (routes, pool) = match protocol {
-        Protocol::Http => {
-            if l.pool.is_some() {
-                v.error(
-                    &field(path, "pool"),
-                    "an http listener sends requests to pools through `routes`; `pool` is for tcp listeners",
-                );
-            }
-            (http_routes(v, l.routes.as_deref(), path, pools), None)
-        }
-        Protocol::Tcp => {
-            if l.routes.is_some() {
-                v.error(
-                    &field(path, "routes"),
-                    "a tcp listener cannot route (it sees no hosts or paths); give it a `pool`",
-                );
-            }
-            let pool = match &l.pool {
-                None => {
-                    v.missing(
-                        path,
-                        "pool",
-                        " (a tcp listener relays every connection to one pool)",
-                    );
-                    None
-                }
-                Some(p) => {
-                    check_pool_exists(v, p.as_str(), &field(path, "pool"), "listener", pools);
-                    Some(p.as_str().to_owned())
-                }
-            };
-            (Vec::new(), pool)
-        }
-    };
+    let (routes, pool) = targets(v, l, path, protocol, pools);
     let timeouts = l
         .timeouts
         .as_ref()
@@ -221,6 +188,51 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         rate_limit,
         allow,
         deny,
+    }
+}
+
+/// Where a listener sends its traffic: an http listener's routes, or a tcp listener's
+/// one pool; the key the other protocol takes is refused.
+fn targets(
+    v: &mut Validator<'_>,
+    l: &RawListener,
+    path: &str,
+    protocol: Protocol,
+    pools: &[&str],
+) -> (Vec<RouteConfig>, Option<String>) {
+    match protocol {
+        Protocol::Http => {
+            if l.pool.is_some() {
+                v.error(
+                    &field(path, "pool"),
+                    "an http listener sends requests to pools through `routes`; `pool` is for tcp listeners",
+                );
+            }
+            (http_routes(v, l.routes.as_deref(), path, pools), None)
+        }
+        Protocol::Tcp => {
+            if l.routes.is_some() {
+                v.error(
+                    &field(path, "routes"),
+                    "a tcp listener cannot route (it sees no hosts or paths); give it a `pool`",
+                );
+            }
+            let pool = match &l.pool {
+                None => {
+                    v.missing(
+                        path,
+                        "pool",
+                        " (a tcp listener relays every connection to one pool)",
+                    );
+                    None
+                }
+                Some(p) => {
+                    check_pool_exists(v, p.as_str(), &field(path, "pool"), "listener", pools);
+                    Some(p.as_str().to_owned())
+                }
+            };
+            (Vec::new(), pool)
+        }
     }
 }
 

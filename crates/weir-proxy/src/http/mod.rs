@@ -79,6 +79,23 @@ pub(crate) struct ConnCtx {
     cap: limits::RequestCap,
 }
 
+impl ConnCtx {
+    /// The context of an HTTP/2 connection the engine's connection `conn` handed over.
+    fn new(conn: &crate::h1::Ctx, shared: &Arc<ConnShared>, limits: &ConnLimits) -> Self {
+        let client_ip = HeaderValue::from_str(&conn.client_ip)
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnCtx {
+            table: Arc::clone(&conn.table),
+            listener: Arc::clone(&conn.scope.name),
+            peer: conn.peer,
+            client_ip,
+            is_tls: conn.is_tls,
+            shared: Arc::clone(shared),
+            cap: limits::RequestCap::new(limits.max_requests),
+        }
+    }
+}
+
 /// Serves one HTTP client connection until it closes, drains, idles out or is killed:
 /// HTTP/1 on weir's own engine ([`crate::h1`]), which hands HTTP/2 clients to
 /// [`serve_hyper`].
@@ -103,17 +120,7 @@ where
     let limits = conn.limits.clone();
     let shared = Arc::new(ConnShared::new());
     let io = ClientIo::new(stream, Arc::clone(&shared), true);
-    let client_ip = HeaderValue::from_str(&conn.client_ip)
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    let ctx = Arc::new(ConnCtx {
-        table: Arc::clone(&conn.table),
-        listener: Arc::clone(&scope.name),
-        peer: conn.peer,
-        client_ip,
-        is_tls: conn.is_tls,
-        shared: Arc::clone(&shared),
-        cap: limits::RequestCap::new(limits.max_requests),
-    });
+    let ctx = Arc::new(ConnCtx::new(conn, &shared, &limits));
 
     let exec = StreamExec::default();
     let mut streams = Streams::new(&exec);
@@ -181,19 +188,8 @@ where
         })
         .await;
         match event {
-            Event::Killed => {
-                tracing::debug!("connection closed by force");
-                break;
-            }
-            Event::Ended(Ok(())) => {
-                tracing::debug!("connection closed");
-                break;
-            }
-            Event::Ended(Err(e)) => {
-                tracing::debug!(error = %e, "connection ended with an error");
-                if let (true, Some(m)) = (limits::is_protocol_error(&e), &limits.metrics) {
-                    m.protocol_error();
-                }
+            Event::Killed | Event::Ended(_) => {
+                ended(event, &limits);
                 break;
             }
             Event::WindingDown => {
@@ -213,6 +209,21 @@ where
         conn.as_mut().graceful_shutdown();
     }
     streams.detach();
+}
+
+/// Logs how a connection ended, and counts a client's protocol error.
+fn ended(event: Event, limits: &ConnLimits) {
+    match event {
+        Event::Killed => tracing::debug!("connection closed by force"),
+        Event::Ended(Ok(())) => tracing::debug!("connection closed"),
+        Event::Ended(Err(e)) => {
+            tracing::debug!(error = %e, "connection ended with an error");
+            if let (true, Some(m)) = (limits::is_protocol_error(&e), &limits.metrics) {
+                m.protocol_error();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Why [`serve_hyper`]'s loop woke.
