@@ -6,7 +6,7 @@
 //! place. A refusal holds only `&'static` text and what the request already owned: it
 //! costs nothing more than the answer it replaces.
 
-use weir_balance::Pool;
+use weir_balance::{Pool, Refused};
 
 use super::answer::{bad_body, body_then_reply, reply_for, Answer, RequestId};
 use super::buf::Buf;
@@ -27,6 +27,9 @@ pub(super) enum Refusal<'t> {
     BadBody,
     /// No backend of the pool is up: 503, and the access log records the error.
     NoBackend(&'t Pool),
+    /// Every backend up is at its `max_in_flight` and the pool's queue refused the
+    /// request (full, timed out, pool removed): 503, answered like `NoBackend`.
+    Busy(&'t Pool, Refused),
     /// The last attempt failed: its status and text, the warning line and the
     /// access-log fields of [`crate::http::access::upstream_failed`].
     Upstream {
@@ -73,14 +76,11 @@ impl Refusal<'_> {
             }
             Refusal::BadBody => bad_body(stream, ctx, sc, id, version, answer).await,
             Refusal::NoBackend(pool) => {
-                let err = UpstreamError::NoBackend {
-                    pool: std::sync::Arc::clone(pool.name_arc()),
-                };
-                if let Some(a) = answer.access.as_mut() {
-                    a.error = Some(err.to_string());
-                }
-                let msg = err.reason(pool.name());
-                body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep, None).await
+                let why = Refused::NoBackend;
+                unavailable(stream, ctx, sc, buf, id, answer, keep, pool, why).await
+            }
+            Refusal::Busy(pool, why) => {
+                unavailable(stream, ctx, sc, buf, id, answer, keep, pool, why).await
             }
             Refusal::Upstream { err, pool, close } => {
                 crate::http::access::upstream_failed(
@@ -96,4 +96,28 @@ impl Refusal<'_> {
             Refusal::Gone => Next::Close,
         }
     }
+}
+
+/// 503 for a pool with no backend up or none free (see [`UpstreamError::refused`]),
+/// answered before the body was read; the access log records the error.
+#[allow(clippy::too_many_arguments)]
+async fn unavailable<S: ClientStream>(
+    stream: &mut S,
+    ctx: &Ctx,
+    sc: &mut Scratch,
+    buf: &mut Buf,
+    id: &RequestId,
+    answer: &mut Answer<'_>,
+    keep: bool,
+    pool: &Pool,
+    why: Refused,
+) -> Next {
+    let Some(err) = UpstreamError::refused(pool, why) else {
+        return Next::Close;
+    };
+    if let Some(a) = answer.access.as_mut() {
+        a.error = Some(err.to_string());
+    }
+    let msg = err.reason(pool.name());
+    body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep, None).await
 }
