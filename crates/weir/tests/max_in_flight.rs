@@ -58,6 +58,18 @@ async fn start(strategy: &str, backends: &str, extra: &str) -> Weir {
     Weir::start(WEIR, &one_pool(strategy, backends, extra)).await
 }
 
+/// Backend `one` limited to one request at a time with the pool's `queue` (a YAML
+/// flow mapping), and a first request held at it.
+async fn one_held(queue: &str) -> (Weir, BackendHandle, JoinHandle<Response>) {
+    let (addr, be) = spawn_backend("one").await;
+    let extra = format!("    max_in_flight: 1\n    queue: {queue}\n");
+    let weir = start("round_robin", &backend(addr), &extra).await;
+    let holding = spawn_get(weir.listener_addr("web"), "/hold");
+    be.wait_in_progress(1, "the first request at the backend")
+        .await;
+    (weir, be, holding)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_backend_gets_at_most_its_limit_and_the_queue_drains_as_slots_free() {
     let (addr, be) = spawn_backend("slow").await;
@@ -106,13 +118,8 @@ async fn a_slow_backend_gets_at_most_its_limit_and_the_queue_drains_as_slots_fre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_at_once() {
-    let (addr, be) = spawn_backend("one").await;
-    let extra = "    max_in_flight: 1\n    queue: { max: 1, timeout: 30s }\n";
-    let weir = start("round_robin", &backend(addr), extra).await;
+    let (weir, be, holding) = one_held("{ max: 1, timeout: 30s }").await;
     let web = weir.listener_addr("web");
-    let holding = spawn_get(web, "/hold");
-    be.wait_in_progress(1, "the first request at the backend")
-        .await;
     let queued = spawn_get(web, "/hold");
     wait_depth(&weir, "web", 1.0).await;
 
@@ -142,13 +149,8 @@ async fn a_full_queue_answers_503_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_waits_out_the_queue_timeout_gets_503() {
-    let (addr, be) = spawn_backend("one").await;
-    let extra = "    max_in_flight: 1\n    queue: { max: 10, timeout: 400ms }\n";
-    let weir = start("round_robin", &backend(addr), extra).await;
+    let (weir, be, holding) = one_held("{ max: 10, timeout: 400ms }").await;
     let web = weir.listener_addr("web");
-    let holding = spawn_get(web, "/hold");
-    be.wait_in_progress(1, "the first request at the backend")
-        .await;
 
     let started = tokio::time::Instant::now();
     let late = answered(spawn_get(web, "/")).await;
@@ -173,12 +175,7 @@ async fn a_request_that_waits_out_the_queue_timeout_gets_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_closes_while_queued_leaves_the_queue() {
-    let (addr, be) = spawn_backend("one").await;
-    let extra = "    max_in_flight: 1\n    queue: { max: 10, timeout: 30s }\n";
-    let weir = start("round_robin", &backend(addr), extra).await;
-    let holding = spawn_get(weir.listener_addr("web"), "/hold");
-    be.wait_in_progress(1, "the first request at the backend")
-        .await;
+    let (weir, be, holding) = one_held("{ max: 10, timeout: 30s }").await;
 
     let mut gone = weir.connect("web").await;
     gone.write_all(b"GET / HTTP/1.1\r\nhost: web\r\n\r\n")
@@ -253,11 +250,9 @@ async fn every_strategy_respects_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clients_wait_in_the_same_queue() {
-    let (addr, be) = spawn_backend("one").await;
-    let extra = "    max_in_flight: 1\n    queue: { max: 10, timeout: 30s }\n";
-    let weir = start("round_robin", &backend(addr), extra).await;
+    let (weir, be, holding) = one_held("{ max: 10, timeout: 30s }").await;
     let web = weir.listener_addr("web");
-    let clients: Vec<JoinHandle<Response>> = (0..3)
+    let clients: Vec<JoinHandle<Response>> = (0..2)
         .map(|_| {
             tokio::spawn(async move {
                 let mut h2 = H2Client::connect(web).await.expect("h2c connect");
@@ -265,11 +260,14 @@ async fn http2_clients_wait_in_the_same_queue() {
             })
         })
         .collect();
-    be.wait_in_progress(1, "one HTTP/2 request at the backend")
-        .await;
     wait_depth(&weir, "web", 2.0).await;
+    assert_eq!(
+        be.in_progress(),
+        1,
+        "HTTP/2 requests wait behind the HTTP/1 one"
+    );
     be.release(3);
-    for c in clients {
+    for c in clients.into_iter().chain([holding]) {
         assert_eq!(answered(c).await.status, 200);
     }
     assert_eq!((be.hits(), be.peak_in_progress()), (3, 1));

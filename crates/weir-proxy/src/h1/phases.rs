@@ -220,9 +220,8 @@ pub(super) async fn pick<'t, S: ClientStream>(
                 "no backend free"
             );
             Err(match why {
-                Refused::NoBackend => Refusal::NoBackend(pool),
                 Refused::Gone => Refusal::Gone,
-                why => Refusal::Busy(pool, why),
+                why => Refusal::Unavailable(pool, why),
             })
         }
     }

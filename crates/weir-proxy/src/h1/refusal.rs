@@ -25,11 +25,10 @@ pub(super) enum Refusal<'t> {
     Unread { status: u16, reason: &'static str },
     /// The client's body was malformed or broke off: 400, and the connection closes.
     BadBody,
-    /// No backend of the pool is up: 503, and the access log records the error.
-    NoBackend(&'t Pool),
-    /// Every backend up is at its `max_in_flight` and the pool's queue refused the
-    /// request (full, timed out, pool removed): 503, answered like `NoBackend`.
-    Busy(&'t Pool, Refused),
+    /// No backend of the pool is up, or every one up is at its `max_in_flight` and the
+    /// pool's queue refused the request (full, timed out, pool removed): 503, and the
+    /// access log records the error.
+    Unavailable(&'t Pool, Refused),
     /// The last attempt failed: its status and text, the warning line and the
     /// access-log fields of [`crate::http::access::upstream_failed`].
     Upstream {
@@ -75,12 +74,15 @@ impl Refusal<'_> {
                 .await
             }
             Refusal::BadBody => bad_body(stream, ctx, sc, id, version, answer).await,
-            Refusal::NoBackend(pool) => {
-                let why = Refused::NoBackend;
-                unavailable(stream, ctx, sc, buf, id, answer, keep, pool, why).await
-            }
-            Refusal::Busy(pool, why) => {
-                unavailable(stream, ctx, sc, buf, id, answer, keep, pool, why).await
+            Refusal::Unavailable(pool, why) => {
+                let Some(err) = UpstreamError::refused(pool, why) else {
+                    return Next::Close;
+                };
+                if let Some(a) = answer.access.as_mut() {
+                    a.error = Some(err.to_string());
+                }
+                let msg = err.reason(pool.name());
+                body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep, None).await
             }
             Refusal::Upstream { err, pool, close } => {
                 crate::http::access::upstream_failed(
@@ -96,28 +98,4 @@ impl Refusal<'_> {
             Refusal::Gone => Next::Close,
         }
     }
-}
-
-/// 503 for a pool with no backend up or none free (see [`UpstreamError::refused`]),
-/// answered before the body was read; the access log records the error.
-#[allow(clippy::too_many_arguments)]
-async fn unavailable<S: ClientStream>(
-    stream: &mut S,
-    ctx: &Ctx,
-    sc: &mut Scratch,
-    buf: &mut Buf,
-    id: &RequestId,
-    answer: &mut Answer<'_>,
-    keep: bool,
-    pool: &Pool,
-    why: Refused,
-) -> Next {
-    let Some(err) = UpstreamError::refused(pool, why) else {
-        return Next::Close;
-    };
-    if let Some(a) = answer.access.as_mut() {
-        a.error = Some(err.to_string());
-    }
-    let msg = err.reason(pool.name());
-    body_then_reply(stream, ctx, sc, buf, 503, &msg, id, answer, keep, None).await
 }
