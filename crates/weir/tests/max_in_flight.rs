@@ -218,6 +218,34 @@ async fn a_backend_entry_overrides_the_pools_limit() {
     assert_eq!(ha.hits() + hb.hits(), 6);
 }
 
+/// A retry goes only to a backend with room: with the other one full it stops, and the
+/// client gets the failed attempt's error at once rather than a wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_never_passes_the_limit_nor_queues() {
+    let dead = weir_e2e::closed_port();
+    let (live, be) = spawn_backend("live").await;
+    let backends = format!("{}{}", backend(dead.addr()), backend(live));
+    let extra = "    max_in_flight: 1\n    queue: { max: 10, timeout: 30s }\n";
+    let weir = start("round_robin", &backends, extra).await;
+    let web = weir.listener_addr("web");
+    // The dead backend's turn first: refused, retried on the live one, held there.
+    let holding = spawn_get(web, "/hold");
+    be.wait_in_progress(1, "the retried request at the live backend")
+        .await;
+    let started = tokio::time::Instant::now();
+    let refused = answered(spawn_get(web, "/")).await;
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no queueing for a retry"
+    );
+    assert_eq!(be.hits(), 1, "the full backend got no retry");
+
+    be.release(1);
+    assert_eq!(answered(holding).await.status, 200);
+    assert_eq!(be.peak_in_progress(), 1);
+}
+
 /// Six held requests over two backends limited to two each: two at each, two queued,
 /// whatever the strategy would prefer (weights 5 and 1 for the weighted ones).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
