@@ -327,6 +327,39 @@ async fn a_reload_that_raises_the_limit_lets_the_waiters_on() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_the_pool_answers_its_waiters_503() {
+    let ([addr, other], [be, _other]) = spawn_backends(["one", "other"]).await;
+    let limited = one_pool(
+        "round_robin",
+        &backend(addr),
+        "    max_in_flight: 1\n    queue: { max: 10, timeout: 30s }\n",
+    );
+    let mut weir = Weir::start(WEIR, &limited).await;
+    let web = weir.listener_addr("web");
+    let holding = spawn_get(web, "/hold");
+    be.wait_in_progress(1, "one request at the backend").await;
+    let waiting = spawn_get(web, "/");
+    wait_depth(&weir, "web", 1.0).await;
+
+    let moved = one_pool("round_robin", &backend(other), "").replace("web", "moved");
+    let moved = moved.replacen("name: moved", "name: web", 1);
+    weir.reload(&moved, ANSWER_WAIT).await;
+    let late = answered(waiting).await;
+    assert_eq!(late.status, 503, "{}", late.text());
+    assert!(
+        late.text().contains("busy (the pool was removed)"),
+        "{}",
+        late.text()
+    );
+    be.release(1);
+    assert_eq!(
+        answered(holding).await.status,
+        200,
+        "in flight, it finishes"
+    );
+}
+
 /// A TCP listener's limit counts open connections: the second connection waits (no
 /// connect to the backend) until the first closes; one over a short queue timeout is
 /// closed without a byte.
