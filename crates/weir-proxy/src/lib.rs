@@ -39,8 +39,7 @@
 //!          h1/phases.rs::police_listener  the listener's rate limit (429)
 //! route    h1/phases.rs::route         the listener's route (404)
 //!          h1/phases.rs::police_route  the route's access list (403), rate limit (429)
-//! pick     h1/phases.rs::pick          the first backend and its slot; over every
-//!                                      max_in_flight the pool's queue (503)
+//! pick     h1/phases.rs::pick          the first backend (503)
 //! prepare  h1/phases.rs::prepare       the backend's head, the body held or streamed
 //! forward  h1/phases.rs::forward_phase  attempts and retries (http/forward.rs::forward,
 //!                                      one attempt: h1/exchange.rs); h2 pools go to
@@ -60,7 +59,7 @@
 //!          http/phases.rs::police_listener  the listener's rate limit (429)
 //! route    http/phases.rs::route       the listener's route (404)
 //!          http/phases.rs::police_route  the route's access list (403), rate limit (429)
-//! pick     http/phases.rs::pick        the first backend and its slot, or the queue (503)
+//! pick     http/phases.rs::pick        the first backend (503)
 //! prepare  http/phases.rs::prepare     the body's first frame (408, 400)
 //! forward  http/phases.rs::forward     h1/from_h2.rs for HTTP/1 pools, hyper's
 //!                                      client (http/upstream.rs) for h2 pools
