@@ -2,8 +2,15 @@
 //! build of a 1,000-backend table, cold (new registry) and as a reload that keeps every
 //! backend (weights 1..=4; plus the smooth weighted cycle's worst case, weights
 //! 1..=256). DESIGN.md §6 asks for < 100 ns per pick and < 50 ms per reload at 1,000.
+//!
+//! `reserve` is what the first attempt of a request does since backend protection:
+//! the pick and its in-flight slot (`Pool::try_reserve`, released at once), without a
+//! limit (the plain increment of before) and with every backend under a
+//! `max_in_flight` it never reaches (the compare-and-swap against the limit).
 
 use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use weir_balance::BackendRegistry;
@@ -47,5 +54,29 @@ fn build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pick, build);
+fn reserve(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reserve");
+    for limit in [None, NonZeroU32::new(1_000_000)] {
+        let label = if limit.is_some() {
+            "limited"
+        } else {
+            "unlimited"
+        };
+        for kind in STRATEGIES {
+            let mut cfg = (*config(kind, 1_000, 4)).clone();
+            cfg.pools[0].max_in_flight = limit;
+            let table = BackendRegistry::new().build(Arc::new(cfg), 1);
+            let Some(pool) = table.pool("app") else {
+                panic!("the fixture has pool app");
+            };
+            let id = BenchmarkId::new(format!("{label}/{}", kind.as_str()), 1_000);
+            group.bench_function(id, |b| {
+                b.iter(|| black_box(pool.try_reserve().is_ok()));
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pick, build, reserve);
 criterion_main!(benches);

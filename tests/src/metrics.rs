@@ -117,9 +117,9 @@ impl Scrape {
     }
 }
 
-/// Every family of DESIGN.md §5, verbatim (plus the two info gauges and issue 11's
-/// discovery families, which have series only for pools with `discovery`): name, type
-/// and label names. The one list both the exporter's unit tests and the end-to-end tests
+/// Every family of DESIGN.md §5, verbatim (plus the two info gauges, issue 11's
+/// discovery families, which have series only for pools with `discovery`, and issue 12's
+/// pool queue families): name, type and label names. The one list both the exporter's unit tests and the end-to-end tests
 /// check a scrape against.
 pub const FAMILIES: &[(&str, &str, &[&str])] = &[
     (
@@ -161,6 +161,13 @@ pub const FAMILIES: &[(&str, &str, &[&str])] = &[
         &["pool", "backend", "kind"],
     ),
     ("weir_retries_total", "counter", &["pool"]),
+    ("weir_pool_queue_depth", "gauge", &["pool"]),
+    ("weir_pool_queue_wait_seconds", "histogram", &["pool"]),
+    (
+        "weir_pool_queue_refused_total",
+        "counter",
+        &["pool", "reason"],
+    ),
     ("weir_listener_connections_active", "gauge", &["listener"]),
     ("weir_listener_connections_total", "counter", &["listener"]),
     (

@@ -25,6 +25,10 @@
 //! of the `last_change` applied, the `last_error` (`null` after a good lookup) and the
 //! number of discovered `backends`. Discovered backends are listed among `backends`,
 //! named by their `ip:port`.
+//!
+//! Backend protection: each backend's `max_in_flight` (`null`: unlimited) beside its
+//! `in_flight`, and per pool a `queue` object: `depth` (requests waiting now), `max`
+//! and `timeout_ms` as configured (`null` for a pool where no backend has a limit).
 
 use serde::Serialize;
 use weir_balance::{Backend, Pool, Table};
@@ -186,9 +190,30 @@ struct PoolJson<'a> {
     fail_open_picks: u64,
     backends_up: usize,
     backends: Vec<BackendJson<'a>>,
+    /// Where requests over a backend's `max_in_flight` wait; `null` without a limit.
+    queue: Option<QueueJson>,
     /// Only for pools with `discovery`.
     #[serde(skip_serializing_if = "Option::is_none")]
     discovery: Option<DiscoveryJson>,
+}
+
+#[derive(Serialize)]
+struct QueueJson {
+    /// Requests (or TCP connections) waiting now.
+    depth: usize,
+    max: u32,
+    timeout_ms: u64,
+}
+
+impl QueueJson {
+    fn of(pool: &Pool) -> Option<Self> {
+        let settings = pool.settings().queue;
+        pool.is_limited().then(|| QueueJson {
+            depth: pool.shared().queue().depth(),
+            max: settings.max,
+            timeout_ms: u64::try_from(settings.timeout.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -220,6 +245,8 @@ struct BackendJson<'a> {
     /// Why the backend is in its state (empty if it never changed).
     reason: String,
     in_flight: u32,
+    /// The most requests or connections served at once; `null`: unlimited.
+    max_in_flight: Option<u32>,
     transitions: u64,
     /// Active checks: passing probes in a row while down (towards `rise`).
     consecutive_successes: u32,
@@ -304,6 +331,7 @@ pub fn status_json(
                 fail_open_picks: p.shared().fail_open_picks(),
                 backends_up: p.up_count(),
                 backends: p.backends().map(|b| backend_json(p, b)).collect(),
+                queue: QueueJson::of(p),
                 discovery: discovery_json(table, p),
             })
             .collect(),
@@ -354,6 +382,7 @@ fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
         since_unix_ms: b.since_unix_ms(),
         reason: last.reason.clone(),
         in_flight: b.in_flight(),
+        max_in_flight: b.max_in_flight(),
         transitions: b.transitions(),
         consecutive_successes: successes,
         consecutive_failures: failures,

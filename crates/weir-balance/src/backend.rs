@@ -23,7 +23,7 @@ mod passive;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use weir_config::BackendConfig;
@@ -31,6 +31,7 @@ use weir_telemetry::BackendMetrics;
 use weir_upstream::Conns;
 
 use crate::clock;
+use crate::pool::PoolQueue;
 
 pub use admin::{AdminChange, AdminMode};
 
@@ -72,6 +73,12 @@ pub struct Backend {
     /// `up && admin == Ready`: what strategies read. Written only under `last`, by
     /// transitions and admin changes alike, so it never disagrees with either.
     routable: AtomicBool,
+    /// `max_in_flight` of the newest config that lists this backend; 0 for unlimited.
+    /// Read beside `routable` by every pick ([`Backend::is_pickable`]).
+    max_in_flight: AtomicU32,
+    /// The queue of the backend's pool, woken when a slot is released. Set once, by
+    /// the first table built with the backend (a backend belongs to one pool name).
+    queue: OnceLock<Arc<PoolQueue>>,
     /// Woken when the backend leaves maint, so its probe task checks it at once instead
     /// of at the next tick (it was not probed meanwhile).
     maint_left: tokio::sync::Notify,
@@ -157,6 +164,8 @@ impl Backend {
             up: AtomicBool::new(true),
             admin: AtomicU8::new(AdminMode::Ready.to_u8()),
             routable: AtomicBool::new(true),
+            max_in_flight: AtomicU32::new(0),
+            queue: OnceLock::new(),
             maint_left: tokio::sync::Notify::new(),
             in_flight: AtomicU32::new(0),
             successes: AtomicU32::new(0),
@@ -256,15 +265,92 @@ impl Backend {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Counts one request or connection until the returned guard is dropped.
+    /// The most requests or connections served at once; `None` for unlimited.
+    pub fn max_in_flight(&self) -> Option<u32> {
+        match self.max_in_flight.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Sets the limit of the newest table (`None`: unlimited). A lowered limit applies
+    /// to new picks only; requests already in flight finish.
+    pub fn set_max_in_flight(&self, limit: Option<std::num::NonZeroU32>) {
+        let limit = limit.map_or(0, std::num::NonZeroU32::get);
+        self.max_in_flight.store(limit, Ordering::Relaxed);
+    }
+
+    /// Whether the backend is below its `max_in_flight` (always, without one).
+    #[inline]
+    pub fn has_room(&self) -> bool {
+        match self.max_in_flight.load(Ordering::Relaxed) {
+            0 => true,
+            limit => self.in_flight.load(Ordering::Relaxed) < limit,
+        }
+    }
+
+    /// Whether a strategy may pick the backend: routable and below its limit. The one
+    /// check every strategy makes per candidate; without a limit it costs one more
+    /// relaxed load than `is_routable`.
+    #[inline]
+    pub fn is_pickable(&self) -> bool {
+        self.is_routable() && self.has_room()
+    }
+
+    /// Lets the backend wake `queue` when it releases a slot (the first call wins).
+    pub(crate) fn join_queue(&self, queue: &Arc<PoolQueue>) {
+        let _ = self.queue.set(Arc::clone(queue));
+    }
+
+    /// Counts one request or connection until the returned guard is dropped, whatever
+    /// the limit (a pool without limits, or a retry on the same backend's slot).
     #[inline]
     pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.counted()
+    }
+
+    /// Like [`Backend::start_request`] if the backend is below its limit, else `None`.
+    /// A compare-and-swap against the limit: two requests that both saw the last free
+    /// slot cannot both take it. Sequentially consistent, like the release and the
+    /// queue's count, so a waiter never misses the slot a release frees.
+    #[inline]
+    pub fn try_start_request(self: &Arc<Self>) -> Option<InFlight> {
+        let limit = self.max_in_flight.load(Ordering::Relaxed);
+        if limit == 0 {
+            return Some(self.start_request());
+        }
+        let mut now = self.in_flight.load(Ordering::SeqCst);
+        loop {
+            if now >= limit {
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(
+                now,
+                now + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Some(self.counted()),
+                Err(actual) => now = actual,
+            }
+        }
+    }
+
+    #[inline]
+    fn counted(self: &Arc<Self>) -> InFlight {
         if let Some(m) = &self.metrics {
             m.in_flight_inc();
         }
         InFlight {
             backend: Arc::clone(self),
+        }
+    }
+
+    /// Back in rotation: a waiter of the pool's queue may now find room here.
+    fn wake_queue(&self) {
+        if let Some(q) = self.queue.get() {
+            q.kick_all();
         }
     }
 
@@ -383,6 +469,9 @@ impl Backend {
         if let Some(m) = &self.metrics {
             m.set_up(up);
         }
+        if up {
+            self.wake_queue();
+        }
         *last = LastTransition {
             at_unix_ms: unix_ms(),
             reason: reason.to_owned(),
@@ -460,9 +549,14 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.backend.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // Sequentially consistent with the queue's waiter count (see `PoolQueue`); the
+        // same instruction as a relaxed one on x86.
+        self.backend.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let Some(m) = &self.backend.metrics {
             m.in_flight_dec();
+        }
+        if let Some(q) = self.backend.queue.get() {
+            q.released();
         }
     }
 }

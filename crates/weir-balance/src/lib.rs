@@ -34,8 +34,9 @@ pub use backend::{AdminChange, AdminMode, Backend, InFlight, LastTransition, Tra
 pub use budget::RetryBudget;
 pub use policy::{AccessList, Limited, Policy, RateLimiter};
 pub use pool::{
-    DiscoverySnapshot, DiscoveryStatus, Passive, Pool, PoolSettings, PoolShared, MAX_ATTEMPTS,
-    MAX_EJECTION_MULTIPLIER, MIN_SHARE_PERMILLE, REPICKS,
+    DiscoverySnapshot, DiscoveryStatus, Passive, Pool, PoolQueue, PoolSettings, PoolShared,
+    Refused, Reserved, MAX_ATTEMPTS, MAX_EJECTION_MULTIPLIER, MIN_SHARE_PERMILLE, REPICKS,
+    RESERVE_TRIES,
 };
 pub use registry::{BackendRegistry, Changes};
 pub use route_action::{HeaderEdits, Redirect, RedirectFrom, Rewrite};

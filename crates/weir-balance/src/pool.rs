@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_config::{
-    HealthCheckConfig, PassiveConfig, PoolConfig, RetryBudgetConfig, RetryOn, StrategyKind,
+    HealthCheckConfig, PassiveConfig, PoolConfig, QueueConfig, RetryBudgetConfig, RetryOn,
+    StrategyKind,
 };
 use weir_telemetry::PoolMetrics;
 use weir_upstream::Transport;
@@ -33,6 +34,7 @@ use crate::{AdminMode, Backend};
 
 mod discovery;
 mod passive;
+mod queue;
 mod shared;
 mod slow_start;
 #[cfg(test)]
@@ -40,6 +42,7 @@ mod tests;
 
 pub use discovery::{DiscoverySnapshot, DiscoveryStatus};
 pub use passive::{Passive, MAX_EJECTION_MULTIPLIER};
+pub use queue::{PoolQueue, Refused, Reserved, RESERVE_TRIES};
 pub use shared::PoolShared;
 pub use slow_start::{MIN_SHARE_PERMILLE, REPICKS};
 
@@ -66,6 +69,8 @@ pub struct PoolSettings {
     pub fail_open: bool,
     /// Ramp-up time of a backend that comes back up; `None` for none.
     pub slow_start: Option<Duration>,
+    /// Where requests over a backend's `max_in_flight` wait.
+    pub queue: QueueConfig,
 }
 
 /// A named set of backends and how to choose among them.
@@ -79,6 +84,8 @@ pub struct Pool {
     backup_strategy: Strategy,
     settings: PoolSettings,
     health_check: Option<HealthCheckConfig>,
+    /// Some backend has a `max_in_flight`: picks reserve against it (see `queue`).
+    limited: bool,
     shared: Arc<PoolShared>,
     /// How its backends are reached; its backends' idle connections are tagged with it.
     transport: Arc<Transport>,
@@ -121,6 +128,11 @@ impl Pool {
                 );
             }
         }
+        let limited = config.max_in_flight.is_some()
+            || config.backends.iter().any(|b| b.max_in_flight.is_some());
+        for b in &backends {
+            b.join_queue(shared.queue());
+        }
         let (backups, primaries): (Vec<_>, Vec<_>) =
             backends.into_iter().partition(|b| b.is_backup());
         let primary_strategy = Strategy::new(config.strategy, &primaries);
@@ -141,8 +153,10 @@ impl Pool {
                 passive: config.passive,
                 fail_open: config.fail_open,
                 slow_start: config.slow_start.filter(|d| !d.is_zero()),
+                queue: config.queue,
             },
             health_check: config.health_check.clone(),
+            limited,
             shared,
             transport,
             metrics: None,
@@ -220,11 +234,16 @@ impl Pool {
     }
 
     /// Chooses a backend: a primary that is up, or, when no primary is up, a backup;
-    /// a backend in slow start only as often as its ramp allows. When nothing is up:
-    /// `None`, or with `fail_open` any backend, in turn.
+    /// a backend in slow start only as often as its ramp allows; never one at its
+    /// `max_in_flight` (`None` when all that are up are: see [`Pool::reserve`]). When
+    /// nothing is up: `None`, or with `fail_open` any backend, in turn.
     #[inline]
     pub fn pick(&self) -> Option<&Arc<Backend>> {
         let Some(picked) = self.pick_up() else {
+            if self.limited && self.backends().any(|b| b.is_routable()) {
+                // Busy, not down: the caller queues; failing open is for a dead pool.
+                return None;
+            }
             return self.fail_open();
         };
         match self.settings.slow_start {
@@ -238,6 +257,11 @@ impl Pool {
     fn pick_up(&self) -> Option<&Arc<Backend>> {
         if let Some(i) = self.primary_strategy.pick(&self.primaries) {
             return self.primaries.get(i);
+        }
+        if self.limited && self.primaries.iter().any(|b| b.is_routable()) {
+            // Primaries up but at their limit: the request queues for them; backups
+            // stand in for primaries that are down, not for busy ones (HAProxy's too).
+            return None;
         }
         self.backup_strategy
             .pick(&self.backups)
@@ -270,7 +294,8 @@ impl Pool {
         self.backends().filter(ready).nth(i)
     }
 
-    /// Chooses a backend for a retry: one that is up and not in `tried`.
+    /// Chooses a backend for a retry: one that is up, has room under its
+    /// `max_in_flight`, and is not in `tried`.
     ///
     /// The strategy is asked first, so retries keep the pool's spread; if it keeps naming
     /// tried backends, any untried primary that is up is taken, then any untried backup
@@ -289,9 +314,9 @@ impl Pool {
         let failing_open = self.settings.fail_open && !self.backends().any(|b| b.is_routable());
         self.backends().find(|b| {
             let eligible = if failing_open {
-                b.admin_mode() == AdminMode::Ready
+                b.admin_mode() == AdminMode::Ready && b.has_room()
             } else {
-                b.is_routable()
+                b.is_pickable()
             };
             eligible && !is_tried(b)
         })

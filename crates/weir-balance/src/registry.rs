@@ -179,6 +179,7 @@ impl BackendRegistry {
                                 None => Backend::new(&pool.name, b),
                             })
                         });
+                        backend.set_max_in_flight(pool.max_in_flight_of(b));
                         if let Some(cleared) = backend.update_settings(b) {
                             tracing::info!(
                                 pool = %pool.name,
@@ -192,6 +193,8 @@ impl BackendRegistry {
                     })
                     .collect();
                 let state = shared.entry(pool.name.clone()).or_default();
+                // A raised limit may have made room for requests already waiting.
+                state.queue().kick_all();
                 let transport = transport_of(kept.get(&pool.name), pool);
                 kept.insert(pool.name.clone(), Arc::clone(&transport));
                 let built = Pool::with_shared(pool, backends, Arc::clone(state), transport);
@@ -249,7 +252,14 @@ impl BackendRegistry {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        shared.retain(|name, _| table.pool(name).is_some());
+        shared.retain(|name, state| {
+            let kept = table.pool(name).is_some();
+            if !kept {
+                // Requests waiting for the removed pool's backends get a 503 now.
+                state.queue().close();
+            }
+            kept
+        });
         drop(shared);
         let mut kept = match self.transports.lock() {
             Ok(g) => g,

@@ -332,6 +332,39 @@ pub struct PoolConfig {
     pub upstream_protocol: UpstreamProtocol,
     /// Backends found at run time, served beside `backends`. Default `None`.
     pub discovery: Option<crate::DiscoveryConfig>,
+    /// Requests (HTTP) or connections (TCP) each backend serves at once (HAProxy's
+    /// server `maxconn`); a backend entry's own `max_in_flight` overrides it. Default
+    /// `None`: unlimited.
+    pub max_in_flight: Option<NonZeroU32>,
+    /// Where requests over the limit wait for a free backend. Only used when a limit is
+    /// set (on the pool or a backend).
+    pub queue: QueueConfig,
+}
+
+impl PoolConfig {
+    /// The limit of `backend` (one of this pool's): its own, else the pool's.
+    pub fn max_in_flight_of(&self, backend: &BackendConfig) -> Option<NonZeroU32> {
+        backend.max_in_flight.or(self.max_in_flight)
+    }
+}
+
+/// The waiting room of a pool whose backends have a `max_in_flight`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Requests that may wait at once; one more is refused with 503 at once. `0`: none
+    /// wait. Default 1000.
+    pub max: u32,
+    /// How long a request waits for a free backend before a 503. Default 5 s.
+    pub timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max: 1000,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The HTTP version weir speaks to a pool's backends.
@@ -438,6 +471,8 @@ pub struct BackendConfig {
     /// weight override is cleared only when this changes, so a discovery update that
     /// re-scales every weight (another record's weight changed) keeps the overrides.
     pub announced_weight: u32,
+    /// This backend's own `max_in_flight`, overriding the pool's. Default `None`.
+    pub max_in_flight: Option<NonZeroU32>,
 }
 
 /// Upstream timeouts of a pool.

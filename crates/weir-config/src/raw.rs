@@ -166,6 +166,16 @@ pub(crate) struct RawPool {
     pub(crate) tls: Option<RawUpstreamTls>,
     pub(crate) upstream_protocol: Option<Text>,
     pub(crate) discovery: Option<RawDiscovery>,
+    pub(crate) max_in_flight: Option<Int>,
+    pub(crate) queue: Option<RawQueue>,
+}
+
+/// `pools.NAME.queue`: where requests over `max_in_flight` wait.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub(crate) max: Option<Int>,
+    pub(crate) timeout: Option<Text>,
 }
 
 /// `pools.NAME.discovery`: where backends come from besides `backends`.
@@ -193,6 +203,7 @@ pub(crate) struct RawBackend {
     pub(crate) address: Option<Text>,
     pub(crate) weight: Option<Int>,
     pub(crate) backup: Option<bool>,
+    pub(crate) max_in_flight: Option<Int>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crate::{
     AdminConfig, BackendConfig, Config, Http2Config, ListenerConfig, ListenerTimeouts,
-    PassiveConfig, PoolConfig, PoolTimeouts, Protocol, RetryBudgetConfig, RetryOn, RouteConfig,
-    StrategyKind, UpstreamProtocol,
+    PassiveConfig, PoolConfig, PoolTimeouts, Protocol, QueueConfig, RetryBudgetConfig, RetryOn,
+    RouteConfig, StrategyKind, UpstreamProtocol,
 };
 
 /// Loopback, port 0: where every hand-built listener and admin server listens.
@@ -38,6 +38,7 @@ pub fn backend(addr: SocketAddr) -> BackendConfig {
         weight: NonZeroU32::MIN,
         backup: false,
         announced_weight: 1,
+        max_in_flight: None,
     }
 }
 
@@ -50,6 +51,7 @@ pub fn weighted_backend(address: &str, addr: SocketAddr, weight: u32) -> Backend
         weight,
         backup: false,
         announced_weight: weight.get(),
+        max_in_flight: None,
     }
 }
 
@@ -74,6 +76,8 @@ pub fn pool(name: &str, backends: Vec<BackendConfig>) -> PoolConfig {
         tls: None,
         upstream_protocol: UpstreamProtocol::Http1,
         discovery: None,
+        max_in_flight: None,
+        queue: QueueConfig::default(),
     }
 }
 

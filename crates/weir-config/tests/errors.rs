@@ -50,7 +50,7 @@ fn every_validation_error_is_reported_in_file_order() {
 fn unknown_field_reports_parent_path_and_key() {
     assert_eq!(
         load_errors("tests/data/unknown_field.yaml"),
-        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`"]
+        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`, `max_in_flight`, `queue`"]
     );
 }
 
@@ -59,7 +59,7 @@ fn unknown_field_in_a_flow_mapping_points_at_the_key() {
     let yaml = with_pool_fields("").replace("8081 }", "8081, wieght: 3 }");
     assert_eq!(
         errors(&yaml),
-        ["weir.yaml:9:36: pools.web.backends[0]: unknown field `wieght`, expected one of `address`, `weight`, `backup`"]
+        ["weir.yaml:9:36: pools.web.backends[0]: unknown field `wieght`, expected one of `address`, `weight`, `backup`, `max_in_flight`"]
     );
 }
 

@@ -43,6 +43,8 @@ pub fn backend_config(d: &Discovered) -> BackendConfig {
         weight: d.weight,
         backup: d.backup,
         announced_weight: d.announced,
+        // A discovered backend takes its pool's limit.
+        max_in_flight: None,
     }
 }
 

@@ -4,10 +4,16 @@
 //! (`tcp::serve`) both drive an [`Attempts`], so picking, excluding tried backends,
 //! spending the budget and counting retries each happen in one place, and the decision
 //! is a typed [`Decision`] (Pingora's `RetryType` plays this part).
+//!
+//! Each attempt's in-flight slot is reserved when its backend is chosen: the first by
+//! the pick phase ([`weir_balance::Pool::reserve`], which may have waited in the pool's
+//! queue), a retry's by [`next`] against the backend's `max_in_flight`. A retry never
+//! queues: with no other backend free it stops, and the client gets the failed
+//! attempt's error (as HAProxy's `redispatch` only goes to a server with room).
 
 use std::sync::Arc;
 
-use weir_balance::{AdminMode, Backend, InFlight, Pool, PoolSettings, MAX_ATTEMPTS};
+use weir_balance::{AdminMode, Backend, InFlight, Pool, PoolSettings, Reserved, MAX_ATTEMPTS};
 use weir_telemetry::UpstreamErrorKind;
 
 use crate::outlier;
@@ -49,19 +55,22 @@ pub(crate) struct Attempts<'p> {
     made: usize,
     max: usize,
     backend: &'p Arc<Backend>,
+    /// The slot reserved for the next attempt on `backend`.
+    slot: Option<InFlight>,
 }
 
 impl<'p> Attempts<'p> {
-    /// The attempts of a new request or connection, the first to `first`; counts it
-    /// towards the pool's retry budget.
-    pub(crate) fn new(pool: &'p Pool, first: &'p Arc<Backend>) -> Self {
+    /// The attempts of a new request or connection, the first to the backend `first`
+    /// reserved; counts it towards the pool's retry budget.
+    pub(crate) fn new(pool: &'p Pool, first: Reserved<'p>) -> Self {
         record_request(pool);
         Attempts {
             pool,
-            tried: [first; MAX_ATTEMPTS],
+            tried: [first.backend; MAX_ATTEMPTS],
             made: 0,
             max: max_attempts(pool.settings()),
-            backend: first,
+            backend: first.backend,
+            slot: Some(first.in_flight),
         }
     }
 
@@ -78,7 +87,12 @@ impl<'p> Attempts<'p> {
             }
         }
         self.made += 1;
-        (self.backend, self.backend.start_request())
+        // Always reserved when the backend was chosen; counted anyway if not.
+        let slot = match self.slot.take() {
+            Some(slot) => slot,
+            None => self.backend.start_request(),
+        };
+        (self.backend, slot)
     }
 
     /// Attempts made so far.
@@ -97,17 +111,21 @@ impl<'p> Attempts<'p> {
         if !replayable || self.made >= self.max {
             return None;
         }
-        let next = next(self.pool, self.tried(), Cost::Budgeted).ok()?;
+        let (next, slot) = next(self.pool, self.tried(), Cost::Budgeted).ok()?;
         self.backend = next;
+        self.slot = Some(slot);
         Some(next)
     }
 
     /// The current attempt failed with `error`, described by `failure`: reports it
-    /// (metrics, passive checks) and decides what follows.
+    /// (metrics, passive checks) and decides what follows. `used` is the failed
+    /// attempt's slot: a new connection to the same backend keeps it, else it is
+    /// released once the next backend's slot is held.
     pub(crate) fn failed(
         &mut self,
         failure: Failure,
         error: &dyn std::fmt::Display,
+        used: InFlight,
     ) -> Decision<'p> {
         let backend = self.backend;
         if let Some(kind) = failure.counted {
@@ -126,17 +144,18 @@ impl<'p> Attempts<'p> {
             match next(self.pool, self.tried(), failure.cost) {
                 // Reopening to the same backend is only for one still in rotation: a
                 // drained or maintained one takes no new connections.
-                Err(Stop::NoBackend)
+                Err(Stop::NoBackend | Stop::Busy)
                     if failure.reset_on_reused && backend.admin_mode() == AdminMode::Ready =>
                 {
-                    again(self.pool).map(|()| backend)
+                    again(self.pool).map(|()| (backend, used))
                 }
                 next => next,
             }
         };
         match next {
-            Ok(b) => {
+            Ok((b, slot)) => {
                 self.backend = b;
+                self.slot = Some(slot);
                 Decision::Retry(b)
             }
             Err(stop) => Decision::Stop(stop),
@@ -159,6 +178,8 @@ pub(crate) enum Stop {
     NoBackend,
     /// The pool's retry budget is spent: retrying now would feed a retry storm.
     Budget,
+    /// No other backend is both up and below its `max_in_flight` (retries do not queue).
+    Busy,
 }
 
 impl Stop {
@@ -169,6 +190,7 @@ impl Stop {
             Stop::Attempts => "retries used up",
             Stop::NoBackend => "no other backend",
             Stop::Budget => "retry budget exhausted",
+            Stop::Busy => "no other backend free (up and below max_in_flight)",
         }
     }
 }
@@ -200,10 +222,22 @@ pub(crate) enum Cost {
     Budgeted,
 }
 
-/// The backend for the next attempt, untried and up, if the budget allows a retry.
-fn next<'p>(pool: &'p Pool, tried: &[&Arc<Backend>], cost: Cost) -> Result<&'p Arc<Backend>, Stop> {
+/// The backend for the next attempt, untried, up and below its limit, with its slot,
+/// if the budget allows a retry.
+fn next<'p>(
+    pool: &'p Pool,
+    tried: &[&Arc<Backend>],
+    cost: Cost,
+) -> Result<(&'p Arc<Backend>, InFlight), Stop> {
     let Some(next) = pool.pick_excluding(tried) else {
-        return Err(Stop::NoBackend);
+        return Err(if pool.is_limited() {
+            Stop::Busy
+        } else {
+            Stop::NoBackend
+        });
+    };
+    let Some(slot) = next.try_start_request() else {
+        return Err(Stop::Busy);
     };
     let settings = pool.settings();
     if cost == Cost::Budgeted
@@ -215,7 +249,7 @@ fn next<'p>(pool: &'p Pool, tried: &[&Arc<Backend>], cost: Cost) -> Result<&'p A
         tracing::debug!(pool = pool.name(), "retry budget exhausted, not retrying");
         return Err(Stop::Budget);
     }
-    Ok(next)
+    Ok((next, slot))
 }
 
 /// Whether the budget allows one more attempt on the backend just tried (a new

@@ -14,6 +14,11 @@
 //! handshake or refused certificate is a connect failure like a refused connect. The bytes themselves move in [`crate::relay`] (splice(2) on Linux
 //! between plain sockets, bounded buffers when either side is TLS), counted in
 //! `weir_tcp_bytes_total` as they pass, so a long stream shows its traffic while it runs.
+//!
+//! A pool's `max_in_flight` counts open connections here: a connection over it waits in
+//! the pool's queue before any connect, and one the queue refuses (full, timed out) is
+//! closed without a byte. The wait does not watch the client (reading it would take
+//! bytes meant for the backend); `queue.timeout` bounds it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +44,18 @@ where
         tracing::warn!(listener = listener.name(), "TCP listener without a pool");
         return;
     };
-    let Some(first) = pool.pick() else {
-        tracing::debug!(pool = pool.name(), "no backend up, closing client");
-        return;
+    // Over every backend's `max_in_flight`, the connection waits in the pool's queue
+    // (bounded by its timeout); refused, it is closed like one with no backend up.
+    let first = match pool.reserve(scope.kill.cancelled()).await {
+        Ok(first) => first,
+        Err(why) => {
+            tracing::debug!(
+                pool = pool.name(),
+                why = why.as_str(),
+                "no backend free, closing client"
+            );
+            return;
+        }
     };
     let settings = *pool.settings();
     let mut attempts = Attempts::new(&pool, first);
@@ -54,7 +68,6 @@ where
             }
             Err(error) => error,
         };
-        drop(in_flight);
         // A connect timeout is a `connect` failure, as for HTTP; connects are retried free.
         let failure = Failure {
             retryable: settings.retry_on.connect_failure,
@@ -63,7 +76,7 @@ where
             passive: true,
             reset_on_reused: false,
         };
-        match attempts.failed(failure, &error) {
+        match attempts.failed(failure, &error, in_flight) {
             Decision::Retry(b) => {
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = "connect",
                     %error, next = b.address(), "TCP connect failed, retrying");

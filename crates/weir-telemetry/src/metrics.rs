@@ -8,7 +8,8 @@
 //! - [`ListenerMetrics`]: connections and TCP bytes of one listener; hands out
 //!   [`RouteMetrics`] for `(listener, pool)`: request latency and per-backend request
 //!   counters.
-//! - [`PoolMetrics`]: retries; `weir_pool_backends_up` is computed at scrape time.
+//! - [`PoolMetrics`]: retries and the queue (depth, wait, refusals); `weir_pool_backends_up`
+//!   is computed at scrape time.
 //! - [`BackendMetrics`]: up, in-flight, transitions, downtime, probes, upstream errors,
 //!   response latency.
 //! - [`ConfigMetrics`]: reload outcome and the config hash.

@@ -127,6 +127,9 @@ impl Backend {
             self.ramping.store(true, Ordering::Relaxed);
         }
         self.routable.store(routable, Ordering::Release);
+        if routable {
+            self.wake_queue();
+        }
         if old_mode == AdminMode::Maint && new_mode != AdminMode::Maint {
             // A stored permit if the probe task is busy: it then skips its next wait.
             self.maint_left.notify_one();

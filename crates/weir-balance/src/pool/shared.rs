@@ -1,6 +1,7 @@
 //! Per-pool state that outlives a table: the registry keeps one [`PoolShared`] per pool
 //! name and hands it to every table that has that pool, so a reload neither refills the
-//! retry budget nor lets two tables eject past the cap at once.
+//! retry budget, nor lets two tables eject past the cap at once, nor drops the requests
+//! waiting in the pool's queue.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -25,6 +26,8 @@ pub struct PoolShared {
     fail_open_suppressed: AtomicU64,
     /// What the pool's backend discovery last did (untouched without `discovery`).
     discovery: std::sync::Arc<super::discovery::DiscoveryStatus>,
+    /// Requests waiting for a backend under its `max_in_flight`; its backends wake them.
+    queue: std::sync::Arc<super::queue::PoolQueue>,
 }
 
 // === impl PoolShared ===
@@ -38,6 +41,11 @@ impl PoolShared {
     /// The pool's discovery status, written by its discovery task, read by `/status`.
     pub fn discovery(&self) -> &std::sync::Arc<super::discovery::DiscoveryStatus> {
         &self.discovery
+    }
+
+    /// The pool's queue (waiters survive a reload that keeps the pool).
+    pub fn queue(&self) -> &std::sync::Arc<super::queue::PoolQueue> {
+        &self.queue
     }
 
     /// The pool's retry budget.

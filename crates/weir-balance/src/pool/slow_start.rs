@@ -80,7 +80,7 @@ impl Pool {
         let start = usize::try_from(rng().below(n as u64)).unwrap_or(0);
         (0..n)
             .filter_map(|k| tier.get((start + k) % n))
-            .find(|b| b.is_routable() && !Arc::ptr_eq(b, declined))
+            .find(|b| b.is_pickable() && !Arc::ptr_eq(b, declined))
     }
 }
 

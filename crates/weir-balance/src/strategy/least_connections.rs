@@ -90,7 +90,7 @@ impl LeastConn {
             let Some(i) = self.weights.draw(&self.rng) else {
                 break;
             };
-            let Some(b) = backends.get(i).filter(|b| b.is_routable()) else {
+            let Some(b) = backends.get(i).filter(|b| b.is_pickable()) else {
                 continue;
             };
             let load = Load::of(i, b, self.weights.weight(i));
@@ -123,7 +123,7 @@ impl LeastConn {
         let mut best: Option<Load> = None;
         for _ in 0..n {
             let b = &backends[i];
-            if b.is_routable() {
+            if b.is_pickable() {
                 let load = Load::of(i, b, self.weight(i));
                 if best.is_none_or(|best| load.lighter_than(&best)) {
                     best = Some(load);

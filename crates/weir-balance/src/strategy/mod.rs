@@ -4,9 +4,10 @@
 //! the backends' weights, and then `pick` chooses among the backends that are up. The
 //! contract every strategy keeps:
 //!
-//! - `pick` never returns a backend that is not routable (down, drained or in
-//!   maintenance: [`Backend::is_routable`], one atomic load), and returns `None` exactly
-//!   when no backend in the slice is routable;
+//! - `pick` never returns a backend that is not pickable (down, drained or in
+//!   maintenance, or at its `max_in_flight`: [`Backend::is_pickable`], one atomic load
+//!   more than [`Backend::is_routable`] when it has no limit), and returns `None`
+//!   exactly when no backend in the slice is pickable;
 //! - `pick` does not allocate, lock or format: it runs once per request;
 //! - `pick` is called with the same slice the strategy was built from (a different slice
 //!   never panics, but the weights then no longer line up).

@@ -48,7 +48,7 @@ impl Random {
     pub fn pick(&self, backends: &[Arc<Backend>]) -> Option<usize> {
         for _ in 0..REDRAWS {
             let i = self.weights.draw(&self.rng)?;
-            if backends.get(i).is_some_and(|b| b.is_routable()) {
+            if backends.get(i).is_some_and(|b| b.is_pickable()) {
                 return Some(i);
             }
         }
@@ -63,7 +63,7 @@ impl Random {
         let n = backends.len().min(self.weights.len());
         let weight = |i: usize| self.weights.weight(i);
         let up_total: u64 = (0..n)
-            .filter(|&i| backends[i].is_routable())
+            .filter(|&i| backends[i].is_pickable())
             .map(weight)
             .sum();
         if up_total == 0 {
@@ -71,7 +71,7 @@ impl Random {
         }
         let mut r = self.rng.below(up_total);
         let mut last_up = None;
-        for i in (0..n).filter(|&i| backends[i].is_routable()) {
+        for i in (0..n).filter(|&i| backends[i].is_pickable()) {
             let w = weight(i);
             if r < w {
                 return Some(i);

@@ -38,7 +38,7 @@ impl Turns {
         if len == 0 || backends.is_empty() {
             return None;
         }
-        let up = |i: usize| backends.get(i).is_some_and(|b| b.is_routable());
+        let up = |i: usize| backends.get(i).is_some_and(|b| b.is_pickable());
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         let i = slot(turn % len);
         if up(i) {

@@ -10,10 +10,15 @@ use std::time::Duration;
 use super::{field, value, Validator};
 use crate::model::{
     BackendConfig, HealthCheckConfig, HealthCheckKind, PassiveConfig, PoolConfig, PoolTimeouts,
-    RetryBudgetConfig, RetryOn, StrategyKind, UpstreamProtocol,
+    QueueConfig, RetryBudgetConfig, RetryOn, StrategyKind, UpstreamProtocol,
 };
 use crate::position::{index, join};
-use crate::raw::{Ordered, RawBackend, RawHealthCheck, RawPassive, RawPool, RawRetryBudget, Text};
+use crate::raw::{
+    Int, Ordered, RawBackend, RawHealthCheck, RawPassive, RawPool, RawQueue, RawRetryBudget, Text,
+};
+
+/// The largest `max_in_flight` (on a pool or a backend) and `queue.max` accepted.
+const MAX_LIMIT: i64 = 1_000_000;
 
 pub(super) fn pools(v: &mut Validator<'_>, raw: Option<&Ordered<RawPool>>) -> Vec<PoolConfig> {
     let Some(raw) = raw else {
@@ -94,6 +99,11 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         .tls
         .as_ref()
         .map(|t| super::tls::upstream(v, t, &field(path, "tls")));
+    let max_in_flight = max_in_flight(v, p.max_in_flight, &field(path, "max_in_flight"));
+    let limited = max_in_flight.is_some() || backends.iter().any(|b| b.max_in_flight.is_some());
+    let queue = p.queue.as_ref().map_or_else(QueueConfig::default, |raw| {
+        queue(v, raw, &field(path, "queue"), limited)
+    });
     PoolConfig {
         name: name.to_owned(),
         strategy,
@@ -109,6 +119,29 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         tls,
         upstream_protocol,
         discovery,
+        max_in_flight,
+        queue,
+    }
+}
+
+/// A `max_in_flight` (of a pool or a backend entry): `None` when absent.
+fn max_in_flight(v: &mut Validator<'_>, raw: Option<Int>, path: &str) -> Option<NonZeroU32> {
+    let n = v.integer(Some(raw?), path, 1..=MAX_LIMIT, 1);
+    Some(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+}
+
+/// A `queue` block; it means something only where a backend has a limit (`limited`).
+fn queue(v: &mut Validator<'_>, raw: &RawQueue, path: &str, limited: bool) -> QueueConfig {
+    if !limited {
+        v.error(
+            path,
+            "a queue needs max_in_flight on the pool or on one of its backends",
+        );
+    }
+    let default = QueueConfig::default();
+    QueueConfig {
+        max: check_field!(v.integer(raw.max at path, 0..=MAX_LIMIT) or default),
+        timeout: check_field!(v.duration(raw.timeout.as_ref() at path) or default),
     }
 }
 
@@ -237,6 +270,7 @@ fn backends(
             weight,
             backup: b.backup.unwrap_or(false),
             announced_weight: weight.get(),
+            max_in_flight: max_in_flight(v, b.max_in_flight, &field(&path, "max_in_flight")),
         });
     }
     backends

@@ -40,7 +40,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The last attempt's error.
 pub(crate) async fn forward_buffered(
     pool: &Arc<Pool>,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     wire: &[u8],
     method: &http::Method,
     retries: &mut u32,
@@ -59,7 +59,7 @@ pub(crate) async fn forward_buffered(
 /// [`is_user`](crate::http::ResetCause::is_user).
 pub(crate) async fn forward_streamed(
     pool: &Arc<Pool>,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     wire: &[u8],
     method: &http::Method,
     upload: FrameUpload,
@@ -71,7 +71,7 @@ pub(crate) async fn forward_streamed(
 
 async fn forward_h1(
     pool: &Arc<Pool>,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     wire: &[u8],
     method: &http::Method,
     replayable: bool,

@@ -41,12 +41,15 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         // The caller answers redirect routes before any pool is looked at.
         return Next::Close;
     };
-    let Some(first) = pool.pick() else {
-        let err = crate::http::UpstreamError::NoBackend {
-            pool: Arc::clone(pool.name_arc()),
-        };
-        let msg = err.reason(pool.name());
-        return reply_for(stream, ctx, sc, 503, &msg, id, version, true, answer).await;
+    let first = match pool.reserve(super::phases::client_gone(stream, buf)).await {
+        Ok(first) => first,
+        Err(why) => {
+            let Some(err) = crate::http::UpstreamError::refused(pool, why) else {
+                return Next::Close;
+            };
+            let msg = err.reason(pool.name());
+            return reply_for(stream, ctx, sc, 503, &msg, id, version, true, answer).await;
+        }
     };
     let Some(mut parts) = request_parts(head, buf.filled()) else {
         let msg = "malformed request head";
@@ -217,7 +220,7 @@ async fn send<S: ClientStream>(
     stream: &mut S,
     buf: &mut Buf,
     pool: &Arc<weir_balance::Pool>,
-    first: &Arc<weir_balance::Backend>,
+    first: weir_balance::Reserved<'_>,
     out: &mut HyperAttempt,
     retries: &mut u32,
     tx: Option<BodyTx>,

@@ -9,10 +9,8 @@
 //! borrowed. The checks run in the order the hyper path applies them
 //! (`http/service.rs`), so both give the same answers.
 
-use std::sync::Arc;
-
 use http::HeaderValue;
-use weir_balance::{Backend, InFlight, ListenerTable, Pool, Route};
+use weir_balance::{InFlight, ListenerTable, Pool, Refused, Reserved, Route};
 use weir_h1::{Framing, Method, RequestHead, Version};
 
 use super::actions::HeadFacts;
@@ -192,17 +190,44 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
     }
 }
 
-/// Pick: the first attempt's backend (the retries pick their own in `forward`).
-pub(super) fn pick<'t>(pool: &'t Pool, id: &RequestId) -> Result<&'t Arc<Backend>, Refusal<'t>> {
-    let Some(first) = pool.pick() else {
-        tracing::debug!(
-            pool = pool.name(),
-            request_id = id.as_str(),
-            "no backend up"
-        );
-        return Err(Refusal::NoBackend(pool));
-    };
-    Ok(first)
+/// Pick: the first attempt's backend and its in-flight slot (the retries pick their
+/// own in `forward`). Over every backend's `max_in_flight` the request waits in the
+/// pool's queue, watching the client meanwhile: one that closes ends the wait.
+pub(super) async fn pick<'t, S: ClientStream>(
+    pool: &'t Pool,
+    id: &RequestId,
+    stream: &mut S,
+    buf: &mut Buf,
+) -> Result<Reserved<'t>, Refusal<'t>> {
+    match pool.reserve(client_gone(stream, buf)).await {
+        Ok(first) => Ok(first),
+        Err(why) => {
+            tracing::debug!(
+                pool = pool.name(),
+                request_id = id.as_str(),
+                why = why.as_str(),
+                "no backend free"
+            );
+            Err(match why {
+                Refused::Gone => Refusal::Gone,
+                why => Refusal::Unavailable(pool, why),
+            })
+        }
+    }
+}
+
+/// Resolves when the client closes its connection (or it fails) while its request
+/// waits for a backend, as HAProxy's `option abortonclose` does. What it sends
+/// meanwhile (its body, a pipelined request) is kept in `buf` for the phases after;
+/// once `buf` is full the client is no longer watched and the queue's timeout decides.
+pub(super) async fn client_gone<S: ClientStream>(stream: &mut S, buf: &mut Buf) {
+    while !buf.is_full() {
+        match buf.read_from(stream).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// A request ready for its first attempt: its head, and its body if held whole, in
@@ -311,7 +336,7 @@ pub(super) async fn forward_phase<'t, S: ClientStream>(
     buf: &mut Buf,
     sc: &mut Scratch,
     pool: &'t Pool,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     prepared: Prepared,
     idle: std::time::Duration,
     answer: &mut Answer<'_>,

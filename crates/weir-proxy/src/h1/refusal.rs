@@ -6,7 +6,7 @@
 //! place. A refusal holds only `&'static` text and what the request already owned: it
 //! costs nothing more than the answer it replaces.
 
-use weir_balance::Pool;
+use weir_balance::{Pool, Refused};
 
 use super::answer::{bad_body, body_then_reply, reply_for, Answer, RequestId};
 use super::buf::Buf;
@@ -25,8 +25,10 @@ pub(super) enum Refusal<'t> {
     Unread { status: u16, reason: &'static str },
     /// The client's body was malformed or broke off: 400, and the connection closes.
     BadBody,
-    /// No backend of the pool is up: 503, and the access log records the error.
-    NoBackend(&'t Pool),
+    /// No backend of the pool is up, or every one up is at its `max_in_flight` and the
+    /// pool's queue refused the request (full, timed out, pool removed): 503, and the
+    /// access log records the error.
+    Unavailable(&'t Pool, Refused),
     /// The last attempt failed: its status and text, the warning line and the
     /// access-log fields of [`crate::http::access::upstream_failed`].
     Upstream {
@@ -72,9 +74,9 @@ impl Refusal<'_> {
                 .await
             }
             Refusal::BadBody => bad_body(stream, ctx, sc, id, version, answer).await,
-            Refusal::NoBackend(pool) => {
-                let err = UpstreamError::NoBackend {
-                    pool: std::sync::Arc::clone(pool.name_arc()),
+            Refusal::Unavailable(pool, why) => {
+                let Some(err) = UpstreamError::refused(pool, why) else {
+                    return Next::Close;
                 };
                 if let Some(a) = answer.access.as_mut() {
                     a.error = Some(err.to_string());

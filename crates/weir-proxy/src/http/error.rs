@@ -69,6 +69,15 @@ pub enum UpstreamError {
         /// The pool's name.
         pool: Arc<str>,
     },
+    /// Every backend that is up is at its `max_in_flight`, and the pool's queue was
+    /// full, or the request waited its `queue.timeout`, or the pool was removed.
+    #[error("every backend of pool \"{pool}\" is at max_in_flight ({})", why.as_str())]
+    Busy {
+        /// The pool's name.
+        pool: Arc<str>,
+        /// Why the queue did not give it a slot.
+        why: weir_balance::Refused,
+    },
 }
 
 /// What broke a backend connection before its response head was read.
@@ -111,7 +120,9 @@ impl UpstreamError {
             | UpstreamError::Reset { .. } => StatusCode::BAD_GATEWAY,
             UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamError::InvalidResponse { .. } => StatusCode::BAD_GATEWAY,
-            UpstreamError::NoBackend { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamError::NoBackend { .. } | UpstreamError::Busy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -120,7 +131,9 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } => "connect",
             UpstreamError::ResponseTimeout { .. } => "timeout",
-            UpstreamError::Reset { .. } | UpstreamError::NoBackend { .. } => "reset",
+            UpstreamError::Reset { .. }
+            | UpstreamError::NoBackend { .. }
+            | UpstreamError::Busy { .. } => "reset",
             // A malformed response is counted with the connection failures it resembles.
             UpstreamError::InvalidResponse { .. } => "reset",
         }
@@ -144,7 +157,9 @@ impl UpstreamError {
                 on.connect_failure
             }
             UpstreamError::Reset { request_sent, .. } => on.reset && (!request_sent || replayable),
-            UpstreamError::ResponseTimeout { .. } | UpstreamError::NoBackend { .. } => false,
+            UpstreamError::ResponseTimeout { .. }
+            | UpstreamError::NoBackend { .. }
+            | UpstreamError::Busy { .. } => false,
             // The backend answered: asking again would replay the request for an answer
             // of the same kind.
             UpstreamError::InvalidResponse { .. } => false,
@@ -161,7 +176,7 @@ impl UpstreamError {
             | UpstreamError::ResponseTimeout { .. } => true,
             UpstreamError::InvalidResponse { .. } => true,
             UpstreamError::Reset { source, .. } => !source.is_user(),
-            UpstreamError::NoBackend { .. } => false,
+            UpstreamError::NoBackend { .. } | UpstreamError::Busy { .. } => false,
         }
     }
 
@@ -173,7 +188,7 @@ impl UpstreamError {
             | UpstreamError::Reset { backend, .. }
             | UpstreamError::ResponseTimeout { backend, .. } => Some(backend),
             UpstreamError::InvalidResponse { backend, .. } => Some(backend),
-            UpstreamError::NoBackend { .. } => None,
+            UpstreamError::NoBackend { .. } | UpstreamError::Busy { .. } => None,
         }
     }
 
@@ -192,7 +207,33 @@ impl UpstreamError {
                 format!("invalid response from a backend in pool \"{pool}\"")
             }
             UpstreamError::NoBackend { .. } => format!("no backend available in pool \"{pool}\""),
+            UpstreamError::Busy { why, .. } => {
+                format!(
+                    "every backend of pool \"{pool}\" is busy ({})",
+                    busy_reason(*why)
+                )
+            }
         }
+    }
+
+    /// The error for a reservation the pool refused, `None` when the client left (no
+    /// one to answer).
+    pub fn refused(pool: &weir_balance::Pool, why: weir_balance::Refused) -> Option<Self> {
+        let pool = Arc::clone(pool.name_arc());
+        match why {
+            weir_balance::Refused::Gone => None,
+            weir_balance::Refused::NoBackend => Some(UpstreamError::NoBackend { pool }),
+            why => Some(UpstreamError::Busy { pool, why }),
+        }
+    }
+}
+
+/// What a client is told of a queue's refusal.
+fn busy_reason(why: weir_balance::Refused) -> &'static str {
+    match why {
+        weir_balance::Refused::Timeout => "waited too long in the queue",
+        weir_balance::Refused::Closed => "the pool was removed",
+        _ => "queue full",
     }
 }
 

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weir_balance::{Backend, InFlight, Pool};
+use weir_balance::{Backend, InFlight, Pool, Reserved};
 use weir_telemetry::UpstreamErrorKind;
 
 use super::body::ReqBody;
@@ -136,15 +136,16 @@ pub(crate) trait Attempt {
     fn status(response: &Self::Response) -> u16;
 }
 
-/// Sends the request to `first`, retrying on other backends of `pool` as its settings
-/// and retry budget allow. `retries` is set to the number of further attempts made.
+/// Sends the request to `first` (its slot reserved by the pick), retrying on other
+/// backends of `pool` as its settings and retry budget allow. `retries` is set to the
+/// number of further attempts made.
 ///
 /// # Errors
 ///
 /// The last attempt's error once no attempt may follow.
-pub(crate) async fn forward<A: Attempt>(
-    pool: &Pool,
-    first: &Arc<Backend>,
+pub(crate) async fn forward<'p, A: Attempt>(
+    pool: &'p Pool,
+    first: Reserved<'p>,
     out: &mut A,
     retries: &mut u32,
 ) -> Result<(A::Response, InFlight), UpstreamError> {
@@ -186,7 +187,6 @@ pub(crate) async fn forward<A: Attempt>(
             }
             Err(err) => err,
         };
-        drop(in_flight);
         let counted = err.counts_against_backend().then(|| error_kind(&err));
         // The response timer also runs while the client's body is still being written:
         // a client that stalls its upload would otherwise make a healthy backend time
@@ -204,7 +204,7 @@ pub(crate) async fn forward<A: Attempt>(
             passive: !client_may_be_slow,
             reset_on_reused: reused && matches!(err, UpstreamError::Reset { .. }),
         };
-        match attempts.failed(failure, &err) {
+        match attempts.failed(failure, &err, in_flight) {
             Decision::Retry(b) => {
                 fresh = Arc::ptr_eq(b, backend);
                 tracing::debug!(pool = pool.name(), backend = backend.address(), kind = err.kind(),
@@ -229,7 +229,8 @@ fn error_kind(err: &UpstreamError) -> UpstreamErrorKind {
         UpstreamError::ResponseTimeout { .. } => UpstreamErrorKind::Timeout,
         UpstreamError::Reset { .. }
         | UpstreamError::InvalidResponse { .. }
-        | UpstreamError::NoBackend { .. } => UpstreamErrorKind::Reset,
+        | UpstreamError::NoBackend { .. }
+        | UpstreamError::Busy { .. } => UpstreamErrorKind::Reset,
     }
 }
 

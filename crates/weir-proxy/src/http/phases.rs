@@ -39,6 +39,9 @@ pub(super) enum Refusal<'t> {
     Framing(&'static str),
     /// No backend of the pool is up: 503, and the access log records the error.
     NoBackend(&'t weir_balance::Pool),
+    /// Every backend up is at its `max_in_flight` and the queue refused the request:
+    /// 503, answered like `NoBackend`.
+    Busy(&'t weir_balance::Pool, UpstreamError),
     /// The last attempt failed (see [`failed`]).
     Failed(&'t weir_balance::Pool, UpstreamError),
     /// A rate limit refused the request: 429 with `Retry-After` (seconds).
@@ -74,6 +77,12 @@ impl Refusal<'_> {
                 reply(err.status(), err.reason(pool.name()), id, guard, false)
             }
             Refusal::Failed(pool, err) => failed(ctx, pool, id, guard, answer, err),
+            Refusal::Busy(pool, err) => {
+                if let Some(a) = answer.access.as_mut() {
+                    a.error = Some(err.to_string());
+                }
+                reply(err.status(), err.reason(pool.name()), id, guard, false)
+            }
             Refusal::Limited(retry_after) => {
                 let status = StatusCode::TOO_MANY_REQUESTS;
                 let mut resp = reply(status, crate::policy::LIMITED, id, guard, false);
@@ -157,16 +166,26 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
     }
 }
 
-/// Pick: the first attempt's backend (the retries pick their own).
-pub(super) fn pick<'t>(
+/// Pick: the first attempt's backend and its in-flight slot (the retries pick their
+/// own). Over every backend's `max_in_flight` the request waits in the pool's queue;
+/// a client that goes away meanwhile drops this future (hyper does), which ends the
+/// wait.
+pub(super) async fn pick<'t>(
     pool: &'t weir_balance::Pool,
     id: &HeaderValue,
-) -> Result<&'t Arc<Backend>, Refusal<'t>> {
-    let Some(first) = pool.pick() else {
-        tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
-        return Err(Refusal::NoBackend(pool));
-    };
-    Ok(first)
+) -> Result<weir_balance::Reserved<'t>, Refusal<'t>> {
+    pool.reserve(std::future::pending()).await.map_err(|why| {
+        tracing::debug!(
+            pool = pool.name(),
+            request_id = log_id(id),
+            why = why.as_str(),
+            "no backend free"
+        );
+        match UpstreamError::refused(pool, why) {
+            Some(UpstreamError::NoBackend { .. }) | None => Refusal::NoBackend(pool),
+            Some(err) => Refusal::Busy(pool, err),
+        }
+    })
 }
 
 /// A request's body ready for its attempts (its first frame read); the head stays in
@@ -227,7 +246,7 @@ pub(super) enum Forwarded {
 pub(super) async fn forward<'t>(
     ctx: &ConnCtx,
     pool: &'t Arc<weir_balance::Pool>,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     parts: &mut Parts,
     prepared: Prepared,
     id: &HeaderValue,
@@ -272,7 +291,7 @@ pub(super) async fn forward<'t>(
 async fn forward_engine(
     ctx: &ConnCtx,
     pool: &Arc<weir_balance::Pool>,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     parts: &mut Parts,
     prepared: Prepared,
     id: &HeaderValue,
@@ -317,7 +336,7 @@ async fn forward_engine(
 /// prepared for forwarding already (hyper's request takes their fields).
 async fn forward_hyper(
     pool: &Arc<weir_balance::Pool>,
-    first: &Arc<Backend>,
+    first: weir_balance::Reserved<'_>,
     parts: &mut Parts,
     source: BodySource,
     retries: &mut u32,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::backend::BackendMetrics;
 use super::route::RouteMetrics;
-use super::value::{Counter, Gauge};
+use super::value::{Counter, Gauge, Histogram};
 use super::{Metrics, Shared};
 
 handle!(
@@ -114,6 +114,14 @@ handle!(
 pub(super) struct PoolInner {
     pub(super) name: String,
     pub(super) retries: Counter,
+    /// Requests waiting in the pool's queue for a backend under its `max_in_flight`.
+    pub(super) queue_depth: Gauge,
+    /// How long requests that got a slot waited for it.
+    pub(super) queue_wait: Histogram,
+    /// Requests refused because the queue was full.
+    pub(super) refused_full: Counter,
+    /// Requests refused after waiting `queue.timeout`.
+    pub(super) refused_timeout: Counter,
 }
 
 impl PoolMetrics {
@@ -126,6 +134,10 @@ impl PoolMetrics {
             .intern_any(pool.to_owned(), || PoolInner {
                 name: pool.to_owned(),
                 retries: Counter::default(),
+                queue_depth: Gauge::default(),
+                queue_wait: Histogram::default(),
+                refused_full: Counter::default(),
+                refused_timeout: Counter::default(),
             });
         PoolMetrics { inner }
     }
@@ -134,5 +146,30 @@ impl PoolMetrics {
     #[inline]
     pub fn retry(&self) {
         self.inner.retries.inc();
+    }
+
+    /// A request started waiting in the pool's queue.
+    pub fn queue_entered(&self) {
+        self.inner.queue_depth.inc();
+    }
+
+    /// A request stopped waiting (with a slot or not).
+    pub fn queue_left(&self) {
+        self.inner.queue_depth.dec();
+    }
+
+    /// A request got its slot after waiting `waited`.
+    pub fn queue_waited(&self, waited: std::time::Duration) {
+        self.inner.queue_wait.observe(waited);
+    }
+
+    /// A request was refused by the queue: after its timeout, or because it was full.
+    pub fn queue_refused(&self, timeout: bool) {
+        if timeout {
+            &self.inner.refused_timeout
+        } else {
+            &self.inner.refused_full
+        }
+        .inc();
     }
 }

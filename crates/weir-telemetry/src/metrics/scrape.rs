@@ -49,6 +49,12 @@ families! {
         "Failures talking to a backend seen by live traffic, by kind.";
     RETRIES = Counter "weir_retries_total"
         "Further attempts made on another backend after a failed one.";
+    POOL_QUEUE_DEPTH = Gauge "weir_pool_queue_depth"
+        "Requests (or TCP connections) waiting for a backend below its max_in_flight.";
+    POOL_QUEUE_WAIT = Histogram "weir_pool_queue_wait_seconds"
+        "Time requests waited in the pool's queue before a backend took them.";
+    POOL_QUEUE_REFUSED = Counter "weir_pool_queue_refused_total"
+        "Requests answered 503 (TCP connections closed) by the pool's queue: full, or waited its timeout.";
     CONNECTIONS_ACTIVE = Gauge "weir_listener_connections_active"
         "Client connections currently open.";
     CONNECTIONS_TOTAL = Counter "weir_listener_connections_total"
@@ -211,7 +217,7 @@ fn write_requests(
     }
 }
 
-/// `weir_pool_backends_up` (counted over the live backends now) and retries.
+/// `weir_pool_backends_up` (counted over the live backends now), retries and the queue.
 fn write_pools(out: &mut String, pools: &[Arc<PoolInner>], backends: &[Arc<BackendInner>]) {
     let mut up: HashMap<&str, usize> = HashMap::new();
     for b in backends.iter().filter(|b| b.is_up()) {
@@ -223,6 +229,17 @@ fn write_pools(out: &mut String, pools: &[Arc<PoolInner>], backends: &[Arc<Backe
     });
     each(out, &RETRIES, pools, |f, p| {
         f.sample(&[("pool", &p.name)], p.retries.get() as f64);
+    });
+    each(out, &POOL_QUEUE_DEPTH, pools, |f, p| {
+        f.sample(&[("pool", &p.name)], p.queue_depth.get() as f64);
+    });
+    each(out, &POOL_QUEUE_WAIT, pools, |f, p| {
+        f.histogram(&[("pool", &p.name)], &p.queue_wait.snapshot());
+    });
+    each(out, &POOL_QUEUE_REFUSED, pools, |f, p| {
+        for (reason, n) in [("full", &p.refused_full), ("timeout", &p.refused_timeout)] {
+            f.sample(&[("pool", &p.name), ("reason", reason)], n.get() as f64);
+        }
     });
 }
 
