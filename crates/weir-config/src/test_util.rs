@@ -38,6 +38,7 @@ pub fn backend(addr: SocketAddr) -> BackendConfig {
         weight: NonZeroU32::MIN,
         backup: false,
         announced_weight: 1,
+        endpoint: crate::EndpointState::Ready,
     }
 }
 
@@ -50,6 +51,7 @@ pub fn weighted_backend(address: &str, addr: SocketAddr, weight: u32) -> Backend
         weight,
         backup: false,
         announced_weight: weight.get(),
+        endpoint: crate::EndpointState::Ready,
     }
 }
 

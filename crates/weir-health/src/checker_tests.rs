@@ -20,6 +20,7 @@ fn backend() -> Arc<Backend> {
             weight: NonZeroU32::MIN,
             backup: false,
             announced_weight: 1,
+            endpoint: weir_config::EndpointState::Ready,
         },
     ))
 }

@@ -237,6 +237,7 @@ fn backends(
             weight,
             backup: b.backup.unwrap_or(false),
             announced_weight: weight.get(),
+            endpoint: crate::EndpointState::Ready,
         });
     }
     backends
