@@ -36,6 +36,7 @@ pub mod client;
 pub mod config;
 pub mod dns;
 pub mod h2attack;
+pub mod k8s;
 pub mod load;
 pub mod metrics;
 pub mod port;
