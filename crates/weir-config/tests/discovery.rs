@@ -139,7 +139,8 @@ fn missing_source_name_and_unknown_fields_are_errors() {
 /// weir-config` alone builds it without; the workspace's tests with.
 #[test]
 fn a_kubernetes_block_takes_a_port_by_name_or_number_and_needs_the_feature() {
-    let by_name = "    discovery:\n      kubernetes: { namespace: shop, service: web, port: http }\n";
+    let by_name =
+        "    discovery:\n      kubernetes: { namespace: shop, service: web, port: http }\n";
     let by_number = "    discovery:\n      kubernetes: { service: web, port: 8080 }\n";
     if cfg!(feature = "kubernetes") {
         let config = parse(&format!("{HEAD}{by_name}"), Path::new("weir.yaml")).expect("valid");
@@ -155,7 +156,10 @@ fn a_kubernetes_block_takes_a_port_by_name_or_number_and_needs_the_feature() {
         let Some(DiscoveryConfig::Kubernetes(k)) = &config.pools[0].discovery else {
             panic!("no kubernetes discovery");
         };
-        assert_eq!((k.namespace.as_deref(), &k.port), (None, &KubernetesPort::Number(8080)));
+        assert_eq!(
+            (k.namespace.as_deref(), &k.port),
+            (None, &KubernetesPort::Number(8080))
+        );
         assert_eq!(
             errors("    discovery:\n      kubernetes: { service: web, port: 70000 }\n"),
             ["weir.yaml:9:35: pools.web.discovery.kubernetes.port: port must be 1..=65535, got 70000"]

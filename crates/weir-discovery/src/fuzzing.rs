@@ -107,7 +107,11 @@ mod tests {
                 })
             })
             .count();
-        assert!(parsed >= 6, "most seeds hold a valid slice ({parsed} of {})", files.len());
+        assert!(
+            parsed >= 6,
+            "most seeds hold a valid slice ({parsed} of {})",
+            files.len()
+        );
         for bytes in files {
             super::endpoint_slice(&bytes);
         }

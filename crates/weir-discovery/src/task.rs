@@ -156,9 +156,10 @@ pub struct Task {
 
 #[derive(Debug)]
 enum Source {
-    Dns(DnsSource),
+    /// Boxed: the resolver is large beside the watch (one task per pool, built once).
+    Dns(Box<DnsSource>),
     #[cfg(feature = "kubernetes")]
-    Kubernetes(Box<crate::kubernetes::KubernetesSource>),
+    Kubernetes(crate::kubernetes::KubernetesSource),
 }
 
 /// The outcome of one [`Task::step`].
@@ -192,11 +193,11 @@ impl Task {
     ) -> Result<Self, String> {
         let source =
             match config {
-                DiscoveryConfig::Dns(dns) => Source::Dns(DnsSource::new(dns.clone())?),
+                DiscoveryConfig::Dns(dns) => Source::Dns(Box::new(DnsSource::new(dns.clone())?)),
                 #[cfg(feature = "kubernetes")]
-                DiscoveryConfig::Kubernetes(k) => Source::Kubernetes(Box::new(
-                    crate::kubernetes::KubernetesSource::new(k.clone()),
-                )),
+                DiscoveryConfig::Kubernetes(k) => {
+                    Source::Kubernetes(crate::kubernetes::KubernetesSource::new(k.clone()))
+                }
                 #[cfg(not(feature = "kubernetes"))]
                 DiscoveryConfig::Kubernetes(_) => return Err(
                     "this weir was built without Kubernetes discovery (cargo feature `kubernetes`)"
