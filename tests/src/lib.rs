@@ -106,6 +106,30 @@ where
     );
 }
 
+/// Polls `probe` every 50 ms until it gives `Some`, for at most `limit`: for waits that
+/// span a server's own timeouts or backoff (a DNS lookup's, a watch's retry), longer
+/// than [`eventually`]'s.
+///
+/// # Panics
+/// When no probe returned `Some` within `limit`, naming `what`.
+pub async fn eventually_within<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls `cond` every 10 ms, at most 1,000 times (10 s), until it holds: for state a
 /// test reads synchronously (a backend's counters, a table's flags).
 ///

@@ -225,6 +225,30 @@ pub fn scale_weight(weight: u16, largest: u32) -> NonZeroU32 {
     NonZeroU32::new(scaled.clamp(1, MAX_WEIGHT)).unwrap_or(NonZeroU32::MIN)
 }
 
+/// Backends one pool's discovery serves at most: a huge answer (a misconfigured or
+/// hostile zone, a runaway Service) costs a warning and the rest of the set, not memory
+/// and health tasks without bound.
+pub const MAX_BACKENDS: usize = 4096;
+
+/// `set` (sorted by address) cut to [`MAX_BACKENDS`], logged with `source` when cut:
+/// primaries before backups and ready endpoints first, then by address, so the same
+/// answer keeps the same backends; the result is sorted by address again.
+pub fn capped(mut set: Vec<Discovered>, source: &str) -> Vec<Discovered> {
+    if set.len() <= MAX_BACKENDS {
+        return set;
+    }
+    tracing::warn!(
+        source,
+        answered = set.len(),
+        kept = MAX_BACKENDS,
+        "discovery answer truncated"
+    );
+    set.sort_by_key(|d| (d.backup, d.endpoint));
+    set.truncate(MAX_BACKENDS);
+    set.sort_unstable_by_key(|d| d.addr);
+    set
+}
+
 /// One backend per address: a primary over a backup, then a ready endpoint over a
 /// not-ready one over a terminating one, then the larger weight; sorted.
 pub fn dedup(mut found: Vec<Discovered>) -> Vec<Discovered> {

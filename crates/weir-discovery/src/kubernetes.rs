@@ -45,8 +45,8 @@ use kube::{Api, Client};
 use weir_config::{EndpointState, KubernetesDiscoveryConfig, KubernetesPort};
 use weir_telemetry::LookupResult;
 
-use crate::answer::{dedup, Discovered};
-use crate::dns::{LookupError, MAX_BACKENDS};
+use crate::answer::{capped, dedup, Discovered};
+use crate::dns::LookupError;
 
 /// The label the EndpointSlice controller puts on every slice of a Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -269,20 +269,9 @@ pub fn endpoints(slice: &EndpointSlice, port: &KubernetesPort) -> Vec<Discovered
 }
 
 /// The set of several slices' backends: one per address (the best state), sorted, at
-/// most [`MAX_BACKENDS`] (ready ones first, then by address).
+/// most [`MAX_BACKENDS`](crate::answer::MAX_BACKENDS) (ready ones first, then by address).
 pub fn merge(found: impl IntoIterator<Item = Discovered>) -> Vec<Discovered> {
-    let mut set = dedup(found.into_iter().collect());
-    if set.len() > MAX_BACKENDS {
-        tracing::warn!(
-            answered = set.len(),
-            kept = MAX_BACKENDS,
-            "discovery answer truncated"
-        );
-        set.sort_by_key(|d| d.endpoint);
-        set.truncate(MAX_BACKENDS);
-        set.sort_unstable_by_key(|d| d.addr);
-    }
-    set
+    capped(dedup(found.into_iter().collect()), "kubernetes")
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use http_body_util::Full;
 use serde_json::Value;
 use weir_e2e::config::{web_pool, ADMIN, FAST_HEALTH_CHECK};
 use weir_e2e::k8s::{not_ready, ready, slice, terminating, ApiServer};
-use weir_e2e::{check_config, client, spawn_backends, until, Load, Weir};
+use weir_e2e::{check_config, client, eventually_within, spawn_backends, until, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(20);
@@ -70,37 +70,8 @@ fn shown(entries: &[(SocketAddr, &str)]) -> Vec<String> {
     v
 }
 
-async fn lookups(weir: &Weir, result: &str) -> f64 {
-    weir.metrics()
-        .await
-        .value(
-            "weir_discovery_lookups_total",
-            &[("pool", "web"), ("result", result)],
-        )
-        .unwrap_or(0.0)
-}
-
 fn field<'a>(line: &'a Value, name: &str) -> &'a str {
     line[name].as_str().unwrap_or_default()
-}
-
-/// Polls `probe` every 50 ms until it gives `Some`, for at most [`LOG_WAIT`]: the
-/// watcher's backoff after an error reaches several seconds.
-async fn within<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + LOG_WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after {LOG_WAIT:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,8 +133,8 @@ async fn listed_endpoints_serve_and_watch_events_join_and_leave_under_load_with_
 
     let scrape = weir.metrics().await;
     scrape.assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);
-    assert!(lookups(&weir, "success").await >= 3.0);
-    assert_eq!(lookups(&weir, "failure").await, 0.0);
+    assert!(weir.discovery_lookups("web", "success").await >= 3.0);
+    assert_eq!(weir.discovery_lookups("web", "failure").await, 0.0);
     assert_eq!(api.lists(), 1, "watch events, no re-list");
 }
 
@@ -256,8 +227,8 @@ async fn api_server_gone_keeps_the_last_set_serving_and_counts_the_failure() {
     load.wait_for_more(100, "before the API server stops").await;
 
     api.stop();
-    within("a failure counted", || async {
-        (lookups(&weir, "failure").await >= 1.0).then_some(())
+    eventually_within("a failure counted", LOG_WAIT, || async {
+        (weir.discovery_lookups("web", "failure").await >= 1.0).then_some(())
     })
     .await;
     let status = weir.status().await;
@@ -317,7 +288,10 @@ async fn an_expired_resource_version_makes_the_watcher_list_again() {
     assert_eq!(field(&line, "added"), b.to_string(), "{line}");
     assert_eq!(api.gone(), 1, "the resumed watch was answered 410 Gone");
     assert_eq!(api.lists(), 2, "then the watcher listed again");
-    assert!(lookups(&weir, "failure").await >= 1.0, "the 410 is counted");
+    assert!(
+        weir.discovery_lookups("web", "failure").await >= 1.0,
+        "the 410 is counted"
+    );
     let mut client = weir.h1_client("web").await;
     for _ in 0..4 {
         assert_eq!(client.get("/").await.expect("request").status, 200);
