@@ -149,10 +149,8 @@ async fn srv_backends_join_and_leave_under_load_with_zero_failed_requests() {
     // Once out of the table, a can go away without costing a request.
     until("a drained", || ha.in_progress() == 0).await;
     ha.kill().await;
-    load.wait_for_more(300, "after the changes").await;
-    let report = load.stop().await;
-    report.log("discovery join + leave under load", &[&ha, &hb, &hc]);
-    report.assert_no_failures("SRV backends joining and leaving");
+    load.finish_without_failures(300, "discovery join + leave under load", &[&ha, &hb, &hc])
+        .await;
 
     let scrape = weir.metrics().await;
     scrape.assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);

@@ -126,10 +126,8 @@ async fn listed_endpoints_serve_and_watch_events_join_and_leave_under_load_with_
     );
     until("a drained", || ha.in_progress() == 0).await;
     ha.kill().await;
-    load.wait_for_more(300, "after the changes").await;
-    let report = load.stop().await;
-    report.log("kubernetes join + leave under load", &[&ha, &hb, &hc]);
-    report.assert_no_failures("endpoints joining and leaving by watch events");
+    load.finish_without_failures(300, "kubernetes join + leave under load", &[&ha, &hb, &hc])
+        .await;
 
     let scrape = weir.metrics().await;
     scrape.assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);

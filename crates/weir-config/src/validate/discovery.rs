@@ -117,14 +117,14 @@ fn kubernetes(v: &mut Validator<'_>, raw: &RawKubernetes, path: &str) -> Kuberne
     }
 }
 
-/// An RFC 1123 label, as Kubernetes requires of namespace and Service names: 1..=63
-/// lower-case letters, digits and '-', starting and ending with a letter or digit.
-fn check_k8s_name(name: &str) -> Result<(), &'static str> {
+/// 1..=`max` lower-case letters, digits and '-' (`too_long` past `max`): what
+/// Kubernetes' names and port names have in common.
+fn check_lower_dashed(name: &str, max: usize, too_long: &'static str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty");
     }
-    if name.len() > 63 {
-        return Err("longer than 63 characters");
+    if name.len() > max {
+        return Err(too_long);
     }
     if !name
         .bytes()
@@ -132,6 +132,13 @@ fn check_k8s_name(name: &str) -> Result<(), &'static str> {
     {
         return Err("only lower-case letters, digits and '-' are allowed");
     }
+    Ok(())
+}
+
+/// An RFC 1123 label, as Kubernetes requires of namespace and Service names: 1..=63
+/// lower-case letters, digits and '-', starting and ending with a letter or digit.
+fn check_k8s_name(name: &str) -> Result<(), &'static str> {
+    check_lower_dashed(name, 63, "longer than 63 characters")?;
     if name.starts_with('-') || name.ends_with('-') {
         return Err("must start and end with a letter or digit");
     }
@@ -141,18 +148,7 @@ fn check_k8s_name(name: &str) -> Result<(), &'static str> {
 /// An IANA service name, as Kubernetes requires of port names: 1..=15 lower-case
 /// letters, digits and '-', at least one letter, no '-' at either end or twice in a row.
 fn check_port_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("empty");
-    }
-    if name.len() > 15 {
-        return Err("a port name is at most 15 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("only lower-case letters, digits and '-' are allowed");
-    }
+    check_lower_dashed(name, 15, "a port name is at most 15 characters")?;
     if !name.bytes().any(|b| b.is_ascii_lowercase()) {
         return Err("a port name has at least one letter");
     }
