@@ -178,30 +178,22 @@ impl KubernetesSource {
     }
 }
 
-/// The client (from the environment) and the watch of the Service's slices.
-async fn connect(config_k8s: KubernetesDiscoveryConfig) -> Result<SliceStream, String> {
-    {
-        let mut config = kube::Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
-        config.connect_timeout = Some(CONNECT_TIMEOUT);
-        let client =
-            Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;
-        let api: Api<EndpointSlice> = match &config_k8s.namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::default_namespaced(client),
-        };
-        let selector = format!("{SERVICE_NAME_LABEL}={}", config_k8s.service);
-        let watch = watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
-        Ok(Box::pin(watch))
-    }
-}
-
-fn watcher(
-    api: Api<EndpointSlice>,
-    config: watcher::Config,
-) -> impl Stream<Item = Result<Event<EndpointSlice>, watcher::Error>> + Send {
-    watcher::watcher(api, config)
+/// The client (from the environment) and the watch of the Service's slices, with the
+/// watcher's default backoff between attempts after an error.
+async fn connect(k8s: KubernetesDiscoveryConfig) -> Result<SliceStream, String> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    let client =
+        Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;
+    let api: Api<EndpointSlice> = match &k8s.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::default_namespaced(client),
+    };
+    let selector = format!("{SERVICE_NAME_LABEL}={}", k8s.service);
+    let watch = watcher::watcher(api, watcher::Config::default().labels(&selector));
+    Ok(Box::pin(watch.default_backoff()))
 }
 
 fn convert(slice: &EndpointSlice, port: &KubernetesPort) -> (String, Vec<Discovered>) {
