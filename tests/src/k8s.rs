@@ -132,6 +132,7 @@ struct Counters {
     lists: AtomicUsize,
     watches: AtomicUsize,
     gone: AtomicUsize,
+    bookmarks: AtomicUsize,
 }
 
 /// The stand-in API server (see the module docs).
@@ -296,6 +297,11 @@ impl ApiServer {
     pub fn gone(&self) -> usize {
         self.counters.gone.load(Ordering::Relaxed)
     }
+
+    /// `BOOKMARK` events sent so far (only to watches that asked for them).
+    pub fn bookmarks(&self) -> usize {
+        self.counters.bookmarks.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for ApiServer {
@@ -409,6 +415,7 @@ async fn watch(
                     .map(|(_, l)| l.clone()),
             );
             if bookmarks {
+                counters.bookmarks.fetch_add(1, Ordering::Relaxed);
                 first.push(json!({"type":"BOOKMARK","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":st.resource_version.to_string(),"creationTimestamp":null}}}).to_string());
             }
             st.watchers.push(tx);

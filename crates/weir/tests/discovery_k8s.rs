@@ -134,6 +134,7 @@ async fn listed_endpoints_serve_and_watch_events_join_and_leave_under_load_with_
     assert!(weir.discovery_lookups("web", "success").await >= 3.0);
     assert_eq!(weir.discovery_lookups("web", "failure").await, 0.0);
     assert_eq!(api.lists(), 1, "watch events, no re-list");
+    assert!(api.bookmarks() >= 1, "the watcher asks for bookmarks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +172,7 @@ async fn not_ready_is_down_and_terminating_drains_with_its_request_in_flight_fin
 
     // A slow request on b, then b's pod terminates (still serving): the request
     // finishes on b, no new one goes there.
-    hb.set_delay(Duration::from_millis(1500));
+    hb.set_delay(Duration::from_millis(3000));
     let web = weir.listener_addr("web");
     let mut slow = Vec::new();
     for _ in 0..2 {
