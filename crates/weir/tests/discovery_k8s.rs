@@ -6,7 +6,7 @@
 //! - The initial list is served; watch events add and remove endpoints under load with
 //!   zero failed requests.
 //! - Not ready → down (no traffic); terminating → drains (its in-flight request
-//!   finishes, no new ones).
+//!   finishes, no new ones); the same for HTTP/2 clients and TCP connections.
 //! - The API server gone: the last set keeps serving, the failures are counted and shown;
 //!   back, the watch resumes.
 //! - An expired resourceVersion (410 Gone) makes the watcher list again.
@@ -408,4 +408,39 @@ async fn weir_check_reports_a_bad_kubernetes_block_at_its_path() {
         ],
         "{out:?}"
     );
+}
+
+/// The endpoint states hold on every path: HTTP/2 clients and TCP connections pick
+/// among the same routable backends as HTTP/1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_clients_and_tcp_connections_skip_not_ready_and_terminating_endpoints() {
+    let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
+    let api = ApiServer::start().await;
+    api.apply(slice("web-a", "http", &[ready(a)]));
+    api.apply(slice("web-b", "http", &[not_ready(b)]));
+    api.apply(slice("web-c", "http", &[terminating(c)]));
+    let discovery = format!("    discovery:\n      kubernetes: {{ {WEB_HTTP} }}\n");
+    let yaml = format!(
+        "{ADMIN}{}{}pools:\n  web:\n{discovery}  db:\n{discovery}",
+        weir_e2e::config::WEB_LISTENER,
+        weir_e2e::config::tcp_listener("pg", "db"),
+    );
+    let weir = start(&api, &yaml).await;
+    let mut h2 = weir_e2e::H2Client::connect(weir.listener_addr("web"))
+        .await
+        .expect("h2 connect");
+    for _ in 0..6 {
+        let resp = h2.get("web.test", "/").await.expect("h2 request");
+        assert_eq!((resp.status, resp.text()), (StatusCode::OK, "a".to_owned()));
+    }
+    let pg = weir.listener_addr("pg");
+    for _ in 0..6 {
+        assert_eq!(client::get(pg, "/").await.text(), "a", "over the TCP relay");
+    }
+    assert_eq!(
+        (hb.hits(), hc.hits()),
+        (0, 0),
+        "neither not-ready nor terminating"
+    );
+    assert_eq!(ha.hits(), 12);
 }
