@@ -16,7 +16,7 @@
 //! - [`ApiServer::stop`] closes the port and every connection; [`ApiServer::start_again`]
 //!   serves again on the same port, with the same objects.
 //!
-//! The slices are built from the recorded `tests/fixtures/k8s/endpointslice-list.json`
+//! The slices are built from `tests/fixtures/k8s/endpointslice-list.json`
 //! (the v1 API shape), with the test's backends as endpoints ([`slice`]).
 
 use std::collections::BTreeMap;
@@ -71,12 +71,12 @@ pub fn terminating(addr: SocketAddr) -> Endpoint {
     }
 }
 
-/// The recorded fixtures' directory.
+/// The fixtures' directory (EndpointSlice JSON in the v1 shape the API server returns).
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s")
 }
 
-/// The recorded slice `web-7xk2p` of Service `web` in namespace `shop`, named `name`,
+/// The fixture slice `web-7xk2p` of Service `web` in namespace `shop`, named `name`,
 /// with `endpoints` instead of its own, all on the port named `port_name`, whose number
 /// is the endpoints' port (they must share one, as a slice's endpoints do).
 ///

@@ -24,7 +24,7 @@
 //!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
 //! - [`dns`]: a real DNS server (`dnsmasq`) on a loopback port, for discovery tests.
 //! - [`k8s`]: a stand-in Kubernetes API server (EndpointSlice list + watch) on a loopback
-//!   port, fed by the recorded fixtures in `tests/fixtures/k8s/`.
+//!   port, fed by the v1-shaped fixtures in `tests/fixtures/k8s/`.
 //! - [`config`]: weir YAML for the usual shapes (one pool, a TCP listener, health checks).
 //! - [`tls`]: a test CA, leaves it signs, PEM files, a client trusting the CA.
 //! - [`eventually`], [`until`]: the bounded wait loops; tests never sleep on a guess

@@ -1,6 +1,6 @@
 //! Issue 11, item 2: Kubernetes EndpointSlice discovery against a stand-in API server
 //! on loopback (`weir_e2e::k8s`: the real list + watch protocol, slices built from the
-//! recorded v1 JSON in `tests/fixtures/k8s/`), weir pointed at it by a `KUBECONFIG`
+//! v1-shaped JSON in `tests/fixtures/k8s/`), weir pointed at it by a `KUBECONFIG`
 //! the test writes. No cluster can run here.
 //!
 //! - The initial list is served; watch events add and remove endpoints under load with

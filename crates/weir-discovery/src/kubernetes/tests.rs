@@ -1,4 +1,4 @@
-//! The EndpointSlice → backends rules, on the recorded list and watch stream in
+//! The EndpointSlice → backends rules, on the fixture list and watch stream in
 //! `tests/fixtures/k8s/` (written to the discovery.k8s.io/v1 shape the API server
 //! returns).
 
@@ -33,7 +33,7 @@ fn name(n: &str) -> KubernetesPort {
 }
 
 #[test]
-fn the_recorded_list_gives_each_slices_port_and_each_endpoints_state() {
+fn the_fixture_list_gives_each_slices_port_and_each_endpoints_state() {
     let slices = listed();
     let set = merge(slices.iter().flat_map(|s| endpoints(s, &name("http"))));
     assert_eq!(
@@ -62,7 +62,7 @@ fn the_recorded_list_gives_each_slices_port_and_each_endpoints_state() {
 }
 
 #[test]
-fn the_recorded_watch_events_parse_as_the_watcher_reads_them() {
+fn the_fixture_watch_events_parse_as_the_watcher_reads_them() {
     let text = fixture("watch-events.jsonl");
     let events: Vec<kube::core::WatchEvent<EndpointSlice>> = text
         .lines()
