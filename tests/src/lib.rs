@@ -23,6 +23,8 @@
 //! - [`port`]: loopback ports a test holds, refusing until it listens on them
 //!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
 //! - [`dns`]: a real DNS server (`dnsmasq`) on a loopback port, for discovery tests.
+//! - [`k8s`]: a stand-in Kubernetes API server (EndpointSlice list + watch) on a loopback
+//!   port, fed by the v1-shaped fixtures in `tests/fixtures/k8s/`.
 //! - [`config`]: weir YAML for the usual shapes (one pool, a TCP listener, health checks).
 //! - [`tls`]: a test CA, leaves it signs, PEM files, a client trusting the CA.
 //! - [`eventually`], [`until`]: the bounded wait loops; tests never sleep on a guess
@@ -36,6 +38,7 @@ pub mod client;
 pub mod config;
 pub mod dns;
 pub mod h2attack;
+pub mod k8s;
 pub mod load;
 pub mod metrics;
 pub mod port;
@@ -103,6 +106,30 @@ where
         "gave up after {POLL_ATTEMPTS} attempts ({:?}) waiting for: {what}",
         POLL_INTERVAL * POLL_ATTEMPTS
     );
+}
+
+/// Polls `probe` every 50 ms until it gives `Some`, for at most `limit`: for waits that
+/// span a server's own timeouts or backoff (a DNS lookup's, a watch's retry), longer
+/// than [`eventually`]'s.
+///
+/// # Panics
+/// When no probe returned `Some` within `limit`, naming `what`.
+pub async fn eventually_within<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls `cond` every 10 ms, at most 1,000 times (10 s), until it holds: for state a

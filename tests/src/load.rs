@@ -165,6 +165,25 @@ impl Load {
         .await;
     }
 
+    /// Waits for `more` successful requests, stops, logs the tally as `what` with each
+    /// backend's hits, and asserts that no request failed: the end of every
+    /// "change the backends under load" test.
+    ///
+    /// # Panics
+    /// As [`Load::wait_for_more`] and [`LoadReport::assert_no_failures`].
+    pub async fn finish_without_failures(
+        self,
+        more: usize,
+        what: &str,
+        backends: &[&BackendHandle],
+    ) -> LoadReport {
+        self.wait_for_more(more, what).await;
+        let report = self.stop().await;
+        report.log(what, backends);
+        report.assert_no_failures(what);
+        report
+    }
+
     /// Stops every client after its current request and returns the tally.
     ///
     /// # Panics

@@ -274,6 +274,20 @@ impl Weir {
         );
         Scrape::parse(&resp.text())
     }
+
+    /// `weir_discovery_lookups_total{pool, result}` now (0 without the series).
+    ///
+    /// # Panics
+    /// As [`Weir::metrics`].
+    pub async fn discovery_lookups(&self, pool: &str, result: &str) -> f64 {
+        self.metrics()
+            .await
+            .value(
+                "weir_discovery_lookups_total",
+                &[("pool", pool), ("result", result)],
+            )
+            .unwrap_or(0.0)
+    }
 }
 
 #[cfg(test)]

@@ -103,12 +103,38 @@ impl Weir {
     /// # Panics
     /// When the config cannot be written or weir cannot be spawned.
     pub fn spawn_run(bin: &str, yaml: &str, filter: &str) -> Weir {
+        Self::spawn_run_with(bin, yaml, filter, |_| Vec::new())
+    }
+
+    /// Writes `yaml`, runs `weir run` with the environment variables `env` gives for
+    /// the run's own directory (where it may write files, a kubeconfig say), and waits
+    /// for `weir ready`.
+    ///
+    /// # Panics
+    /// As [`Weir::start`].
+    pub async fn start_with_env(
+        bin: &str,
+        yaml: &str,
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Weir {
+        let weir = Self::spawn_run_with(bin, yaml, DEFAULT_LOG_FILTER, env);
+        weir.wait_for_log("weir ready", READY_TIMEOUT).await;
+        weir
+    }
+
+    fn spawn_run_with(
+        bin: &str,
+        yaml: &str,
+        filter: &str,
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> Weir {
         let dir = TempDir::new("run");
         let config_path = dir.path().join("weir.yaml");
         write_file(&config_path, yaml);
         let config_arg = config_path.to_string_lossy().into_owned();
         let args = ["run", "-c", &config_arg, "--log-format", "json"];
-        Self::spawn(bin, &args, dir, config_path, filter)
+        let vars = env(dir.path());
+        Self::spawn(bin, &args, dir, config_path, filter, &vars)
     }
 
     /// Runs `weir demo --log-format json` with its listener and admin server on loopback
@@ -129,16 +155,24 @@ impl Weir {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        let weir = Self::spawn(bin, &args, dir, config_path, DEFAULT_LOG_FILTER);
+        let weir = Self::spawn(bin, &args, dir, config_path, DEFAULT_LOG_FILTER, &[]);
         weir.wait_for_log("weir ready", READY_TIMEOUT).await;
         weir
     }
 
-    fn spawn(bin: &str, args: &[&str], dir: TempDir, config_path: PathBuf, filter: &str) -> Weir {
+    fn spawn(
+        bin: &str,
+        args: &[&str],
+        dir: TempDir,
+        config_path: PathBuf,
+        filter: &str,
+        env: &[(String, String)],
+    ) -> Weir {
         let mut child = Command::new(bin)
             .args(args)
             .current_dir(dir.path())
             .env("WEIR_LOG", filter)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -236,6 +236,12 @@ struct BackendJson<'a> {
     configured_weight: u32,
     /// `ready`, `drain` or `maint`.
     admin_state: &'static str,
+    /// What the backend's source says: `ready`, `not_ready` or `terminating` (a
+    /// Kubernetes endpoint's conditions; always `ready` for other backends).
+    endpoint_state: &'static str,
+    /// Whether new requests and connections may go to it: up, admin state `ready`
+    /// and endpoint state `ready`.
+    routable: bool,
     backup: bool,
     up: bool,
     /// `up` or `down`.
@@ -351,10 +357,9 @@ pub(crate) fn backend_status(pool: &Pool, b: &Backend) -> String {
 fn discovery_json(table: &Table, pool: &Pool) -> Option<DiscoveryJson> {
     let config = table.config().pool(pool.name())?.discovery.as_ref()?;
     let s = pool.shared().discovery().snapshot();
-    let weir_config::DiscoveryConfig::Dns(dns) = config;
     Some(DiscoveryJson {
         source: if s.source.is_empty() {
-            dns.source()
+            config.source()
         } else {
             s.source
         },
@@ -376,6 +381,8 @@ fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
         weight: b.weight(),
         configured_weight: b.configured_weight(),
         admin_state: b.admin_mode().as_str(),
+        endpoint_state: b.endpoint_state().as_str(),
+        routable: b.is_routable(),
         backup: b.is_backup(),
         up,
         state: if up { "up" } else { "down" },

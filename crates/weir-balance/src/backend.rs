@@ -17,6 +17,9 @@
 //! API) live here too, so they survive reloads exactly as health does. Health and the
 //! admin mode are folded into one `routable` flag, written under the same mutex by both
 //! kinds of change, so a strategy's `pick` still reads a single atomic per candidate.
+//! A discovered endpoint's own state ([`EndpointState`], Kubernetes' conditions) is the
+//! third input of that flag: only a ready endpoint is routable, a terminating one
+//! drains like an operator's drain.
 
 mod admin;
 mod passive;
@@ -26,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use weir_config::BackendConfig;
+use weir_config::{BackendConfig, EndpointState};
 use weir_telemetry::BackendMetrics;
 use weir_upstream::Conns;
 
@@ -70,8 +73,11 @@ pub struct Backend {
     up: AtomicBool,
     /// [`AdminMode`] as a byte; written only under `last`.
     admin: AtomicU8,
-    /// `up && admin == Ready`: what strategies read. Written only under `last`, by
-    /// transitions and admin changes alike, so it never disagrees with either.
+    /// [`EndpointState`] as a byte, from the newest table; written only under `last`.
+    endpoint: AtomicU8,
+    /// `up && admin == Ready && endpoint == Ready`: what strategies read. Written only
+    /// under `last`, by transitions, admin and endpoint changes alike, so it never
+    /// disagrees with any of them.
     routable: AtomicBool,
     /// `max_in_flight` of the newest config that lists this backend; 0 for unlimited.
     /// Read beside `routable` by every pick ([`Backend::is_pickable`]).
@@ -163,7 +169,8 @@ impl Backend {
             backup: AtomicBool::new(config.backup),
             up: AtomicBool::new(true),
             admin: AtomicU8::new(AdminMode::Ready.to_u8()),
-            routable: AtomicBool::new(true),
+            endpoint: AtomicU8::new(endpoint_to_u8(config.endpoint)),
+            routable: AtomicBool::new(config.endpoint == EndpointState::Ready),
             max_in_flight: AtomicU32::new(0),
             queue: OnceLock::new(),
             maint_left: tokio::sync::Notify::new(),
@@ -235,6 +242,7 @@ impl Backend {
     /// weight that changed only because discovery re-scaled the set (another record's
     /// weight changed) keeps the override. Returns the override so cleared, if any.
     pub fn update_settings(&self, config: &BackendConfig) -> Option<u32> {
+        self.set_endpoint(config.endpoint);
         self.weight.store(config.weight.get(), Ordering::Relaxed);
         let new = config.announced_weight;
         let old = self.announced.swap(new, Ordering::Relaxed);
@@ -462,7 +470,8 @@ impl Backend {
         }
         self.up.store(up, Ordering::Release);
         self.routable.store(
-            up && self.admin_mode() == AdminMode::Ready,
+            up && self.admin_mode() == AdminMode::Ready
+                && self.endpoint_state() == EndpointState::Ready,
             Ordering::Release,
         );
         self.transitions.fetch_add(1, Ordering::Relaxed);
@@ -521,6 +530,58 @@ impl Backend {
     #[inline]
     pub fn conns(&self) -> &Conns {
         &self.conns
+    }
+}
+
+fn endpoint_to_u8(state: EndpointState) -> u8 {
+    match state {
+        EndpointState::Ready => 0,
+        EndpointState::NotReady => 1,
+        EndpointState::Terminating => 2,
+    }
+}
+
+fn endpoint_from_u8(v: u8) -> EndpointState {
+    match v {
+        1 => EndpointState::NotReady,
+        2 => EndpointState::Terminating,
+        _ => EndpointState::Ready,
+    }
+}
+
+// === impl Backend (endpoint state) ===
+
+impl Backend {
+    /// What the backend's source says of it (always ready for a backend of the file).
+    pub fn endpoint_state(&self) -> EndpointState {
+        endpoint_from_u8(self.endpoint.load(Ordering::Relaxed))
+    }
+
+    /// Whether failing open (every backend down) may still pick this backend: one an
+    /// operator drained or put in maintenance, or a terminating endpoint, stays out even
+    /// then; a not-ready endpoint counts as down, like a failed health check.
+    pub fn may_fail_open(&self) -> bool {
+        self.admin_mode() == AdminMode::Ready && self.endpoint_state() != EndpointState::Terminating
+    }
+
+    /// Records the endpoint state of the newest table (a discovery update) and folds it
+    /// into `routable`. Back in rotation (not ready or terminating before) starts slow
+    /// start, as a recovery does.
+    fn set_endpoint(&self, state: EndpointState) {
+        if self.endpoint_state() == state {
+            return;
+        }
+        let _serialised = self.lock_last();
+        self.endpoint
+            .store(endpoint_to_u8(state), Ordering::Relaxed);
+        let routable =
+            self.is_up() && self.admin_mode() == AdminMode::Ready && state == EndpointState::Ready;
+        if routable && !self.is_routable() {
+            // Written before `routable`, as `transition` does.
+            self.up_since_ms.store(clock::now_ms(), Ordering::Relaxed);
+            self.ramping.store(true, Ordering::Relaxed);
+        }
+        self.routable.store(routable, Ordering::Release);
     }
 }
 

@@ -30,7 +30,7 @@ use weir_telemetry::PoolMetrics;
 use weir_upstream::Transport;
 
 use crate::strategy::Strategy;
-use crate::{AdminMode, Backend};
+use crate::Backend;
 
 mod discovery;
 mod passive;
@@ -270,13 +270,14 @@ impl Pool {
 
     /// With every backend down: `None`, or with `fail_open` the next backend in turn
     /// among all of them (Envoy's panic mode), logged at most once a second. Backends
-    /// an operator drained or put in maintenance stay out even then.
+    /// an operator drained or put in maintenance, and terminating endpoints, stay out
+    /// even then.
     #[cold]
     fn fail_open(&self) -> Option<&Arc<Backend>> {
         if !self.settings.fail_open {
             return None;
         }
-        let ready = |b: &&Arc<Backend>| b.admin_mode() == AdminMode::Ready;
+        let ready = |b: &&Arc<Backend>| b.may_fail_open();
         let total = self.backends().filter(ready).count();
         if total == 0 {
             return None;
@@ -314,7 +315,7 @@ impl Pool {
         let failing_open = self.settings.fail_open && !self.backends().any(|b| b.is_routable());
         self.backends().find(|b| {
             let eligible = if failing_open {
-                b.admin_mode() == AdminMode::Ready && b.has_room()
+                b.may_fail_open() && b.has_room()
             } else {
                 b.is_pickable()
             };

@@ -11,6 +11,59 @@ use std::time::Duration;
 pub enum DiscoveryConfig {
     /// Looked up in DNS, again at most every `refresh`.
     Dns(DnsDiscoveryConfig),
+    /// Watched in the Kubernetes API: the EndpointSlices of one Service.
+    Kubernetes(KubernetesDiscoveryConfig),
+}
+
+impl DiscoveryConfig {
+    /// A short description for `/status` and logs (`dns srv _http._tcp.web`,
+    /// `kubernetes shop/web:http`).
+    pub fn source(&self) -> String {
+        match self {
+            DiscoveryConfig::Dns(d) => d.source(),
+            DiscoveryConfig::Kubernetes(k) => k.source(),
+        }
+    }
+}
+
+/// `discovery: { kubernetes: { namespace, service, port } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesDiscoveryConfig {
+    /// The Service's namespace; `None`: the client's own (the kubeconfig context's, or
+    /// the service account's namespace in a pod).
+    pub namespace: Option<String>,
+    /// The Service whose EndpointSlices are watched (label
+    /// `kubernetes.io/service-name`).
+    pub service: String,
+    /// Which port of the endpoints weir connects to.
+    pub port: KubernetesPort,
+}
+
+impl KubernetesDiscoveryConfig {
+    /// A short description for `/status` and logs: `kubernetes shop/web:http`.
+    pub fn source(&self) -> String {
+        let ns = self.namespace.as_deref().unwrap_or("(default namespace)");
+        format!("kubernetes {ns}/{}:{}", self.service, self.port)
+    }
+}
+
+/// The port of a Kubernetes discovery block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubernetesPort {
+    /// A Service port's name: each EndpointSlice says which port number it has there
+    /// (they may differ from slice to slice while a Deployment rolls).
+    Name(String),
+    /// This port on every endpoint address (the pods' port, not the Service's).
+    Number(u16),
+}
+
+impl std::fmt::Display for KubernetesPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KubernetesPort::Name(n) => f.write_str(n),
+            KubernetesPort::Number(p) => write!(f, "{p}"),
+        }
+    }
 }
 
 /// `discovery: { dns: { name, type, port, resolver, refresh } }`.

@@ -72,7 +72,9 @@ mod walk;
 use std::path::Path;
 
 pub use admin::{ApiConfig, ApiToken};
-pub use discovery::{DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType};
+pub use discovery::{
+    DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType, KubernetesDiscoveryConfig, KubernetesPort,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use route::{HeaderEdits, RedirectConfig, RedirectScheme};

@@ -473,6 +473,35 @@ pub struct BackendConfig {
     pub announced_weight: u32,
     /// This backend's own `max_in_flight`, overriding the pool's. Default `None`.
     pub max_in_flight: Option<NonZeroU32>,
+    /// What the backend's source says of it: always [`EndpointState::Ready`] for a
+    /// backend of the file or of DNS; a Kubernetes endpoint's conditions otherwise.
+    pub endpoint: EndpointState,
+}
+
+/// A discovered endpoint's own word on whether it takes traffic (Kubernetes'
+/// EndpointSlice conditions). Only `Ready` is routable; health checks and the runtime
+/// API decide on top of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EndpointState {
+    /// Takes traffic (`ready`, or no conditions). The default.
+    #[default]
+    Ready,
+    /// Not ready (`ready: false`, not terminating): down, no traffic, until it is.
+    NotReady,
+    /// Shutting down (`terminating: true`, serving or not): drains, no new requests or
+    /// connections, in-flight ones finish.
+    Terminating,
+}
+
+impl EndpointState {
+    /// The name in `/status`: `ready`, `not_ready`, `terminating`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointState::Ready => "ready",
+            EndpointState::NotReady => "not_ready",
+            EndpointState::Terminating => "terminating",
+        }
+    }
 }
 
 /// Upstream timeouts of a pool.

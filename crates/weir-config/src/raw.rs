@@ -183,6 +183,16 @@ pub(crate) struct RawQueue {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDiscovery {
     pub(crate) dns: Option<RawDns>,
+    pub(crate) kubernetes: Option<RawKubernetes>,
+}
+
+/// `pools.NAME.discovery.kubernetes`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKubernetes {
+    pub(crate) namespace: Option<Text>,
+    pub(crate) service: Option<Text>,
+    pub(crate) port: Option<Text>,
 }
 
 /// `pools.NAME.discovery.dns`.

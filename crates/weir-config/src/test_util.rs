@@ -39,6 +39,7 @@ pub fn backend(addr: SocketAddr) -> BackendConfig {
         backup: false,
         announced_weight: 1,
         max_in_flight: None,
+        endpoint: crate::EndpointState::Ready,
     }
 }
 
@@ -52,6 +53,7 @@ pub fn weighted_backend(address: &str, addr: SocketAddr, weight: u32) -> Backend
         backup: false,
         announced_weight: weight.get(),
         max_in_flight: None,
+        endpoint: crate::EndpointState::Ready,
     }
 }
 

@@ -1,11 +1,13 @@
-//! `pools.NAME.discovery.dns` (issue 11): defaults, a pool with no static backends, and
-//! every error at its field path, line and column.
+//! `pools.NAME.discovery.dns` and `.kubernetes` (issue 11): defaults, a pool with no
+//! static backends, and every error at its field path, line and column.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use weir_config::{parse, ConfigErrors, DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType};
+use weir_config::{
+    parse, ConfigErrors, DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType, KubernetesPort,
+};
 
 const HEAD: &str = "\
 listeners:
@@ -28,7 +30,7 @@ fn dns(yaml: &str) -> DnsDiscoveryConfig {
     let config = parse(&format!("{HEAD}{yaml}"), Path::new("weir.yaml")).expect("valid");
     match config.pools[0].discovery.clone() {
         Some(DiscoveryConfig::Dns(d)) => d,
-        None => panic!("no discovery in {config:?}"),
+        other => panic!("no DNS discovery in {other:?}"),
     }
 }
 
@@ -117,7 +119,7 @@ fn port_is_required_for_a_and_refused_for_srv() {
 fn missing_source_name_and_unknown_fields_are_errors() {
     assert_eq!(
         errors("    discovery: {}\n"),
-        ["weir.yaml:8:5: pools.web.discovery: missing field `dns` (the discovery source)"]
+        ["weir.yaml:8:5: pools.web.discovery: missing field `dns` or `kubernetes` (the discovery source)"]
     );
     assert_eq!(
         errors("    discovery:\n      dns: { port: 80 }\n"),
@@ -130,4 +132,46 @@ fn missing_source_name_and_unknown_fields_are_errors() {
             && unknown[0].contains("pools.web.discovery.dns: unknown field `ttl`"),
         "{unknown:?}"
     );
+}
+
+/// A `kubernetes` block: parsed whatever the build, accepted only by one with the
+/// `kubernetes` feature (this crate's, which weir-discovery's turns on). `cargo test -p
+/// weir-config` alone builds it without; the workspace's tests with.
+#[test]
+fn a_kubernetes_block_takes_a_port_by_name_or_number_and_needs_the_feature() {
+    let by_name =
+        "    discovery:\n      kubernetes: { namespace: shop, service: web, port: http }\n";
+    let by_number = "    discovery:\n      kubernetes: { service: web, port: 8080 }\n";
+    if cfg!(feature = "kubernetes") {
+        let config = parse(&format!("{HEAD}{by_name}"), Path::new("weir.yaml")).expect("valid");
+        let Some(DiscoveryConfig::Kubernetes(k)) = &config.pools[0].discovery else {
+            panic!("no kubernetes discovery in {config:?}");
+        };
+        assert_eq!(
+            (k.namespace.as_deref(), k.service.as_str(), &k.port),
+            (Some("shop"), "web", &KubernetesPort::Name("http".into()))
+        );
+        assert_eq!(k.source(), "kubernetes shop/web:http");
+        let config = parse(&format!("{HEAD}{by_number}"), Path::new("weir.yaml")).expect("valid");
+        let Some(DiscoveryConfig::Kubernetes(k)) = &config.pools[0].discovery else {
+            panic!("no kubernetes discovery");
+        };
+        assert_eq!(
+            (k.namespace.as_deref(), &k.port),
+            (None, &KubernetesPort::Number(8080))
+        );
+        assert_eq!(
+            errors("    discovery:\n      kubernetes: { service: web, port: 70000 }\n"),
+            ["weir.yaml:9:35: pools.web.discovery.kubernetes.port: port must be 1..=65535, got 70000"]
+        );
+        assert_eq!(
+            errors("    discovery:\n      kubernetes: { service: web, port: a-very-long-port-name }\n"),
+            ["weir.yaml:9:35: pools.web.discovery.kubernetes.port: invalid port \"a-very-long-port-name\": a number 1..=65535 or a Service port name (a port name is at most 15 characters)"]
+        );
+    } else {
+        assert_eq!(
+            errors(by_name),
+            ["weir.yaml:9:7: pools.web.discovery.kubernetes: this weir was built without Kubernetes discovery (cargo feature `kubernetes`, on by default)"]
+        );
+    }
 }

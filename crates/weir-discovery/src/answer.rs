@@ -28,7 +28,7 @@ use std::num::NonZeroU32;
 
 use hickory_resolver::proto::op::Message;
 use hickory_resolver::proto::rr::{Name, RData, Record};
-use weir_config::DnsRecordType;
+use weir_config::{DnsRecordType, EndpointState};
 
 /// The largest backend weight weir accepts (`backends[].weight` has the same cap).
 pub const MAX_WEIGHT: u32 = 256;
@@ -44,6 +44,9 @@ pub struct Discovered {
     pub backup: bool,
     /// The SRV record's own weight before scaling (1 for a/aaaa): see the module docs.
     pub announced: u32,
+    /// The endpoint's own state: always ready from DNS; a Kubernetes endpoint's
+    /// conditions (`crate::kubernetes`).
+    pub endpoint: EndpointState,
 }
 
 /// One SRV record, as the answer gave it.
@@ -165,6 +168,7 @@ fn at_port(ips: &[IpAddr], port: u16) -> Vec<Discovered> {
             weight: NonZeroU32::MIN,
             backup: false,
             announced: 1,
+            endpoint: EndpointState::Ready,
         })
         .collect()
 }
@@ -202,6 +206,7 @@ pub fn srv_backends(srv: &[SrvRecord], hosts: &HashMap<String, Vec<IpAddr>>) -> 
                 weight,
                 backup,
                 announced: u32::from(s.weight),
+                endpoint: EndpointState::Ready,
             });
         }
     }
@@ -220,13 +225,39 @@ pub fn scale_weight(weight: u16, largest: u32) -> NonZeroU32 {
     NonZeroU32::new(scaled.clamp(1, MAX_WEIGHT)).unwrap_or(NonZeroU32::MIN)
 }
 
-/// One backend per address: a primary over a backup, then the larger weight; sorted.
+/// Backends one pool's discovery serves at most: a huge answer (a misconfigured or
+/// hostile zone, a runaway Service) costs a warning and the rest of the set, not memory
+/// and health tasks without bound.
+pub const MAX_BACKENDS: usize = 4096;
+
+/// `set` (sorted by address) cut to [`MAX_BACKENDS`], logged with `source` when cut:
+/// primaries before backups and ready endpoints first, then by address, so the same
+/// answer keeps the same backends; the result is sorted by address again.
+pub fn capped(mut set: Vec<Discovered>, source: &str) -> Vec<Discovered> {
+    if set.len() <= MAX_BACKENDS {
+        return set;
+    }
+    tracing::warn!(
+        source,
+        answered = set.len(),
+        kept = MAX_BACKENDS,
+        "discovery answer truncated"
+    );
+    set.sort_by_key(|d| (d.backup, d.endpoint));
+    set.truncate(MAX_BACKENDS);
+    set.sort_unstable_by_key(|d| d.addr);
+    set
+}
+
+/// One backend per address: a primary over a backup, then a ready endpoint over a
+/// not-ready one over a terminating one, then the larger weight; sorted.
 pub fn dedup(mut found: Vec<Discovered>) -> Vec<Discovered> {
     // Best first within each address, then keep the first of each.
     found.sort_unstable_by(|a, b| {
-        (a.addr, a.backup, std::cmp::Reverse(a.weight)).cmp(&(
+        (a.addr, a.backup, a.endpoint, std::cmp::Reverse(a.weight)).cmp(&(
             b.addr,
             b.backup,
+            b.endpoint,
             std::cmp::Reverse(b.weight),
         ))
     });

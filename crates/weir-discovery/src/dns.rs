@@ -15,7 +15,7 @@ use hickory_resolver::TokioResolver;
 use weir_config::{DnsDiscoveryConfig, DnsRecordType};
 use weir_telemetry::LookupResult;
 
-use crate::answer::{Discovered, Records};
+use crate::answer::{capped, Discovered, Records};
 
 /// How long one query waits for the name server before it counts as failed (each of
 /// [`ATTEMPTS`]). Short: a lookup that hangs delays the next one, never traffic.
@@ -117,20 +117,10 @@ impl DnsSource {
         if kind == DnsRecordType::Srv {
             self.resolve_targets(&mut records).await;
         }
-        let mut backends = records.backends(kind, self.config.port.unwrap_or(0));
-        if backends.len() > MAX_BACKENDS {
-            tracing::warn!(
-                name = %self.config.name,
-                answered = backends.len(),
-                kept = MAX_BACKENDS,
-                "discovery answer truncated"
-            );
-            // Primaries before backups, then by address: the same answer keeps the
-            // same backends, and backups go first. Then back to the set's address order.
-            backends.sort_by_key(|d| d.backup);
-            backends.truncate(MAX_BACKENDS);
-            backends.sort_unstable_by_key(|d| d.addr);
-        }
+        let backends = capped(
+            records.backends(kind, self.config.port.unwrap_or(0)),
+            &self.config.name,
+        );
         if backends.is_empty() {
             return Err(LookupError {
                 result: LookupResult::Empty,
@@ -144,10 +134,7 @@ impl DnsSource {
     }
 }
 
-/// Backends one pool's discovery serves at most: a huge answer (a misconfigured or
-/// hostile zone) costs a warning and the rest of the set, not memory and health tasks
-/// without bound.
-pub const MAX_BACKENDS: usize = 4096;
+pub use crate::answer::MAX_BACKENDS;
 
 /// SRV targets looked up at once, at most: against a stalled server the lookups wait
 /// side by side instead of one resolver timeout each in turn.

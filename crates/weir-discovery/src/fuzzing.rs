@@ -1,8 +1,11 @@
-//! Fuzz entry points (`fuzz/fuzz_targets/dns_answer.rs`), also replayed over their
-//! committed corpus by an ordinary test so that stable CI runs them.
+//! Fuzz entry points (`fuzz/fuzz_targets/dns_answer.rs`, `endpoint_slice.rs`), also
+//! replayed over their committed corpus by an ordinary test so that stable CI runs them.
 //!
-//! Input: a raw DNS message, as a name server would send it. Each record type and
-//! target weir interprets is driven through [`Records`] exactly as a lookup would.
+//! - `dns_answer`: a raw DNS message, as a name server would send it. Each record type
+//!   and target weir interprets is driven through [`Records`] exactly as a lookup would.
+//! - `endpoint_slice` (feature `kubernetes`): EndpointSlice JSON, one object per line, as
+//!   the API server's list items and watch events carry them, through serde and weir's
+//!   slice → backend-set rules for a port by name and by number.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -42,22 +45,82 @@ pub fn dns_answer(data: &[u8]) {
     }
 }
 
+/// Parses each line of `data` as an EndpointSlice (lines that do not parse are
+/// skipped, as the watcher would fail on them) and merges their backends for ports
+/// `http`, `metrics` and 8080; checks the set's invariants. Never panics on any input.
+#[cfg(feature = "kubernetes")]
+pub fn endpoint_slice(data: &[u8]) {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use weir_config::KubernetesPort;
+
+    use crate::kubernetes::{endpoints, merge};
+
+    let slices: Vec<EndpointSlice> = data
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .collect();
+    for port in [
+        KubernetesPort::Name("http".to_owned()),
+        KubernetesPort::Name("metrics".to_owned()),
+        KubernetesPort::Number(8080),
+    ] {
+        let set = merge(slices.iter().flat_map(|s| endpoints(s, &port)));
+        assert!(
+            set.windows(2).all(|w| w[0].addr < w[1].addr),
+            "sorted, one backend per address: {set:?}"
+        );
+        assert!(set.len() <= crate::dns::MAX_BACKENDS);
+        assert!(set
+            .iter()
+            .all(|d| d.weight.get() == 1 && !d.backup && d.addr.port() != 0));
+        if port == KubernetesPort::Number(8080) {
+            assert!(set.iter().all(|d| d.addr.port() == 8080));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
-    #[test]
-    fn dns_answer_corpus_replays() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/dns_answer");
-        let files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("the corpus directory")
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus")
+            .join(target);
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("the corpus directory {dir:?}: {e}"))
             .map(|e| std::fs::read(e.expect("a corpus entry").path()).expect("a corpus file"))
-            .collect();
+            .collect()
+    }
+
+    #[cfg(feature = "kubernetes")]
+    #[test]
+    fn endpoint_slice_corpus_replays() {
+        let files = corpus("endpoint_slice");
+        assert!(files.len() >= 8, "only {} corpus files", files.len());
+        let parsed = files
+            .iter()
+            .filter(|b| {
+                b.split(|&c| c == b'\n').any(|l| {
+                    serde_json::from_slice::<k8s_openapi::api::discovery::v1::EndpointSlice>(l)
+                        .is_ok()
+                })
+            })
+            .count();
         assert!(
-            files.len() >= 10,
-            "only {} corpus files in {dir:?}",
+            parsed >= 6,
+            "most seeds hold a valid slice ({parsed} of {})",
             files.len()
         );
+        for bytes in files {
+            super::endpoint_slice(&bytes);
+        }
+    }
+
+    #[test]
+    fn dns_answer_corpus_replays() {
+        let files = corpus("dns_answer");
+        assert!(files.len() >= 10, "only {} corpus files", files.len());
         let parsed = files
             .iter()
             .filter(|b| hickory_resolver::proto::op::Message::from_vec(b).is_ok())

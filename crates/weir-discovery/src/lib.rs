@@ -1,9 +1,11 @@
-//! weir's backend discovery: DNS lookups, their answers as backend sets, one task per
-//! pool.
+//! weir's backend discovery: DNS lookups and Kubernetes EndpointSlice watches, their
+//! answers as backend sets, one task per pool.
 //!
 //! ```text
 //! Task (per pool) --lookup--> DnsSource (hickory-resolver) --Message--> answer::Records
 //!      --backends()--> Vec<Discovered> --changed?--> Update --> the server's table swap
+//! Task (per pool) --watch--> KubernetesSource (kube-rs watcher, feature `kubernetes`)
+//!      --EndpointSlices--> kubernetes::endpoints() --> Vec<Discovered> --> (same)
 //! merge::effective_config(file config, discovered sets) --> BackendRegistry::build
 //! ```
 //! A discovered backend becomes an ordinary `BackendConfig` named by its `ip:port`,
@@ -22,10 +24,12 @@ pub mod dns;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod merge;
 pub mod task;
 
 pub use answer::{Discovered, Records};
 pub use dns::{Answer, DnsSource, LookupError};
 pub use merge::{effective_config, SetChange};
-pub use task::{next_lookup, Step, Task, Update};
+pub use task::{next_lookup, Report, Step, Task, Update};

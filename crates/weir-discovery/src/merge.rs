@@ -45,6 +45,7 @@ pub fn backend_config(d: &Discovered) -> BackendConfig {
         announced_weight: d.announced,
         // A discovered backend takes its pool's limit.
         max_in_flight: None,
+        endpoint: d.endpoint,
     }
 }
 
@@ -57,6 +58,8 @@ pub struct SetChange {
     pub removed: Vec<SocketAddr>,
     /// Addresses in both whose weight or backup flag changed.
     pub changed: Vec<SocketAddr>,
+    /// Addresses in both whose endpoint state changed, as `ip:port=state`.
+    pub restated: Vec<String>,
 }
 
 // === impl SetChange ===
@@ -70,8 +73,15 @@ impl SetChange {
         for d in new {
             match old_by.get(&d.addr) {
                 None => c.added.push(d.addr),
-                Some(o) if *o != d => c.changed.push(d.addr),
-                Some(_) => {}
+                Some(o) => {
+                    if (o.weight, o.backup, o.announced) != (d.weight, d.backup, d.announced) {
+                        c.changed.push(d.addr);
+                    }
+                    if o.endpoint != d.endpoint {
+                        c.restated
+                            .push(format!("{}={}", d.addr, d.endpoint.as_str()));
+                    }
+                }
             }
         }
         c.removed = old
@@ -84,7 +94,10 @@ impl SetChange {
 
     /// Whether the sets are the same.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.restated.is_empty()
     }
 
     /// `a, b` for a log field.
@@ -125,6 +138,7 @@ pools:
             weight: NonZeroU32::new(weight).expect("weight"),
             backup,
             announced: weight,
+            endpoint: weir_config::EndpointState::Ready,
         }
     }
 

@@ -21,6 +21,7 @@ fn backend() -> Arc<Backend> {
             backup: false,
             announced_weight: 1,
             max_in_flight: None,
+            endpoint: weir_config::EndpointState::Ready,
         },
     ))
 }

@@ -16,16 +16,17 @@ use std::collections::HashMap;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 use weir_balance::BackendRegistry;
-use weir_config::{Config, DiscoveryConfig, DnsDiscoveryConfig};
+use weir_config::{Config, DiscoveryConfig};
 use weir_discovery::{Discovered, SetChange, Task, Update};
 use weir_telemetry::DiscoveryMetrics;
 
-/// How long start-up waits for all the first lookups together: a stalled DNS server
-/// delays serving by this much at most, not by its timeouts times the pools.
+/// How long start-up waits for all the first lookups (DNS) and lists (Kubernetes)
+/// together: a stalled server delays serving by this much at most, not by its
+/// timeouts times the pools.
 const PRIME_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Running {
-    config: DnsDiscoveryConfig,
+    config: DiscoveryConfig,
     epoch: u64,
     handle: JoinHandle<()>,
 }
@@ -70,14 +71,10 @@ impl Discovery {
         registry: &BackendRegistry,
         prime: bool,
     ) {
-        let wanted: HashMap<&str, &DnsDiscoveryConfig> = config
+        let wanted: HashMap<&str, &DiscoveryConfig> = config
             .pools
             .iter()
-            .filter_map(|p| {
-                p.discovery
-                    .as_ref()
-                    .map(|DiscoveryConfig::Dns(d)| (p.name.as_str(), d))
-            })
+            .filter_map(|p| p.discovery.as_ref().map(|d| (p.name.as_str(), d)))
             .collect();
         self.tasks.retain(|pool, running| {
             let keep = wanted.get(pool.as_str()) == Some(&&running.config);
@@ -100,7 +97,7 @@ impl Discovery {
             match Task::new(
                 pool,
                 epoch,
-                dns.clone(),
+                dns,
                 status,
                 metrics,
                 self.sets.get(pool).cloned(),
@@ -155,7 +152,7 @@ impl Discovery {
             match Task::new(
                 &pool,
                 epoch,
-                config.clone(),
+                &config,
                 status,
                 metrics,
                 self.sets.get(&pool).cloned(),
@@ -169,7 +166,7 @@ impl Discovery {
     fn spawn(
         &mut self,
         pool: String,
-        config: DnsDiscoveryConfig,
+        config: DiscoveryConfig,
         epoch: u64,
         task: Task,
         first_wait: std::time::Duration,

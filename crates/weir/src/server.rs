@@ -374,6 +374,7 @@ impl Server {
             added = %weir_discovery::SetChange::list(&change.added),
             removed = %weir_discovery::SetChange::list(&change.removed),
             reweighted = %weir_discovery::SetChange::list(&change.changed),
+            endpoint_state = %change.restated.join(", "),
             backends,
             generation,
             apply_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),

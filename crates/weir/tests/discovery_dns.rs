@@ -22,7 +22,7 @@ use serde_json::Value;
 use weir_e2e::config::{web_pool, ADMIN, FAST_HEALTH_CHECK};
 use weir_e2e::dns::{self, Dnsmasq, Records};
 use weir_e2e::metrics::FAMILIES;
-use weir_e2e::{check_config, spawn_backends, until, Load, Weir};
+use weir_e2e::{check_config, eventually_within, spawn_backends, until, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(20);
@@ -89,36 +89,6 @@ fn sorted(addrs: &[SocketAddr]) -> Vec<String> {
     v
 }
 
-async fn lookups(weir: &Weir, result: &str) -> f64 {
-    weir.metrics()
-        .await
-        .value(
-            "weir_discovery_lookups_total",
-            &[("pool", "web"), ("result", result)],
-        )
-        .unwrap_or(0.0)
-}
-
-/// Polls `probe` every 50 ms until it gives `Some`, for at most `limit`: for waits that
-/// span DNS lookups (each up to the resolver's timeouts), longer than `eventually`'s.
-async fn within<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after {limit:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn field<'a>(line: &'a Value, name: &str) -> &'a str {
     line[name].as_str().unwrap_or_default()
 }
@@ -179,14 +149,12 @@ async fn srv_backends_join_and_leave_under_load_with_zero_failed_requests() {
     // Once out of the table, a can go away without costing a request.
     until("a drained", || ha.in_progress() == 0).await;
     ha.kill().await;
-    load.wait_for_more(300, "after the changes").await;
-    let report = load.stop().await;
-    report.log("discovery join + leave under load", &[&ha, &hb, &hc]);
-    report.assert_no_failures("SRV backends joining and leaving");
+    load.finish_without_failures(300, "discovery join + leave under load", &[&ha, &hb, &hc])
+        .await;
 
     let scrape = weir.metrics().await;
     scrape.assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);
-    assert!(lookups(&weir, "success").await >= 3.0);
+    assert!(weir.discovery_lookups("web", "success").await >= 3.0);
     for (family, kind, labels) in FAMILIES
         .iter()
         .filter(|(f, _, _)| f.starts_with("weir_discovery_"))
@@ -219,9 +187,9 @@ async fn dns_server_stopped_keeps_the_last_answer_serving_and_status_shows_the_e
     load.wait_for_more(100, "before the DNS server stops").await;
 
     dns.stop().await;
-    let failed_before = lookups(&weir, "failure").await;
-    within("two failed lookups", LOG_WAIT, || async {
-        (lookups(&weir, "failure").await >= failed_before + 2.0).then_some(())
+    let failed_before = weir.discovery_lookups("web", "failure").await;
+    eventually_within("two failed lookups", LOG_WAIT, || async {
+        (weir.discovery_lookups("web", "failure").await >= failed_before + 2.0).then_some(())
     })
     .await;
     let status = weir.status().await;
@@ -251,7 +219,7 @@ async fn dns_server_stopped_keeps_the_last_answer_serving_and_status_shows_the_e
         .assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);
 
     dns.restart(&records).await;
-    within("a good lookup again", LOG_WAIT, || async {
+    eventually_within("a good lookup again", LOG_WAIT, || async {
         let status = weir.status().await;
         weir_e2e::status::pool(&status, "web")["discovery"]["last_error"]
             .is_null()
@@ -271,13 +239,13 @@ async fn a_ttl_shorter_than_refresh_brings_the_next_lookup_sooner() {
     let dns = Dnsmasq::start(&srv_records(1, &[(a, 1, 1)])).await;
     // With refresh at an hour, only the 1 s TTL can bring further lookups.
     let weir = Weir::start(WEIR, &config(&srv_dns(dns.addr(), "1h"), "")).await;
-    let first = lookups(&weir, "success").await;
+    let first = weir.discovery_lookups("web", "success").await;
     assert!(first >= 1.0, "the first lookup was made at start");
-    within("three more lookups, one per TTL", LOG_WAIT, || async {
-        (lookups(&weir, "success").await >= first + 3.0).then_some(())
+    eventually_within("three more lookups, one per TTL", LOG_WAIT, || async {
+        (weir.discovery_lookups("web", "success").await >= first + 3.0).then_some(())
     })
     .await;
-    assert_eq!(lookups(&weir, "failure").await, 0.0);
+    assert_eq!(weir.discovery_lookups("web", "failure").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

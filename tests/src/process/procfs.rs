@@ -58,6 +58,7 @@ impl Weir {
             dir,
             config_path,
             super::DEFAULT_LOG_FILTER,
+            &[],
         );
         weir.wait_for_log("weir ready", super::READY_TIMEOUT).await;
         weir

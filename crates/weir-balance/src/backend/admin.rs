@@ -118,7 +118,9 @@ impl Backend {
             self.fragile.store(true, Ordering::Relaxed);
         }
         self.admin.store(new_mode.to_u8(), Ordering::Relaxed);
-        let routable = self.is_up() && new_mode == AdminMode::Ready;
+        let routable = self.is_up()
+            && new_mode == AdminMode::Ready
+            && self.endpoint_state() == weir_config::EndpointState::Ready;
         if routable && !self.is_routable() {
             // Back in rotation after drain or maint: ramp up as after a recovery (the
             // pool decides whether slow start applies). Written before `routable`, as

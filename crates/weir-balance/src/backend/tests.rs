@@ -293,3 +293,39 @@ fn a_rescaled_weight_keeps_the_override_until_the_announced_weight_changes() {
     assert_eq!(b.update_settings(&own), Some(9));
     assert_eq!((b.weight(), b.weight_override()), (256, None));
 }
+
+#[test]
+fn only_a_ready_endpoint_is_routable_and_a_terminating_one_stays_out_of_fail_open() {
+    let with = |endpoint| weir_config::BackendConfig {
+        endpoint,
+        ..backend_config(0, 1, false)
+    };
+    let b = Arc::new(Backend::new("web", &with(EndpointState::NotReady)));
+    assert!(
+        b.is_up() && !b.is_routable(),
+        "health up, endpoint not ready"
+    );
+    assert!(
+        b.may_fail_open(),
+        "not ready counts as down: failing open may use it"
+    );
+    b.update_settings(&with(EndpointState::Ready));
+    assert!(
+        b.is_routable() && b.is_ramping(),
+        "ready: back in rotation, slow start"
+    );
+    b.set_admin(Some(AdminMode::Drain), None);
+    b.update_settings(&with(EndpointState::Terminating));
+    b.set_admin(Some(AdminMode::Ready), None);
+    assert!(
+        !b.is_routable(),
+        "the operator's ready does not override terminating"
+    );
+    assert!(!b.may_fail_open());
+    assert_eq!(b.endpoint_state(), EndpointState::Terminating);
+    b.update_settings(&with(EndpointState::Ready));
+    assert_eq!(b.observe(false, 1, 1, "refused"), Some(Transition::Down));
+    assert!(!b.is_routable());
+    assert_eq!(b.observe(true, 1, 1, "ok"), Some(Transition::Up));
+    assert!(b.is_routable(), "health, admin and endpoint all agree");
+}

@@ -6,6 +6,7 @@ use weir_config::StrategyKind;
 
 use super::*;
 use crate::test_support::{backend_config, pool_config};
+use crate::AdminMode;
 
 const KINDS: [StrategyKind; 4] = [
     StrategyKind::RoundRobin,

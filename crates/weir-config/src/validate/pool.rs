@@ -271,6 +271,7 @@ fn backends(
             backup: b.backup.unwrap_or(false),
             announced_weight: weight.get(),
             max_in_flight: max_in_flight(v, b.max_in_flight, &field(&path, "max_in_flight")),
+            endpoint: crate::EndpointState::Ready,
         });
     }
     backends
