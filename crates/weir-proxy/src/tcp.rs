@@ -39,7 +39,10 @@ where
         tracing::warn!(listener = listener.name(), "TCP listener without a pool");
         return;
     };
-    let Some(first) = pool.pick() else {
+    let key = pool
+        .hash_on()
+        .and_then(|on| crate::affinity::key(on, origin.client.ip(), None, std::iter::empty()));
+    let Some(first) = pool.pick_keyed(key) else {
         tracing::debug!(pool = pool.name(), "no backend up, closing client");
         return;
     };

@@ -41,7 +41,8 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         // The caller answers redirect routes before any pool is looked at.
         return Next::Close;
     };
-    let Some(first) = pool.pick() else {
+    let key = super::phases::affinity_key(ctx, pool, head, buf.filled());
+    let Some(first) = pool.pick_keyed(key) else {
         let err = crate::http::UpstreamError::NoBackend {
             pool: Arc::clone(pool.name_arc()),
         };

@@ -203,9 +203,21 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
     }
 }
 
-/// Pick: the first attempt's backend (the retries pick their own in `forward`).
-pub(super) fn pick<'t>(pool: &'t Pool, id: &RequestId) -> Result<&'t Arc<Backend>, Refusal<'t>> {
-    let Some(first) = pool.pick() else {
+/// The hash of the request's affinity key, for a consistent-hash pool.
+pub(super) fn affinity_key(ctx: &Ctx, pool: &Pool, head: &RequestHead, src: &[u8]) -> Option<u64> {
+    let hash_on = pool.hash_on()?;
+    let headers = head.headers.iter().map(|h| (h.name.of(src), h.value.of(src)));
+    crate::affinity::key(hash_on, ctx.peer.ip(), head.origin_path(src), headers)
+}
+
+/// Pick: the first attempt's backend (the retries pick their own in `forward`), by
+/// the request's affinity `key` in a consistent-hash pool.
+pub(super) fn pick<'t>(
+    pool: &'t Pool,
+    id: &RequestId,
+    key: Option<u64>,
+) -> Result<&'t Arc<Backend>, Refusal<'t>> {
+    let Some(first) = pool.pick_keyed(key) else {
         tracing::debug!(
             pool = pool.name(),
             request_id = id.as_str(),

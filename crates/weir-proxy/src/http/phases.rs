@@ -173,12 +173,23 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
     }
 }
 
-/// Pick: the first attempt's backend (the retries pick their own).
+/// Pick: the first attempt's backend (the retries pick their own), by the request's
+/// affinity key in a consistent-hash pool.
 pub(super) fn pick<'t>(
+    ctx: &ConnCtx,
     pool: &'t weir_balance::Pool,
+    parts: &Parts,
     id: &HeaderValue,
 ) -> Result<&'t Arc<Backend>, Refusal<'t>> {
-    let Some(first) = pool.pick() else {
+    let key = pool.hash_on().and_then(|hash_on| {
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        let path = Some(parts.uri.path().as_bytes());
+        crate::affinity::key(hash_on, ctx.peer.ip(), path, headers)
+    });
+    let Some(first) = pool.pick_keyed(key) else {
         tracing::debug!(pool = pool.name(), request_id = log_id(id), "no backend up");
         return Err(Refusal::NoBackend(pool));
     };
