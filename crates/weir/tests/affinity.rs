@@ -217,3 +217,63 @@ async fn weir_check_reports_bad_affinity_settings_with_their_position() {
         ]
     );
 }
+
+/// The backend each of `keys` goes to, over an h2c connection.
+async fn placement_h2(weir: &Weir, keys: usize) -> Vec<String> {
+    let addr = weir.listener_addr("web");
+    let mut client = weir_e2e::client::H2Client::connect(addr).await.expect("h2c handshake");
+    let mut out = Vec::with_capacity(keys);
+    for k in 0..keys {
+        let req = http::Request::get(format!("http://{addr}/"))
+            .version(http::Version::HTTP_2)
+            .header("x-user", format!("user-{k}"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let resp = client.send(req).await.expect("h2 request through weir");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        out.push(resp.text());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_hash_the_same_key_to_the_same_backend_as_http1() {
+    let (backends, _handles) = named(&[1, 1, 1, 1]).await;
+    let weir = Weir::start(WEIR, &hashed_yaml(&backends, "    hash_on: header:x-user\n")).await;
+    let h2 = placement_h2(&weir, 300).await;
+    let h1 = placement(&weir).await;
+    assert_eq!(h2[..], h1[..300], "HTTP/2 and HTTP/1 disagree on a key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_backends_keys_move_and_come_back_when_it_is_up() {
+    let (backends, handles) = named(&[1, 1, 1]).await;
+    let extra = format!("    hash_on: header:x-user\n{}", weir_e2e::config::FAST_HEALTH_CHECK);
+    let weir = Weir::start(WEIR, &hashed_yaml(&backends, &extra)).await;
+    let mut client = weir.h1_client("web").await;
+    let mut keys = Vec::new();
+    for k in 0..300 {
+        let user = format!("user-{k}");
+        keys.push((who(&mut client, "/", Some(&user)).await, user));
+    }
+    let port = format!(":{}", handles[0].addr().port());
+    handles[0].set_health_status(500);
+    weir.wait_for_log_field(0, "backend down", "backend", &port, LOG_WAIT).await;
+    let mut moved = 0;
+    for (home, user) in &keys {
+        let now = who(&mut client, "/", Some(user)).await;
+        assert_ne!(now, "b0", "a key went to the down backend");
+        if home == "b0" {
+            moved += 1;
+        } else {
+            assert_eq!(&now, home, "{user} moved though its backend is up");
+        }
+    }
+    assert!(moved > 50, "b0 held only {moved} of 300 keys");
+    let mark = weir.log_mark();
+    handles[0].set_health_status(200);
+    weir.wait_for_log_field(mark, "backend up", "backend", &port, LOG_WAIT).await;
+    for (home, user) in &keys {
+        assert_eq!(&who(&mut client, "/", Some(user)).await, home, "{user} did not come back");
+    }
+}
