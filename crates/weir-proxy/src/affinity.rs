@@ -69,7 +69,10 @@ mod tests {
     fn each_kind_of_key_is_read_from_its_place() {
         let headers = [(&b"X-User"[..], &b"alice"[..]), (b"cookie", b"a=1; s=bob")];
         let k = |on: HashOn, path| key(&on, IP, path, headers.iter().copied());
-        assert_eq!(k(HashOn::Header("x-user".into()), None), Some(hash64(b"alice")));
+        assert_eq!(
+            k(HashOn::Header("x-user".into()), None),
+            Some(hash64(b"alice"))
+        );
         assert_eq!(k(HashOn::Cookie("s".into()), None), Some(hash64(b"bob")));
         assert_eq!(k(HashOn::Cookie("t".into()), None), None);
         assert_eq!(k(HashOn::Header("x-other".into()), None), None);

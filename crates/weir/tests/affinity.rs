@@ -75,21 +75,38 @@ async fn removing_one_of_five_backends_moves_about_a_fifth_of_10000_keys() {
         *counts.entry(b.as_str()).or_default() += 1;
     }
     // Weights 1,1,1,1,2: shares 1/6 and 2/6 of 10,000, within 15%.
-    for (name, share) in [("b0", 1.0), ("b1", 1.0), ("b2", 1.0), ("b3", 1.0), ("b4", 2.0)] {
+    for (name, share) in [
+        ("b0", 1.0),
+        ("b1", 1.0),
+        ("b2", 1.0),
+        ("b3", 1.0),
+        ("b4", 2.0),
+    ] {
         let want = KEYS as f64 * share / 6.0;
         let got = counts.get(name).copied().unwrap_or(0) as f64;
-        assert!((got - want).abs() <= 0.15 * want, "{name}: {got} of {KEYS}, want ~{want}: {counts:?}");
+        assert!(
+            (got - want).abs() <= 0.15 * want,
+            "{name}: {got} of {KEYS}, want ~{want}: {counts:?}"
+        );
     }
     // The same key goes to the same backend every time.
     assert_eq!(placement(&weir).await[..500], before[..500]);
 
     // Remove b1 by reload.
-    let rest: Vec<_> = backends.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, b)| *b).collect();
+    let rest: Vec<_> = backends
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, b)| *b)
+        .collect();
     weir.reload(&hashed_yaml(&rest, extra), LOG_WAIT).await;
     let after = placement(&weir).await;
     let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
     let lost = before.iter().filter(|b| *b == "b1").count();
-    assert!(after.iter().all(|b| b != "b1"), "a key still went to the removed backend");
+    assert!(
+        after.iter().all(|b| b != "b1"),
+        "a key still went to the removed backend"
+    );
     // At least b1's keys move; Maglev moves a few others. Bound: 1.5 × 1/N of the keys.
     assert!(moved >= lost, "moved {moved} < b1's {lost}");
     assert!(
@@ -102,7 +119,11 @@ async fn removing_one_of_five_backends_moves_about_a_fifth_of_10000_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_the_key_are_balanced_round_robin() {
     let (backends, _handles) = named(&[1, 1, 1]).await;
-    let weir = Weir::start(WEIR, &hashed_yaml(&backends, "    hash_on: header:x-user\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &hashed_yaml(&backends, "    hash_on: header:x-user\n"),
+    )
+    .await;
     let mut client = weir.h1_client("web").await;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for _ in 0..30 {
@@ -124,7 +145,10 @@ async fn a_hot_key_spills_off_its_busy_backend_and_comes_back_when_it_is_idle() 
     let weir = Weir::start(WEIR, &hashed_yaml(&backends, extra)).await;
     let mut client = weir.h1_client("web").await;
     let home = who(&mut client, "/", Some("hot")).await;
-    let home_handle = handles.iter().find(|h| h.name() == home).expect("home backend");
+    let home_handle = handles
+        .iter()
+        .find(|h| h.name() == home)
+        .expect("home backend");
 
     // A slow request of the hot key (the e2e backends hold `/hold` until released).
     let addr = weir.listener_addr("web");
@@ -135,7 +159,9 @@ async fn a_hot_key_spills_off_its_busy_backend_and_comes_back_when_it_is_idle() 
             .expect("request");
         client::request(addr, req).await
     });
-    home_handle.wait_in_progress(1, "the hot key's slow request").await;
+    home_handle
+        .wait_in_progress(1, "the hot key's slow request")
+        .await;
 
     // Its backend has one in flight, the others none: its bound is ceil(1.25 × 2 / 3) = 1,
     // so the key passes on to the next backend in its preference order, always the same.
@@ -177,10 +203,13 @@ async fn via_proxy_header(addr: SocketAddr, client_ip: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_listener_hashes_the_source_ip_the_proxy_header_carried() {
     let (backends, _handles) = named(&[1, 1, 1]).await;
-    let list: String = backends.iter().map(|(a, _)| weir_e2e::config::backend(*a)).collect();
+    let list: String = backends
+        .iter()
+        .map(|(a, _)| weir_e2e::config::backend(*a))
+        .collect();
     let yaml = format!(
         "{ADMIN}listeners:\n  - name: pg\n    listen: 127.0.0.1:0\n    protocol: tcp\n    pool: db\n    accept_proxy_protocol: {{ trusted: [127.0.0.1/32] }}\npools:\n  db:\n    strategy: consistent_hash\n    hash_on: source_ip\n    balance_factor: 10\n    backends:\n{}",
-        list.replace("      - ", "      - ")
+        list
     );
     let weir = Weir::start(WEIR, &yaml).await;
     let addr = weir.listener_addr("pg");
@@ -189,7 +218,11 @@ async fn a_tcp_listener_hashes_the_source_ip_the_proxy_header_carried() {
         let ip = format!("192.0.2.{c}");
         let first = via_proxy_header(addr, &ip).await;
         for _ in 0..3 {
-            assert_eq!(via_proxy_header(addr, &ip).await, first, "client {ip} moved");
+            assert_eq!(
+                via_proxy_header(addr, &ip).await,
+                first,
+                "client {ip} moved"
+            );
         }
         *seen.entry(first).or_default() += 1;
     }
@@ -221,7 +254,9 @@ async fn weir_check_reports_bad_affinity_settings_with_their_position() {
 /// The backend each of `keys` goes to, over an h2c connection.
 async fn placement_h2(weir: &Weir, keys: usize) -> Vec<String> {
     let addr = weir.listener_addr("web");
-    let mut client = weir_e2e::client::H2Client::connect(addr).await.expect("h2c handshake");
+    let mut client = weir_e2e::client::H2Client::connect(addr)
+        .await
+        .expect("h2c handshake");
     let mut out = Vec::with_capacity(keys);
     for k in 0..keys {
         let req = http::Request::get(format!("http://{addr}/"))
@@ -239,7 +274,11 @@ async fn placement_h2(weir: &Weir, keys: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clients_hash_the_same_key_to_the_same_backend_as_http1() {
     let (backends, _handles) = named(&[1, 1, 1, 1]).await;
-    let weir = Weir::start(WEIR, &hashed_yaml(&backends, "    hash_on: header:x-user\n")).await;
+    let weir = Weir::start(
+        WEIR,
+        &hashed_yaml(&backends, "    hash_on: header:x-user\n"),
+    )
+    .await;
     let h2 = placement_h2(&weir, 300).await;
     let h1 = placement(&weir).await;
     assert_eq!(h2[..], h1[..300], "HTTP/2 and HTTP/1 disagree on a key");
@@ -248,7 +287,10 @@ async fn http2_clients_hash_the_same_key_to_the_same_backend_as_http1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_backends_keys_move_and_come_back_when_it_is_up() {
     let (backends, handles) = named(&[1, 1, 1]).await;
-    let extra = format!("    hash_on: header:x-user\n{}", weir_e2e::config::FAST_HEALTH_CHECK);
+    let extra = format!(
+        "    hash_on: header:x-user\n{}",
+        weir_e2e::config::FAST_HEALTH_CHECK
+    );
     let weir = Weir::start(WEIR, &hashed_yaml(&backends, &extra)).await;
     let mut client = weir.h1_client("web").await;
     let mut keys = Vec::new();
@@ -258,7 +300,8 @@ async fn a_down_backends_keys_move_and_come_back_when_it_is_up() {
     }
     let port = format!(":{}", handles[0].addr().port());
     handles[0].set_health_status(500);
-    weir.wait_for_log_field(0, "backend down", "backend", &port, LOG_WAIT).await;
+    weir.wait_for_log_field(0, "backend down", "backend", &port, LOG_WAIT)
+        .await;
     let mut moved = 0;
     for (home, user) in &keys {
         let now = who(&mut client, "/", Some(user)).await;
@@ -272,8 +315,13 @@ async fn a_down_backends_keys_move_and_come_back_when_it_is_up() {
     assert!(moved > 50, "b0 held only {moved} of 300 keys");
     let mark = weir.log_mark();
     handles[0].set_health_status(200);
-    weir.wait_for_log_field(mark, "backend up", "backend", &port, LOG_WAIT).await;
+    weir.wait_for_log_field(mark, "backend up", "backend", &port, LOG_WAIT)
+        .await;
     for (home, user) in &keys {
-        assert_eq!(&who(&mut client, "/", Some(user)).await, home, "{user} did not come back");
+        assert_eq!(
+            &who(&mut client, "/", Some(user)).await,
+            home,
+            "{user} did not come back"
+        );
     }
 }

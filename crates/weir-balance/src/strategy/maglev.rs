@@ -185,9 +185,7 @@ impl Maglev {
 
 /// The smallest prime ≥ `n`.
 fn prime_at_least(n: usize) -> usize {
-    let is_prime = |m: usize| {
-        m >= 2 && (2..).take_while(|d| d * d <= m).all(|d| m % d != 0)
-    };
+    let is_prime = |m: usize| m >= 2 && (2..).take_while(|d| d * d <= m).all(|d| m % d != 0);
     (n..).find(|&m| is_prime(m)).unwrap_or(n)
 }
 
@@ -276,7 +274,12 @@ mod tests {
         let all = backends(&[1; 10]);
         let before = Maglev::new(&all, 1.25);
         // The same addresses without the fourth: indices shift, so compare addresses.
-        let rest: Vec<_> = all.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, b)| b.clone()).collect();
+        let rest: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .map(|(_, b)| b.clone())
+            .collect();
         let after = Maglev::new(&rest, 1.25);
         let keys = 10_000;
         let moved = (0..keys)
@@ -306,7 +309,10 @@ mod tests {
     fn a_down_backends_keys_move_and_come_back() {
         let b = backends(&[1; 4]);
         let m = Maglev::new(&b, 1.25);
-        let key = (0..).map(|k: u64| mix(k)).find(|&h| m.lookup(h) == Some(2)).unwrap();
+        let key = (0..)
+            .map(|k: u64| mix(k))
+            .find(|&h| m.lookup(h) == Some(2))
+            .unwrap();
         assert_eq!(m.pick(key, &b), Some(2));
         b[2].force(false, "test");
         let other = m.pick(key, &b).unwrap();
@@ -324,7 +330,10 @@ mod tests {
     fn a_backend_over_its_bound_passes_the_key_on() {
         let b = backends(&[1; 4]);
         let m = Maglev::new(&b, 1.25);
-        let key = (0..).map(|k: u64| mix(k)).find(|&h| m.lookup(h) == Some(1)).unwrap();
+        let key = (0..)
+            .map(|k: u64| mix(k))
+            .find(|&h| m.lookup(h) == Some(1))
+            .unwrap();
         // Backend 1 holds 4 requests, the others none: bound ceil(1.25 × 5 / 4) = 2.
         let held: Vec<_> = (0..4).map(|_| b[1].start_request()).collect();
         let spilled = m.pick(key, &b).unwrap();

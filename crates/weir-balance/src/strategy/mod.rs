@@ -42,8 +42,8 @@ mod weighted;
 #[cfg(test)]
 mod tests;
 
-pub use maglev::Maglev;
 pub use least_connections::{LeastConn, CHOICES, EXACT_SCAN_MAX, SAMPLE_DRAWS};
+pub use maglev::Maglev;
 pub use random::{Random, REDRAWS};
 pub use round_robin::RoundRobin;
 pub use turns::SKIP_LIMIT;

@@ -72,7 +72,8 @@ fn hash_on(text: &str) -> Result<HashOn, String> {
 
 /// A number from 1 to 100: `1.25`, `2`.
 fn balance_factor(text: &str) -> Result<f64, String> {
-    let invalid = || format!("invalid balance_factor {text:?} (expected a number from 1 to 100, e.g. 1.25)");
+    let invalid =
+        || format!("invalid balance_factor {text:?} (expected a number from 1 to 100, e.g. 1.25)");
     if !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(invalid());
     }

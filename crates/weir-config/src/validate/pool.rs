@@ -54,12 +54,8 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
             ("consistent_hash", StrategyKind::ConsistentHash),
         ],
     );
-    let consistent_hash = super::affinity::consistent_hash(
-        v,
-        p,
-        path,
-        strategy == StrategyKind::ConsistentHash,
-    );
+    let consistent_hash =
+        super::affinity::consistent_hash(v, p, path, strategy == StrategyKind::ConsistentHash);
     let discovery = p
         .discovery
         .as_ref()

@@ -206,7 +206,10 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
 /// The hash of the request's affinity key, for a consistent-hash pool.
 pub(super) fn affinity_key(ctx: &Ctx, pool: &Pool, head: &RequestHead, src: &[u8]) -> Option<u64> {
     let hash_on = pool.hash_on()?;
-    let headers = head.headers.iter().map(|h| (h.name.of(src), h.value.of(src)));
+    let headers = head
+        .headers
+        .iter()
+        .map(|h| (h.name.of(src), h.value.of(src)));
     crate::affinity::key(hash_on, ctx.peer.ip(), head.origin_path(src), headers)
 }
 
