@@ -301,18 +301,20 @@ mod tests {
         assert_eq!(Maglev::new(&b, 1.25).table, Maglev::new(&b, 1.25).table);
         // Pinned: the hash must not change between releases (a pair of balancers and
         // a rolling upgrade must agree on every key).
-        assert_eq!(hash64(b"weir"), hash64(b"weir"));
+        assert_eq!(hash64(b"weir"), 0xfb3884be95259539);
         assert_ne!(hash64(b"user1"), hash64(b"user2"));
+    }
+
+    /// A key whose slot is backend `i`'s.
+    fn key_of(m: &Maglev, i: usize) -> u64 {
+        (0..).map(mix).find(|&h| m.lookup(h) == Some(i)).unwrap()
     }
 
     #[test]
     fn a_down_backends_keys_move_and_come_back() {
         let b = backends(&[1; 4]);
         let m = Maglev::new(&b, 1.25);
-        let key = (0..)
-            .map(|k: u64| mix(k))
-            .find(|&h| m.lookup(h) == Some(2))
-            .unwrap();
+        let key = key_of(&m, 2);
         assert_eq!(m.pick(key, &b), Some(2));
         b[2].force(false, "test");
         let other = m.pick(key, &b).unwrap();
@@ -330,10 +332,7 @@ mod tests {
     fn a_backend_over_its_bound_passes_the_key_on() {
         let b = backends(&[1; 4]);
         let m = Maglev::new(&b, 1.25);
-        let key = (0..)
-            .map(|k: u64| mix(k))
-            .find(|&h| m.lookup(h) == Some(1))
-            .unwrap();
+        let key = key_of(&m, 1);
         // Backend 1 holds 4 requests, the others none: bound ceil(1.25 × 5 / 4) = 2.
         let held: Vec<_> = (0..4).map(|_| b[1].start_request()).collect();
         let spilled = m.pick(key, &b).unwrap();

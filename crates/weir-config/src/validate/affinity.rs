@@ -56,9 +56,7 @@ fn hash_on(text: &str) -> Result<HashOn, String> {
     let (kind, name) = text
         .split_once(':')
         .ok_or_else(|| format!("unknown hash_on {text:?} ({expected})"))?;
-    // RFC 9110 §5.1 and RFC 6265 §4.1.1: header and cookie names are tokens.
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
+    if !super::value::is_token(name) {
         return Err(format!(
             "invalid name {name:?} in hash_on ({expected}; a name is letters, digits and !#$%&'*+-.^_`|~)"
         ));
