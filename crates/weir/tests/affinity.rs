@@ -131,6 +131,12 @@ async fn requests_without_the_key_are_balanced_round_robin() {
     }
     assert_eq!(counts.len(), 3, "{counts:?}");
     assert!(counts.values().all(|&n| n == 10), "{counts:?}");
+    // /status names the key and the table size.
+    let status = weir.status().await;
+    let pool = &status["pools"][0];
+    assert_eq!(pool["strategy"], "consistent_hash", "{status}");
+    assert_eq!(pool["hash_on"], "header:x-user", "{status}");
+    assert_eq!(pool["maglev_table_size"], 65_537, "{status}");
     // A keyed request sticks.
     let first = who(&mut client, "/", Some("alice")).await;
     for _ in 0..20 {

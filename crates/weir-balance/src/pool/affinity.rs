@@ -5,14 +5,14 @@
 //! rules of [`Pool::pick`] still apply (backups only when no primary is up, fail-open),
 //! except slow start: a ramping backend keeps its keys, since sending them elsewhere
 //! would break the affinity the operator asked for. Without a key the pool balances
-//! round robin.
+//! round robin. A retry after a failed attempt takes [`Pool::pick_excluding`], as for
+//! every strategy: the key's backend just failed it, any other is as good.
 
 use std::sync::Arc;
 
 use weir_config::HashOn;
 
-use super::{Pool, MAX_ATTEMPTS};
-use crate::strategy::maglev::is_pickable;
+use super::Pool;
 use crate::Backend;
 
 impl Pool {
@@ -41,36 +41,5 @@ impl Pool {
             return self.backups.get(i);
         }
         self.pick()
-    }
-
-    /// Chooses a backend for a retry of the request with `key`: the next backend in the
-    /// key's preference order that is not in `tried`, so a retried key still lands
-    /// where the next request with it will.
-    pub fn pick_excluding_keyed(
-        &self,
-        tried: &[&Arc<Backend>],
-        key: Option<u64>,
-    ) -> Option<&Arc<Backend>> {
-        let Some(key) = key else {
-            return self.pick_excluding(tried);
-        };
-        debug_assert!(tried.len() <= MAX_ATTEMPTS);
-        for (strategy, set) in [
-            (&self.primary_strategy, &self.primaries),
-            (&self.backup_strategy, &self.backups),
-        ] {
-            let untried = |i: usize| {
-                set.get(i)
-                    .is_some_and(|b| !tried.iter().any(|t| Arc::ptr_eq(t, b)))
-            };
-            let found = strategy
-                .maglev()
-                .and_then(|m| m.pick_where(key, set, untried))
-                .and_then(|i| set.get(i));
-            if let Some(b) = found.filter(|b| is_pickable(b)) {
-                return Some(b);
-            }
-        }
-        self.pick_excluding(tried)
     }
 }
