@@ -36,6 +36,9 @@ pub fn backends(n: usize, max_weight: u32) -> Vec<BackendConfig> {
 pub fn config(strategy: StrategyKind, n: usize, max_weight: u32) -> Arc<Config> {
     let mut pool = test_util::pool("app", backends(n, max_weight));
     pool.strategy = strategy;
+    if strategy == StrategyKind::ConsistentHash {
+        pool.consistent_hash = Some(weir_config::ConsistentHashConfig::default());
+    }
     let mut config = test_util::config(vec![test_util::http_listener("web", "app")], vec![pool]);
     config.source = PathBuf::from("<bench>");
     Arc::new(config)

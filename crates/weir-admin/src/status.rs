@@ -184,6 +184,11 @@ impl PolicyJson {
 struct PoolJson<'a> {
     name: &'a str,
     strategy: &'static str,
+    /// Consistent-hash pools: the key (`header:x-user`) and the load bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maglev_table_size: Option<usize>,
     health_check: bool,
     fail_open: bool,
     /// Picks made while failing open, since the pool first appeared.
@@ -332,6 +337,8 @@ pub fn status_json(
             .map(|p| PoolJson {
                 name: p.name(),
                 strategy: p.strategy_kind().as_str(),
+                hash_on: p.hash_on().map(weir_config::HashOn::describe),
+                maglev_table_size: p.maglev_table_size(),
                 health_check: p.health_check().is_some(),
                 fail_open: p.settings().fail_open,
                 fail_open_picks: p.shared().fail_open_picks(),

@@ -32,6 +32,7 @@ use weir_upstream::Transport;
 use crate::strategy::Strategy;
 use crate::Backend;
 
+mod affinity;
 mod discovery;
 mod passive;
 mod queue;
@@ -78,6 +79,8 @@ pub struct PoolSettings {
 pub struct Pool {
     name: Arc<str>,
     kind: StrategyKind,
+    /// What a consistent-hash pool hashes (`None` for the other strategies).
+    hash_on: Option<weir_config::HashOn>,
     primaries: Box<[Arc<Backend>]>,
     backups: Box<[Arc<Backend>]>,
     primary_strategy: Strategy,
@@ -135,11 +138,12 @@ impl Pool {
         }
         let (backups, primaries): (Vec<_>, Vec<_>) =
             backends.into_iter().partition(|b| b.is_backup());
-        let primary_strategy = Strategy::new(config.strategy, &primaries);
-        let backup_strategy = Strategy::new(config.strategy, &backups);
+        let primary_strategy = Strategy::for_pool(config, &primaries);
+        let backup_strategy = Strategy::for_pool(config, &backups);
         Pool {
             name: Arc::from(config.name.as_str()),
             kind: config.strategy,
+            hash_on: config.consistent_hash.as_ref().map(|h| h.hash_on.clone()),
             primaries: primaries.into_boxed_slice(),
             backups: backups.into_boxed_slice(),
             primary_strategy,

@@ -52,6 +52,7 @@
 )]
 
 mod admin;
+mod affinity;
 mod cidr;
 mod discovery;
 mod error;
@@ -72,6 +73,7 @@ mod walk;
 use std::path::Path;
 
 pub use admin::{ApiConfig, ApiToken};
+pub use affinity::{ConsistentHashConfig, HashOn, DEFAULT_BALANCE_FACTOR};
 pub use discovery::{
     DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType, KubernetesDiscoveryConfig, KubernetesPort,
 };

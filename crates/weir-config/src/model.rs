@@ -282,6 +282,9 @@ pub enum StrategyKind {
     Random,
     /// Fewest in-flight requests (or open connections) divided by weight.
     LeastConnections,
+    /// Maglev consistent hashing of a request key, with bounded load
+    /// (`PoolConfig::consistent_hash` holds the key).
+    ConsistentHash,
 }
 
 impl StrategyKind {
@@ -292,6 +295,7 @@ impl StrategyKind {
             StrategyKind::Weighted => "weighted",
             StrategyKind::Random => "random",
             StrategyKind::LeastConnections => "least_connections",
+            StrategyKind::ConsistentHash => "consistent_hash",
         }
     }
 }
@@ -303,6 +307,9 @@ pub struct PoolConfig {
     pub name: String,
     /// Default `round_robin`.
     pub strategy: StrategyKind,
+    /// `Some` exactly when `strategy` is `consistent_hash`: what to hash and the load
+    /// bound.
+    pub consistent_hash: Option<crate::ConsistentHashConfig>,
     /// At least one backend unless `discovery` is set. Addresses are unique within the
     /// pool.
     pub backends: Vec<BackendConfig>,

@@ -154,6 +154,8 @@ pub(crate) struct RawListenerTimeouts {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPool {
     pub(crate) strategy: Option<Text>,
+    pub(crate) hash_on: Option<Text>,
+    pub(crate) balance_factor: Option<Text>,
     pub(crate) backends: Option<Vec<RawBackend>>,
     pub(crate) health_check: Option<RawHealthCheck>,
     pub(crate) passive: Option<RawPassive>,

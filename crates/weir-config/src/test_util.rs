@@ -63,6 +63,7 @@ pub fn pool(name: &str, backends: Vec<BackendConfig>) -> PoolConfig {
     PoolConfig {
         name: name.to_owned(),
         strategy: StrategyKind::RoundRobin,
+        consistent_hash: None,
         backends,
         health_check: None,
         timeouts: PoolTimeouts {

@@ -50,7 +50,7 @@ fn every_validation_error_is_reported_in_file_order() {
 fn unknown_field_reports_parent_path_and_key() {
     assert_eq!(
         load_errors("tests/data/unknown_field.yaml"),
-        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`, `max_in_flight`, `queue`"]
+        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `hash_on`, `balance_factor`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`, `max_in_flight`, `queue`"]
     );
 }
 
@@ -157,7 +157,7 @@ pools:
         "weir.yaml:11:5: listeners[1].routes: a tcp listener cannot route (it sees no hosts or paths); give it a `pool`",
         "weir.yaml:12:5: listeners[2]: missing field `routes` (an http listener needs at least one route)",
         "weir.yaml:14:5: listeners[2].protocol: unknown protocol \"udp\" (expected http or tcp)",
-        "weir.yaml:17:5: pools.web.strategy: unknown strategy \"fastest\" (expected round_robin, weighted, random or least_connections)",
+        "weir.yaml:17:5: pools.web.strategy: unknown strategy \"fastest\" (expected round_robin, weighted, random, least_connections or consistent_hash)",
         "weir.yaml:18:5: pools.web.retries: retries must be between 0 and 7, got 8",
         "weir.yaml:21:11: pools.web.backends[1].address: duplicate backend 127.0.0.1:8081 (same as backends[0])",
         "weir.yaml:21:38: pools.web.backends[1].weight: weight must be between 1 and 256, got 300",

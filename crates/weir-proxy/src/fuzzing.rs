@@ -104,6 +104,34 @@ pub fn fuzz_sni(data: &[u8]) {
     assert_eq!(picked, want, "{asked:?} among {certs:?}");
 }
 
+/// The affinity key reader: the first line is the cookie name, the rest a `Cookie`
+/// header. A value found is a sub-slice of the header, was preceded by `name=` there,
+/// and has no `;` in it; the key hashed for `cookie:NAME` is the hash of that value.
+pub fn fuzz_affinity_cookie(data: &[u8]) {
+    let (name, header) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b"sid"[..], data),
+    };
+    let Some(value) = crate::affinity::cookie(header, name) else {
+        return;
+    };
+    assert!(!value.contains(&b';'), "{value:?} spans pairs");
+    let start = value.as_ptr() as usize - header.as_ptr() as usize;
+    assert!(start + value.len() <= header.len());
+    let before = header[..start].trim_ascii_end();
+    assert!(before.ends_with(b"="), "{value:?} not after `=`");
+    let Ok(name) = std::str::from_utf8(name) else {
+        return;
+    };
+    let on = weir_config::HashOn::Cookie(name.to_owned());
+    let headers = std::iter::once((&b"Cookie"[..], header));
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    assert_eq!(
+        crate::affinity::key(&on, ip, None, headers),
+        Some(weir_balance::strategy::maglev::hash64(value))
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -139,6 +167,13 @@ mod tests {
     fn head_scanner_corpus_replays() {
         for (_, bytes) in corpus("http1_head") {
             super::fuzz_head_scanner(&bytes);
+        }
+    }
+
+    #[test]
+    fn affinity_cookie_corpus_replays() {
+        for (_, bytes) in corpus("affinity_cookie") {
+            super::fuzz_affinity_cookie(&bytes);
         }
     }
 

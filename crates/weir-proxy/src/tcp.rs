@@ -46,7 +46,10 @@ where
     };
     // Over every backend's `max_in_flight`, the connection waits in the pool's queue
     // (bounded by its timeout); refused, it is closed like one with no backend up.
-    let first = match pool.reserve(scope.kill.cancelled()).await {
+    let key = pool
+        .hash_on()
+        .and_then(|on| crate::affinity::key(on, origin.client.ip(), None, std::iter::empty()));
+    let first = match pool.reserve_keyed(key, scope.kill.cancelled()).await {
         Ok(first) => first,
         Err(why) => {
             tracing::debug!(

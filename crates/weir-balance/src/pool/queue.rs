@@ -162,8 +162,16 @@ impl Pool {
     /// request has to queue ([`Pool::reserve`] does that).
     #[inline]
     pub fn try_reserve(&self) -> Result<Reserved<'_>, Refused> {
+        self.try_reserve_keyed(None)
+    }
+
+    /// [`Pool::try_reserve`] for a request whose affinity key hashed to `key`
+    /// ([`Pool::pick_keyed`]; `None` for a request without one, or a pool that does not
+    /// hash).
+    #[inline]
+    pub fn try_reserve_keyed(&self, key: Option<u64>) -> Result<Reserved<'_>, Refused> {
         if !self.limited {
-            let backend = self.pick().ok_or(Refused::NoBackend)?;
+            let backend = self.pick_keyed(key).ok_or(Refused::NoBackend)?;
             let in_flight = backend.start_request();
             return Ok(Reserved { backend, in_flight });
         }
@@ -171,22 +179,33 @@ impl Pool {
             // Others wait already: behind them, not past them.
             return Err(self.full_or_none());
         }
-        self.reserve_now().ok_or_else(|| self.full_or_none())
+        self.reserve_now(key).ok_or_else(|| self.full_or_none())
     }
 
     /// The first attempt's backend and its slot, waiting in the pool's queue if every
     /// backend is at its limit, until `gone` resolves (the client left) at the latest.
     pub async fn reserve<G: Future<Output = ()>>(&self, gone: G) -> Result<Reserved<'_>, Refused> {
-        match self.try_reserve() {
-            Err(Refused::Full) => self.wait(gone).await,
+        self.reserve_keyed(None, gone).await
+    }
+
+    /// [`Pool::reserve`] for a request whose affinity key hashed to `key`: the key's
+    /// backend when it has room, else the next in the key's order that has
+    /// ([`Pool::pick_keyed`]), else the queue.
+    pub async fn reserve_keyed<G: Future<Output = ()>>(
+        &self,
+        key: Option<u64>,
+        gone: G,
+    ) -> Result<Reserved<'_>, Refused> {
+        match self.try_reserve_keyed(key) {
+            Err(Refused::Full) => self.wait(key, gone).await,
             done => done,
         }
     }
 
     /// A few picks, each confirmed by a reservation against the limit.
-    fn reserve_now(&self) -> Option<Reserved<'_>> {
+    fn reserve_now(&self, key: Option<u64>) -> Option<Reserved<'_>> {
         for _ in 0..RESERVE_TRIES {
-            let backend = self.pick()?;
+            let backend = self.pick_keyed(key)?;
             if let Some(in_flight) = backend.try_start_request() {
                 return Some(Reserved { backend, in_flight });
             }
@@ -210,7 +229,11 @@ impl Pool {
 
     /// The wait in the queue (see the module docs).
     #[cold]
-    async fn wait<G: Future<Output = ()>>(&self, gone: G) -> Result<Reserved<'_>, Refused> {
+    async fn wait<G: Future<Output = ()>>(
+        &self,
+        key: Option<u64>,
+        gone: G,
+    ) -> Result<Reserved<'_>, Refused> {
         let queue = self.shared.queue();
         let max = usize::try_from(self.settings.queue.max).unwrap_or(usize::MAX);
         if queue.is_closed() {
@@ -235,7 +258,7 @@ impl Pool {
             if queue.is_closed() {
                 return Err(Refused::Closed);
             }
-            if let Some(reserved) = self.reserve_now() {
+            if let Some(reserved) = self.reserve_now(key) {
                 drop(place);
                 if let Some(m) = self.metrics() {
                     m.queue_waited(start.elapsed());

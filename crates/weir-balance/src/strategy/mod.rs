@@ -18,6 +18,7 @@
 //! | weighted | one `fetch_add`, index into the cycle | one period of nginx's smooth WRR |
 //! | random | one `fetch_add` (RNG), binary search | cumulative weights |
 //! | least connections | exact scan (≤ 32) or best of 2 weighted samples | cumulative weights, tie order |
+//! | consistent hash | one index into the Maglev table (`pick_keyed`); round robin without a key | the Maglev table |
 //!
 //! Weights (the weight in force: a runtime override, else the configured one) are read
 //! from the backends when the strategy is built, so a table keeps
@@ -31,6 +32,7 @@ use weir_config::StrategyKind;
 use crate::Backend;
 
 mod least_connections;
+pub mod maglev;
 mod random;
 mod round_robin;
 pub(crate) mod sample;
@@ -42,6 +44,7 @@ mod weighted;
 mod tests;
 
 pub use least_connections::{LeastConn, CHOICES, EXACT_SCAN_MAX, SAMPLE_DRAWS};
+pub use maglev::Maglev;
 pub use random::{Random, REDRAWS};
 pub use round_robin::RoundRobin;
 pub use turns::SKIP_LIMIT;
@@ -67,14 +70,34 @@ pub enum Strategy {
     Random(Random),
     /// Fewest in-flight divided by weight.
     LeastConn(LeastConn),
+    /// Maglev consistent hashing of a key; round robin for requests without one.
+    ConsistentHash(Maglev, RoundRobin),
 }
 
 // === impl Strategy ===
 
 impl Strategy {
     /// Builds the strategy `kind` for `backends`, reading their current weights.
+    /// A consistent-hash strategy bounds load at the default factor; see
+    /// [`Strategy::for_pool`].
     pub fn new(kind: StrategyKind, backends: &[Arc<Backend>]) -> Self {
+        Self::with_factor(kind, backends, weir_config::DEFAULT_BALANCE_FACTOR)
+    }
+
+    /// The strategy of pool `config` for `backends`.
+    pub fn for_pool(config: &weir_config::PoolConfig, backends: &[Arc<Backend>]) -> Self {
+        let factor = config
+            .consistent_hash
+            .as_ref()
+            .map_or(weir_config::DEFAULT_BALANCE_FACTOR, |h| h.balance_factor);
+        Self::with_factor(config.strategy, backends, factor)
+    }
+
+    fn with_factor(kind: StrategyKind, backends: &[Arc<Backend>], factor: f64) -> Self {
         match kind {
+            StrategyKind::ConsistentHash => {
+                Strategy::ConsistentHash(Maglev::new(backends, factor), RoundRobin::new(backends))
+            }
             StrategyKind::RoundRobin => Strategy::RoundRobin(RoundRobin::new(backends)),
             StrategyKind::Weighted => Strategy::Weighted(Weighted::new(backends)),
             StrategyKind::Random => Strategy::Random(Random::new(backends)),
@@ -90,6 +113,25 @@ impl Strategy {
             Strategy::Weighted(s) => s.pick(backends),
             Strategy::Random(s) => s.pick(backends),
             Strategy::LeastConn(s) => s.pick(backends),
+            Strategy::ConsistentHash(_, rr) => rr.pick(backends),
+        }
+    }
+
+    /// Like [`Strategy::pick`] for a request whose affinity key hashed to `key`: a
+    /// consistent-hash strategy looks it up, the others ignore it.
+    #[inline]
+    pub fn pick_keyed(&self, key: u64, backends: &[Arc<Backend>]) -> Option<usize> {
+        match self {
+            Strategy::ConsistentHash(m, _) => m.pick(key, backends),
+            other => other.pick(backends),
+        }
+    }
+
+    /// The Maglev table, for a consistent-hash strategy.
+    pub fn maglev(&self) -> Option<&Maglev> {
+        match self {
+            Strategy::ConsistentHash(m, _) => Some(m),
+            _ => None,
         }
     }
 }

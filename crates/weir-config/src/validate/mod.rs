@@ -21,6 +21,7 @@ macro_rules! check_field {
 }
 
 mod admin;
+mod affinity;
 mod discovery;
 mod http2;
 mod listener;
@@ -102,6 +103,7 @@ pub(crate) fn validate(
     let listeners =
         listener::listeners(&mut v, raw.listeners.as_deref(), &pool_names, admin_listen);
     tcp_pools_are_not_h2(&mut v, &listeners, &pools);
+    tcp_pools_hash_source_ip(&mut v, &listeners, &pools);
     if v.errors.is_empty() {
         Ok(Config {
             source: file.to_path_buf(),
@@ -134,6 +136,34 @@ fn tcp_pools_are_not_h2(v: &mut Validator<'_>, listeners: &[ListenerConfig], poo
                 &field(&field("pools", pool), "upstream_protocol"),
                 format!(
                     "h2 is for pools behind http listeners; tcp listener {:?} relays raw bytes to this pool (use http1, or another pool)",
+                    l.name
+                ),
+            );
+        }
+    }
+}
+
+/// A tcp listener sees no headers, cookies or paths: a consistent-hash pool behind one
+/// can only hash on `source_ip`. Reported at the pool's `hash_on`.
+fn tcp_pools_hash_source_ip(
+    v: &mut Validator<'_>,
+    listeners: &[ListenerConfig],
+    pools: &[PoolConfig],
+) {
+    for l in listeners.iter().filter(|l| l.protocol == Protocol::Tcp) {
+        let Some(pool) = l.pool.as_deref() else {
+            continue;
+        };
+        let hash = pools
+            .iter()
+            .find(|p| p.name == pool)
+            .and_then(|p| p.consistent_hash.as_ref());
+        if let Some(hash) = hash.filter(|h| h.hash_on.needs_http()) {
+            v.error(
+                &field(&field("pools", pool), "hash_on"),
+                format!(
+                    "hash_on {} needs HTTP requests; tcp listener {:?} relays raw bytes to this pool (use source_ip)",
+                    hash.hash_on.describe(),
                     l.name
                 ),
             );

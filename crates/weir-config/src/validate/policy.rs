@@ -98,9 +98,7 @@ fn key(text: &str) -> Result<RateLimitKey, String> {
     let Some(name) = text.strip_prefix("header:") else {
         return Err(format!("unknown rate limit key {text:?} ({expected})"));
     };
-    // RFC 9110 §5.1: a header name is a token.
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
+    if !super::value::is_token(name) {
         return Err(format!(
             "invalid header name {name:?} in rate limit key ({expected}; a name is letters, digits and !#$%&'*+-.^_`|~)"
         ));

@@ -56,8 +56,11 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
             ("weighted", StrategyKind::Weighted),
             ("random", StrategyKind::Random),
             ("least_connections", StrategyKind::LeastConnections),
+            ("consistent_hash", StrategyKind::ConsistentHash),
         ],
     );
+    let consistent_hash =
+        super::affinity::consistent_hash(v, p, path, strategy == StrategyKind::ConsistentHash);
     let discovery = p
         .discovery
         .as_ref()
@@ -107,6 +110,7 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
     PoolConfig {
         name: name.to_owned(),
         strategy,
+        consistent_hash,
         backends,
         health_check,
         timeouts,

@@ -11,6 +11,15 @@ use super::Io;
 
 const DURATION_HINT: &str = "expected a number and a unit: 250ms, 2s, 1m, 1h";
 
+/// Whether `name` is a token (RFC 9110 §5.1; RFC 6265 §4.1.1 for cookie names), as
+/// header and cookie names in keys must be.
+pub(crate) fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// `250ms`, `2s`, `1.5s`, `1m`, `1h`.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration {text:?} ({DURATION_HINT})");

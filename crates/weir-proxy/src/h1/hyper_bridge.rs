@@ -41,7 +41,8 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         // The caller answers redirect routes before any pool is looked at.
         return Next::Close;
     };
-    let first = match pool.reserve(super::phases::client_gone(stream, buf)).await {
+    let key = super::phases::affinity_key(ctx, pool, head, buf.filled());
+    let first = match pool.reserve_keyed(key, super::phases::client_gone(stream, buf)).await {
         Ok(first) => first,
         Err(why) => {
             let Some(err) = crate::http::UpstreamError::refused(pool, why) else {

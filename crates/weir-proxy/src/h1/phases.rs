@@ -190,16 +190,28 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
     }
 }
 
+/// The hash of the request's affinity key, for a consistent-hash pool.
+pub(super) fn affinity_key(ctx: &Ctx, pool: &Pool, head: &RequestHead, src: &[u8]) -> Option<u64> {
+    let hash_on = pool.hash_on()?;
+    let headers = head
+        .headers
+        .iter()
+        .map(|h| (h.name.of(src), h.value.of(src)));
+    crate::affinity::key(hash_on, ctx.peer.ip(), head.origin_path(src), headers)
+}
+
 /// Pick: the first attempt's backend and its in-flight slot (the retries pick their
-/// own in `forward`). Over every backend's `max_in_flight` the request waits in the
-/// pool's queue, watching the client meanwhile: one that closes ends the wait.
+/// own in `forward`), by the request's affinity `key` in a consistent-hash pool. Over
+/// every backend's `max_in_flight` the request waits in the pool's queue, watching the
+/// client meanwhile: one that closes ends the wait.
 pub(super) async fn pick<'t, S: ClientStream>(
     pool: &'t Pool,
     id: &RequestId,
+    key: Option<u64>,
     stream: &mut S,
     buf: &mut Buf,
 ) -> Result<Reserved<'t>, Refusal<'t>> {
-    match pool.reserve(client_gone(stream, buf)).await {
+    match pool.reserve_keyed(key, client_gone(stream, buf)).await {
         Ok(first) => Ok(first),
         Err(why) => {
             tracing::debug!(

@@ -165,7 +165,8 @@ async fn proxy<'t, S: ClientStream>(
         return super::hyper_bridge::forward_h2(stream, ctx, buf, sc, id, route, answer, keep)
             .await;
     }
-    let first = match pick(pool, id, stream, buf).await {
+    let key = super::phases::affinity_key(ctx, pool, &sc.req, buf.filled());
+    let first = match pick(pool, id, key, stream, buf).await {
         Ok(first) => first,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };

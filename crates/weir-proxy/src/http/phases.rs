@@ -167,25 +167,37 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
 }
 
 /// Pick: the first attempt's backend and its in-flight slot (the retries pick their
-/// own). Over every backend's `max_in_flight` the request waits in the pool's queue;
-/// a client that goes away meanwhile drops this future (hyper does), which ends the
-/// wait.
+/// own), by the request's affinity key in a consistent-hash pool. Over every backend's
+/// `max_in_flight` the request waits in the pool's queue; a client that goes away
+/// meanwhile drops this future (hyper does), which ends the wait.
 pub(super) async fn pick<'t>(
+    ctx: &ConnCtx,
     pool: &'t weir_balance::Pool,
+    parts: &Parts,
     id: &HeaderValue,
 ) -> Result<weir_balance::Reserved<'t>, Refusal<'t>> {
-    pool.reserve(std::future::pending()).await.map_err(|why| {
-        tracing::debug!(
-            pool = pool.name(),
-            request_id = log_id(id),
-            why = why.as_str(),
-            "no backend free"
-        );
-        match UpstreamError::refused(pool, why) {
-            Some(UpstreamError::NoBackend { .. }) | None => Refusal::NoBackend(pool),
-            Some(err) => Refusal::Busy(pool, err),
-        }
-    })
+    let key = pool.hash_on().and_then(|hash_on| {
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        let path = Some(parts.uri.path().as_bytes());
+        crate::affinity::key(hash_on, ctx.peer.ip(), path, headers)
+    });
+    pool.reserve_keyed(key, std::future::pending())
+        .await
+        .map_err(|why| {
+            tracing::debug!(
+                pool = pool.name(),
+                request_id = log_id(id),
+                why = why.as_str(),
+                "no backend free"
+            );
+            match UpstreamError::refused(pool, why) {
+                Some(UpstreamError::NoBackend { .. }) | None => Refusal::NoBackend(pool),
+                Some(err) => Refusal::Busy(pool, err),
+            }
+        })
 }
 
 /// A request's body ready for its attempts (its first frame read); the head stays in

@@ -188,7 +188,7 @@ async fn proxy<'t>(
     if let Some(e) = route.request_headers() {
         e.apply(&mut parts.headers);
     }
-    let first = match pick(pool, id).await {
+    let first = match pick(ctx, pool, &parts, id).await {
         Ok(first) => first,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
