@@ -42,7 +42,10 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         return Next::Close;
     };
     let key = super::phases::affinity_key(ctx, pool, head, buf.filled());
-    let first = match pool.reserve_keyed(key, super::phases::client_gone(stream, buf)).await {
+    let first = match pool
+        .reserve_keyed(key, super::phases::client_gone(stream, buf))
+        .await
+    {
         Ok(first) => first,
         Err(why) => {
             let Some(err) = crate::http::UpstreamError::refused(pool, why) else {
