@@ -2,28 +2,16 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
-use weir_config::{BackendConfig, HealthCheckKind};
+use weir_config::HealthCheckKind;
 
 use super::*;
 
 fn backend() -> Arc<Backend> {
     let addr: SocketAddr = "127.0.0.1:9".parse().expect("literal address");
-    Arc::new(Backend::new(
-        "web",
-        &BackendConfig {
-            address: addr.to_string(),
-            addr,
-            weight: NonZeroU32::MIN,
-            backup: false,
-            announced_weight: 1,
-            max_in_flight: None,
-            endpoint: weir_config::EndpointState::Ready,
-        },
-    ))
+    Arc::new(Backend::new("web", &weir_config::test_util::backend(addr)))
 }
 
 fn check(rise: u32, fall: u32) -> HealthCheckConfig {

@@ -186,7 +186,12 @@ impl Maglev {
 
 /// The smallest prime ≥ `n`.
 fn prime_at_least(n: usize) -> usize {
-    let is_prime = |m: usize| m >= 2 && (2..).take_while(|d| d * d <= m).all(|d| m % d != 0);
+    let is_prime = |m: usize| {
+        m >= 2
+            && (2..)
+                .take_while(|d| d * d <= m)
+                .all(|d| !m.is_multiple_of(d))
+    };
     (n..).find(|&m| is_prime(m)).unwrap_or(n)
 }
 
