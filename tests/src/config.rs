@@ -23,6 +23,16 @@ pub fn web_pool(pool_fields: &str) -> String {
     format!("{WEB_LISTENER}pools:\n  web:\n{pool_fields}")
 }
 
+/// [`ADMIN`], a 10 s `shutdown_timeout` and [`web_pool`] with round robin, two retries,
+/// `pool_extra` lines and `discovery: { source: { body } }`: the shape every discovery
+/// test (`dns`, `kubernetes`) starts from.
+pub fn discovered_web(source: &str, body: &str, pool_extra: &str) -> String {
+    let pool = web_pool(&format!(
+        "    strategy: round_robin\n    retries: 2\n{pool_extra}    discovery:\n      {source}: {{ {body} }}\n"
+    ));
+    format!("{ADMIN}shutdown_timeout: 10s\n{pool}")
+}
+
 /// The smallest valid config: [`WEB_LISTENER`] and pool `web` with the one backend
 /// `127.0.0.1:8081` (never connected to), no `admin`. A test appends pool fields
 /// (indented by four spaces) or more pools (by two), so the line numbers of what it adds

@@ -147,6 +147,19 @@ pub struct ApiServer {
 // === impl ApiServer ===
 
 impl ApiServer {
+    /// As [`ApiServer::start`], serving one slice per `(name, endpoint)` (port name
+    /// `http`), applied in order: the usual starting set of a test.
+    ///
+    /// # Panics
+    /// As [`ApiServer::start`].
+    pub async fn with_slices(slices: &[(&str, Endpoint)]) -> ApiServer {
+        let api = ApiServer::start().await;
+        for (name, endpoint) in slices {
+            api.apply(slice(name, "http", std::slice::from_ref(endpoint)));
+        }
+        api
+    }
+
     /// Serves on a fresh loopback port, with no objects (resourceVersion 1000).
     ///
     /// # Panics

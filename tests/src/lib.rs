@@ -22,6 +22,7 @@
 //!   of every family weir exports ([`metrics::FAMILIES`]).
 //! - [`port`]: loopback ports a test holds, refusing until it listens on them
 //!   ([`closed_port`], [`HeldPort`]); never a released port another test could take.
+//! - [`discovery`]: the join-and-leave-under-load scenario of every discovery source.
 //! - [`dns`]: a real DNS server (`dnsmasq`) on a loopback port, for discovery tests.
 //! - [`k8s`]: a stand-in Kubernetes API server (EndpointSlice list + watch) on a loopback
 //!   port, fed by the v1-shaped fixtures in `tests/fixtures/k8s/`.
@@ -36,6 +37,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod dns;
 pub mod h2attack;
 pub mod k8s;
@@ -59,7 +61,7 @@ pub use client::{H1Client, H2Client, Response};
 pub use load::{Load, LoadReport};
 pub use metrics::{Sample, Scrape};
 pub use port::{closed_port, closed_ports, HeldPort};
-pub use process::{check_config, run_weir, CheckOutput, Weir};
+pub use process::{assert_check_errors, check_config, log_str, run_weir, CheckOutput, Weir};
 
 /// How often [`eventually`] probes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);

@@ -275,6 +275,17 @@ impl Weir {
         Scrape::parse(&resp.text())
     }
 
+    /// The value of the series `name{labels}` now.
+    ///
+    /// # Panics
+    /// When there is no such series, or as [`Weir::metrics`].
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.metrics()
+            .await
+            .value(name, labels)
+            .unwrap_or_else(|| panic!("no {name} series with labels {labels:?}"))
+    }
+
     /// `weir_discovery_lookups_total{pool, result}` now (0 without the series).
     ///
     /// # Panics

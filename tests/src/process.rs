@@ -22,7 +22,8 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::tempdir::TempDir;
-pub use check::{check_config, run_weir, CheckOutput};
+pub use check::{assert_check_errors, check_config, run_weir, CheckOutput};
+pub use events::log_str;
 use logs::Logs;
 
 /// How long `weir` may take to log `weir ready`.

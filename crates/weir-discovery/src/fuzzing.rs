@@ -93,45 +93,59 @@ mod tests {
             .collect()
     }
 
+    /// Runs every file of corpus `target` through its fuzz target's body `run`, after
+    /// checking that the corpus has at least `min_files` seeds, `min_valid` of which pass
+    /// `valid` (`what` they are): seeds that all fail to parse would exercise nothing
+    /// past the parser.
+    fn replay(
+        target: &str,
+        (min_files, min_valid): (usize, usize),
+        what: &str,
+        valid: impl Fn(&[u8]) -> bool,
+        run: fn(&[u8]),
+    ) {
+        let files = corpus(target);
+        assert!(
+            files.len() >= min_files,
+            "only {} corpus files",
+            files.len()
+        );
+        let parsed = files.iter().filter(|b| valid(b)).count();
+        assert!(
+            parsed >= min_valid,
+            "most seeds {what} ({parsed} of {})",
+            files.len()
+        );
+        for bytes in files {
+            run(&bytes);
+        }
+    }
+
     #[cfg(feature = "kubernetes")]
     #[test]
     fn endpoint_slice_corpus_replays() {
-        let files = corpus("endpoint_slice");
-        assert!(files.len() >= 8, "only {} corpus files", files.len());
-        let parsed = files
-            .iter()
-            .filter(|b| {
+        replay(
+            "endpoint_slice",
+            (8, 6),
+            "hold a valid slice",
+            |b| {
                 b.split(|&c| c == b'\n').any(|l| {
                     serde_json::from_slice::<k8s_openapi::api::discovery::v1::EndpointSlice>(l)
                         .is_ok()
                 })
-            })
-            .count();
-        assert!(
-            parsed >= 6,
-            "most seeds hold a valid slice ({parsed} of {})",
-            files.len()
+            },
+            super::endpoint_slice,
         );
-        for bytes in files {
-            super::endpoint_slice(&bytes);
-        }
     }
 
     #[test]
     fn dns_answer_corpus_replays() {
-        let files = corpus("dns_answer");
-        assert!(files.len() >= 10, "only {} corpus files", files.len());
-        let parsed = files
-            .iter()
-            .filter(|b| hickory_resolver::proto::op::Message::from_vec(b).is_ok())
-            .count();
-        assert!(
-            parsed >= 8,
-            "most seeds are valid messages ({parsed} of {})",
-            files.len()
+        replay(
+            "dns_answer",
+            (10, 8),
+            "are valid messages",
+            |b| hickory_resolver::proto::op::Message::from_vec(b).is_ok(),
+            super::dns_answer,
         );
-        for bytes in files {
-            super::dns_answer(&bytes);
-        }
     }
 }

@@ -230,8 +230,23 @@ fn is_tchar(b: u8) -> bool {
         )
 }
 
-/// The state after byte `b` (never called in `Data`, `Done` or `Failed`).
+/// The state after byte `b` (never called in `Data`, `Done` or `Failed`): the size line
+/// and the trailer section each have their own function, so each reads as one grammar.
+#[inline]
 fn next(state: State, b: u8) -> Result<State, ChunkError> {
+    match state {
+        State::TrailerStart { .. }
+        | State::TrailerName { .. }
+        | State::TrailerLine { .. }
+        | State::TrailerLf { .. }
+        | State::EndLf => trailer_next(state, b),
+        _ => size_line_next(state, b),
+    }
+}
+
+/// A byte of a chunk-size line (`1a;ext=v CRLF`) or of the CRLF after a chunk's data.
+#[inline]
+fn size_line_next(state: State, b: u8) -> Result<State, ChunkError> {
     let line_byte = |line: u16| {
         let line = line + 1;
         if line > MAX_SIZE_LINE {
@@ -239,12 +254,6 @@ fn next(state: State, b: u8) -> Result<State, ChunkError> {
         } else {
             Ok(line)
         }
-    };
-    let trailer_byte = |total: u16| {
-        total
-            .checked_add(1)
-            .filter(|&t| t <= MAX_TRAILER_BYTES)
-            .ok_or(TRAILER_TOO_BIG)
     };
     Ok(match state {
         State::Start => match hex(b) {
@@ -304,6 +313,20 @@ fn next(state: State, b: u8) -> Result<State, ChunkError> {
             b'\n' => State::Start,
             _ => return Err(NO_CRLF_AFTER_DATA),
         },
+        _ => state,
+    })
+}
+
+/// A byte of the trailer section after the last chunk, up to its final CRLF.
+#[inline]
+fn trailer_next(state: State, b: u8) -> Result<State, ChunkError> {
+    let trailer_byte = |total: u16| {
+        total
+            .checked_add(1)
+            .filter(|&t| t <= MAX_TRAILER_BYTES)
+            .ok_or(TRAILER_TOO_BIG)
+    };
+    Ok(match state {
         State::TrailerStart { total } => match b {
             b'\r' => State::EndLf,
             b'\n' => return Err(BAD_LINE_END),
@@ -342,7 +365,7 @@ fn next(state: State, b: u8) -> Result<State, ChunkError> {
             b'\n' => State::Done,
             _ => return Err(BAD_LINE_END),
         },
-        State::Data(_) | State::Done | State::Failed => state,
+        _ => state,
     })
 }
 

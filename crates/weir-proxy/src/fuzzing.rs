@@ -136,51 +136,42 @@ pub fn fuzz_affinity_cookie(data: &[u8]) {
 mod tests {
     use std::path::PathBuf;
 
-    fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    /// Runs every file of corpus `target` through its fuzz target's body `run`, after
+    /// checking that the corpus has at least 10 seeds.
+    fn replay(target: &str, run: fn(&[u8])) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../fuzz/corpus")
             .join(target);
-        let files: Vec<_> = std::fs::read_dir(&dir)
+        let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
             .expect("the corpus directory")
-            .map(|e| {
-                let path = e.expect("a corpus entry").path();
-                let bytes = std::fs::read(&path).expect("a corpus file");
-                (path, bytes)
-            })
+            .map(|e| std::fs::read(e.expect("a corpus entry").path()).expect("a corpus file"))
             .collect();
         assert!(
             files.len() >= 10,
             "only {} corpus files in {dir:?}",
             files.len()
         );
-        files
-    }
-
-    #[test]
-    fn proxy_protocol_corpus_replays() {
-        for (_, bytes) in corpus("proxy_protocol") {
-            super::fuzz_proxy_protocol(&bytes);
+        for bytes in files {
+            run(&bytes);
         }
     }
 
-    #[test]
-    fn head_scanner_corpus_replays() {
-        for (_, bytes) in corpus("http1_head") {
-            super::fuzz_head_scanner(&bytes);
-        }
+    /// One `#[test]` per fuzz target, `name: "corpus directory" => body`.
+    macro_rules! replays {
+        ($($name:ident: $target:literal => $run:path),+ $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    replay($target, $run);
+                }
+            )+
+        };
     }
 
-    #[test]
-    fn affinity_cookie_corpus_replays() {
-        for (_, bytes) in corpus("affinity_cookie") {
-            super::fuzz_affinity_cookie(&bytes);
-        }
-    }
-
-    #[test]
-    fn sni_corpus_replays() {
-        for (_, bytes) in corpus("sni") {
-            super::fuzz_sni(&bytes);
-        }
+    replays! {
+        proxy_protocol_corpus_replays: "proxy_protocol" => super::fuzz_proxy_protocol,
+        head_scanner_corpus_replays: "http1_head" => super::fuzz_head_scanner,
+        affinity_cookie_corpus_replays: "affinity_cookie" => super::fuzz_affinity_cookie,
+        sni_corpus_replays: "sni" => super::fuzz_sni,
     }
 }

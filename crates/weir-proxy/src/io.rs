@@ -164,8 +164,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     }
 }
 
-/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4); the HTTP/1 engine looks for
+/// it too, to hand such a client to hyper.
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Follows the first bytes of a connection against the HTTP/2 preface, `pos` of it
 /// matched so far; marks `shared` as HTTP/2 on a full match. `None`: decided.

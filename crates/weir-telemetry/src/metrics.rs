@@ -41,6 +41,8 @@ macro_rules! debug_by_labels {
 
 /// A metrics handle: a cheap clone of the `Arc` of the values its holders share, whose
 /// `Debug` ([`debug_by_labels!`]) shows the labels read through that `Arc`.
+///
+/// With `values { .. }` it also declares that shared type ([`labelled_values!`]).
 macro_rules! handle {
     ($(#[$doc:meta])* $ty:ident => $inner:ident { $($label:literal => $field:ident),+ $(,)? }) => {
         $(#[$doc])*
@@ -50,6 +52,33 @@ macro_rules! handle {
         }
 
         debug_by_labels!($ty { $($label => inner.$field),+ });
+    };
+    ($(#[$doc:meta])* $ty:ident => $inner:ident { $($label:literal => $field:ident),+ $(,)? }
+     values { $($(#[$vdoc:meta])* $value:ident: $vty:ty),+ $(,)? }) => {
+        handle!($(#[$doc])* $ty => $inner { $($label => $field),+ });
+        labelled_values!($inner { $($field),+ } { $($(#[$vdoc])* $value: $vty),+ });
+    };
+}
+
+/// The values a handle shares, declared so that each label is named once: it becomes a
+/// `String` field and a parameter of `$inner::zero`, which starts every value at zero
+/// (`Default`).
+macro_rules! labelled_values {
+    ($inner:ident { $($field:ident),+ } { $($(#[$vdoc:meta])* $value:ident: $vty:ty),+ }) => {
+        pub(super) struct $inner {
+            $(pub(super) $field: String,)+
+            $($(#[$vdoc])* pub(super) $value: $vty,)+
+        }
+
+        impl $inner {
+            /// The values of these labels, all at zero.
+            fn zero($($field: &str),+) -> Self {
+                $inner {
+                    $($field: $field.to_owned(),)+
+                    $($value: Default::default(),)+
+                }
+            }
+        }
     };
 }
 
@@ -129,6 +158,17 @@ impl Shared {
 }
 
 impl Metrics {
+    /// The live handle in the live set's `map` for `key`, else a new one from `make`:
+    /// how every handle whose live one is always the right one is registered.
+    fn intern<K: Eq + Hash, T>(
+        &self,
+        map: fn(&mut Live) -> &mut WeakMap<K, T>,
+        key: impl Into<K>,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        map(&mut self.shared.live()).intern_any(key.into(), make)
+    }
+
     /// Empty metrics: `weir_build_info{version}` and the reload counters (both outcomes
     /// at 0, so `increase(...[5m])` sees the first failure) exist from the start.
     ///

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use weir_e2e::client::raw::{read_response, RawResponse};
-use weir_e2e::config::{backend, tcp_listener, ADMIN};
+use weir_e2e::config::{backend, tcp_listener, ADMIN, WEB_HEAD};
 use weir_e2e::{spawn_backend, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -57,9 +57,13 @@ async fn closed_unanswered(from: &str, addr: SocketAddr, bytes: &[u8]) -> bool {
     }
 }
 
-/// weir with `listeners` (admin included) and pool `web` over `be`; listener `web`'s address.
-async fn start_web(listeners: &str, be: SocketAddr) -> (Weir, SocketAddr) {
-    let yaml = format!("{listeners}pools:\n  web:\n    backends:\n{}", backend(be));
+/// weir with HTTP listener `web` whose fields after `listen` are `fields` (admin
+/// included) and pool `web` over `be`; listener `web`'s address.
+async fn start_web(fields: &str, be: SocketAddr) -> (Weir, SocketAddr) {
+    let yaml = format!(
+        "{WEB_HEAD}{fields}pools:\n  web:\n    backends:\n{}",
+        backend(be)
+    );
     let weir = Weir::start(WEIR, &yaml).await;
     let web = weir.listener_addr("web");
     (weir, web)
@@ -75,12 +79,11 @@ async fn denied_total(weir: &Weir, listener: &str, route: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_deny_closes_the_connection_without_a_response() {
     let (addr, be) = spawn_backend("app").await;
-    let yaml = format!(
-        "{ADMIN}listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    deny: [127.0.0.2]\n    routes:\n      - pool: web\npools:\n  web:\n    backends:\n{}",
-        backend(addr)
-    );
-    let weir = Weir::start(WEIR, &yaml).await;
-    let web = weir.listener_addr("web");
+    let (weir, web) = start_web(
+        "    deny: [127.0.0.2]\n    routes:\n      - pool: web\n",
+        addr,
+    )
+    .await;
     assert!(closed_unanswered("127.0.0.2", web, GET).await);
     assert_eq!(exchange_from("127.0.0.1", web, GET).await.status, 200);
     assert_eq!(be.hits(), 1, "the refused client reached nothing");
@@ -96,23 +99,17 @@ async fn a_listener_deny_closes_the_connection_without_a_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_lists_answer_403_and_deny_wins_over_allow() {
     let (addr, be) = spawn_backend("app").await;
-    let listeners = format!(
-        "\
-{ADMIN}listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    routes:
-      - match: {{ path_prefix: /admin/ }}
+    let fields = "    routes:
+      - match: { path_prefix: /admin/ }
         allow: [127.0.0.0/8]
         deny: [127.0.0.2]
         pool: web
-      - match: {{ path_prefix: /office/ }}
+      - match: { path_prefix: /office/ }
         allow: [10.0.0.0/8]
         pool: web
       - pool: web
-"
-    );
-    let (weir, web) = start_web(&listeners, addr).await;
+";
+    let (weir, web) = start_web(fields, addr).await;
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: web.test\r\n\r\n").into_bytes();
     let cases = [
         ("127.0.0.1", "/admin/", 200),
@@ -154,19 +151,13 @@ fn proxy_v1(client: &str, port: u16) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_header_address_is_checked_and_is_the_rate_limit_key() {
     let (addr, be) = spawn_backend("app").await;
-    let listeners = format!(
-        "\
-{ADMIN}listeners:
-  - name: web
-    listen: 127.0.0.1:0
-    accept_proxy_protocol: {{ trusted: [127.0.0.1] }}
+    let fields = "    accept_proxy_protocol: { trusted: [127.0.0.1] }
     deny: [192.0.2.0/24]
-    rate_limit: {{ requests_per_second: 0.001, burst: 1 }}
+    rate_limit: { requests_per_second: 0.001, burst: 1 }
     routes:
       - pool: web
-"
-    );
-    let (weir, web) = start_web(&listeners, addr).await;
+";
+    let (weir, web) = start_web(fields, addr).await;
     let with_header = |client: &str| {
         let mut bytes = proxy_v1(client, 40000);
         bytes.extend_from_slice(GET);

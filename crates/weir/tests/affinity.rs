@@ -243,18 +243,18 @@ async fn weir_check_reports_bad_affinity_settings_with_their_position() {
     let yaml = format!(
         "{ADMIN}listeners:\n  - name: pg\n    listen: 127.0.0.1:0\n    protocol: tcp\n    pool: db\npools:\n  db:\n    strategy: consistent_hash\n    hash_on: header:x-user\n    backends: [{{ address: 127.0.0.1:5432 }}]\n  web:\n    strategy: consistent_hash\n    hash_on: query:x\n    balance_factor: 0.5\n    backends: [{{ address: 127.0.0.1:5433 }}]\n  rr:\n    hash_on: path\n    backends: [{{ address: 127.0.0.1:5434 }}]\n"
     );
-    let out = weir_e2e::check_config(WEIR, &yaml).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    weir_e2e::assert_check_errors(
+        WEIR,
+        &yaml,
+        &[
             "weir.yaml:11:5: pools.db.hash_on: hash_on header:x-user needs HTTP requests; tcp listener \"pg\" relays raw bytes to this pool (use source_ip)",
             "weir.yaml:15:5: pools.web.hash_on: unknown hash_on \"query:x\" (expected source_ip, path, header:NAME or cookie:NAME)",
             "weir.yaml:16:5: pools.web.balance_factor: invalid balance_factor \"0.5\" (expected a number from 1 to 100, e.g. 1.25)",
             "weir.yaml:19:5: pools.rr.hash_on: hash_on only applies to strategy: consistent_hash",
             "weir.yaml: 4 errors",
-        ]
-    );
+        ],
+    )
+    .await;
 }
 
 /// The backend each of `keys` goes to, over an h2c connection.

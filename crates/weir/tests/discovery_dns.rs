@@ -19,10 +19,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::Value;
-use weir_e2e::config::{web_pool, ADMIN, FAST_HEALTH_CHECK};
+use weir_e2e::config::{web_pool, FAST_HEALTH_CHECK};
+use weir_e2e::discovery;
 use weir_e2e::dns::{self, Dnsmasq, Records};
 use weir_e2e::metrics::FAMILIES;
-use weir_e2e::{check_config, eventually_within, spawn_backends, until, Load, Weir};
+use weir_e2e::{eventually_within, log_str, spawn_backends, until, Load, Weir};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(20);
@@ -63,10 +64,7 @@ fn srv_records(ttl: u32, targets: &[(SocketAddr, u16, u16)]) -> Records {
 /// One HTTP listener `web` to pool `web`, discovered by `dns` (a flow mapping's body),
 /// with `pool_extra` lines.
 fn config(dns: &str, pool_extra: &str) -> String {
-    let pool = web_pool(&format!(
-        "    strategy: round_robin\n    retries: 2\n{pool_extra}    discovery:\n      dns: {{ {dns} }}\n"
-    ));
-    format!("{ADMIN}shutdown_timeout: 10s\n{pool}")
+    weir_e2e::config::discovered_web("dns", dns, pool_extra)
 }
 
 fn srv_dns(resolver: SocketAddr, refresh: &str) -> String {
@@ -87,10 +85,6 @@ fn sorted(addrs: &[SocketAddr]) -> Vec<String> {
     let mut v: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     v.sort();
     v
-}
-
-fn field<'a>(line: &'a Value, name: &str) -> &'a str {
-    line[name].as_str().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,47 +108,21 @@ async fn srv_backends_join_and_leave_under_load_with_zero_failed_requests() {
     load.wait_for_more(200, "before any change").await;
 
     // c joins.
-    let mark = weir.log_mark();
-    dns.restart(&srv_records(1, &[(a, 10, 1), (b, 10, 1), (c, 10, 1)]))
-        .await;
-    let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
-    assert_eq!(field(&line, "pool"), "web", "{line}");
-    assert_eq!(field(&line, "added"), c.to_string(), "{line}");
-    assert_eq!(field(&line, "removed"), "", "{line}");
-    let hits = hc.hits();
-    until("c taking traffic", || hc.hits() > hits + 20).await;
-    until("c health-checked", || hc.health_probes() > 0).await;
+    let all = srv_records(1, &[(a, 10, 1), (b, 10, 1), (c, 10, 1)]);
+    let line = discovery::join(&weir, &hc, dns.restart(&all)).await;
+    assert_eq!(log_str(&line, "pool"), "web", "{line}");
 
     // a leaves; it still runs, so its in-flight requests finish on it. Slowed down, it
     // has requests in flight when the table that drops it is swapped in.
-    ha.set_delay(Duration::from_millis(100));
-    until("requests in flight on a", || ha.in_progress() > 0).await;
-    let mark = weir.log_mark();
-    dns.restart(&srv_records(1, &[(b, 10, 1), (c, 10, 1)]))
-        .await;
-    let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
-    assert_eq!(field(&line, "removed"), a.to_string(), "{line}");
-    assert_eq!(field(&line, "added"), "", "{line}");
+    let b_c = srv_records(1, &[(b, 10, 1), (c, 10, 1)]);
+    let line = discovery::leave(&weir, &ha, dns.restart(&b_c)).await;
+    assert_eq!(log_str(&line, "added"), "", "{line}");
     let status = weir.status().await;
     assert_eq!(addresses(&status), sorted(&[b, c]));
-    assert_eq!(
-        weir_e2e::status::backend(&status, "web", b)["since_unix_ms"],
-        b_since,
-        "b is the same backend object through both updates"
-    );
     // Once out of the table, a can go away without costing a request.
-    until("a drained", || ha.in_progress() == 0).await;
-    ha.kill().await;
-    load.finish_without_failures(300, "discovery join + leave under load", &[&ha, &hb, &hc])
-        .await;
+    discovery::assert_left_cleanly(&weir, &status, (b, &b_since), load, [&ha, &hb, &hc]).await;
 
     let scrape = weir.metrics().await;
-    scrape.assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);
-    assert!(weir.discovery_lookups("web", "success").await >= 3.0);
     for (family, kind, labels) in FAMILIES
         .iter()
         .filter(|(f, _, _)| f.starts_with("weir_discovery_"))
@@ -207,13 +175,7 @@ async fn dns_server_stopped_keeps_the_last_answer_serving_and_status_shows_the_e
         sorted(&[a, b]),
         "the last answer serves"
     );
-    let (a_hits, b_hits) = (ha.hits(), hb.hits());
-    load.wait_for_more(200, "while the DNS server is down")
-        .await;
-    assert!(
-        ha.hits() > a_hits && hb.hits() > b_hits,
-        "both still get traffic"
-    );
+    discovery::assert_still_served(&load, "while the DNS server is down", &[&ha, &hb]).await;
     weir.metrics()
         .await
         .assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);
@@ -339,9 +301,9 @@ async fn sighup_keeps_discovered_backends_and_restarts_a_changed_block() {
     let line = weir
         .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
         .await;
-    assert_eq!(field(&line, "added"), c.to_string(), "{line}");
+    assert_eq!(log_str(&line, "added"), c.to_string(), "{line}");
     assert_eq!(
-        field(&line, "removed"),
+        log_str(&line, "removed"),
         sorted(&[a, b]).join(", "),
         "{line}"
     );
@@ -365,16 +327,15 @@ async fn weir_check_reports_a_bad_discovery_block_at_its_path() {
         refresh: 10ms
 ",
     );
-    let out = check_config(WEIR, &yaml).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    weir_e2e::assert_check_errors(
+        WEIR,
+        &yaml,
+        &[
             "weir.yaml:11:9: pools.web.discovery.dns.type: unknown DNS record type \"txt\" (expected a, aaaa or srv)",
             "weir.yaml:12:9: pools.web.discovery.dns.port: port must be between 1 and 65535, got 99999",
             "weir.yaml:13:9: pools.web.discovery.dns.refresh: refresh must be at least 1s, got \"10ms\"",
             "weir.yaml: 3 errors",
         ],
-        "{out:?}"
-    );
+    )
+    .await;
 }

@@ -22,8 +22,11 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
 use weir_e2e::config::{web_pool, ADMIN, FAST_HEALTH_CHECK};
-use weir_e2e::k8s::{not_ready, ready, slice, terminating, ApiServer};
-use weir_e2e::{check_config, client, eventually_within, spawn_backends, until, Load, Weir};
+use weir_e2e::discovery;
+use weir_e2e::k8s::{not_ready, ready, slice, terminating, ApiServer, Endpoint};
+use weir_e2e::{
+    check_config, client, eventually_within, log_str, spawn_backends, until, Load, Weir,
+};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const LOG_WAIT: Duration = Duration::from_secs(20);
@@ -31,10 +34,7 @@ const LOG_WAIT: Duration = Duration::from_secs(20);
 /// One HTTP listener `web` to pool `web`, discovered by `kubernetes` (a flow mapping's
 /// body), with `pool_extra` lines.
 fn config(kubernetes: &str, pool_extra: &str) -> String {
-    let pool = web_pool(&format!(
-        "    strategy: round_robin\n    retries: 2\n{pool_extra}    discovery:\n      kubernetes: {{ {kubernetes} }}\n"
-    ));
-    format!("{ADMIN}shutdown_timeout: 10s\n{pool}")
+    weir_e2e::config::discovered_web("kubernetes", kubernetes, pool_extra)
 }
 
 const WEB_HTTP: &str = "namespace: shop, service: web, port: http";
@@ -70,17 +70,11 @@ fn shown(entries: &[(SocketAddr, &str)]) -> Vec<String> {
     v
 }
 
-fn field<'a>(line: &'a Value, name: &str) -> &'a str {
-    line[name].as_str().unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_endpoints_serve_and_watch_events_join_and_leave_under_load_with_zero_failed_requests(
 ) {
     let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
-    let api = ApiServer::start().await;
-    api.apply(slice("web-a", "http", &[ready(a)]));
-    api.apply(slice("web-b", "http", &[ready(b)]));
+    let api = ApiServer::with_slices(&[("web-a", ready(a)), ("web-b", ready(b))]).await;
     let weir = start(&api, &config(WEB_HTTP, FAST_HEALTH_CHECK)).await;
     let status = weir.status().await;
     assert_eq!(
@@ -97,52 +91,45 @@ async fn listed_endpoints_serve_and_watch_events_join_and_leave_under_load_with_
     load.wait_for_more(200, "before any change").await;
 
     // c's pod is added: an ADDED event on the watch.
-    let mark = weir.log_mark();
-    api.apply(slice("web-c", "http", &[ready(c)]));
-    let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
-    assert_eq!(field(&line, "added"), c.to_string(), "{line}");
-    assert_eq!(field(&line, "removed"), "", "{line}");
-    let hits = hc.hits();
-    until("c taking traffic", || hc.hits() > hits + 20).await;
-    until("c health-checked", || hc.health_probes() > 0).await;
+    discovery::join(&weir, &hc, async {
+        api.apply(slice("web-c", "http", &[ready(c)]));
+    })
+    .await;
 
     // a's slice is deleted while a has requests in flight: they finish on it.
-    ha.set_delay(Duration::from_millis(100));
-    until("requests in flight on a", || ha.in_progress() > 0).await;
-    let mark = weir.log_mark();
-    api.delete("web-a");
-    let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
-    assert_eq!(field(&line, "removed"), a.to_string(), "{line}");
+    discovery::leave(&weir, &ha, async {
+        api.delete("web-a");
+    })
+    .await;
     let status = weir.status().await;
     assert_eq!(backends(&status), shown(&[(b, "ready"), (c, "ready")]));
-    assert_eq!(
-        weir_e2e::status::backend(&status, "web", b)["since_unix_ms"],
-        b_since,
-        "b is the same backend object through both updates"
-    );
-    until("a drained", || ha.in_progress() == 0).await;
-    ha.kill().await;
-    load.finish_without_failures(300, "kubernetes join + leave under load", &[&ha, &hb, &hc])
-        .await;
-
-    let scrape = weir.metrics().await;
-    scrape.assert_value("weir_discovery_backends", &[("pool", "web")], 2.0);
-    assert!(weir.discovery_lookups("web", "success").await >= 3.0);
+    discovery::assert_left_cleanly(&weir, &status, (b, &b_since), load, [&ha, &hb, &hc]).await;
     assert_eq!(weir.discovery_lookups("web", "failure").await, 0.0);
     assert_eq!(api.lists(), 1, "watch events, no re-list");
     assert!(api.bookmarks() >= 1, "the watcher asks for bookmarks");
 }
 
+/// Applies slice `web-b` holding endpoint `endpoint(b)` alone and checks that the update
+/// it causes logs `b` in `state`.
+async fn apply_and_see_state(
+    weir: &Weir,
+    api: &ApiServer,
+    (b, endpoint): (SocketAddr, fn(SocketAddr) -> Endpoint),
+    state: &str,
+) {
+    let want = format!("{b}={state}");
+    let line = weir
+        .discovery_updated(async {
+            api.apply(slice("web-b", "http", &[endpoint(b)]));
+        })
+        .await;
+    assert_eq!(log_str(&line, "endpoint_state"), want, "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_is_down_and_terminating_drains_with_its_request_in_flight_finishing() {
     let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
-    let api = ApiServer::start().await;
-    api.apply(slice("web-a", "http", &[ready(a)]));
-    api.apply(slice("web-b", "http", &[not_ready(b)]));
+    let api = ApiServer::with_slices(&[("web-a", ready(a)), ("web-b", not_ready(b))]).await;
     let weir = start(&api, &config(WEB_HTTP, "")).await;
     let status = weir.status().await;
     assert_eq!(backends(&status), shown(&[(a, "ready"), (b, "not_ready")]));
@@ -155,16 +142,7 @@ async fn not_ready_is_down_and_terminating_drains_with_its_request_in_flight_fin
     assert_eq!(hb.hits(), 0, "a not-ready endpoint gets no traffic");
 
     // Ready now: b takes its share.
-    let mark = weir.log_mark();
-    api.apply(slice("web-b", "http", &[ready(b)]));
-    let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
-    assert_eq!(
-        field(&line, "endpoint_state"),
-        format!("{b}=ready"),
-        "{line}"
-    );
+    apply_and_see_state(&weir, &api, (b, ready), "ready").await;
     for _ in 0..10 {
         assert_eq!(client.get("/").await.expect("request").status, 200);
     }
@@ -179,16 +157,7 @@ async fn not_ready_is_down_and_terminating_drains_with_its_request_in_flight_fin
         slow.push(tokio::spawn(client::get(web, "/")));
     }
     until("a request in flight on b", || hb.in_progress() == 1).await;
-    let mark = weir.log_mark();
-    api.apply(slice("web-b", "http", &[terminating(b)]));
-    let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
-    assert_eq!(
-        field(&line, "endpoint_state"),
-        format!("{b}=terminating"),
-        "{line}"
-    );
+    apply_and_see_state(&weir, &api, (b, terminating), "terminating").await;
     let status = weir.status().await;
     let entry = weir_e2e::status::backend(&status, "web", b);
     assert_eq!(entry["endpoint_state"], "terminating", "{entry}");
@@ -218,9 +187,7 @@ async fn not_ready_is_down_and_terminating_drains_with_its_request_in_flight_fin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_gone_keeps_the_last_set_serving_and_counts_the_failure() {
     let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
-    let api = ApiServer::start().await;
-    api.apply(slice("web-a", "http", &[ready(a)]));
-    api.apply(slice("web-b", "http", &[ready(b)]));
+    let api = ApiServer::with_slices(&[("web-a", ready(a)), ("web-b", ready(b))]).await;
     let weir = start(&api, &config(WEB_HTTP, "")).await;
     let load = Load::start(weir.listener_addr("web"), 4);
     load.wait_for_more(100, "before the API server stops").await;
@@ -236,22 +203,16 @@ async fn api_server_gone_keeps_the_last_set_serving_and_counts_the_failure() {
     assert!(d["last_success_unix_ms"].as_u64() > Some(0), "{d}");
     assert_eq!(d["backends"], 2, "{d}");
     assert_eq!(backends(&status), shown(&[(a, "ready"), (b, "ready")]));
-    let (a_hits, b_hits) = (ha.hits(), hb.hits());
-    load.wait_for_more(200, "while the API server is down")
-        .await;
-    assert!(
-        ha.hits() > a_hits && hb.hits() > b_hits,
-        "both still get traffic"
-    );
+    discovery::assert_still_served(&load, "while the API server is down", &[&ha, &hb]).await;
 
     // Back, with a change made meanwhile: the watcher recovers and applies it.
     api.apply(slice("web-c", "http", &[ready(c)]));
-    let mark = weir.log_mark();
-    api.start_again().await;
     let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
+        .discovery_updated(async {
+            api.start_again().await;
+        })
         .await;
-    assert_eq!(field(&line, "added"), c.to_string(), "{line}");
+    assert_eq!(log_str(&line, "added"), c.to_string(), "{line}");
     let status = weir.status().await;
     assert!(
         weir_e2e::status::pool(&status, "web")["discovery"]["last_error"].is_null(),
@@ -267,8 +228,7 @@ async fn api_server_gone_keeps_the_last_set_serving_and_counts_the_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_resource_version_makes_the_watcher_list_again() {
     let ([a, b], [_ha, hb]) = spawn_backends(["a", "b"]).await;
-    let api = ApiServer::start().await;
-    api.apply(slice("web-a", "http", &[ready(a)]));
+    let api = ApiServer::with_slices(&[("web-a", ready(a))]).await;
     let weir = start(&api, &config(WEB_HTTP, "")).await;
     assert_eq!(backends(&weir.status().await), shown(&[(a, "ready")]));
     until("the watch started", || api.watches() >= 1).await;
@@ -276,15 +236,15 @@ async fn an_expired_resource_version_makes_the_watcher_list_again() {
 
     // etcd compacted past weir's version, and b joined meanwhile: only a re-list
     // can see it.
-    let mark = weir.log_mark();
-    api.expire(vec![
-        slice("web-a", "http", &[ready(a)]),
-        slice("web-b", "http", &[ready(b)]),
-    ]);
     let line = weir
-        .wait_for_log_after(mark, "discovery updated", LOG_WAIT)
+        .discovery_updated(async {
+            api.expire(vec![
+                slice("web-a", "http", &[ready(a)]),
+                slice("web-b", "http", &[ready(b)]),
+            ]);
+        })
         .await;
-    assert_eq!(field(&line, "added"), b.to_string(), "{line}");
+    assert_eq!(log_str(&line, "added"), b.to_string(), "{line}");
     assert_eq!(api.gone(), 1, "the resumed watch was answered 410 Gone");
     assert_eq!(api.lists(), 2, "then the watcher listed again");
     assert!(
@@ -324,9 +284,7 @@ async fn port_by_number_and_the_kubeconfig_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_api_drain_survives_discovery_updates() {
     let ([a, b, c], [ha, _hb, hc]) = spawn_backends(["a", "b", "c"]).await;
-    let api = ApiServer::start().await;
-    api.apply(slice("web-a", "http", &[ready(a)]));
-    api.apply(slice("web-b", "http", &[ready(b)]));
+    let api = ApiServer::with_slices(&[("web-a", ready(a)), ("web-b", ready(b))]).await;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("discovery-k8s");
     std::fs::create_dir_all(&dir).expect("token dir");
     let token = dir.join(format!("token-{}", std::process::id()));
@@ -347,10 +305,10 @@ async fn a_runtime_api_drain_survives_discovery_updates() {
     let resp = client::request(weir.admin_addr(), req).await.expect("POST");
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
 
-    let mark = weir.log_mark();
-    api.apply(slice("web-c", "http", &[ready(c)]));
-    weir.wait_for_log_after(mark, "discovery updated", LOG_WAIT)
-        .await;
+    weir.discovery_updated(async {
+        api.apply(slice("web-c", "http", &[ready(c)]));
+    })
+    .await;
     let status = weir.status().await;
     let entry = weir_e2e::status::backend(&status, "web", a);
     assert_eq!(entry["admin_state"], "drain", "the drain survived: {entry}");
@@ -373,18 +331,17 @@ async fn weir_check_reports_a_bad_kubernetes_block_at_its_path() {
         port: -http-
 ",
     );
-    let out = check_config(WEIR, &yaml).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    weir_e2e::assert_check_errors(
+        WEIR,
+        &yaml,
+        &[
             "weir.yaml:10:9: pools.web.discovery.kubernetes.namespace: invalid Kubernetes namespace name \"Shop\" (only lower-case letters, digits and '-' are allowed)",
             "weir.yaml:11:9: pools.web.discovery.kubernetes.service: invalid Kubernetes Service name \"web_1\" (only lower-case letters, digits and '-' are allowed)",
             "weir.yaml:12:9: pools.web.discovery.kubernetes.port: invalid port \"-http-\": a number 1..=65535 or a Service port name (no '-' at either end or twice in a row)",
             "weir.yaml: 3 errors",
         ],
-        "{out:?}"
-    );
+    )
+    .await;
     let both = web_pool(
         "    discovery:
       kubernetes: { service: web, port: 80 }
@@ -398,16 +355,16 @@ async fn weir_check_reports_a_bad_kubernetes_block_at_its_path() {
         "{out:?}"
     );
     let missing = web_pool("    discovery:\n      kubernetes: { namespace: shop }\n");
-    let out = check_config(WEIR, &missing).await;
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    weir_e2e::assert_check_errors(
+        WEIR,
+        &missing,
+        &[
             "weir.yaml:9:7: pools.web.discovery.kubernetes: missing field `service` (the Service whose EndpointSlices are watched)",
             "weir.yaml:9:7: pools.web.discovery.kubernetes: missing field `port` (a Service port name, or the endpoints' port number)",
             "weir.yaml: 2 errors",
         ],
-        "{out:?}"
-    );
+    )
+    .await;
 }
 
 /// The endpoint states hold on every path: HTTP/2 clients and TCP connections pick
@@ -415,10 +372,12 @@ async fn weir_check_reports_a_bad_kubernetes_block_at_its_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_clients_and_tcp_connections_skip_not_ready_and_terminating_endpoints() {
     let ([a, b, c], [ha, hb, hc]) = spawn_backends(["a", "b", "c"]).await;
-    let api = ApiServer::start().await;
-    api.apply(slice("web-a", "http", &[ready(a)]));
-    api.apply(slice("web-b", "http", &[not_ready(b)]));
-    api.apply(slice("web-c", "http", &[terminating(c)]));
+    let api = ApiServer::with_slices(&[
+        ("web-a", ready(a)),
+        ("web-b", not_ready(b)),
+        ("web-c", terminating(c)),
+    ])
+    .await;
     let discovery = format!("    discovery:\n      kubernetes: {{ {WEB_HTTP} }}\n");
     let yaml = format!(
         "{ADMIN}{}{}pools:\n  web:\n{discovery}  db:\n{discovery}",

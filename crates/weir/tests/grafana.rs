@@ -41,7 +41,23 @@ fn path_arg(path: &Path) -> String {
 async fn dashboard_queries_only_metrics_a_running_weir_exports() {
     let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let (db, sink) = spawn_tcp_sink().await;
-    let yaml = web_and_tcp(&[a, b], db);
+    // A listener policy and a pool limit, so that the protection and policy panels'
+    // families have samples too.
+    let yaml = web_and_tcp(&[a, b], db)
+        .replacen(
+            "    listen: 127.0.0.1:0\n",
+            "    listen: 127.0.0.1:0\n    rate_limit: { requests_per_second: 10000, burst: 10000, key: none }\n    deny: [192.0.2.0/24]\n",
+            1,
+        )
+        .replacen(
+            "    strategy: round_robin\n",
+            "    strategy: round_robin\n    max_in_flight: 100\n",
+            1,
+        );
+    assert!(
+        yaml.contains("rate_limit") && yaml.contains("max_in_flight"),
+        "{yaml}"
+    );
     let weir = Weir::start(WEIR, &yaml).await;
 
     let mut client = weir.h1_client("web").await;

@@ -44,13 +44,11 @@ async fn wait_depth(weir: &Weir, pool: &str, n: f64) {
 }
 
 async fn refused(weir: &Weir, reason: &str) -> f64 {
-    weir.metrics()
-        .await
-        .value(
-            "weir_pool_queue_refused_total",
-            &[("pool", "web"), ("reason", reason)],
-        )
-        .unwrap_or_else(|| panic!("no weir_pool_queue_refused_total{{reason={reason:?}}}"))
+    weir.metric(
+        "weir_pool_queue_refused_total",
+        &[("pool", "web"), ("reason", reason)],
+    )
+    .await
 }
 
 /// Pool `web` of `strategy` over `backends`, with `extra` pool lines.
@@ -374,7 +372,7 @@ async fn a_tcp_listeners_limit_counts_connections() {
     );
     let weir = Weir::start(WEIR, &yaml).await;
     let mut first = weir.connect("db").await;
-    roundtrip(&mut first, b"one").await;
+    weir_e2e::client::raw::assert_echoed(&mut first, b"one", ANSWER_WAIT).await;
 
     let mut second = weir.connect("db").await;
     second.write_all(b"two").await.expect("written");
@@ -403,16 +401,6 @@ async fn a_tcp_listeners_limit_counts_connections() {
     wait_depth(&weir, "db", 0.0).await;
 }
 
-async fn roundtrip(stream: &mut tokio::net::TcpStream, bytes: &[u8]) {
-    stream.write_all(bytes).await.expect("written");
-    let mut back = vec![0u8; bytes.len()];
-    tokio::time::timeout(ANSWER_WAIT, stream.read_exact(&mut back))
-        .await
-        .expect("echoed in time")
-        .expect("echo");
-    assert_eq!(back, bytes);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weir_check_reports_bad_limits_and_queues_with_line_and_column() {
     let yaml = "\
@@ -430,17 +418,17 @@ pools:
     queue: { max: 10 }
     backends: [{ address: 127.0.0.1:10 }]
 ";
-    let out = weir_e2e::check_config(WEIR, yaml).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(
-        out.stderr_lines(),
-        [
+    weir_e2e::assert_check_errors(
+        WEIR,
+        yaml,
+        &[
             "weir.yaml:7:5: pools.web.max_in_flight: max_in_flight must be between 1 and 1000000, got 0",
             "weir.yaml:8:14: pools.web.queue.max: max must be between 0 and 1000000, got -1",
             "weir.yaml:8:23: pools.web.queue.timeout: invalid duration \"soon\" (expected a number and a unit: 250ms, 2s, 1m, 1h)",
             "weir.yaml:10:33: pools.web.backends[0].max_in_flight: max_in_flight must be between 1 and 1000000, got 0",
             "weir.yaml:12:5: pools.api.queue: a queue needs max_in_flight on the pool or on one of its backends",
             "weir.yaml: 5 errors",
-        ]
-    );
+        ],
+    )
+    .await;
 }

@@ -101,13 +101,17 @@ async fn every_status_code_of_the_api() {
     }
     let (code, _) = send(weir.admin_addr(), Method::GET, &path, Some(TOKEN), "").await;
     assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
-    for missing in [
-        format!("/pools/nope/backends/{a}"),
-        "/pools/web/backends/127.0.0.1:1".to_owned(),
-        "/pools/web".to_owned(),
+    for (missing, says) in [
+        (format!("/pools/nope/backends/{a}"), "no pool \"nope\""),
+        (
+            "/pools/web/backends/127.0.0.1:1".to_owned(),
+            "no backend \"127.0.0.1:1\" in pool \"web\"",
+        ),
+        ("/pools/web".to_owned(), "not found: POST"),
     ] {
-        let (code, _) = post(&weir, &missing, Some(TOKEN), r#"{"state":"drain"}"#).await;
+        let (code, body) = post(&weir, &missing, Some(TOKEN), r#"{"state":"drain"}"#).await;
         assert_eq!(code, StatusCode::NOT_FOUND, "{missing}");
+        assert!(body.starts_with(says), "{missing}: {body}");
     }
     let long = format!(r#"{{"state":"drain"{}}}"#, " ".repeat(4096));
     for bad in [

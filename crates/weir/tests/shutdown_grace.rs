@@ -221,9 +221,7 @@ async fn weir_check_reports_a_bad_shutdown_grace_and_accepts_a_good_one() {
         ("2h", "weir.yaml:1:1: shutdown_grace: must be at most 1h, got 2h"),
     ] {
         let bad = format!("shutdown_grace: {bad}\n{}", config::MINIMAL);
-        let out = check_config(WEIR, &bad).await;
-        assert_eq!(out.code, Some(1), "{}", out.stderr);
-        assert_eq!(out.stderr_lines(), [error, "weir.yaml: 1 error"]);
+        weir_e2e::assert_check_errors(WEIR, &bad, &[error, "weir.yaml: 1 error"]).await;
     }
     // `0s` is the documented default, written out.
     for good in ["5s", "0s", "0"] {

@@ -7,13 +7,32 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BoxError;
 
 /// Longest one read may wait for bytes.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes `bytes` to `stream` and asserts that exactly they come back within `wait`: one
+/// round trip through an echo at the far end (a TCP relay, an upgraded tunnel).
+///
+/// # Panics
+/// When the write fails, or the echo is late, short or different.
+pub async fn assert_echoed<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    wait: Duration,
+) {
+    stream.write_all(bytes).await.expect("write to the echo");
+    let mut back = vec![0u8; bytes.len()];
+    tokio::time::timeout(wait, stream.read_exact(&mut back))
+        .await
+        .expect("echoed in time")
+        .expect("read the echo");
+    assert_eq!(back, bytes);
+}
 
 /// A response read off a raw socket.
 #[derive(Debug, Clone)]

@@ -42,6 +42,18 @@ pub async fn check_config(bin: &str, yaml: &str) -> CheckOutput {
     run_in(bin, &["check", "-c", "weir.yaml"], dir.path()).await
 }
 
+/// Runs `weir check` on `yaml` and asserts that it exits 1 printing exactly `errors`
+/// (the last line is the `weir.yaml: N errors` summary): the one shape of every
+/// "bad config is reported with line, column and path" test.
+///
+/// # Panics
+/// When the exit code or the lines differ, or as [`check_config`].
+pub async fn assert_check_errors(bin: &str, yaml: &str, errors: &[&str]) {
+    let out = check_config(bin, yaml).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stderr_lines(), errors, "{out:?}");
+}
+
 /// Runs `weir args...` to completion in the system temp dir.
 ///
 /// # Panics

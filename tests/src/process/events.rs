@@ -10,6 +10,14 @@ use crate::client::{self, Response};
 
 /// How often log waits look at the collected lines.
 const LOG_POLL: Duration = Duration::from_millis(10);
+/// How long a discovery change may take to reach the table (a lookup or watch event,
+/// then the swap).
+const DISCOVERY_WAIT: Duration = Duration::from_secs(20);
+
+/// The string field `name` of a JSON log line; `""` when absent or not a string.
+pub fn log_str<'a>(line: &'a Value, name: &str) -> &'a str {
+    line[name].as_str().unwrap_or_default()
+}
 
 impl Weir {
     /// A mark (the number of stderr lines so far) for [`Weir::wait_for_log_after`].
@@ -97,6 +105,18 @@ impl Weir {
             }
             tokio::time::sleep(LOG_POLL).await;
         }
+    }
+
+    /// Takes a log mark, runs `change` (a lazy future, so the mark comes first) and waits
+    /// up to 20 s for the `discovery updated` line it causes.
+    ///
+    /// # Panics
+    /// As [`Weir::wait_for_log`].
+    pub async fn discovery_updated(&self, change: impl std::future::Future<Output = ()>) -> Value {
+        let mark = self.log_mark();
+        change.await;
+        self.wait_for_log_after(mark, "discovery updated", DISCOVERY_WAIT)
+            .await
     }
 
     /// Every JSON log line so far whose `message` equals `message`.

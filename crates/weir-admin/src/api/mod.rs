@@ -116,12 +116,7 @@ async fn apply(
         )
     };
     let (pool_name, address) = path::parse(req.uri().path()).ok_or_else(not_found)?;
-    let (pool, backend) = find(&table, &pool_name, &address).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            format!("no backend {address:?} in pool {pool_name:?}"),
-        )
-    })?;
+    let (pool, backend) = find(&table, &pool_name, &address)?;
     let body = read_body(req.into_body()).await?;
     let change = parse_change(&body).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
     let done = backend.set_admin(change.state, change.weight);
@@ -147,8 +142,8 @@ async fn apply(
     // The backend's object in the live table (the same `Arc`; its pool may be newer).
     let live = state.table().load_full();
     let body = match find(&live, &pool_name, &address) {
-        Some((pool, b)) => crate::status::backend_status(pool, b),
-        None => crate::status::backend_status(pool, backend),
+        Ok((pool, b)) => crate::status::backend_status(pool, b),
+        Err(_) => crate::status::backend_status(pool, backend),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut().insert(
@@ -158,10 +153,26 @@ async fn apply(
     Ok(resp)
 }
 
-fn find<'t>(table: &'t Table, pool: &str, address: &str) -> Option<(&'t Pool, &'t Arc<Backend>)> {
-    let pool = table.pool(pool)?;
-    let backend = pool.backends().find(|b| b.address() == address)?;
-    Some((pool, backend))
+/// The pool and backend a path names; a 404 says which of the two is unknown, so an
+/// operator who mistyped the pool is not sent looking for the backend.
+fn find<'t>(
+    table: &'t Table,
+    pool_name: &str,
+    address: &str,
+) -> Result<(&'t Pool, &'t Arc<Backend>), Refusal> {
+    let pool = table
+        .pool(pool_name)
+        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no pool {pool_name:?}")))?;
+    let backend = pool
+        .backends()
+        .find(|b| b.address() == address)
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!("no backend {address:?} in pool {pool_name:?}"),
+            )
+        })?;
+    Ok((pool, backend))
 }
 
 /// The whole body, at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].

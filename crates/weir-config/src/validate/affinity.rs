@@ -14,17 +14,14 @@ pub(super) fn consistent_hash(
     hashed: bool,
 ) -> Option<ConsistentHashConfig> {
     if !hashed {
-        for (name, set) in [
-            ("hash_on", p.hash_on.is_some()),
-            ("balance_factor", p.balance_factor.is_some()),
-        ] {
-            if set {
-                v.error(
-                    &field(path, name),
-                    format!("{name} only applies to strategy: consistent_hash"),
-                );
-            }
-        }
+        v.inert(
+            path,
+            &[
+                ("hash_on", p.hash_on.is_some()),
+                ("balance_factor", p.balance_factor.is_some()),
+            ],
+            |name| format!("{name} only applies to strategy: consistent_hash"),
+        );
         return None;
     }
     let hash_on = match &p.hash_on {
@@ -56,11 +53,7 @@ fn hash_on(text: &str) -> Result<HashOn, String> {
     let (kind, name) = text
         .split_once(':')
         .ok_or_else(|| format!("unknown hash_on {text:?} ({expected})"))?;
-    if !super::value::is_token(name) {
-        return Err(format!(
-            "invalid name {name:?} in hash_on ({expected}; a name is letters, digits and !#$%&'*+-.^_`|~)"
-        ));
-    }
+    let name = super::value::token_in(name, "name", "hash_on", expected)?;
     match kind {
         "header" => Ok(HashOn::Header(name.to_ascii_lowercase())),
         "cookie" => Ok(HashOn::Cookie(name.to_owned())),

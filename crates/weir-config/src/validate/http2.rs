@@ -33,13 +33,13 @@ pub(super) fn http2(
         return defaults;
     };
     let path = field(path, "http2");
-    if protocol == Protocol::Tcp {
-        v.error(
-            &path,
-            "a tcp listener speaks no HTTP/2; `http2` is for http listeners",
-        );
+    let Some(()) = v.http_only(
+        &path,
+        protocol,
+        "a tcp listener speaks no HTTP/2; `http2` is for http listeners",
+    ) else {
         return defaults;
-    }
+    };
     let f = |name: &str| field(&path, name);
     let max_concurrent_streams =
         check_field!(v.integer(raw.max_concurrent_streams at &path, 1..=1000) or defaults);
@@ -143,11 +143,14 @@ pub(super) fn max_requests(
     protocol: Protocol,
 ) -> u32 {
     let path = field(path, "max_requests_per_connection");
-    if l.max_requests_per_connection.is_some() && protocol == Protocol::Tcp {
-        v.error(
+    if l.max_requests_per_connection.is_some()
+        && v.http_only(
             &path,
+            protocol,
             "a tcp listener has no requests; `max_requests_per_connection` is for http listeners",
-        );
+        )
+        .is_none()
+    {
         return DEFAULT_MAX_REQUESTS;
     }
     v.integer(

@@ -151,9 +151,10 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
         10_000,
     );
     let access_log = l.access_log.unwrap_or(false);
-    if access_log && protocol == Protocol::Tcp {
-        v.error(
+    if access_log {
+        v.http_only(
             &field(path, "access_log"),
+            protocol,
             "the access log is per HTTP request; a tcp listener has none",
         );
     }
@@ -161,13 +162,11 @@ fn listener(v: &mut Validator<'_>, l: &RawListener, path: &str, pools: &[&str]) 
     let max_requests_per_connection = super::http2::max_requests(v, l, path, protocol);
     let rate_limit = l.rate_limit.as_ref().and_then(|r| {
         let rl_path = field(path, "rate_limit");
-        if protocol == Protocol::Tcp {
-            v.error(
-                &rl_path,
-                "a rate limit counts HTTP requests; a tcp listener has none (use allow/deny, or max_connections)",
-            );
-            return None;
-        }
+        v.http_only(
+            &rl_path,
+            protocol,
+            "a rate limit counts HTTP requests; a tcp listener has none (use allow/deny, or max_connections)",
+        )?;
         super::policy::rate_limit(v, r, &rl_path)
     });
     let (allow, deny) = super::policy::access_lists(v, l.allow.as_deref(), l.deny.as_deref(), path);

@@ -204,6 +204,37 @@ impl Validator<'_> {
         });
     }
 
+    /// Reports every field of `fields` (name, whether it is set) under `parent` that is
+    /// set, saying `why(name)`: settings that would silently do nothing where they stand
+    /// are refused rather than ignored.
+    pub(crate) fn inert(
+        &mut self,
+        parent: &str,
+        fields: &[(&str, bool)],
+        why: impl Fn(&str) -> String,
+    ) {
+        for &(name, set) in fields {
+            if set {
+                self.error(&field(parent, name), why(name));
+            }
+        }
+    }
+
+    /// `None` after reporting `message` at `path` when `protocol` is tcp: the one check
+    /// of every HTTP-only listener setting.
+    pub(crate) fn http_only(
+        &mut self,
+        path: &str,
+        protocol: Protocol,
+        message: &str,
+    ) -> Option<()> {
+        if protocol == Protocol::Tcp {
+            self.error(path, message);
+            return None;
+        }
+        Some(())
+    }
+
     /// A required field missing from the mapping at `parent`: reported at the mapping.
     pub(crate) fn missing(&mut self, parent: &str, field: &str, why: &str) {
         self.error(parent, format!("missing field `{field}`{why}"));

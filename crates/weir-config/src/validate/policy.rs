@@ -98,11 +98,7 @@ fn key(text: &str) -> Result<RateLimitKey, String> {
     let Some(name) = text.strip_prefix("header:") else {
         return Err(format!("unknown rate limit key {text:?} ({expected})"));
     };
-    if !super::value::is_token(name) {
-        return Err(format!(
-            "invalid header name {name:?} in rate limit key ({expected}; a name is letters, digits and !#$%&'*+-.^_`|~)"
-        ));
-    }
+    let name = super::value::token_in(name, "header name", "rate limit key", expected)?;
     Ok(RateLimitKey::Header(name.to_ascii_lowercase()))
 }
 

@@ -86,18 +86,19 @@ pub(super) fn route(
         .as_ref()
         .map(|rd| redirect(v, rd, &field(path, "redirect")));
     if r.redirect.is_some() {
-        for (name, present) in [
-            ("rewrite_path_prefix", r.rewrite_path_prefix.is_some()),
-            ("request_headers", r.request_headers.is_some()),
-            ("response_headers", r.response_headers.is_some()),
-        ] {
-            if present {
-                v.error(
-                    &field(path, name),
-                    format!("`{name}` does nothing on a redirect route (weir answers it without a backend)"),
-                );
-            }
-        }
+        v.inert(
+            path,
+            &[
+                ("rewrite_path_prefix", r.rewrite_path_prefix.is_some()),
+                ("request_headers", r.request_headers.is_some()),
+                ("response_headers", r.response_headers.is_some()),
+            ],
+            |name| {
+                format!(
+                    "`{name}` does nothing on a redirect route (weir answers it without a backend)"
+                )
+            },
+        );
     }
     let rewrite_path_prefix = r.rewrite_path_prefix.as_ref().and_then(|t| {
         let p = field(path, "rewrite_path_prefix");
@@ -160,7 +161,7 @@ fn conditions(v: &mut Validator<'_>, m: &RawMatch, path: &str) -> (Vec<String>, 
         for (i, t) in list.iter().enumerate() {
             let p = index(&list_path, i);
             let name = t.as_str();
-            if !is_token(name) {
+            if !value::is_token(name) {
                 v.error(&p, format!("invalid method {name:?} (a token such as GET)"));
             } else if name.bytes().any(|b| b.is_ascii_lowercase())
                 && STANDARD_METHODS.contains(&name.to_ascii_uppercase().as_str())
@@ -230,7 +231,7 @@ fn pairs(
 
 /// A header name: a token, lower-cased; `edit`: one weir owns is refused.
 fn header_name(v: &mut Validator<'_>, name: &str, path: &str, edit: bool) -> Option<String> {
-    if !is_token(name) {
+    if !value::is_token(name) {
         v.error(
             path,
             format!("invalid header name {name:?} (a token such as X-Api-Version)"),
@@ -352,11 +353,4 @@ fn uri_path(text: &str) -> Result<String, String> {
             "invalid path {text:?} (must start with \"/\"; visible ASCII without spaces, `?` or `#`)"
         ))
     }
-}
-
-/// RFC 9110 §5.6.2 token.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

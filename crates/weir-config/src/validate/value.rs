@@ -20,6 +20,23 @@ pub(crate) fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// `name` if it is a token, else the message for a key form (`hash_on`, a rate limit
+/// key) whose `what` (`header name`) in `place` is not, ending with the forms `expected`.
+pub(crate) fn token_in<'a>(
+    name: &'a str,
+    what: &str,
+    place: &str,
+    expected: &str,
+) -> Result<&'a str, String> {
+    if is_token(name) {
+        Ok(name)
+    } else {
+        Err(format!(
+            "invalid {what} {name:?} in {place} ({expected}; a name is letters, digits and !#$%&'*+-.^_`|~)"
+        ))
+    }
+}
+
 /// `250ms`, `2s`, `1.5s`, `1m`, `1h`.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration {text:?} ({DURATION_HINT})");

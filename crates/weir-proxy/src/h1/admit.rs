@@ -12,8 +12,8 @@ use super::refusal::Refusal;
 use super::request::{Next, Scratch};
 use super::server::{ClientStream, Ctx};
 use crate::http::host;
+use crate::io::H2_PREFACE;
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Reads until a whole head is in `buf` and parsed into `sc.req`; `Some` when the
@@ -59,9 +59,9 @@ pub(super) async fn read_head<S: ClientStream>(
     loop {
         if served == 0 {
             let seen = buf.filled();
-            let n = seen.len().min(PREFACE.len());
-            if n > 0 && seen.get(..n) == PREFACE.get(..n) {
-                if n == PREFACE.len() {
+            let n = seen.len().min(H2_PREFACE.len());
+            if n > 0 && seen.get(..n) == H2_PREFACE.get(..n) {
+                if n == H2_PREFACE.len() {
                     return Some(Next::Http2);
                 }
             } else {

@@ -213,13 +213,7 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
     assert_eq!(seen["upgrade"], "echo");
     assert_eq!(seen["connection"], "upgrade");
     for msg in [&b"ping \x00\x01\xff"[..], b"second message"] {
-        s.write_all(msg).await.expect("write tunnel");
-        let mut back = vec![0u8; msg.len()];
-        tokio::time::timeout(WAIT, s.read_exact(&mut back))
-            .await
-            .expect("echo in time")
-            .expect("read tunnel");
-        assert_eq!(back, msg);
+        weir_e2e::client::raw::assert_echoed(&mut s, msg, WAIT).await;
     }
 }
 

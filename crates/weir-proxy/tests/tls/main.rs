@@ -273,13 +273,7 @@ async fn tcp_listener_terminates_tls_without_alpn_and_relays_bytes() {
         "no ALPN on TCP listeners"
     );
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    s.write_all(&payload).await.expect("send");
-    let mut back = vec![0; payload.len()];
-    tokio::time::timeout(WAIT, s.read_exact(&mut back))
-        .await
-        .expect("echo in time")
-        .expect("read echo");
-    assert_eq!(back, payload);
+    weir_e2e::client::raw::assert_echoed(&mut s, &payload, WAIT).await;
 }
 
 /// Reads until the peer closes (or resets), bounded by [`WAIT`].

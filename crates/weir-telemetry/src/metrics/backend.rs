@@ -33,31 +33,39 @@ handle!(
     /// keep it as long as the backend; its series leave `/metrics` when the last clone is
     /// dropped.
     BackendMetrics => BackendInner { "pool" => pool, "backend" => backend }
+    values {
+        /// Smallest number no other live backend of the pool has: where a route's view
+        /// keeps this backend's request counters (see `route.rs`).
+        ordinal: usize,
+        in_flight: Gauge,
+        to_up: Counter,
+        to_down: Counter,
+        check_success: Counter,
+        check_failure: Counter,
+        err_connect: Counter,
+        err_timeout: Counter,
+        err_reset: Counter,
+        response: Histogram,
+        clock: Mutex<Clock>,
+    }
 );
 
-pub(super) struct BackendInner {
-    pub(super) pool: String,
-    pub(super) backend: String,
-    /// Smallest number no other live backend of the pool has: where a route's view keeps
-    /// this backend's request counters (see `route.rs`).
-    pub(super) ordinal: usize,
-    pub(super) in_flight: Gauge,
-    pub(super) to_up: Counter,
-    pub(super) to_down: Counter,
-    pub(super) check_success: Counter,
-    pub(super) check_failure: Counter,
-    pub(super) err_connect: Counter,
-    pub(super) err_timeout: Counter,
-    pub(super) err_reset: Counter,
-    pub(super) response: Histogram,
-    clock: Mutex<Clock>,
-}
-
-struct Clock {
+pub(super) struct Clock {
     up: bool,
     /// While down: the instant up to which downtime has been added to `downtime`.
     down_accounted_to: Option<Instant>,
     downtime: Duration,
+}
+
+/// A new backend starts up, as `weir_balance::Backend` does, with no downtime.
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            up: true,
+            down_accounted_to: None,
+            downtime: Duration::ZERO,
+        }
+    }
 }
 
 impl BackendMetrics {
@@ -69,23 +77,8 @@ impl BackendMetrics {
             .shared
             .live()
             .backend(pool, backend, |ordinal| BackendInner {
-                pool: pool.to_owned(),
-                backend: backend.to_owned(),
                 ordinal,
-                in_flight: Gauge::default(),
-                to_up: Counter::default(),
-                to_down: Counter::default(),
-                check_success: Counter::default(),
-                check_failure: Counter::default(),
-                err_connect: Counter::default(),
-                err_timeout: Counter::default(),
-                err_reset: Counter::default(),
-                response: Histogram::default(),
-                clock: Mutex::new(Clock {
-                    up: true,
-                    down_accounted_to: None,
-                    downtime: Duration::ZERO,
-                }),
+                ..BackendInner::zero(pool, backend)
             });
         BackendMetrics { inner }
     }

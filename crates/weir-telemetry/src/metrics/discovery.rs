@@ -41,27 +41,17 @@ impl LookupResult {
 handle!(
     /// Lookup counters and the discovered-backend gauge of one pool.
     DiscoveryMetrics => DiscoveryInner { "pool" => pool }
+    values {
+        /// Indexed by the result's place in [`LookupResult::ALL`] (its discriminant).
+        lookups: [Counter; LookupResult::ALL.len()],
+        backends: Gauge,
+    }
 );
-
-pub(super) struct DiscoveryInner {
-    pub(super) pool: String,
-    /// Indexed by the result's place in [`LookupResult::ALL`] (its discriminant).
-    lookups: [Counter; LookupResult::ALL.len()],
-    pub(super) backends: Gauge,
-}
 
 impl DiscoveryMetrics {
     /// The values of pool `pool`'s discovery (the same ones while a holder lives).
     pub fn new(metrics: &Metrics, pool: &str) -> Self {
-        let inner = metrics
-            .shared
-            .live()
-            .discovery
-            .intern_any(pool.to_owned(), || DiscoveryInner {
-                pool: pool.to_owned(),
-                lookups: Default::default(),
-                backends: Gauge::default(),
-            });
+        let inner = metrics.intern(|l| &mut l.discovery, pool, || DiscoveryInner::zero(pool));
         DiscoveryMetrics { inner }
     }
 

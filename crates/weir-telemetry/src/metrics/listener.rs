@@ -7,40 +7,34 @@ use super::route::RouteMetrics;
 use super::value::{Counter, Gauge, Histogram};
 use super::{Metrics, Shared};
 
-handle!(
-    /// Connection and byte counters of one listener.
-    ListenerMetrics => ListenerInner { "listener" => name }
-);
-
-pub(super) struct ListenerInner {
-    /// To resolve routes; the live set holds only weak pointers back, so no cycle.
+/// Connection and byte counters of one listener.
+#[derive(Clone)]
+pub struct ListenerMetrics {
+    pub(super) inner: Arc<ListenerInner>,
+    /// To resolve routes. The handle holds it, not the values: the live set points at
+    /// those (weakly), and connection guards keep them alive.
     shared: Arc<Shared>,
-    pub(super) name: String,
-    pub(super) active: Gauge,
-    pub(super) total: Counter,
-    pub(super) rx: Counter,
-    pub(super) tx: Counter,
-    pub(super) protocol_errors: Counter,
 }
+
+debug_by_labels!(ListenerMetrics { "listener" => inner.name });
+
+labelled_values!(ListenerInner { name } {
+    active: Gauge,
+    total: Counter,
+    rx: Counter,
+    tx: Counter,
+    protocol_errors: Counter
+});
 
 impl ListenerMetrics {
     /// The values of the listener named `listener`; asking again while it is live
     /// returns the same ones, so a reload that keeps the listener keeps counting.
     pub fn new(metrics: &Metrics, listener: &str) -> Self {
-        let shared = &metrics.shared;
-        let inner = shared
-            .live()
-            .listeners
-            .intern_any(listener.to_owned(), || ListenerInner {
-                shared: Arc::clone(shared),
-                name: listener.to_owned(),
-                active: Gauge::default(),
-                total: Counter::default(),
-                rx: Counter::default(),
-                tx: Counter::default(),
-                protocol_errors: Counter::default(),
-            });
-        ListenerMetrics { inner }
+        let make = || ListenerInner::zero(listener);
+        ListenerMetrics {
+            inner: metrics.intern(|l| &mut l.listeners, listener, make),
+            shared: Arc::clone(&metrics.shared),
+        }
     }
 
     /// Counts an accepted connection; it stays in `connections_active` until the guard
@@ -81,7 +75,7 @@ impl ListenerMetrics {
         pool: &str,
         backends: impl IntoIterator<Item = &'b BackendMetrics>,
     ) -> RouteMetrics {
-        RouteMetrics::new(&self.inner.shared, &self.inner.name, pool, backends)
+        RouteMetrics::new(&self.shared, &self.inner.name, pool, backends)
     }
 
     /// The listener label.
@@ -105,40 +99,28 @@ impl Drop for ConnectionGuard {
 
 debug_by_labels!(ListenerInner { "name" => name });
 
+
 handle!(
     /// Per-pool values. `weir_pool_backends_up` is computed from the pool's live
     /// [`BackendMetrics`] at every scrape, so nothing has to keep it in step.
     PoolMetrics => PoolInner { "pool" => name }
+    values {
+        retries: Counter,
+        /// Requests waiting in the pool's queue for a backend under its `max_in_flight`.
+        queue_depth: Gauge,
+        /// How long requests that got a slot waited for it.
+        queue_wait: Histogram,
+        /// Requests refused because the queue was full.
+        refused_full: Counter,
+        /// Requests refused after waiting `queue.timeout`.
+        refused_timeout: Counter,
+    }
 );
-
-pub(super) struct PoolInner {
-    pub(super) name: String,
-    pub(super) retries: Counter,
-    /// Requests waiting in the pool's queue for a backend under its `max_in_flight`.
-    pub(super) queue_depth: Gauge,
-    /// How long requests that got a slot waited for it.
-    pub(super) queue_wait: Histogram,
-    /// Requests refused because the queue was full.
-    pub(super) refused_full: Counter,
-    /// Requests refused after waiting `queue.timeout`.
-    pub(super) refused_timeout: Counter,
-}
 
 impl PoolMetrics {
     /// The values of the pool named `pool` (the same ones while it is live).
     pub fn new(metrics: &Metrics, pool: &str) -> Self {
-        let inner = metrics
-            .shared
-            .live()
-            .pools
-            .intern_any(pool.to_owned(), || PoolInner {
-                name: pool.to_owned(),
-                retries: Counter::default(),
-                queue_depth: Gauge::default(),
-                queue_wait: Histogram::default(),
-                refused_full: Counter::default(),
-                refused_timeout: Counter::default(),
-            });
+        let inner = metrics.intern(|l| &mut l.pools, pool, || PoolInner::zero(pool));
         PoolMetrics { inner }
     }
 

@@ -12,31 +12,23 @@ use super::Metrics;
 handle!(
     /// Refusal counters of one listener's or route's policy.
     PolicyMetrics => PolicyInner { "listener" => listener, "route" => route }
+    values {
+        rate_limited: Counter,
+        access_denied: Counter,
+    }
 );
-
-pub(super) struct PolicyInner {
-    pub(super) listener: String,
-    pub(super) route: String,
-    pub(super) rate_limited: Counter,
-    pub(super) access_denied: Counter,
-}
 
 impl PolicyMetrics {
     /// The values of `listener`'s policy (`route: None`) or of its route at position
     /// `route`; the same ones while a holder lives, so a reload keeps counting.
     pub fn new(metrics: &Metrics, listener: &str, route: Option<usize>) -> Self {
         let route = route.map_or_else(String::new, |i| i.to_string());
-        let inner =
-            metrics
-                .shared
-                .live()
-                .policies
-                .intern_any((listener.to_owned(), route.clone()), || PolicyInner {
-                    listener: listener.to_owned(),
-                    route,
-                    rate_limited: Counter::default(),
-                    access_denied: Counter::default(),
-                });
+        let key = (listener.to_owned(), route.clone());
+        let inner = metrics.intern(
+            |l| &mut l.policies,
+            key,
+            || PolicyInner::zero(listener, &route),
+        );
         PolicyMetrics { inner }
     }
 
