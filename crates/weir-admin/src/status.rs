@@ -29,6 +29,11 @@
 //! Backend protection: each backend's `max_in_flight` (`null`: unlimited) beside its
 //! `in_flight`, and per pool a `queue` object: `depth` (requests waiting now), `max`
 //! and `timeout_ms` as configured (`null` for a pool where no backend has a limit).
+//!
+//! A pool with a sticky cookie has a `sticky` object: the `cookie` name, `ttl_s`
+//! (`null`: a session cookie) and `key` (`secret_file`, or `process` for a key made at
+//! start); each of its backends shows its `sticky_id`, the value its cookie carries,
+//! so an operator can tell which backend a client is pinned to.
 
 use serde::Serialize;
 use weir_balance::{Backend, Pool, Table};
@@ -200,6 +205,31 @@ struct PoolJson<'a> {
     /// Only for pools with `discovery`.
     #[serde(skip_serializing_if = "Option::is_none")]
     discovery: Option<DiscoveryJson>,
+    /// Only for pools with a sticky cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sticky: Option<StickyJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StickyJson<'a> {
+    cookie: &'a str,
+    ttl_s: Option<u64>,
+    key: &'static str,
+}
+
+impl<'a> StickyJson<'a> {
+    fn of(pool: &'a Pool) -> Option<Self> {
+        let sticky = pool.sticky()?;
+        Some(StickyJson {
+            cookie: sticky.cookie(),
+            ttl_s: sticky.ttl().map(|t| t.as_secs()),
+            key: if sticky.shared_key() {
+                "secret_file"
+            } else {
+                "process"
+            },
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -258,6 +288,9 @@ struct BackendJson<'a> {
     in_flight: u32,
     /// The most requests or connections served at once; `null`: unlimited.
     max_in_flight: Option<u32>,
+    /// Pools with a sticky cookie: the value naming this backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sticky_id: Option<&'a str>,
     transitions: u64,
     /// Active checks: passing probes in a row while down (towards `rise`).
     consecutive_successes: u32,
@@ -346,6 +379,7 @@ pub fn status_json(
                 backends: p.backends().map(|b| backend_json(p, b)).collect(),
                 queue: QueueJson::of(p),
                 discovery: discovery_json(table, p),
+                sticky: StickyJson::of(p),
             })
             .collect(),
     };
@@ -378,7 +412,7 @@ fn discovery_json(table: &Table, pool: &Pool) -> Option<DiscoveryJson> {
     })
 }
 
-fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
+fn backend_json<'a>(pool: &'a Pool, b: &'a Backend) -> BackendJson<'a> {
     let last = b.last_transition();
     let (successes, failures) = b.consecutive();
     let up = b.is_up();
@@ -405,6 +439,7 @@ fn backend_json<'a>(pool: &Pool, b: &'a Backend) -> BackendJson<'a> {
         ejections: b.ejections(),
         downtime_seconds: b.downtime().as_secs_f64(),
         in_slow_start: pool.in_slow_start(b),
+        sticky_id: pool.sticky().and_then(|s| s.id_of(b)),
         last_transition: LastJson {
             at_unix_ms: last.at_unix_ms,
             reason: last.reason,

@@ -85,6 +85,10 @@ pub struct Backend {
     /// The queue of the backend's pool, woken when a slot is released. Set once, by
     /// the first table built with the backend (a backend belongs to one pool name).
     queue: OnceLock<Arc<PoolQueue>>,
+    /// Requests of a sticky pool waiting for this backend's own slot (their cookie names
+    /// it): a release wakes one of them before the pool's queue.
+    pinned_waiting: AtomicU32,
+    pinned: tokio::sync::Notify,
     /// Woken when the backend leaves maint, so its probe task checks it at once instead
     /// of at the next tick (it was not probed meanwhile).
     maint_left: tokio::sync::Notify,
@@ -173,6 +177,8 @@ impl Backend {
             routable: AtomicBool::new(config.endpoint == EndpointState::Ready),
             max_in_flight: AtomicU32::new(0),
             queue: OnceLock::new(),
+            pinned_waiting: AtomicU32::new(0),
+            pinned: tokio::sync::Notify::new(),
             maint_left: tokio::sync::Notify::new(),
             in_flight: AtomicU32::new(0),
             successes: AtomicU32::new(0),
@@ -355,6 +361,31 @@ impl Backend {
         }
     }
 
+    /// Counts one more request waiting for this backend's slot (see `PoolQueue` for the
+    /// ordering) until the guard is dropped.
+    pub(crate) fn pin_waiter(&self) -> PinnedWaiter<'_> {
+        self.pinned_waiting.fetch_add(1, Ordering::SeqCst);
+        PinnedWaiter { backend: self }
+    }
+
+    /// Requests waiting for this backend's own slot now.
+    pub(crate) fn pinned_waiting(&self) -> u32 {
+        self.pinned_waiting.load(Ordering::SeqCst)
+    }
+
+    /// What a request waiting for this backend's slot waits on.
+    pub(crate) fn pinned_notify(&self) -> &tokio::sync::Notify {
+        &self.pinned
+    }
+
+    /// In or out of rotation: requests waiting for this backend look again (out of it,
+    /// they are balanced over the others).
+    fn wake_pinned(&self) {
+        if self.pinned_waiting.load(Ordering::SeqCst) > 0 {
+            self.pinned.notify_waiters();
+        }
+    }
+
     /// Back in rotation: a waiter of the pool's queue may now find room here.
     fn wake_queue(&self) {
         if let Some(q) = self.queue.get() {
@@ -475,6 +506,7 @@ impl Backend {
             Ordering::Release,
         );
         self.transitions.fetch_add(1, Ordering::Relaxed);
+        self.wake_pinned();
         if let Some(m) = &self.metrics {
             m.set_up(up);
         }
@@ -582,6 +614,7 @@ impl Backend {
             self.ramping.store(true, Ordering::Relaxed);
         }
         self.routable.store(routable, Ordering::Release);
+        self.wake_pinned();
     }
 }
 
@@ -616,9 +649,22 @@ impl Drop for InFlight {
         if let Some(m) = &self.backend.metrics {
             m.in_flight_dec();
         }
-        if let Some(q) = self.backend.queue.get() {
+        if self.backend.pinned_waiting.load(Ordering::SeqCst) > 0 {
+            self.backend.pinned.notify_one();
+        } else if let Some(q) = self.backend.queue.get() {
             q.released();
         }
+    }
+}
+
+/// A request's place among those waiting for one backend's slot.
+pub(crate) struct PinnedWaiter<'b> {
+    backend: &'b Backend,
+}
+
+impl Drop for PinnedWaiter<'_> {
+    fn drop(&mut self) {
+        self.backend.pinned_waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

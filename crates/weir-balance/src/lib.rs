@@ -35,8 +35,8 @@ pub use budget::RetryBudget;
 pub use policy::{AccessList, Limited, Policy, RateLimiter};
 pub use pool::{
     DiscoverySnapshot, DiscoveryStatus, Passive, Pool, PoolQueue, PoolSettings, PoolShared,
-    Refused, Reserved, MAX_ATTEMPTS, MAX_EJECTION_MULTIPLIER, MIN_SHARE_PERMILLE, REPICKS,
-    RESERVE_TRIES,
+    Presented, Refused, Reserved, Sticky, StickyResult, MAX_ATTEMPTS, MAX_EJECTION_MULTIPLIER,
+    MIN_SHARE_PERMILLE, REPICKS, RESERVE_TRIES, STICKY_ID_LEN,
 };
 pub use registry::{BackendRegistry, Changes};
 pub use route_action::{HeaderEdits, Redirect, RedirectFrom, Rewrite};

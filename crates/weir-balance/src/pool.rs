@@ -38,6 +38,7 @@ mod passive;
 mod queue;
 mod shared;
 mod slow_start;
+mod sticky;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +47,7 @@ pub use passive::{Passive, MAX_EJECTION_MULTIPLIER};
 pub use queue::{PoolQueue, Refused, Reserved, RESERVE_TRIES};
 pub use shared::PoolShared;
 pub use slow_start::{MIN_SHARE_PERMILLE, REPICKS};
+pub use sticky::{Presented, Sticky, StickyResult, STICKY_ID_LEN};
 
 /// Most attempts (first try plus retries) one request may make; bounds the stack array
 /// the proxy keeps of backends already tried, so retries never allocate.
@@ -92,6 +94,8 @@ pub struct Pool {
     shared: Arc<PoolShared>,
     /// How its backends are reached; its backends' idle connections are tagged with it.
     transport: Arc<Transport>,
+    /// The sticky cookie and its backends' ids (`None` without `sticky`).
+    sticky: Option<Box<sticky::Sticky>>,
     /// `weir_retries_total{pool}` (`None` outside a registry with metrics).
     metrics: Option<PoolMetrics>,
 }
@@ -140,6 +144,10 @@ impl Pool {
             backends.into_iter().partition(|b| b.is_backup());
         let primary_strategy = Strategy::for_pool(config, &primaries);
         let backup_strategy = Strategy::for_pool(config, &backups);
+        let sticky = config.sticky.as_ref().map(|s| {
+            let all: Vec<&Arc<Backend>> = primaries.iter().chain(&backups).collect();
+            Box::new(sticky::Sticky::new(s, &config.name, &all))
+        });
         Pool {
             name: Arc::from(config.name.as_str()),
             kind: config.strategy,
@@ -163,6 +171,7 @@ impl Pool {
             limited,
             shared,
             transport,
+            sticky,
             metrics: None,
         }
     }
@@ -170,6 +179,7 @@ impl Pool {
     /// The same pool, counting its retries in `metrics`.
     #[must_use]
     pub fn with_metrics(mut self, metrics: PoolMetrics) -> Self {
+        metrics.set_sticky(self.sticky.is_some());
         self.metrics = Some(metrics);
         self
     }

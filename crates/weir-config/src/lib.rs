@@ -73,7 +73,9 @@ mod walk;
 use std::path::Path;
 
 pub use admin::{ApiConfig, ApiToken};
-pub use affinity::{ConsistentHashConfig, HashOn, DEFAULT_BALANCE_FACTOR};
+pub use affinity::{
+    ConsistentHashConfig, HashOn, StickyConfig, StickySecret, DEFAULT_BALANCE_FACTOR,
+};
 pub use discovery::{
     DiscoveryConfig, DnsDiscoveryConfig, DnsRecordType, KubernetesDiscoveryConfig, KubernetesPort,
 };

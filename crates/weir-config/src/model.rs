@@ -346,6 +346,8 @@ pub struct PoolConfig {
     /// Where requests over the limit wait for a free backend. Only used when a limit is
     /// set (on the pool or a backend).
     pub queue: QueueConfig,
+    /// Sticky sessions by cookie (HTTP listeners only). Default `None`: off.
+    pub sticky: Option<crate::StickyConfig>,
 }
 
 impl PoolConfig {

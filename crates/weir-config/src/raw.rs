@@ -170,6 +170,16 @@ pub(crate) struct RawPool {
     pub(crate) discovery: Option<RawDiscovery>,
     pub(crate) max_in_flight: Option<Int>,
     pub(crate) queue: Option<RawQueue>,
+    pub(crate) sticky: Option<RawSticky>,
+}
+
+/// `pools.NAME.sticky`: the cookie that pins a client to the backend that served it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSticky {
+    pub(crate) cookie: Option<Text>,
+    pub(crate) ttl: Option<Text>,
+    pub(crate) secret_file: Option<Text>,
 }
 
 /// `pools.NAME.queue`: where requests over `max_in_flight` wait.

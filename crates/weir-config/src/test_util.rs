@@ -81,6 +81,7 @@ pub fn pool(name: &str, backends: Vec<BackendConfig>) -> PoolConfig {
         discovery: None,
         max_in_flight: None,
         queue: QueueConfig::default(),
+        sticky: None,
     }
 }
 

@@ -50,7 +50,7 @@ fn every_validation_error_is_reported_in_file_order() {
 fn unknown_field_reports_parent_path_and_key() {
     assert_eq!(
         load_errors("tests/data/unknown_field.yaml"),
-        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `hash_on`, `balance_factor`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`, `max_in_flight`, `queue`"]
+        ["tests/data/unknown_field.yaml:9:5: pools.web: unknown field `wieght`, expected one of `strategy`, `hash_on`, `balance_factor`, `backends`, `health_check`, `passive`, `fail_open`, `slow_start`, `timeouts`, `retries`, `retry_on`, `retry_budget`, `tls`, `upstream_protocol`, `discovery`, `max_in_flight`, `queue`, `sticky`"]
     );
 }
 

@@ -132,6 +132,81 @@ pub fn fuzz_affinity_cookie(data: &[u8]) {
     );
 }
 
+/// A sticky pool of three backends, built once from a config as weir builds them.
+fn sticky_pool() -> Option<&'static weir_balance::Pool> {
+    static POOL: std::sync::OnceLock<Option<weir_balance::Pool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let yaml = "listeners: [{ name: web, listen: 127.0.0.1:0, routes: [{ pool: web }] }]\npools:\n  web:\n    sticky: { cookie: WEIR_B, ttl: 1h }\n    backends: [{ address: 127.0.0.1:8081 }, { address: 127.0.0.1:8082 }, { address: 127.0.0.1:8083, backup: true }]\n";
+        let config = weir_config::parse(yaml, std::path::Path::new("fuzz.yaml")).ok()?;
+        let pool = config.pools.first()?;
+        let backends = pool
+            .backends
+            .iter()
+            .map(|b| std::sync::Arc::new(weir_balance::Backend::new(&pool.name, b)))
+            .collect();
+        Some(weir_balance::Pool::new(pool, backends))
+    })
+    .as_ref()
+}
+
+/// The sticky cookie reader: the input is a `Cookie` header in which `@0`, `@1` and
+/// `@2` stand for the ids of the pool's backends (so the fuzzer reaches valid ids). A
+/// cookie naming a backend is exactly its id; anything else under the cookie's name is
+/// invalid; without the name, absent. The response's `Set-Cookie` is left out exactly
+/// for the backend the cookie named, and is a valid header naming the one that served.
+pub fn fuzz_sticky_cookie(data: &[u8]) {
+    use weir_balance::Presented;
+    let Some(pool) = sticky_pool() else {
+        return;
+    };
+    let Some(sticky) = pool.sticky() else {
+        return;
+    };
+    let ids: Vec<&str> = pool.backends().filter_map(|b| sticky.id_of(b)).collect();
+    assert_eq!(ids.len(), 3);
+    let mut header = Vec::with_capacity(data.len() + 64);
+    let mut rest = data;
+    while let Some((&b, tail)) = rest.split_first() {
+        match (b, tail.first()) {
+            (b'@', Some(&d @ b'0'..=b'2')) => {
+                header.extend_from_slice(ids[usize::from(d - b'0')].as_bytes());
+                rest = &tail[1..];
+            }
+            _ => {
+                header.push(b);
+                rest = tail;
+            }
+        }
+    }
+    let headers = std::iter::once((&b"cookie"[..], &header[..]));
+    let presented = crate::sticky::presented(pool, headers);
+    let value = crate::affinity::cookie(&header, b"WEIR_B");
+    match presented {
+        Presented::Absent => assert!(value.is_none()),
+        Presented::Backend(i) => {
+            let named = ids.get(i as usize).expect("a backend of the pool");
+            assert_eq!(value.map(<[u8]>::trim_ascii), Some(named.as_bytes()));
+        }
+        Presented::Invalid => {
+            let v = value.expect("a value under the name");
+            assert!(!ids.iter().any(|id| id.as_bytes() == v.trim_ascii()));
+        }
+    }
+    for (i, b) in pool.backends().enumerate() {
+        let line = crate::sticky::set_cookie(pool, presented, b, i == 1);
+        let named = presented == Presented::Backend(u32::try_from(i).unwrap_or(u32::MAX));
+        assert_eq!(line.is_none(), named, "{presented:?} served by {i}");
+        if let Some(line) = line {
+            let text = line.to_str().expect("ASCII");
+            assert!(
+                text.starts_with(&format!("WEIR_B={}; Path=/", ids[i])),
+                "{text}"
+            );
+            assert_eq!(text.ends_with("; Secure"), i == 1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -173,5 +248,6 @@ mod tests {
         head_scanner_corpus_replays: "http1_head" => super::fuzz_head_scanner,
         affinity_cookie_corpus_replays: "affinity_cookie" => super::fuzz_affinity_cookie,
         sni_corpus_replays: "sni" => super::fuzz_sni,
+        sticky_cookie_corpus_replays: "sticky_cookie" => super::fuzz_sticky_cookie,
     }
 }

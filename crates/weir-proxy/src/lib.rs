@@ -92,6 +92,7 @@ mod policy;
 mod proxy_protocol;
 mod relay;
 mod retry;
+mod sticky;
 mod sweep;
 mod tcp;
 pub mod tls;

@@ -14,6 +14,6 @@ pub mod metrics;
 pub use logging::{init_logging, LogFormat, LoggingError};
 pub use metrics::{
     config_hash, BackendMetrics, ConfigMetrics, ConnectionGuard, DiscoveryMetrics, ListenerMetrics,
-    LookupResult, Metrics, MetricsError, PolicyMetrics, PoolMetrics, RouteMetrics,
+    LookupResult, Metrics, MetricsError, PolicyMetrics, PoolMetrics, RouteMetrics, StickyResult,
     UpstreamErrorKind, NO_BACKEND, TEXT_CONTENT_TYPE,
 };

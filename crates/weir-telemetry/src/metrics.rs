@@ -104,7 +104,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 pub use backend::{BackendMetrics, UpstreamErrorKind};
 pub use config::{config_hash, ConfigMetrics};
 pub use discovery::{DiscoveryMetrics, LookupResult};
-pub use listener::{ConnectionGuard, ListenerMetrics, PoolMetrics};
+pub use listener::{ConnectionGuard, ListenerMetrics, PoolMetrics, StickyResult};
 pub use policy::PolicyMetrics;
 pub use route::{RouteMetrics, NO_BACKEND};
 pub use value::LATENCY_BUCKETS;

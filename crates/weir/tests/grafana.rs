@@ -41,8 +41,8 @@ fn path_arg(path: &Path) -> String {
 async fn dashboard_queries_only_metrics_a_running_weir_exports() {
     let ([a, b], [_ha, _hb]) = spawn_backends(["a", "b"]).await;
     let (db, sink) = spawn_tcp_sink().await;
-    // A listener policy and a pool limit, so that the protection and policy panels'
-    // families have samples too.
+    // A listener policy, a pool limit and a sticky cookie, so that the protection and
+    // policy panels' families have samples too.
     let yaml = web_and_tcp(&[a, b], db)
         .replacen(
             "    listen: 127.0.0.1:0\n",
@@ -51,11 +51,11 @@ async fn dashboard_queries_only_metrics_a_running_weir_exports() {
         )
         .replacen(
             "    strategy: round_robin\n",
-            "    strategy: round_robin\n    max_in_flight: 100\n",
+            "    strategy: round_robin\n    max_in_flight: 100\n    sticky: { cookie: WEIR_B }\n",
             1,
         );
     assert!(
-        yaml.contains("rate_limit") && yaml.contains("max_in_flight"),
+        yaml.contains("rate_limit") && yaml.contains("max_in_flight") && yaml.contains("sticky"),
         "{yaml}"
     );
     let weir = Weir::start(WEIR, &yaml).await;

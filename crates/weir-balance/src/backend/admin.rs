@@ -129,6 +129,7 @@ impl Backend {
             self.ramping.store(true, Ordering::Relaxed);
         }
         self.routable.store(routable, Ordering::Release);
+        self.wake_pinned();
         if routable {
             self.wake_queue();
         }

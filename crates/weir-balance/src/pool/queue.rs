@@ -83,6 +83,9 @@ impl Refused {
 #[derive(Debug, Default)]
 pub struct PoolQueue {
     waiting: AtomicUsize,
+    /// Of `waiting`, those waiting for one backend (a sticky cookie's): a newcomer
+    /// goes behind the others only, since these take no slot of another backend.
+    pinned: AtomicUsize,
     notify: Notify,
     closed: AtomicBool,
 }
@@ -93,6 +96,12 @@ impl PoolQueue {
     /// Requests waiting now (`/status`).
     pub fn depth(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Requests waiting for any backend (not for one a sticky cookie names).
+    fn unpinned_depth(&self) -> usize {
+        let pinned = self.pinned.load(Ordering::SeqCst);
+        self.depth().saturating_sub(pinned)
     }
 
     /// A slot was released: the oldest waiter, if any, tries again. Sequentially
@@ -130,6 +139,29 @@ impl PoolQueue {
                 (n < max).then_some(n + 1)
             })
             .is_ok()
+    }
+}
+
+/// A waiter's place among those waiting for one backend's slot, counted by the backend
+/// (whose releases wake it) and by the pool's queue.
+struct Pinned<'p> {
+    queue: &'p PoolQueue,
+    _backend: crate::backend::PinnedWaiter<'p>,
+}
+
+impl<'p> Pinned<'p> {
+    fn new(queue: &'p PoolQueue, backend: &'p Backend) -> Self {
+        queue.pinned.fetch_add(1, Ordering::SeqCst);
+        Pinned {
+            queue,
+            _backend: backend.pin_waiter(),
+        }
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.queue.pinned.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -175,7 +207,7 @@ impl Pool {
             let in_flight = backend.start_request();
             return Ok(Reserved { backend, in_flight });
         }
-        if self.shared.queue().depth() > 0 {
+        if self.shared.queue().unpinned_depth() > 0 {
             // Others wait already: behind them, not past them.
             return Err(self.full_or_none());
         }
@@ -197,9 +229,30 @@ impl Pool {
         gone: G,
     ) -> Result<Reserved<'_>, Refused> {
         match self.try_reserve_keyed(key) {
-            Err(Refused::Full) => self.wait(key, gone).await,
+            Err(Refused::Full) => self.wait(key, None, gone).await,
             done => done,
         }
+    }
+
+    /// The slot of `backend` (routable, of this pool), which a sticky cookie named:
+    /// taken at once when it has room and no other request waits for it, else waited
+    /// for (see [`super::sticky`]).
+    pub(super) async fn reserve_pinned<'p, G: Future<Output = ()>>(
+        &'p self,
+        backend: &'p Arc<Backend>,
+        key: Option<u64>,
+        gone: G,
+    ) -> Result<Reserved<'p>, Refused> {
+        if !self.limited {
+            let in_flight = backend.start_request();
+            return Ok(Reserved { backend, in_flight });
+        }
+        if backend.pinned_waiting() == 0 {
+            if let Some(in_flight) = backend.try_start_request() {
+                return Ok(Reserved { backend, in_flight });
+            }
+        }
+        self.wait(key, Some(backend), gone).await
     }
 
     /// A few picks, each confirmed by a reservation against the limit.
@@ -227,13 +280,17 @@ impl Pool {
         }
     }
 
-    /// The wait in the queue (see the module docs).
+    /// The wait in the queue (see the module docs). A request `pinned` to a backend by
+    /// its sticky cookie waits for that backend's slot, on the backend's own wake-up
+    /// (released slots go to such waiters first), for as long as the backend stays
+    /// routable; then, or without a pin, for any backend the strategy picks.
     #[cold]
-    async fn wait<G: Future<Output = ()>>(
-        &self,
+    async fn wait<'p, G: Future<Output = ()>>(
+        &'p self,
         key: Option<u64>,
+        mut pinned: Option<&'p Arc<Backend>>,
         gone: G,
-    ) -> Result<Reserved<'_>, Refused> {
+    ) -> Result<Reserved<'p>, Refused> {
         let queue = self.shared.queue();
         let max = usize::try_from(self.settings.queue.max).unwrap_or(usize::MAX);
         if queue.is_closed() {
@@ -247,18 +304,32 @@ impl Pool {
             m.queue_entered();
         }
         let place = Place { pool: self };
+        let mut pin = pinned.map(|b| Pinned::new(queue, b));
         let start = Instant::now();
         let deadline = tokio::time::sleep(self.settings.queue.timeout);
         tokio::pin!(deadline, gone);
         loop {
-            let notified = queue.notify.notified();
+            if pinned.is_some_and(|b| !b.is_routable()) {
+                // Down, drained or removed from rotation while we waited: balance.
+                pinned = None;
+                pin = None;
+            }
+            let notify = pinned.map_or(&queue.notify, |b| b.pinned_notify());
+            let notified = notify.notified();
             tokio::pin!(notified);
             // Registered before trying, so a slot released after the try wakes it.
             notified.as_mut().enable();
             if queue.is_closed() {
                 return Err(Refused::Closed);
             }
-            if let Some(reserved) = self.reserve_now(key) {
+            let reserved = match pinned {
+                Some(backend) => backend
+                    .try_start_request()
+                    .map(|in_flight| Reserved { backend, in_flight }),
+                None => self.reserve_now(key),
+            };
+            if let Some(reserved) = reserved {
+                drop(pin);
                 drop(place);
                 if let Some(m) = self.metrics() {
                     m.queue_waited(start.elapsed());

@@ -1,8 +1,17 @@
-//! Validation of a pool's `hash_on` and `balance_factor` (`strategy: consistent_hash`).
+//! Validation of a pool's `hash_on` and `balance_factor` (`strategy: consistent_hash`)
+//! and of its `sticky` cookie.
 
-use super::{field, Validator};
-use crate::affinity::{ConsistentHashConfig, HashOn, DEFAULT_BALANCE_FACTOR};
-use crate::raw::RawPool;
+use super::{field, Io, Validator};
+use crate::affinity::{
+    ConsistentHashConfig, HashOn, StickyConfig, StickySecret, DEFAULT_BALANCE_FACTOR,
+};
+use crate::raw::{RawPool, RawSticky};
+
+/// The shortest sticky key accepted: 16 characters (`openssl rand -hex 32` gives 64).
+const MIN_SECRET: usize = 16;
+
+/// Stands in for the key when validation may not open files (fuzzing).
+const OFFLINE_SECRET: &[u8] = b"offline-sticky-key";
 
 /// The consistent-hash settings of pool `p` at `path`: `Some` exactly when `hashed`
 /// (the strategy is `consistent_hash`); `hash_on`/`balance_factor` on another strategy are
@@ -39,6 +48,69 @@ pub(super) fn consistent_hash(
     Some(ConsistentHashConfig {
         hash_on,
         balance_factor,
+    })
+}
+
+/// A pool's `sticky` block at `path`: `cookie` required, `ttl` positive, the key file
+/// private and at least [`MIN_SECRET`] characters long.
+pub(super) fn sticky(v: &mut Validator<'_>, raw: &RawSticky, path: &str) -> Option<StickyConfig> {
+    let Some(name) = raw.cookie.as_ref() else {
+        v.missing(path, "cookie", " (the cookie's name, e.g. cookie: WEIR_B)");
+        return None;
+    };
+    let cookie = match super::value::token_in(name.as_str(), "cookie name", "sticky", "e.g. WEIR_B")
+    {
+        Ok(n) => n.to_owned(),
+        Err(message) => {
+            v.error(&field(path, "cookie"), message);
+            return None;
+        }
+    };
+    let ttl = raw.ttl.as_ref().map(|t| {
+        v.duration(
+            Some(t),
+            &field(path, "ttl"),
+            std::time::Duration::from_secs(3600),
+        )
+    });
+    let (secret_file, secret) = match raw.secret_file.as_ref() {
+        None => (None, None),
+        Some(text) => {
+            let at = field(path, "secret_file");
+            if text.as_str().trim().is_empty() {
+                v.error(&at, "the secret file name must not be empty");
+                return None;
+            }
+            let file = super::admin::resolve(v, text.as_str());
+            let secret = match v.io {
+                Io::Offline => StickySecret::new(OFFLINE_SECRET),
+                Io::Real => match super::admin::read_private(&file, "secret") {
+                    Ok(bytes) if bytes.len() >= MIN_SECRET => StickySecret::new(&bytes),
+                    Ok(bytes) => {
+                        v.error(
+                            &at,
+                            format!(
+                                "the secret in {} is {} characters; use at least {MIN_SECRET} (openssl rand -hex 32)",
+                                file.display(),
+                                bytes.len()
+                            ),
+                        );
+                        return None;
+                    }
+                    Err(message) => {
+                        v.error(&at, message);
+                        return None;
+                    }
+                },
+            };
+            (Some(file), Some(secret))
+        }
+    };
+    Some(StickyConfig {
+        cookie,
+        ttl,
+        secret_file,
+        secret,
     })
 }
 

@@ -144,7 +144,8 @@ fn tcp_pools_are_not_h2(v: &mut Validator<'_>, listeners: &[ListenerConfig], poo
 }
 
 /// A tcp listener sees no headers, cookies or paths: a consistent-hash pool behind one
-/// can only hash on `source_ip`. Reported at the pool's `hash_on`.
+/// can only hash on `source_ip`, and it cannot set a sticky cookie. Reported at the
+/// pool's `hash_on` or `sticky`.
 fn tcp_pools_hash_source_ip(
     v: &mut Validator<'_>,
     listeners: &[ListenerConfig],
@@ -158,6 +159,16 @@ fn tcp_pools_hash_source_ip(
             .iter()
             .find(|p| p.name == pool)
             .and_then(|p| p.consistent_hash.as_ref());
+        let sticky = pools.iter().any(|p| p.name == pool && p.sticky.is_some());
+        if sticky {
+            v.error(
+                &field(&field("pools", pool), "sticky"),
+                format!(
+                    "sticky cookies need HTTP responses; tcp listener {:?} relays raw bytes to this pool (use strategy: consistent_hash with hash_on: source_ip)",
+                    l.name
+                ),
+            );
+        }
         if let Some(hash) = hash.filter(|h| h.hash_on.needs_http()) {
             v.error(
                 &field(&field("pools", pool), "hash_on"),

@@ -107,6 +107,10 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
     let queue = p.queue.as_ref().map_or_else(QueueConfig::default, |raw| {
         queue(v, raw, &field(path, "queue"), limited)
     });
+    let sticky = p
+        .sticky
+        .as_ref()
+        .and_then(|raw| super::affinity::sticky(v, raw, &field(path, "sticky")));
     PoolConfig {
         name: name.to_owned(),
         strategy,
@@ -125,6 +129,7 @@ fn pool(v: &mut Validator<'_>, name: &str, p: &RawPool, path: &str) -> PoolConfi
         discovery,
         max_in_flight,
         queue,
+        sticky,
     }
 }
 

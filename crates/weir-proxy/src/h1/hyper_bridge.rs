@@ -42,10 +42,9 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         return Next::Close;
     };
     let key = super::phases::affinity_key(ctx, pool, head, buf.filled());
-    let first = match pool
-        .reserve_keyed(key, super::phases::client_gone(stream, buf))
-        .await
-    {
+    let presented = super::phases::sticky_presented(pool, head, buf.filled());
+    let gone = super::phases::client_gone(stream, buf);
+    let first = match pool.reserve_sticky(presented, key, gone).await {
         Ok(first) => first,
         Err(why) => {
             let Some(err) = crate::http::UpstreamError::refused(pool, why) else {
@@ -114,6 +113,10 @@ pub(crate) async fn forward_h2<S: ClientStream>(
     headers::prepare_response(&mut parts.headers, false);
     if let Some(e) = route.response_headers() {
         e.apply(&mut parts.headers);
+    }
+    let served = in_flight.backend();
+    if let Some(c) = crate::sticky::set_cookie(pool, presented, served, ctx.is_tls) {
+        parts.headers.append(http::header::SET_COOKIE, c.clone());
     }
     let no_body = method_is_head || status.as_u16() == 204 || status.as_u16() == 304;
     let length = parts.headers.contains_key(http::header::CONTENT_LENGTH);

@@ -10,7 +10,7 @@
 //! (`http/service.rs`), so both give the same answers.
 
 use http::HeaderValue;
-use weir_balance::{InFlight, ListenerTable, Pool, Refused, Reserved, Route};
+use weir_balance::{InFlight, ListenerTable, Pool, Presented, Refused, Reserved, Route};
 use weir_h1::{Framing, Method, RequestHead, Version};
 
 use super::actions::HeadFacts;
@@ -200,18 +200,30 @@ pub(super) fn affinity_key(ctx: &Ctx, pool: &Pool, head: &RequestHead, src: &[u8
     crate::affinity::key(hash_on, ctx.peer.ip(), head.origin_path(src), headers)
 }
 
+/// What the request's sticky cookie names, for a pool with one.
+pub(super) fn sticky_presented(pool: &Pool, head: &RequestHead, src: &[u8]) -> Presented {
+    let headers = head
+        .headers
+        .iter()
+        .map(|h| (h.name.of(src), h.value.of(src)));
+    crate::sticky::presented(pool, headers)
+}
+
 /// Pick: the first attempt's backend and its in-flight slot (the retries pick their
-/// own in `forward`), by the request's affinity `key` in a consistent-hash pool. Over
-/// every backend's `max_in_flight` the request waits in the pool's queue, watching the
-/// client meanwhile: one that closes ends the wait.
+/// own in `forward`), by the request's affinity `key` in a consistent-hash pool and the
+/// backend its sticky cookie names (`presented`). Over every backend's
+/// `max_in_flight` the request waits in the pool's queue, watching the client
+/// meanwhile: one that closes ends the wait.
 pub(super) async fn pick<'t, S: ClientStream>(
     pool: &'t Pool,
     id: &RequestId,
     key: Option<u64>,
+    presented: Presented,
     stream: &mut S,
     buf: &mut Buf,
 ) -> Result<Reserved<'t>, Refusal<'t>> {
-    match pool.reserve_keyed(key, client_gone(stream, buf)).await {
+    let gone = client_gone(stream, buf);
+    match pool.reserve_sticky(presented, key, gone).await {
         Ok(first) => Ok(first),
         Err(why) => {
             tracing::debug!(

@@ -166,7 +166,8 @@ async fn proxy<'t, S: ClientStream>(
             .await;
     }
     let key = super::phases::affinity_key(ctx, pool, &sc.req, buf.filled());
-    let first = match pick(pool, id, key, stream, buf).await {
+    let presented = super::phases::sticky_presented(pool, &sc.req, buf.filled());
+    let first = match pick(pool, id, key, presented, stream, buf).await {
         Ok(first) => first,
         Err(r) => return r.answer(stream, ctx, sc, buf, id, answer, keep).await,
     };
@@ -187,6 +188,12 @@ async fn proxy<'t, S: ClientStream>(
     if done.pending.is_none() && !done.body_done {
         keep = false;
     }
+    let served = done.in_flight.backend();
+    let stamps = super::write::Stamps {
+        edits: route.response_headers(),
+        set_cookie: crate::sticky::set_cookie(pool, presented, served, ctx.is_tls)
+            .map(http::HeaderValue::as_bytes),
+    };
     respond(
         stream,
         ctx,
@@ -198,7 +205,7 @@ async fn proxy<'t, S: ClientStream>(
         done.answered,
         done.in_flight,
         pool,
-        route.response_headers(),
+        stamps,
         idle,
         answer,
         done.pending,

@@ -36,7 +36,7 @@ pub(super) async fn respond<S: ClientStream>(
     mut answered: Answered,
     in_flight: InFlight,
     pool: &Arc<weir_balance::Pool>,
-    edits: Option<&weir_balance::HeaderEdits>,
+    stamps: write::Stamps<'_>,
     idle: std::time::Duration,
     answer: &mut Answer<'_>,
     mut upload: Option<Upload>,
@@ -76,7 +76,7 @@ pub(super) async fn respond<S: ClientStream>(
         out_mode,
         id.as_bytes(),
         keep_alive,
-        edits,
+        stamps,
         &mut sc.out,
     );
     answered.buf.consume(sc.resp.len);
@@ -134,7 +134,7 @@ async fn tunnel<S: ClientStream>(
         Out::AsIs,
         id.as_bytes(),
         None,
-        None,
+        write::Stamps::default(),
         &mut sc.out,
     );
     upbuf.consume(sc.resp.len);

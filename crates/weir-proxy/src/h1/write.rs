@@ -114,6 +114,16 @@ pub(crate) enum Out {
     Close,
 }
 
+/// What weir adds to or edits in a response head besides its framing: the route's
+/// header edits and the pool's sticky cookie.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stamps<'a> {
+    /// The route's response header edits.
+    pub(crate) edits: Option<&'a HeaderEdits>,
+    /// The `Set-Cookie` value naming the backend that answered (sticky pools).
+    pub(crate) set_cookie: Option<&'a [u8]>,
+}
+
 /// Writes the client's response head for `head` (parsed from `src`) into `out`.
 /// `keep_alive`: `None` closes (`Connection: close`), `Some(true)` says `keep-alive`
 /// (HTTP/1.0 clients), `Some(false)` says nothing (HTTP/1.1's default).
@@ -125,9 +135,10 @@ pub(crate) fn response(
     body: Out,
     request_id: &[u8],
     keep_alive: Option<bool>,
-    edits: Option<&HeaderEdits>,
+    stamps: Stamps<'_>,
     out: &mut Vec<u8>,
 ) {
+    let edits = stamps.edits;
     out.extend_from_slice(match version {
         Version::Http10 => b"HTTP/1.0 ",
         Version::Http11 => b"HTTP/1.1 ",
@@ -163,6 +174,9 @@ pub(crate) fn response(
     runs.flush(out);
     if let Some(e) = edits {
         edited(out, e);
+    }
+    if let Some(cookie) = stamps.set_cookie {
+        field(out, b"set-cookie", cookie);
     }
     if let (true, Some(up)) = (switching, head.upgrade) {
         field(out, b"upgrade", up.of(src));

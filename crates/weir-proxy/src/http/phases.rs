@@ -167,14 +167,16 @@ fn refusal(verdict: crate::policy::Verdict) -> Refusal<'static> {
 }
 
 /// Pick: the first attempt's backend and its in-flight slot (the retries pick their
-/// own), by the request's affinity key in a consistent-hash pool. Over every backend's
-/// `max_in_flight` the request waits in the pool's queue; a client that goes away
-/// meanwhile drops this future (hyper does), which ends the wait.
+/// own), by the request's affinity key in a consistent-hash pool and the backend its
+/// sticky cookie names (`presented`). Over every backend's `max_in_flight` the request
+/// waits in the pool's queue; a client that goes away meanwhile drops this future
+/// (hyper does), which ends the wait.
 pub(super) async fn pick<'t>(
     ctx: &ConnCtx,
     pool: &'t weir_balance::Pool,
     parts: &Parts,
     id: &HeaderValue,
+    presented: weir_balance::Presented,
 ) -> Result<weir_balance::Reserved<'t>, Refusal<'t>> {
     let key = pool.hash_on().and_then(|hash_on| {
         let headers = parts
@@ -184,7 +186,7 @@ pub(super) async fn pick<'t>(
         let path = Some(parts.uri.path().as_bytes());
         crate::affinity::key(hash_on, ctx.peer.ip(), path, headers)
     });
-    pool.reserve_keyed(key, std::future::pending())
+    pool.reserve_sticky(presented, key, std::future::pending())
         .await
         .map_err(|why| {
             tracing::debug!(
@@ -372,11 +374,15 @@ pub(super) fn unasked_101(h1: bool) -> Refusal<'static> {
     }
 }
 
-/// Respond: the backend's answer counted and sent on in the client's version.
+/// Respond: the backend's answer counted and sent on in the client's version, with
+/// the route's header edits and, for a sticky pool, the cookie naming the backend that
+/// answered (`sticky`: what the request's cookie named, and whether the client is on
+/// TLS).
 pub(super) fn respond(
     forwarded: Forwarded,
     pool: &Arc<weir_balance::Pool>,
     edits: Option<&weir_balance::HeaderEdits>,
+    sticky: (weir_balance::Presented, bool),
     version: Version,
     guard: RequestGuard,
     answer: &mut Answer<'_>,
@@ -388,6 +394,11 @@ pub(super) fn respond(
             if let Some(e) = edits {
                 e.apply(response.headers_mut());
             }
+            if let Some(c) = crate::sticky::set_cookie(pool, sticky.0, &backend, sticky.1) {
+                response
+                    .headers_mut()
+                    .append(http::header::SET_COOKIE, c.clone());
+            }
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, ResBody::h1(body, guard))
         }
@@ -397,6 +408,10 @@ pub(super) fn respond(
             headers::prepare_response(&mut parts.headers, false);
             if let Some(e) = edits {
                 e.apply(&mut parts.headers);
+            }
+            let served = in_flight.backend();
+            if let Some(c) = crate::sticky::set_cookie(pool, sticky.0, served, sticky.1) {
+                parts.headers.append(http::header::SET_COOKIE, c.clone());
             }
             parts.version = version;
             let pool = Arc::clone(pool);

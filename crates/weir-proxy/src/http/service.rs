@@ -181,6 +181,12 @@ async fn proxy<'t>(
         RouteTarget::Pool(pool) => pool,
         RouteTarget::Redirect(r) => return super::actions::redirect(r, &parts, ctx.is_tls, guard),
     };
+    // The client's own cookie, before any header edit: the backend it sticks to.
+    let headers = parts.headers.iter();
+    let presented = crate::sticky::presented(
+        pool,
+        headers.map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    );
     // Rewrite, then the request's header edits: the head the backend gets.
     if let Some(rw) = route.rewrite() {
         super::actions::rewrite(rw, &mut parts.uri);
@@ -188,7 +194,7 @@ async fn proxy<'t>(
     if let Some(e) = route.request_headers() {
         e.apply(&mut parts.headers);
     }
-    let first = match pick(ctx, pool, &parts, id).await {
+    let first = match pick(ctx, pool, &parts, id, presented).await {
         Ok(first) => first,
         Err(r) => return r.answer(ctx, listener, id, guard, answer),
     };
@@ -199,7 +205,8 @@ async fn proxy<'t>(
     match forward(ctx, pool, first, &mut parts, prepared, id, answer).await {
         Ok(forwarded) => {
             let edits = route.response_headers();
-            respond(forwarded, pool, edits, version, guard, answer)
+            let sticky = (presented, ctx.is_tls);
+            respond(forwarded, pool, edits, sticky, version, guard, answer)
         }
         Err(r) => r.answer(ctx, listener, id, guard, answer),
     }

@@ -99,6 +99,16 @@ impl Drop for ConnectionGuard {
 
 debug_by_labels!(ListenerInner { "name" => name });
 
+impl PoolInner {
+    pub(super) fn sticky_counter(&self, result: StickyResult) -> &Counter {
+        match result {
+            StickyResult::Hit => &self.sticky_hit,
+            StickyResult::New => &self.sticky_new,
+            StickyResult::Rebalanced => &self.sticky_rebalanced,
+            StickyResult::Invalid => &self.sticky_invalid,
+        }
+    }
+}
 
 handle!(
     /// Per-pool values. `weir_pool_backends_up` is computed from the pool's live
@@ -114,8 +124,50 @@ handle!(
         refused_full: Counter,
         /// Requests refused after waiting `queue.timeout`.
         refused_timeout: Counter,
+        /// 1 while the pool has a sticky cookie: only such pools have
+        /// `weir_sticky_total` series.
+        sticky: Gauge,
+        sticky_hit: Counter,
+        sticky_new: Counter,
+        sticky_rebalanced: Counter,
+        sticky_invalid: Counter,
     }
 );
+
+/// Where a sticky pool's request was served, for `weir_sticky_total`'s `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickyResult {
+    /// The cookie's backend took the request.
+    Hit,
+    /// No cookie: balanced, and a cookie set.
+    New,
+    /// Served by another backend than the cookie's (down, drained, in maintenance,
+    /// removed, or its attempt failed): cookie replaced.
+    Rebalanced,
+    /// The cookie named no backend of the table (tampered, another key, a removed
+    /// backend): balanced, cookie replaced.
+    Invalid,
+}
+
+impl StickyResult {
+    /// Every result, in the order `weir_sticky_total` lists them.
+    pub const ALL: [StickyResult; 4] = [
+        StickyResult::Hit,
+        StickyResult::New,
+        StickyResult::Rebalanced,
+        StickyResult::Invalid,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StickyResult::Hit => "hit",
+            StickyResult::New => "new",
+            StickyResult::Rebalanced => "rebalanced",
+            StickyResult::Invalid => "invalid",
+        }
+    }
+}
 
 impl PoolMetrics {
     /// The values of the pool named `pool` (the same ones while it is live).
@@ -143,6 +195,17 @@ impl PoolMetrics {
     /// A request got its slot after waiting `waited`.
     pub fn queue_waited(&self, waited: std::time::Duration) {
         self.inner.queue_wait.observe(waited);
+    }
+
+    /// Whether the pool (as the newest table builds it) has a sticky cookie.
+    pub fn set_sticky(&self, on: bool) {
+        self.inner.sticky.set(i64::from(on));
+    }
+
+    /// Counts one pick of a sticky pool.
+    #[inline]
+    pub fn sticky(&self, result: StickyResult) {
+        self.inner.sticky_counter(result).inc();
     }
 
     /// A request was refused by the queue: after its timeout, or because it was full.

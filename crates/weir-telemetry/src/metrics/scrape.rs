@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::backend::BackendInner;
 use super::exposition::{Family, FamilyWriter, Kind};
-use super::listener::{ListenerInner, PoolInner};
+use super::listener::{ListenerInner, PoolInner, StickyResult};
 use super::route::{RequestCounters, RouteInner};
 use super::value::Counter;
 use super::{Metrics, MetricsError, NO_BACKEND};
@@ -55,6 +55,8 @@ families! {
         "Time requests waited in the pool's queue before a backend took them.";
     POOL_QUEUE_REFUSED = Counter "weir_pool_queue_refused_total"
         "Requests answered 503 (TCP connections closed) by the pool's queue: full, or waited its timeout.";
+    STICKY = Counter "weir_sticky_total"
+        "Backend responses of pools with a sticky cookie: hit (served by the cookie's backend), new (no cookie), rebalanced (served by another: the cookie's was down, drained, gone or failed), invalid (an unknown or tampered id).";
     CONNECTIONS_ACTIVE = Gauge "weir_listener_connections_active"
         "Client connections currently open.";
     CONNECTIONS_TOTAL = Counter "weir_listener_connections_total"
@@ -239,6 +241,17 @@ fn write_pools(out: &mut String, pools: &[Arc<PoolInner>], backends: &[Arc<Backe
     each(out, &POOL_QUEUE_REFUSED, pools, |f, p| {
         for (reason, n) in [("full", &p.refused_full), ("timeout", &p.refused_timeout)] {
             f.sample(&[("pool", &p.name), ("reason", reason)], n.get() as f64);
+        }
+    });
+    let sticky: Vec<Arc<PoolInner>> = pools
+        .iter()
+        .filter(|p| p.sticky.get() > 0)
+        .cloned()
+        .collect();
+    each(out, &STICKY, &sticky, |f, p| {
+        for result in StickyResult::ALL {
+            let n = p.sticky_counter(result).get();
+            f.sample(&[("pool", &p.name), ("result", result.as_str())], n as f64);
         }
     });
 }

@@ -221,3 +221,40 @@ fn discovery_series_count_lookups_by_result_while_the_task_holds_them() {
     drop((d, again));
     assert_eq!(backends(&scrape(&m)), None, "the series go with the task");
 }
+
+#[test]
+fn sticky_picks_are_counted_by_result_only_for_sticky_pools() {
+    let (m, w) = fresh_world();
+    assert_eq!(scrape(&m).find("weir_sticky_total", &[]).count(), 0);
+    w.pool.set_sticky(true);
+    for (result, n) in [
+        (StickyResult::Hit, 3),
+        (StickyResult::New, 2),
+        (StickyResult::Invalid, 1),
+    ] {
+        for _ in 0..n {
+            w.pool.sticky(result);
+        }
+    }
+    let exp = scrape(&m);
+    for (result, want) in [
+        ("hit", 3.0),
+        ("new", 2.0),
+        ("rebalanced", 0.0),
+        ("invalid", 1.0),
+    ] {
+        exp.assert_value(
+            "weir_sticky_total",
+            &[("pool", "api"), ("result", result)],
+            want,
+        );
+    }
+    assert_eq!(
+        exp.types.get("weir_sticky_total").map(String::as_str),
+        Some("counter")
+    );
+    // A reload that drops `sticky` drops the series; the counts are kept for a return.
+    w.pool.set_sticky(false);
+    assert_eq!(scrape(&m).find("weir_sticky_total", &[]).count(), 0);
+    drop(w);
+}
