@@ -223,7 +223,13 @@ pub(super) async fn pick<'t, S: ClientStream>(
     buf: &mut Buf,
 ) -> Result<Reserved<'t>, Refusal<'t>> {
     let gone = client_gone(stream, buf);
-    match pool.reserve_sticky(presented, key, gone).await {
+    // Two calls, not one that branches: a pool without a cookie pays no extra future.
+    let reserved = if pool.sticky().is_some() {
+        pool.reserve_sticky(presented, key, gone).await
+    } else {
+        pool.reserve_keyed(key, gone).await
+    };
+    match reserved {
         Ok(first) => Ok(first),
         Err(why) => {
             tracing::debug!(

@@ -186,20 +186,25 @@ pub(super) async fn pick<'t>(
         let path = Some(parts.uri.path().as_bytes());
         crate::affinity::key(hash_on, ctx.peer.ip(), path, headers)
     });
-    pool.reserve_sticky(presented, key, std::future::pending())
-        .await
-        .map_err(|why| {
-            tracing::debug!(
-                pool = pool.name(),
-                request_id = log_id(id),
-                why = why.as_str(),
-                "no backend free"
-            );
-            match UpstreamError::refused(pool, why) {
-                Some(UpstreamError::NoBackend { .. }) | None => Refusal::NoBackend(pool),
-                Some(err) => Refusal::Busy(pool, err),
-            }
-        })
+    let gone = std::future::pending();
+    // Two calls, not one that branches: a pool without a cookie pays no extra future.
+    let reserved = if pool.sticky().is_some() {
+        pool.reserve_sticky(presented, key, gone).await
+    } else {
+        pool.reserve_keyed(key, gone).await
+    };
+    reserved.map_err(|why| {
+        tracing::debug!(
+            pool = pool.name(),
+            request_id = log_id(id),
+            why = why.as_str(),
+            "no backend free"
+        );
+        match UpstreamError::refused(pool, why) {
+            Some(UpstreamError::NoBackend { .. }) | None => Refusal::NoBackend(pool),
+            Some(err) => Refusal::Busy(pool, err),
+        }
+    })
 }
 
 /// A request's body ready for its attempts (its first frame read); the head stays in
