@@ -22,12 +22,10 @@
 //! written on a dead socket and the sockets of closed connections are released.
 //!
 //! **hyper's client state** (HTTP/2 backends share one hyper connection per backend)
-//! has a slot here too, [`Conns::client_state`]. It is the one value held without its
-//! type: hyper's `SendRequest` is generic over the proxy's request body, which this
-//! crate below the proxy cannot name. It is tagged with the transport like the
-//! streams, and replaced, not reused, when the settings change.
+//! has a slot here too, [`Conns::h2_client`], typed like the rest ([`H2Client`], whose
+//! request body type lives in this crate for that reason). It is tagged with the
+//! transport like the streams, and replaced, not reused, when the settings change.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -35,7 +33,7 @@ use arc_swap::ArcSwapOption;
 use crossbeam_queue::ArrayQueue;
 use tokio::time::Instant;
 
-use crate::{Stream, Transport};
+use crate::{H2Client, Stream, Transport};
 
 /// Idle connections kept per backend; more are closed when they come back.
 pub const IDLE_PER_BACKEND: usize = 256;
@@ -50,10 +48,10 @@ struct Idle {
     transport: u64,
 }
 
-/// The erased client state and the transport it was made under.
+/// hyper's client state and the transport it was made under.
 struct Tagged {
     transport: u64,
-    value: Arc<dyn Any + Send + Sync>,
+    value: Arc<H2Client>,
 }
 
 /// [`Conns::current`] of a backend that left the configuration: no transport has it
@@ -200,27 +198,23 @@ impl Conns {
         closed
     }
 
-    /// The client state of type `T` made under `transport`, created on first use.
-    /// `None` when `transport` is not the newest table's (nothing is shared with a
-    /// request routed on an older table) or the slot holds another type (a bug of the
-    /// caller: one crate owns the slot).
-    pub fn client_state<T: Default + Send + Sync + 'static>(
-        &self,
-        transport: &Transport,
-    ) -> Option<Arc<T>> {
+    /// hyper's client state made under `transport`, created on first use. `None` when
+    /// `transport` is not the newest table's: nothing is shared with a request routed
+    /// on an older table.
+    pub fn h2_client(&self, transport: &Transport) -> Option<Arc<H2Client>> {
         if !self.is_current(transport) {
             return None;
         }
         let cur = self.client.load_full();
         if let Some(tagged) = &cur {
             if tagged.transport == transport.id() {
-                return Arc::clone(&tagged.value).downcast::<T>().ok();
+                return Some(Arc::clone(&tagged.value));
             }
         }
-        let value: Arc<T> = Arc::new(T::default());
+        let value = Arc::new(H2Client::default());
         let fresh = Arc::new(Tagged {
             transport: transport.id(),
-            value: Arc::clone(&value) as Arc<dyn Any + Send + Sync>,
+            value: Arc::clone(&value),
         });
         let prev = self.client.compare_and_swap(&cur, Some(fresh));
         let installed = match (&*prev, &cur) {
@@ -233,9 +227,7 @@ impl Conns {
         }
         // Another request installed one meanwhile: use that one.
         let now = self.client.load_full()?;
-        (now.transport == transport.id())
-            .then(|| Arc::clone(&now.value).downcast::<T>().ok())
-            .flatten()
+        (now.transport == transport.id()).then(|| Arc::clone(&now.value))
     }
 }
 

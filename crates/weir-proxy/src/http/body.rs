@@ -16,12 +16,11 @@
 //! carries and logs when it is dropped). Off, those fields are `None` and cost a branch.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use weir_balance::{InFlight, Pool};
@@ -31,103 +30,7 @@ use super::access::Access;
 use crate::io::RequestGuard;
 use crate::outlier;
 
-/// A request body on its way to a backend.
-#[derive(Debug)]
-pub(crate) enum ReqBody {
-    /// No body.
-    Empty,
-    /// The whole body, read with its first frame; cheap to clone for a retry.
-    Buffered {
-        data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
-    },
-    /// The first frame, already read, then the rest of the client's stream.
-    Streaming {
-        first: Option<Frame<Bytes>>,
-        rest: Incoming,
-        /// Data bytes passed on, for the access log (`None` when it is off).
-        counted: Option<Arc<AtomicU64>>,
-    },
-    /// Fed by the HTTP/1 engine from an HTTP/1 client's connection, for an HTTP/2
-    /// backend ([`crate::h1`]): the body's data in order, then its end.
-    Channel(tokio::sync::mpsc::Receiver<Bytes>),
-}
-
-/// Adds a data frame's length to the access log's request byte count.
-#[inline]
-fn count_in(counted: Option<&Arc<AtomicU64>>, frame: &Frame<Bytes>) {
-    if let (Some(counter), Some(data)) = (counted, frame.data_ref()) {
-        counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-    }
-}
-
-impl Body for ReqBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            ReqBody::Empty => Poll::Ready(None),
-            ReqBody::Buffered { data, trailers } => {
-                if let Some(d) = data.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(d))));
-                }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
-            }
-            ReqBody::Streaming {
-                first,
-                rest,
-                counted,
-            } => {
-                if let Some(frame) = first.take() {
-                    count_in(counted.as_ref(), &frame);
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                let res = Pin::new(rest).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &res {
-                    count_in(counted.as_ref(), frame);
-                }
-                res
-            }
-            ReqBody::Channel(rx) => rx.poll_recv(cx).map(|d| d.map(|d| Ok(Frame::data(d)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ReqBody::Empty => true,
-            ReqBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
-            ReqBody::Streaming { first, rest, .. } => first.is_none() && rest.is_end_stream(),
-            ReqBody::Channel(rx) => rx.is_closed() && rx.is_empty(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ReqBody::Empty => SizeHint::with_exact(0),
-            ReqBody::Buffered { data, .. } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-            ReqBody::Streaming { first, rest, .. } => {
-                let ahead = first
-                    .as_ref()
-                    .and_then(Frame::data_ref)
-                    .map_or(0, |d| d.len() as u64);
-                let inner = rest.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(inner.lower().saturating_add(ahead));
-                if let Some(upper) = inner.upper() {
-                    hint.set_upper(upper.saturating_add(ahead));
-                }
-                hint
-            }
-            ReqBody::Channel(_) => SizeHint::new(),
-        }
-    }
-}
+pub(crate) use weir_upstream::ReqBody;
 
 /// A response body on its way to a client.
 #[derive(Debug)]

@@ -6,8 +6,8 @@
 //! the pool's transport connects (`weir_upstream::Transport::connect`: TCP, then TLS with
 //! the pool's ALPN, within the connect timeout), the one connector every backend
 //! connection goes through, and hyper runs its HTTP/2 handshake over the stream. What
-//! hyper keeps per backend ([`UpstreamPool`]) lives in the backend's `Conns`
-//! (`Conns::client_state`), tagged with the transport it was made under: a request routed
+//! hyper keeps per backend (`weir_upstream::H2Client`) lives in the backend's `Conns`
+//! (`Conns::h2_client`), tagged with the transport it was made under: a request routed
 //! on an older table than the one whose settings the backend now uses shares nothing.
 //! Sending a request and retrying it is [`super::forward`]'s.
 
@@ -35,20 +35,14 @@ const H2_STREAM_WINDOW: u32 = 64 * 1024;
 /// 2 MiB per stream in 5 MiB, three of them did).
 const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
-/// What hyper keeps per backend (lives in `Conns::client_state`, under one transport).
-#[derive(Debug, Default)]
-pub(crate) struct UpstreamPool {
-    /// The shared HTTP/2 connection, once opened.
-    h2_conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
-}
-
 /// The backend's shared HTTP/2 connection, if it is open and made under `transport`.
 pub(super) fn checkout(
     backend: &Backend,
     transport: &Transport,
 ) -> Option<http2::SendRequest<ReqBody>> {
-    let pool = backend.conns().client_state::<UpstreamPool>(transport)?;
-    pool.h2_conn
+    let client = backend.conns().h2_client(transport)?;
+    client
+        .conn
         .load_full()
         .filter(|s| !s.is_closed())
         .map(|s| (*s).clone())
@@ -115,8 +109,8 @@ where
         }
     });
     // Shared from now on, unless the pool has other settings by now.
-    if let Some(pool) = backend.conns().client_state::<UpstreamPool>(transport) {
-        pool.h2_conn.store(Some(Arc::new(sender.clone())));
+    if let Some(client) = backend.conns().h2_client(transport) {
+        client.conn.store(Some(Arc::new(sender.clone())));
     }
     Ok(sender)
 }

@@ -115,30 +115,20 @@ async fn a_sweep_closes_connections_idle_longer_than_the_timeout() {
     assert_eq!(conns.idle(), 0);
 }
 
-#[derive(Default)]
-struct State(u32);
-
 #[tokio::test]
-async fn client_state_is_shared_under_one_transport_and_replaced_under_another() {
+async fn the_h2_client_is_shared_under_one_transport_and_replaced_under_another() {
     let t = Transport::plain(true);
     let conns = adopting(&t);
-    let a = conns.client_state::<State>(&t).expect("created");
-    let b = conns.client_state::<State>(&t).expect("shared");
+    let a = conns.h2_client(&t).expect("created");
+    let b = conns.h2_client(&t).expect("shared");
     assert!(Arc::ptr_eq(&a, &b));
-    assert_eq!(a.0, 0);
+    assert!(a.conn.load().is_none(), "no connection opened yet");
     let old = t;
     let new = Transport::plain(false);
     conns.adopt(&new);
-    assert!(
-        conns.client_state::<State>(&old).is_none(),
-        "old table: nothing shared"
-    );
-    let c = conns.client_state::<State>(&new).expect("new one");
+    assert!(conns.h2_client(&old).is_none(), "old table: nothing shared");
+    let c = conns.h2_client(&new).expect("new one");
     assert!(!Arc::ptr_eq(&a, &c));
-    assert!(
-        conns.client_state::<String>(&new).is_none(),
-        "one type per slot"
-    );
 }
 
 #[tokio::test]
