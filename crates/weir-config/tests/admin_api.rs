@@ -4,27 +4,19 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use support::{errors, errors_in};
+use support::{errors, errors_in, private_file, scratch_dir};
 use weir_config::parse;
 
 const POOL: &str = "listeners: [{ name: web, listen: 127.0.0.1:0, routes: [{ pool: web }] }]\npools:\n  web:\n    backends: [{ address: 127.0.0.1:8081 }]\n";
 
-/// A fresh directory for this test's files.
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("admin-api")
-        .join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("test dir");
-    d
+    scratch_dir("admin-api", name)
 }
 
 fn token(dir: &Path, contents: &str, mode: u32) {
-    let path = dir.join("admin.token");
-    std::fs::write(&path, contents).expect("write token");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    private_file(dir, "admin.token", contents, mode);
 }
 
 fn yaml() -> String {

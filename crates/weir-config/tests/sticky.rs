@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{errors, errors_in};
+use support::{errors, errors_in, private_file, scratch_dir};
 use weir_config::parse;
 
 fn yaml(sticky: &str) -> String {
@@ -18,17 +17,11 @@ fn yaml(sticky: &str) -> String {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("sticky")
-        .join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("test dir");
-    d
+    scratch_dir("sticky", name)
 }
 
 fn key(dir: &Path, contents: &str, mode: u32) {
-    let path = dir.join("sticky.key");
-    std::fs::write(&path, contents).expect("write key");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    private_file(dir, "sticky.key", contents, mode);
 }
 
 #[test]

@@ -676,6 +676,22 @@ async fn two_processes_with_one_secret_file_agree_and_process_keys_differ() {
 
 const QUEUED: &str = "    max_in_flight: 1\n    queue: { max: 10, timeout: 5s }\n";
 
+/// Fills backend `held` (limit 1) with a request it holds, then sends a second request
+/// pinned to it by `id` and waits until that one is queued: (the held one, the queued).
+async fn fill_then_queue(
+    weir: &Weir,
+    held: &BackendHandle,
+    id: &str,
+) -> (JoinHandle<Response>, JoinHandle<Response>) {
+    let web = weir.listener_addr("web");
+    let holding = spawn_get(web, "/hold", Some(pin(id)));
+    held.wait_in_progress(1, "the first request held at its backend")
+        .await;
+    let waiting = spawn_get(web, "/", Some(pin(id)));
+    wait_depth(weir, 1.0).await;
+    (holding, waiting)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_backend_is_full_waits_for_it_rather_than_moving() {
     let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
@@ -683,10 +699,7 @@ async fn a_request_whose_backend_is_full_waits_for_it_rather_than_moving() {
     let ids = sticky_ids(&weir).await;
     let web = weir.listener_addr("web");
 
-    let holding = spawn_get(web, "/hold", Some(pin(&ids[&a])));
-    ha.wait_in_progress(1, "a's first request held at a").await;
-    let waiting = spawn_get(web, "/", Some(pin(&ids[&a])));
-    wait_depth(&weir, 1.0).await;
+    let (holding, waiting) = fill_then_queue(&weir, &ha, &ids[&a]).await;
 
     // b is free: a request without a cookie passes the pinned waiter and gets b.
     let free = answered(spawn_get(web, "/", None)).await;
@@ -721,12 +734,8 @@ async fn a_request_waiting_for_its_backend_moves_once_that_backend_is_drained() 
     let ([a, b], [ha, hb]) = spawn_backends(["a", "b"]).await;
     let weir = Weir::start(WEIR, &with_api(&sticky_pool(&[a, b], QUEUED))).await;
     let ids = sticky_ids(&weir).await;
-    let web = weir.listener_addr("web");
 
-    let holding = spawn_get(web, "/hold", Some(pin(&ids[&a])));
-    ha.wait_in_progress(1, "a's first request held at a").await;
-    let waiting = spawn_get(web, "/", Some(pin(&ids[&a])));
-    wait_depth(&weir, 1.0).await;
+    let (holding, waiting) = fill_then_queue(&weir, &ha, &ids[&a]).await;
 
     set_state(&weir, a, "drain").await;
     let moved = answered(waiting).await;

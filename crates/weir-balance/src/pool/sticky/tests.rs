@@ -190,18 +190,7 @@ async fn a_cookie_keeps_its_backend_while_routable_and_is_rebalanced_after() {
 #[tokio::test(start_paused = true)]
 async fn a_pinned_request_waits_for_its_own_backend_and_does_not_hold_up_others() {
     let p = sticky_pool("web", 2, 1, None);
-    let a_held = p
-        .reserve_sticky(Presented::Backend(0), None, std::future::pending())
-        .await;
-    let a_held = a_held.expect("a has room");
-    assert_eq!(a_held.backend.address(), "a");
-    let waiter = p.reserve_sticky(Presented::Backend(0), None, std::future::pending());
-    tokio::pin!(waiter);
-    assert!(
-        poll_once(waiter.as_mut()).is_none(),
-        "a is full: waits for a"
-    );
-    assert_eq!(p.shared().queue().depth(), 1);
+    let (a_held, mut waiter) = a_full_and_a_waiter(&p).await;
     // A request without a cookie is not queued behind it: b has room.
     let other = p.try_reserve().expect("b free");
     assert_eq!(other.backend.address(), "b");
@@ -217,19 +206,33 @@ async fn a_pinned_request_waits_for_its_own_backend_and_does_not_hold_up_others(
 #[tokio::test(start_paused = true)]
 async fn a_pinned_waiter_is_balanced_when_its_backend_goes_down() {
     let p = sticky_pool("web", 2, 1, None);
-    let _a = p
-        .reserve_sticky(Presented::Backend(0), None, std::future::pending())
-        .await;
-    let waiter = p.reserve_sticky(Presented::Backend(0), None, std::future::pending());
-    tokio::pin!(waiter);
-    assert!(poll_once(waiter.as_mut()).is_none());
+    let (_a, waiter) = a_full_and_a_waiter(&p).await;
     p.backend_at(0).expect("a").force(false, "test");
     let got = waiter.await.expect("balanced to b");
     assert_eq!(got.backend.address(), "b");
 }
 
+/// A request pinned to `a` waiting for its slot.
+type Waiter<'p> = std::pin::Pin<Box<dyn Future<Output = Result<Reserved<'p>, Refused>> + 'p>>;
+
+/// Backend `a`'s one slot, taken by a request whose cookie names it, and a second such
+/// request, polled once: it waits, counted in the pool's queue.
+async fn a_full_and_a_waiter(p: &Pool) -> (Reserved<'_>, Waiter<'_>) {
+    let held = p.reserve_sticky(Presented::Backend(0), None, std::future::pending());
+    let held = held.await.expect("a has room");
+    assert_eq!(held.backend.address(), "a");
+    let mut waiter: Waiter<'_> =
+        Box::pin(p.reserve_sticky(Presented::Backend(0), None, std::future::pending()));
+    assert!(
+        poll_once(waiter.as_mut()).is_none(),
+        "a is full: waits for a"
+    );
+    assert_eq!(p.shared().queue().depth(), 1);
+    (held, waiter)
+}
+
 /// Polls `f` once: `Some` if it finished.
-fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
+fn poll_once<F: std::future::Future + ?Sized>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match f.poll(&mut cx) {
         std::task::Poll::Ready(v) => Some(v),
