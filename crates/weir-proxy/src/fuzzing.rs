@@ -193,7 +193,7 @@ pub fn fuzz_sticky_cookie(data: &[u8]) {
         }
     }
     for (i, b) in pool.backends().enumerate() {
-        let line = crate::sticky::set_cookie(pool, presented, b, i == 1);
+        let line = pool.sticky_answer(presented, b, i == 1);
         let named = presented == Presented::Backend(u32::try_from(i).unwrap_or(u32::MAX));
         assert_eq!(line.is_none(), named, "{presented:?} served by {i}");
         if let Some(line) = line {

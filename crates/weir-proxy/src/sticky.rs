@@ -1,15 +1,14 @@
 //! Sticky cookies on the proxy's side: what a request's cookie names, and the
 //! `Set-Cookie` its response carries.
 //!
-//! Both HTTP paths call these with what they have (the HTTP/1 engine its head's spans,
-//! hyper's path its header map); the pick itself is [`weir_balance::Pool::reserve_sticky`].
+//! Both HTTP paths call [`presented`] with what they have (the HTTP/1 engine its head's
+//! spans, hyper's path its header map); the pick itself is
+//! [`weir_balance::Pool::reserve_sticky`], and the response's `Set-Cookie` (counted in
+//! `weir_sticky_total` as it is made) [`weir_balance::Pool::sticky_answer`].
 //! The request's `Cookie` header is passed to the backend as it came, the sticky cookie
 //! included, as HAProxy does without `indirect`.
 
-use std::sync::Arc;
-
-use http::HeaderValue;
-use weir_balance::{Backend, Pool, Presented};
+use weir_balance::{Pool, Presented};
 
 /// What the request's sticky cookie names in `pool` ([`Presented::Absent`] for a pool
 /// without one). `headers` yields each header's name and value; every `Cookie` header is
@@ -27,18 +26,4 @@ pub(crate) fn presented<'h>(
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
         .find_map(|(_, v)| crate::affinity::cookie(v, name));
     sticky.presented(value)
-}
-
-/// The `Set-Cookie` value for a response from `served`: `None` without a sticky
-/// cookie, or when the request's cookie already names `served`. `secure` for clients
-/// of TLS listeners. Counts the request in `weir_sticky_total`: call it once per
-/// response a backend sent.
-#[inline]
-pub(crate) fn set_cookie<'p>(
-    pool: &'p Pool,
-    presented: Presented,
-    served: &Arc<Backend>,
-    secure: bool,
-) -> Option<&'p HeaderValue> {
-    pool.sticky_answer(presented, served, secure)
 }

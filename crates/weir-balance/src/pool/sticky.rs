@@ -133,9 +133,10 @@ impl Sticky {
     }
 
     /// The `Set-Cookie` value the response from `served` must carry, with `Secure` for
-    /// a TLS client; `None` when the request's cookie already names `served`.
+    /// a TLS client; `None` when the request's cookie already names `served`. Private:
+    /// the proxy takes it through [`Pool::sticky_answer`], which also counts it.
     #[inline]
-    pub fn set_cookie(
+    fn set_cookie(
         &self,
         presented: Presented,
         served: &Arc<Backend>,

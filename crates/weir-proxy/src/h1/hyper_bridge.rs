@@ -115,7 +115,7 @@ pub(crate) async fn forward_h2<S: ClientStream>(
         e.apply(&mut parts.headers);
     }
     let served = in_flight.backend();
-    if let Some(c) = crate::sticky::set_cookie(pool, presented, served, ctx.is_tls) {
+    if let Some(c) = pool.sticky_answer(presented, served, ctx.is_tls) {
         parts.headers.append(http::header::SET_COOKIE, c.clone());
     }
     let no_body = method_is_head || status.as_u16() == 204 || status.as_u16() == 304;

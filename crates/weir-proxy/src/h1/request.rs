@@ -191,7 +191,8 @@ async fn proxy<'t, S: ClientStream>(
     let served = done.in_flight.backend();
     let stamps = super::write::Stamps {
         edits: route.response_headers(),
-        set_cookie: crate::sticky::set_cookie(pool, presented, served, ctx.is_tls)
+        set_cookie: pool
+            .sticky_answer(presented, served, ctx.is_tls)
             .map(http::HeaderValue::as_bytes),
     };
     respond(

@@ -399,7 +399,7 @@ pub(super) fn respond(
             if let Some(e) = edits {
                 e.apply(response.headers_mut());
             }
-            if let Some(c) = crate::sticky::set_cookie(pool, sticky.0, &backend, sticky.1) {
+            if let Some(c) = pool.sticky_answer(sticky.0, &backend, sticky.1) {
                 response
                     .headers_mut()
                     .append(http::header::SET_COOKIE, c.clone());
@@ -415,7 +415,7 @@ pub(super) fn respond(
                 e.apply(&mut parts.headers);
             }
             let served = in_flight.backend();
-            if let Some(c) = crate::sticky::set_cookie(pool, sticky.0, served, sticky.1) {
+            if let Some(c) = pool.sticky_answer(sticky.0, served, sticky.1) {
                 parts.headers.append(http::header::SET_COOKIE, c.clone());
             }
             parts.version = version;
