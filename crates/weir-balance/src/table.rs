@@ -10,7 +10,7 @@
 //! built with its pool's backends so it can count each of their responses by index),
 //! resolved when the table is built, so the request path never looks a label up.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use weir_config::{Config, Http2Config, ListenerTimeouts, Protocol, RouteConfig};
@@ -359,10 +359,12 @@ impl ListenerTable {
 pub struct Table {
     generation: u64,
     config: Arc<Config>,
-    listeners: HashMap<Arc<str>, Arc<ListenerTable>>,
+    /// Looked up by name for every request: a `BTreeMap` compares the few names a
+    /// config has in fewer instructions than a `HashMap` spends on SipHash alone.
+    listeners: BTreeMap<Arc<str>, Arc<ListenerTable>>,
     /// Former names of listeners a reload renamed, for this generation only: see
     /// [`Table::alias_listener`]. Usually empty.
-    aliases: HashMap<Arc<str>, Arc<ListenerTable>>,
+    aliases: BTreeMap<Arc<str>, Arc<ListenerTable>>,
     pools: Vec<Arc<Pool>>,
 }
 
@@ -443,7 +445,7 @@ impl Table {
             generation,
             config,
             listeners,
-            aliases: HashMap::new(),
+            aliases: BTreeMap::new(),
             pools,
         }
     }
