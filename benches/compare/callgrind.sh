@@ -16,7 +16,8 @@
 #   PROTO=h2c benches/compare/callgrind.sh             # HTTP/2 clients (h2load -m 10, prior
 #                                                      # knowledge) to the HTTP/1.1 backend
 #
-# Function names come from the symbol table; for file names too build with
+# Function names come from the symbol table; for file names, and the per-crate split
+# printed last, build with
 # CARGO_PROFILE_RELEASE_DEBUG=line-tables-only. Needs: valgrind, haproxy, nginx, oha,
 # python3, openssl.
 set -euo pipefail
@@ -93,3 +94,26 @@ awk -v w="${IR[weir]}" -v h="${IR[haproxy]}" -v t="$target" 'BEGIN {
 printf '\nweir, top %s functions by self cost (Ir, share of the total)\n' "$TOP"
 callgrind_annotate --inclusive=no --threshold=100 "$work/weir.dump" 2>/dev/null |
   awk '/^-+$/ { rule++; next } rule >= 3 && NF >= 2 && !/^Ir / && !/\(100\.0%\)/' | sed -n "1,${TOP}p" | cut -c1-160
+
+# Per crate: each instruction counted in the crate whose source line it comes from, so
+# code inlined from h2 into weir's functions counts as h2's. Needs line tables (see
+# above); without them every line is `???` and this part is left out. Functions still on
+# the stack at the dump (main and its callers) show their inclusive cost and are skipped.
+printf '\nweir, instructions per request by source crate (inlined code where its source lives)\n'
+callgrind_annotate --inclusive=no --auto=no --show-percs=no --threshold=100 "$work/weir.dump" 2>/dev/null |
+  sed 's/,//g' |
+  awk -v q="$REQUESTS" -v total="${IR[weir]}" '
+    $1 ~ /^[0-9]+$/ && !/PROGRAM TOTALS/ && $1 < total / 2 {
+      f = $2; sub(/:.*/, "", f)
+      if (f ~ /registry\/src\//) { sub(/.*registry\/src\/[^\/]*\//, "", f); sub(/\/.*/, "", f) }
+      else if (f ~ /^\/rustc\//) { sub(/^\/rustc\/[0-9a-f]*\/library\//, "std:", f); sub(/\/src\/.*/, "", f) }
+      else if (f ~ /(^|\/)crates\/weir/) { sub(/^(.*\/)?crates\//, "", f); sub(/\/src\/.*/, "", f) }
+      else if (f ~ /malloc/) f = "libc malloc/free"
+      else if (f ~ /string\//) f = "libc string (memcpy...)"
+      else if (f == "???") { unknown += $1; next }
+      s[f] += $1; named += $1
+    }
+    END {
+      if (named < unknown) { print "  (no line tables: build with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only)"; exit }
+      for (k in s) if (s[k] / q >= 20) printf "%8.0f  %s\n", s[k] / q, k
+    }' | sort -rn | sed -n "1,${TOP}p"
