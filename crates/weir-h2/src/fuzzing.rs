@@ -1,6 +1,7 @@
-//! The body of the `hpack` fuzz target (feature `fuzzing`), replayed over its committed
-//! corpus by an ordinary test so that stable CI runs it too.
+//! The bodies of the `hpack` and `h2_frames` fuzz targets (feature `fuzzing`), replayed
+//! over their committed corpora by ordinary tests so that stable CI runs them too.
 
+use crate::frame::{self, Frame, FrameError, Head, HeaderBlock, HEAD_LEN};
 use crate::hpack::{huffman, Block, DecodeError, Decoder, Encoder};
 
 /// The header list limit the target decodes with: small enough that the corpus reaches
@@ -44,9 +45,8 @@ fn check(block: &Block, again: &mut Block) {
             &mut encoded,
         );
     }
-    if let Err(e) = Decoder::new(4096).decode(&encoded, LIST_LIMIT, again) {
-        panic!("weir's own encoding did not decode: {e:?}");
-    }
+    let decoded = Decoder::new(4096).decode(&encoded, LIST_LIMIT, again);
+    assert_eq!(decoded, Ok(()), "weir's own encoding did not decode");
     assert_eq!(
         block.iter().collect::<Vec<_>>(),
         again.iter().collect::<Vec<_>>()
@@ -68,6 +68,127 @@ fn check(block: &Block, again: &mut Block) {
     }
 }
 
+/// The largest header block `h2_frames` assembles (a listener's `max_header_list_size`
+/// bounds it the same way).
+const BLOCK_LIMIT: usize = 8192;
+
+/// Reads `data` as a client's byte stream after the preface, as a server reads it:
+/// frame headers, each frame checked ([`frame::parse`]), header blocks joined across
+/// CONTINUATION and decoded on one connection's HPACK table, until the first
+/// connection error. Checks that:
+/// - nothing panics, and no joined block is over the limit;
+/// - a frame weir can write (SETTINGS, PING, GOAWAY, RST_STREAM, WINDOW_UPDATE, and
+///   DATA and HEADERS without padding or priority) writes back to bytes that parse to
+///   the same frame;
+/// - a stream error names the frame's own stream.
+pub fn frames(data: &[u8]) {
+    let mut blocks = HeaderBlock::new();
+    let mut decoder = Decoder::new(4096);
+    let mut fields = Block::new();
+    let mut rest = data;
+    while let Some((h, tail)) = rest.split_first_chunk::<HEAD_LEN>() {
+        let head = Head::parse(h);
+        let Some(payload) = tail.get(..head.len as usize) else {
+            return;
+        };
+        rest = &tail[payload.len()..];
+        let parsed = match frame::parse(head, payload, frame::DEFAULT_MAX_FRAME_SIZE) {
+            Ok(f) => f,
+            Err(FrameError::Stream(stream, _)) => {
+                assert_eq!(stream, head.stream, "a stream error names its stream");
+                continue;
+            }
+            Err(FrameError::Connection(_)) => return,
+        };
+        rewrites_alike(&parsed);
+        if blocks.check(&parsed).is_err() {
+            return;
+        }
+        match blocks.push(&parsed, BLOCK_LIMIT) {
+            Ok(Some(done)) => {
+                assert!(done.block.len() <= BLOCK_LIMIT);
+                match decoder.decode(done.block, LIST_LIMIT, &mut fields) {
+                    Ok(()) | Err(DecodeError::TooLarge) => {}
+                    Err(_) => return,
+                }
+            }
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A frame weir can write, written and parsed again, is the same frame.
+fn rewrites_alike(parsed: &Frame<'_>) {
+    let mut out = Vec::new();
+    let expect = match *parsed {
+        Frame::Settings(s) if s.ack => {
+            frame::write_settings_ack(&mut out);
+            *parsed
+        }
+        Frame::Settings(s) => {
+            frame::write_settings(&s.params().collect::<Vec<_>>(), &mut out);
+            *parsed
+        }
+        Frame::Ping { ack, data } => {
+            frame::write_ping(ack, data, &mut out);
+            *parsed
+        }
+        Frame::GoAway {
+            last_stream,
+            reason,
+        } => {
+            frame::write_goaway(last_stream, reason, &mut out);
+            *parsed
+        }
+        Frame::RstStream { stream, reason } => {
+            frame::write_rst_stream(stream, reason, &mut out);
+            *parsed
+        }
+        Frame::WindowUpdate { stream, increment } => {
+            frame::write_window_update(stream, increment, &mut out);
+            *parsed
+        }
+        Frame::Data {
+            stream,
+            data,
+            end_stream,
+            ..
+        } => {
+            frame::write_data_head(stream, data.len(), end_stream, &mut out);
+            out.extend_from_slice(data);
+            Frame::Data {
+                stream,
+                data,
+                end_stream,
+                flow_len: data.len() as u32,
+            }
+        }
+        Frame::Headers {
+            stream,
+            fragment,
+            end_stream,
+            end_headers: true,
+        } => {
+            frame::write_headers(
+                stream,
+                fragment,
+                end_stream,
+                frame::DEFAULT_MAX_FRAME_SIZE,
+                &mut out,
+            );
+            *parsed
+        }
+        _ => return,
+    };
+    let written = out.split_first_chunk::<HEAD_LEN>();
+    assert!(written.is_some(), "a frame shorter than its header");
+    if let Some((h, payload)) = written {
+        let again = frame::parse(Head::parse(h), payload, frame::DEFAULT_MAX_FRAME_SIZE);
+        assert_eq!(again, Ok(expect));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -80,6 +201,19 @@ mod tests {
             let path = entry.expect("a corpus entry").path();
             let bytes = std::fs::read(&path).expect("a corpus file");
             super::hpack(&bytes);
+            files += 1;
+        }
+        assert!(files >= 10, "only {files} corpus files in {dir:?}");
+    }
+
+    #[test]
+    fn h2_frames_corpus_replays() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/h2_frames");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("the corpus directory") {
+            let path = entry.expect("a corpus entry").path();
+            let bytes = std::fs::read(&path).expect("a corpus file");
+            super::frames(&bytes);
             files += 1;
         }
         assert!(files >= 10, "only {files} corpus files in {dir:?}");

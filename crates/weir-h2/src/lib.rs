@@ -6,18 +6,21 @@
 //! the connection uses it. What exists so far:
 //!
 //! ```text
-//! hpack/   header compression (RFC 7541): decoder with its dynamic table, encoder
+//! hpack/    header compression (RFC 7541): decoder with its dynamic table, encoder
+//! frame.rs  frames (RFC 9113 §4, §6): checked parsing, header blocks across
+//!           CONTINUATION (bounded), the writers a server needs
 //! ```
 //!
 //! Not yet here, and not yet used by the data plane (which still serves HTTP/2 with
-//! hyper): frames (RFC 9113 §4, §6), the connection's state, flow control and stream
-//! limits. The README's "Not built yet" says how far it is.
+//! hyper): the connection's stream states, flow control and stream limits, and the
+//! request's HTTP semantics (RFC 9113 §8). The README's "Not built yet" says how far it is.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -67,10 +67,13 @@ impl Encoder {
     /// `never_index` field goes out as never indexed (§6.2.3), so an intermediary after
     /// weir does not index it either.
     pub fn field(&self, name: &[u8], value: &[u8], never_index: bool, dst: &mut Vec<u8>) {
+        // One reservation for the field: its bytes, and prefixes up to 5 bytes each.
+        dst.reserve(name.len() + value.len() + 11);
         match static_name(name) {
             Some(first) => {
-                if !never_index {
-                    // Exact entries exist only for a few names, all adjacent.
+                // Entries with values: the pseudo-headers and `accept-encoding` (1-16).
+                if first <= 16 && !never_index {
+                    // Those of one name are adjacent.
                     let exact = STATIC[first - 1..]
                         .iter()
                         .take_while(|(n, _)| *n == name)
@@ -97,6 +100,7 @@ fn literal_with_name_index(index: usize, value: &[u8], never_index: bool, dst: &
 }
 
 /// §5.1 with `flags` in the first byte's high bits.
+#[inline]
 fn integer(value: usize, prefix: u8, flags: u8, dst: &mut Vec<u8>) {
     let mask = (1usize << prefix) - 1;
     if value < mask {
@@ -113,6 +117,7 @@ fn integer(value: usize, prefix: u8, flags: u8, dst: &mut Vec<u8>) {
 }
 
 /// §5.2 without Huffman coding.
+#[inline]
 fn string(bytes: &[u8], dst: &mut Vec<u8>) {
     integer(bytes.len(), 7, 0x00, dst);
     dst.extend_from_slice(bytes);

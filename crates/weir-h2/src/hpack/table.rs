@@ -201,10 +201,12 @@ pub(crate) fn static_name(name: &[u8]) -> Option<usize> {
         27 => &[20],
         _ => &[],
     };
-    candidates
-        .iter()
-        .copied()
-        .find(|&i| STATIC[i - 1].0 == name)
+    // The first byte tells most candidates apart without a call to memcmp.
+    let first = name.first()?;
+    candidates.iter().copied().find(|&i| {
+        let entry = STATIC[i - 1].0;
+        entry.first() == Some(first) && entry == name
+    })
 }
 
 #[cfg(test)]
