@@ -80,7 +80,8 @@ const BLOCK_LIMIT: usize = 8192;
 /// - a frame weir can write (SETTINGS, PING, GOAWAY, RST_STREAM, WINDOW_UPDATE, and
 ///   DATA and HEADERS without padding or priority) writes back to bytes that parse to
 ///   the same frame;
-/// - a stream error names the frame's own stream.
+/// - a stream error names the frame's own stream;
+/// - a request head weir accepts has nothing an HTTP/1 backend could misread.
 pub fn frames(data: &[u8]) {
     let mut blocks = HeaderBlock::new();
     let mut decoder = Decoder::new(4096);
@@ -108,13 +109,32 @@ pub fn frames(data: &[u8]) {
             Ok(Some(done)) => {
                 assert!(done.block.len() <= BLOCK_LIMIT);
                 match decoder.decode(done.block, LIST_LIMIT, &mut fields) {
-                    Ok(()) | Err(DecodeError::TooLarge) => {}
+                    Ok(()) => request_is_checked(&fields),
+                    Err(DecodeError::TooLarge) => {}
                     Err(_) => return,
                 }
             }
             Ok(None) => {}
             Err(_) => return,
         }
+    }
+}
+
+/// A request [`crate::request::request`] accepts has what forwarding relies on: a
+/// method, a path or CONNECT's authority, and no field an HTTP/1 backend could read
+/// differently (CR, LF or NUL in a value, a connection-specific name).
+fn request_is_checked(block: &Block) {
+    let Ok(head) = crate::request::request(block) else {
+        return;
+    };
+    assert!(!block.value(&head.method).is_empty());
+    assert!(head.path.is_some() || head.authority.is_some());
+    for (name, value) in block.iter() {
+        assert!(!value.iter().any(|b| matches!(b, 0 | b'\r' | b'\n')));
+        assert!(!matches!(
+            name,
+            b"connection" | b"transfer-encoding" | b"upgrade"
+        ));
     }
 }
 

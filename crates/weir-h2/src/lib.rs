@@ -9,11 +9,12 @@
 //! hpack/    header compression (RFC 7541): decoder with its dynamic table, encoder
 //! frame.rs  frames (RFC 9113 §4, §6): checked parsing, header blocks across
 //!           CONTINUATION (bounded), the writers a server needs
+//! request.rs a request's head from its block (RFC 9113 §8): malformed requests refused
 //! ```
 //!
 //! Not yet here, and not yet used by the data plane (which still serves HTTP/2 with
 //! hyper): the connection's stream states, flow control and stream limits, and the
-//! request's HTTP semantics (RFC 9113 §8). The README's "Not built yet" says how far it is.
+//! wiring to the HTTP/1 engine's upstream side. The README's "Not built yet" says how far it is.
 
 #![cfg_attr(
     not(test),
@@ -25,3 +26,4 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hpack;
+pub mod request;

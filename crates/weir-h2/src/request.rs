@@ -1,0 +1,368 @@
+//! An HTTP/2 request's head (RFC 9113 §8.1–§8.3) from its decoded header block: the
+//! checks that make a request malformed, and what forwarding it to an HTTP/1.1 backend
+//! needs (the pseudo-header fields, the declared length, whether trailers are wanted).
+//!
+//! These are the rules h2 applies for weir today, plus the ones weir's own HTTP/1 path
+//! applies to every request (a field value with NUL, CR or LF never reaches a backend,
+//! a `Content-Length` must be one agreed number): a malformed request is a stream error
+//! (`PROTOCOL_ERROR`, §8.1.1), answered on its stream and never forwarded, and the
+//! connection goes on. Which host a request is for, and the `Host` rules, stay with the
+//! data plane's host module, which both HTTP versions share.
+
+use crate::hpack::{Block, Field};
+
+/// Why a request is malformed (§8.1.1); each one is a stream error `PROTOCOL_ERROR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// A pseudo-header after a regular field, repeated, unknown, or a response's.
+    PseudoHeader,
+    /// `:method`, `:scheme` or `:path` missing or empty (or, for CONNECT, present).
+    MissingPseudoHeader,
+    /// A name with upper case, a separator, a control character or nothing (§8.2.1).
+    FieldName,
+    /// A value with NUL, CR or LF, or leading or trailing whitespace (§8.2.1).
+    FieldValue,
+    /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding` or
+    /// `Upgrade` (§8.2.2), or `TE` other than `trailers`.
+    ConnectionSpecific,
+    /// `Content-Length` not digits, or two that differ.
+    ContentLength,
+    /// `:authority` with userinfo, which §8.3.1 forbids for `http` and `https`.
+    Userinfo,
+    /// `:path` neither origin form (`/…`) nor `*` (§8.3.1).
+    Path,
+}
+
+/// A well-formed request head: indexes of its fields in the [`Block`] it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead {
+    /// `:method`.
+    pub method: Field,
+    /// `:scheme`; absent for CONNECT.
+    pub scheme: Option<Field>,
+    /// `:authority`, when the client sent one.
+    pub authority: Option<Field>,
+    /// `:path`; absent for CONNECT.
+    pub path: Option<Field>,
+    /// Where the regular fields start in the block's fields (the pseudo-headers come
+    /// first).
+    pub first_regular: usize,
+    /// The declared body length.
+    pub content_length: Option<u64>,
+    /// `TE: trailers`: the client takes trailers, which the backend may then send.
+    pub te_trailers: bool,
+}
+
+impl RequestHead {
+    /// The regular fields, in order.
+    pub fn regular<'b>(&self, block: &'b Block) -> &'b [Field] {
+        block.fields().get(self.first_regular..).unwrap_or_default()
+    }
+
+    /// Whether this is a CONNECT request (no `:scheme` or `:path`).
+    pub fn is_connect(&self) -> bool {
+        self.path.is_none()
+    }
+}
+
+/// Checks a decoded request header block.
+pub fn request(block: &Block) -> Result<RequestHead, Malformed> {
+    let fields = block.fields();
+    let mut method = None;
+    let mut scheme = None;
+    let mut authority = None;
+    let mut path = None;
+    let mut first_regular = fields.len();
+    for (i, field) in fields.iter().enumerate() {
+        let name = block.name(field);
+        let Some(pseudo) = name.strip_prefix(b":") else {
+            first_regular = i;
+            break;
+        };
+        let slot = match pseudo {
+            b"method" => &mut method,
+            b"scheme" => &mut scheme,
+            b"authority" => &mut authority,
+            b"path" => &mut path,
+            _ => return Err(Malformed::PseudoHeader),
+        };
+        if slot.replace(*field).is_some() {
+            return Err(Malformed::PseudoHeader);
+        }
+        check_value(block.value(field))?;
+    }
+    let method = method.ok_or(Malformed::MissingPseudoHeader)?;
+    let connect = block.value(&method) == b"CONNECT";
+    if block.value(&method).is_empty() {
+        return Err(Malformed::MissingPseudoHeader);
+    }
+    if connect {
+        // §8.5: CONNECT names only its target.
+        if scheme.is_some() || path.is_some() || authority.is_none() {
+            return Err(Malformed::MissingPseudoHeader);
+        }
+    } else {
+        let (Some(s), Some(p)) = (scheme, path) else {
+            return Err(Malformed::MissingPseudoHeader);
+        };
+        if block.value(&s).is_empty() {
+            return Err(Malformed::MissingPseudoHeader);
+        }
+        let p = block.value(&p);
+        let asterisk = p == b"*" && block.value(&method) == b"OPTIONS";
+        if !(p.starts_with(b"/") || asterisk) {
+            return Err(if p.is_empty() {
+                Malformed::MissingPseudoHeader
+            } else {
+                Malformed::Path
+            });
+        }
+    }
+    if let Some(a) = authority {
+        if block.value(&a).contains(&b'@') {
+            return Err(Malformed::Userinfo);
+        }
+    }
+    let mut content_length = None;
+    let mut te_trailers = false;
+    for field in &fields[first_regular..] {
+        let name = block.name(field);
+        let value = block.value(field);
+        check_name(name)?;
+        check_value(value)?;
+        match name {
+            b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
+            | b"upgrade" => return Err(Malformed::ConnectionSpecific),
+            b"te" => {
+                if value != b"trailers" {
+                    return Err(Malformed::ConnectionSpecific);
+                }
+                te_trailers = true;
+            }
+            b"content-length" => content_length = Some(length(content_length, value)?),
+            _ => {}
+        }
+    }
+    Ok(RequestHead {
+        method,
+        scheme,
+        authority,
+        path,
+        first_regular,
+        content_length,
+        te_trailers,
+    })
+}
+
+/// §8.2.1: a name is visible ASCII without upper case, and a pseudo-header (`:`) only at
+/// the start of the block; RFC 9110's token characters, as HTTP/1 requires.
+fn check_name(name: &[u8]) -> Result<(), Malformed> {
+    if name.first() == Some(&b':') {
+        return Err(Malformed::PseudoHeader);
+    }
+    let token = |b: &u8| {
+        b.is_ascii_lowercase()
+            || b.is_ascii_digit()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            )
+    };
+    if name.is_empty() || !name.iter().all(token) {
+        return Err(Malformed::FieldName);
+    }
+    Ok(())
+}
+
+/// §8.2.1: no NUL, CR or LF, and no whitespace at either end.
+fn check_value(value: &[u8]) -> Result<(), Malformed> {
+    let edge = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+    if edge(value.first())
+        || edge(value.last())
+        || value.iter().any(|b| matches!(b, 0 | b'\r' | b'\n'))
+    {
+        return Err(Malformed::FieldValue);
+    }
+    Ok(())
+}
+
+/// One more `Content-Length` value: digits, and the same number as any before it.
+fn length(so_far: Option<u64>, value: &[u8]) -> Result<u64, Malformed> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(Malformed::ContentLength);
+    }
+    let n = value
+        .iter()
+        .try_fold(0u64, |acc, d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or(Malformed::ContentLength)?;
+    match so_far {
+        Some(m) if m != n => Err(Malformed::ContentLength),
+        _ => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hpack::{Decoder, Encoder};
+
+    /// The block a client would send for `fields`.
+    fn block(fields: &[(&str, &str)]) -> Block {
+        let e = Encoder::new();
+        let mut bytes = Vec::new();
+        for (n, v) in fields {
+            e.field(n.as_bytes(), v.as_bytes(), false, &mut bytes);
+        }
+        let mut out = Block::new();
+        Decoder::new(4096)
+            .decode(&bytes, 1 << 20, &mut out)
+            .expect("a valid block");
+        out
+    }
+
+    const GET: [(&str, &str); 4] = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", "api.test"),
+        (":path", "/v1?q=1"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        GET.iter().chain(extra).copied().collect()
+    }
+
+    #[test]
+    fn a_plain_request_gives_its_pseudo_headers_and_fields() {
+        let b = block(&with(&[
+            ("content-length", "5"),
+            ("content-length", "5"),
+            ("te", "trailers"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+        ]));
+        let head = request(&b).expect("well formed");
+        assert_eq!(b.value(&head.method), b"GET");
+        assert_eq!(head.path.map(|p| b.value(&p)), Some(&b"/v1?q=1"[..]));
+        assert_eq!(head.authority.map(|a| b.value(&a)), Some(&b"api.test"[..]));
+        assert_eq!((head.content_length, head.te_trailers), (Some(5), true));
+        assert_eq!(head.regular(&b).len(), 5);
+        assert!(!head.is_connect());
+        let options = block(&[(":method", "OPTIONS"), (":scheme", "http"), (":path", "*")]);
+        assert!(
+            request(&options).is_ok(),
+            "OPTIONS * has no authority to give"
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_with_their_reason() {
+        use Malformed as M;
+        let cases: Vec<(Vec<(&str, &str)>, Malformed)> = vec![
+            (
+                vec![(":method", "GET"), (":path", "/")],
+                M::MissingPseudoHeader,
+            ),
+            (
+                vec![(":method", "GET"), (":scheme", "https"), (":path", "")],
+                M::MissingPseudoHeader,
+            ),
+            (
+                vec![(":scheme", "https"), (":path", "/")],
+                M::MissingPseudoHeader,
+            ),
+            (
+                vec![(":method", "GET"), (":scheme", "https"), (":path", "v1")],
+                M::Path,
+            ),
+            (
+                vec![(":method", "GET"), (":scheme", "https"), (":path", "*")],
+                M::Path,
+            ),
+            (with(&[(":path", "/again")]), M::PseudoHeader),
+            (
+                vec![
+                    (":method", "GET"),
+                    (":method", "GET"),
+                    (":scheme", "http"),
+                    (":path", "/"),
+                ],
+                M::PseudoHeader,
+            ),
+            (
+                vec![
+                    (":method", "GET"),
+                    (":status", "200"),
+                    (":scheme", "http"),
+                    (":path", "/"),
+                ],
+                M::PseudoHeader,
+            ),
+            (with(&[("Host", "api.test")]), M::FieldName),
+            (with(&[("bad name", "x")]), M::FieldName),
+            (with(&[("x-a", "1\r\nx-b: 2")]), M::FieldValue),
+            (with(&[("x-a", " padded")]), M::FieldValue),
+            (with(&[("x-a", "nul\0")]), M::FieldValue),
+            (with(&[("connection", "close")]), M::ConnectionSpecific),
+            (
+                with(&[("transfer-encoding", "chunked")]),
+                M::ConnectionSpecific,
+            ),
+            (with(&[("upgrade", "websocket")]), M::ConnectionSpecific),
+            (with(&[("keep-alive", "5")]), M::ConnectionSpecific),
+            (with(&[("te", "gzip")]), M::ConnectionSpecific),
+            (
+                with(&[("content-length", "5"), ("content-length", "6")]),
+                M::ContentLength,
+            ),
+            (with(&[("content-length", "+5")]), M::ContentLength),
+            (
+                with(&[("content-length", "99999999999999999999999")]),
+                M::ContentLength,
+            ),
+            (
+                vec![
+                    (":method", "GET"),
+                    (":scheme", "https"),
+                    (":authority", "u:p@api.test"),
+                    (":path", "/"),
+                ],
+                M::Userinfo,
+            ),
+            (
+                vec![
+                    (":method", "CONNECT"),
+                    (":authority", "api.test:443"),
+                    (":path", "/"),
+                ],
+                M::MissingPseudoHeader,
+            ),
+            (vec![(":method", "CONNECT")], M::MissingPseudoHeader),
+        ];
+        for (fields, want) in cases {
+            assert_eq!(request(&block(&fields)), Err(want), "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn connect_names_only_its_authority() {
+        let b = block(&[(":method", "CONNECT"), (":authority", "db.test:5432")]);
+        let head = request(&b).expect("CONNECT is well formed");
+        assert!(head.is_connect());
+        assert_eq!(head.scheme, None);
+    }
+}
