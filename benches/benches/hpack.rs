@@ -1,12 +1,16 @@
-//! weir-h2's HPACK on the blocks of the `h2.sh` benchmark: the response head of a proxied
-//! static file (encoded), and an h2load request (decoded), first on a connection (its
-//! fields inserted, Huffman-coded) and after (indexes into the table). For scale: h2's
+//! weir-h2 on the traffic of the `h2.sh` benchmark: HPACK for the response head of a
+//! proxied static file (encoded) and an h2load request (decoded), first on a connection
+//! (its fields inserted, Huffman-coded) and after (indexes into the table); and one whole
+//! exchange through a connection's state (`h2_exchange`: the request's HEADERS frame
+//! read, the response's HEADERS and a 612-byte DATA frame written). For scale: h2's
 //! encoder, which weir's HTTP/2 server uses today, spends about 4,500 instructions per
 //! such response (callgrind, `benches/compare/callgrind.sh`).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use weir_h2::conn::{Config, Connection, Event};
+use weir_h2::frame;
 use weir_h2::hpack::{Block, Decoder, Encoder};
 
 /// nginx's answer for a small static file, as weir forwards it, and weir's request id.
@@ -84,5 +88,66 @@ fn decode(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, encode, decode);
+criterion_group!(benches, encode, decode, exchange);
+/// One request and its response through [`Connection`], as h2load's later requests on
+/// a connection arrive (every field an index), without the socket.
+fn exchange(c: &mut Criterion) {
+    let config = Config {
+        max_concurrent_streams: 100,
+        initial_stream_window: 65_535,
+        initial_connection_window: 1 << 20,
+        max_header_list_size: 64 * 1024,
+        max_pending_reset_streams: 100,
+        max_stream_errors: 100,
+    };
+    let mut conn = Connection::new(config);
+    let mut hello = frame::PREFACE.to_vec();
+    frame::write_settings(&[], &mut hello);
+    frame::write_settings(
+        &[(frame::setting::INITIAL_WINDOW_SIZE, frame::MAX_WINDOW)],
+        &mut hello,
+    );
+    frame::write_window_update(0, frame::MAX_WINDOW - 65_535, &mut hello);
+    let mut rest = &hello[..];
+    while let Ok((n, _)) = conn.receive(rest) {
+        if n == 0 {
+            break;
+        }
+        rest = &rest[n..];
+    }
+    conn.output().clear();
+    let body = [b'w'; 612];
+    let mut stream = 1u32;
+    let mut request = Vec::with_capacity(64);
+    c.bench_function("h2_exchange", |b| {
+        b.iter(|| {
+            request.clear();
+            // :method GET, :path /, :scheme http, then the static name :authority.
+            let block = [
+                0x82, 0x84, 0x86, 0x01, 0x06, b'a', b'.', b't', b'e', b's', b't',
+            ];
+            frame::write_headers(stream, &block, true, 16_384, &mut request);
+            let Ok((_, Some(Event::Request { .. }))) = conn.receive(&request) else {
+                panic!("the request is read");
+            };
+            conn.send_response(
+                stream,
+                200,
+                RESPONSE.iter().map(|(n, v)| (*n, *v, false)),
+                false,
+            );
+            let sent = conn.send_data(stream, &body, true);
+            stream += 2;
+            black_box(sent);
+            // The window the client would give back, and the frames it would read.
+            if stream % 4096 == 1 {
+                let mut more = Vec::new();
+                frame::write_window_update(0, 2048 * 612, &mut more);
+                let _ = conn.receive(&more);
+            }
+            conn.output().clear();
+        });
+    });
+}
+
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! The bodies of the `hpack` and `h2_frames` fuzz targets (feature `fuzzing`), replayed
 //! over their committed corpora by ordinary tests so that stable CI runs them too.
 
+use crate::conn::{Config, Connection, Event};
 use crate::frame::{self, Frame, FrameError, Head, HeaderBlock, HEAD_LEN};
 use crate::hpack::{huffman, Block, DecodeError, Decoder, Encoder};
 
@@ -83,6 +84,7 @@ const BLOCK_LIMIT: usize = 8192;
 /// - a stream error names the frame's own stream;
 /// - a request head weir accepts has nothing an HTTP/1 backend could misread.
 pub fn frames(data: &[u8]) {
+    connection(data);
     let mut blocks = HeaderBlock::new();
     let mut decoder = Decoder::new(4096);
     let mut fields = Block::new();
@@ -118,6 +120,50 @@ pub fn frames(data: &[u8]) {
             Err(_) => return,
         }
     }
+}
+
+/// The same bytes through a whole [`Connection`] after the preface and an empty
+/// SETTINGS, answering every request at once with `200` and releasing every body byte.
+/// Checks that no more streams are open than allowed, and that what weir writes stays
+/// within a small multiple of what the client sent (no amplification: a PING or
+/// SETTINGS costs at most its own size, a request at most a short answer).
+fn connection(data: &[u8]) {
+    let config = Config {
+        max_concurrent_streams: 8,
+        initial_stream_window: 65_535,
+        initial_connection_window: 1 << 20,
+        max_header_list_size: LIST_LIMIT as u32,
+        max_pending_reset_streams: 8,
+        max_stream_errors: 8,
+    };
+    let mut conn = Connection::new(config);
+    let mut written = std::mem::take(conn.output()).len();
+    let mut input = frame::PREFACE.to_vec();
+    frame::write_settings(&[], &mut input);
+    input.extend_from_slice(data);
+    let mut rest = &input[..];
+    // Bounded: each step uses at least one byte or stops.
+    while !rest.is_empty() {
+        let (n, event) = match conn.receive(rest) {
+            Ok((0, _)) | Err(_) => break,
+            Ok(step) => step,
+        };
+        rest = &rest[n..];
+        match event {
+            Some(Event::Request { stream, .. }) | Some(Event::HeadersTooLarge { stream }) => {
+                conn.send_response(stream, 200, [], true);
+            }
+            Some(Event::Data { stream, data, .. }) => conn.release(stream, data.len() as u32),
+            _ => {}
+        }
+        assert!(conn.active_streams() <= 8, "more streams open than allowed");
+        written += std::mem::take(conn.output()).len();
+    }
+    assert!(
+        written <= 1024 + 4 * input.len(),
+        "{written} bytes out for {}",
+        input.len()
+    );
 }
 
 /// A request [`crate::request::request`] accepts has what forwarding relies on: a

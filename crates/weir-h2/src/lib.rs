@@ -10,17 +10,19 @@
 //! frame.rs  frames (RFC 9113 §4, §6): checked parsing, header blocks across
 //!           CONTINUATION (bounded), the writers a server needs
 //! request.rs a request's head from its block (RFC 9113 §8): malformed requests refused
+//! conn.rs   one connection's protocol state (streams, flow control, limits), no I/O
 //! ```
 //!
 //! Not yet here, and not yet used by the data plane (which still serves HTTP/2 with
-//! hyper): the connection's stream states, flow control and stream limits, and the
-//! wiring to the HTTP/1 engine's upstream side. The README's "Not built yet" says how far it is.
+//! hyper): the I/O around [`conn::Connection`] (timers, keep-alive pings, the socket
+//! and its buffers) and the wiring to the HTTP/1 engine's upstream side. The README's "Not built yet" says how far it is.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod conn;
 pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

@@ -154,6 +154,17 @@ pub fn request(block: &Block) -> Result<RequestHead, Malformed> {
     })
 }
 
+/// Checks a block of trailers (§8.1): no pseudo-headers, and the same rules for names
+/// and values as a request's fields, since they reach an HTTP/1 backend as the chunked
+/// body's trailer section.
+pub fn trailers(block: &Block) -> Result<(), Malformed> {
+    for (name, value) in block.iter() {
+        check_name(name)?;
+        check_value(value)?;
+    }
+    Ok(())
+}
+
 /// §8.2.1: a name is visible ASCII without upper case, and a pseudo-header (`:`) only at
 /// the start of the block; RFC 9110's token characters, as HTTP/1 requires.
 fn check_name(name: &[u8]) -> Result<(), Malformed> {
