@@ -18,6 +18,10 @@ use crate::frame::{self, Frame, FrameError, Head, HeaderBlock, Reason, HEAD_LEN,
 use crate::hpack::{Block, DecodeError, Decoder, Encoder};
 use crate::request::{self, RequestHead};
 
+/// Bytes of output that may wait for the caller to write before a client's flood of
+/// frames that ask for replies is cut off (see [`Connection::reply_room`]).
+pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
 /// The default initial window (§6.5.2), which holds until the peer's SETTINGS say
 /// otherwise, and which the client may use before it has acknowledged weir's.
 const DEFAULT_WINDOW: u32 = 65_535;
@@ -95,6 +99,8 @@ struct Stream {
     unreleased: u32,
     /// Credit released and not yet announced with a WINDOW_UPDATE.
     to_announce: u32,
+    /// Opened before the client acknowledged weir's SETTINGS, with the default window.
+    before_ack: bool,
     /// The client ended its side.
     recv_closed: bool,
     /// weir ended its side.
@@ -239,9 +245,17 @@ impl Connection {
             Err(FrameError::Stream(stream, reason)) => {
                 // A HEADERS frame whose priority names its own stream would still have
                 // to be decoded for the table, and is not kept: the connection ends.
-                // An idle stream cannot be reset (§5.1).
-                if head.kind == frame::kind::HEADERS || stream > self.last_stream {
+                if head.kind == frame::kind::HEADERS {
                     return Err(self.fatal(Reason::PROTOCOL_ERROR));
+                }
+                // An idle stream cannot be reset (§5.1); a faulty PRIORITY for one is
+                // ignored, as RFC 9113 deprecates the scheme, and any other fault there
+                // ends the connection with its own code.
+                if self.is_idle(stream) {
+                    if head.kind == frame::kind::PRIORITY {
+                        return Ok((used, None));
+                    }
+                    return Err(self.fatal(reason));
                 }
                 self.stream_error(stream, reason)?
             }
@@ -254,7 +268,15 @@ impl Connection {
         match f {
             Frame::Settings(s) => {
                 if s.ack {
-                    self.settings_acked = true;
+                    if !self.settings_acked {
+                        self.settings_acked = true;
+                        // §6.9.2: streams opened before the acknowledgement had the
+                        // default window; weir's smaller one applies to them now.
+                        let cut = DEFAULT_WINDOW.saturating_sub(self.config.initial_stream_window);
+                        for s in self.streams.iter_mut().filter(|s| s.before_ack) {
+                            s.recv_window -= i64::from(cut);
+                        }
+                    }
                     return Ok(None);
                 }
                 self.seen_settings = true;
@@ -279,6 +301,7 @@ impl Connection {
                         _ => {}
                     }
                 }
+                self.reply_room()?;
                 frame::write_settings_ack(&mut self.out);
                 Ok(Some(Event::WindowOpened))
             }
@@ -290,7 +313,7 @@ impl Connection {
                 flow_len,
             } => self.data(stream, data, end_stream, flow_len),
             Frame::RstStream { stream, reason } => {
-                if stream > self.last_stream {
+                if self.is_idle(stream) {
                     return Err(self.fatal(Reason::PROTOCOL_ERROR));
                 }
                 let Some(i) = self.find(stream) else {
@@ -314,7 +337,7 @@ impl Connection {
                     }
                     return Ok(Some(Event::WindowOpened));
                 }
-                if stream > self.last_stream {
+                if self.is_idle(stream) {
                     return Err(self.fatal(Reason::PROTOCOL_ERROR));
                 }
                 let Some(i) = self.find(stream) else {
@@ -327,6 +350,7 @@ impl Connection {
                 Ok(Some(Event::WindowOpened))
             }
             Frame::Ping { ack: false, data } => {
+                self.reply_room()?;
                 frame::write_ping(true, data, &mut self.out);
                 Ok(None)
             }
@@ -355,7 +379,7 @@ impl Connection {
                 return Err(self.fatal(Reason::COMPRESSION_ERROR));
             }
         }
-        if stream % 2 == 0 {
+        if stream.is_multiple_of(2) {
             return Err(self.fatal(Reason::PROTOCOL_ERROR));
         }
         if stream <= self.last_stream {
@@ -369,7 +393,8 @@ impl Connection {
                 return Ok(None);
             };
             if self.streams[i].recv_closed {
-                return Err(self.fatal(Reason::STREAM_CLOSED));
+                // Half closed (remote): this stream only, the others go on (§5.1).
+                return self.stream_error(stream, Reason::STREAM_CLOSED);
             }
             if !end_stream || decoded.is_err() || request::trailers(&self.block).is_err() {
                 return self.stream_error(stream, Reason::PROTOCOL_ERROR);
@@ -386,6 +411,7 @@ impl Connection {
             return Ok(None);
         }
         if self.streams.len() >= self.config.max_concurrent_streams as usize {
+            self.reply_room()?;
             frame::write_rst_stream(stream, Reason::REFUSED_STREAM, &mut self.out);
             return Ok(None);
         }
@@ -400,6 +426,7 @@ impl Connection {
             send_window: i64::from(self.peer_initial_window),
             unreleased: 0,
             to_announce: 0,
+            before_ack: !self.settings_acked,
             recv_closed: end_stream,
             send_closed: false,
             responded: false,
@@ -437,7 +464,7 @@ impl Connection {
         end_stream: bool,
         flow_len: u32,
     ) -> Result<Option<Event<'a>>, Fatal> {
-        if stream > self.last_stream {
+        if self.is_idle(stream) {
             return Err(self.fatal(Reason::PROTOCOL_ERROR));
         }
         // Counted against the connection whatever the stream's state (§6.9).
@@ -453,8 +480,9 @@ impl Connection {
             return Ok(None);
         };
         if self.streams[i].recv_closed {
+            // Half closed (remote): this stream only (§5.1).
             self.give_back_connection(flow_len);
-            return Err(self.fatal(Reason::STREAM_CLOSED));
+            return self.stream_error(stream, Reason::STREAM_CLOSED);
         }
         let s = &mut self.streams[i];
         s.recv_window -= i64::from(flow_len);
@@ -647,6 +675,23 @@ impl Connection {
             let s = self.streams.swap_remove(i);
             self.give_back_connection(s.unreleased);
         }
+    }
+
+    /// A stream the client has not opened: above the last one, or even (weir pushes
+    /// nothing, so no even stream ever opens).
+    fn is_idle(&self, stream: u32) -> bool {
+        stream > self.last_stream || stream.is_multiple_of(2)
+    }
+
+    /// Room for one more reply the client's frame asks for (a PING or SETTINGS
+    /// acknowledgement, a REFUSED_STREAM): a client that floods them without reading
+    /// what weir writes (CVE-2019-9512, -9515) gets GOAWAY `ENHANCE_YOUR_CALM` once
+    /// [`MAX_PENDING_OUTPUT`] bytes wait, instead of growing the output without end.
+    fn reply_room(&mut self) -> Result<(), Fatal> {
+        if self.out.len() > MAX_PENDING_OUTPUT {
+            return Err(self.fatal(Reason::ENHANCE_YOUR_CALM));
+        }
+        Ok(())
     }
 
     fn find(&self, stream: u32) -> Option<usize> {
@@ -1134,5 +1179,79 @@ mod tests {
             c.send(&raw(kind::PING, flag::ACK, 0, b"weir-ka!")).events,
             ["Pong { data: [119, 101, 105, 114, 45, 107, 97, 33] }"]
         );
+    }
+
+    #[test]
+    fn a_ping_flood_that_is_not_read_is_cut_off() {
+        let mut c = Client::new(CONFIG);
+        let ping = raw(kind::PING, 0, 0, b"12345678");
+        let mut fatal = None;
+        // Never drained: 17 bytes of answer per PING pile up.
+        for i in 0..100_000 {
+            match c.conn.receive(&ping) {
+                Ok(_) => {}
+                Err(f) => {
+                    fatal = Some((i > 10_000, f.reason));
+                    break;
+                }
+            }
+        }
+        assert_eq!(fatal, Some((true, Reason::ENHANCE_YOUR_CALM)));
+        assert!(c.conn.output().len() < MAX_PENDING_OUTPUT + 1024);
+    }
+
+    #[test]
+    fn frames_after_the_clients_end_of_stream_reset_only_that_stream() {
+        let mut c = Client::new(CONFIG);
+        c.send(&c.get(1));
+        c.send(&c.get(3));
+        let a = c.send(&raw(kind::DATA, 0, 1, b"late"));
+        assert_eq!(a.fatal, None);
+        assert_eq!(a.rst(), [(1, Reason::STREAM_CLOSED.0)]);
+        assert_eq!(c.conn.active_streams(), 1, "stream 3 goes on");
+        let a = c.send(&c.headers(3, &[("x-t", "1")], true));
+        assert_eq!(a.rst(), [(3, Reason::STREAM_CLOSED.0)]);
+    }
+
+    #[test]
+    fn even_and_idle_streams_are_never_open() {
+        let mut c = Client::new(CONFIG);
+        c.send(&c.get(5));
+        let rst = Reason::CANCEL.0.to_be_bytes();
+        assert_eq!(
+            c.send(&raw(kind::RST_STREAM, 0, 2, &rst)).fatal,
+            Some(Reason::PROTOCOL_ERROR)
+        );
+        let mut c = Client::new(CONFIG);
+        c.send(&c.get(5));
+        let a = c.send(&raw(kind::WINDOW_UPDATE, 0, 4, &1u32.to_be_bytes()));
+        assert_eq!(a.fatal, Some(Reason::PROTOCOL_ERROR));
+        // A malformed PRIORITY for an idle stream is ignored (the scheme is deprecated).
+        let mut c = Client::new(CONFIG);
+        let a = c.send(&raw(kind::PRIORITY, 0, 9, &[0; 4]));
+        assert_eq!((a.fatal, a.frames.len()), (None, 0));
+    }
+
+    #[test]
+    fn a_stream_opened_before_the_ack_gets_weirs_smaller_window_after_it() {
+        let config = Config {
+            initial_stream_window: 1000,
+            ..CONFIG
+        };
+        let mut c = Client {
+            conn: Connection::new(config),
+            encoder: Encoder::new(),
+        };
+        let mut hello = PREFACE.to_vec();
+        hello.extend(raw(kind::SETTINGS, 0, 0, &[]));
+        c.send(&hello);
+        let post = post(None);
+        c.send(&c.headers(1, &post, false));
+        // Before the acknowledgement the default 65,535 holds: 2,000 bytes are fine.
+        assert_eq!(c.send(&raw(kind::DATA, 0, 1, &[0; 2000])).rst(), []);
+        c.send(&raw(kind::SETTINGS, flag::ACK, 0, &[]));
+        // Now 1,000 applies: the window is far below zero and the next byte is over it.
+        let a = c.send(&raw(kind::DATA, 0, 1, &[0; 1]));
+        assert_eq!(a.rst(), [(1, Reason::FLOW_CONTROL_ERROR.0)]);
     }
 }

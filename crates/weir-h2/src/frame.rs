@@ -236,8 +236,9 @@ pub fn parse<'a>(
                 let Some((priority, rest)) = fragment.split_first_chunk::<5>() else {
                     return conn(Reason::FRAME_SIZE_ERROR);
                 };
-                // §5.3.1: a stream cannot depend on itself. The block must still be
-                // decoded (the table), so the caller resets the stream after it.
+                // §5.3.1: a stream cannot depend on itself. The fragment is not
+                // returned, so the block cannot be decoded and the HPACK tables would
+                // part: a connection that receives this ends (`conn` does).
                 if depends_on(priority) == stream {
                     return Err(Stream(stream, Reason::PROTOCOL_ERROR));
                 }

@@ -175,6 +175,13 @@ fn request_is_checked(block: &Block) {
     };
     assert!(!block.value(&head.method).is_empty());
     assert!(head.path.is_some() || head.authority.is_some());
+    // The request line and Host the backend gets: no space, no control byte.
+    for f in [Some(head.method), head.path, head.authority, head.scheme]
+        .into_iter()
+        .flatten()
+    {
+        assert!(block.value(&f).iter().all(|b| (0x21..=0x7e).contains(b)));
+    }
     for (name, value) in block.iter() {
         assert!(!value.iter().any(|b| matches!(b, 0 | b'\r' | b'\n')));
         assert!(!matches!(

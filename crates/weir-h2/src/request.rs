@@ -31,6 +31,13 @@ pub enum Malformed {
     Userinfo,
     /// `:path` neither origin form (`/…`) nor `*` (§8.3.1).
     Path,
+    /// A `:method` that is not a token, a `:scheme` that is not a scheme, or a `:path`
+    /// or `:authority` with a space, a control byte, a byte above 0x7e or `#`: what
+    /// would become the backend's request line or `Host`.
+    PseudoValue,
+    /// A trailer that frames or routes the message (`Content-Length`, `Host`, ...) or is
+    /// connection-specific (RFC 9110 §6.5.1).
+    Trailer,
 }
 
 /// A well-formed request head: indexes of its fields in the [`Block`] it came from.
@@ -90,6 +97,25 @@ pub fn request(block: &Block) -> Result<RequestHead, Malformed> {
             return Err(Malformed::PseudoHeader);
         }
         check_value(block.value(field))?;
+        // They become the backend's request line: a space or a control byte in one
+        // would let the client write a different line than weir routed.
+        let value = block.value(field);
+        let valid = match pseudo {
+            b"method" => value.iter().all(|&b| is_tchar(b)),
+            b"scheme" => {
+                value.first().is_some_and(u8::is_ascii_alphabetic)
+                    && value
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            }
+            // Visible ASCII; `#` starts a fragment, which is never sent (RFC 9110 §4.2.4).
+            _ => value
+                .iter()
+                .all(|&b| (0x21..=0x7e).contains(&b) && b != b'#'),
+        };
+        if !valid {
+            return Err(Malformed::PseudoValue);
+        }
     }
     let method = method.ok_or(Malformed::MissingPseudoHeader)?;
     let connect = block.value(&method) == b"CONNECT";
@@ -161,6 +187,21 @@ pub fn trailers(block: &Block) -> Result<(), Malformed> {
     for (name, value) in block.iter() {
         check_name(name)?;
         check_value(value)?;
+        if matches!(
+            name,
+            b"connection"
+                | b"keep-alive"
+                | b"proxy-connection"
+                | b"transfer-encoding"
+                | b"upgrade"
+                | b"te"
+                | b"content-length"
+                | b"host"
+                | b"trailer"
+                | b"expect"
+        ) {
+            return Err(Malformed::Trailer);
+        }
     }
     Ok(())
 }
@@ -171,31 +212,32 @@ fn check_name(name: &[u8]) -> Result<(), Malformed> {
     if name.first() == Some(&b':') {
         return Err(Malformed::PseudoHeader);
     }
-    let token = |b: &u8| {
-        b.is_ascii_lowercase()
-            || b.is_ascii_digit()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            )
-    };
-    if name.is_empty() || !name.iter().all(token) {
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b) && !b.is_ascii_uppercase()) {
         return Err(Malformed::FieldName);
     }
     Ok(())
+}
+
+/// RFC 9110's token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// §8.2.1: no NUL, CR or LF, and no whitespace at either end.
@@ -363,6 +405,43 @@ mod tests {
                 M::MissingPseudoHeader,
             ),
             (vec![(":method", "CONNECT")], M::MissingPseudoHeader),
+            (
+                vec![
+                    (":method", "GET /internal"),
+                    (":scheme", "http"),
+                    (":path", "/public"),
+                ],
+                M::PseudoValue,
+            ),
+            (
+                vec![(":method", "GET"), (":scheme", "http"), (":path", "/a b")],
+                M::PseudoValue,
+            ),
+            (
+                vec![(":method", "GET"), (":scheme", "http"), (":path", "/a\tb")],
+                M::PseudoValue,
+            ),
+            (
+                vec![
+                    (":method", "GET"),
+                    (":scheme", "http"),
+                    (":path", "/a#frag"),
+                ],
+                M::PseudoValue,
+            ),
+            (
+                vec![(":method", "GET"), (":scheme", "ht tp"), (":path", "/")],
+                M::PseudoValue,
+            ),
+            (
+                vec![
+                    (":method", "GET"),
+                    (":scheme", "http"),
+                    (":authority", "a.test\x01"),
+                    (":path", "/"),
+                ],
+                M::PseudoValue,
+            ),
         ];
         for (fields, want) in cases {
             assert_eq!(request(&block(&fields)), Err(want), "{fields:?}");
@@ -375,5 +454,30 @@ mod tests {
         let head = request(&b).expect("CONNECT is well formed");
         assert!(head.is_connect());
         assert_eq!(head.scheme, None);
+    }
+
+    #[test]
+    fn trailers_may_not_frame_route_or_name_the_connection() {
+        assert_eq!(
+            trailers(&block(&[("grpc-status", "0"), ("x-sum", "9")])),
+            Ok(())
+        );
+        for name in [
+            "content-length",
+            "host",
+            "transfer-encoding",
+            "connection",
+            "te",
+        ] {
+            assert_eq!(
+                trailers(&block(&[(name, "1")])),
+                Err(Malformed::Trailer),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            trailers(&block(&[(":status", "200")])),
+            Err(Malformed::PseudoHeader)
+        );
     }
 }
