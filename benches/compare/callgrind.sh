@@ -53,23 +53,11 @@ if ok != int(sys.argv[1]):
 }
 
 declare -A IR
-# Runs the proxy command "$@" under callgrind (name $1, listening on $2) and sets IR[name].
+# Runs the proxy command "$@" under callgrind (name $1, listening on $2), sets IR[name],
+# and keeps the dump when KEEP is set.
 count() {
-  local name=$1 addr=$2 pid dump
-  shift 2
-  spawn valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg" "$@" 2>"$work/$name.valgrind.log"
-  pid=$!
-  wait_port "$addr" 120
-  load "$WARMUP" "$addr"
-  callgrind_control -z "$pid" >/dev/null 2>&1
-  load "$REQUESTS" "$addr"
-  callgrind_control -d "$pid" >/dev/null 2>&1
-  dump=$(find "$work" -maxdepth 1 -name "$name.cg.*" | sort | head -1)
-  [ -n "$dump" ] || { echo "$name: no callgrind dump in $work" >&2; exit 1; }
-  IR[$name]=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
-  mv "$dump" "$work/$name.dump"
-  stop "$pid"
-  [ -z "$KEEP" ] || { mkdir -p "$KEEP"; cp "$work/$name.dump" "$KEEP/$name.callgrind"; }
+  callgrind_count "$@"
+  [ -z "$KEEP" ] || { mkdir -p "$KEEP"; cp "$work/$1.dump" "$KEEP/$1.callgrind"; }
 }
 
 export WEIR_LOG=warn   # not `env`: callgrind would follow env, not the exec

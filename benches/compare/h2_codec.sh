@@ -30,17 +30,7 @@ load() {
 declare -A IR
 for mode in weir hyper; do
   addr=127.0.0.1:$(free_ports 1)
-  spawn valgrind --tool=callgrind --callgrind-out-file="$work/$mode.cg" "$bin" "$mode" "$addr" 2>"$work/$mode.valgrind.log"
-  pid=$!
-  wait_port "$addr" 120
-  load "$WARMUP" "$addr"
-  callgrind_control -z "$pid" >/dev/null 2>&1
-  load "$REQUESTS" "$addr"
-  callgrind_control -d "$pid" >/dev/null 2>&1
-  dump=$(find "$work" -maxdepth 1 -name "$mode.cg.*" | sort | head -1)
-  [ -n "$dump" ] || { echo "$mode: no callgrind dump in $work" >&2; exit 1; }
-  IR[$mode]=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
-  stop "$pid"
+  callgrind_count "$mode" "$addr" "$bin" "$mode" "$addr"
 done
 
 printf 'user-space instructions per h2c request, one fixed 612-byte answer (h2load -n %s -c %s -m 10, after %s warm-up)\n' \

@@ -254,3 +254,24 @@ round_order() {
   local names=(weir haproxy nginx) i=$(( $1 % 3 ))
   echo "${names[*]:i} ${names[*]:0:i}"
 }
+
+# Runs "$@" (a server listening on $2) under callgrind as $1: the caller's `load N ADDR`
+# sends WARMUP requests, the counters are zeroed (`callgrind_control -z`), `load` sends
+# REQUESTS, the counters are dumped (`-d`). Sets IR[$1] (the caller's `declare -A IR`)
+# to the dump's total and leaves the dump as $work/$1.dump.
+callgrind_count() {
+  local name=$1 addr=$2 pid dump
+  shift 2
+  spawn valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg" "$@" 2>"$work/$name.valgrind.log"
+  pid=$!
+  wait_port "$addr" 120
+  load "$WARMUP" "$addr"
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  load "$REQUESTS" "$addr"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  dump=$(find "$work" -maxdepth 1 -name "$name.cg.*" | sort | head -1)
+  [ -n "$dump" ] || { echo "$name: no callgrind dump in $work" >&2; exit 1; }
+  IR[$name]=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
+  mv "$dump" "$work/$name.dump"
+  stop "$pid"
+}

@@ -208,8 +208,9 @@ impl ChunkedDecoder {
     }
 }
 
-/// A token character of RFC 9110 §5.6.2 (field names).
-fn is_tchar(b: u8) -> bool {
+/// A token character of RFC 9110 §5.6.2 (field names, methods, chunk extensions); the
+/// HTTP/2 codec checks request methods and field names with it too.
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

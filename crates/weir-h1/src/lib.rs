@@ -24,7 +24,7 @@ mod framing;
 pub mod fuzzing;
 mod head;
 
-pub use chunked::{chunk_header, ChunkError, ChunkedDecoder, Decoded, LAST_CHUNK};
+pub use chunked::{chunk_header, is_tchar, ChunkError, ChunkedDecoder, Decoded, LAST_CHUNK};
 pub use head::{
     Connection, Framing, Header, HeaderKind, Method, Parsed, Refusal, RequestHead, ResponseHead,
     Span, Version,

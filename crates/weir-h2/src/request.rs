@@ -9,6 +9,8 @@
 //! connection goes on. Which host a request is for, and the `Host` rules, stay with the
 //! data plane's host module, which both HTTP versions share.
 
+use weir_h1::is_tchar;
+
 use crate::hpack::{Block, Field};
 
 /// Why a request is malformed (§8.1.1); each one is a stream error `PROTOCOL_ERROR`.
@@ -216,28 +218,6 @@ fn check_name(name: &[u8]) -> Result<(), Malformed> {
         return Err(Malformed::FieldName);
     }
     Ok(())
-}
-
-/// RFC 9110's token characters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 /// §8.2.1: no NUL, CR or LF, and no whitespace at either end.
