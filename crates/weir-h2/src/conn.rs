@@ -148,7 +148,9 @@ impl Connection {
         let mut out = Vec::with_capacity(64);
         frame::write_settings(
             &[
-                (frame::setting::ENABLE_PUSH, 0),
+                // The settings h2 sent, so clients see what they saw from weir before:
+                // no ENABLE_PUSH (a server's is meaningless, §6.5.2), and the frame
+                // size weir reads stated even though it is the default.
                 (
                     frame::setting::MAX_CONCURRENT_STREAMS,
                     config.max_concurrent_streams,
@@ -156,6 +158,10 @@ impl Connection {
                 (
                     frame::setting::INITIAL_WINDOW_SIZE,
                     config.initial_stream_window,
+                ),
+                (
+                    frame::setting::MAX_FRAME_SIZE,
+                    frame::DEFAULT_MAX_FRAME_SIZE,
                 ),
                 (
                     frame::setting::MAX_HEADER_LIST_SIZE,
@@ -199,6 +205,11 @@ impl Connection {
     /// PINGs or SETTINGS and does not read gets back-pressure, not memory).
     pub fn output(&mut self) -> &mut Vec<u8> {
         &mut self.out
+    }
+
+    /// Bytes queued in [`output`](Self::output).
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
     }
 
     /// The fields of the last [`Event::Request`] or [`Event::Trailers`].
@@ -411,9 +422,10 @@ impl Connection {
             return Ok(None);
         }
         if self.streams.len() >= self.config.max_concurrent_streams as usize {
+            // A client past the limit it was told is one of the glitches h2 counts:
+            // each refusal spends the stream-error budget.
             self.reply_room()?;
-            frame::write_rst_stream(stream, Reason::REFUSED_STREAM, &mut self.out);
-            return Ok(None);
+            return self.stream_error(stream, Reason::REFUSED_STREAM);
         }
         let initial = if self.settings_acked {
             self.config.initial_stream_window
@@ -657,6 +669,26 @@ impl Connection {
         }
     }
 
+    /// The first GOAWAY of a graceful shutdown (RFC 9113 §6.8; h2 and Go send the same):
+    /// the highest stream id, so the client opens no more streams while those already
+    /// on the wire are still taken. Follow it with [`goaway`](Self::goaway) after a
+    /// PING's round trip, which names the last stream served.
+    pub fn goaway_notice(&mut self) {
+        if self.goaway.is_none() {
+            frame::write_goaway(frame::MAX_WINDOW, Reason::NO_ERROR, &mut self.out);
+        }
+    }
+
+    /// Whether `stream` is still open on either side (a response can still go).
+    pub fn is_open(&self, stream: u32) -> bool {
+        self.find(stream).is_some()
+    }
+
+    /// Whether [`goaway`](Self::goaway) was called: no new streams are taken.
+    pub fn is_going_away(&self) -> bool {
+        self.goaway.is_some()
+    }
+
     /// Queues a PING (for the keep-alive check); the answer is [`Event::Pong`].
     pub fn ping(&mut self, data: [u8; 8]) {
         frame::write_ping(false, data, &mut self.out);
@@ -898,7 +930,8 @@ mod tests {
             ));
         }
         assert!(params.contains(&(setting::MAX_CONCURRENT_STREAMS, 4)));
-        assert!(params.contains(&(setting::ENABLE_PUSH, 0)));
+        assert!(params.contains(&(setting::MAX_FRAME_SIZE, 16_384)));
+        assert!(!params.iter().any(|p| p.0 == setting::ENABLE_PUSH));
         assert_eq!(first[1].0.kind, kind::WINDOW_UPDATE);
         // The preface may come a byte at a time.
         for b in PREFACE.iter() {

@@ -84,6 +84,7 @@ mod affinity;
 #[doc(hidden)]
 pub mod fuzzing;
 mod h1;
+mod h2_server;
 mod http;
 mod io;
 mod listener;

@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 
 /// What hyper keeps per backend of an `h2` pool, under one transport
@@ -25,6 +24,18 @@ use hyper::client::conn::http2;
 pub struct H2Client {
     /// The shared HTTP/2 connection, once opened.
     pub conn: arc_swap::ArcSwapOption<http2::SendRequest<ReqBody>>,
+}
+
+/// Error type of the request bodies weir passes on.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The rest of a client's streamed request body.
+pub struct ClientBody(pub Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>);
+
+impl std::fmt::Debug for ClientBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBody").finish_non_exhaustive()
+    }
 }
 
 /// A request body on its way to a backend.
@@ -43,8 +54,9 @@ pub enum ReqBody {
     Streaming {
         /// The frame read before a backend was picked.
         first: Option<Frame<Bytes>>,
-        /// The rest of the client's body.
-        rest: Incoming,
+        /// The rest of the client's body (weir's HTTP/2 server's, boxed so this crate
+        /// needs not know it).
+        rest: ClientBody,
         /// Data bytes passed on, for the access log (`None` when it is off).
         counted: Option<Arc<AtomicU64>>,
     },
@@ -63,12 +75,12 @@ fn count_in(counted: Option<&Arc<AtomicU64>>, frame: &Frame<Bytes>) {
 
 impl Body for ReqBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ReqBody::Empty => Poll::Ready(None),
             ReqBody::Buffered { data, trailers } => {
@@ -86,7 +98,7 @@ impl Body for ReqBody {
                     count_in(counted.as_ref(), &frame);
                     return Poll::Ready(Some(Ok(frame)));
                 }
-                let res = Pin::new(rest).poll_frame(cx);
+                let res = rest.0.as_mut().poll_frame(cx);
                 if let Poll::Ready(Some(Ok(frame))) = &res {
                     count_in(counted.as_ref(), frame);
                 }
@@ -100,7 +112,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Empty => true,
             ReqBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
-            ReqBody::Streaming { first, rest, .. } => first.is_none() && rest.is_end_stream(),
+            ReqBody::Streaming { first, rest, .. } => first.is_none() && rest.0.is_end_stream(),
             ReqBody::Channel(rx) => rx.is_closed() && rx.is_empty(),
         }
     }
@@ -116,7 +128,7 @@ impl Body for ReqBody {
                     .as_ref()
                     .and_then(Frame::data_ref)
                     .map_or(0, |d| d.len() as u64);
-                let inner = rest.size_hint();
+                let inner = rest.0.size_hint();
                 let mut hint = SizeHint::new();
                 hint.set_lower(inner.lower().saturating_add(ahead));
                 if let Some(upper) = inner.upper() {

@@ -38,7 +38,7 @@ pub mod tls;
 mod transport;
 
 pub use conns::{Conns, IDLE_PER_BACKEND};
-pub use h2::{H2Client, ReqBody};
+pub use h2::{BoxError, ClientBody, H2Client, ReqBody};
 pub use stream::Stream;
 pub use tls::{Alpn, TlsError, UpstreamTls};
 pub use transport::{carry_over, ConnectError, Transport, Transports, POOL_IDLE_TIMEOUT};

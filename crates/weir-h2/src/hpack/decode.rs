@@ -70,6 +70,12 @@ impl Block {
         field.value.of(&self.bytes)
     }
 
+    /// The buffer every field's spans index: a caller that keeps the fields past the
+    /// next block copies this once and slices it, instead of copying each field.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The fields as (name, value) pairs, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.fields

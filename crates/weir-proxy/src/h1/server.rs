@@ -161,7 +161,7 @@ pub(crate) async fn serve<S: ClientStream>(
                 return;
             }
             Next::Http2 => {
-                Box::pin(crate::http::serve_hyper(
+                Box::pin(crate::h2_server::serve(
                     super::rewind::Rewind::new(buf, stream),
                     &ctx,
                 ))

@@ -1,12 +1,12 @@
-//! A listener's client-connection limits, applied to hyper's HTTP/2 connection (its
-//! settings) and to both versions (the request cap; HTTP/1's head limits are weir's own
+//! A listener's client-connection limits, applied to weir's HTTP/2 connections (their
+//! settings, `crate::h2_server`) and to both versions (the request cap; HTTP/1's head limits are weir's own
 //! engine's, `crate::h1`).
 //!
 //! They are read from the listener's entry in the current table when the connection
 //! opens, so a reload changes them for new connections and never under an open one.
 //!
 //! HTTP/2 "glitches" (HAProxy 3.x's name for protocol abuse that costs the server work
-//! without being a request) are counted by h2 itself, per connection: streams the client
+//! without being a request) are counted by weir-h2, per connection: streams the client
 //! resets before weir took them (`max_pending_reset_streams`, the rapid-reset lever) and
 //! streams weir had to reset for a client's protocol error (`max_stream_errors`); past
 //! either, the connection gets GOAWAY `ENHANCE_YOUR_CALM`. A connection-level error
@@ -16,22 +16,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hyper::server::conn::http2;
-use hyper_util::rt::TokioTimer;
 use tokio::sync::Notify;
 use weir_balance::ListenerTable;
 use weir_config::{Http2Config, ListenerTimeouts};
 use weir_telemetry::ListenerMetrics;
-
-use super::streams::StreamExec;
-
-/// Response bytes one HTTP/2 stream may have queued in weir for its client. hyper's
-/// default (~400 KiB) let a client that grants a large window and stops reading hold
-/// that per stream: 100 streams, 40 MB per connection. A stream window's worth (64 KiB,
-/// the default `initial_stream_window`, which clients mirror) keeps a reading client's
-/// pipe full (the socket buffer holds what is in flight), and back-pressure stops the
-/// backend beyond it.
-const H2_SEND_BUF: usize = 64 * 1024;
 
 /// A listener's settings for one client connection, copied when it opens.
 #[derive(Debug, Clone)]
@@ -53,48 +41,6 @@ impl ConnLimits {
             metrics: listener.metrics().cloned(),
         }
     }
-
-    /// hyper's HTTP/2 server for one connection, with the listener's limits; its
-    /// streams go to `exec` (see [`super::streams`]).
-    pub(crate) fn builder(&self, exec: StreamExec) -> http2::Builder<StreamExec> {
-        let h2 = &self.http2;
-        let mut builder = http2::Builder::new(exec);
-        builder
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(h2.max_concurrent_streams)
-            .max_header_list_size(h2.max_header_list_size)
-            .max_pending_accept_reset_streams(h2.max_pending_reset_streams as usize)
-            .max_local_error_reset_streams(h2.max_stream_errors as usize)
-            .initial_stream_window_size(h2.initial_stream_window)
-            .initial_connection_window_size(h2.initial_connection_window)
-            .max_send_buf_size(H2_SEND_BUF)
-            .keep_alive_interval(h2.keepalive_interval)
-            .keep_alive_timeout(h2.keepalive_timeout);
-        builder
-    }
-}
-
-/// Whether a connection ended because the client broke the protocol: hyper could not
-/// parse an HTTP/1 head, or h2 sent GOAWAY with an error (a flood, too many resets, a
-/// bad frame). A client that just went away, or a timeout, is not one.
-pub(crate) fn is_protocol_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    // Bounded: hyper's chains are two or three deep.
-    for _ in 0..8 {
-        let Some(e) = cause else {
-            return false;
-        };
-        if let Some(h1) = e.downcast_ref::<hyper::Error>() {
-            if h1.is_parse() || h1.is_parse_too_large() {
-                return true;
-            }
-        }
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_go_away() && h2.is_library() && h2.reason() != Some(h2::Reason::NO_ERROR);
-        }
-        cause = e.source();
-    }
-    false
 }
 
 /// Counts a connection's requests against `max_requests_per_connection`.

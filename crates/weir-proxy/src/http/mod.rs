@@ -36,27 +36,21 @@ mod phases;
 pub(crate) mod request_id;
 mod sender;
 mod service;
-mod streams;
 mod upstream;
 
-use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 
 use http::HeaderValue;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use weir_balance::SharedTable;
 
-pub(crate) use body::ReqBody;
+pub(crate) use body::{ReqBody, ResBody};
 pub use error::{ResetCause, UpstreamError};
 pub(crate) use forward::{forward, Attempt, BodySource, HyperAttempt, Outgoing};
 pub(crate) use limits::ConnLimits;
 pub(crate) use upstream::connect_error;
 
-use self::streams::{StreamExec, Streams};
-use crate::io::{ClientIo, ConnShared};
+use crate::io::ConnShared;
 use crate::listener::{ConnScope, ListenerName};
 
 /// Largest HTTP/1 request head accepted (hyper's read buffer): beyond it the client gets
@@ -76,12 +70,16 @@ pub(crate) struct ConnCtx {
     is_tls: bool,
     shared: Arc<ConnShared>,
     /// `max_requests_per_connection`.
-    cap: limits::RequestCap,
+    pub(crate) cap: limits::RequestCap,
 }
 
 impl ConnCtx {
     /// The context of an HTTP/2 connection the engine's connection `conn` handed over.
-    fn new(conn: &crate::h1::Ctx, shared: &Arc<ConnShared>, limits: &ConnLimits) -> Self {
+    pub(crate) fn new(
+        conn: &crate::h1::Ctx,
+        shared: &Arc<ConnShared>,
+        limits: &ConnLimits,
+    ) -> Self {
         let client_ip = HeaderValue::from_str(&conn.client_ip)
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ConnCtx {
@@ -110,133 +108,15 @@ pub(crate) async fn serve<S: crate::h1::ClientStream>(
     crate::h1::serve(stream, is_tls, peer, limits, table, scope).await;
 }
 
-/// Serves an HTTP/2 client connection with hyper (its preface is among the bytes the
-/// stream yields first).
-pub(crate) async fn serve_hyper<S>(stream: S, conn: &crate::h1::Ctx)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let scope = &conn.scope;
-    let limits = conn.limits.clone();
-    let shared = Arc::new(ConnShared::new());
-    let io = ClientIo::new(stream, Arc::clone(&shared), true);
-    let ctx = Arc::new(ConnCtx::new(conn, &shared, &limits));
-
-    let exec = StreamExec::default();
-    let mut streams = Streams::new(&exec);
-    let builder = limits.builder(exec);
-    let timeouts = limits.timeouts;
-    let cap_ctx = Arc::clone(&ctx);
-    let svc = service_fn(move |req| service::handle(Arc::clone(&ctx), req));
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(conn);
-    let killed = scope.kill.cancelled();
-    tokio::pin!(killed);
-    let drained = scope.drain.cancelled();
-    tokio::pin!(drained);
-    let wound = scope.winding_down.cancelled();
-    tokio::pin!(wound);
-    let idle = shared.idle_expired(timeouts.idle);
-    tokio::pin!(idle);
-    let capped = cap_ctx.cap.reached();
-    tokio::pin!(capped);
-    let mut closing = false;
-    // Winding down (the shutdown grace): GOAWAY once the connection has served a
-    // request, so one accepted during the grace is served before it is sent away.
-    let mut winding = false;
-    let first = cap_ctx.cap.first_served();
-    tokio::pin!(first);
-    loop {
-        // The order of the `select!` this replaces (kill, the connection, then the
-        // reasons to close), with the connection's streams polled before hyper's
-        // connection, so the frames they queued go out in the same poll.
-        let event = std::future::poll_fn(|cx| {
-            if killed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Killed);
-            }
-            loop {
-                streams.poll_run(cx);
-                if let Poll::Ready(res) = conn.as_mut().poll(cx) {
-                    return Poll::Ready(Event::Ended(res));
-                }
-                // The connection took new streams: their first poll sends their
-                // requests now, not at the next wake-up.
-                if !streams.adopt() {
-                    break;
-                }
-            }
-            if !closing {
-                if drained.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Drain);
-                }
-                // The shutdown grace: the client's next connection goes wherever
-                // traffic goes now (a moved VIP), after this one has served a request.
-                if !winding && wound.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::WindingDown);
-                }
-                if winding && first.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Wound);
-                }
-                if capped.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Capped);
-                }
-                if idle.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Idle);
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        match event {
-            Event::Killed | Event::Ended(_) => {
-                ended(event, &limits);
-                break;
-            }
-            Event::WindingDown => {
-                winding = true;
-                continue;
-            }
-            Event::Drain => {}
-            Event::Wound => tracing::debug!("winding down, sending GOAWAY"),
-            Event::Capped => {
-                tracing::debug!("max_requests_per_connection reached, sending GOAWAY");
-            }
-            Event::Idle => {
-                tracing::debug!(idle = ?timeouts.idle, "closing idle connection");
-            }
-        }
-        closing = true;
-        conn.as_mut().graceful_shutdown();
+/// Answers one HTTP/2 client request (from [`crate::h2_server`]).
+pub(crate) async fn handle_h2(
+    ctx: Arc<ConnCtx>,
+    req: http::Request<crate::h2_server::RequestBody>,
+) -> http::Response<ResBody> {
+    match service::handle(ctx, req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
     }
-    streams.detach();
-}
-
-/// Logs how a connection ended, and counts a client's protocol error.
-fn ended(event: Event, limits: &ConnLimits) {
-    match event {
-        Event::Killed => tracing::debug!("connection closed by force"),
-        Event::Ended(Ok(())) => tracing::debug!("connection closed"),
-        Event::Ended(Err(e)) => {
-            tracing::debug!(error = %e, "connection ended with an error");
-            if let (true, Some(m)) = (limits::is_protocol_error(&e), &limits.metrics) {
-                m.protocol_error();
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Why [`serve_hyper`]'s loop woke.
-enum Event {
-    Killed,
-    Ended(Result<(), hyper::Error>),
-    Drain,
-    /// The shutdown grace began: GOAWAY after the first request served.
-    WindingDown,
-    /// Winding down and a request was served.
-    Wound,
-    Capped,
-    Idle,
 }
 
 /// A header map with `name` once for each of `values`, in order (for tests).

@@ -223,7 +223,7 @@ pub(super) async fn prepare(
     ctx: &ConnCtx,
     listener: &ListenerTable,
     parts: &Parts,
-    body: Incoming,
+    body: crate::h2_server::RequestBody,
     answer: &Answer<'_>,
 ) -> Result<Prepared, Refusal<'static>> {
     let h1 = parts.version != Version::HTTP_2;

@@ -21,7 +21,6 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 use weir_balance::{ListenerTable, RouteTarget};
 
@@ -32,6 +31,7 @@ use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::BodySource;
 use super::{headers, ConnCtx};
 pub(super) use crate::h1::Answer;
+use crate::h2_server::RequestBody;
 use crate::io::RequestGuard;
 use crate::policy::Scope;
 
@@ -48,7 +48,7 @@ pub(super) const BAD_BODY: &str = "invalid request body";
 /// controls. The access log's `duration_ms` runs until the response body ends.
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<ResBody>, Infallible> {
     let start = Instant::now();
     let guard = ctx.shared.request_started();
@@ -161,7 +161,7 @@ fn finish(answer: &mut Answer<'_>, resp: &mut Response<ResBody>) {
 async fn proxy<'t>(
     ctx: &ConnCtx,
     listener: &'t ListenerTable,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     id: &HeaderValue,
     guard: RequestGuard,
     answer: &mut Answer<'t>,
@@ -214,7 +214,7 @@ async fn proxy<'t>(
 
 pub(super) enum FirstFrame {
     Timeout,
-    Invalid(hyper::Error),
+    Invalid(crate::h1::BoxError),
 }
 
 /// Reads the body's first frame before any backend is contacted: a malformed chunked
@@ -222,7 +222,7 @@ pub(super) enum FirstFrame {
 ///
 /// `counted` (access log on) receives the body bytes that are passed on.
 pub(super) async fn read_first_frame(
-    mut body: Incoming,
+    mut body: RequestBody,
     limit: Duration,
     counted: Option<Arc<AtomicU64>>,
 ) -> Result<BodySource, FirstFrame> {
@@ -238,7 +238,7 @@ pub(super) async fn read_first_frame(
     if !body.is_end_stream() {
         return Ok(BodySource::Streaming(Some(ReqBody::Streaming {
             first: Some(frame),
-            rest: body,
+            rest: weir_upstream::ClientBody(Box::pin(body)),
             counted,
         })));
     }
