@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # User-space instructions per HTTP/2 (h2c) request for one fixed answer, served by weir's
-# own codec (weir-h2) and by hyper's HTTP/2 server (hyper + h2, what weir serves HTTP/2
-# clients with today), in one run: what replacing hyper's server saves, with no routing
+# own codec (weir-h2) and by hyper's HTTP/2 server (hyper + h2, what weir served HTTP/2
+# clients with before weir-h2), in one run: what replacing hyper's server saves, with no routing
 # and no backend in the way (`benches/src/bin/h2-codec-server.rs`).
 #
 # Each mode runs under `valgrind --tool=callgrind`; the script sends WARMUP requests,

@@ -1,6 +1,6 @@
 //! The affinity key of a request or connection: what a consistent-hash pool hashes.
 //!
-//! Both HTTP paths (weir's HTTP/1 engine and hyper's HTTP/2 server) and the TCP relay
+//! Both HTTP paths (weir's HTTP/1 engine and its HTTP/2 server) and the TCP relay
 //! call [`key`] with what they have: the client's address (the PROXY-protocol address
 //! when the listener takes one, as access lists use), the request path and an iterator
 //! over its headers. Everything is borrowed from the request and hashed in place, so a

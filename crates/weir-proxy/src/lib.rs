@@ -50,8 +50,9 @@
 //!                                      line when it drops (http/access.rs, Drop)
 //! ```
 //!
-//! HTTP/2 clients (and whatever hyper's server takes: TLS with ALPN h2, the h2c
-//! preface), `http/service.rs` and `http/phases.rs`, from `http/mod.rs::serve_hyper`:
+//! HTTP/2 clients (TLS with ALPN h2, or the h2c preface), `http/service.rs` and
+//! `http/phases.rs`, from `h2_server/mod.rs::serve` (weir-h2's codec, one task per
+//! connection):
 //!
 //! ```text
 //! admit    http/service.rs::handle     the listener, the request id, access record

@@ -24,7 +24,7 @@
 //! answer.rs    request ids, what is recorded of an answer, weir's own answers
 //! respond.rs   a backend's answer sent on; 101 into a tunnel
 //! exchange.rs  one attempt on one backend (driven by http::forward's retry rules)
-//! from_h2.rs   requests of HTTP/2 clients (hyper's server) to HTTP/1 backends
+//! from_h2.rs   requests of HTTP/2 clients (crate::h2_server) to HTTP/1 backends
 //! h2_upload.rs an HTTP/2 client's request head and streamed body, in HTTP/1
 //! write.rs     the heads weir writes, from the spans of the heads it read
 //! body.rs      bodies, both ways, framing checked and rewritten

@@ -69,9 +69,10 @@ const FRAME: usize = weir_h2::frame::DEFAULT_MAX_FRAME_SIZE as usize;
 /// How long a closing connection's last frames may take to leave.
 const FLUSH_LIMIT: Duration = Duration::from_secs(1);
 
-/// The PING payload of the graceful shutdown's round trip (keep-alive PINGs carry
-/// another).
+/// The PING payload of the graceful shutdown's round trip: its answer says the client
+/// has seen the first GOAWAY, so the last one can name the last stream.
 const SHUTDOWN_PING: [u8; 8] = *b"weir-bye";
+/// The keep-alive PING's payload, told apart from the shutdown's and the client's own.
 const KEEPALIVE_PING: [u8; 8] = *b"weir-ka!";
 
 /// Serves an HTTP/2 client connection (its preface is among the bytes `stream` yields
@@ -205,16 +206,22 @@ enum Closing {
     Final,
 }
 
+/// `http2.keepalive_*`: a PING every `every`, the connection closed when one goes
+/// unanswered for `timeout` (a vanished client would otherwise hold its streams).
 struct Keepalive {
     every: Duration,
     timeout: Duration,
+    /// The next PING, or the deadline of the one out.
     timer: Pin<Box<Sleep>>,
     /// A PING is out and the timer is its deadline.
     waiting: bool,
 }
 
+/// One connection: its socket and read buffer beside the protocol state.
 struct Driver<S> {
     io: ClientIo<S>,
+    /// Held for the connection's life: HTTP/2 connections are few and busy, unlike
+    /// HTTP/1 keep-alive ones, whose buffers are lent per request.
     rbuf: Vec<u8>,
     /// `rbuf[start..end]`: read and not yet taken by the codec.
     start: usize,
@@ -260,8 +267,11 @@ struct Pongs {
 /// One request stream weir has taken.
 struct Slot {
     id: u32,
+    /// Re-armed before each poll, so a wake queues the stream once.
     wake: Arc<StreamWaker>,
+    /// The same, as the waker its handler and body see.
     waker: Waker,
+    /// The request body's queue, when the request has one.
     inbound: Option<Arc<Inbound>>,
     state: SlotState,
 }
@@ -287,6 +297,7 @@ enum Step {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    /// Starts a graceful close: the first GOAWAY and the PING whose answer ends it.
     fn begin_close(&mut self) {
         if self.closing != Closing::Open {
             return;
@@ -296,11 +307,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         self.closing = Closing::Notified;
     }
 
+    /// The last GOAWAY, naming the last stream taken: the connection ends with them.
     fn final_goaway(&mut self) {
         self.core.h2.goaway(Reason::NO_ERROR);
         self.closing = Closing::Final;
     }
 
+    /// Moves everything that can move (credit, streams, output, input) in rounds until
+    /// nothing does, then waits on the socket, the streams' wakers and the timers.
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         self.core.ready.register(cx.waker());
         for round in 0..ROUNDS {
@@ -539,6 +553,7 @@ impl Core {
         self.slots.iter().position(|s| s.id == id)
     }
 
+    /// What a frame from the client means for the streams.
     fn on_event(&mut self, event: Event<'_>) {
         match event {
             Event::Request {
@@ -601,6 +616,7 @@ impl Core {
         }
     }
 
+    /// A new request: its handler starts at the next round, as a slot of its own.
     fn request(&mut self, id: u32, head: &weir_h2::request::RequestHead, end_stream: bool) {
         let inbound = (!end_stream).then(|| Inbound::new(id, &self.ready));
         let body = match &inbound {
@@ -702,6 +718,8 @@ impl Core {
         any
     }
 
+    /// Polls one stream: its handler until the response head, then its body, as far as
+    /// the windows and the output limit let it.
     fn poll_slot(&mut self, i: usize) -> Step {
         let slot = &mut self.slots[i];
         let id = slot.id;

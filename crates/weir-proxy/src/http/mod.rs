@@ -2,12 +2,12 @@
 //! after ALPN), proxied to HTTP/1.1 backends, or HTTP/2 ones for `upstream_protocol: h2`.
 //!
 //! HTTP/1 clients are served by weir's own engine ([`crate::h1`]), which hands a
-//! connection that opens with the HTTP/2 preface to hyper's HTTP/2 server (the stream is
-//! the socket or its TLS session, see [`crate::tls`]). Each request goes through [`service::handle`], which loads the
-//! current table, routes, picks, and streams. The connection task also enforces the
-//! client-side limits: header size (431) and header read time come from hyper's h1
-//! settings, idle time from a watchdog over the socket's activity counter, and a drain
-//! turns into hyper's graceful shutdown (`Connection: close` on HTTP/1.1, GOAWAY on h2).
+//! connection that opens with the HTTP/2 preface to weir's HTTP/2 server
+//! ([`crate::h2_server`]; the stream is the socket or its TLS session, see
+//! [`crate::tls`]). Each HTTP/2 request goes through [`service::handle`], which loads the
+//! current table, routes, picks, and streams; this module holds that path and what both
+//! versions share (the connection's context and limits, the request cap, the
+//! forwarding rules, hyper's client for `h2` pools).
 //!
 //! ```text
 //! service.rs   one request: its phases run in order, a refusal answered
@@ -96,7 +96,7 @@ impl ConnCtx {
 
 /// Serves one HTTP client connection until it closes, drains, idles out or is killed:
 /// HTTP/1 on weir's own engine ([`crate::h1`]), which hands HTTP/2 clients to
-/// [`serve_hyper`].
+/// [`crate::h2_server::serve`].
 pub(crate) async fn serve<S: crate::h1::ClientStream>(
     stream: S,
     is_tls: bool,

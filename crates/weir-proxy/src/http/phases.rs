@@ -1,4 +1,4 @@
-//! The phases of one request of hyper's server, in the order `service.rs::proxy` runs
+//! The phases of one HTTP/2 client's request, in the order `service.rs::proxy` runs
 //! them: admit, route, pick, prepare, forward, respond.
 //!
 //! Each phase decides and does not answer: where it stops the request it returns a

@@ -1,10 +1,10 @@
-//! The per-request path of hyper's server, in named phases: admit, route (and the
+//! The per-request path of HTTP/2 clients (`crate::h2_server`), in named phases: admit, route (and the
 //! route's actions: redirect, rewrite, request headers), pick, prepare (the first body
 //! frame), forward, respond (response headers); a phase that stops the request returns
 //! a `Refusal`, answered in one place.
 //!
-//! Runs once per request on every client connection, so it takes no lock and allocates
-//! only what hyper's types require: the table is an `ArcSwap` load, the pick works on
+//! Runs once per request on every HTTP/2 stream, so it takes no lock and allocates
+//! only what the `http` types require: the table is an `ArcSwap` load, the pick works on
 //! the snapshot's slices, the backends tried are a stack array. Every request gets an
 //! `X-Request-Id` ([`super::request_id`]) that goes to the backend and back to the client.
 //! Responses weir writes itself are short `text/plain` bodies with the status, a generic
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
@@ -29,7 +29,7 @@ use super::body::{ReqBody, ResBody};
 use super::phases::{admit, forward, pick, police, prepare, respond, route};
 use super::request_id::{self, X_REQUEST_ID};
 use super::upstream::BodySource;
-use super::{headers, ConnCtx};
+use super::ConnCtx;
 pub(super) use crate::h1::Answer;
 use crate::h2_server::RequestBody;
 use crate::io::RequestGuard;
@@ -37,14 +37,13 @@ use crate::policy::Scope;
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
-const KEEP_ALIVE: HeaderValue = HeaderValue::from_static("keep-alive");
 pub(super) const BAD_BODY: &str = "invalid request body";
 
 /// Answers one client request, and records it: latency and request counters of its
 /// route, and the access-log record when the listener has one.
 ///
 /// The latency (`weir_http_request_duration_seconds`) runs from the request's arrival
-/// to its response headers being handed to hyper, retries included: the part weir
+/// to its response headers being handed to the connection, retries included: the part weir
 /// controls. The access log's `duration_ms` runs until the response body ends.
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
@@ -52,12 +51,10 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResBody>, Infallible> {
     let start = Instant::now();
     let guard = ctx.shared.request_started();
-    let version = req.version();
-    let h1 = version != Version::HTTP_2;
-    let last = ctx.cap.count(!h1);
+    // HTTP/1 clients have weir's engine (`crate::h1`); only HTTP/2 streams come here,
+    // and their connection sends GOAWAY when the cap is reached.
+    ctx.cap.count(true);
     let request_id = request_id::of(req.headers());
-    let wants_keep_alive =
-        version == Version::HTTP_10 && headers::connection_has(req.headers(), "keep-alive");
     // A fresh snapshot per request: a reload applies to the next request on a
     // kept-alive connection.
     let listener = ctx
@@ -68,7 +65,13 @@ pub(crate) async fn handle(
     let mut resp = match listener {
         None => {
             let msg = "listener is shutting down";
-            reply(StatusCode::SERVICE_UNAVAILABLE, msg, &request_id, guard, h1)
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                msg,
+                &request_id,
+                guard,
+                false,
+            )
         }
         Some(listener) => {
             let access = Access::begin(
@@ -81,34 +84,23 @@ pub(crate) async fn handle(
             );
             let mut answer = Answer::new(listener.unrouted_metrics(), start);
             answer.access = access;
-            // Boxed: hyper moves each stream's future into a task of its own, and tokio
-            // copies it there several times; unboxed, `proxy`'s states (the engine's
-            // exchange, hyper's HTTP/2 client handshake) made that about 10 KiB of
-            // `memcpy` per request, half of an HTTP/2 request's instructions. One
-            // allocation costs far less.
+            // Boxed: the stream's future is itself boxed by its connection and moved
+            // there; unboxed, `proxy`'s states (the engine's exchange, hyper's HTTP/2
+            // client handshake) made that about 10 KiB of `memcpy` per request, half of
+            // an HTTP/2 request's instructions under hyper. One allocation costs less.
             let proxied = Box::pin(proxy(&ctx, &listener, req, &request_id, guard, &mut answer));
             let mut resp = proxied.await;
             finish(&mut answer, &mut resp);
             resp
         }
     };
-    if version == Version::HTTP_10 {
-        http10_connection(&mut resp, wants_keep_alive);
-    }
-    if last && h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        // `max_requests_per_connection`: hyper closes after a response saying so.
-        resp.headers_mut().insert(header::CONNECTION, CLOSE);
-    }
     // Replaces a backend's own id: the client gets the one weir logged.
     let mut request_id = request_id;
-    if !h1 {
-        // HPACK: a value unique to each response is never worth a place in the
-        // connection's dynamic table. Indexed, every response inserted one id and evicted
-        // another, and h2 walked the chain of earlier ids comparing each (about 3,000
-        // instructions per request, a seventh of weir's cost). Marked sensitive it goes
-        // out as a literal that is never indexed, as HAProxy's encoder sends it.
-        request_id.set_sensitive(true);
-    }
+    // HPACK: a value unique to each response is never worth a place in a dynamic table
+    // (weir-h2's encoder has none; h2's inserted one id and evicted another per
+    // response). Marked sensitive it goes out as a never-indexed literal, as HAProxy's
+    // encoder sends it, and an HPACK-aware peer keeps it out of its tables too.
+    request_id.set_sensitive(true);
     resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
     Ok(resp)
 }
@@ -121,27 +113,6 @@ pub(super) fn protocol_error(listener: &ListenerTable) {
     if let Some(m) = listener.metrics() {
         m.protocol_error();
     }
-}
-
-/// Says whether an HTTP/1.0 connection stays open after this response.
-///
-/// hyper keeps an HTTP/1.0 connection only when the response carries `Connection:
-/// keep-alive`, and weir strips the backend's `Connection` as hop-by-hop; without this,
-/// hyper closed after every response and a client that had sent its next request on the
-/// same connection lost it. HTTP/1.0 has no chunked coding, so only a response of known
-/// length can keep the connection; any other ends it, and says so.
-fn http10_connection(resp: &mut Response<ResBody>, wants_keep_alive: bool) {
-    if headers::connection_has(resp.headers(), "close") {
-        return;
-    }
-    let delimited = resp.body().size_hint().exact().is_some()
-        || resp.headers().contains_key(header::CONTENT_LENGTH);
-    let value = if wants_keep_alive && delimited {
-        KEEP_ALIVE
-    } else {
-        CLOSE
-    };
-    resp.headers_mut().insert(header::CONNECTION, value);
 }
 
 /// Records latency and, if no backend's answer was counted, weir's own answer (the
