@@ -209,8 +209,10 @@ impl ChunkedDecoder {
 }
 
 /// A token character of RFC 9110 §5.6.2 (field names, methods, chunk extensions); the
-/// HTTP/2 codec checks request methods and field names with it too.
-pub fn is_tchar(b: u8) -> bool {
+/// HTTP/2 codec checks request methods and field names with it too (`const`, so it can
+/// build its byte tables at compile time).
+#[inline]
+pub const fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

@@ -1,7 +1,7 @@
 //! weir's HTTP/2 codec, which serves HTTP/2 clients in place of hyper's and h2's
 //! general-purpose server (issue 9: under them an HTTP/2 request cost weir about 1.2×
 //! HAProxy's instructions, and h2's own HPACK, stream and frame work was more than the
-//! whole gap; on this codec it costs about 0.73×).
+//! whole gap; on this codec it costs about 0.70×).
 //!
 //! Like `weir-h1` it does no I/O, so every part is tested and fuzzed on its own; the
 //! socket, timers and streams' work around it are `weir-proxy`'s `h2_server`.
