@@ -29,8 +29,9 @@ use super::h2_upload::FrameUpload;
 use crate::http::{forward, UpstreamError};
 use crate::outlier;
 
-/// Error type of the bodies weir hands hyper.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Error type of the bodies weir hands hyper (one definition, in weir-upstream, whose
+/// request bodies carry it too).
+pub(crate) use weir_upstream::BoxError;
 
 /// Sends a prepared HTTP/2 client's request (head and whole body in `wire`) to `first`
 /// of `pool`, with the engine's attempts and retry rules.
